@@ -1,0 +1,201 @@
+//! Content digests: strict parsing (before a digest ever becomes a path) and hashing.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::error::{Error, Result, invalid_argument};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Algorithm> {
+        match name {
+            "sha256" => Ok(Algorithm::Sha256),
+            "sha512" => Ok(Algorithm::Sha512),
+            _ => Err(invalid_argument(format!(
+                "unsupported digest algorithm {:?} (sha256 and sha512 are supported)",
+                name
+            ))),
+        }
+    }
+}
+
+/// A validated digest: `sha256:` + 64 or `sha512:` + 128 lowercase hex characters, nothing else.
+/// Because the hex part is checked, `blobs/<alg>/<hex>` can never leave `blobs/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    algorithm: Algorithm,
+    hex: String,
+}
+
+impl Digest {
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// Builds a digest from an algorithm and an encoded part, checking the encoded part.
+    pub fn from_parts(algorithm: Algorithm, hex: &str) -> Result<Digest> {
+        let valid = hex.len() == algorithm.hex_len()
+            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !valid {
+            let name = algorithm.name();
+            return Err(invalid_argument(format!(
+                "invalid digest {:?}: {name} needs exactly {} lowercase hex characters",
+                format!("{name}:{hex}"),
+                algorithm.hex_len()
+            )));
+        }
+        Ok(Digest { algorithm, hex: hex.to_owned() })
+    }
+
+    /// The digest of `bytes` under `algorithm`.
+    pub fn of_bytes(algorithm: Algorithm, bytes: &[u8]) -> Digest {
+        let mut hasher = Hasher::new(algorithm);
+        hasher.update(bytes);
+        hasher.finish()
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Digest> {
+        let Some((algorithm, hex)) = text.split_once(':') else {
+            return Err(invalid_argument(format!(
+                "invalid digest {text:?}: expected <algorithm>:<hex>"
+            )));
+        };
+        Digest::from_parts(Algorithm::from_name(algorithm)?, hex)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm.name(), self.hex)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Running hash of one algorithm.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    /// The digest of everything hashed so far; the hasher stays usable.
+    pub fn current(&self) -> Digest {
+        self.clone().finish()
+    }
+
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
+        };
+        Digest { algorithm, hex }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    const EMPTY_SHA256: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parses_and_prints_a_valid_sha256() {
+        let digest: Digest = EMPTY_SHA256.parse().unwrap();
+        assert_eq!(digest.to_string(), EMPTY_SHA256);
+        assert_eq!(Digest::of_bytes(Algorithm::Sha256, b""), digest);
+    }
+
+    #[test]
+    fn hashes_sha512() {
+        let digest = Digest::of_bytes(Algorithm::Sha512, b"abc");
+        assert!(digest.hex().starts_with("ddaf35a193617aba"));
+        assert_eq!(digest.to_string().parse::<Digest>().unwrap(), digest);
+    }
+
+    #[test]
+    fn rejects_every_malformed_digest() {
+        let long = format!("sha256:{}", "a".repeat(65));
+        let upper = format!("sha256:{}", "A".repeat(64));
+        let nul = format!("sha256:{}\0", "a".repeat(63));
+        let newline = format!("sha256:{}\n", "a".repeat(64));
+        let cases = [
+            "",
+            "sha256",
+            "sha256:",
+            "sha256:../../etc/passwd",
+            "sha256:../x",
+            "sha256:abc",
+            long.as_str(),
+            upper.as_str(),
+            nul.as_str(),
+            newline.as_str(),
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ];
+        for case in cases {
+            let err = case.parse::<Digest>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{case:?}");
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The one error type of the core. Each `ErrorKind` maps to exactly one C status code
+//! (`src/ffi/error.rs`), so a C caller can act on the kind and print the message.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// A caller-supplied value is malformed (a digest, a reference name, an option).
+    InvalidArgument,
+    /// The blob, reference or ingest does not exist.
+    NotFound,
+    /// The thing to create is already there (a layout, a blob with the expected digest).
+    AlreadyExists,
+    /// The layout or a document in it is not a valid OCI image layout / document.
+    InvalidImage,
+    /// Bytes do not hash to the digest that names them.
+    DigestMismatch,
+    /// Bytes are not as long as the size that was declared for them.
+    SizeMismatch,
+    /// A reference already points elsewhere and the caller did not ask to force it.
+    Clobber,
+    /// Another writer (in this or another process) holds the resource.
+    Locked,
+    /// The operating system refused an I/O operation.
+    Io,
+    /// A document or value exceeds a configured limit.
+    TooLarge,
+    /// The media type has no typed parser.
+    UnsupportedMediaType,
+    /// The operation exists in the API but this form of it is not implemented.
+    NotImplemented,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into() }
+    }
+
+    /// An I/O error on `path`, keeping the OS reason in the message.
+    pub fn io(what: &str, path: &Path, err: io::Error) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::NotFound => ErrorKind::NotFound,
+            io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+            _ => ErrorKind::Io,
+        };
+        Error::new(kind, format!("{what} {}: {err}", path.display()))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand constructors, so call sites read as the error they raise.
+pub fn invalid_argument(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidArgument, message)
+}
+
+pub fn invalid_image(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidImage, message)
+}
+
+pub fn not_found(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::NotFound, message)
+}

@@ -1,0 +1,20 @@
+//! ocicas: an OCI content-addressable blob store over a standard OCI image layout, with a C ABI.
+//!
+//! The core modules know nothing of C; `ffi` converts between the C ABI and this API.
+
+pub mod content;
+pub mod digest;
+pub mod error;
+pub mod fsck;
+pub mod layout;
+pub mod refs;
+pub mod spec;
+
+mod ffi;
+
+pub use content::{BlobReader, StoredBlob};
+pub use digest::{Algorithm, Digest};
+pub use error::{Error, ErrorKind, Result};
+pub use fsck::FsckReport;
+pub use layout::{Engine, OpenOptions};
+pub use spec::{Descriptor, Document};

@@ -1,0 +1,135 @@
+//! Named references: `index.json` entries whose `org.opencontainers.image.ref.name` annotation
+//! names them. Updates are read-modify-write under the exclusive store lock with an atomic
+//! replace, so concurrent taggers in several processes never lose an update.
+
+use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
+use crate::layout::Engine;
+use crate::spec::{ANNOTATION_REF_NAME, Descriptor};
+
+/// Checks a reference name against the grammar of the OCI `ref.name` annotation:
+/// `component ("/" component)*`, `component = alphanum (separator alphanum)*`,
+/// `separator = [-._:@+] | "--"`.
+pub fn validate_ref_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty() && name.split('/').all(valid_component);
+    if !valid {
+        return Err(invalid_argument(format!(
+            "invalid reference name {name:?}: components of [A-Za-z0-9] joined by one of -._:@+ or --, separated by /"
+        )));
+    }
+    Ok(())
+}
+
+fn valid_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let is_separator = |b: u8| matches!(b, b'-' | b'.' | b'_' | b':' | b'@' | b'+');
+    let mut i = 0;
+    let mut expect_alphanum = true;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphanumeric() {
+            expect_alphanum = false;
+            i += 1;
+        } else if expect_alphanum {
+            return false;
+        } else if bytes[i..].starts_with(b"--") {
+            expect_alphanum = true;
+            i += 2;
+        } else if is_separator(bytes[i]) {
+            expect_alphanum = true;
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    !bytes.is_empty() && !expect_alphanum
+}
+
+impl Engine {
+    /// Points `name` at `descriptor`. Idempotent for an equal descriptor; `Clobber` when the
+    /// name points elsewhere and `force` is false. The target blob must be stored with the
+    /// size the descriptor declares.
+    pub fn ref_put(&self, name: &str, descriptor: &Descriptor, force: bool) -> Result<()> {
+        validate_ref_name(name)?;
+        let stored_size = self.blob_size(&descriptor.digest)?;
+        if stored_size != descriptor.size {
+            return Err(Error::new(
+                ErrorKind::SizeMismatch,
+                format!(
+                    "cannot tag {name:?}: blob {} is {stored_size} bytes, the descriptor says {}",
+                    descriptor.digest, descriptor.size
+                ),
+            ));
+        }
+        let mut entry = descriptor.clone();
+        entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+
+        let _lock = self.lock_exclusive()?;
+        let mut index = self.read_index()?;
+        let existing: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(name)).collect();
+        if existing.len() == 1 && *existing[0] == entry {
+            return Ok(());
+        }
+        if let (Some(old), false) = (existing.first(), force) {
+            return Err(Error::new(
+                ErrorKind::Clobber,
+                format!("reference {name:?} already points at {}; use force to move it", old.digest),
+            ));
+        }
+        index.manifests.retain(|d| d.ref_name() != Some(name));
+        index.manifests.push(entry);
+        self.write_index(&index)
+    }
+
+    /// The descriptor `name` points at (with its annotations, as stored in index.json).
+    pub fn ref_get(&self, name: &str) -> Result<Descriptor> {
+        validate_ref_name(name)?;
+        self.read_index()?
+            .manifests
+            .into_iter()
+            .rev()
+            .find(|d| d.ref_name() == Some(name))
+            .ok_or_else(|| not_found(format!("reference {name:?} not found in {}", self.root().display())))
+    }
+
+    /// Removes `name`; removing a name that is not there is not an error.
+    pub fn ref_delete(&self, name: &str) -> Result<()> {
+        validate_ref_name(name)?;
+        let _lock = self.lock_exclusive()?;
+        let mut index = self.read_index()?;
+        let before = index.manifests.len();
+        index.manifests.retain(|d| d.ref_name() != Some(name));
+        if index.manifests.len() == before {
+            return Ok(());
+        }
+        self.write_index(&index)
+    }
+
+    /// Every named reference with its descriptor, in index.json order.
+    pub fn ref_list(&self) -> Result<Vec<(String, Descriptor)>> {
+        Ok(self
+            .read_index()?
+            .manifests
+            .into_iter()
+            .filter_map(|d| Some((d.ref_name()?.to_owned(), d)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_names_of_the_ref_name_grammar() {
+        for name in ["latest", "v1.0", "a/b/c", "example.com/app:1.0", "x--y", "a@b+c", "1"] {
+            assert!(validate_ref_name(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_names_outside_the_grammar() {
+        for name in ["", "/", "a/", "/a", "a//b", ".a", "a.", "a..b", "a---b", "a b", "a\nb", "é", "a\0"] {
+            let err = validate_ref_name(name).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{name:?}");
+        }
+    }
+}
