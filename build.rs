@@ -1,1 +1,34 @@
-fn main(){}
+//! Generates include/ocicas.h from src/ffi with cbindgen, and gives the shared library its
+//! SONAME. The header is committed; CI regenerates it and fails when it differs.
+
+use std::path::Path;
+
+fn main() {
+    let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libocicas.so.{major}");
+
+    let config = cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml"))
+        .expect("cbindgen.toml is valid");
+    // Only src/ffi is the C ABI: parse its files, not the core's public Rust items.
+    let ffi_dir = Path::new(&crate_dir).join("src").join("ffi");
+    let mut ffi_files: Vec<_> = std::fs::read_dir(&ffi_dir)
+        .expect("src/ffi exists")
+        .map(|entry| entry.expect("src/ffi is readable").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
+    ffi_files.sort();
+    let mut builder = cbindgen::Builder::new().with_config(config);
+    for file in ffi_files {
+        builder = builder.with_src(file);
+    }
+    let bindings = builder
+        .generate()
+        .expect("cbindgen can parse src/ffi");
+    let header = Path::new(&crate_dir).join("include").join("ocicas.h");
+    // Write only on change, so an unchanged header keeps its mtime and does not rebuild C tests.
+    bindings.write_to_file(header);
+}

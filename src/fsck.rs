@@ -25,6 +25,15 @@ impl FsckReport {
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
     }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sound": self.is_sound(),
+            "problems": self.problems,
+            "blobsChecked": self.blobs_checked,
+            "reachable": self.reachable,
+        })
+    }
 }
 
 /// Layers that registries may not serve and layouts may omit (OCI and Docker "foreign" layers).

@@ -263,6 +263,12 @@ pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
         .map_err(|e| crate::error::invalid_argument(format!("cannot serialize JSON: {e}")))
 }
 
+/// `canonical_json` as a string.
+pub fn canonical_json_string<T: Serialize>(value: &T) -> Result<String> {
+    // serde_json writes only valid UTF-8.
+    Ok(String::from_utf8_lossy(&canonical_json(value)?).into_owned())
+}
+
 fn parse_json<T: DeserializeOwned>(media_type: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| invalid_image(format!("invalid {media_type} document: {e}")))
 }

@@ -1,1 +1,156 @@
+//! The C ABI. Each file mirrors a core module and only converts: C arguments to Rust values,
+//! results to status codes and C outputs. Every exported function runs inside `boundary`, which
+//! turns errors into status codes and panics into `OCICAS_ERR_PANIC`, and checks its pointers
+//! with the `arg_*` helpers before any work, so NULL is `OCICAS_ERR_INVALID_ARGUMENT`.
 
+#![allow(non_camel_case_types)]
+
+mod content;
+mod engine;
+mod error;
+mod fsck;
+mod refs;
+
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use error::ocicas_status;
+use error::set_last_error;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result, invalid_argument};
+
+/// Runs an exported function's body: `Ok` is `OCICAS_OK`; an error sets the thread's last error
+/// message and returns its status; a panic is caught and reported as `OCICAS_ERR_PANIC`.
+pub(crate) fn boundary(body: impl FnOnce() -> Result<()>) -> ocicas_status {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => ocicas_status::OCICAS_OK,
+        Ok(Err(err)) => {
+            set_last_error(err.message());
+            err.kind().into()
+        }
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            set_last_error(&format!("internal error (panic) in ocicas: {reason}"));
+            ocicas_status::OCICAS_ERR_PANIC
+        }
+    }
+}
+
+fn null_argument(name: &str) -> Error {
+    invalid_argument(format!("argument {name} is NULL"))
+}
+
+/// Borrows a handle or struct the caller passed in.
+///
+/// # Safety
+/// `ptr` is NULL or points at a live `T` for the duration of the call.
+pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> {
+    unsafe { ptr.as_ref() }.ok_or_else(|| null_argument(name))
+}
+
+/// Checks an output pointer; the caller writes it last, only on success.
+///
+/// # Safety
+/// `ptr` is NULL or points at writable memory for a `T`.
+pub(crate) unsafe fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    unsafe { ptr.as_mut() }.ok_or_else(|| null_argument(name))
+}
+
+/// Borrows a NUL-terminated UTF-8 string.
+///
+/// # Safety
+/// `ptr` is NULL or a NUL-terminated string alive for the duration of the call.
+pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a str> {
+    if ptr.is_null() {
+        return Err(null_argument(name));
+    }
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| invalid_argument(format!("argument {name} is not valid UTF-8")))
+}
+
+/// Borrows `len` bytes; NULL is allowed only when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points at `len` readable bytes.
+pub(crate) unsafe fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+    match (ptr.is_null(), len) {
+        (true, 0) => Ok(&[]),
+        (true, _) => Err(null_argument(name)),
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, len) }),
+    }
+}
+
+/// Parses a digest argument strictly.
+///
+/// # Safety
+/// As `arg_str`.
+pub(crate) unsafe fn arg_digest(ptr: *const c_char, name: &str) -> Result<Digest> {
+    unsafe { arg_str(ptr, name) }?.parse()
+}
+
+/// Moves a value to the heap as an owned handle for C.
+pub(crate) fn into_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Frees a handle made by `into_handle`; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or came from `into_handle::<T>` and was not freed before.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}
+
+/// A string returned to C, to be freed with `ocicas_string_free`.
+pub(crate) fn into_c_string(text: String) -> *mut c_char {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default().into_raw()
+}
+
+/// Runs a C list callback over `items`; a non-zero return stops the iteration early.
+pub(crate) fn for_each_until_stopped<I>(items: I, mut call: impl FnMut(I::Item) -> i32)
+where
+    I: IntoIterator,
+{
+    for item in items {
+        if call(item) != 0 {
+            break;
+        }
+    }
+}
+
+/// Frees a string returned by ocicas. NULL is a no-op.
+///
+/// # Safety
+/// `text` is NULL or a string returned by an ocicas function, not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_string_free(text: *mut c_char) {
+    if !text.is_null() {
+        drop(unsafe { CString::from_raw(text) });
+    }
+}
+
+/// Frees a byte buffer returned by ocicas (e.g. by `ocicas_blob_read`), with the length that
+/// was returned beside it. NULL is a no-op.
+///
+/// # Safety
+/// `data`/`len` are NULL/0 or exactly what an ocicas function returned, not freed before.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_bytes_free(data: *mut u8, len: usize) {
+    if !data.is_null() {
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(data, len)) });
+    }
+}
+
+/// The library version, e.g. "0.1.0". Static storage; do not free.
+#[unsafe(no_mangle)]
+pub extern "C" fn ocicas_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}

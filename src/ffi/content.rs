@@ -1,0 +1,223 @@
+//! C ABI of `content`: blobs and blob readers.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use super::engine::ocicas_engine;
+use super::{
+    arg_bytes, arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, free_handle,
+    into_c_string, into_handle, ocicas_status,
+};
+use crate::content::BlobReader;
+use crate::error::invalid_argument;
+
+/// A random-access reader of one committed blob. `ocicas_reader_read_at` and
+/// `ocicas_reader_size` may be called from several threads at once.
+pub struct ocicas_reader {
+    reader: BlobReader,
+}
+
+/// Called once per blob by `ocicas_blob_list` with its digest (valid only during the call).
+/// Return 0 to go on, non-zero to stop listing.
+pub type ocicas_blob_list_cb = Option<unsafe extern "C" fn(digest: *const c_char, user_data: *mut c_void) -> c_int>;
+
+/// Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
+/// returns its digest in `*out_digest`, a string to free with `ocicas_string_free`.
+/// `data` may be NULL when `len` is 0.
+///
+/// # Safety
+/// `engine` is a live engine; `data` points at `len` readable bytes; `out_digest` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_put(
+    engine: *const ocicas_engine,
+    data: *const u8,
+    len: usize,
+    out_digest: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let data = unsafe { arg_bytes(data, len, "data") }?;
+        let out_digest = unsafe { arg_out(out_digest, "out_digest") }?;
+        let blob = engine.engine.put_blob(data)?;
+        *out_digest = into_c_string(blob.digest.to_string());
+        Ok(())
+    })
+}
+
+/// Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
+/// equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
+/// (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
+/// `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+///
+/// # Safety
+/// `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_put_json(
+    engine: *const ocicas_engine,
+    media_type: *const c_char,
+    json: *const c_char,
+    out_descriptor: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let media_type = unsafe { arg_str(media_type, "media_type") }?;
+        let json = unsafe { arg_str(json, "json") }?;
+        let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| invalid_argument(format!("json is not valid JSON: {e}")))?;
+        let descriptor = engine.engine.put_json(media_type, &value)?;
+        *out_descriptor = into_c_string(crate::spec::canonical_json_string(&descriptor)?);
+        Ok(())
+    })
+}
+
+/// Opens the blob `digest` for random access; `*out_reader` receives a handle to free with
+/// `ocicas_reader_free`. `OCICAS_ERR_NOT_FOUND` when absent, `OCICAS_ERR_INVALID_ARGUMENT` for a
+/// malformed digest, `OCICAS_ERR_INVALID_IMAGE` when the entry is not a regular file.
+///
+/// # Safety
+/// `engine` is a live engine; `digest` a NUL-terminated string; `out_reader` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_open(
+    engine: *const ocicas_engine,
+    digest: *const c_char,
+    out_reader: *mut *mut ocicas_reader,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_reader = unsafe { arg_out(out_reader, "out_reader") }?;
+        let reader = engine.engine.open_blob(&digest)?;
+        *out_reader = into_handle(ocicas_reader { reader });
+        Ok(())
+    })
+}
+
+/// Reads up to `len` bytes at `offset` into `buf`; `*out_read` receives the count, 0 at or past
+/// the end of the blob.
+///
+/// # Safety
+/// `reader` is a live reader; `buf` points at `len` writable bytes; `out_read` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_reader_read_at(
+    reader: *const ocicas_reader,
+    buf: *mut u8,
+    len: usize,
+    offset: u64,
+    out_read: *mut usize,
+) -> ocicas_status {
+    boundary(|| {
+        let reader = unsafe { arg_ref(reader, "reader") }?;
+        let out_read = unsafe { arg_out(out_read, "out_read") }?;
+        let buf: &mut [u8] = match (buf.is_null(), len) {
+            (true, 0) => &mut [],
+            (true, _) => return Err(invalid_argument("argument buf is NULL")),
+            (false, _) => unsafe { std::slice::from_raw_parts_mut(buf, len) },
+        };
+        *out_read = reader.reader.read_at(buf, offset)?;
+        Ok(())
+    })
+}
+
+/// The size in bytes of the reader's blob.
+///
+/// # Safety
+/// `reader` is a live reader; `out_size` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_reader_size(reader: *const ocicas_reader, out_size: *mut u64) -> ocicas_status {
+    boundary(|| {
+        let reader = unsafe { arg_ref(reader, "reader") }?;
+        let out_size = unsafe { arg_out(out_size, "out_size") }?;
+        *out_size = reader.reader.size();
+        Ok(())
+    })
+}
+
+/// Frees a reader from `ocicas_blob_open`. NULL is a no-op.
+///
+/// # Safety
+/// `reader` is NULL or a reader not freed before and not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_reader_free(reader: *mut ocicas_reader) {
+    unsafe { free_handle(reader) }
+}
+
+/// Reads the whole blob `digest` and checks that it hashes to its name. `*out_data` and
+/// `*out_len` receive a buffer to free with `ocicas_bytes_free(data, len)`.
+/// `OCICAS_ERR_DIGEST_MISMATCH` for a corrupt blob; `OCICAS_ERR_TOO_LARGE` when the blob is
+/// larger than `limit` bytes (nothing is allocated then).
+///
+/// # Safety
+/// `engine` is a live engine; `digest` a NUL-terminated string; the outputs are writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_read(
+    engine: *const ocicas_engine,
+    digest: *const c_char,
+    limit: u64,
+    out_data: *mut *mut u8,
+    out_len: *mut usize,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_data = unsafe { arg_out(out_data, "out_data") }?;
+        let out_len = unsafe { arg_out(out_len, "out_len") }?;
+        let bytes = engine.engine.read_blob(&digest, limit)?.into_boxed_slice();
+        *out_len = bytes.len();
+        *out_data = Box::into_raw(bytes).cast();
+        Ok(())
+    })
+}
+
+/// The size of the stored blob `digest` in `*out_size`; `OCICAS_ERR_NOT_FOUND` when absent.
+///
+/// # Safety
+/// `engine` is a live engine; `digest` a NUL-terminated string; `out_size` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_stat(
+    engine: *const ocicas_engine,
+    digest: *const c_char,
+    out_size: *mut u64,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_size = unsafe { arg_out(out_size, "out_size") }?;
+        *out_size = engine.engine.blob_size(&digest)?;
+        Ok(())
+    })
+}
+
+/// Deletes the blob `digest`. Deleting an absent blob is `OCICAS_OK`.
+///
+/// # Safety
+/// `engine` is a live engine; `digest` a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_delete(engine: *const ocicas_engine, digest: *const c_char) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        engine.engine.delete_blob(&digest)
+    })
+}
+
+/// Calls `callback` once per stored blob, sorted by digest, with `user_data` passed through.
+///
+/// # Safety
+/// `engine` is a live engine; `callback` is a valid function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_list(
+    engine: *const ocicas_engine,
+    callback: ocicas_blob_list_cb,
+    user_data: *mut c_void,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
+        let digests = engine.engine.list_blobs()?;
+        for_each_until_stopped(digests, |digest| {
+            let text = std::ffi::CString::new(digest.to_string()).unwrap_or_default();
+            unsafe { callback(text.as_ptr(), user_data) }
+        });
+        Ok(())
+    })
+}

@@ -1,0 +1,66 @@
+//! C ABI of `layout`: opening and closing an engine.
+
+use std::ffi::c_char;
+
+use super::{arg_out, arg_str, boundary, free_handle, into_handle, ocicas_status};
+use crate::error::{ErrorKind, invalid_argument};
+use crate::layout::{Engine, OpenOptions};
+
+/// An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
+pub struct ocicas_engine {
+    pub(crate) engine: Engine,
+}
+
+/// `ocicas_engine_open` flag: create the layout when nothing (or an empty directory) is at
+/// the path; open it otherwise.
+pub const OCICAS_OPEN_CREATE: u32 = 1;
+/// `ocicas_engine_open` flag, with `OCICAS_OPEN_CREATE`: fail with `OCICAS_ERR_ALREADY_EXISTS`
+/// when anything is at the path (umoci's CreateLayout).
+pub const OCICAS_OPEN_EXCLUSIVE: u32 = 2;
+
+/// Opens the OCI image layout at `path`, validating `oci-layout`, `index.json` and `blobs/`.
+/// `flags` is 0 or a combination of `OCICAS_OPEN_CREATE` and `OCICAS_OPEN_EXCLUSIVE`.
+/// On success `*out_engine` receives a handle to free with `ocicas_engine_close`.
+///
+/// Returns `OCICAS_ERR_INVALID_IMAGE` for a path that is not a valid layout (the message names
+/// the file), `OCICAS_ERR_ALREADY_EXISTS` with `OCICAS_OPEN_EXCLUSIVE` when the path exists,
+/// `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags, `OCICAS_ERR_IO`.
+///
+/// # Safety
+/// `path` is a NUL-terminated string; `out_engine` points at writable storage for a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_engine_open(
+    path: *const c_char,
+    flags: u32,
+    out_engine: *mut *mut ocicas_engine,
+) -> ocicas_status {
+    boundary(|| {
+        let path = unsafe { arg_str(path, "path") }?;
+        let out_engine = unsafe { arg_out(out_engine, "out_engine") }?;
+        if flags & !(OCICAS_OPEN_CREATE | OCICAS_OPEN_EXCLUSIVE) != 0 {
+            return Err(invalid_argument(format!("unknown flags {flags:#x} for ocicas_engine_open")));
+        }
+        let engine = match (flags & OCICAS_OPEN_CREATE != 0, flags & OCICAS_OPEN_EXCLUSIVE != 0) {
+            (true, true) => Engine::create(path)?,
+            (create, false) => Engine::open(path, &OpenOptions { create, ..OpenOptions::default() })?,
+            (false, true) => {
+                return Err(crate::error::Error::new(
+                    ErrorKind::InvalidArgument,
+                    "OCICAS_OPEN_EXCLUSIVE needs OCICAS_OPEN_CREATE",
+                ));
+            }
+        };
+        *out_engine = into_handle(ocicas_engine { engine });
+        Ok(())
+    })
+}
+
+/// Closes an engine from `ocicas_engine_open`. NULL is a no-op. Readers opened from the engine
+/// stay valid and must still be freed.
+///
+/// # Safety
+/// `engine` is NULL or a handle from `ocicas_engine_open` that no other thread is using.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_engine_close(engine: *mut ocicas_engine) {
+    unsafe { free_handle(engine) }
+}

@@ -1,0 +1,97 @@
+//! C ABI of `refs`: named references in index.json, descriptors as JSON strings.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+
+use super::engine::ocicas_engine;
+use super::{arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
+use crate::error::invalid_argument;
+use crate::spec::{Descriptor, canonical_json_string};
+
+/// Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
+/// only during the call). Return 0 to go on, non-zero to stop listing.
+pub type ocicas_ref_list_cb = Option<
+    unsafe extern "C" fn(name: *const c_char, descriptor_json: *const c_char, user_data: *mut c_void) -> c_int,
+>;
+
+/// Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
+/// `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
+/// stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`). Putting an equal
+/// descriptor again is `OCICAS_OK`; a different one is `OCICAS_ERR_CLOBBER` unless `force`.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the OCI ref.name grammar or bad JSON.
+///
+/// # Safety
+/// `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ref_put(
+    engine: *const ocicas_engine,
+    name: *const c_char,
+    descriptor_json: *const c_char,
+    force: bool,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let name = unsafe { arg_str(name, "name") }?;
+        let json = unsafe { arg_str(descriptor_json, "descriptor_json") }?;
+        let descriptor: Descriptor = serde_json::from_str(json)
+            .map_err(|e| invalid_argument(format!("descriptor_json is not an OCI descriptor: {e}")))?;
+        engine.engine.ref_put(name, &descriptor, force)
+    })
+}
+
+/// The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
+/// `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
+///
+/// # Safety
+/// `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ref_get(
+    engine: *const ocicas_engine,
+    name: *const c_char,
+    out_descriptor: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let name = unsafe { arg_str(name, "name") }?;
+        let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
+        let descriptor = engine.engine.ref_get(name)?;
+        *out_descriptor = into_c_string(canonical_json_string(&descriptor)?);
+        Ok(())
+    })
+}
+
+/// Removes reference `name`; removing an absent reference is `OCICAS_OK`.
+///
+/// # Safety
+/// `engine` is a live engine; `name` a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ref_delete(engine: *const ocicas_engine, name: *const c_char) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let name = unsafe { arg_str(name, "name") }?;
+        engine.engine.ref_delete(name)
+    })
+}
+
+/// Calls `callback` once per reference in index.json order, with `user_data` passed through.
+///
+/// # Safety
+/// `engine` is a live engine; `callback` is a valid function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ref_list(
+    engine: *const ocicas_engine,
+    callback: ocicas_ref_list_cb,
+    user_data: *mut c_void,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
+        let refs = engine
+            .engine
+            .ref_list()?
+            .into_iter()
+            .map(|(name, descriptor)| Ok((CString::new(name).unwrap_or_default(), CString::new(canonical_json_string(&descriptor)?).unwrap_or_default())))
+            .collect::<crate::error::Result<Vec<_>>>()?;
+        for_each_until_stopped(refs, |(name, json)| unsafe { callback(name.as_ptr(), json.as_ptr(), user_data) });
+        Ok(())
+    })
+}
