@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::error::{Error, Result, invalid_argument};
@@ -142,6 +143,35 @@ impl Hasher {
         self.clone().finish()
     }
 
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Hasher::Sha256(_) => Algorithm::Sha256,
+            Hasher::Sha512(_) => Algorithm::Sha512,
+        }
+    }
+
+    /// The internal state, so a long hash can be resumed later without re-reading its input.
+    pub fn save_state(&self) -> Vec<u8> {
+        match self {
+            Hasher::Sha256(h) => h.serialize().to_vec(),
+            Hasher::Sha512(h) => h.serialize().to_vec(),
+        }
+    }
+
+    /// A hasher from `save_state` bytes; `None` when they are not a valid state.
+    pub fn restore_state(algorithm: Algorithm, state: &[u8]) -> Option<Hasher> {
+        match algorithm {
+            Algorithm::Sha256 => {
+                let state = SerializedState::<Sha256>::try_from(state).ok()?;
+                Sha256::deserialize(&state).ok().map(Hasher::Sha256)
+            }
+            Algorithm::Sha512 => {
+                let state = SerializedState::<Sha512>::try_from(state).ok()?;
+                Sha512::deserialize(&state).ok().map(Hasher::Sha512)
+            }
+        }
+    }
+
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
@@ -171,6 +201,19 @@ mod tests {
         let digest = Digest::of_bytes(Algorithm::Sha512, b"abc");
         assert!(digest.hex().starts_with("ddaf35a193617aba"));
         assert_eq!(digest.to_string().parse::<Digest>().unwrap(), digest);
+    }
+
+    #[test]
+    fn saved_state_resumes_the_same_hash() {
+        for algorithm in Algorithm::ALL {
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(&[7u8; 1000]);
+            let mut resumed = Hasher::restore_state(algorithm, &hasher.save_state()).unwrap();
+            hasher.update(b"tail");
+            resumed.update(b"tail");
+            assert_eq!(hasher.finish(), resumed.finish());
+            assert!(Hasher::restore_state(algorithm, b"short").is_none());
+        }
     }
 
     #[test]

@@ -5,16 +5,20 @@
 pub mod content;
 pub mod digest;
 pub mod error;
+pub mod filters;
 pub mod fsck;
+pub mod ingest;
 pub mod layout;
 pub mod refs;
 pub mod spec;
 
 mod ffi;
 
-pub use content::{BlobReader, StoredBlob};
+pub use content::{BlobInfo, BlobReader, Labels, StoredBlob};
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, ErrorKind, Result};
+pub use filters::Filters;
 pub use fsck::FsckReport;
+pub use ingest::{CopySource, IngestStatus, IngestWriter, WriterOptions};
 pub use layout::{Engine, OpenOptions};
 pub use spec::{Descriptor, Document};

@@ -36,6 +36,7 @@ impl Default for OpenOptions {
 
 /// An open OCI image layout. Shareable between threads; all state is on disk, so several
 /// engines (in this or other processes) may use one layout at once.
+#[derive(Clone)]
 pub struct Engine {
     root: PathBuf,
     storage: Arc<dyn Storage>,
@@ -304,15 +305,17 @@ impl TempFile<'_> {
             .map_err(|e| Error::io("cannot write", &self.path, e))
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn sync(&self) -> Result<()> {
         self.engine.storage.sync_file(self.file()).map_err(|e| Error::io("cannot fsync", &self.path, e))
     }
 
-    pub(crate) fn set_read_only(&self) -> Result<()> {
-        self.engine
-            .storage
-            .set_read_only(self.file())
-            .map_err(|e| Error::io("cannot chmod", &self.path, e))
+    /// The file was moved away by its owner: do not remove anything on drop.
+    pub(crate) fn disarm(mut self) {
+        self.file = None;
     }
 
     /// Renames the temp file to `dest` (the caller fsyncs the directory).

@@ -1,8 +1,14 @@
-//! Committed blobs: putting, reading (random access and verified), stat, delete, list.
+//! Committed blobs: putting, reading (random access and verified), stat, delete, list; and in
+//! `info`, their labels and filtered walks.
+
+mod info;
+
+pub use info::{BlobInfo, Labels, MAX_LABEL_SIZE, validate_labels};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -94,20 +100,37 @@ impl Engine {
 
     /// Publishes a fully written temp file as the blob `digest`. Returns whether it was new.
     pub(crate) fn install_blob(&self, temp: TempFile<'_>, digest: &Digest, size: u64) -> Result<bool> {
-        temp.sync()?;
-        temp.set_read_only()?;
+        let stored = self.publish_blob(temp.file(), temp.path(), digest, size)?;
+        if stored {
+            temp.disarm();
+        }
+        Ok(stored)
+    }
+
+    /// Makes the fully written file at `path` the blob `digest`: fsync, mode 0444, rename into
+    /// `blobs/` under the shared store lock, fsync the directory. Returns false, leaving the
+    /// file where it is, when an intact blob of that digest is already stored.
+    pub(crate) fn publish_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64) -> Result<bool> {
+        let storage = self.storage();
+        storage.sync_file(file).map_err(|e| Error::io("cannot fsync", path, e))?;
+        storage.set_read_only(file).map_err(|e| Error::io("cannot chmod", path, e))?;
         let _lock = self.lock_shared()?;
-        let dest = self.blob_path(digest);
-        // An intact blob stays as it is; a truncated or odd entry of that name is replaced.
-        if let Ok(meta) = fs::symlink_metadata(&dest) {
-            if meta.is_file() && meta.len() == size {
-                return Ok(false);
-            }
+        if self.is_intact(digest, size) {
+            return Ok(false);
         }
         self.create_dir(&self.blob_dir(digest.algorithm()))?;
-        temp.rename_to(&dest)?;
+        let dest = self.blob_path(digest);
+        storage
+            .rename(path, &dest)
+            .map_err(|e| Error::io(&format!("cannot rename {} to", path.display()), &dest, e))?;
         self.sync_parent(&dest)?;
         Ok(true)
+    }
+
+    /// Whether `blobs/` holds a regular file of `size` bytes for `digest`. An intact blob is
+    /// kept as it is; a truncated or odd entry of that name may be replaced by a commit.
+    pub(crate) fn is_intact(&self, digest: &Digest, size: u64) -> bool {
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|meta| meta.is_file() && meta.len() == size)
     }
 
     /// Opens a committed blob for random access.
@@ -214,10 +237,11 @@ impl Engine {
         let path = self.blob_path(digest);
         let _lock = self.lock_shared()?;
         match self.storage().remove_file(&path) {
-            Ok(()) => self.sync_parent(&path),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(Error::io("cannot remove blob", &path, err)),
+            Ok(()) => self.sync_parent(&path)?,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::io("cannot remove blob", &path, err)),
         }
+        self.write_labels(digest, &Labels::new())
     }
 
     /// Every committed blob, sorted by digest. Entries under `blobs/` that are not named by a

@@ -1,0 +1,186 @@
+//! Blob info and labels (`.ocicas/labels/<alg>/<hex>`), and walking blobs with filters.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, Result, invalid_argument};
+use crate::filters::Filters;
+use crate::ingest::format_time;
+use crate::layout::Engine;
+
+/// containerd's limit on one label: key and value together.
+pub const MAX_LABEL_SIZE: usize = 4096;
+
+pub type Labels = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    pub created_at: SystemTime,
+    pub updated_at: SystemTime,
+    pub labels: Labels,
+}
+
+impl BlobInfo {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "digest": self.digest.to_string(),
+            "size": self.size,
+            "createdAt": format_time(self.created_at),
+            "updatedAt": format_time(self.updated_at),
+            "labels": self.labels,
+        })
+    }
+
+    fn field(&self, path: &[String]) -> Option<String> {
+        match path {
+            [field] if field == "digest" => Some(self.digest.to_string()),
+            [field] if field == "size" => Some(self.size.to_string()),
+            [field, key @ ..] if field == "labels" && !key.is_empty() => self.labels.get(&key.join(".")).cloned(),
+            _ => None,
+        }
+    }
+}
+
+/// Each label's key must be non-empty and key plus value at most `MAX_LABEL_SIZE` bytes.
+pub fn validate_labels(labels: &Labels) -> Result<()> {
+    for (key, value) in labels {
+        if key.is_empty() {
+            return Err(invalid_argument("a label key must not be empty"));
+        }
+        if key.len() + value.len() > MAX_LABEL_SIZE {
+            return Err(invalid_argument(format!(
+                "label {key:?}: key and value are {} bytes, over the limit of {MAX_LABEL_SIZE}",
+                key.len() + value.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    fn labels_path(&self, digest: &Digest) -> PathBuf {
+        self.private_dir().join("labels").join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    fn read_labels(&self, digest: &Digest) -> Result<Labels> {
+        let path = self.labels_path(digest);
+        match self.read_json_file(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| crate::error::invalid_image(format!("{} is not a label map: {e}", path.display()))),
+            Err(err) if err.kind() == crate::ErrorKind::NotFound => Ok(Labels::new()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Replaces a blob's labels (an empty map removes the file).
+    pub(crate) fn write_labels(&self, digest: &Digest, labels: &Labels) -> Result<()> {
+        let path = self.labels_path(digest);
+        if labels.is_empty() {
+            return match self.storage().remove_file(&path) {
+                Ok(()) => self.sync_parent(&path),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(Error::io("cannot remove", &path, err)),
+            };
+        }
+        if let Some(dir) = path.parent() {
+            self.create_dir(dir)?;
+        }
+        self.replace_file(&path, &crate::spec::canonical_json(labels)?)
+    }
+
+    /// Digest, size, times and labels of a stored blob.
+    pub fn info(&self, digest: &Digest) -> Result<BlobInfo> {
+        let reader = self.open_blob(digest)?;
+        let labels = self.read_labels(digest)?;
+        let blob_mtime = fs::metadata(self.blob_path(digest)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+        let labels_mtime = fs::metadata(self.labels_path(digest)).and_then(|m| m.modified()).ok();
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: reader.size(),
+            created_at: blob_mtime,
+            updated_at: labels_mtime.map_or(blob_mtime, |t| t.max(blob_mtime)),
+            labels,
+        })
+    }
+
+    /// containerd's `Update`: with no field paths, or `labels`, the blob's labels become
+    /// `labels`; `labels.<key>` sets or (when absent from `labels`) removes one key. Any other
+    /// field is `InvalidArgument`. Returns the updated info.
+    pub fn update_labels(&self, digest: &Digest, labels: &Labels, field_paths: &[&str]) -> Result<BlobInfo> {
+        validate_labels(labels)?;
+        let _lock = self.lock_exclusive()?;
+        self.open_blob(digest)?;
+        let mut updated = if field_paths.is_empty() { labels.clone() } else { self.read_labels(digest)? };
+        for path in field_paths {
+            if *path == "labels" {
+                updated = labels.clone();
+            } else if let Some(key) = path.strip_prefix("labels.") {
+                match labels.get(key) {
+                    Some(value) => updated.insert(key.to_owned(), value.clone()),
+                    None => updated.remove(key),
+                };
+            } else {
+                return Err(invalid_argument(format!("cannot update field {path:?} of blob {digest}")));
+            }
+        }
+        self.write_labels(digest, &updated)?;
+        drop(_lock);
+        self.info(digest)
+    }
+
+    /// Calls `visit` with the info of every blob matching `filters` (containerd syntax over
+    /// `digest`, `size`, `labels.<key>`), in digest order. `visit` returns false to stop.
+    pub fn walk(&self, filters: &Filters, mut visit: impl FnMut(&BlobInfo) -> Result<bool>) -> Result<()> {
+        let labelled = self.labelled_blobs()?;
+        for digest in self.list_blobs()? {
+            let info = if labelled.contains(&digest) {
+                self.info(&digest)
+            } else {
+                self.info_without_labels(&digest)
+            };
+            let info = match info {
+                Ok(info) => info,
+                // Removed since it was listed.
+                Err(err) if err.kind() == crate::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            };
+            if filters.matches(|path| info.field(path)) && !visit(&info)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn info_without_labels(&self, digest: &Digest) -> Result<BlobInfo> {
+        let path = self.blob_path(digest);
+        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("cannot stat blob", &path, e))?;
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        Ok(BlobInfo { digest: digest.clone(), size: meta.len(), created_at: mtime, updated_at: mtime, labels: Labels::new() })
+    }
+
+    /// Digests that have a labels file, listed once so a walk does not probe every blob.
+    fn labelled_blobs(&self) -> Result<HashSet<Digest>> {
+        let mut labelled = HashSet::new();
+        for algorithm in Algorithm::ALL {
+            let dir = self.private_dir().join("labels").join(algorithm.name());
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(Error::io("cannot list", &dir, err)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+                if let Some(digest) = entry.file_name().to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {
+                    labelled.insert(digest);
+                }
+            }
+        }
+        Ok(labelled)
+    }
+}
