@@ -43,6 +43,12 @@
 #define OCICAS_OPEN_EXCLUSIVE 2
 
 /**
+ * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
+ * `ocicas_writer_commit`.
+ */
+#define OCICAS_SIZE_UNKNOWN -1
+
+/**
  * Result of every fallible ocicas function. Numbers are never reused or renumbered.
  */
 enum ocicas_status
@@ -127,10 +133,27 @@ typedef struct ocicas_engine ocicas_engine;
 typedef struct ocicas_reader ocicas_reader;
 
 /**
+ * A live ingest writer of one ref. Use it from one thread at a time.
+ */
+typedef struct ocicas_writer ocicas_writer;
+
+/**
  * Called once per blob by `ocicas_blob_list` with its digest (valid only during the call).
  * Return 0 to go on, non-zero to stop listing.
  */
 typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
+
+/**
+ * Called once per blob by `ocicas_blob_walk` with its info JSON (valid only during the call).
+ * Return 0 to go on, non-zero to stop.
+ */
+typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
+
+/**
+ * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
+ * call). Return 0 to go on, non-zero to stop.
+ */
+typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
 
 /**
  * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
@@ -254,6 +277,51 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
+ * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
+ * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+ * `OCICAS_ERR_NOT_FOUND` when absent.
+ *
+ * # Safety
+ * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
+ */
+ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
+                               const char *digest,
+                               char **out_info);
+
+/**
+ * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
+ * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
+ * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
+ * path, or a key + value over 4096 bytes, is `OCICAS_ERR_INVALID_ARGUMENT`. `*out_info`
+ * receives the updated info JSON unless `out_info` is NULL.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
+ * strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
+                                        const char *digest,
+                                        const char *labels_json,
+                                        const char *const *field_paths,
+                                        size_t n_field_paths,
+                                        char **out_info);
+
+/**
+ * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+ * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
+ * `n_filters` strings may match; none matches all), in digest order.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
+ *
+ * # Safety
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
+                               const char *const *filters,
+                               size_t n_filters,
+                               ocicas_blob_walk_cb callback,
+                               void *user_data);
+
+/**
  * Opens the OCI image layout at `path`, validating `oci-layout`, `index.json` and `blobs/`.
  * `flags` is 0 or a combination of `OCICAS_OPEN_CREATE` and `OCICAS_OPEN_EXCLUSIVE`.
  * On success `*out_engine` receives a handle to free with `ocicas_engine_close`.
@@ -296,6 +364,119 @@ const char *ocicas_last_error_message(void);
  * `engine` is a live engine; `out_report` writable.
  */
 ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+
+/**
+ * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).
+ * `expected_size` is `OCICAS_SIZE_UNKNOWN` or the total; `expected_digest` is NULL or the
+ * digest the content must have. `*out_writer` receives a handle for `ocicas_writer_close`.
+ * `OCICAS_ERR_LOCKED` when a live writer in any process holds `ref`;
+ * `OCICAS_ERR_ALREADY_EXISTS` when `expected_digest` is already stored (nothing to write);
+ * `OCICAS_ERR_INVALID_ARGUMENT` for an empty ref, or a total or digest different from the
+ * ones the ingest was started with.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` (and `expected_digest` unless NULL) NUL-terminated strings.
+ */
+ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
+                                 const char *ref,
+                                 int64_t expected_size,
+                                 const char *expected_digest,
+                                 struct ocicas_writer **out_writer);
+
+/**
+ * Appends `len` bytes. `OCICAS_ERR_SIZE_MISMATCH` (nothing written) when they would pass
+ * the declared total; `OCICAS_ERR_INVALID_ARGUMENT` after a successful commit.
+ *
+ * # Safety
+ * `writer` is a live writer; `data` points at `len` readable bytes (NULL when `len` is 0).
+ */
+ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
+
+/**
+ * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `writer` is a live writer; `out_status` writable.
+ */
+ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+
+/**
+ * The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `writer` is a live writer; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_digest(const struct ocicas_writer *writer, char **out_digest);
+
+/**
+ * Restarts the ingest from nothing. Only `size` 0 is supported (`OCICAS_ERR_NOT_IMPLEMENTED`
+ * otherwise).
+ *
+ * # Safety
+ * `writer` is a live writer.
+ */
+ocicas_status ocicas_writer_truncate(struct ocicas_writer *writer, uint64_t size);
+
+/**
+ * Commits the ingest as a blob: `size` (or `OCICAS_SIZE_UNKNOWN`) and `expected` (or NULL)
+ * are checked, size first; `labels_json` is NULL or a JSON object of string labels set on the
+ * blob. `*out_digest` receives the committed digest (free with `ocicas_string_free`).
+ * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH`: nothing stored, the writer stays
+ * usable and the ingest resumable. `OCICAS_ERR_ALREADY_EXISTS`: the blob was already stored;
+ * the ingest is removed. The writer must still be closed.
+ *
+ * # Safety
+ * `writer` is a live writer; strings are NULL or NUL-terminated; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
+                                   int64_t size,
+                                   const char *expected,
+                                   const char *labels_json,
+                                   char **out_digest);
+
+/**
+ * Closes and frees a writer. An uncommitted ingest stays on disk, resumable: its data is
+ * fsynced and its hash state saved. NULL is `OCICAS_OK`. The handle is freed even when
+ * saving fails (`OCICAS_ERR_IO`; a resume then re-hashes the data).
+ *
+ * # Safety
+ * `writer` is NULL or a writer not closed before and not in use by another thread.
+ */
+ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
+
+/**
+ * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
+ * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
+ */
+ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
+                                   const char *ref,
+                                   char **out_status);
+
+/**
+ * Calls `callback` with the status JSON of every ingest in progress matching the filters
+ * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
+ * `n_filters` strings, any of which may match; none matches all), sorted by ref.
+ *
+ * # Safety
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_ingest_list(const struct ocicas_engine *engine,
+                                 const char *const *filters,
+                                 size_t n_filters,
+                                 ocicas_ingest_list_cb callback,
+                                 void *user_data);
+
+/**
+ * Removes the ingest of `ref`. `OCICAS_ERR_NOT_FOUND` when there is none,
+ * `OCICAS_ERR_LOCKED` while a live writer holds it.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` a NUL-terminated string.
+ */
+ocicas_status ocicas_ingest_abort(const struct ocicas_engine *engine, const char *ref);
 
 /**
  * Frees a string returned by ocicas. NULL is a no-op.
@@ -431,6 +612,51 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
+ * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
+ * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+ * `OCICAS_ERR_NOT_FOUND` when absent.
+ *
+ * # Safety
+ * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
+ */
+ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
+                               const char *digest,
+                               char **out_info);
+
+/**
+ * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
+ * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
+ * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
+ * path, or a key + value over 4096 bytes, is `OCICAS_ERR_INVALID_ARGUMENT`. `*out_info`
+ * receives the updated info JSON unless `out_info` is NULL.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
+ * strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
+                                        const char *digest,
+                                        const char *labels_json,
+                                        const char *const *field_paths,
+                                        size_t n_field_paths,
+                                        char **out_info);
+
+/**
+ * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+ * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
+ * `n_filters` strings may match; none matches all), in digest order.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
+ *
+ * # Safety
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
+                               const char *const *filters,
+                               size_t n_filters,
+                               ocicas_blob_walk_cb callback,
+                               void *user_data);
+
+/**
  * Opens the OCI image layout at `path`, validating `oci-layout`, `index.json` and `blobs/`.
  * `flags` is 0 or a combination of `OCICAS_OPEN_CREATE` and `OCICAS_OPEN_EXCLUSIVE`.
  * On success `*out_engine` receives a handle to free with `ocicas_engine_close`.
@@ -473,6 +699,119 @@ const char *ocicas_last_error_message(void);
  * `engine` is a live engine; `out_report` writable.
  */
 ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+
+/**
+ * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).
+ * `expected_size` is `OCICAS_SIZE_UNKNOWN` or the total; `expected_digest` is NULL or the
+ * digest the content must have. `*out_writer` receives a handle for `ocicas_writer_close`.
+ * `OCICAS_ERR_LOCKED` when a live writer in any process holds `ref`;
+ * `OCICAS_ERR_ALREADY_EXISTS` when `expected_digest` is already stored (nothing to write);
+ * `OCICAS_ERR_INVALID_ARGUMENT` for an empty ref, or a total or digest different from the
+ * ones the ingest was started with.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` (and `expected_digest` unless NULL) NUL-terminated strings.
+ */
+ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
+                                 const char *ref,
+                                 int64_t expected_size,
+                                 const char *expected_digest,
+                                 struct ocicas_writer **out_writer);
+
+/**
+ * Appends `len` bytes. `OCICAS_ERR_SIZE_MISMATCH` (nothing written) when they would pass
+ * the declared total; `OCICAS_ERR_INVALID_ARGUMENT` after a successful commit.
+ *
+ * # Safety
+ * `writer` is a live writer; `data` points at `len` readable bytes (NULL when `len` is 0).
+ */
+ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
+
+/**
+ * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `writer` is a live writer; `out_status` writable.
+ */
+ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+
+/**
+ * The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `writer` is a live writer; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_digest(const struct ocicas_writer *writer, char **out_digest);
+
+/**
+ * Restarts the ingest from nothing. Only `size` 0 is supported (`OCICAS_ERR_NOT_IMPLEMENTED`
+ * otherwise).
+ *
+ * # Safety
+ * `writer` is a live writer.
+ */
+ocicas_status ocicas_writer_truncate(struct ocicas_writer *writer, uint64_t size);
+
+/**
+ * Commits the ingest as a blob: `size` (or `OCICAS_SIZE_UNKNOWN`) and `expected` (or NULL)
+ * are checked, size first; `labels_json` is NULL or a JSON object of string labels set on the
+ * blob. `*out_digest` receives the committed digest (free with `ocicas_string_free`).
+ * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH`: nothing stored, the writer stays
+ * usable and the ingest resumable. `OCICAS_ERR_ALREADY_EXISTS`: the blob was already stored;
+ * the ingest is removed. The writer must still be closed.
+ *
+ * # Safety
+ * `writer` is a live writer; strings are NULL or NUL-terminated; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
+                                   int64_t size,
+                                   const char *expected,
+                                   const char *labels_json,
+                                   char **out_digest);
+
+/**
+ * Closes and frees a writer. An uncommitted ingest stays on disk, resumable: its data is
+ * fsynced and its hash state saved. NULL is `OCICAS_OK`. The handle is freed even when
+ * saving fails (`OCICAS_ERR_IO`; a resume then re-hashes the data).
+ *
+ * # Safety
+ * `writer` is NULL or a writer not closed before and not in use by another thread.
+ */
+ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
+
+/**
+ * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
+ * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
+ */
+ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
+                                   const char *ref,
+                                   char **out_status);
+
+/**
+ * Calls `callback` with the status JSON of every ingest in progress matching the filters
+ * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
+ * `n_filters` strings, any of which may match; none matches all), sorted by ref.
+ *
+ * # Safety
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_ingest_list(const struct ocicas_engine *engine,
+                                 const char *const *filters,
+                                 size_t n_filters,
+                                 ocicas_ingest_list_cb callback,
+                                 void *user_data);
+
+/**
+ * Removes the ingest of `ref`. `OCICAS_ERR_NOT_FOUND` when there is none,
+ * `OCICAS_ERR_LOCKED` while a live writer holds it.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` a NUL-terminated string.
+ */
+ocicas_status ocicas_ingest_abort(const struct ocicas_engine *engine, const char *ref);
 
 /**
  * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:

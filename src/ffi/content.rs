@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, free_handle,
+    arg_bytes, arg_digest, arg_filters, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, free_handle,
     into_c_string, into_handle, ocicas_status,
 };
 use crate::content::BlobReader;
@@ -219,5 +219,92 @@ pub unsafe extern "C" fn ocicas_blob_list(
             unsafe { callback(text.as_ptr(), user_data) }
         });
         Ok(())
+    })
+}
+
+/// Called once per blob by `ocicas_blob_walk` with its info JSON (valid only during the call).
+/// Return 0 to go on, non-zero to stop.
+pub type ocicas_blob_walk_cb = Option<unsafe extern "C" fn(info_json: *const c_char, user_data: *mut c_void) -> c_int>;
+
+/// The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
+/// `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+/// `OCICAS_ERR_NOT_FOUND` when absent.
+///
+/// # Safety
+/// `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info(
+    engine: *const ocicas_engine,
+    digest: *const c_char,
+    out_info: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_info = unsafe { arg_out(out_info, "out_info") }?;
+        *out_info = into_c_string(engine.engine.info(&digest)?.to_json().to_string());
+        Ok(())
+    })
+}
+
+/// Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
+/// `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
+/// `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
+/// path, or a key + value over 4096 bytes, is `OCICAS_ERR_INVALID_ARGUMENT`. `*out_info`
+/// receives the updated info JSON unless `out_info` is NULL.
+///
+/// # Safety
+/// `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
+/// strings (NULL when 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_update_labels(
+    engine: *const ocicas_engine,
+    digest: *const c_char,
+    labels_json: *const c_char,
+    field_paths: *const *const c_char,
+    n_field_paths: usize,
+    out_info: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let labels = unsafe { super::ingest::optional_labels(labels_json) }?;
+        let paths: &[*const c_char] = match (field_paths.is_null(), n_field_paths) {
+            (true, 0) => &[],
+            (true, _) => return Err(invalid_argument("argument field_paths is NULL")),
+            (false, n) => unsafe { std::slice::from_raw_parts(field_paths, n) },
+        };
+        let paths = paths.iter().map(|&p| unsafe { arg_str(p, "field_paths[i]") }).collect::<crate::error::Result<Vec<_>>>()?;
+        let info = engine.engine.update_labels(&digest, &labels, &paths)?;
+        if let Some(out_info) = unsafe { out_info.as_mut() } {
+            *out_info = into_c_string(info.to_json().to_string());
+        }
+        Ok(())
+    })
+}
+
+/// Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+/// over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
+/// `n_filters` strings may match; none matches all), in digest order.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
+///
+/// # Safety
+/// `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_walk(
+    engine: *const ocicas_engine,
+    filters: *const *const c_char,
+    n_filters: usize,
+    callback: ocicas_blob_walk_cb,
+    user_data: *mut c_void,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let filters = unsafe { arg_filters(filters, n_filters) }?;
+        let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
+        engine.engine.walk(&filters, |info| {
+            let json = std::ffi::CString::new(info.to_json().to_string()).unwrap_or_default();
+            Ok(unsafe { callback(json.as_ptr(), user_data) } == 0)
+        })
     })
 }

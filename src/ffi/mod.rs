@@ -9,6 +9,7 @@ mod content;
 mod engine;
 mod error;
 mod fsck;
+mod ingest;
 mod refs;
 
 use std::ffi::{CStr, CString, c_char};
@@ -59,6 +60,28 @@ pub(crate) unsafe fn arg_ref<'a, T>(ptr: *const T, name: &str) -> Result<&'a T> 
 /// `ptr` is NULL or points at writable memory for a `T`.
 pub(crate) unsafe fn arg_out<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
     unsafe { ptr.as_mut() }.ok_or_else(|| null_argument(name))
+}
+
+/// Borrows a handle the caller passed in for mutation.
+///
+/// # Safety
+/// `ptr` is NULL or points at a live `T` that no other thread uses during the call.
+pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T> {
+    unsafe { ptr.as_mut() }.ok_or_else(|| null_argument(name))
+}
+
+/// Parses an array of `n` filter strings (containerd syntax); NULL is allowed when `n` is 0.
+///
+/// # Safety
+/// `filters` is NULL or points at `n` NUL-terminated strings.
+pub(crate) unsafe fn arg_filters(filters: *const *const c_char, n: usize) -> Result<crate::filters::Filters> {
+    let pointers: &[*const c_char] = match (filters.is_null(), n) {
+        (true, 0) => &[],
+        (true, _) => return Err(null_argument("filters")),
+        (false, _) => unsafe { std::slice::from_raw_parts(filters, n) },
+    };
+    let texts = pointers.iter().map(|&p| unsafe { arg_str(p, "filters[i]") }).collect::<Result<Vec<_>>>()?;
+    crate::filters::Filters::parse(&texts)
 }
 
 /// Borrows a NUL-terminated UTF-8 string.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
-use ocicas::{Algorithm, Digest, Engine, OpenOptions};
+use ocicas::{Algorithm, CopySource, Digest, Engine, Filters, Labels, OpenOptions, WriterOptions};
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
 #[derive(Parser)]
@@ -28,6 +28,9 @@ enum Command {
     /// References (tags) in index.json: put, get, ls, rm.
     #[command(subcommand)]
     Ref(RefCommand),
+    /// Ingests in progress: ls, abort.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
     /// Check every blob's hash and every descriptor reachable from index.json.
     Fsck { layout: PathBuf },
     /// Build a small image in a layout, tag it and check it, printing each step.
@@ -39,19 +42,38 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BlobCommand {
-    /// Store a file (or stdin with `-`) and print its digest.
+    /// Store a file (or stdin with `-`) and print its digest. With --ref the upload is an
+    /// ingest: killed and run again, it continues where it stopped.
     Put {
         layout: PathBuf,
         #[arg(default_value = "-")]
         file: PathBuf,
-        /// Digest algorithm: sha256 or sha512.
+        /// Digest algorithm: sha256 or sha512 (without --ref).
         #[arg(long, default_value = "sha256")]
         algorithm: String,
+        /// Ingest ref: makes the put resumable.
+        #[arg(long = "ref")]
+        ref_name: Option<String>,
+        /// Digest the content must have; returns at once when it is already stored.
+        #[arg(long)]
+        expect: Option<String>,
+        /// Labels to set on the committed blob, KEY=VALUE.
+        #[arg(long = "label")]
+        labels: Vec<String>,
     },
+    /// Print a blob's info (digest, size, times, labels) as JSON.
+    Info { layout: PathBuf, digest: String },
+    /// Set labels (KEY=VALUE) or remove them (KEY=) on a blob; with none, remove all.
+    Label { layout: PathBuf, digest: String, labels: Vec<String> },
     /// Write a blob's bytes to stdout, after checking they hash to its digest.
     Get { layout: PathBuf, digest: String },
-    /// List the digests of all blobs.
-    Ls { layout: PathBuf },
+    /// List the digests of all blobs, or of those matching a filter (containerd syntax:
+    /// `labels.k==v,size==5`; several --filter are alternatives).
+    Ls {
+        layout: PathBuf,
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
     /// Remove a blob (no error when it is absent).
     Rm { layout: PathBuf, digest: String },
 }
@@ -78,6 +100,19 @@ enum RefCommand {
     Rm { layout: PathBuf, name: String },
 }
 
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// List ingests in progress as JSON lines (ref, offset, total, expected, times).
+    Ls {
+        layout: PathBuf,
+        /// containerd filter over ref, expected, total, offset.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
+    /// Remove an ingest.
+    Abort { layout: PathBuf, ref_name: String },
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse().command) {
         Ok(code) => code,
@@ -101,6 +136,7 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
         }
         Command::Blob(command) => run_blob(command, &mut out)?,
         Command::Ref(command) => run_ref(command, &mut out)?,
+        Command::Ingest(command) => run_ingest(command, &mut out)?,
         Command::Fsck { layout } => {
             let report = open(&layout)?.fsck()?;
             for problem in &report.problems {
@@ -119,16 +155,65 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
 
 fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
     match command {
-        BlobCommand::Put { layout, file, algorithm } => {
+        BlobCommand::Put { layout, file, algorithm, ref_name, expect, labels } => {
             let engine = open(&layout)?;
-            let algorithm = Algorithm::from_name(&algorithm)?;
-            let input: Box<dyn Read> = if file == Path::new("-") {
-                Box::new(io::stdin().lock())
+            let expect = expect.map(|d| d.parse::<Digest>()).transpose()?;
+            let labels = parse_labels(&labels)?;
+            let mut stdin = io::stdin().lock();
+            let mut opened_file = if file == Path::new("-") {
+                None
             } else {
-                Box::new(std::fs::File::open(&file).map_err(|e| ocicas::Error::io("cannot open", &file, e))?)
+                Some(std::fs::File::open(&file).map_err(|e| ocicas::Error::io("cannot open", &file, e))?)
             };
-            let blob = engine.put_blob_from(algorithm, input)?;
-            writeln!(out, "{}", blob.digest).map_err(stdout_error)?;
+            let digest = match (ref_name, expect) {
+                (None, None) => {
+                    let input: &mut dyn Read = match opened_file.as_mut() {
+                        Some(f) => f,
+                        None => &mut stdin,
+                    };
+                    let blob = engine.put_blob_from(Algorithm::from_name(&algorithm)?, input)?;
+                    if !labels.is_empty() {
+                        engine.update_labels(&blob.digest, &labels, &[])?;
+                    }
+                    blob.digest
+                }
+                (None, Some(expect)) => {
+                    // Checked while ingesting, so a wrong file never becomes a blob; the
+                    // throwaway ingest is removed on failure.
+                    let ref_name = format!("ocicas-blob-put-{expect}-{}", std::process::id());
+                    let source = match opened_file.as_mut() {
+                        Some(f) => CopySource::Reader(f),
+                        None => CopySource::Reader(&mut stdin),
+                    };
+                    let result = put_resumable(&engine, &ref_name, source, Some(expect), &labels);
+                    if result.is_err() {
+                        let _ = engine.ingest_abort(&ref_name);
+                    }
+                    result?
+                }
+                (Some(ref_name), expect) => {
+                    // A file is skipped ahead by seeking; stdin by reading and discarding.
+                    let source = match opened_file.as_mut() {
+                        Some(f) => CopySource::Seeker(f),
+                        None => CopySource::Reader(&mut stdin),
+                    };
+                    put_resumable(&engine, &ref_name, source, expect, &labels)?
+                }
+            };
+            writeln!(out, "{digest}").map_err(stdout_error)?;
+        }
+        BlobCommand::Info { layout, digest } => {
+            let info = open(&layout)?.info(&digest.parse()?)?;
+            writeln!(out, "{}", info.to_json()).map_err(stdout_error)?;
+        }
+        BlobCommand::Label { layout, digest, labels } => {
+            let engine = open(&layout)?;
+            let parsed = parse_labels(&labels)?;
+            let set: Labels = parsed.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let paths: Vec<String> = labels.iter().map(|l| format!("labels.{}", l.split('=').next().unwrap_or(l))).collect();
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            let info = engine.update_labels(&digest.parse()?, &set, &paths)?;
+            writeln!(out, "{}", info.to_json()).map_err(stdout_error)?;
         }
         BlobCommand::Get { layout, digest } => {
             let engine = open(&layout)?;
@@ -138,10 +223,12 @@ fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
             let mut reader = engine.open_blob(&digest)?;
             io::copy(&mut reader, out).map_err(stdout_error)?;
         }
-        BlobCommand::Ls { layout } => {
-            for digest in open(&layout)?.list_blobs()? {
-                writeln!(out, "{digest}").map_err(stdout_error)?;
-            }
+        BlobCommand::Ls { layout, filters } => {
+            let filters = Filters::parse(&filters)?;
+            open(&layout)?.walk(&filters, |info| {
+                writeln!(out, "{}", info.digest).map_err(stdout_error)?;
+                Ok(true)
+            })?;
         }
         BlobCommand::Rm { layout, digest } => open(&layout)?.delete_blob(&digest.parse()?)?,
     }
@@ -179,6 +266,50 @@ fn run_ref(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
         RefCommand::Rm { layout, name } => open(&layout)?.ref_delete(&name)?,
     }
     Ok(())
+}
+
+fn run_ingest(command: IngestCommand, out: &mut impl Write) -> ocicas::Result<()> {
+    match command {
+        IngestCommand::Ls { layout, filters } => {
+            for status in open(&layout)?.ingest_list(&Filters::parse(&filters)?)? {
+                writeln!(out, "{}", status.to_json()).map_err(stdout_error)?;
+            }
+        }
+        IngestCommand::Abort { layout, ref_name } => open(&layout)?.ingest_abort(&ref_name)?,
+    }
+    Ok(())
+}
+
+/// An ingest that resumes: opens the ref's writer (at its offset), copies the rest of the
+/// source, commits. Already stored content is not an error: its digest is the result.
+fn put_resumable(
+    engine: &Engine,
+    ref_name: &str,
+    source: CopySource<'_>,
+    expect: Option<Digest>,
+    labels: &Labels,
+) -> ocicas::Result<Digest> {
+    let options = WriterOptions { expected_size: None, expected_digest: expect.clone() };
+    let mut writer = match (engine.writer(ref_name, &options), expect) {
+        (Err(err), Some(expect)) if err.kind() == ocicas::ErrorKind::AlreadyExists => return Ok(expect),
+        (result, _) => result?,
+    };
+    writer.copy_from(source)?;
+    let digest = writer.digest();
+    match writer.commit(None, None, labels) {
+        Err(err) if err.kind() == ocicas::ErrorKind::AlreadyExists => Ok(digest),
+        result => result,
+    }
+}
+
+/// KEY=VALUE arguments; an empty VALUE stands for removal where the command allows it.
+fn parse_labels(args: &[String]) -> ocicas::Result<Labels> {
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(ocicas::error::invalid_argument(format!("label {arg:?} is not KEY=VALUE"))),
+        })
+        .collect()
 }
 
 fn stdout_error(err: io::Error) -> ocicas::Error {
