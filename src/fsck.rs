@@ -1,16 +1,12 @@
 //! Consistency check of a layout: every blob hashes to its name, and every descriptor reachable
 //! from index.json names a stored blob of the declared size that parses as its media type.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use crate::digest::Digest;
 use crate::error::{ErrorKind, Result};
+use crate::graph::{GraphWalk, MAX_WALK_DEPTH, Node};
 use crate::layout::Engine;
-use crate::spec::{Descriptor, is_document_media_type};
-
-/// How deep image indexes may nest before the walk stops (a cycle can't be built from digests,
-/// but a very deep chain could still be crafted).
-pub const MAX_WALK_DEPTH: usize = 16;
+use crate::spec::Descriptor;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FsckReport {
@@ -50,60 +46,29 @@ impl Engine {
                 report.problems.push(err.message().to_owned());
             }
         }
-        let mut visited: HashSet<Digest> = HashSet::new();
-        let mut pending: Vec<(Descriptor, String, usize)> = self
-            .read_index()?
-            .manifests
-            .into_iter()
-            .map(|d| (d, "index.json".to_owned(), 0))
-            .collect();
-        while let Some((descriptor, parent, depth)) = pending.pop() {
-            if !visited.insert(descriptor.digest.clone()) {
-                continue;
-            }
-            let size = match self.blob_size(&descriptor.digest) {
-                Ok(size) => size,
-                Err(err) if err.kind() == ErrorKind::NotFound && may_be_absent(&descriptor) => continue,
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    report.problems.push(format!(
-                        "blob {} ({}) referenced by {parent} is missing",
-                        descriptor.digest, descriptor.media_type
-                    ));
-                    continue;
-                }
-                Err(err) => {
-                    report.problems.push(err.message().to_owned());
-                    continue;
-                }
-            };
-            if size != descriptor.size {
-                report.problems.push(format!(
-                    "blob {} is {size} bytes but {parent} declares {}",
-                    descriptor.digest, descriptor.size
-                ));
-                continue;
-            }
-            if !is_document_media_type(&descriptor.media_type) {
-                continue;
-            }
-            if depth >= MAX_WALK_DEPTH {
-                report.problems.push(format!(
-                    "blob {} is nested deeper than {MAX_WALK_DEPTH} levels; its children were not checked",
-                    descriptor.digest
-                ));
-                continue;
-            }
-            match self.read_document(&descriptor) {
-                Ok(document) => {
-                    let parent = descriptor.digest.to_string();
-                    pending.extend(document.children().into_iter().map(|c| (c.clone(), parent.clone(), depth + 1)));
-                }
-                // A corrupt blob was already reported by the hashing pass.
-                Err(err) if err.kind() == ErrorKind::DigestMismatch => {}
-                Err(err) => report.problems.push(err.message().to_owned()),
-            }
-        }
-        report.reachable = visited.len();
+        let roots = self.read_index()?.manifests.into_iter().map(|d| (d, "index.json".to_owned())).collect();
+        let mut walk = GraphWalk::new(self, HashMap::new());
+        let problems = &mut report.problems;
+        walk.walk(roots, |descriptor, parent, node| match node {
+            Node::Missing if may_be_absent(descriptor) => {}
+            Node::Missing => problems.push(format!(
+                "blob {} ({}) referenced by {parent} is missing",
+                descriptor.digest, descriptor.media_type
+            )),
+            Node::SizeMismatch(size) => problems.push(format!(
+                "blob {} is {size} bytes but {parent} declares {}",
+                descriptor.digest, descriptor.size
+            )),
+            Node::TooDeep => problems.push(format!(
+                "blob {} is nested deeper than {MAX_WALK_DEPTH} levels; its children were not checked",
+                descriptor.digest
+            )),
+            // A corrupt blob was already reported by the hashing pass.
+            Node::Unreadable(err) if err.kind() == ErrorKind::DigestMismatch => {}
+            Node::Unreadable(err) => problems.push(err.message().to_owned()),
+            Node::Leaf | Node::Document => {}
+        });
+        report.reachable = walk.visited.len();
         Ok(report)
     }
 }

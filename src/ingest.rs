@@ -6,7 +6,7 @@
 //! has at most one live writer across all processes; the kernel drops the lock when the holder
 //! dies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -316,6 +316,44 @@ impl Engine {
         self.remove_ingest_dir(&dir)
     }
 
+    /// GC's part: removes the ingests that no live writer holds, no live lease names, and that
+    /// were not updated within `expiry` (zero: all of them). Returns their refs.
+    pub(crate) fn sweep_ingests(&self, expiry: Duration, leased: &HashSet<String>, dry_run: bool) -> Result<Vec<String>> {
+        let root = self.ingest_root();
+        let entries = match fs::read_dir(&root) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(Error::io("cannot list", &root, err)),
+        };
+        let now = SystemTime::now();
+        let mut removed = Vec::new();
+        for entry in entries {
+            let dir = entry.map_err(|e| Error::io("cannot list", &root, e))?.path();
+            let ref_name = fs::read_to_string(dir.join("ref")).unwrap_or_default();
+            if leased.contains(&ref_name) {
+                continue;
+            }
+            // A damaged ingest counts from its directory's own time.
+            let updated_at = match self.read_ingest_status(&ref_name, &dir) {
+                Ok(status) => status.updated_at,
+                Err(_) => fs::metadata(&dir).and_then(|m| m.modified()).unwrap_or(now),
+            };
+            if now.duration_since(updated_at).unwrap_or_default() < expiry {
+                continue;
+            }
+            let Ok(handle) = File::open(&dir) else { continue };
+            if handle.try_lock().is_err() {
+                continue; // a live writer holds it
+            }
+            if !dry_run {
+                self.remove_ingest_dir(&dir)?;
+            }
+            removed.push(ref_name);
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
     fn remove_ingest_dir(&self, dir: &Path) -> Result<()> {
         self.storage().remove_dir_all(dir).map_err(|e| Error::io("cannot remove ingest", dir, e))?;
         self.sync_parent(dir)
@@ -415,10 +453,7 @@ impl IngestWriter {
             self.finish_ingest()?;
             return Err(Error::new(ErrorKind::AlreadyExists, format!("blob {digest} is already stored")));
         }
-        if !labels.is_empty() {
-            self.engine.write_labels(&digest, labels)?;
-        }
-        let stored = self.engine.publish_blob(&self.data, &data_path, &digest, offset)?;
+        let stored = self.engine.publish_blob(&self.data, &data_path, &digest, offset, labels)?;
         self.finish_ingest()?;
         if !stored {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("blob {digest} is already stored")));

@@ -164,6 +164,34 @@ impl Engine {
         Ok(BlobInfo { digest: digest.clone(), size: meta.len(), created_at: mtime, updated_at: mtime, labels: Labels::new() })
     }
 
+    /// Every blob's labels, for GC (its roots and `gc.ref` edges).
+    pub(crate) fn all_labels(&self) -> Result<Vec<(Digest, Labels)>> {
+        let mut all = Vec::new();
+        for digest in self.labelled_blobs()? {
+            match self.read_labels(&digest) {
+                Ok(labels) => all.push((digest, labels)),
+                Err(err) if err.kind() == crate::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(all)
+    }
+
+    /// GC's part: removes label files whose blob is not stored. The caller holds the exclusive
+    /// store lock (commits write labels under the shared one).
+    pub(crate) fn sweep_orphan_labels(&self, dry_run: bool) -> Result<u64> {
+        let mut removed = 0;
+        for digest in self.labelled_blobs()? {
+            if !self.has_blob(&digest).unwrap_or(true) {
+                if !dry_run {
+                    self.write_labels(&digest, &Labels::new())?;
+                }
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Digests that have a labels file, listed once so a walk does not probe every blob.
     fn labelled_blobs(&self) -> Result<HashSet<Digest>> {
         let mut labelled = HashSet::new();

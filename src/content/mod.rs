@@ -100,7 +100,7 @@ impl Engine {
 
     /// Publishes a fully written temp file as the blob `digest`. Returns whether it was new.
     pub(crate) fn install_blob(&self, temp: TempFile<'_>, digest: &Digest, size: u64) -> Result<bool> {
-        let stored = self.publish_blob(temp.file(), temp.path(), digest, size)?;
+        let stored = self.publish_blob(temp.file(), temp.path(), digest, size, &Labels::new())?;
         if stored {
             temp.disarm();
         }
@@ -109,14 +109,19 @@ impl Engine {
 
     /// Makes the fully written file at `path` the blob `digest`: fsync, mode 0444, rename into
     /// `blobs/` under the shared store lock, fsync the directory. Returns false, leaving the
-    /// file where it is, when an intact blob of that digest is already stored.
-    pub(crate) fn publish_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64) -> Result<bool> {
+    /// file where it is, when an intact blob of that digest is already stored. Non-empty
+    /// `labels` are written under the same lock, before the rename, so GC never sees a
+    /// labelled blob without its labels.
+    pub(crate) fn publish_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64, labels: &Labels) -> Result<bool> {
         let storage = self.storage();
         storage.sync_file(file).map_err(|e| Error::io("cannot fsync", path, e))?;
         storage.set_read_only(file).map_err(|e| Error::io("cannot chmod", path, e))?;
         let _lock = self.lock_shared()?;
         if self.is_intact(digest, size) {
             return Ok(false);
+        }
+        if !labels.is_empty() {
+            self.write_labels(digest, labels)?;
         }
         self.create_dir(&self.blob_dir(digest.algorithm()))?;
         let dest = self.blob_path(digest);

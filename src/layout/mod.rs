@@ -8,6 +8,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 pub use storage::{OsStorage, Storage};
 
@@ -253,6 +254,40 @@ impl Engine {
         }
     }
 
+    /// GC's part: removes temp files under `.ocicas/tmp/` whose writing process is gone (the
+    /// name starts with its pid) or that are older than `max_age`. Returns how many.
+    pub(crate) fn sweep_temp_files(&self, max_age: Duration, dry_run: bool) -> Result<u64> {
+        let dir = self.private_dir().join("tmp");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(Error::io("cannot list", &dir, err)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+            let name = entry.file_name();
+            let writer_gone = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+                .is_some_and(|pid| !process_is_alive(pid));
+            let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            if writer_gone || age.is_some_and(|age| age >= max_age) {
+                if !dry_run {
+                    let path = entry.path();
+                    match self.storage.remove_file(&path) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(Error::io("cannot remove", &path, err)),
+                    }
+                }
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The store lock, shared: held while committing blobs so a GC sweep cannot interleave.
     pub(crate) fn lock_shared(&self) -> Result<StoreLock> {
         let file = self.open_lock_file()?;
@@ -352,6 +387,11 @@ pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str) -> Result<V
         ));
     }
     Ok(bytes)
+}
+
+fn process_is_alive(pid: i32) -> bool {
+    // Signal 0 checks existence only; EPERM means it exists but belongs to someone else.
+    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 fn already_exists(root: &Path) -> Error {

@@ -1,0 +1,336 @@
+//! Mark-and-sweep garbage collection, safe while other processes write.
+//!
+//! Roots: every index.json entry, every live lease (its blobs and ingests), every blob labelled
+//! `ocicas.gc.root`, every ingest in progress. Edges: the documents' descriptors and labels
+//! `ocicas.gc.ref.<anything>=<digest>`. Marking runs without the store lock, so writers go on;
+//! then, under the exclusive lock (commits and tags wait), the roots are read again and any new
+//! ones marked, and only then is anything removed. A blob committed after the GC started is
+//! kept, so a writer that commits and then tags or leases in two steps is not raced.
+
+mod lease;
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::time::{Duration, SystemTime};
+
+pub use lease::{Lease, LeaseResource};
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, Result};
+use crate::graph::{GraphWalk, Node};
+use crate::layout::Engine;
+use crate::spec::Descriptor;
+
+/// Label that makes a blob a GC root.
+pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
+/// Prefix of labels whose value is the digest of a blob to keep alive with the labelled one.
+pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
+/// Blobs whose mtime is this close to the GC's start count as committed during it.
+const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
+/// Ingests untouched for longer than this are removed by default.
+pub const DEFAULT_INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Remove ingests not updated for this long (zero: every ingest no live writer holds).
+    pub ingest_expiry: Duration,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions { dry_run: false, ingest_expiry: DEFAULT_INGEST_EXPIRY }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub blobs_removed: u64,
+    pub bytes_removed: u64,
+    pub blobs_kept: u64,
+    pub bytes_kept: u64,
+    /// Referenced blobs that are not stored: one line each, naming the blob and its parent.
+    pub missing: Vec<String>,
+    /// Refs of the ingests removed.
+    pub ingests_removed: Vec<String>,
+    pub leases_removed: u64,
+    pub temp_files_removed: u64,
+    /// Label files of blobs that are not stored.
+    pub labels_removed: u64,
+}
+
+impl GcReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "dryRun": self.dry_run,
+            "blobsRemoved": self.blobs_removed,
+            "bytesRemoved": self.bytes_removed,
+            "blobsKept": self.blobs_kept,
+            "bytesKept": self.bytes_kept,
+            "missing": self.missing,
+            "ingestsRemoved": self.ingests_removed,
+            "leasesRemoved": self.leases_removed,
+            "tempFilesRemoved": self.temp_files_removed,
+            "labelsRemoved": self.labels_removed,
+        })
+    }
+}
+
+/// The roots and label edges of the store at one moment.
+struct Roots {
+    descriptors: Vec<(Descriptor, String)>,
+    label_edges: HashMap<Digest, Vec<Digest>>,
+    leased_ingests: HashSet<String>,
+}
+
+impl Engine {
+    pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        let started = SystemTime::now();
+        // File times come from a coarse kernel clock that can lag the system clock by a tick.
+        let grace_start = started - COMMIT_GRACE_MARGIN;
+        let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
+        let mut missing = Vec::new();
+        let mut on_node = |descriptor: &Descriptor, parent: &str, node: Node| {
+            if let Node::Missing = node {
+                missing.push(format!("blob {} referenced by {parent} is missing", descriptor.digest));
+            }
+        };
+
+        let roots = self.gc_roots(started)?;
+        let mut walk = GraphWalk::new(self, roots.label_edges);
+        walk.walk(roots.descriptors, &mut on_node);
+
+        let _lock = self.lock_exclusive()?;
+        let roots = self.gc_roots(started)?;
+        walk.set_label_edges(roots.label_edges);
+        walk.walk(roots.descriptors, &mut on_node);
+        let marked = walk.visited;
+
+        for digest in self.list_blobs()? {
+            let path = self.blob_path(&digest);
+            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let committed_during_gc = meta.modified().is_ok_and(|t| t >= grace_start);
+            if marked.contains(&digest) || committed_during_gc {
+                report.blobs_kept += 1;
+                report.bytes_kept += meta.len();
+                continue;
+            }
+            if !options.dry_run {
+                self.storage().remove_file(&path).map_err(|e| Error::io("cannot remove blob", &path, e))?;
+                self.write_labels(&digest, &Default::default())?;
+            }
+            report.blobs_removed += 1;
+            report.bytes_removed += meta.len();
+        }
+        if !options.dry_run && report.blobs_removed > 0 {
+            for algorithm in Algorithm::ALL {
+                let dir = self.blob_dir(algorithm);
+                if dir.is_dir() {
+                    self.storage().sync_dir(&dir).map_err(|e| Error::io("cannot fsync directory", &dir, e))?;
+                }
+            }
+        }
+        report.labels_removed = self.sweep_orphan_labels(options.dry_run)?;
+        report.ingests_removed = self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run)?;
+        report.leases_removed = self.sweep_expired_leases(started, options.dry_run)?;
+        report.temp_files_removed = self.sweep_temp_files(options.ingest_expiry, options.dry_run)?;
+        report.missing = missing;
+        Ok(report)
+    }
+
+    fn gc_roots(&self, now: SystemTime) -> Result<Roots> {
+        let mut descriptors: Vec<(Descriptor, String)> =
+            self.read_index()?.manifests.into_iter().map(|d| (d, "index.json".to_owned())).collect();
+        let untyped = |digest: Digest, why: String| (Descriptor::new("", digest, 0), why);
+        let mut leased_ingests = HashSet::new();
+        for lease in self.lease_list()? {
+            if lease.is_live(now) {
+                let why = format!("lease {}", lease.id);
+                descriptors.extend(lease.digests.into_iter().map(|d| untyped(d, why.clone())));
+                leased_ingests.extend(lease.ingests);
+            }
+        }
+        let mut label_edges: HashMap<Digest, Vec<Digest>> = HashMap::new();
+        for (digest, labels) in self.all_labels()? {
+            for (key, value) in labels {
+                if key == LABEL_GC_ROOT {
+                    descriptors.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT}")));
+                } else if key.starts_with(LABEL_GC_REF_PREFIX) {
+                    if let Ok(target) = value.parse::<Digest>() {
+                        label_edges.entry(digest.clone()).or_default().push(target);
+                    }
+                }
+            }
+        }
+        // An ingest in progress keeps the blob it expects (it may be committed any moment).
+        for status in self.ingest_list(&crate::filters::Filters::parse::<&str>(&[])?)? {
+            if let Some(expected) = status.expected {
+                descriptors.push(untyped(expected, format!("ingest {:?}", status.ref_name)));
+            }
+        }
+        Ok(Roots { descriptors, label_edges, leased_ingests })
+    }
+
+    fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool) -> Result<u64> {
+        let mut removed = 0;
+        for lease in self.lease_list()? {
+            if !lease.is_live(now) {
+                if !dry_run {
+                    self.remove_lease(&lease.id)?;
+                }
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs};
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::create(dir.path().join("layout")).unwrap();
+        (dir, engine)
+    }
+
+    /// Stores an image with the given layers, tags it, returns its manifest descriptor.
+    fn image(engine: &Engine, tag: &str, layers: &[&[u8]]) -> Descriptor {
+        let layers: Vec<Descriptor> = layers
+            .iter()
+            .map(|bytes| {
+                let blob = engine.put_blob(bytes).unwrap();
+                Descriptor::new("application/vnd.oci.image.layer.v1.tar", blob.digest, blob.size)
+            })
+            .collect();
+        let config = ImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            rootfs: RootFs { kind: "layers".into(), diff_ids: layers.iter().map(|l| l.digest.clone()).collect() },
+            history: vec![],
+            extra: Default::default(),
+        };
+        let config = engine.put_json(MEDIA_TYPE_IMAGE_CONFIG, &config).unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.into()),
+            artifact_type: None,
+            config,
+            layers,
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest = engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+        engine.ref_put(tag, &manifest, true).unwrap();
+        manifest
+    }
+
+    /// GC that treats everything older than now as unprotected by the commit grace.
+    fn gc_now(engine: &Engine, dry_run: bool) -> GcReport {
+        std::thread::sleep(COMMIT_GRACE_MARGIN + Duration::from_millis(20));
+        engine.gc(&GcOptions { dry_run, ..GcOptions::default() }).unwrap()
+    }
+
+    #[test]
+    fn deleting_a_ref_frees_only_what_no_other_image_uses() {
+        let (_dir, engine) = engine();
+        image(&engine, "a", &[b"shared", b"only-a"]);
+        image(&engine, "b", &[b"shared", b"only-b"]);
+        engine.ref_delete("a").unwrap();
+        let report = gc_now(&engine, false);
+        // a's manifest, config and unique layer go; b's four blobs stay.
+        assert_eq!(report.blobs_removed, 3, "{report:?}");
+        assert_eq!(report.blobs_kept, 4);
+        assert!(engine.fsck().unwrap().is_sound());
+        assert!(!engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"only-a")).unwrap());
+        assert!(engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"shared")).unwrap());
+    }
+
+    #[test]
+    fn dry_run_reports_without_removing() {
+        let (_dir, engine) = engine();
+        engine.put_blob(b"garbage").unwrap();
+        let dry = gc_now(&engine, true);
+        assert_eq!(dry.blobs_removed, 1);
+        assert!(engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"garbage")).unwrap());
+        let real = gc_now(&engine, false);
+        assert_eq!((real.blobs_removed, real.bytes_removed), (dry.blobs_removed, dry.bytes_removed));
+        assert!(engine.list_blobs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_live_lease_keeps_its_blobs_and_a_released_one_does_not() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(None, None).unwrap();
+        let blob = engine.put_blob(b"leased").unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest.clone())).unwrap();
+        assert_eq!(gc_now(&engine, false).blobs_removed, 0);
+        engine.lease_release(&lease.id).unwrap();
+        assert_eq!(gc_now(&engine, false).blobs_removed, 1);
+    }
+
+    #[test]
+    fn expired_leases_protect_nothing_and_are_removed() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(Some("short"), Some(Duration::from_millis(1))).unwrap();
+        let blob = engine.put_blob(b"briefly leased").unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest)).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.leases_removed), (1, 1));
+        assert!(engine.lease_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn gc_root_and_gc_ref_labels_keep_blobs() {
+        let (_dir, engine) = engine();
+        let root = engine.put_blob(b"root").unwrap();
+        let child = engine.put_blob(b"child").unwrap();
+        engine.put_blob(b"orphan").unwrap();
+        let labels: crate::Labels = [
+            (LABEL_GC_ROOT.to_owned(), "true".to_owned()),
+            (format!("{LABEL_GC_REF_PREFIX}content.0"), child.digest.to_string()),
+        ]
+        .into();
+        engine.update_labels(&root.digest, &labels, &[]).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (1, 2), "{report:?}");
+    }
+
+    #[test]
+    fn old_ingests_go_and_held_or_leased_ones_stay() {
+        let (_dir, engine) = engine();
+        let mut held = engine.writer("held", &Default::default()).unwrap();
+        held.write(b"x").unwrap();
+        let mut closed = engine.writer("closed", &Default::default()).unwrap();
+        closed.write(b"y").unwrap();
+        closed.close().unwrap();
+        let mut leased = engine.writer("leased", &Default::default()).unwrap();
+        leased.write(b"z").unwrap();
+        leased.close().unwrap();
+        let lease = engine.lease_new(None, None).unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Ingest("leased".into())).unwrap();
+
+        let keep_all = engine.gc(&GcOptions::default()).unwrap();
+        assert!(keep_all.ingests_removed.is_empty());
+        let report = engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO }).unwrap();
+        assert_eq!(report.ingests_removed, vec!["closed".to_owned()]);
+        held.write(b"still writing").unwrap();
+    }
+
+    #[test]
+    fn missing_children_are_reported_not_fatal() {
+        let (_dir, engine) = engine();
+        let manifest = image(&engine, "a", &[b"layer"]);
+        let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
+        engine.delete_blob(&layer).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!(report.missing.len(), 1);
+        assert!(report.missing[0].contains(&layer.to_string()));
+        assert!(engine.has_blob(&manifest.digest).unwrap());
+    }
+}
