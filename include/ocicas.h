@@ -150,6 +150,28 @@ typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
 typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
 
 /**
+ * Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
+ */
+typedef struct ocicas_gc_options {
+  /**
+   * Report what would be removed, remove nothing.
+   */
+  bool dry_run;
+  /**
+   * Ingests not updated for this many seconds are removed. 0 means the default (24 hours);
+   * a negative value removes every ingest that no live writer or lease holds.
+   */
+  int64_t ingest_expiry_seconds;
+} ocicas_gc_options;
+
+/**
+ * Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
+ * `{"id":"…","createdAt":"RFC 3339","expiresAt":"RFC 3339" (absent: never),"digests":[…],
+ * "ingests":[…]}`. Return 0 to go on, non-zero to stop.
+ */
+typedef int (*ocicas_lease_list_cb)(const char *lease_json, void *user_data);
+
+/**
  * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
  * call). Return 0 to go on, non-zero to stop.
  */
@@ -364,6 +386,75 @@ const char *ocicas_last_error_message(void);
  * `engine` is a live engine; `out_report` writable.
  */
 ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+
+/**
+ * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
+ * `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
+ * `ocicas.gc.ref.*`. Safe while other processes write. `options` may be NULL (defaults).
+ * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
+ * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
+ * "labelsRemoved"}`; free it with `ocicas_string_free`.
+ *
+ * # Safety
+ * `engine` is a live engine; `options` NULL or valid; `out_report` writable.
+ */
+ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
+                            const struct ocicas_gc_options *options,
+                            char **out_report);
+
+/**
+ * Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
+ * (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
+ * `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
+ * outside 1–128 of [A-Za-z0-9._-].
+ *
+ * # Safety
+ * `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
+ */
+ocicas_status ocicas_lease_new(const struct ocicas_engine *engine,
+                               const char *id,
+                               int64_t expiry_seconds,
+                               char **out_id);
+
+/**
+ * Adds the blob `digest` to lease `id` (idempotent); GC keeps it while the lease lives.
+ * `OCICAS_ERR_NOT_FOUND` for an unknown lease.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` and `digest` NUL-terminated.
+ */
+ocicas_status ocicas_lease_add_blob(const struct ocicas_engine *engine,
+                                    const char *id,
+                                    const char *digest);
+
+/**
+ * Adds the ingest of `ref` to lease `id` (idempotent); GC keeps that ingest while the lease
+ * lives, however old it is.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` and `ref` NUL-terminated.
+ */
+ocicas_status ocicas_lease_add_ingest(const struct ocicas_engine *engine,
+                                      const char *id,
+                                      const char *ref);
+
+/**
+ * Releases lease `id`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` NUL-terminated.
+ */
+ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const char *id);
+
+/**
+ * Calls `callback` with the JSON of every lease (live or expired), sorted by id.
+ *
+ * # Safety
+ * `engine` is a live engine; `callback` a valid function.
+ */
+ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
+                                ocicas_lease_list_cb callback,
+                                void *user_data);
 
 /**
  * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).
@@ -699,6 +790,75 @@ const char *ocicas_last_error_message(void);
  * `engine` is a live engine; `out_report` writable.
  */
 ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+
+/**
+ * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
+ * `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
+ * `ocicas.gc.ref.*`. Safe while other processes write. `options` may be NULL (defaults).
+ * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
+ * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
+ * "labelsRemoved"}`; free it with `ocicas_string_free`.
+ *
+ * # Safety
+ * `engine` is a live engine; `options` NULL or valid; `out_report` writable.
+ */
+ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
+                            const struct ocicas_gc_options *options,
+                            char **out_report);
+
+/**
+ * Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
+ * (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
+ * `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
+ * outside 1–128 of [A-Za-z0-9._-].
+ *
+ * # Safety
+ * `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
+ */
+ocicas_status ocicas_lease_new(const struct ocicas_engine *engine,
+                               const char *id,
+                               int64_t expiry_seconds,
+                               char **out_id);
+
+/**
+ * Adds the blob `digest` to lease `id` (idempotent); GC keeps it while the lease lives.
+ * `OCICAS_ERR_NOT_FOUND` for an unknown lease.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` and `digest` NUL-terminated.
+ */
+ocicas_status ocicas_lease_add_blob(const struct ocicas_engine *engine,
+                                    const char *id,
+                                    const char *digest);
+
+/**
+ * Adds the ingest of `ref` to lease `id` (idempotent); GC keeps that ingest while the lease
+ * lives, however old it is.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` and `ref` NUL-terminated.
+ */
+ocicas_status ocicas_lease_add_ingest(const struct ocicas_engine *engine,
+                                      const char *id,
+                                      const char *ref);
+
+/**
+ * Releases lease `id`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ *
+ * # Safety
+ * `engine` is a live engine; `id` NUL-terminated.
+ */
+ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const char *id);
+
+/**
+ * Calls `callback` with the JSON of every lease (live or expired), sorted by id.
+ *
+ * # Safety
+ * `engine` is a live engine; `callback` a valid function.
+ */
+ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
+                                ocicas_lease_list_cb callback,
+                                void *user_data);
 
 /**
  * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).

@@ -15,6 +15,9 @@ pub struct FsckReport {
     pub blobs_checked: usize,
     /// Distinct blobs reachable from index.json.
     pub reachable: usize,
+    /// Not problems: blobs no reference reaches (GC removes them unless a lease or label
+    /// keeps them).
+    pub notes: Vec<String>,
 }
 
 impl FsckReport {
@@ -28,6 +31,7 @@ impl FsckReport {
             "problems": self.problems,
             "blobsChecked": self.blobs_checked,
             "reachable": self.reachable,
+            "notes": self.notes,
         })
     }
 }
@@ -40,9 +44,10 @@ fn may_be_absent(descriptor: &Descriptor) -> bool {
 impl Engine {
     pub fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
-        for digest in self.list_blobs()? {
+        let blobs = self.list_blobs()?;
+        for digest in &blobs {
             report.blobs_checked += 1;
-            if let Err(err) = self.verify_blob(&digest) {
+            if let Err(err) = self.verify_blob(digest) {
                 report.problems.push(err.message().to_owned());
             }
         }
@@ -69,6 +74,11 @@ impl Engine {
             Node::Leaf | Node::Document => {}
         });
         report.reachable = walk.visited.len();
+        report.notes = blobs
+            .iter()
+            .filter(|digest| !walk.visited.contains(*digest))
+            .map(|digest| format!("blob {digest} is not reachable from index.json"))
+            .collect();
         Ok(report)
     }
 }

@@ -9,6 +9,7 @@ mod content;
 mod engine;
 mod error;
 mod fsck;
+mod gc;
 mod ingest;
 mod refs;
 

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
-use ocicas::{Algorithm, CopySource, Digest, Engine, Filters, Labels, OpenOptions, WriterOptions};
+use ocicas::{
+    Algorithm, CopySource, Digest, Engine, Filters, GcOptions, GcReport, Labels, LeaseResource, OpenOptions, WriterOptions,
+};
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
 #[derive(Parser)]
@@ -33,6 +35,22 @@ enum Command {
     Ingest(IngestCommand),
     /// Check every blob's hash and every descriptor reachable from index.json.
     Fsck { layout: PathBuf },
+    /// Remove blobs no reference, lease or GC label keeps, expired ingests and leases.
+    Gc {
+        layout: PathBuf,
+        /// Report what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove ingests not updated for this long (e.g. 24h, 30m, 0s = every idle ingest).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        ingest_expiry: std::time::Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Leases keep blobs and ingests from GC: new, add, rm, ls.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
     /// Build a small image in a layout, tag it and check it, printing each step.
     Demo {
         #[arg(default_value = "demo-layout")]
@@ -113,6 +131,31 @@ enum IngestCommand {
     Abort { layout: PathBuf, ref_name: String },
 }
 
+#[derive(Subcommand)]
+enum LeaseCommand {
+    /// Create a lease and print its id.
+    New {
+        layout: PathBuf,
+        #[arg(long)]
+        id: Option<String>,
+        /// Expire after this long (e.g. 1h); never when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expiry: Option<std::time::Duration>,
+    },
+    /// Add a blob (DIGEST) or an ingest (--ingest REF) to a lease.
+    Add {
+        layout: PathBuf,
+        id: String,
+        digest: Option<String>,
+        #[arg(long = "ingest", conflicts_with = "digest")]
+        ingest_ref: Option<String>,
+    },
+    /// Release a lease.
+    Rm { layout: PathBuf, id: String },
+    /// List leases as JSON lines.
+    Ls { layout: PathBuf },
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse().command) {
         Ok(code) => code,
@@ -145,9 +188,21 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
             if !report.is_sound() {
                 return Ok(ExitCode::from(1));
             }
+            for note in &report.notes {
+                writeln!(out, "note: {note}").map_err(stdout_error)?;
+            }
             writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable)
                 .map_err(stdout_error)?;
         }
+        Command::Gc { layout, dry_run, ingest_expiry, json } => {
+            let report = open(&layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;
+            if json {
+                writeln!(out, "{}", report.to_json()).map_err(stdout_error)?;
+            } else {
+                print_gc_report(&report, &mut out).map_err(stdout_error)?;
+            }
+        }
+        Command::Lease(command) => run_lease(command, &mut out)?,
         Command::Demo { layout } => demo::run(&layout, &mut out)?,
     }
     Ok(ExitCode::SUCCESS)
@@ -264,6 +319,47 @@ fn run_ref(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
             }
         }
         RefCommand::Rm { layout, name } => open(&layout)?.ref_delete(&name)?,
+    }
+    Ok(())
+}
+
+fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    writeln!(out, "{verb} {} blobs ({} bytes); kept {} blobs ({} bytes)", report.blobs_removed, report.bytes_removed, report.blobs_kept, report.bytes_kept)?;
+    writeln!(
+        out,
+        "{verb} {} ingests, {} expired leases, {} temp files, {} orphan label files",
+        report.ingests_removed.len(),
+        report.leases_removed,
+        report.temp_files_removed,
+        report.labels_removed
+    )?;
+    for missing in &report.missing {
+        writeln!(out, "missing: {missing}")?;
+    }
+    Ok(())
+}
+
+fn run_lease(command: LeaseCommand, out: &mut impl Write) -> ocicas::Result<()> {
+    match command {
+        LeaseCommand::New { layout, id, expiry } => {
+            let lease = open(&layout)?.lease_new(id.as_deref(), expiry)?;
+            writeln!(out, "{}", lease.id).map_err(stdout_error)?;
+        }
+        LeaseCommand::Add { layout, id, digest, ingest_ref } => {
+            let resource = match (digest, ingest_ref) {
+                (Some(digest), None) => LeaseResource::Blob(digest.parse()?),
+                (None, Some(ingest_ref)) => LeaseResource::Ingest(ingest_ref),
+                _ => return Err(ocicas::error::invalid_argument("give a DIGEST or --ingest REF")),
+            };
+            open(&layout)?.lease_add(&id, resource)?;
+        }
+        LeaseCommand::Rm { layout, id } => open(&layout)?.lease_release(&id)?,
+        LeaseCommand::Ls { layout } => {
+            for lease in open(&layout)?.lease_list()? {
+                writeln!(out, "{}", lease.to_json()).map_err(stdout_error)?;
+            }
+        }
     }
     Ok(())
 }

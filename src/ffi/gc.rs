@@ -1,0 +1,159 @@
+//! C ABI of `gc`: garbage collection and leases. Reports and leases are JSON strings.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::time::Duration;
+
+use super::engine::ocicas_engine;
+use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
+use crate::error::{Result, invalid_argument};
+use crate::gc::{GcOptions, LeaseResource};
+
+/// Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ocicas_gc_options {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Ingests not updated for this many seconds are removed. 0 means the default (24 hours);
+    /// a negative value removes every ingest that no live writer or lease holds.
+    pub ingest_expiry_seconds: i64,
+}
+
+/// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
+/// `{"id":"…","createdAt":"RFC 3339","expiresAt":"RFC 3339" (absent: never),"digests":[…],
+/// "ingests":[…]}`. Return 0 to go on, non-zero to stop.
+pub type ocicas_lease_list_cb = Option<unsafe extern "C" fn(lease_json: *const c_char, user_data: *mut c_void) -> c_int>;
+
+/// Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
+/// `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
+/// `ocicas.gc.ref.*`. Safe while other processes write. `options` may be NULL (defaults).
+/// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
+/// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
+/// "labelsRemoved"}`; free it with `ocicas_string_free`.
+///
+/// # Safety
+/// `engine` is a live engine; `options` NULL or valid; `out_report` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_run(
+    engine: *const ocicas_engine,
+    options: *const ocicas_gc_options,
+    out_report: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let out_report = unsafe { arg_out(out_report, "out_report") }?;
+        let mut gc_options = GcOptions::default();
+        if let Some(options) = unsafe { options.as_ref() } {
+            gc_options.dry_run = options.dry_run;
+            gc_options.ingest_expiry = match options.ingest_expiry_seconds {
+                0 => gc_options.ingest_expiry,
+                seconds if seconds < 0 => Duration::ZERO,
+                seconds => Duration::from_secs(seconds.unsigned_abs()),
+            };
+        }
+        *out_report = into_c_string(engine.engine.gc(&gc_options)?.to_json().to_string());
+        Ok(())
+    })
+}
+
+/// Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
+/// (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
+/// `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
+/// outside 1–128 of [A-Za-z0-9._-].
+///
+/// # Safety
+/// `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_new(
+    engine: *const ocicas_engine,
+    id: *const c_char,
+    expiry_seconds: i64,
+    out_id: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let id = if id.is_null() { None } else { Some(unsafe { arg_str(id, "id") }?) };
+        let out_id = unsafe { arg_out(out_id, "out_id") }?;
+        let expiry = u64::try_from(expiry_seconds).ok().map(Duration::from_secs);
+        *out_id = into_c_string(engine.engine.lease_new(id, expiry)?.id);
+        Ok(())
+    })
+}
+
+/// Adds the blob `digest` to lease `id` (idempotent); GC keeps it while the lease lives.
+/// `OCICAS_ERR_NOT_FOUND` for an unknown lease.
+///
+/// # Safety
+/// `engine` is a live engine; `id` and `digest` NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_add_blob(
+    engine: *const ocicas_engine,
+    id: *const c_char,
+    digest: *const c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let id = unsafe { arg_str(id, "id") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        engine.engine.lease_add(id, LeaseResource::Blob(digest))
+    })
+}
+
+/// Adds the ingest of `ref` to lease `id` (idempotent); GC keeps that ingest while the lease
+/// lives, however old it is.
+///
+/// # Safety
+/// `engine` is a live engine; `id` and `ref` NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_add_ingest(
+    engine: *const ocicas_engine,
+    id: *const c_char,
+    r#ref: *const c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let id = unsafe { arg_str(id, "id") }?;
+        let ref_name = unsafe { arg_str(r#ref, "ref") }?;
+        if ref_name.is_empty() {
+            return Err(invalid_argument("an ingest ref must not be empty"));
+        }
+        engine.engine.lease_add(id, LeaseResource::Ingest(ref_name.to_owned()))
+    })
+}
+
+/// Releases lease `id`. `OCICAS_ERR_NOT_FOUND` when there is none.
+///
+/// # Safety
+/// `engine` is a live engine; `id` NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_release(engine: *const ocicas_engine, id: *const c_char) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let id = unsafe { arg_str(id, "id") }?;
+        engine.engine.lease_release(id)
+    })
+}
+
+/// Calls `callback` with the JSON of every lease (live or expired), sorted by id.
+///
+/// # Safety
+/// `engine` is a live engine; `callback` a valid function.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_list(
+    engine: *const ocicas_engine,
+    callback: ocicas_lease_list_cb,
+    user_data: *mut c_void,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
+        let leases = engine
+            .engine
+            .lease_list()?
+            .into_iter()
+            .map(|lease| CString::new(lease.to_json().to_string()).map_err(|e| invalid_argument(e.to_string())))
+            .collect::<Result<Vec<_>>>()?;
+        for_each_until_stopped(leases, |json| unsafe { callback(json.as_ptr(), user_data) });
+        Ok(())
+    })
+}
