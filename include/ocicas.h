@@ -112,6 +112,14 @@ enum ocicas_status
    * A bug inside ocicas was caught at the boundary; the message has the details.
    */
   OCICAS_ERR_PANIC = 13,
+  /**
+   * A layer stream's digest, DiffID or size was asked for before the stream ended.
+   */
+  OCICAS_ERR_NOT_COMPUTED = 14,
+  /**
+   * A layer stream's compressed bytes were already read to their end.
+   */
+  OCICAS_ERR_CONSUMED = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -31,6 +31,10 @@ pub enum ErrorKind {
     UnsupportedMediaType,
     /// The operation exists in the API but this form of it is not implemented.
     NotImplemented,
+    /// A result (digest, DiffID, size) asked for before the stream that computes it ended.
+    NotComputed,
+    /// A stream that can be read once was already read to its end.
+    Consumed,
 }
 
 #[derive(Debug)]

@@ -9,10 +9,12 @@ pub mod filters;
 pub mod fsck;
 pub mod gc;
 mod graph;
+pub mod image;
 pub mod ingest;
 pub mod layout;
 pub mod refs;
 pub mod spec;
+pub mod stream;
 
 mod ffi;
 
@@ -26,3 +28,4 @@ pub use graph::MAX_WALK_DEPTH;
 pub use ingest::{CopySource, IngestStatus, IngestWriter, WriterOptions};
 pub use layout::{Engine, OpenOptions};
 pub use spec::{Descriptor, Document};
+pub use stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};

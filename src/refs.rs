@@ -43,11 +43,28 @@ fn valid_component(component: &str) -> bool {
     !bytes.is_empty() && !expect_alphanum
 }
 
+/// When a reference may be moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefUpdate<'a> {
+    /// Only when absent or already equal.
+    NoClobber,
+    /// Whatever it points at.
+    Force,
+    /// Only when it points at this digest now (None: only when absent). Read-modify-write
+    /// callers use this so a concurrent move is a `Clobber`, not a lost update.
+    IfCurrent(Option<&'a crate::digest::Digest>),
+}
+
 impl Engine {
     /// Points `name` at `descriptor`. Idempotent for an equal descriptor; `Clobber` when the
     /// name points elsewhere and `force` is false. The target blob must be stored with the
     /// size the descriptor declares.
     pub fn ref_put(&self, name: &str, descriptor: &Descriptor, force: bool) -> Result<()> {
+        self.ref_update(name, descriptor, if force { RefUpdate::Force } else { RefUpdate::NoClobber })
+    }
+
+    /// Points `name` at `descriptor` when `condition` holds (see `RefUpdate`).
+    pub fn ref_update(&self, name: &str, descriptor: &Descriptor, condition: RefUpdate<'_>) -> Result<()> {
         validate_ref_name(name)?;
         let stored_size = self.blob_size(&descriptor.digest)?;
         if stored_size != descriptor.size {
@@ -68,10 +85,17 @@ impl Engine {
         if existing.len() == 1 && *existing[0] == entry {
             return Ok(());
         }
-        if let (Some(old), false) = (existing.first(), force) {
+        let current = existing.last().map(|d| &d.digest);
+        let allowed = match condition {
+            RefUpdate::Force => true,
+            RefUpdate::NoClobber => current.is_none(),
+            RefUpdate::IfCurrent(expected) => current == expected,
+        };
+        if !allowed {
+            let now = current.map_or("nothing".to_owned(), |d| d.to_string());
             return Err(Error::new(
                 ErrorKind::Clobber,
-                format!("reference {name:?} already points at {}; use force to move it", old.digest),
+                format!("reference {name:?} points at {now}, not what this update expected; use force to move it"),
             ));
         }
         index.manifests.retain(|d| d.ref_name() != Some(name));

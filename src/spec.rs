@@ -187,6 +187,19 @@ impl Document {
     }
 }
 
+/// This machine's platform in OCI terms (Go's GOOS/GOARCH names).
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    };
+    (std::env::consts::OS, arch)
+}
+
 /// Whether a media type names a document `parse_document` understands.
 pub fn is_document_media_type(media_type: &str) -> bool {
     matches!(

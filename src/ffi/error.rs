@@ -38,6 +38,10 @@ pub enum ocicas_status {
     OCICAS_ERR_NOT_IMPLEMENTED = 12,
     /// A bug inside ocicas was caught at the boundary; the message has the details.
     OCICAS_ERR_PANIC = 13,
+    /// A layer stream's digest, DiffID or size was asked for before the stream ended.
+    OCICAS_ERR_NOT_COMPUTED = 14,
+    /// A layer stream's compressed bytes were already read to their end.
+    OCICAS_ERR_CONSUMED = 15,
 }
 
 impl From<ErrorKind> for ocicas_status {
@@ -56,6 +60,8 @@ impl From<ErrorKind> for ocicas_status {
             ErrorKind::TooLarge => OCICAS_ERR_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::NotImplemented => OCICAS_ERR_NOT_IMPLEMENTED,
+            ErrorKind::NotComputed => OCICAS_ERR_NOT_COMPUTED,
+            ErrorKind::Consumed => OCICAS_ERR_CONSUMED,
         }
     }
 }

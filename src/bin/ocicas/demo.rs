@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use ocicas::spec::{
-    ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs,
+    ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs, host_platform,
 };
 use ocicas::{Descriptor, Document, Engine, Error, ErrorKind, OpenOptions, Result};
 
@@ -23,8 +23,8 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     say(format!("layer       {} ({} bytes, uncompressed tar)", layer.digest, layer.size))?;
 
     let config = ImageConfig {
-        architecture: std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-        os: "linux".to_owned(),
+        architecture: host_platform().1.to_owned(),
+        os: host_platform().0.to_owned(),
         rootfs: RootFs { kind: "layers".to_owned(), diff_ids: vec![layer.digest.clone()] },
         history: Vec::new(),
         extra: Default::default(),

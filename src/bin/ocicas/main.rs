@@ -1,6 +1,7 @@
 //! The `ocicas` command-line tool: the Rust API for people and scripts.
 
 mod demo;
+mod layer;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,30 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Compress an uncompressed tar (FILE or stdin) into a layer blob; prints
+    /// {"mediaType","digest","size","diffID"}.
+    Layer {
+        layout: PathBuf,
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        #[command(flatten)]
+        compression: layer::CompressionArgs,
+    },
+    /// Append a layer made from a directory or a tar to image REF (created when missing);
+    /// prints the new manifest's descriptor.
+    Append {
+        layout: PathBuf,
+        #[arg(value_name = "REF")]
+        ref_name: String,
+        /// Build the layer from this directory tree.
+        #[arg(long, conflicts_with = "tar", required_unless_present = "tar")]
+        dir: Option<PathBuf>,
+        /// Use this uncompressed tar (or - for stdin) as the layer.
+        #[arg(long)]
+        tar: Option<PathBuf>,
+        #[command(flatten)]
+        compression: layer::CompressionArgs,
     },
     /// Leases keep blobs and ingests from GC: new, add, rm, ls.
     #[command(subcommand)]
@@ -203,6 +228,22 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
             }
         }
         Command::Lease(command) => run_lease(command, &mut out)?,
+        Command::Layer { layout, file, compression } => {
+            let engine = open(&layout)?;
+            let layer = layer::build_layer(&engine, &layer::LayerInput::Tar(file), &compression.options()?)?;
+            writeln!(out, "{}", layer.to_json()).map_err(stdout_error)?;
+        }
+        Command::Append { layout, ref_name, dir, tar, compression } => {
+            let engine = open(&layout)?;
+            let input = match (dir, tar) {
+                (Some(dir), _) => layer::LayerInput::Dir(dir),
+                (None, Some(tar)) => layer::LayerInput::Tar(tar),
+                (None, None) => return Err(ocicas::error::invalid_argument("give --dir DIR or --tar FILE")),
+            };
+            let layer = layer::build_layer(&engine, &input, &compression.options()?)?;
+            let manifest = engine.append_layer(&ref_name, &layer, "ocicas append")?;
+            writeln!(out, "{}", ocicas::spec::canonical_json_string(&manifest)?).map_err(stdout_error)?;
+        }
         Command::Demo { layout } => demo::run(&layout, &mut out)?,
     }
     Ok(ExitCode::SUCCESS)

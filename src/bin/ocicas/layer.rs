@@ -1,0 +1,112 @@
+//! `ocicas layer` and `ocicas append`: streaming layers from the command line, with a progress
+//! bar on stderr when it is a terminal.
+
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use ocicas::stream::tar_dir::write_dir_tar;
+use ocicas::{Compression, Engine, LayerDescriptor, LayerOptions, LayerStream, MediaTypeStyle};
+
+/// How to compress a layer.
+#[derive(Args, Clone, Debug)]
+pub struct CompressionArgs {
+    /// Compression level (gzip 0-9, default 6; zstd 1-19, default 3).
+    #[arg(long)]
+    level: Option<i32>,
+    /// zstd instead of gzip.
+    #[arg(long)]
+    zstd: bool,
+    /// No compression.
+    #[arg(long, conflicts_with = "zstd")]
+    uncompressed: bool,
+    /// Compression threads (default: every core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Docker media types instead of OCI ones.
+    #[arg(long)]
+    docker: bool,
+}
+
+impl CompressionArgs {
+    pub fn options(&self) -> ocicas::Result<LayerOptions> {
+        let compression = match (self.zstd, self.uncompressed, self.level) {
+            (true, _, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
+            (false, true, _) => Compression::None,
+            (false, false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+            (false, false, Some(level)) => Compression::Gzip(u32::try_from(level).map_err(|_| {
+                ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9"))
+            })?),
+        };
+        let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
+        Ok(LayerOptions { compression, style, threads: self.threads, ref_name: None })
+    }
+}
+
+/// Where an appended layer comes from.
+pub enum LayerInput {
+    Dir(PathBuf),
+    /// A tar file, or stdin for `-`.
+    Tar(PathBuf),
+}
+
+/// Streams `input` into a new layer blob and returns its descriptor.
+pub fn build_layer(engine: &Engine, input: &LayerInput, options: &LayerOptions) -> ocicas::Result<LayerDescriptor> {
+    let mut stream = Progress::new(LayerStream::new(engine, options)?);
+    match input {
+        LayerInput::Dir(dir) => write_dir_tar(dir, &mut stream)?,
+        LayerInput::Tar(file) if file == Path::new("-") => copy_into(io::stdin().lock(), &mut stream)?,
+        LayerInput::Tar(file) => {
+            let tar = std::fs::File::open(file).map_err(|e| ocicas::Error::io("cannot open", file, e))?;
+            copy_into(tar, &mut stream)?;
+        }
+    }
+    stream.finish()
+}
+
+fn copy_into(mut input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
+    io::copy(&mut input, stream)
+        .map(|_| ())
+        .map_err(|e| ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot stream the layer: {e}")))
+}
+
+/// A layer stream that shows bytes in and MB/s on a terminal.
+struct Progress {
+    stream: LayerStream,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new(stream: LayerStream) -> Progress {
+        let bar = io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} in, {bytes_per_sec}, {elapsed}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { stream, bar }
+    }
+
+    fn finish(self) -> ocicas::Result<LayerDescriptor> {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.stream.finish()
+    }
+}
+
+impl Write for Progress {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.stream.write(buf).map_err(io::Error::other).map(|()| buf.len())?;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

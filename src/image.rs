@@ -1,0 +1,107 @@
+//! Images, not just blobs: appending a layer to a tagged image.
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Result, invalid_argument};
+use crate::gc::LeaseResource;
+use crate::layout::Engine;
+use crate::refs::RefUpdate;
+use crate::spec::{
+    Descriptor, Document, History, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs,
+    host_platform,
+};
+use crate::stream::LayerDescriptor;
+
+/// How long the lease that protects an append's new blobs may outlive a crashed appender.
+const APPEND_LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
+
+impl Engine {
+    /// Appends a stored layer to image `ref_name`: a new config with the layer's DiffID added
+    /// to `rootfs.diff_ids` and a history entry, a new manifest, and the ref moved atomically.
+    /// A ref that does not exist yet becomes a one-layer image for this host's platform. The
+    /// new blobs are under a lease until the ref points at them, so GC cannot take them; a
+    /// concurrent move of the ref makes this a `Clobber` rather than losing either update.
+    /// Returns the new manifest's descriptor.
+    pub fn append_layer(&self, ref_name: &str, layer: &LayerDescriptor, created_by: &str) -> Result<Descriptor> {
+        crate::refs::validate_ref_name(ref_name)?;
+        let lease = self.lease_new(None, Some(APPEND_LEASE_EXPIRY))?;
+        let result = self.append_under_lease(ref_name, layer, created_by, &lease.id);
+        let released = self.lease_release(&lease.id);
+        let manifest = result?;
+        released?;
+        Ok(manifest)
+    }
+
+    fn append_under_lease(&self, ref_name: &str, layer: &LayerDescriptor, created_by: &str, lease: &str) -> Result<Descriptor> {
+        self.lease_add(lease, LeaseResource::Blob(layer.digest.clone()))?;
+        let stored = self.blob_size(&layer.digest)?;
+        if stored != layer.size {
+            return Err(invalid_argument(format!("layer {} is {stored} bytes, not {}", layer.digest, layer.size)));
+        }
+        let current = match self.ref_get(ref_name) {
+            Ok(descriptor) => Some(descriptor),
+            Err(err) if err.kind() == crate::ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let (mut manifest, manifest_media_type, mut config, config_media_type) = match &current {
+            Some(descriptor) => self.read_image(ref_name, descriptor)?,
+            None => new_image(),
+        };
+        let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        config.rootfs.diff_ids.push(layer.diff_id.clone());
+        config.history.push(History {
+            created: Some(now.clone()),
+            created_by: Some(created_by.to_owned()),
+            comment: None,
+            empty_layer: None,
+            extra: Default::default(),
+        });
+        config.extra.insert("created".to_owned(), now.into());
+        let config = self.put_json(&config_media_type, &config)?;
+        self.lease_add(lease, LeaseResource::Blob(config.digest.clone()))?;
+        manifest.config = config;
+        manifest.layers.push(layer.descriptor());
+        let manifest = self.put_json(&manifest_media_type, &manifest)?;
+        self.lease_add(lease, LeaseResource::Blob(manifest.digest.clone()))?;
+        self.ref_update(ref_name, &manifest, RefUpdate::IfCurrent(current.as_ref().map(|d| &d.digest)))?;
+        Ok(manifest)
+    }
+
+    /// The manifest and config of the image a ref points at, with their media types.
+    fn read_image(&self, ref_name: &str, descriptor: &Descriptor) -> Result<(ImageManifest, String, ImageConfig, String)> {
+        let Document::Manifest(manifest) = self.read_document(descriptor)? else {
+            return Err(invalid_argument(format!(
+                "reference {ref_name:?} points at a {}, not an image manifest",
+                descriptor.media_type
+            )));
+        };
+        let Document::Config(config) = self.read_document(&manifest.config)? else {
+            return Err(invalid_argument(format!("the config of {ref_name:?} is a {}", manifest.config.media_type)));
+        };
+        let config_media_type = manifest.config.media_type.clone();
+        Ok((manifest, descriptor.media_type.clone(), config, config_media_type))
+    }
+}
+
+fn new_image() -> (ImageManifest, String, ImageConfig, String) {
+    let (os, architecture) = host_platform();
+    let config = ImageConfig {
+        architecture: architecture.to_owned(),
+        os: os.to_owned(),
+        rootfs: RootFs { kind: "layers".to_owned(), diff_ids: Vec::new() },
+        history: Vec::new(),
+        extra: Default::default(),
+    };
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.to_owned()),
+        artifact_type: None,
+        // Replaced by the real config before the manifest is stored.
+        config: Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, crate::Digest::of_bytes(crate::Algorithm::Sha256, b""), 0),
+        layers: Vec::new(),
+        subject: None,
+        annotations: Default::default(),
+        extra: Default::default(),
+    };
+    (manifest, MEDIA_TYPE_IMAGE_MANIFEST.to_owned(), config, MEDIA_TYPE_IMAGE_CONFIG.to_owned())
+}

@@ -1,0 +1,278 @@
+//! Parallel, deterministic gzip (pigz's method): the input is cut into fixed-size blocks, each
+//! compressed as raw deflate on a worker thread, primed with the previous 32 KiB of input as its
+//! dictionary and ended with a sync flush (the last with a finish), then stitched in order into
+//! one gzip member whose CRC is combined from the blocks' CRCs.
+//!
+//! Block boundaries depend only on input offsets, and each block is handed to deflate in one
+//! call, so the output bytes depend only on the input and the level: not on the caller's write
+//! sizes, nor on the number of threads.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+
+use super::Sink;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Input bytes per block (pigz's default).
+pub const BLOCK_SIZE: usize = 128 << 10;
+/// Deflate's window: the dictionary each block is primed with.
+const WINDOW: usize = 32 << 10;
+/// The gzip header: no name, no mtime (reproducible), OS "unknown".
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+struct Job {
+    seq: u64,
+    dictionary: Vec<u8>,
+    data: Vec<u8>,
+    last: bool,
+}
+
+struct Done {
+    seq: u64,
+    compressed: Result<Vec<u8>>,
+    crc: crc32fast::Hasher,
+}
+
+pub(crate) struct ParallelGzip {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
+    next_seq: u64,
+    next_emit: u64,
+    ready: BTreeMap<u64, Done>,
+    max_in_flight: u64,
+    /// The block being filled.
+    block: Vec<u8>,
+    /// The last `WINDOW` bytes of input before `block`.
+    window: Vec<u8>,
+    crc: crc32fast::Hasher,
+    total_in: u64,
+    header_written: bool,
+}
+
+impl ParallelGzip {
+    pub(crate) fn new(level: u32, threads: usize) -> ParallelGzip {
+        let threads = threads.max(1);
+        let max_in_flight = 2 * threads as u64 + 2;
+        let (job_tx, job_rx) = sync_channel::<Job>(threads);
+        let (done_tx, done_rx) = sync_channel::<Done>(max_in_flight as usize);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let jobs = Arc::clone(&job_rx);
+                let done = done_tx.clone();
+                std::thread::spawn(move || compress_blocks(level, &jobs, &done))
+            })
+            .collect();
+        ParallelGzip {
+            jobs: Some(job_tx),
+            results: done_rx,
+            workers,
+            next_seq: 0,
+            next_emit: 0,
+            ready: BTreeMap::new(),
+            max_in_flight,
+            block: Vec::with_capacity(BLOCK_SIZE),
+            window: Vec::with_capacity(WINDOW),
+            crc: crc32fast::Hasher::new(),
+            total_in: 0,
+            header_written: false,
+        }
+    }
+
+    /// Takes more input, handing full blocks to the workers and any finished output to `sink`.
+    pub(crate) fn write(&mut self, mut input: &[u8], sink: &mut Sink<'_>) -> Result<()> {
+        while !input.is_empty() {
+            let take = (BLOCK_SIZE - self.block.len()).min(input.len());
+            self.block.extend_from_slice(&input[..take]);
+            input = &input[take..];
+            if self.block.len() == BLOCK_SIZE {
+                self.submit(false, sink)?;
+            }
+        }
+        self.emit_ready(false, sink)
+    }
+
+    /// Compresses what is left, waits for every block, and writes the gzip trailer.
+    pub(crate) fn finish(&mut self, sink: &mut Sink<'_>) -> Result<()> {
+        self.submit(true, sink)?;
+        self.jobs = None;
+        while self.next_emit < self.next_seq {
+            self.emit_ready(true, sink)?;
+        }
+        let mut trailer = [0u8; 8];
+        trailer[..4].copy_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        // ISIZE is the input length modulo 2^32, by the gzip format.
+        trailer[4..].copy_from_slice(&(self.total_in as u32).to_le_bytes());
+        sink(&trailer)
+    }
+
+    fn submit(&mut self, last: bool, sink: &mut Sink<'_>) -> Result<()> {
+        while self.next_seq - self.next_emit >= self.max_in_flight {
+            self.emit_ready(true, sink)?;
+        }
+        let data = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_SIZE));
+        let dictionary = self.window.clone();
+        let keep_from = data.len().saturating_sub(WINDOW);
+        if data.len() >= WINDOW {
+            self.window.clear();
+        } else {
+            let drop = (self.window.len() + data.len()).saturating_sub(WINDOW);
+            self.window.drain(..drop);
+        }
+        self.window.extend_from_slice(&data[keep_from..]);
+        self.total_in += data.len() as u64;
+        let job = Job { seq: self.next_seq, dictionary, data, last };
+        let jobs = self.jobs.as_ref().ok_or_else(|| Error::new(ErrorKind::Io, "the gzip stream was already finished"))?;
+        jobs.send(job).map_err(|_| worker_gone())?;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// Writes finished blocks to `sink` in order; with `wait`, blocks until at least the next
+    /// one is there.
+    fn emit_ready(&mut self, wait: bool, sink: &mut Sink<'_>) -> Result<()> {
+        loop {
+            while let Ok(done) = self.results.try_recv() {
+                self.ready.insert(done.seq, done);
+            }
+            let Some(done) = self.ready.remove(&self.next_emit) else {
+                if wait && self.next_emit < self.next_seq {
+                    let done = self.results.recv().map_err(|_| worker_gone())?;
+                    self.ready.insert(done.seq, done);
+                    continue;
+                }
+                return Ok(());
+            };
+            if !self.header_written {
+                sink(&HEADER)?;
+                self.header_written = true;
+            }
+            sink(&done.compressed?)?;
+            self.crc.combine(&done.crc);
+            self.next_emit += 1;
+            if wait {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Drop for ParallelGzip {
+    fn drop(&mut self) {
+        // Closing the job channel ends the workers once their current block is done; none can
+        // block on `results`, whose capacity covers every block in flight.
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn worker_gone() -> Error {
+    Error::new(ErrorKind::Io, "a gzip worker thread stopped unexpectedly")
+}
+
+fn compress_blocks(level: u32, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
+    let mut deflate = Compress::new(Compression::new(level), false);
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&job.data);
+        let compressed = compress_block(&mut deflate, &job);
+        if done.send(Done { seq: job.seq, compressed, crc }).is_err() {
+            return;
+        }
+    }
+}
+
+fn compress_block(deflate: &mut Compress, job: &Job) -> Result<Vec<u8>> {
+    let failed = |what: String| Error::new(ErrorKind::Io, format!("deflate failed on block {}: {what}", job.seq));
+    deflate.reset();
+    if !job.dictionary.is_empty() {
+        deflate.set_dictionary(&job.dictionary).map_err(|e| failed(e.to_string()))?;
+    }
+    let flush = if job.last { FlushCompress::Finish } else { FlushCompress::Sync };
+    // Room for incompressible data plus block and flush overhead, so one call does it all.
+    let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 16 + 64);
+    let start_in = deflate.total_in();
+    loop {
+        let consumed = (deflate.total_in() - start_in) as usize;
+        let status = deflate
+            .compress_vec(&job.data[consumed..], &mut out, flush)
+            .map_err(|e| failed(e.to_string()))?;
+        let all_in = (deflate.total_in() - start_in) as usize == job.data.len();
+        match status {
+            Status::StreamEnd => return Ok(out),
+            Status::Ok | Status::BufError if all_in && !job.last && out.len() < out.capacity() => return Ok(out),
+            Status::Ok | Status::BufError => out.reserve(out.capacity().max(1024)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gzip(input: &[u8], level: u32, threads: usize, piece: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut gz = ParallelGzip::new(level, threads);
+        let mut sink = |bytes: &[u8]| -> Result<()> {
+            out.extend_from_slice(bytes);
+            Ok(())
+        };
+        for chunk in input.chunks(piece.max(1)) {
+            gz.write(chunk, &mut sink).unwrap();
+        }
+        gz.finish(&mut sink).unwrap();
+        drop(gz);
+        out
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        // Compressible but not trivial: words from a small pseudo-random generator.
+        let words: [&[u8]; 6] = [b"layer ", b"tar ", b"blob ", b"digest ", b"oci ", b"\n"];
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            out.extend_from_slice(words[(state % 6) as usize]);
+            out.push((state >> 32) as u8);
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn output_is_one_gzip_member_that_decodes_to_the_input() {
+        for len in [0, 1, WINDOW, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 777] {
+            let input = sample(len);
+            let compressed = gzip(&input, 6, 2, 10_000);
+            let mut decoded = Vec::new();
+            flate2::read::GzDecoder::new(&compressed[..]).read_to_end(&mut decoded).unwrap();
+            assert_eq!(decoded, input, "length {len}");
+        }
+    }
+
+    #[test]
+    fn bytes_do_not_depend_on_threads_or_write_sizes() {
+        let input = sample(5 * BLOCK_SIZE + 12_345);
+        for level in [0, 1, 6, 9] {
+            let reference = gzip(&input, level, 1, 1 << 20);
+            for (threads, piece) in [(2, 4096), (8, 1), (3, BLOCK_SIZE), (1, 777)] {
+                assert_eq!(gzip(&input, level, threads, piece), reference, "level {level}, {threads} threads, {piece}-byte writes");
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Streaming layers (go-containerregistry's `stream.Layer`, done right): an uncompressed tar goes
+//! in once and is never buffered whole; out come its DiffID, the compressed bytes, their digest
+//! and size. Push mode (`LayerStream`) commits the compressed bytes to the store through an
+//! ingest writer; pull mode (`LayerReader`) hands them to the caller to read.
+
+mod gzip;
+pub mod tar_dir;
+
+use std::io::{self, Read};
+
+use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+use zstd::zstd_safe::CParameter;
+
+use crate::content::{IO_CHUNK, Labels};
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::error::{Error, ErrorKind, Result, invalid_argument};
+use crate::ingest::{IngestWriter, WriterOptions};
+use crate::layout::Engine;
+use crate::spec::Descriptor;
+
+pub use gzip::BLOCK_SIZE as GZIP_BLOCK_SIZE;
+
+/// Where compressed output goes.
+pub(crate) type Sink<'a> = dyn FnMut(&[u8]) -> Result<()> + 'a;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// gzip, levels 0–9 (6 is the default).
+    Gzip(u32),
+    /// zstd, levels 1–19 (3 is the default).
+    Zstd(i32),
+    None,
+}
+
+impl Compression {
+    pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+    fn validate(self) -> Result<()> {
+        match self {
+            Compression::Gzip(level) if level > 9 => Err(invalid_argument(format!("gzip level {level} is not in 0-9"))),
+            Compression::Zstd(level) if !(1..=19).contains(&level) => {
+                Err(invalid_argument(format!("zstd level {level} is not in 1-19")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Which family of layer media types to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaTypeStyle {
+    Oci,
+    Docker,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerOptions {
+    pub compression: Compression,
+    pub style: MediaTypeStyle,
+    /// Compression threads; 0 means every available core.
+    pub threads: usize,
+    /// Ingest ref of a push-mode stream; a unique one is made when None.
+    pub ref_name: Option<String>,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            compression: Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+            style: MediaTypeStyle::Oci,
+            threads: 0,
+            ref_name: None,
+        }
+    }
+}
+
+impl LayerOptions {
+    /// The layer media type these options produce.
+    pub fn media_type(&self) -> Result<&'static str> {
+        Ok(match (self.style, self.compression) {
+            (MediaTypeStyle::Oci, Compression::Gzip(_)) => "application/vnd.oci.image.layer.v1.tar+gzip",
+            (MediaTypeStyle::Oci, Compression::Zstd(_)) => "application/vnd.oci.image.layer.v1.tar+zstd",
+            (MediaTypeStyle::Oci, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
+            (MediaTypeStyle::Docker, Compression::Gzip(_)) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            (MediaTypeStyle::Docker, Compression::None) => "application/vnd.docker.image.rootfs.diff.tar",
+            (MediaTypeStyle::Docker, Compression::Zstd(_)) => {
+                return Err(invalid_argument("Docker layer media types have no zstd form; use OCI media types"));
+            }
+        })
+    }
+
+    fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// What a finished layer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDescriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed bytes.
+    pub diff_id: Digest,
+}
+
+impl LayerDescriptor {
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor::new(self.media_type.clone(), self.digest.clone(), self.size)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest.to_string(),
+            "size": self.size,
+            "diffID": self.diff_id.to_string(),
+        })
+    }
+}
+
+/// The compressor of one layer.
+enum Encoder {
+    Gzip(gzip::ParallelGzip),
+    Zstd(zstd::stream::raw::Encoder<'static>),
+    None,
+}
+
+impl Encoder {
+    fn new(options: &LayerOptions) -> Result<Encoder> {
+        options.compression.validate()?;
+        Ok(match options.compression {
+            Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads())),
+            Compression::Zstd(level) => {
+                let zstd_error = |e: io::Error| Error::new(ErrorKind::Io, format!("zstd: {e}"));
+                let mut encoder = zstd::stream::raw::Encoder::new(level).map_err(zstd_error)?;
+                // Always the multithreaded mode, even for one thread: its output does not
+                // depend on the worker count, while the single-threaded mode's differs.
+                encoder.set_parameter(CParameter::NbWorkers(options.threads() as u32)).map_err(zstd_error)?;
+                Encoder::Zstd(encoder)
+            }
+            Compression::None => Encoder::None,
+        })
+    }
+
+    fn write(&mut self, input: &[u8], sink: &mut Sink<'_>) -> Result<()> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.write(input, sink),
+            Encoder::Zstd(encoder) => {
+                let mut out = vec![0u8; IO_CHUNK];
+                let mut input = InBuffer::around(input);
+                while input.pos() < input.src.len() {
+                    let mut output = OutBuffer::around(&mut out[..]);
+                    encoder.run(&mut input, &mut output).map_err(zstd_failed)?;
+                    let produced = output.pos();
+                    if produced > 0 {
+                        sink(&out[..produced])?;
+                    }
+                }
+                Ok(())
+            }
+            Encoder::None => sink(input),
+        }
+    }
+
+    fn finish(&mut self, sink: &mut Sink<'_>) -> Result<()> {
+        match self {
+            Encoder::Gzip(gzip) => gzip.finish(sink),
+            Encoder::Zstd(encoder) => {
+                let mut out = vec![0u8; IO_CHUNK];
+                loop {
+                    let mut output = OutBuffer::around(&mut out[..]);
+                    let remaining = encoder.finish(&mut output, true).map_err(zstd_failed)?;
+                    let produced = output.pos();
+                    if produced > 0 {
+                        sink(&out[..produced])?;
+                    }
+                    if remaining == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+            Encoder::None => Ok(()),
+        }
+    }
+}
+
+fn zstd_failed(err: io::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("zstd compression failed: {err}"))
+}
+
+/// Push mode: `write` the uncompressed bytes, then `finish` commits the compressed blob. The
+/// compressed bytes go through an ingest writer, so an interrupted build shows up in
+/// `ingest_list` and is removed by `ingest_abort` or GC; dropping the stream without `finish`
+/// aborts its ingest.
+pub struct LayerStream {
+    engine: Engine,
+    writer: Option<IngestWriter>,
+    encoder: Encoder,
+    diff_id: Hasher,
+    media_type: &'static str,
+    ref_name: String,
+}
+
+impl LayerStream {
+    pub fn new(engine: &Engine, options: &LayerOptions) -> Result<LayerStream> {
+        let media_type = options.media_type()?;
+        let encoder = Encoder::new(options)?;
+        let ref_name = options.ref_name.clone().unwrap_or_else(unique_layer_ref);
+        let writer = engine.writer(&ref_name, &WriterOptions::default())?;
+        if writer.status().offset > 0 {
+            // A compressed stream cannot continue from another run's encoder state.
+            return Err(Error::new(ErrorKind::Locked, format!("ingest {ref_name:?} already holds data; abort it first")));
+        }
+        Ok(LayerStream {
+            engine: engine.clone(),
+            writer: Some(writer),
+            encoder,
+            diff_id: Hasher::new(Algorithm::Sha256),
+            media_type,
+            ref_name,
+        })
+    }
+
+    pub fn ref_name(&self) -> &str {
+        &self.ref_name
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let writer = self.writer.as_mut().ok_or_else(finished_error)?;
+        self.diff_id.update(bytes);
+        self.encoder.write(bytes, &mut |compressed| writer.write(compressed))
+    }
+
+    /// Ends the input, commits the compressed blob and returns its descriptor. A blob that was
+    /// already stored is not an error: its descriptor is returned all the same.
+    pub fn finish(mut self) -> Result<LayerDescriptor> {
+        let mut writer = self.writer.take().ok_or_else(finished_error)?;
+        self.encoder.finish(&mut |compressed| writer.write(compressed))?;
+        let digest = writer.digest();
+        let size = writer.status().offset;
+        match writer.commit(Some(size), Some(&digest), &Labels::new()) {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        Ok(LayerDescriptor {
+            media_type: self.media_type.to_owned(),
+            digest,
+            size,
+            diff_id: std::mem::replace(&mut self.diff_id, Hasher::new(Algorithm::Sha256)).finish(),
+        })
+    }
+}
+
+impl Drop for LayerStream {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            drop(writer);
+            let _ = self.engine.ingest_abort(&self.ref_name);
+        }
+    }
+}
+
+impl std::io::Write for LayerStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        LayerStream::write(self, buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn finished_error() -> Error {
+    invalid_argument("the layer stream was already finished")
+}
+
+fn unique_layer_ref() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    format!("layer-stream-{}-{nanos}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Pull mode: reads uncompressed bytes from `source` and yields the compressed layer. Digest,
+/// DiffID and size are `NotComputed` until the source ended cleanly and the compressed bytes
+/// were read to their end. After the end was reported once, `read_chunk` says `Consumed`.
+pub struct LayerReader<R> {
+    source: R,
+    encoder: Encoder,
+    diff_id: Hasher,
+    compressed: Hasher,
+    compressed_size: u64,
+    /// Compressed output not yet read; `pending_pos` is how much of it was.
+    pending: Vec<u8>,
+    pending_pos: usize,
+    media_type: &'static str,
+    state: ReaderState,
+}
+
+enum ReaderState {
+    Reading,
+    /// The source ended and the encoder finished; `pending` may still hold output.
+    Draining(Digest),
+    Done(LayerDescriptor),
+    /// The end was reported; a further read is `Consumed`.
+    Consumed(LayerDescriptor),
+    Failed(String),
+}
+
+impl<R: Read> LayerReader<R> {
+    pub fn new(source: R, options: &LayerOptions) -> Result<LayerReader<R>> {
+        Ok(LayerReader {
+            source,
+            media_type: options.media_type()?,
+            encoder: Encoder::new(options)?,
+            diff_id: Hasher::new(Algorithm::Sha256),
+            compressed: Hasher::new(Algorithm::Sha256),
+            compressed_size: 0,
+            pending: Vec::new(),
+            pending_pos: 0,
+            state: ReaderState::Reading,
+        })
+    }
+
+    /// Reads compressed bytes; 0 at the end, once; `Consumed` after that.
+    pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
+        loop {
+            match &self.state {
+                ReaderState::Failed(message) => return Err(Error::new(ErrorKind::Io, message.clone())),
+                ReaderState::Consumed(_) => {
+                    return Err(Error::new(ErrorKind::Consumed, "the compressed layer was already read to its end"));
+                }
+                ReaderState::Done(descriptor) => {
+                    self.state = ReaderState::Consumed(descriptor.clone());
+                    return Ok(0);
+                }
+                _ => {}
+            }
+            let unread = &self.pending[self.pending_pos..];
+            if !unread.is_empty() || buf.is_empty() {
+                let n = unread.len().min(buf.len());
+                buf[..n].copy_from_slice(&unread[..n]);
+                self.pending_pos += n;
+                if self.pending_pos == self.pending.len() {
+                    self.pending.clear();
+                    self.pending_pos = 0;
+                }
+                self.compressed.update(&buf[..n]);
+                self.compressed_size += n as u64;
+                return Ok(n);
+            }
+            if let ReaderState::Draining(diff_id) = &self.state {
+                let descriptor = LayerDescriptor {
+                    media_type: self.media_type.to_owned(),
+                    digest: self.compressed.current(),
+                    size: self.compressed_size,
+                    diff_id: diff_id.clone(),
+                };
+                self.state = ReaderState::Done(descriptor);
+                continue;
+            }
+            if let Err(err) = self.pull_input() {
+                self.state = ReaderState::Failed(err.message().to_owned());
+                return Err(err);
+            }
+        }
+    }
+
+    /// Reads one chunk of input into the encoder, or finishes the encoder at the end of input.
+    fn pull_input(&mut self) -> Result<()> {
+        let mut input = vec![0u8; IO_CHUNK];
+        let n = loop {
+            match self.source.read(&mut input) {
+                Ok(n) => break n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(Error::new(ErrorKind::Io, format!("cannot read the layer's input: {err}"))),
+            }
+        };
+        let pending = &mut self.pending;
+        let mut sink = |bytes: &[u8]| -> Result<()> {
+            pending.extend(bytes);
+            Ok(())
+        };
+        if n == 0 {
+            self.encoder.finish(&mut sink)?;
+            let diff_id = std::mem::replace(&mut self.diff_id, Hasher::new(Algorithm::Sha256)).finish();
+            self.state = ReaderState::Draining(diff_id);
+        } else {
+            self.diff_id.update(&input[..n]);
+            self.encoder.write(&input[..n], &mut sink)?;
+        }
+        Ok(())
+    }
+
+    fn descriptor(&self) -> Result<&LayerDescriptor> {
+        match &self.state {
+            ReaderState::Done(descriptor) | ReaderState::Consumed(descriptor) => Ok(descriptor),
+            _ => Err(Error::new(
+                ErrorKind::NotComputed,
+                "not computed: the layer's input has not ended and its compressed bytes have not been read to the end",
+            )),
+        }
+    }
+
+    pub fn media_type(&self) -> &str {
+        self.media_type
+    }
+
+    pub fn digest(&self) -> Result<Digest> {
+        self.descriptor().map(|d| d.digest.clone())
+    }
+
+    pub fn diff_id(&self) -> Result<Digest> {
+        self.descriptor().map(|d| d.diff_id.clone())
+    }
+
+    pub fn size(&self) -> Result<u64> {
+        self.descriptor().map(|d| d.size)
+    }
+
+    pub fn layer_descriptor(&self) -> Result<LayerDescriptor> {
+        self.descriptor().cloned()
+    }
+}
+
+impl<R: Read> Read for LayerReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.read_chunk(buf) {
+            Err(err) if err.kind() == ErrorKind::Consumed => Ok(0),
+            result => result.map_err(io::Error::other),
+        }
+    }
+}
