@@ -49,6 +49,26 @@
 #define OCICAS_SIZE_UNKNOWN -1
 
 /**
+ * `ocicas_layer_options.compression`: gzip (the default).
+ */
+#define OCICAS_COMPRESSION_GZIP 0
+
+/**
+ * `ocicas_layer_options.compression`: zstd.
+ */
+#define OCICAS_COMPRESSION_ZSTD 1
+
+/**
+ * `ocicas_layer_options.compression`: none (the layer is the tar itself).
+ */
+#define OCICAS_COMPRESSION_NONE 2
+
+/**
+ * `ocicas_layer_options.level`: the compression's default level (gzip 6, zstd 3).
+ */
+#define OCICAS_LEVEL_DEFAULT -1
+
+/**
  * Result of every fallible ocicas function. Numbers are never reused or renumbered.
  */
 enum ocicas_status
@@ -135,6 +155,12 @@ typedef uint32_t ocicas_status;
 typedef struct ocicas_engine ocicas_engine;
 
 /**
+ * A streaming layer: push mode (`ocicas_layer_stream_new`, write, finish) or pull mode
+ * (`ocicas_layer_stream_from_reader`, read). Use it from one thread at a time.
+ */
+typedef struct ocicas_layer_stream ocicas_layer_stream;
+
+/**
  * A random-access reader of one committed blob. `ocicas_reader_read_at` and
  * `ocicas_reader_size` may be called from several threads at once.
  */
@@ -190,6 +216,39 @@ typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
  * only during the call). Return 0 to go on, non-zero to stop listing.
  */
 typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+
+/**
+ * Options of a layer stream. Initialise with `ocicas_layer_options_init`; passing NULL where
+ * options are taken means those defaults.
+ */
+typedef struct ocicas_layer_options {
+  /**
+   * `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
+   */
+  uint32_t compression;
+  /**
+   * gzip 0–9, zstd 1–19, or `OCICAS_LEVEL_DEFAULT`.
+   */
+  int32_t level;
+  /**
+   * Docker layer media types instead of OCI ones (gzip or none only).
+   */
+  bool docker_media_types;
+  /**
+   * Compression threads; 0 means every available core. The output is the same for any count.
+   */
+  uint32_t threads;
+  /**
+   * Push mode: the ingest ref the compressed bytes are written under (NULL: a unique one).
+   */
+  const char *ref_name;
+} ocicas_layer_options;
+
+/**
+ * Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
+ * the input), or a negative value on failure (the stream then fails and commits nothing).
+ */
+typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1026,6 +1085,128 @@ ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               void *user_data);
 
 /**
+ * Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.
+ *
+ * # Safety
+ * `options` is NULL (then nothing happens) or writable.
+ */
+void ocicas_layer_options_init(struct ocicas_layer_options *options);
+
+/**
+ * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
+ * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
+ * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
+ * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+ *
+ * # Safety
+ * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
+ */
+ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
+                                      const struct ocicas_layer_options *options,
+                                      struct ocicas_layer_stream **out_stream);
+
+/**
+ * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
+ * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
+ * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+ *
+ * # Safety
+ * `read_cb` is valid and `user_data` what it expects, for the stream's life.
+ */
+ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
+                                              void *user_data,
+                                              const struct ocicas_layer_options *options,
+                                              struct ocicas_layer_stream **out_stream);
+
+/**
+ * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
+ * or on a pull stream.
+ *
+ * # Safety
+ * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
+ */
+ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
+                                        const uint8_t *data,
+                                        size_t len);
+
+/**
+ * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
+ * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `stream` is a live stream; `out_layer` writable.
+ */
+ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
+
+/**
+ * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
+ * 0 once at the end. Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+ * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+ *
+ * # Safety
+ * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
+ */
+ocicas_status ocicas_layer_stream_read(struct ocicas_layer_stream *stream,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
+ * `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_digest` writable.
+ */
+ocicas_status ocicas_layer_stream_digest(const struct ocicas_layer_stream *stream,
+                                         char **out_digest);
+
+/**
+ * The DiffID (sha256 of the uncompressed bytes) in `*out_diff_id`; `OCICAS_ERR_NOT_COMPUTED`
+ * until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_diff_id` writable.
+ */
+ocicas_status ocicas_layer_stream_diff_id(const struct ocicas_layer_stream *stream,
+                                          char **out_diff_id);
+
+/**
+ * The compressed size in `*out_size`; `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_size` writable.
+ */
+ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
+                                       uint64_t *out_size);
+
+/**
+ * Frees a layer stream. An unfinished push stream's ingest is aborted; an unfinished pull
+ * stream computes nothing. NULL is a no-op.
+ *
+ * # Safety
+ * `stream` is NULL or a stream not freed before and not in use by another thread.
+ */
+void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
+
+/**
+ * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
+ * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
+ * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
+ * until then. `*out_manifest` receives the new manifest's descriptor JSON.
+ * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
+ * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
+ * manifest.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+ */
+ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
+                                  const char *ref,
+                                  const char *layer_json,
+                                  char **out_manifest);
+
+/**
  * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
  * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
  * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`). Putting an equal
@@ -1068,6 +1249,128 @@ ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *
 ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               ocicas_ref_list_cb callback,
                               void *user_data);
+
+/**
+ * Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.
+ *
+ * # Safety
+ * `options` is NULL (then nothing happens) or writable.
+ */
+void ocicas_layer_options_init(struct ocicas_layer_options *options);
+
+/**
+ * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
+ * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
+ * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
+ * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+ *
+ * # Safety
+ * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
+ */
+ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
+                                      const struct ocicas_layer_options *options,
+                                      struct ocicas_layer_stream **out_stream);
+
+/**
+ * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
+ * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
+ * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+ *
+ * # Safety
+ * `read_cb` is valid and `user_data` what it expects, for the stream's life.
+ */
+ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
+                                              void *user_data,
+                                              const struct ocicas_layer_options *options,
+                                              struct ocicas_layer_stream **out_stream);
+
+/**
+ * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
+ * or on a pull stream.
+ *
+ * # Safety
+ * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
+ */
+ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
+                                        const uint8_t *data,
+                                        size_t len);
+
+/**
+ * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
+ * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `stream` is a live stream; `out_layer` writable.
+ */
+ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
+
+/**
+ * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
+ * 0 once at the end. Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+ * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+ *
+ * # Safety
+ * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
+ */
+ocicas_status ocicas_layer_stream_read(struct ocicas_layer_stream *stream,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
+ * `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_digest` writable.
+ */
+ocicas_status ocicas_layer_stream_digest(const struct ocicas_layer_stream *stream,
+                                         char **out_digest);
+
+/**
+ * The DiffID (sha256 of the uncompressed bytes) in `*out_diff_id`; `OCICAS_ERR_NOT_COMPUTED`
+ * until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_diff_id` writable.
+ */
+ocicas_status ocicas_layer_stream_diff_id(const struct ocicas_layer_stream *stream,
+                                          char **out_diff_id);
+
+/**
+ * The compressed size in `*out_size`; `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_size` writable.
+ */
+ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
+                                       uint64_t *out_size);
+
+/**
+ * Frees a layer stream. An unfinished push stream's ingest is aborted; an unfinished pull
+ * stream computes nothing. NULL is a no-op.
+ *
+ * # Safety
+ * `stream` is NULL or a stream not freed before and not in use by another thread.
+ */
+void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
+
+/**
+ * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
+ * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
+ * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
+ * until then. `*out_manifest` receives the new manifest's descriptor JSON.
+ * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
+ * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
+ * manifest.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+ */
+ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
+                                  const char *ref,
+                                  const char *layer_json,
+                                  char **out_manifest);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,6 +12,7 @@ mod fsck;
 mod gc;
 mod ingest;
 mod refs;
+mod stream;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};

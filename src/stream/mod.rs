@@ -98,13 +98,15 @@ impl LayerOptions {
     }
 }
 
-/// What a finished layer is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a finished layer is; as JSON `{"mediaType","digest","size","diffID"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerDescriptor {
+    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
     /// sha256 of the uncompressed bytes.
+    #[serde(rename = "diffID")]
     pub diff_id: Digest,
 }
 
@@ -114,12 +116,7 @@ impl LayerDescriptor {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "mediaType": self.media_type,
-            "digest": self.digest.to_string(),
-            "size": self.size,
-            "diffID": self.diff_id.to_string(),
-        })
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
@@ -436,5 +433,129 @@ impl<R: Read> Read for LayerReader<R> {
             Err(err) if err.kind() == ErrorKind::Consumed => Ok(0),
             result => result.map_err(io::Error::other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::create(dir.path().join("layout")).unwrap();
+        (dir, engine)
+    }
+
+    fn input() -> Vec<u8> {
+        (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect()
+    }
+
+    fn options(compression: Compression, threads: usize) -> LayerOptions {
+        LayerOptions { compression, threads, ..LayerOptions::default() }
+    }
+
+    #[test]
+    fn push_commits_a_blob_whose_hashes_match_the_bytes() {
+        let (_dir, engine) = engine();
+        let input = input();
+        for compression in [Compression::Gzip(6), Compression::Zstd(3), Compression::None] {
+            let mut stream = LayerStream::new(&engine, &options(compression, 2)).unwrap();
+            for chunk in input.chunks(4096) {
+                stream.write(chunk).unwrap();
+            }
+            let layer = stream.finish().unwrap();
+            assert_eq!(layer.diff_id, Digest::of_bytes(Algorithm::Sha256, &input));
+            let blob = engine.read_blob(&layer.digest, u64::MAX).unwrap();
+            assert_eq!(blob.len() as u64, layer.size);
+            let decoded = match compression {
+                Compression::Gzip(_) => {
+                    let mut out = Vec::new();
+                    flate2::read::MultiGzDecoder::new(&blob[..]).read_to_end(&mut out).unwrap();
+                    out
+                }
+                Compression::Zstd(_) => zstd::decode_all(&blob[..]).unwrap(),
+                Compression::None => blob,
+            };
+            assert_eq!(decoded, input, "{compression:?}");
+        }
+        assert!(engine.ingest_list(&crate::Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn zstd_bytes_do_not_depend_on_threads_or_write_sizes() {
+        let input = input();
+        let compress = |threads: usize, piece: usize| {
+            let mut reader = LayerReader::new(ChunkedReader(&input, piece, 0), &options(Compression::Zstd(3), threads)).unwrap();
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).unwrap();
+            out
+        };
+        let reference = compress(1, 1 << 20);
+        assert_eq!(compress(2, 4096), reference);
+        assert_eq!(compress(8, 1), reference);
+    }
+
+    /// Yields its bytes `piece` at a time.
+    struct ChunkedReader<'a>(&'a [u8], usize, usize);
+
+    impl Read for ChunkedReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len() - self.2);
+            buf[..n].copy_from_slice(&self.0[self.2..self.2 + n]);
+            self.2 += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn pull_computes_nothing_until_read_to_the_end_then_is_consumed() {
+        let input = input();
+        let mut reader = LayerReader::new(&input[..], &LayerOptions::default()).unwrap();
+        assert_eq!(reader.digest().unwrap_err().kind(), ErrorKind::NotComputed);
+        let mut buf = vec![0u8; 1000];
+        reader.read_chunk(&mut buf).unwrap();
+        assert_eq!(reader.size().unwrap_err().kind(), ErrorKind::NotComputed);
+        let mut compressed = buf.clone();
+        loop {
+            let n = reader.read_chunk(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            compressed.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(reader.digest().unwrap(), Digest::of_bytes(Algorithm::Sha256, &compressed));
+        assert_eq!(reader.diff_id().unwrap(), Digest::of_bytes(Algorithm::Sha256, &input));
+        assert_eq!(reader.size().unwrap(), compressed.len() as u64);
+        assert_eq!(reader.read_chunk(&mut buf).unwrap_err().kind(), ErrorKind::Consumed);
+    }
+
+    #[test]
+    fn an_input_error_leaves_nothing_computed() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                self.0 -= 1;
+                buf.fill(7);
+                Ok(buf.len())
+            }
+        }
+        let mut reader = LayerReader::new(Failing(3), &LayerOptions::default()).unwrap();
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert!(err.to_string().contains("disk on fire"));
+        assert_eq!(reader.digest().unwrap_err().kind(), ErrorKind::NotComputed);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_push_stream_commits_nothing() {
+        let (_dir, engine) = engine();
+        let mut stream = LayerStream::new(&engine, &LayerOptions::default()).unwrap();
+        stream.write(&input()).unwrap();
+        drop(stream);
+        assert!(engine.list_blobs().unwrap().is_empty());
+        assert!(engine.ingest_list(&crate::Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
     }
 }

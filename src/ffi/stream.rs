@@ -1,0 +1,319 @@
+//! C ABI of `stream` and `image`: streaming layers (push and pull) and image append. Layer
+//! descriptors are JSON: `{"mediaType":"…","digest":"sha256:…","size":N,"diffID":"sha256:…"}`.
+
+use std::ffi::{c_char, c_void};
+use std::io::{self, Read};
+
+use super::engine::ocicas_engine;
+use super::{arg_bytes, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status};
+use crate::error::{Error, ErrorKind, Result, invalid_argument};
+use crate::stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+
+/// `ocicas_layer_options.compression`: gzip (the default).
+pub const OCICAS_COMPRESSION_GZIP: u32 = 0;
+/// `ocicas_layer_options.compression`: zstd.
+pub const OCICAS_COMPRESSION_ZSTD: u32 = 1;
+/// `ocicas_layer_options.compression`: none (the layer is the tar itself).
+pub const OCICAS_COMPRESSION_NONE: u32 = 2;
+/// `ocicas_layer_options.level`: the compression's default level (gzip 6, zstd 3).
+pub const OCICAS_LEVEL_DEFAULT: i32 = -1;
+
+/// Options of a layer stream. Initialise with `ocicas_layer_options_init`; passing NULL where
+/// options are taken means those defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ocicas_layer_options {
+    /// `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
+    pub compression: u32,
+    /// gzip 0–9, zstd 1–19, or `OCICAS_LEVEL_DEFAULT`.
+    pub level: i32,
+    /// Docker layer media types instead of OCI ones (gzip or none only).
+    pub docker_media_types: bool,
+    /// Compression threads; 0 means every available core. The output is the same for any count.
+    pub threads: u32,
+    /// Push mode: the ingest ref the compressed bytes are written under (NULL: a unique one).
+    pub ref_name: *const c_char,
+}
+
+/// Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
+/// the input), or a negative value on failure (the stream then fails and commits nothing).
+pub type ocicas_read_cb = Option<unsafe extern "C" fn(buf: *mut u8, len: usize, user_data: *mut c_void) -> i64>;
+
+/// A streaming layer: push mode (`ocicas_layer_stream_new`, write, finish) or pull mode
+/// (`ocicas_layer_stream_from_reader`, read). Use it from one thread at a time.
+pub struct ocicas_layer_stream {
+    mode: StreamMode,
+}
+
+enum StreamMode {
+    /// The stream until `finish`, then the committed layer.
+    Push(Option<LayerStream>, Option<LayerDescriptor>),
+    Pull(LayerReader<CallbackReader>),
+}
+
+struct CallbackReader {
+    callback: unsafe extern "C" fn(*mut u8, usize, *mut c_void) -> i64,
+    user_data: *mut c_void,
+}
+
+impl Read for CallbackReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = unsafe { (self.callback)(buf.as_mut_ptr(), buf.len(), self.user_data) };
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= buf.len())
+            .ok_or_else(|| io::Error::other(format!("the read callback returned {n}")))
+    }
+}
+
+/// Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.
+///
+/// # Safety
+/// `options` is NULL (then nothing happens) or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_options) {
+    if let Some(options) = unsafe { options.as_mut() } {
+        *options = ocicas_layer_options {
+            compression: OCICAS_COMPRESSION_GZIP,
+            level: OCICAS_LEVEL_DEFAULT,
+            docker_media_types: false,
+            threads: 0,
+            ref_name: std::ptr::null(),
+        };
+    }
+}
+
+unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
+    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(LayerOptions::default()) };
+    let default_level = options.level == OCICAS_LEVEL_DEFAULT;
+    let compression = match options.compression {
+        OCICAS_COMPRESSION_GZIP if default_level => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+        OCICAS_COMPRESSION_GZIP => Compression::Gzip(
+            u32::try_from(options.level).map_err(|_| invalid_argument(format!("gzip level {} is not in 0-9", options.level)))?,
+        ),
+        OCICAS_COMPRESSION_ZSTD if default_level => Compression::Zstd(Compression::DEFAULT_ZSTD_LEVEL),
+        OCICAS_COMPRESSION_ZSTD => Compression::Zstd(options.level),
+        OCICAS_COMPRESSION_NONE => Compression::None,
+        other => return Err(invalid_argument(format!("unknown compression {other}"))),
+    };
+    let ref_name = if options.ref_name.is_null() {
+        None
+    } else {
+        Some(unsafe { arg_str(options.ref_name, "options.ref_name") }?.to_owned())
+    };
+    Ok(LayerOptions {
+        compression,
+        style: if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci },
+        threads: options.threads as usize,
+        ref_name,
+    })
+}
+
+/// Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
+/// `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
+/// `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
+/// stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+///
+/// # Safety
+/// `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_new(
+    engine: *const ocicas_engine,
+    options: *const ocicas_layer_options,
+    out_stream: *mut *mut ocicas_layer_stream,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let options = unsafe { layer_options(options) }?;
+        let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
+        let stream = LayerStream::new(&engine.engine, &options)?;
+        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None) });
+        Ok(())
+    })
+}
+
+/// Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
+/// `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
+/// `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+///
+/// # Safety
+/// `read_cb` is valid and `user_data` what it expects, for the stream's life.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_from_reader(
+    read_cb: ocicas_read_cb,
+    user_data: *mut c_void,
+    options: *const ocicas_layer_options,
+    out_stream: *mut *mut ocicas_layer_stream,
+) -> ocicas_status {
+    boundary(|| {
+        let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
+        let options = unsafe { layer_options(options) }?;
+        let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
+        let reader = LayerReader::new(CallbackReader { callback, user_data }, &options)?;
+        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Pull(reader) });
+        Ok(())
+    })
+}
+
+fn not_push() -> Error {
+    invalid_argument("this layer stream is in pull mode: read it with ocicas_layer_stream_read")
+}
+
+/// Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
+/// or on a pull stream.
+///
+/// # Safety
+/// `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_write(stream: *mut ocicas_layer_stream, data: *const u8, len: usize) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_mut(stream, "stream") }?;
+        let data = unsafe { arg_bytes(data, len, "data") }?;
+        match &mut stream.mode {
+            StreamMode::Push(Some(push), _) => push.write(data),
+            StreamMode::Push(None, _) => Err(invalid_argument("the layer stream was already finished")),
+            StreamMode::Pull(_) => Err(not_push()),
+        }
+    })
+}
+
+/// Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
+/// gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+///
+/// # Safety
+/// `stream` is a live stream; `out_layer` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_finish(stream: *mut ocicas_layer_stream, out_layer: *mut *mut c_char) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_mut(stream, "stream") }?;
+        let out_layer = unsafe { arg_out(out_layer, "out_layer") }?;
+        let StreamMode::Push(push, finished) = &mut stream.mode else { return Err(not_push()) };
+        let push = push.take().ok_or_else(|| invalid_argument("the layer stream was already finished"))?;
+        let layer = push.finish()?;
+        *out_layer = into_c_string(layer.to_json().to_string());
+        *finished = Some(layer);
+        Ok(())
+    })
+}
+
+/// Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
+/// 0 once at the end. Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+/// callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+///
+/// # Safety
+/// `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_read(
+    stream: *mut ocicas_layer_stream,
+    buf: *mut u8,
+    len: usize,
+    out_read: *mut usize,
+) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_mut(stream, "stream") }?;
+        let out_read = unsafe { arg_out(out_read, "out_read") }?;
+        if buf.is_null() && len > 0 {
+            return Err(invalid_argument("argument buf is NULL"));
+        }
+        let StreamMode::Pull(reader) = &mut stream.mode else {
+            return Err(invalid_argument("this layer stream is in push mode: it has nothing to read"));
+        };
+        let buf: &mut [u8] = if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(buf, len) } };
+        *out_read = reader.read_chunk(buf)?;
+        Ok(())
+    })
+}
+
+/// The finished layer, or `OCICAS_ERR_NOT_COMPUTED` while a push stream is not finished or a
+/// pull stream's input has not ended and its output not been read to the end.
+fn finished_layer(stream: &ocicas_layer_stream) -> Result<LayerDescriptor> {
+    match &stream.mode {
+        StreamMode::Push(_, Some(layer)) => Ok(layer.clone()),
+        StreamMode::Push(_, None) => Err(Error::new(ErrorKind::NotComputed, "not computed: the layer stream is not finished")),
+        StreamMode::Pull(reader) => reader.layer_descriptor(),
+    }
+}
+
+/// The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
+/// `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+///
+/// # Safety
+/// `stream` is a live stream; `out_digest` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_digest(stream: *const ocicas_layer_stream, out_digest: *mut *mut c_char) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_ref(stream, "stream") }?;
+        let out_digest = unsafe { arg_out(out_digest, "out_digest") }?;
+        *out_digest = into_c_string(finished_layer(stream)?.digest.to_string());
+        Ok(())
+    })
+}
+
+/// The DiffID (sha256 of the uncompressed bytes) in `*out_diff_id`; `OCICAS_ERR_NOT_COMPUTED`
+/// until the stream is done.
+///
+/// # Safety
+/// `stream` is a live stream; `out_diff_id` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_diff_id(stream: *const ocicas_layer_stream, out_diff_id: *mut *mut c_char) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_ref(stream, "stream") }?;
+        let out_diff_id = unsafe { arg_out(out_diff_id, "out_diff_id") }?;
+        *out_diff_id = into_c_string(finished_layer(stream)?.diff_id.to_string());
+        Ok(())
+    })
+}
+
+/// The compressed size in `*out_size`; `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+///
+/// # Safety
+/// `stream` is a live stream; `out_size` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_size(stream: *const ocicas_layer_stream, out_size: *mut u64) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_ref(stream, "stream") }?;
+        let out_size = unsafe { arg_out(out_size, "out_size") }?;
+        *out_size = finished_layer(stream)?.size;
+        Ok(())
+    })
+}
+
+/// Frees a layer stream. An unfinished push stream's ingest is aborted; an unfinished pull
+/// stream computes nothing. NULL is a no-op.
+///
+/// # Safety
+/// `stream` is NULL or a stream not freed before and not in use by another thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_free(stream: *mut ocicas_layer_stream) {
+    unsafe { free_handle(stream) }
+}
+
+/// Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
+/// `ref`, creating a one-layer image for this host when `ref` does not exist: new config
+/// (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
+/// until then. `*out_manifest` receives the new manifest's descriptor JSON.
+/// `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
+/// the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
+/// manifest.
+///
+/// # Safety
+/// `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_append(
+    engine: *const ocicas_engine,
+    r#ref: *const c_char,
+    layer_json: *const c_char,
+    out_manifest: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let ref_name = unsafe { arg_str(r#ref, "ref") }?;
+        let layer_json = unsafe { arg_str(layer_json, "layer_json") }?;
+        let out_manifest = unsafe { arg_out(out_manifest, "out_manifest") }?;
+        let layer: LayerDescriptor = serde_json::from_str(layer_json)
+            .map_err(|e| invalid_argument(format!("layer_json is not a layer descriptor: {e}")))?;
+        let manifest = engine.engine.append_layer(ref_name, &layer, "ocicas_image_append")?;
+        *out_manifest = into_c_string(crate::spec::canonical_json_string(&manifest)?);
+        Ok(())
+    })
+}
