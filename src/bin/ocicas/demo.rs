@@ -1,15 +1,14 @@
-//! `ocicas demo`: the quick start's main job. Builds a one-layer image from bytes made here,
-//! stores it, tags it, reads it back and checks the layout, saying what it does at each step.
+//! `ocicas demo`: the quick start's main job. Turns a small directory tree made here into a
+//! gzip layer and an image, tags it, reads it back verified, runs GC (which takes the previous
+//! run's image) and checks the layout, saying what it does at each step.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ocicas::spec::{
-    ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs, host_platform,
-};
-use ocicas::{Descriptor, Document, Engine, Error, ErrorKind, OpenOptions, Result};
+use ocicas::gc::GcOptions;
+use ocicas::stream::tar_dir::write_dir_tar;
+use ocicas::{Document, Engine, Error, ErrorKind, LayerOptions, LayerStream, OpenOptions, Result};
 
-const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 const TAG: &str = "demo";
 
 pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
@@ -18,41 +17,30 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     let engine = Engine::open(layout, &OpenOptions { create: true, ..OpenOptions::default() })?;
     say(format!("layout      {}", engine.root().display()))?;
 
-    let layer_bytes = demo_layer_tar()?;
-    let layer = engine.put_blob(&layer_bytes)?;
-    say(format!("layer       {} ({} bytes, uncompressed tar)", layer.digest, layer.size))?;
+    let tree = DemoTree::create()?;
+    say(format!("directory   {} (3 files, a symlink, a setuid file)", tree.0.display()))?;
 
-    let config = ImageConfig {
-        architecture: host_platform().1.to_owned(),
-        os: host_platform().0.to_owned(),
-        rootfs: RootFs { kind: "layers".to_owned(), diff_ids: vec![layer.digest.clone()] },
-        history: Vec::new(),
-        extra: Default::default(),
-    };
-    let config = engine.put_json(MEDIA_TYPE_IMAGE_CONFIG, &config)?;
-    say(format!("config      {} ({} bytes)", config.digest, config.size))?;
+    let mut stream = LayerStream::new(&engine, &LayerOptions::default())?;
+    write_dir_tar(&tree.0, &mut stream)?;
+    let layer = stream.finish()?;
+    say(format!("layer       {} ({} bytes gzip, DiffID {})", layer.digest, layer.size, layer.diff_id))?;
 
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.to_owned()),
-        artifact_type: None,
-        config,
-        layers: vec![Descriptor::new(LAYER_MEDIA_TYPE, layer.digest, layer.size)],
-        subject: None,
-        annotations: Default::default(),
-        extra: Default::default(),
-    };
-    let manifest = engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &manifest)?;
-    say(format!("manifest    {} ({} bytes)", manifest.digest, manifest.size))?;
+    // A fresh image each run: the previous run's blobs become garbage for GC below.
+    engine.ref_delete(TAG)?;
+    let manifest = engine.append_layer(TAG, &layer, "ocicas demo")?;
+    say(format!("image       {TAG} -> manifest {} ({} bytes)", manifest.digest, manifest.size))?;
 
-    engine.ref_put(TAG, &manifest, true)?;
     let tagged = engine.ref_get(TAG)?;
-    say(format!("tagged      {TAG} -> {}", tagged.digest))?;
-
     let Document::Manifest(read_back) = engine.read_document(&tagged)? else {
         return Err(Error::new(ErrorKind::InvalidImage, "the tagged blob is not a manifest"));
     };
-    say(format!("read back   manifest with {} layer(s), verified", read_back.layers.len()))?;
+    say(format!("read back   manifest with {} layer(s), config {}, verified", read_back.layers.len(), read_back.config.digest))?;
+
+    let gc = engine.gc(&GcOptions::default())?;
+    say(format!(
+        "gc          removed {} blobs ({} bytes), kept {} (blobs of the last second are kept as in-flight)",
+        gc.blobs_removed, gc.bytes_removed, gc.blobs_kept
+    ))?;
 
     let report = engine.fsck()?;
     for problem in &report.problems {
@@ -70,26 +58,28 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     say(format!("try         umoci unpack --image {}:{TAG} bundle", layout.display()))
 }
 
-/// A small, reproducible tar: fixed mtimes, owners and modes, so the layer digest is stable.
-fn demo_layer_tar() -> Result<Vec<u8>> {
-    let files: [(&str, &[u8]); 2] = [
-        ("etc/motd", b"Hello from an ocicas demo image.\n"),
-        ("README", b"This layer was stored by ocicas demo.\n"),
-    ];
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut dir = tar::Header::new_ustar();
-    dir.set_entry_type(tar::EntryType::Directory);
-    dir.set_mode(0o755);
-    dir.set_size(0);
-    dir.set_mtime(0);
-    let tar_error = |e: std::io::Error| Error::new(ErrorKind::Io, format!("cannot build the demo tar: {e}"));
-    builder.append_data(&mut dir, "etc/", std::io::empty()).map_err(tar_error)?;
-    for (path, content) in files {
-        let mut header = tar::Header::new_ustar();
-        header.set_mode(0o644);
-        header.set_size(content.len() as u64);
-        header.set_mtime(0);
-        builder.append_data(&mut header, path, content).map_err(tar_error)?;
+/// A small directory tree under the temp dir, removed when dropped.
+struct DemoTree(PathBuf);
+
+impl DemoTree {
+    fn create() -> Result<DemoTree> {
+        let root = std::env::temp_dir().join(format!("ocicas-demo-{}", std::process::id()));
+        let io = |e: std::io::Error| Error::io("cannot build the demo tree in", &root, e);
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("etc")).map_err(io)?;
+        std::fs::create_dir_all(root.join("usr/bin")).map_err(io)?;
+        std::fs::write(root.join("etc/motd"), "Hello from an ocicas demo image.\n").map_err(io)?;
+        std::fs::write(root.join("README"), "This layer was built by ocicas demo.\n").map_err(io)?;
+        std::fs::write(root.join("usr/bin/hello"), "#!/bin/sh\necho hello\n").map_err(io)?;
+        std::os::unix::fs::symlink("usr/bin/hello", root.join("hello")).map_err(io)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join("usr/bin/hello"), std::fs::Permissions::from_mode(0o4755)).map_err(io)?;
+        Ok(DemoTree(root))
     }
-    builder.into_inner().map_err(tar_error)
+}
+
+impl Drop for DemoTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
