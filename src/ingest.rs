@@ -115,14 +115,13 @@ impl Engine {
         if ref_name.is_empty() {
             return Err(invalid_argument("an ingest ref must not be empty"));
         }
-        if let Some(expected) = &options.expected_digest {
-            if self.has_blob(expected)? {
+        if let Some(expected) = &options.expected_digest
+            && self.has_blob(expected)? {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!("blob {expected} is already stored (ref {ref_name:?})"),
                 ));
             }
-        }
         let dir = self.ingest_dir(ref_name);
         let lock = self.lock_ingest_dir(ref_name, &dir)?;
         let status = match self.read_ingest_status(ref_name, &dir) {
@@ -221,14 +220,13 @@ impl Engine {
                 }
             }
         }
-        if let Some(total) = status.total {
-            if status.offset > total {
+        if let Some(total) = status.total
+            && status.offset > total {
                 return Err(Error::new(
                     ErrorKind::SizeMismatch,
                     format!("ref {:?} holds {} bytes, more than its total {total}", status.ref_name, status.offset),
                 ));
             }
-        }
         Ok(status)
     }
 
@@ -295,11 +293,10 @@ impl Engine {
         for entry in entries {
             let dir = entry.map_err(|e| Error::io("cannot list", &root, e))?.path();
             let Ok(ref_name) = fs::read_to_string(dir.join("ref")) else { continue };
-            if let Ok(status) = self.read_ingest_status(&ref_name, &dir) {
-                if filters.matches(|path| status.field(path)) {
+            if let Ok(status) = self.read_ingest_status(&ref_name, &dir)
+                && filters.matches(|path| status.field(path)) {
                     statuses.push(status);
                 }
-            }
         }
         statuses.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
         Ok(statuses)
@@ -374,8 +371,8 @@ impl IngestWriter {
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.check_open()?;
         let end = self.status.offset + bytes.len() as u64;
-        if let Some(total) = self.status.total {
-            if end > total {
+        if let Some(total) = self.status.total
+            && end > total {
                 return Err(Error::new(
                     ErrorKind::SizeMismatch,
                     format!(
@@ -386,7 +383,6 @@ impl IngestWriter {
                     ),
                 ));
             }
-        }
         let data_path = self.dir.join("data");
         self.engine
             .storage()

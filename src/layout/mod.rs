@@ -191,14 +191,13 @@ impl Engine {
                 index.schema_version
             )));
         }
-        if let Some(media_type) = &index.media_type {
-            if media_type != MEDIA_TYPE_IMAGE_INDEX {
+        if let Some(media_type) = &index.media_type
+            && media_type != MEDIA_TYPE_IMAGE_INDEX {
                 return Err(invalid_image(format!(
                     "{} is not an OCI image index: mediaType is {media_type:?}",
                     path.display()
                 )));
             }
-        }
         Ok(index)
     }
 

@@ -48,7 +48,7 @@ impl Storage for OsStorage {
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).create(true).mode(0o644).open(path)
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)
     }
 
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
