@@ -2,6 +2,7 @@
 //!
 //! The core modules know nothing of C; `ffi` converts between the C ABI and this API.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod error;

@@ -67,7 +67,17 @@ impl Engine {
 
     /// Stores everything `reader` yields, hashing it while it is written: temp file under
     /// `.ocicas/`, fsync, rename into `blobs/`, fsync the directory, mode 0444.
-    pub fn put_blob_from(&self, algorithm: Algorithm, mut reader: impl Read) -> Result<StoredBlob> {
+    pub fn put_blob_from(&self, algorithm: Algorithm, reader: impl Read) -> Result<StoredBlob> {
+        self.put_blob_with(algorithm, reader, None)
+    }
+
+    /// `put_blob_from`, with the blob added to lease `lease` before it becomes visible, so no
+    /// GC can take it between its commit and whatever will reference it.
+    pub fn put_blob_leased(&self, lease: &str, algorithm: Algorithm, reader: impl Read) -> Result<StoredBlob> {
+        self.put_blob_with(algorithm, reader, Some(lease))
+    }
+
+    fn put_blob_with(&self, algorithm: Algorithm, mut reader: impl Read, lease: Option<&str>) -> Result<StoredBlob> {
         let mut temp = self.temp_file()?;
         let mut hasher = Hasher::new(algorithm);
         let mut buf = vec![0u8; IO_CHUNK];
@@ -86,6 +96,9 @@ impl Engine {
             size += n as u64;
         }
         let digest = hasher.finish();
+        if let Some(lease) = lease {
+            self.lease_add(lease, crate::gc::LeaseResource::Blob(digest.clone()))?;
+        }
         self.install_blob(temp, &digest, size)?;
         Ok(StoredBlob { digest, size })
     }

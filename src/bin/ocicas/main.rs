@@ -1,5 +1,6 @@
 //! The `ocicas` command-line tool: the Rust API for people and scripts.
 
+mod archive;
 mod demo;
 mod layer;
 
@@ -76,6 +77,9 @@ enum Command {
     /// Leases keep blobs and ingests from GC: new, add, rm, ls.
     #[command(subcommand)]
     Lease(LeaseCommand),
+    /// docker-archive (docker save) tarballs: import, export, ls.
+    #[command(subcommand, name = "docker-archive")]
+    DockerArchive(archive::ArchiveCommand),
     /// Build a small image in a layout, tag it and check it, printing each step.
     Demo {
         #[arg(default_value = "demo-layout")]
@@ -228,6 +232,7 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
             }
         }
         Command::Lease(command) => run_lease(command, &mut out)?,
+        Command::DockerArchive(command) => archive::run(command, &mut out)?,
         Command::Layer { layout, file, compression } => {
             let engine = open(&layout)?;
             let layer = layer::build_layer(&engine, &layer::LayerInput::Tar(file), &compression.options()?)?;

@@ -1,0 +1,164 @@
+//! docker-archive (`docker save`) tarballs: import into the store in one pass, export back out.
+//!
+//! Import reads the archive once, from a file or a non-seekable stream (plain, gzip or zstd,
+//! told by magic bytes): every regular member is streamed straight into the store under a
+//! lease (never spooled whole), links are recorded, and when the stream ends `manifest.json` is
+//! matched against what was stored. Paths and links resolve only inside the archive.
+
+mod export;
+mod import;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+
+pub use export::{ExportFormat, ExportOptions};
+pub use import::{ImportOptions, ImportedImage, read_manifest_items};
+
+/// Largest `manifest.json` (and `repositories`) read.
+pub const MAX_MANIFEST_JSON: u64 = 1 << 20;
+/// Most members an archive may have.
+pub const MAX_MEMBERS: usize = 100_000;
+/// Most links followed to resolve one path.
+const MAX_LINK_HOPS: usize = 16;
+
+/// One image of `manifest.json` (containers/image's `ManifestItem`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ManifestItem {
+    pub config: String,
+    #[serde(default)]
+    pub repo_tags: Vec<String>,
+    pub layers: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub layer_sources: HashMap<String, serde_json::Value>,
+}
+
+/// Which images of an archive to import (containers/image's `ChooseManifestItem`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ImageChoice {
+    /// Every image of the archive.
+    #[default]
+    All,
+    /// The image whose RepoTags contain this tag.
+    Tag(String),
+    /// The image at this position in manifest.json.
+    Index(usize),
+    /// Exactly one image must exist.
+    Single,
+}
+
+pub(crate) fn choose_items(items: &[ManifestItem], choice: &ImageChoice) -> Result<Vec<ManifestItem>> {
+    let chosen: Vec<ManifestItem> = match choice {
+        ImageChoice::All => items.to_vec(),
+        ImageChoice::Tag(tag) => items.iter().filter(|i| i.repo_tags.iter().any(|t| t == tag)).cloned().collect(),
+        ImageChoice::Index(index) => items.get(*index).cloned().into_iter().collect(),
+        ImageChoice::Single if items.len() == 1 => items.to_vec(),
+        ImageChoice::Single => {
+            return Err(crate::error::invalid_argument(format!(
+                "the archive holds {} images: choose one by tag or index",
+                items.len()
+            )));
+        }
+    };
+    match (chosen.is_empty(), choice) {
+        (true, ImageChoice::Tag(tag)) => Err(crate::error::not_found(format!("no image tagged {tag:?} in the archive"))),
+        (true, ImageChoice::Index(index)) => {
+            Err(crate::error::not_found(format!("the archive has no image #{index} (it holds {})", items.len())))
+        }
+        (true, _) => Err(invalid_archive("manifest.json lists no images")),
+        (false, _) => Ok(chosen),
+    }
+}
+
+pub(crate) fn invalid_archive(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidImage, format!("invalid docker archive: {}", message.into()))
+}
+
+/// Normalizes a member name or link target to a path relative to the archive's root, or
+/// `None` when it would leave the archive. `base` is the directory a relative link is in.
+pub(crate) fn clean_path(base: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if path.starts_with('/') { Vec::new() } else { base.split('/').filter(|p| !p.is_empty()).collect() };
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The full image name containerd and docker 25 use for a RepoTag (`busybox:latest` →
+/// `docker.io/library/busybox:latest`).
+pub(crate) fn normalized_image_name(repo_tag: &str) -> String {
+    let first = repo_tag.split('/').next().unwrap_or("");
+    let has_registry = repo_tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    match (has_registry, repo_tag.contains('/')) {
+        (true, _) => repo_tag.to_owned(),
+        (false, true) => format!("docker.io/{repo_tag}"),
+        (false, false) => format!("docker.io/library/{repo_tag}"),
+    }
+}
+
+/// What import learned about one member.
+#[derive(Debug, Clone)]
+pub(crate) enum Member {
+    /// A regular file, stored as this blob.
+    Stored { digest: Digest, size: u64 },
+    /// A symlink, target relative to the archive root (already cleaned).
+    Link(String),
+}
+
+/// Follows links from `name` to a stored member, a bounded number of hops.
+pub(crate) fn resolve<'a>(members: &'a HashMap<String, Member>, name: &str) -> Result<(&'a Digest, u64)> {
+    let mut current = clean_path("", name).ok_or_else(|| invalid_archive(format!("path {name:?} leaves the archive")))?;
+    for _ in 0..=MAX_LINK_HOPS {
+        match members.get(&current) {
+            Some(Member::Stored { digest, size }) => return Ok((digest, *size)),
+            Some(Member::Link(target)) => current = target.clone(),
+            None => return Err(invalid_archive(format!("{name:?} is not in the archive (resolved to {current:?})"))),
+        }
+    }
+    Err(invalid_archive(format!("{name:?}: more than {MAX_LINK_HOPS} links, or a link loop")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_cleaned_inside_the_archive() {
+        assert_eq!(clean_path("", "./a/b/../c").as_deref(), Some("a/c"));
+        assert_eq!(clean_path("dir", "../x.tar").as_deref(), Some("x.tar"));
+        assert_eq!(clean_path("dir", "/abs/y").as_deref(), Some("abs/y"));
+        assert_eq!(clean_path("", "../../etc/passwd"), None);
+        assert_eq!(clean_path("a", "../../b"), None);
+        assert_eq!(clean_path("", "."), None);
+    }
+
+    #[test]
+    fn repo_tags_normalize_like_docker() {
+        assert_eq!(normalized_image_name("busybox:latest"), "docker.io/library/busybox:latest");
+        assert_eq!(normalized_image_name("me/app:1"), "docker.io/me/app:1");
+        assert_eq!(normalized_image_name("quay.io/me/app:1"), "quay.io/me/app:1");
+        assert_eq!(normalized_image_name("localhost/app:1"), "localhost/app:1");
+    }
+
+    #[test]
+    fn link_loops_and_dangling_links_are_errors() {
+        let mut members = HashMap::new();
+        members.insert("a".to_owned(), Member::Link("b".to_owned()));
+        members.insert("b".to_owned(), Member::Link("a".to_owned()));
+        members.insert("c".to_owned(), Member::Link("nowhere".to_owned()));
+        assert!(resolve(&members, "a").unwrap_err().message().contains("loop"));
+        assert!(resolve(&members, "c").unwrap_err().message().contains("not in the archive"));
+    }
+}
