@@ -11,8 +11,8 @@ fn main() {
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libocicas.so.{major}");
 
-    let config = cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml"))
-        .expect("cbindgen.toml is valid");
+    let config =
+        cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml")).expect("cbindgen.toml is valid");
     // Only src/ffi is the C ABI: parse its files, not the core's public Rust items.
     let ffi_dir = Path::new(&crate_dir).join("src").join("ffi");
     let mut ffi_files: Vec<_> = std::fs::read_dir(&ffi_dir)
@@ -25,9 +25,7 @@ fn main() {
     for file in ffi_files {
         builder = builder.with_src(file);
     }
-    let bindings = builder
-        .generate()
-        .expect("cbindgen can parse src/ffi");
+    let bindings = builder.generate().expect("cbindgen can parse src/ffi");
     let header = Path::new(&crate_dir).join("include").join("ocicas.h");
     // Write only on change, so an unchanged header keeps its mtime and does not rebuild C tests.
     bindings.write_to_file(header);

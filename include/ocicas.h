@@ -172,6 +172,18 @@ typedef struct ocicas_reader ocicas_reader;
 typedef struct ocicas_writer ocicas_writer;
 
 /**
+ * Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
+ * the input), or a negative value on failure (the stream then fails and commits nothing).
+ */
+typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
+
+/**
+ * Writes `len` bytes of the archive being exported. Returns 0 on success, non-zero on failure
+ * (the export then stops with `OCICAS_ERR_IO`).
+ */
+typedef int32_t (*ocicas_write_cb)(const uint8_t *data, size_t len, void *user_data);
+
+/**
  * Called once per blob by `ocicas_blob_list` with its digest (valid only during the call).
  * Return 0 to go on, non-zero to stop listing.
  */
@@ -244,15 +256,48 @@ typedef struct ocicas_layer_options {
   const char *ref_name;
 } ocicas_layer_options;
 
-/**
- * Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
- * the input), or a negative value on failure (the stream then fails and commits nothing).
- */
-typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
+ * gzip or zstd) from the file at `path`, or, when `path` is NULL, from `read_cb` (read once,
+ * never spooled). `tag` selects the image with that RepoTag (NULL: every image); `ref_name`
+ * (NULL: the RepoTags) names the reference of the single image imported. `*out_result`
+ * receives a JSON array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
+ * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
+ * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
+ * when a layer does not hash to its DiffID, `OCICAS_ERR_TOO_LARGE` past a size limit. On
+ * failure nothing is tagged.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
+ * the call; `out_result` writable.
+ */
+ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
+                                    const char *path,
+                                    ocicas_read_cb read_cb,
+                                    void *user_data,
+                                    const char *tag,
+                                    const char *ref_name,
+                                    char **out_result);
+
+/**
+ * Exports the images `refs[0..n_refs]` point at as one legacy docker-archive (what `docker
+ * load` and `skopeo copy docker-archive:` read), written through `write_cb`. `repo_tags` is
+ * NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
+ * `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
+ *
+ * # Safety
+ * `engine` is a live engine; `refs` (and `repo_tags` unless NULL) point at `n_refs` strings.
+ */
+ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
+                                    const char *const *refs,
+                                    const char *const *repo_tags,
+                                    size_t n_refs,
+                                    ocicas_write_cb write_cb,
+                                    void *user_data);
 
 /**
  * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
@@ -657,6 +702,45 @@ void ocicas_bytes_free(uint8_t *data, size_t len);
  * The library version, e.g. "0.1.0". Static storage; do not free.
  */
 const char *ocicas_version(void);
+
+/**
+ * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
+ * gzip or zstd) from the file at `path`, or, when `path` is NULL, from `read_cb` (read once,
+ * never spooled). `tag` selects the image with that RepoTag (NULL: every image); `ref_name`
+ * (NULL: the RepoTags) names the reference of the single image imported. `*out_result`
+ * receives a JSON array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
+ * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
+ * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
+ * when a layer does not hash to its DiffID, `OCICAS_ERR_TOO_LARGE` past a size limit. On
+ * failure nothing is tagged.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
+ * the call; `out_result` writable.
+ */
+ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
+                                    const char *path,
+                                    ocicas_read_cb read_cb,
+                                    void *user_data,
+                                    const char *tag,
+                                    const char *ref_name,
+                                    char **out_result);
+
+/**
+ * Exports the images `refs[0..n_refs]` point at as one legacy docker-archive (what `docker
+ * load` and `skopeo copy docker-archive:` read), written through `write_cb`. `repo_tags` is
+ * NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
+ * `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
+ *
+ * # Safety
+ * `engine` is a live engine; `refs` (and `repo_tags` unless NULL) point at `n_refs` strings.
+ */
+ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
+                                    const char *const *refs,
+                                    const char *const *repo_tags,
+                                    size_t n_refs,
+                                    ocicas_write_cb write_cb,
+                                    void *user_data);
 
 /**
  * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and

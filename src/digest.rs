@@ -63,8 +63,8 @@ impl Digest {
 
     /// Builds a digest from an algorithm and an encoded part, checking the encoded part.
     pub fn from_parts(algorithm: Algorithm, hex: &str) -> Result<Digest> {
-        let valid = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let valid =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             let name = algorithm.name();
             return Err(invalid_argument(format!(
@@ -89,9 +89,7 @@ impl FromStr for Digest {
 
     fn from_str(text: &str) -> Result<Digest> {
         let Some((algorithm, hex)) = text.split_once(':') else {
-            return Err(invalid_argument(format!(
-                "invalid digest {text:?}: expected <algorithm>:<hex>"
-            )));
+            return Err(invalid_argument(format!("invalid digest {text:?}: expected <algorithm>:<hex>")));
         };
         Digest::from_parts(Algorithm::from_name(algorithm)?, hex)
     }
@@ -186,8 +184,7 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
-    const EMPTY_SHA256: &str =
-        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn parses_and_prints_a_valid_sha256() {

@@ -115,9 +115,7 @@ impl Cursor<'_> {
         } else if self.rest().starts_with("~=") {
             self.pos += 2;
             let pattern = self.value()?;
-            Operator::Matches(
-                Regex::new(&pattern).map_err(|e| self.error(&format!("bad regular expression: {e}")))?,
-            )
+            Operator::Matches(Regex::new(&pattern).map_err(|e| self.error(&format!("bad regular expression: {e}")))?)
         } else {
             Operator::Present
         };
@@ -128,7 +126,10 @@ impl Cursor<'_> {
         if self.peek() == Some('"') {
             return self.quoted();
         }
-        let len = self.rest().find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(self.rest().len());
+        let len = self
+            .rest()
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .unwrap_or(self.rest().len());
         if len == 0 {
             return Err(self.error("expected a field name"));
         }

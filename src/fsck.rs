@@ -60,10 +60,8 @@ impl Engine {
                 "blob {} ({}) referenced by {parent} is missing",
                 descriptor.digest, descriptor.media_type
             )),
-            Node::SizeMismatch(size) => problems.push(format!(
-                "blob {} is {size} bytes but {parent} declares {}",
-                descriptor.digest, descriptor.size
-            )),
+            Node::SizeMismatch(size) => problems
+                .push(format!("blob {} is {size} bytes but {parent} declares {}", descriptor.digest, descriptor.size)),
             Node::TooDeep => problems.push(format!(
                 "blob {} is nested deeper than {MAX_WALK_DEPTH} levels; its children were not checked",
                 descriptor.digest

@@ -87,7 +87,8 @@ impl<'e> GraphWalk<'e> {
                 Some(_) if depth >= MAX_WALK_DEPTH => on_node(&descriptor, &parent, Node::TooDeep),
                 Some(Ok(document)) => {
                     on_node(&descriptor, &parent, Node::Document);
-                    pending.extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
+                    pending
+                        .extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
                 }
                 Some(Err(err)) => on_node(&descriptor, &parent, Node::Unreadable(err)),
             }

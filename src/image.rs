@@ -7,8 +7,8 @@ use crate::gc::LeaseResource;
 use crate::layout::Engine;
 use crate::refs::RefUpdate;
 use crate::spec::{
-    Descriptor, Document, History, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs,
-    host_platform,
+    Descriptor, Document, History, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST,
+    RootFs, host_platform,
 };
 use crate::stream::LayerDescriptor;
 
@@ -32,7 +32,13 @@ impl Engine {
         Ok(manifest)
     }
 
-    fn append_under_lease(&self, ref_name: &str, layer: &LayerDescriptor, created_by: &str, lease: &str) -> Result<Descriptor> {
+    fn append_under_lease(
+        &self,
+        ref_name: &str,
+        layer: &LayerDescriptor,
+        created_by: &str,
+        lease: &str,
+    ) -> Result<Descriptor> {
         self.lease_add(lease, LeaseResource::Blob(layer.digest.clone()))?;
         let stored = self.blob_size(&layer.digest)?;
         if stored != layer.size {
@@ -68,7 +74,11 @@ impl Engine {
     }
 
     /// The manifest and config of the image a ref points at, with their media types.
-    fn read_image(&self, ref_name: &str, descriptor: &Descriptor) -> Result<(ImageManifest, String, ImageConfig, String)> {
+    fn read_image(
+        &self,
+        ref_name: &str,
+        descriptor: &Descriptor,
+    ) -> Result<(ImageManifest, String, ImageConfig, String)> {
         let Document::Manifest(manifest) = self.read_document(descriptor)? else {
             return Err(invalid_argument(format!(
                 "reference {ref_name:?} points at a {}, not an image manifest",

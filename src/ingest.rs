@@ -116,12 +116,13 @@ impl Engine {
             return Err(invalid_argument("an ingest ref must not be empty"));
         }
         if let Some(expected) = &options.expected_digest
-            && self.has_blob(expected)? {
-                return Err(Error::new(
-                    ErrorKind::AlreadyExists,
-                    format!("blob {expected} is already stored (ref {ref_name:?})"),
-                ));
-            }
+            && self.has_blob(expected)?
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("blob {expected} is already stored (ref {ref_name:?})"),
+            ));
+        }
         let dir = self.ingest_dir(ref_name);
         let lock = self.lock_ingest_dir(ref_name, &dir)?;
         let status = match self.read_ingest_status(ref_name, &dir) {
@@ -135,7 +136,16 @@ impl Engine {
         let data = self.storage().open_append(&data_path).map_err(|e| Error::io("cannot open", &data_path, e))?;
         let algorithm = status.expected.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
         let hasher = resume_hash(&dir, &data, algorithm, status.offset)?;
-        Ok(IngestWriter { engine: self.clone(), dir, _lock: lock, data, hasher, status, hashed_since_checkpoint: 0, state: WriterState::Open })
+        Ok(IngestWriter {
+            engine: self.clone(),
+            dir,
+            _lock: lock,
+            data,
+            hasher,
+            status,
+            hashed_since_checkpoint: 0,
+            state: WriterState::Open,
+        })
     }
 
     /// Creates (when missing) and flocks the ingest directory. Retries when an abort removed
@@ -151,10 +161,7 @@ impl Engine {
             match handle.try_lock() {
                 Ok(()) => {}
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(Error::new(
-                        ErrorKind::Locked,
-                        format!("ref {ref_name:?} is locked by another writer"),
-                    ));
+                    return Err(Error::new(ErrorKind::Locked, format!("ref {ref_name:?} is locked by another writer")));
                 }
                 Err(fs::TryLockError::Error(err)) => return Err(Error::io("cannot lock ingest", dir, err)),
             }
@@ -178,7 +185,14 @@ impl Engine {
         self.replace_file(&dir.join("updatedat"), time_text(now).as_bytes())?;
         // `ref` last: an ingest whose `ref` file is present has complete metadata.
         self.replace_file(&dir.join("ref"), ref_name.as_bytes())?;
-        Ok(IngestStatus { ref_name: ref_name.to_owned(), offset: 0, total: None, expected: None, started_at: now, updated_at: now })
+        Ok(IngestStatus {
+            ref_name: ref_name.to_owned(),
+            offset: 0,
+            total: None,
+            expected: None,
+            started_at: now,
+            updated_at: now,
+        })
     }
 
     /// Applies the caller's expected size and digest to a resumed ingest; a different total than
@@ -221,12 +235,13 @@ impl Engine {
             }
         }
         if let Some(total) = status.total
-            && status.offset > total {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch,
-                    format!("ref {:?} holds {} bytes, more than its total {total}", status.ref_name, status.offset),
-                ));
-            }
+            && status.offset > total
+        {
+            return Err(Error::new(
+                ErrorKind::SizeMismatch,
+                format!("ref {:?} holds {} bytes, more than its total {total}", status.ref_name, status.offset),
+            ));
+        }
         Ok(status)
     }
 
@@ -250,7 +265,9 @@ impl Engine {
             _ => return Err(damaged("ref file missing or different")),
         }
         let time = |name: &str| -> Result<SystemTime> {
-            read(name)?.and_then(|text| parse_time(&text)).ok_or_else(|| damaged(&format!("{name} is missing or invalid")))
+            read(name)?
+                .and_then(|text| parse_time(&text))
+                .ok_or_else(|| damaged(&format!("{name} is missing or invalid")))
         };
         let started_at = time("startedat")?;
         let updated_at = time("updatedat")?;
@@ -294,9 +311,10 @@ impl Engine {
             let dir = entry.map_err(|e| Error::io("cannot list", &root, e))?.path();
             let Ok(ref_name) = fs::read_to_string(dir.join("ref")) else { continue };
             if let Ok(status) = self.read_ingest_status(&ref_name, &dir)
-                && filters.matches(|path| status.field(path)) {
-                    statuses.push(status);
-                }
+                && filters.matches(|path| status.field(path))
+            {
+                statuses.push(status);
+            }
         }
         statuses.sort_by(|a, b| a.ref_name.cmp(&b.ref_name));
         Ok(statuses)
@@ -315,7 +333,12 @@ impl Engine {
 
     /// GC's part: removes the ingests that no live writer holds, no live lease names, and that
     /// were not updated within `expiry` (zero: all of them). Returns their refs.
-    pub(crate) fn sweep_ingests(&self, expiry: Duration, leased: &HashSet<String>, dry_run: bool) -> Result<Vec<String>> {
+    pub(crate) fn sweep_ingests(
+        &self,
+        expiry: Duration,
+        leased: &HashSet<String>,
+        dry_run: bool,
+    ) -> Result<Vec<String>> {
         let root = self.ingest_root();
         let entries = match fs::read_dir(&root) {
             Ok(entries) => entries,
@@ -372,22 +395,20 @@ impl IngestWriter {
         self.check_open()?;
         let end = self.status.offset + bytes.len() as u64;
         if let Some(total) = self.status.total
-            && end > total {
-                return Err(Error::new(
-                    ErrorKind::SizeMismatch,
-                    format!(
-                        "writing {} bytes to ref {:?} at offset {} would pass its total of {total}",
-                        bytes.len(),
-                        self.status.ref_name,
-                        self.status.offset
-                    ),
-                ));
-            }
+            && end > total
+        {
+            return Err(Error::new(
+                ErrorKind::SizeMismatch,
+                format!(
+                    "writing {} bytes to ref {:?} at offset {} would pass its total of {total}",
+                    bytes.len(),
+                    self.status.ref_name,
+                    self.status.offset
+                ),
+            ));
+        }
         let data_path = self.dir.join("data");
-        self.engine
-            .storage()
-            .write_all(&mut self.data, bytes)
-            .map_err(|e| Error::io("cannot write", &data_path, e))?;
+        self.engine.storage().write_all(&mut self.data, bytes).map_err(|e| Error::io("cannot write", &data_path, e))?;
         self.hasher.update(bytes);
         self.status.offset = end;
         self.status.updated_at = SystemTime::now();
@@ -417,7 +438,12 @@ impl IngestWriter {
     /// Verifies and publishes the ingest as a blob: fsync, size check, then digest check; on a
     /// mismatch nothing becomes visible and the ingest stays resumable. When the blob is already
     /// stored the ingest is removed and `AlreadyExists` returned. `labels` are set on the blob.
-    pub fn commit(&mut self, size: Option<u64>, expected: Option<&Digest>, labels: &BTreeMap<String, String>) -> Result<Digest> {
+    pub fn commit(
+        &mut self,
+        size: Option<u64>,
+        expected: Option<&Digest>,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Digest> {
         self.check_open()?;
         let data_path = self.dir.join("data");
         let storage = self.engine.storage();
@@ -481,7 +507,8 @@ impl IngestWriter {
     fn checkpoint(&mut self) -> Result<()> {
         let data_path = self.dir.join("data");
         self.engine.storage().sync_file(&self.data).map_err(|e| Error::io("cannot fsync", &data_path, e))?;
-        let mut state = format!("{HASH_STATE_MAGIC}\n{}\n{}\n", self.hasher.algorithm().name(), self.status.offset).into_bytes();
+        let mut state =
+            format!("{HASH_STATE_MAGIC}\n{}\n{}\n", self.hasher.algorithm().name(), self.status.offset).into_bytes();
         state.extend_from_slice(&self.hasher.save_state());
         self.engine.replace_file(&self.dir.join("hashstate"), &state)?;
         self.hashed_since_checkpoint = 0;
@@ -490,7 +517,10 @@ impl IngestWriter {
 
     fn check_open(&self) -> Result<()> {
         if self.state == WriterState::Committed {
-            return Err(invalid_argument(format!("the writer of ref {:?} was already committed", self.status.ref_name)));
+            return Err(invalid_argument(format!(
+                "the writer of ref {:?} was already committed",
+                self.status.ref_name
+            )));
         }
         Ok(())
     }
@@ -636,7 +666,12 @@ impl IngestWriter {
         }
     }
 
-    fn copy_stream(&mut self, source: &mut dyn Read, buf: &mut [u8], read_error: impl Fn(io::Error) -> Error) -> Result<()> {
+    fn copy_stream(
+        &mut self,
+        source: &mut dyn Read,
+        buf: &mut [u8],
+        read_error: impl Fn(io::Error) -> Error,
+    ) -> Result<()> {
         loop {
             let n = match source.read(buf) {
                 Ok(0) => return Ok(()),

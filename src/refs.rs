@@ -129,12 +129,7 @@ impl Engine {
 
     /// Every named reference with its descriptor, in index.json order.
     pub fn ref_list(&self) -> Result<Vec<(String, Descriptor)>> {
-        Ok(self
-            .read_index()?
-            .manifests
-            .into_iter()
-            .filter_map(|d| Some((d.ref_name()?.to_owned(), d)))
-            .collect())
+        Ok(self.read_index()?.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_owned(), d))).collect())
     }
 }
 

@@ -18,8 +18,7 @@ pub const MEDIA_TYPE_IMAGE_INDEX: &str = "application/vnd.oci.image.index.v1+jso
 pub const MEDIA_TYPE_IMAGE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MEDIA_TYPE_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MEDIA_TYPE_DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const MEDIA_TYPE_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// The annotation that names a reference in index.json.
@@ -178,10 +177,9 @@ impl Document {
     pub fn children(&self) -> Vec<&Descriptor> {
         match self {
             Document::Index(index) => index.manifests.iter().chain(&index.subject).collect(),
-            Document::Manifest(manifest) => std::iter::once(&manifest.config)
-                .chain(&manifest.layers)
-                .chain(&manifest.subject)
-                .collect(),
+            Document::Manifest(manifest) => {
+                std::iter::once(&manifest.config).chain(&manifest.layers).chain(&manifest.subject).collect()
+            }
             Document::Config(_) | Document::Descriptor(_) => Vec::new(),
         }
     }
@@ -237,10 +235,7 @@ pub fn parse_document(media_type: &str, bytes: &[u8]) -> Result<Document> {
             Ok(Document::Config(config))
         }
         MEDIA_TYPE_DESCRIPTOR => Ok(Document::Descriptor(parse_json(media_type, bytes)?)),
-        other => Err(Error::new(
-            ErrorKind::UnsupportedMediaType,
-            format!("media type {other:?} has no typed parser"),
-        )),
+        other => Err(Error::new(ErrorKind::UnsupportedMediaType, format!("media type {other:?} has no typed parser"))),
     }
 }
 
@@ -272,8 +267,7 @@ pub fn canonical_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     // fields and flattened extras alike.
     let value = serde_json::to_value(value)
         .map_err(|e| crate::error::invalid_argument(format!("cannot serialize JSON: {e}")))?;
-    serde_json::to_vec(&value)
-        .map_err(|e| crate::error::invalid_argument(format!("cannot serialize JSON: {e}")))
+    serde_json::to_vec(&value).map_err(|e| crate::error::invalid_argument(format!("cannot serialize JSON: {e}")))
 }
 
 /// `canonical_json` as a string.
@@ -302,9 +296,9 @@ fn check_header(media_type: &str, schema_version: u32, own_media_type: Option<&s
 
 fn reject_fields(media_type: &str, extra: &Extra, forbidden: &[&str]) -> Result<()> {
     match forbidden.iter().find(|key| extra.contains_key(**key)) {
-        Some(key) => Err(invalid_image(format!(
-            "document contradicts its media type {media_type:?}: it has a {key:?} field"
-        ))),
+        Some(key) => {
+            Err(invalid_image(format!("document contradicts its media type {media_type:?}: it has a {key:?} field")))
+        }
         None => Ok(()),
     }
 }
@@ -367,8 +361,7 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_and_keeps_unknown_fields() {
         let index: ImageIndex =
-            serde_json::from_str(r#"{"zeta":1,"schemaVersion":2,"manifests":[],"alpha":{"b":1,"a":2}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"zeta":1,"schemaVersion":2,"manifests":[],"alpha":{"b":1,"a":2}}"#).unwrap();
         let bytes = canonical_json(&index).unwrap();
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
@@ -379,10 +372,7 @@ mod tests {
     #[test]
     fn detects_media_types_by_shape() {
         assert_eq!(detect_media_type(manifest_json("").as_bytes()).unwrap(), MEDIA_TYPE_IMAGE_MANIFEST);
-        assert_eq!(
-            detect_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
-            MEDIA_TYPE_IMAGE_INDEX
-        );
+        assert_eq!(detect_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(), MEDIA_TYPE_IMAGE_INDEX);
         assert_eq!(detect_media_type(b"not json"), None);
     }
 }

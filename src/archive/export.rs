@@ -34,7 +34,13 @@ impl Engine {
     /// Writes the images `refs` point at as one docker-archive to `out`. `tags[i]` are the
     /// RepoTags of `refs[i]` (when empty, the reference name is used if it looks like
     /// `repo:tag`).
-    pub fn export_docker_archive(&self, refs: &[&str], tags: &[Vec<String>], out: impl Write, _options: &ExportOptions) -> Result<()> {
+    pub fn export_docker_archive(
+        &self,
+        refs: &[&str],
+        tags: &[Vec<String>],
+        out: impl Write,
+        _options: &ExportOptions,
+    ) -> Result<()> {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
         }
@@ -89,7 +95,10 @@ impl Engine {
     fn export_image(&self, name: &str, repo_tags: Vec<String>) -> Result<ExportImage> {
         let descriptor = self.ref_get(name)?;
         let Document::Manifest(manifest) = self.read_document(&descriptor)? else {
-            return Err(invalid_argument(format!("reference {name:?} is a {}, not an image manifest", descriptor.media_type)));
+            return Err(invalid_argument(format!(
+                "reference {name:?} is a {}, not an image manifest",
+                descriptor.media_type
+            )));
         };
         let Document::Config(config) = self.read_document(&manifest.config)? else {
             return Err(invalid_argument(format!("the config of {name:?} is not an image config")));
@@ -128,7 +137,9 @@ impl Engine {
         let mut buf = vec![0u8; crate::content::IO_CHUNK];
         let mut size = 0u64;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
             if n == 0 {
                 break;
             }

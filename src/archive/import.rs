@@ -5,7 +5,10 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::Duration;
 
-use super::{ImageChoice, MAX_MANIFEST_JSON, MAX_MEMBERS, ManifestItem, Member, choose_items, clean_path, invalid_archive, normalized_image_name, resolve};
+use super::{
+    ImageChoice, MAX_MANIFEST_JSON, MAX_MEMBERS, ManifestItem, Member, choose_items, clean_path, invalid_archive,
+    normalized_image_name, resolve,
+};
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
@@ -114,11 +117,15 @@ impl Engine {
         for entry in entries {
             let entry = entry.map_err(|e| invalid_archive(format!("cannot read a member: {e}")))?;
             if seen.len() >= MAX_MEMBERS {
-                return Err(Error::new(ErrorKind::TooLarge, format!("the archive has more than {MAX_MEMBERS} members")));
+                return Err(Error::new(
+                    ErrorKind::TooLarge,
+                    format!("the archive has more than {MAX_MEMBERS} members"),
+                ));
             }
             let raw_name = String::from_utf8(entry.path_bytes().into_owned())
                 .map_err(|_| invalid_archive("a member name is not UTF-8"))?;
-            let name = clean_path("", &raw_name).ok_or_else(|| invalid_archive(format!("member {raw_name:?} leaves the archive")))?;
+            let name = clean_path("", &raw_name)
+                .ok_or_else(|| invalid_archive(format!("member {raw_name:?} leaves the archive")))?;
             let kind = entry.header().entry_type();
             if kind.is_dir() {
                 continue;
@@ -142,7 +149,8 @@ impl Engine {
         }
         // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
         let mut rest = archive.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
+        io::copy(&mut rest, &mut io::sink())
+            .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
         Ok(contents)
     }
 
@@ -163,7 +171,13 @@ impl Engine {
     }
 
     /// Builds and stores the OCI manifest of one archive image; returns its descriptor.
-    fn store_image(&self, item: &ManifestItem, members: &HashMap<String, Member>, options: &ImportOptions, lease: &str) -> Result<Descriptor> {
+    fn store_image(
+        &self,
+        item: &ManifestItem,
+        members: &HashMap<String, Member>,
+        options: &ImportOptions,
+        lease: &str,
+    ) -> Result<Descriptor> {
         let (config_digest, config_size) = resolve(members, &item.config)?;
         let config_bytes = self.read_blob(config_digest, self.max_json_size())?;
         let Document::Config(config) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &config_bytes)
@@ -210,7 +224,10 @@ impl Engine {
             return Ok(LAYER_TAR);
         }
         let mut reader = BufReader::new(self.open_blob(digest)?);
-        let head = reader.fill_buf().map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {path:?}: {e}")))?.to_vec();
+        let head = reader
+            .fill_buf()
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {path:?}: {e}")))?
+            .to_vec();
         let (media_type, decoded): (&'static str, Box<dyn Read>) = if head.starts_with(&GZIP_MAGIC) {
             (LAYER_TAR_GZIP, Box::new(flate2::read::MultiGzDecoder::new(reader)))
         } else if head.starts_with(&ZSTD_MAGIC) {
@@ -219,7 +236,8 @@ impl Engine {
         } else {
             return Err(mismatch(path, digest, diff_id));
         };
-        let actual = hash_all(decoded).map_err(|e| invalid_archive(format!("layer {path:?} does not decompress: {e}")))?;
+        let actual =
+            hash_all(decoded).map_err(|e| invalid_archive(format!("layer {path:?} does not decompress: {e}")))?;
         if actual != *diff_id {
             return Err(mismatch(path, &actual, diff_id));
         }
@@ -230,7 +248,8 @@ impl Engine {
         let mut stream = LayerStream::new(self, options)?;
         self.lease_add(lease, LeaseResource::Ingest(stream.ref_name().to_owned()))?;
         let mut reader = self.open_blob(digest)?;
-        io::copy(&mut reader, &mut stream).map_err(|e| Error::new(ErrorKind::Io, format!("cannot recompress layer {digest}: {e}")))?;
+        io::copy(&mut reader, &mut stream)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot recompress layer {digest}: {e}")))?;
         let layer = stream.finish()?;
         self.lease_add(lease, LeaseResource::Blob(layer.digest.clone()))?;
         Ok(layer.descriptor())
@@ -246,7 +265,8 @@ pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if clean_path("", &name).as_deref() == Some("manifest.json") {
             let bytes = read_capped(entry, MAX_MANIFEST_JSON, "manifest.json")?;
-            return serde_json::from_slice(&bytes).map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
         }
     }
     Err(invalid_archive("it has no manifest.json"))

@@ -67,7 +67,9 @@ pub(crate) fn choose_items(items: &[ManifestItem], choice: &ImageChoice) -> Resu
         }
     };
     match (chosen.is_empty(), choice) {
-        (true, ImageChoice::Tag(tag)) => Err(crate::error::not_found(format!("no image tagged {tag:?} in the archive"))),
+        (true, ImageChoice::Tag(tag)) => {
+            Err(crate::error::not_found(format!("no image tagged {tag:?} in the archive")))
+        }
         (true, ImageChoice::Index(index)) => {
             Err(crate::error::not_found(format!("the archive has no image #{index} (it holds {})", items.len())))
         }
@@ -83,7 +85,8 @@ pub(crate) fn invalid_archive(message: impl Into<String>) -> Error {
 /// Normalizes a member name or link target to a path relative to the archive's root, or
 /// `None` when it would leave the archive. `base` is the directory a relative link is in.
 pub(crate) fn clean_path(base: &str, path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = if path.starts_with('/') { Vec::new() } else { base.split('/').filter(|p| !p.is_empty()).collect() };
+    let mut parts: Vec<&str> =
+        if path.starts_with('/') { Vec::new() } else { base.split('/').filter(|p| !p.is_empty()).collect() };
     for part in path.split('/') {
         match part {
             "" | "." => {}
@@ -119,7 +122,8 @@ pub(crate) enum Member {
 
 /// Follows links from `name` to a stored member, a bounded number of hops.
 pub(crate) fn resolve<'a>(members: &'a HashMap<String, Member>, name: &str) -> Result<(&'a Digest, u64)> {
-    let mut current = clean_path("", name).ok_or_else(|| invalid_archive(format!("path {name:?} leaves the archive")))?;
+    let mut current =
+        clean_path("", name).ok_or_else(|| invalid_archive(format!("path {name:?} leaves the archive")))?;
     for _ in 0..=MAX_LINK_HOPS {
         match members.get(&current) {
             Some(Member::Stored { digest, size }) => return Ok((digest, *size)),

@@ -98,7 +98,8 @@ impl Engine {
     pub fn info(&self, digest: &Digest) -> Result<BlobInfo> {
         let reader = self.open_blob(digest)?;
         let labels = self.read_labels(digest)?;
-        let blob_mtime = fs::metadata(self.blob_path(digest)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+        let blob_mtime =
+            fs::metadata(self.blob_path(digest)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
         let labels_mtime = fs::metadata(self.labels_path(digest)).and_then(|m| m.modified()).ok();
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -139,11 +140,7 @@ impl Engine {
     pub fn walk(&self, filters: &Filters, mut visit: impl FnMut(&BlobInfo) -> Result<bool>) -> Result<()> {
         let labelled = self.labelled_blobs()?;
         for digest in self.list_blobs()? {
-            let info = if labelled.contains(&digest) {
-                self.info(&digest)
-            } else {
-                self.info_without_labels(&digest)
-            };
+            let info = if labelled.contains(&digest) { self.info(&digest) } else { self.info_without_labels(&digest) };
             let info = match info {
                 Ok(info) => info,
                 // Removed since it was listed.
@@ -161,7 +158,13 @@ impl Engine {
         let path = self.blob_path(digest);
         let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("cannot stat blob", &path, e))?;
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        Ok(BlobInfo { digest: digest.clone(), size: meta.len(), created_at: mtime, updated_at: mtime, labels: Labels::new() })
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size: meta.len(),
+            created_at: mtime,
+            updated_at: mtime,
+            labels: Labels::new(),
+        })
     }
 
     /// Every blob's labels, for GC (its roots and `gc.ref` edges).
@@ -204,7 +207,8 @@ impl Engine {
             };
             for entry in entries {
                 let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
-                if let Some(digest) = entry.file_name().to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {
+                if let Some(digest) = entry.file_name().to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
+                {
                     labelled.insert(digest);
                 }
             }

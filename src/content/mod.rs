@@ -125,7 +125,14 @@ impl Engine {
     /// file where it is, when an intact blob of that digest is already stored. Non-empty
     /// `labels` are written under the same lock, before the rename, so GC never sees a
     /// labelled blob without its labels.
-    pub(crate) fn publish_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64, labels: &Labels) -> Result<bool> {
+    pub(crate) fn publish_blob(
+        &self,
+        file: &File,
+        path: &Path,
+        digest: &Digest,
+        size: u64,
+        labels: &Labels,
+    ) -> Result<bool> {
         let storage = self.storage();
         storage.sync_file(file).map_err(|e| Error::io("cannot fsync", path, e))?;
         storage.set_read_only(file).map_err(|e| Error::io("cannot chmod", path, e))?;
@@ -155,17 +162,16 @@ impl Engine {
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         let path = self.blob_path(digest);
         // O_NOFOLLOW: never follow a symlink planted under blobs/; O_NONBLOCK: never hang on a FIFO.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|err| match err.kind() {
-                io::ErrorKind::NotFound => self.blob_not_found(digest),
-                _ if err.raw_os_error() == Some(libc::ELOOP) => {
-                    invalid_image(format!("{} is a symlink, not a blob", path.display()))
-                }
-                _ => Error::io("cannot open blob", &path, err),
-            })?;
+        let file =
+            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path).map_err(
+                |err| match err.kind() {
+                    io::ErrorKind::NotFound => self.blob_not_found(digest),
+                    _ if err.raw_os_error() == Some(libc::ELOOP) => {
+                        invalid_image(format!("{} is a symlink, not a blob", path.display()))
+                    }
+                    _ => Error::io("cannot open blob", &path, err),
+                },
+            )?;
         let meta = file.metadata().map_err(|e| Error::io("cannot stat blob", &path, e))?;
         if !meta.is_file() {
             return Err(invalid_image(format!("{} is not a regular file", path.display())));

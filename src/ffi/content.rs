@@ -4,8 +4,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_digest, arg_filters, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, free_handle,
-    into_c_string, into_handle, ocicas_status,
+    arg_bytes, arg_digest, arg_filters, arg_out, arg_ref, arg_str, arg_str_array, boundary, for_each_until_stopped,
+    free_handle, into_c_string, into_handle, ocicas_status,
 };
 use crate::content::BlobReader;
 use crate::error::invalid_argument;
@@ -269,12 +269,7 @@ pub unsafe extern "C" fn ocicas_blob_update_labels(
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let digest = unsafe { arg_digest(digest, "digest") }?;
         let labels = unsafe { super::ingest::optional_labels(labels_json) }?;
-        let paths: &[*const c_char] = match (field_paths.is_null(), n_field_paths) {
-            (true, 0) => &[],
-            (true, _) => return Err(invalid_argument("argument field_paths is NULL")),
-            (false, n) => unsafe { std::slice::from_raw_parts(field_paths, n) },
-        };
-        let paths = paths.iter().map(|&p| unsafe { arg_str(p, "field_paths[i]") }).collect::<crate::error::Result<Vec<_>>>()?;
+        let paths = unsafe { arg_str_array(field_paths, n_field_paths, "field_paths") }?;
         let info = engine.engine.update_labels(&digest, &labels, &paths)?;
         if let Some(out_info) = unsafe { out_info.as_mut() } {
             *out_info = into_c_string(info.to_json().to_string());

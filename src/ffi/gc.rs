@@ -22,7 +22,8 @@ pub struct ocicas_gc_options {
 /// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
 /// `{"id":"…","createdAt":"RFC 3339","expiresAt":"RFC 3339" (absent: never),"digests":[…],
 /// "ingests":[…]}`. Return 0 to go on, non-zero to stop.
-pub type ocicas_lease_list_cb = Option<unsafe extern "C" fn(lease_json: *const c_char, user_data: *mut c_void) -> c_int>;
+pub type ocicas_lease_list_cb =
+    Option<unsafe extern "C" fn(lease_json: *const c_char, user_data: *mut c_void) -> c_int>;
 
 /// Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
 /// `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels

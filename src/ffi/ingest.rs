@@ -21,7 +21,8 @@ pub struct ocicas_writer {
 
 /// Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
 /// call). Return 0 to go on, non-zero to stop.
-pub type ocicas_ingest_list_cb = Option<unsafe extern "C" fn(status_json: *const c_char, user_data: *mut c_void) -> c_int>;
+pub type ocicas_ingest_list_cb =
+    Option<unsafe extern "C" fn(status_json: *const c_char, user_data: *mut c_void) -> c_int>;
 
 /// A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
 /// `ocicas_writer_commit`.
@@ -92,7 +93,10 @@ pub unsafe extern "C" fn ocicas_writer_write(writer: *mut ocicas_writer, data: *
 /// # Safety
 /// `writer` is a live writer; `out_status` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_writer_status(writer: *const ocicas_writer, out_status: *mut *mut c_char) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_writer_status(
+    writer: *const ocicas_writer,
+    out_status: *mut *mut c_char,
+) -> ocicas_status {
     boundary(|| {
         let writer = unsafe { arg_ref(writer, "writer") }?;
         let out_status = unsafe { arg_out(out_status, "out_status") }?;
@@ -106,7 +110,10 @@ pub unsafe extern "C" fn ocicas_writer_status(writer: *const ocicas_writer, out_
 /// # Safety
 /// `writer` is a live writer; `out_digest` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_writer_digest(writer: *const ocicas_writer, out_digest: *mut *mut c_char) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_writer_digest(
+    writer: *const ocicas_writer,
+    out_digest: *mut *mut c_char,
+) -> ocicas_status {
     boundary(|| {
         let writer = unsafe { arg_ref(writer, "writer") }?;
         let out_digest = unsafe { arg_out(out_digest, "out_digest") }?;

@@ -5,6 +5,7 @@
 
 #![allow(non_camel_case_types)]
 
+mod archive;
 mod content;
 mod engine;
 mod error;
@@ -72,18 +73,25 @@ pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T
     unsafe { ptr.as_mut() }.ok_or_else(|| null_argument(name))
 }
 
+/// Borrows an array of `n` NUL-terminated strings; NULL is allowed when `n` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points at `n` NUL-terminated strings.
+pub(crate) unsafe fn arg_str_array<'a>(ptr: *const *const c_char, n: usize, name: &str) -> Result<Vec<&'a str>> {
+    let pointers: &[*const c_char] = match (ptr.is_null(), n) {
+        (true, 0) => &[],
+        (true, _) => return Err(null_argument(name)),
+        (false, _) => unsafe { std::slice::from_raw_parts(ptr, n) },
+    };
+    pointers.iter().map(|&p| unsafe { arg_str(p, name) }).collect()
+}
+
 /// Parses an array of `n` filter strings (containerd syntax); NULL is allowed when `n` is 0.
 ///
 /// # Safety
-/// `filters` is NULL or points at `n` NUL-terminated strings.
+/// As `arg_str_array`.
 pub(crate) unsafe fn arg_filters(filters: *const *const c_char, n: usize) -> Result<crate::filters::Filters> {
-    let pointers: &[*const c_char] = match (filters.is_null(), n) {
-        (true, 0) => &[],
-        (true, _) => return Err(null_argument("filters")),
-        (false, _) => unsafe { std::slice::from_raw_parts(filters, n) },
-    };
-    let texts = pointers.iter().map(|&p| unsafe { arg_str(p, "filters[i]") }).collect::<Result<Vec<_>>>()?;
-    crate::filters::Filters::parse(&texts)
+    crate::filters::Filters::parse(&unsafe { arg_str_array(filters, n, "filters") }?)
 }
 
 /// Borrows a NUL-terminated UTF-8 string.
@@ -94,9 +102,7 @@ pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a s
     if ptr.is_null() {
         return Err(null_argument(name));
     }
-    unsafe { CStr::from_ptr(ptr) }
-        .to_str()
-        .map_err(|_| invalid_argument(format!("argument {name} is not valid UTF-8")))
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| invalid_argument(format!("argument {name} is not valid UTF-8")))
 }
 
 /// Borrows `len` bytes; NULL is allowed only when `len` is 0.

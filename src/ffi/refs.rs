@@ -9,9 +9,8 @@ use crate::spec::{Descriptor, canonical_json_string};
 
 /// Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
 /// only during the call). Return 0 to go on, non-zero to stop listing.
-pub type ocicas_ref_list_cb = Option<
-    unsafe extern "C" fn(name: *const c_char, descriptor_json: *const c_char, user_data: *mut c_void) -> c_int,
->;
+pub type ocicas_ref_list_cb =
+    Option<unsafe extern "C" fn(name: *const c_char, descriptor_json: *const c_char, user_data: *mut c_void) -> c_int>;
 
 /// Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
 /// `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
@@ -89,7 +88,12 @@ pub unsafe extern "C" fn ocicas_ref_list(
             .engine
             .ref_list()?
             .into_iter()
-            .map(|(name, descriptor)| Ok((CString::new(name).unwrap_or_default(), CString::new(canonical_json_string(&descriptor)?).unwrap_or_default())))
+            .map(|(name, descriptor)| {
+                Ok((
+                    CString::new(name).unwrap_or_default(),
+                    CString::new(canonical_json_string(&descriptor)?).unwrap_or_default(),
+                ))
+            })
             .collect::<crate::error::Result<Vec<_>>>()?;
         for_each_until_stopped(refs, |(name, json)| unsafe { callback(name.as_ptr(), json.as_ptr(), user_data) });
         Ok(())

@@ -5,7 +5,9 @@ use std::ffi::{c_char, c_void};
 use std::io::{self, Read};
 
 use super::engine::ocicas_engine;
-use super::{arg_bytes, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status};
+use super::{
+    arg_bytes, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status,
+};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
 
@@ -51,9 +53,9 @@ enum StreamMode {
     Pull(LayerReader<CallbackReader>),
 }
 
-struct CallbackReader {
-    callback: unsafe extern "C" fn(*mut u8, usize, *mut c_void) -> i64,
-    user_data: *mut c_void,
+pub(super) struct CallbackReader {
+    pub(super) callback: unsafe extern "C" fn(*mut u8, usize, *mut c_void) -> i64,
+    pub(super) user_data: *mut c_void,
 }
 
 impl Read for CallbackReader {
@@ -89,7 +91,8 @@ unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOpt
     let compression = match options.compression {
         OCICAS_COMPRESSION_GZIP if default_level => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
         OCICAS_COMPRESSION_GZIP => Compression::Gzip(
-            u32::try_from(options.level).map_err(|_| invalid_argument(format!("gzip level {} is not in 0-9", options.level)))?,
+            u32::try_from(options.level)
+                .map_err(|_| invalid_argument(format!("gzip level {} is not in 0-9", options.level)))?,
         ),
         OCICAS_COMPRESSION_ZSTD if default_level => Compression::Zstd(Compression::DEFAULT_ZSTD_LEVEL),
         OCICAS_COMPRESSION_ZSTD => Compression::Zstd(options.level),
@@ -165,7 +168,11 @@ fn not_push() -> Error {
 /// # Safety
 /// `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_stream_write(stream: *mut ocicas_layer_stream, data: *const u8, len: usize) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_layer_stream_write(
+    stream: *mut ocicas_layer_stream,
+    data: *const u8,
+    len: usize,
+) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let data = unsafe { arg_bytes(data, len, "data") }?;
@@ -183,7 +190,10 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(stream: *mut ocicas_layer_str
 /// # Safety
 /// `stream` is a live stream; `out_layer` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_stream_finish(stream: *mut ocicas_layer_stream, out_layer: *mut *mut c_char) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_layer_stream_finish(
+    stream: *mut ocicas_layer_stream,
+    out_layer: *mut *mut c_char,
+) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let out_layer = unsafe { arg_out(out_layer, "out_layer") }?;
@@ -229,7 +239,9 @@ pub unsafe extern "C" fn ocicas_layer_stream_read(
 fn finished_layer(stream: &ocicas_layer_stream) -> Result<LayerDescriptor> {
     match &stream.mode {
         StreamMode::Push(_, Some(layer)) => Ok(layer.clone()),
-        StreamMode::Push(_, None) => Err(Error::new(ErrorKind::NotComputed, "not computed: the layer stream is not finished")),
+        StreamMode::Push(_, None) => {
+            Err(Error::new(ErrorKind::NotComputed, "not computed: the layer stream is not finished"))
+        }
         StreamMode::Pull(reader) => reader.layer_descriptor(),
     }
 }
@@ -240,7 +252,10 @@ fn finished_layer(stream: &ocicas_layer_stream) -> Result<LayerDescriptor> {
 /// # Safety
 /// `stream` is a live stream; `out_digest` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_stream_digest(stream: *const ocicas_layer_stream, out_digest: *mut *mut c_char) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_layer_stream_digest(
+    stream: *const ocicas_layer_stream,
+    out_digest: *mut *mut c_char,
+) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_ref(stream, "stream") }?;
         let out_digest = unsafe { arg_out(out_digest, "out_digest") }?;
@@ -255,7 +270,10 @@ pub unsafe extern "C" fn ocicas_layer_stream_digest(stream: *const ocicas_layer_
 /// # Safety
 /// `stream` is a live stream; `out_diff_id` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_stream_diff_id(stream: *const ocicas_layer_stream, out_diff_id: *mut *mut c_char) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_layer_stream_diff_id(
+    stream: *const ocicas_layer_stream,
+    out_diff_id: *mut *mut c_char,
+) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_ref(stream, "stream") }?;
         let out_diff_id = unsafe { arg_out(out_diff_id, "out_diff_id") }?;
@@ -269,7 +287,10 @@ pub unsafe extern "C" fn ocicas_layer_stream_diff_id(stream: *const ocicas_layer
 /// # Safety
 /// `stream` is a live stream; `out_size` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_stream_size(stream: *const ocicas_layer_stream, out_size: *mut u64) -> ocicas_status {
+pub unsafe extern "C" fn ocicas_layer_stream_size(
+    stream: *const ocicas_layer_stream,
+    out_size: *mut u64,
+) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_ref(stream, "stream") }?;
         let out_size = unsafe { arg_out(out_size, "out_size") }?;

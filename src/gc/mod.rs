@@ -158,9 +158,10 @@ impl Engine {
                 if key == LABEL_GC_ROOT {
                     descriptors.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT}")));
                 } else if key.starts_with(LABEL_GC_REF_PREFIX)
-                    && let Ok(target) = value.parse::<Digest>() {
-                        label_edges.entry(digest.clone()).or_default().push(target);
-                    }
+                    && let Ok(target) = value.parse::<Digest>()
+                {
+                    label_edges.entry(digest.clone()).or_default().push(target);
+                }
             }
         }
         // An ingest in progress keeps the blob it expects (it may be committed any moment).

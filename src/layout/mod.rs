@@ -68,9 +68,7 @@ impl Engine {
         if options.create && path_state(path)? != PathState::Occupied {
             return match Engine::create_with(path, storage.clone(), options.max_json_size) {
                 // Another process created it in between: open what it made.
-                Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                    Engine::open_existing(path, options, storage)
-                }
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => Engine::open_existing(path, options, storage),
                 result => result,
             };
         }
@@ -115,9 +113,8 @@ impl Engine {
             )),
             _ => err,
         })?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            invalid_image(format!("{} is not valid JSON: {e}", oci_layout_path.display()))
-        })?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| invalid_image(format!("{} is not valid JSON: {e}", oci_layout_path.display())))?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(LAYOUT_VERSION) => {}
             Some(other) => {
@@ -192,12 +189,13 @@ impl Engine {
             )));
         }
         if let Some(media_type) = &index.media_type
-            && media_type != MEDIA_TYPE_IMAGE_INDEX {
-                return Err(invalid_image(format!(
-                    "{} is not an OCI image index: mediaType is {media_type:?}",
-                    path.display()
-                )));
-            }
+            && media_type != MEDIA_TYPE_IMAGE_INDEX
+        {
+            return Err(invalid_image(format!(
+                "{} is not an OCI image index: mediaType is {media_type:?}",
+                path.display()
+            )));
+        }
         Ok(index)
     }
 
@@ -333,10 +331,7 @@ impl TempFile<'_> {
 
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let file = self.file.as_mut().expect("temp file used after rename");
-        self.engine
-            .storage
-            .write_all(file, bytes)
-            .map_err(|e| Error::io("cannot write", &self.path, e))
+        self.engine.storage.write_all(file, bytes).map_err(|e| Error::io("cannot write", &self.path, e))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -380,10 +375,7 @@ pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str) -> Result<V
         .read_to_end(&mut bytes)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {what}: {e}")))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::new(
-            ErrorKind::TooLarge,
-            format!("{what} is larger than the limit of {limit} bytes"),
-        ));
+        return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than the limit of {limit} bytes")));
     }
     Ok(bytes)
 }

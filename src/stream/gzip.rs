@@ -130,7 +130,8 @@ impl ParallelGzip {
         self.window.extend_from_slice(&data[keep_from..]);
         self.total_in += data.len() as u64;
         let job = Job { seq: self.next_seq, dictionary, data, last };
-        let jobs = self.jobs.as_ref().ok_or_else(|| Error::new(ErrorKind::Io, "the gzip stream was already finished"))?;
+        let jobs =
+            self.jobs.as_ref().ok_or_else(|| Error::new(ErrorKind::Io, "the gzip stream was already finished"))?;
         jobs.send(job).map_err(|_| worker_gone())?;
         self.next_seq += 1;
         Ok(())
@@ -209,9 +210,7 @@ fn compress_block(deflate: &mut Compress, job: &Job) -> Result<Vec<u8>> {
     let start_in = deflate.total_in();
     loop {
         let consumed = (deflate.total_in() - start_in) as usize;
-        let status = deflate
-            .compress_vec(&job.data[consumed..], &mut out, flush)
-            .map_err(|e| failed(e.to_string()))?;
+        let status = deflate.compress_vec(&job.data[consumed..], &mut out, flush).map_err(|e| failed(e.to_string()))?;
         let all_in = (deflate.total_in() - start_in) as usize == job.data.len();
         match status {
             Status::StreamEnd => return Ok(out),
@@ -274,7 +273,11 @@ mod tests {
         for level in [0, 1, 6, 9] {
             let reference = gzip(&input, level, 1, 1 << 20);
             for (threads, piece) in [(2, 4096), (8, 1), (3, BLOCK_SIZE), (1, 777)] {
-                assert_eq!(gzip(&input, level, threads, piece), reference, "level {level}, {threads} threads, {piece}-byte writes");
+                assert_eq!(
+                    gzip(&input, level, threads, piece),
+                    reference,
+                    "level {level}, {threads} threads, {piece}-byte writes"
+                );
             }
         }
     }

@@ -211,7 +211,10 @@ impl LayerStream {
         let writer = engine.writer(&ref_name, &WriterOptions::default())?;
         if writer.status().offset > 0 {
             // A compressed stream cannot continue from another run's encoder state.
-            return Err(Error::new(ErrorKind::Locked, format!("ingest {ref_name:?} already holds data; abort it first")));
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!("ingest {ref_name:?} already holds data; abort it first"),
+            ));
         }
         Ok(LayerStream {
             engine: engine.clone(),
@@ -485,7 +488,8 @@ mod tests {
     fn zstd_bytes_do_not_depend_on_threads_or_write_sizes() {
         let input = input();
         let compress = |threads: usize, piece: usize| {
-            let mut reader = LayerReader::new(ChunkedReader(&input, piece, 0), &options(Compression::Zstd(3), threads)).unwrap();
+            let mut reader =
+                LayerReader::new(ChunkedReader(&input, piece, 0), &options(Compression::Zstd(3), threads)).unwrap();
             let mut out = Vec::new();
             reader.read_to_end(&mut out).unwrap();
             out

@@ -79,7 +79,11 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
         ArchiveCommand::Export { layout, refs, output, tags } => {
             let engine = Engine::open(&layout, &ocicas::OpenOptions::default())?;
             let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
-            let tags = if tags.is_empty() { Vec::new() } else if refs.len() == 1 { vec![tags] } else {
+            let tags = if tags.is_empty() {
+                Vec::new()
+            } else if refs.len() == 1 {
+                vec![tags]
+            } else {
                 return Err(ocicas::error::invalid_argument("--tag goes with exactly one reference"));
             };
             if output == Path::new("-") {
@@ -87,8 +91,10 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             } else {
                 // Written beside the target and renamed, so a failed export leaves nothing usable.
                 let partial = output.with_extension("partial");
-                let file = std::fs::File::create(&partial).map_err(|e| ocicas::Error::io("cannot create", &partial, e))?;
-                let result = engine.export_docker_archive(&refs, &tags, io::BufWriter::new(file), &ExportOptions::default());
+                let file =
+                    std::fs::File::create(&partial).map_err(|e| ocicas::Error::io("cannot create", &partial, e))?;
+                let result =
+                    engine.export_docker_archive(&refs, &tags, io::BufWriter::new(file), &ExportOptions::default());
                 if let Err(err) = result {
                     let _ = std::fs::remove_file(&partial);
                     return Err(err);
@@ -100,7 +106,9 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             let items = if archive == Path::new("-") {
                 read_manifest_items(io::stdin().lock())?
             } else {
-                read_manifest_items(std::fs::File::open(&archive).map_err(|e| ocicas::Error::io("cannot open", &archive, e))?)?
+                read_manifest_items(
+                    std::fs::File::open(&archive).map_err(|e| ocicas::Error::io("cannot open", &archive, e))?,
+                )?
             };
             for item in items {
                 writeln!(out, "{}", serde_json::to_string(&item).unwrap_or_default()).map_err(stdout_error)?;

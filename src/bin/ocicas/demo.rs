@@ -34,7 +34,11 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     let Document::Manifest(read_back) = engine.read_document(&tagged)? else {
         return Err(Error::new(ErrorKind::InvalidImage, "the tagged blob is not a manifest"));
     };
-    say(format!("read back   manifest with {} layer(s), config {}, verified", read_back.layers.len(), read_back.config.digest))?;
+    say(format!(
+        "read back   manifest with {} layer(s), config {}, verified",
+        read_back.layers.len(),
+        read_back.config.digest
+    ))?;
 
     let gc = engine.gc(&GcOptions::default())?;
     say(format!(

@@ -35,9 +35,10 @@ impl CompressionArgs {
             (true, _, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
             (false, true, _) => Compression::None,
             (false, false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-            (false, false, Some(level)) => Compression::Gzip(u32::try_from(level).map_err(|_| {
-                ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9"))
-            })?),
+            (false, false, Some(level)) => Compression::Gzip(
+                u32::try_from(level)
+                    .map_err(|_| ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9")))?,
+            ),
         };
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
         Ok(LayerOptions { compression, style, threads: self.threads, ref_name: None })

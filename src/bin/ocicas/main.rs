@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
 use ocicas::{
-    Algorithm, CopySource, Digest, Engine, Filters, GcOptions, GcReport, Labels, LeaseResource, OpenOptions, WriterOptions,
+    Algorithm, CopySource, Digest, Engine, Filters, GcOptions, GcReport, Labels, LeaseResource, OpenOptions,
+    WriterOptions,
 };
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
@@ -311,7 +312,8 @@ fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
             let engine = open(&layout)?;
             let parsed = parse_labels(&labels)?;
             let set: Labels = parsed.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-            let paths: Vec<String> = labels.iter().map(|l| format!("labels.{}", l.split('=').next().unwrap_or(l))).collect();
+            let paths: Vec<String> =
+                labels.iter().map(|l| format!("labels.{}", l.split('=').next().unwrap_or(l))).collect();
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             let info = engine.update_labels(&digest.parse()?, &set, &paths)?;
             writeln!(out, "{}", info.to_json()).map_err(stdout_error)?;
@@ -371,7 +373,11 @@ fn run_ref(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
 
 fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
     let verb = if report.dry_run { "would remove" } else { "removed" };
-    writeln!(out, "{verb} {} blobs ({} bytes); kept {} blobs ({} bytes)", report.blobs_removed, report.bytes_removed, report.blobs_kept, report.bytes_kept)?;
+    writeln!(
+        out,
+        "{verb} {} blobs ({} bytes); kept {} blobs ({} bytes)",
+        report.blobs_removed, report.bytes_removed, report.blobs_kept, report.bytes_kept
+    )?;
     writeln!(
         out,
         "{verb} {} ingests, {} expired leases, {} temp files, {} orphan label files",
