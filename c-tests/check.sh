@@ -1,0 +1,36 @@
+#!/bin/sh
+# Small checks run by ctest; the first argument says which.
+set -eu
+case "$1" in
+exports)
+  # Only ocicas_-prefixed symbols may be exported, and the entry points must be there.
+  lib="$2"
+  symbols=$(nm -D --defined-only "$lib" | awk '{print $3}')
+  echo "$symbols" | grep -qx ocicas_engine_open || { echo "ocicas_engine_open is not exported by $lib"; exit 1; }
+  others=$(echo "$symbols" | grep -v '^ocicas_' || true)
+  [ -z "$others" ] || { echo "exports without the ocicas_ prefix:"; echo "$others"; exit 1; }
+  echo "$(echo "$symbols" | wc -l) exported symbols, all ocicas_-prefixed"
+  ;;
+header)
+  # The committed header must be what the build generated.
+  cd "$2"
+  if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    echo "not a git checkout: cannot compare include/ocicas.h with the committed one"; exit 1
+  fi
+  git diff --exit-code -- include/ocicas.h || { echo "include/ocicas.h differs from the committed header: commit it"; exit 1; }
+  echo "include/ocicas.h matches the committed header"
+  ;;
+readme)
+  # The README's C example compiles against the build tree and runs.
+  src="$2"; cc="$3"; libdir="$4"; work="$5"
+  rm -rf "$work" && mkdir -p "$work"
+  awk '/^```c$/{on=1; next} /^```$/{if(on){exit}} on' "$src/README.md" > "$work/example.c"
+  [ -s "$work/example.c" ] || { echo "README.md has no C example"; exit 1; }
+  "$cc" -std=c11 -Wall -Wextra -Werror -I"$src/include" "$work/example.c" -L"$libdir" -locicas \
+    -Wl,-rpath,"$libdir" -o "$work/example"
+  cd "$work" && ./example
+  ;;
+*)
+  echo "unknown check $1"; exit 2
+  ;;
+esac
