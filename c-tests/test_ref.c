@@ -1,0 +1,153 @@
+/* References in index.json: put (idempotent, clobber, force), get, delete, list, and fsck. */
+#include "test_util.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+
+static ocicas_engine *engine;
+static char layout[4200];
+
+struct names {
+    char name[8][64];
+    int count;
+    int stop_after;
+};
+
+static int collect(const char *name, const char *descriptor_json, void *user_data) {
+    struct names *n = user_data;
+    CHECK(strstr(descriptor_json, "\"digest\"") != NULL);
+    snprintf(n->name[n->count++], sizeof n->name[0], "%s", name);
+    return n->stop_after && n->count >= n->stop_after;
+}
+
+/* A descriptor JSON for a blob holding `content`. */
+static void descriptor_for(const char *content, char *json, size_t size) {
+    char *digest = NULL;
+    CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)content, strlen(content), &digest));
+    snprintf(json, size, "{\"mediaType\":\"application/vnd.example.thing+json\",\"digest\":\"%s\",\"size\":%zu}",
+             digest, strlen(content));
+    ocicas_string_free(digest);
+}
+
+static const char *shared_descriptor;
+
+static void *tag_many(void *arg) {
+    const char *prefix = arg;
+    for (int i = 0; i < 50; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s-%d", prefix, i);
+        CHECK_OK(ocicas_ref_put(engine, name, shared_descriptor, false));
+    }
+    return NULL;
+}
+
+int main(void) {
+    char root[4096];
+    make_temp_dir(root, sizeof root);
+    snprintf(layout, sizeof layout, "%s/layout", root);
+    CHECK(mkdir(layout, 0755) == 0);
+    /* A layout another tool wrote, with a field we do not know. */
+    write_file(layout, "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}");
+    write_file(layout, "index.json", "{\"schemaVersion\":2,\"manifests\":[],\"x-custom\":{\"k\":1}}");
+    char blobs[4300];
+    snprintf(blobs, sizeof blobs, "%s/blobs", layout);
+    CHECK(mkdir(blobs, 0755) == 0);
+    CHECK_OK(ocicas_engine_open(layout, 0, &engine));
+
+    char first[512], second[512];
+    descriptor_for("{\"manifest\":1}", first, sizeof first);
+    descriptor_for("{\"manifest\":2}", second, sizeof second);
+
+    CASE("put, then put again is idempotent");
+    CHECK_OK(ocicas_ref_put(engine, "v1", first, false));
+    CHECK_OK(ocicas_ref_put(engine, "v1", first, false));
+
+    CASE("a different descriptor is CLOBBER unless forced");
+    CHECK_STATUS(ocicas_ref_put(engine, "v1", second, false), OCICAS_ERR_CLOBBER);
+    CHECK_MESSAGE("v1");
+    CHECK_OK(ocicas_ref_put(engine, "v1", second, true));
+    char *got = NULL;
+    CHECK_OK(ocicas_ref_get(engine, "v1", &got));
+    CHECK(strncmp(strstr(got, "sha256:"), strstr(second, "sha256:"), 71) == 0);
+    CHECK(strstr(got, "\"org.opencontainers.image.ref.name\":\"v1\"") != NULL);
+    ocicas_string_free(got);
+
+    CASE("unknown fields of index.json survive a put");
+    char index_path[4300];
+    snprintf(index_path, sizeof index_path, "%s/index.json", layout);
+    FILE *f = fopen(index_path, "r");
+    CHECK(f != NULL);
+    char index[8192] = {0};
+    CHECK(fread(index, 1, sizeof index - 1, f) > 0);
+    fclose(f);
+    CHECK(strstr(index, "\"x-custom\":{\"k\":1}") != NULL);
+
+    CASE("wrong size, absent blob, bad names, bad JSON");
+    char wrong_size[512];
+    snprintf(wrong_size, sizeof wrong_size, "%s", first);
+    *strstr(wrong_size, "\"size\":") = '\0';
+    strcat(wrong_size, "\"size\":999}");
+    CHECK_STATUS(ocicas_ref_put(engine, "w", wrong_size, false), OCICAS_ERR_SIZE_MISMATCH);
+    CHECK_STATUS(ocicas_ref_put(engine, "absent",
+                                "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1}",
+                                false),
+                 OCICAS_ERR_NOT_FOUND);
+    const char *bad_names[] = {"", "a//b", ".x", "a b", "x/"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        CHECK_STATUS(ocicas_ref_put(engine, bad_names[i], first, false), OCICAS_ERR_INVALID_ARGUMENT);
+        CHECK_MESSAGE("reference name");
+    }
+    CHECK_STATUS(ocicas_ref_put(engine, "j", "{not json", false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:abc\",\"size\":1}", false),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":-1}", false),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put(engine, NULL, first, false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put(engine, "j", NULL, false), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("get of an unknown ref is NOT_FOUND; delete is idempotent");
+    CHECK_STATUS(ocicas_ref_get(engine, "nope", &got), OCICAS_ERR_NOT_FOUND);
+    CHECK_MESSAGE("nope");
+    CHECK_OK(ocicas_ref_put(engine, "temp", first, false));
+    CHECK_OK(ocicas_ref_delete(engine, "temp"));
+    CHECK_OK(ocicas_ref_delete(engine, "temp"));
+    CHECK_STATUS(ocicas_ref_get(engine, "temp", &got), OCICAS_ERR_NOT_FOUND);
+
+    CASE("list in order, stopping early");
+    CHECK_OK(ocicas_ref_put(engine, "v2", first, false));
+    struct names all = {0};
+    CHECK_OK(ocicas_ref_list(engine, collect, &all));
+    CHECK(all.count == 2 && strcmp(all.name[0], "v1") == 0 && strcmp(all.name[1], "v2") == 0);
+    struct names one = {.stop_after = 1};
+    CHECK_OK(ocicas_ref_list(engine, collect, &one));
+    CHECK(one.count == 1);
+    CHECK_STATUS(ocicas_ref_list(engine, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("two threads tagging at once lose no update");
+    shared_descriptor = first;
+    pthread_t a, b;
+    CHECK(pthread_create(&a, NULL, tag_many, "left") == 0);
+    CHECK(pthread_create(&b, NULL, tag_many, "right") == 0);
+    CHECK(pthread_join(a, NULL) == 0 && pthread_join(b, NULL) == 0);
+    for (int i = 0; i < 50; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "left-%d", i);
+        CHECK_OK(ocicas_ref_get(engine, name, &got));
+        ocicas_string_free(got);
+        snprintf(name, sizeof name, "right-%d", i);
+        CHECK_OK(ocicas_ref_get(engine, name, &got));
+        ocicas_string_free(got);
+    }
+
+    CASE("fsck reports a sound layout");
+    char *report = NULL;
+    CHECK_OK(ocicas_fsck(engine, &report));
+    CHECK(strstr(report, "\"sound\":true") != NULL);
+    ocicas_string_free(report);
+    CHECK_STATUS(ocicas_fsck(engine, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+
+    ocicas_engine_close(engine);
+    remove_tree(root);
+    printf("test_ref: all cases passed\n");
+    return 0;
+}

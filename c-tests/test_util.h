@@ -1,0 +1,76 @@
+/* Helpers shared by the C test programs: temp layouts, checks that report file:line, the
+ * expected and actual status and the library's message. */
+#ifndef OCICAS_TEST_UTIL_H
+#define OCICAS_TEST_UTIL_H
+
+#include <ocicas.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CHECK(cond)                                                                          \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
+                    #cond, ocicas_last_error_message());                                      \
+            exit(1);                                                                         \
+        }                                                                                    \
+    } while (0)
+
+#define CHECK_STATUS(expr, expected)                                                          \
+    do {                                                                                      \
+        ocicas_status status_ = (expr);                                                       \
+        if (status_ != (expected)) {                                                          \
+            fprintf(stderr, "%s:%d: %s returned %u, expected %s (%u); last error: %s\n",      \
+                    __FILE__, __LINE__, #expr, (unsigned)status_, #expected,                   \
+                    (unsigned)(expected), ocicas_last_error_message());                        \
+            exit(1);                                                                          \
+        }                                                                                     \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_STATUS(expr, OCICAS_OK)
+
+/* The last error message mentions `needle`. */
+#define CHECK_MESSAGE(needle) CHECK(strstr(ocicas_last_error_message(), (needle)) != NULL)
+
+#define CASE(name) printf("case %s\n", name)
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+/* A fresh temp directory; `path` must hold PATH_MAX bytes. */
+static inline void make_temp_dir(char *path, size_t size) {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, size, "%s/ocicas-ctest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    CHECK(mkdtemp(path) != NULL);
+}
+
+static inline void remove_tree(const char *path) {
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes `text` to `dir/name`. */
+static inline void write_file(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A new layout in a new temp dir: `root` receives the temp dir, the layout is root/layout. */
+static inline ocicas_engine *new_layout(char *root, size_t size, char *layout, size_t layout_size) {
+    make_temp_dir(root, size);
+    snprintf(layout, layout_size, "%s/layout", root);
+    ocicas_engine *engine = NULL;
+    CHECK_OK(ocicas_engine_open(layout, OCICAS_OPEN_CREATE, &engine));
+    return engine;
+}
+
+#endif
