@@ -1,0 +1,107 @@
+/* docker-archive export and import through the C API: round trip by path and by callback,
+ * and the error paths. */
+#include "test_util.h"
+
+static int write_to_file(const uint8_t *data, size_t len, void *user_data) {
+    return fwrite(data, 1, len, (FILE *)user_data) == len ? 0 : 1;
+}
+
+static int fail_write(const uint8_t *data, size_t len, void *user_data) {
+    (void)data; (void)len; (void)user_data;
+    return 5;
+}
+
+static int64_t read_from_file(uint8_t *buf, size_t len, void *user_data) {
+    size_t n = fread(buf, 1, len, (FILE *)user_data);
+    return ferror((FILE *)user_data) ? -1 : (int64_t)n;
+}
+
+int main(void) {
+    char root[4096], layout[4200];
+    ocicas_engine *engine = new_layout(root, sizeof root, layout, sizeof layout);
+
+    CASE("export an image built through the C API");
+    ocicas_layer_options options;
+    ocicas_layer_options_init(&options);
+    options.compression = OCICAS_COMPRESSION_GZIP;
+    ocicas_layer_stream *stream = NULL;
+    CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
+    /* A one-file tar: a 512-byte header, 512 bytes of data, two zero blocks. */
+    uint8_t tar[2048] = {0};
+    memcpy(tar, "hello.txt", 9);
+    memcpy(tar + 100, "0000644", 7);
+    memcpy(tar + 108, "0000000", 7);
+    memcpy(tar + 116, "0000000", 7);
+    memcpy(tar + 124, "00000000005", 11);
+    memcpy(tar + 136, "00000000000", 11);
+    tar[156] = '0';
+    memcpy(tar + 257, "ustar\0" "00", 8);
+    memset(tar + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += tar[i];
+    snprintf((char *)tar + 148, 8, "%06o", sum);
+    memcpy(tar + 512, "hello", 5);
+    CHECK_OK(ocicas_layer_stream_write(stream, tar, sizeof tar));
+    char *layer = NULL, *manifest = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    ocicas_layer_stream_free(stream);
+    CHECK_OK(ocicas_image_append(engine, "example/app:1.0", layer, &manifest));
+    ocicas_string_free(layer);
+    ocicas_string_free(manifest);
+
+    char archive[4300];
+    snprintf(archive, sizeof archive, "%s/app.tar", root);
+    FILE *out = fopen(archive, "wb");
+    CHECK(out != NULL);
+    const char *refs[] = {"example/app:1.0"};
+    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, write_to_file, out));
+    fclose(out);
+
+    CASE("export errors");
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, fail_write, NULL), OCICAS_ERR_IO);
+    CHECK_MESSAGE("write callback");
+    const char *unknown[] = {"nope"};
+    CHECK_STATUS(ocicas_archive_export(engine, unknown, NULL, 1, write_to_file, stdout), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, NULL, NULL, 1, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("import by path into another layout keeps the RepoTag");
+    char other_root[4096], other_layout[4200];
+    ocicas_engine *other = new_layout(other_root, sizeof other_root, other_layout, sizeof other_layout);
+    char *result = NULL;
+    CHECK_OK(ocicas_archive_import(other, archive, NULL, NULL, NULL, NULL, &result));
+    CHECK(strstr(result, "\"refs\":[\"example/app:1.0\"]") != NULL);
+    ocicas_string_free(result);
+    char *descriptor = NULL;
+    CHECK_OK(ocicas_ref_get(other, "example/app:1.0", &descriptor));
+    CHECK(strstr(descriptor, "docker.io/example/app:1.0") != NULL);
+    ocicas_string_free(descriptor);
+
+    CASE("import from a read callback under another name");
+    FILE *in = fopen(archive, "rb");
+    CHECK(in != NULL);
+    CHECK_OK(ocicas_archive_import(other, NULL, read_from_file, in, "example/app:1.0", "renamed", &result));
+    fclose(in);
+    CHECK(strstr(result, "\"refs\":[\"renamed\"]") != NULL);
+    ocicas_string_free(result);
+    char *report = NULL;
+    CHECK_OK(ocicas_fsck(other, &report));
+    CHECK(strstr(report, "\"sound\":true") != NULL);
+    ocicas_string_free(report);
+
+    CASE("import errors: garbage, unknown tag, nothing to read");
+    char garbage[4300];
+    snprintf(garbage, sizeof garbage, "%s/garbage.tar", root);
+    write_file(root, "garbage.tar", "this is not a tar archive at all, not even close................");
+    CHECK_STATUS(ocicas_archive_import(other, garbage, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_INVALID_IMAGE);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, "no/such:tag", NULL, &result), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+
+    ocicas_engine_close(other);
+    ocicas_engine_close(engine);
+    remove_tree(other_root);
+    remove_tree(root);
+    printf("test_archive: all cases passed\n");
+    return 0;
+}

@@ -1,0 +1,175 @@
+/* Streaming layers: push and pull, every state error, a failing input callback, append. */
+#include "test_util.h"
+
+#define INPUT_SIZE (3 * 1024 * 1024 + 123)
+
+struct source {
+    const uint8_t *data;
+    size_t len, pos;
+    size_t fail_at; /* 0: never fail */
+};
+
+static int64_t read_source(uint8_t *buf, size_t len, void *user_data) {
+    struct source *s = user_data;
+    if (s->fail_at && s->pos >= s->fail_at) return -1;
+    size_t n = s->len - s->pos < len ? s->len - s->pos : len;
+    if (n > 4096) n = 4096;
+    memcpy(buf, s->data + s->pos, n);
+    s->pos += n;
+    return (int64_t)n;
+}
+
+static int count_ingests(const char *json, void *user_data) {
+    (void)json;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static uint8_t *make_input(void) {
+    uint8_t *data = malloc(INPUT_SIZE);
+    CHECK(data != NULL);
+    uint32_t state = 12345;
+    for (size_t i = 0; i < INPUT_SIZE; i++) {
+        state = state * 1103515245 + 12345;
+        data[i] = (uint8_t)("layer tar data "[(state >> 16) % 15]);
+    }
+    return data;
+}
+
+int main(void) {
+    char root[4096], layout[4200];
+    ocicas_engine *engine = new_layout(root, sizeof root, layout, sizeof layout);
+    uint8_t *input = make_input();
+    char *text = NULL;
+    uint64_t size = 0;
+
+    CASE("options init and bad options");
+    ocicas_layer_options options;
+    ocicas_layer_options_init(&options);
+    CHECK(options.compression == OCICAS_COMPRESSION_GZIP && options.level == OCICAS_LEVEL_DEFAULT);
+    ocicas_layer_stream *stream = NULL;
+    options.level = 10;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    options.compression = OCICAS_COMPRESSION_ZSTD;
+    options.level = 0;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    options.docker_media_types = true;
+    options.level = OCICAS_LEVEL_DEFAULT;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    options.compression = 7;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_new(NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("push: NOT_COMPUTED until finished, then the committed layer");
+    CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
+    for (size_t off = 0; off < INPUT_SIZE; off += 65536) {
+        size_t n = INPUT_SIZE - off < 65536 ? INPUT_SIZE - off : 65536;
+        CHECK_OK(ocicas_layer_stream_write(stream, input + off, n));
+    }
+    CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
+    CHECK_STATUS(ocicas_layer_stream_size(stream, &size), OCICAS_ERR_NOT_COMPUTED);
+    uint8_t buf[65536];
+    size_t n = 0;
+    CHECK_STATUS(ocicas_layer_stream_read(stream, buf, sizeof buf, &n), OCICAS_ERR_INVALID_ARGUMENT);
+    char *layer = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    CHECK(strstr(layer, "application/vnd.oci.image.layer.v1.tar+gzip") != NULL);
+    CHECK_STATUS(ocicas_layer_stream_write(stream, input, 1), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    char *digest = NULL, *diff_id = NULL;
+    CHECK_OK(ocicas_layer_stream_digest(stream, &digest));
+    CHECK_OK(ocicas_layer_stream_diff_id(stream, &diff_id));
+    CHECK_OK(ocicas_layer_stream_size(stream, &size));
+    uint64_t stored = 0;
+    CHECK_OK(ocicas_blob_stat(engine, digest, &stored));
+    CHECK(stored == size && size < INPUT_SIZE);
+    ocicas_layer_stream_free(stream);
+
+    CASE("pull: same bytes as push, NOT_COMPUTED until read to the end, then CONSUMED");
+    struct source src = {input, INPUT_SIZE, 0, 0};
+    CHECK_OK(ocicas_layer_stream_from_reader(read_source, &src, NULL, &stream));
+    CHECK_STATUS(ocicas_layer_stream_write(stream, input, 1), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ocicas_layer_stream_read(stream, buf, 100, &n));
+    CHECK(n > 0);
+    CHECK_STATUS(ocicas_layer_stream_diff_id(stream, &text), OCICAS_ERR_NOT_COMPUTED);
+    uint64_t total = n;
+    do {
+        CHECK_OK(ocicas_layer_stream_read(stream, buf, sizeof buf, &n));
+        total += n;
+    } while (n > 0);
+    CHECK_STATUS(ocicas_layer_stream_read(stream, buf, sizeof buf, &n), OCICAS_ERR_CONSUMED);
+    char *pull_digest = NULL, *pull_diff = NULL;
+    CHECK_OK(ocicas_layer_stream_digest(stream, &pull_digest));
+    CHECK_OK(ocicas_layer_stream_diff_id(stream, &pull_diff));
+    CHECK_OK(ocicas_layer_stream_size(stream, &size));
+    CHECK(size == total);
+    if (strcmp(pull_digest, digest) != 0) fprintf(stderr, "push %s (%s) pull %s (%s) size %llu\n", digest, diff_id, pull_digest, pull_diff, (unsigned long long)size);
+    CHECK(strcmp(pull_digest, digest) == 0 && strcmp(pull_diff, diff_id) == 0);
+    ocicas_string_free(pull_digest);
+    ocicas_string_free(pull_diff);
+    ocicas_layer_stream_free(stream);
+
+    CASE("pull: an input callback that fails midway leaves nothing computed");
+    struct source failing = {input, INPUT_SIZE, 0, 100000};
+    CHECK_OK(ocicas_layer_stream_from_reader(read_source, &failing, NULL, &stream));
+    ocicas_status status;
+    do {
+        status = ocicas_layer_stream_read(stream, buf, sizeof buf, &n);
+    } while (status == OCICAS_OK && n > 0);
+    CHECK(status == OCICAS_ERR_IO);
+    CHECK_MESSAGE("callback");
+    CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
+    ocicas_layer_stream_free(stream);
+    CHECK_STATUS(ocicas_layer_stream_from_reader(NULL, NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("zstd and uncompressed layers");
+    ocicas_layer_options_init(&options);
+    options.compression = OCICAS_COMPRESSION_ZSTD;
+    options.threads = 2;
+    CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
+    CHECK_OK(ocicas_layer_stream_write(stream, input, INPUT_SIZE));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK(strstr(text, "+zstd") != NULL);
+    ocicas_string_free(text);
+    ocicas_layer_stream_free(stream);
+    options.compression = OCICAS_COMPRESSION_NONE;
+    options.docker_media_types = true;
+    CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
+    CHECK_OK(ocicas_layer_stream_write(stream, input, 1000));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK(strstr(text, "application/vnd.docker.image.rootfs.diff.tar\"") != NULL && strstr(text, "\"size\":1000"));
+    ocicas_string_free(text);
+    ocicas_layer_stream_free(stream);
+
+    CASE("freeing an unfinished push stream aborts its ingest");
+    CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
+    CHECK_OK(ocicas_layer_stream_write(stream, input, 5000));
+    ocicas_layer_stream_free(stream);
+    int ingests = 0;
+    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_ingests, &ingests));
+    CHECK(ingests == 0);
+
+    CASE("append creates an image, then grows it");
+    char *manifest = NULL;
+    CHECK_OK(ocicas_image_append(engine, "app", layer, &manifest));
+    CHECK(strstr(manifest, "application/vnd.oci.image.manifest.v1+json") != NULL);
+    ocicas_string_free(manifest);
+    CHECK_OK(ocicas_image_append(engine, "app", layer, &manifest));
+    ocicas_string_free(manifest);
+    char *report = NULL;
+    CHECK_OK(ocicas_fsck(engine, &report));
+    CHECK(strstr(report, "\"sound\":true") != NULL);
+    ocicas_string_free(report);
+    CHECK_STATUS(ocicas_image_append(engine, "app", "{\"mediaType\":1}", &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, "bad name", layer, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+
+    ocicas_string_free(layer);
+    ocicas_string_free(digest);
+    ocicas_string_free(diff_id);
+    free(input);
+    ocicas_engine_close(engine);
+    remove_tree(root);
+    printf("test_stream: all cases passed\n");
+    return 0;
+}
