@@ -218,11 +218,11 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
             if !report.is_sound() {
                 return Ok(ExitCode::from(1));
             }
+            writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable)
+                .map_err(stdout_error)?;
             for note in &report.notes {
                 writeln!(out, "note: {note}").map_err(stdout_error)?;
             }
-            writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable)
-                .map_err(stdout_error)?;
         }
         Command::Gc { layout, dry_run, ingest_expiry, json } => {
             let report = open(&layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;

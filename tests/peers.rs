@@ -1,0 +1,247 @@
+//! Interop with the real peers from Debian (umoci, skopeo, oci-image-tool): layouts they write
+//! open here, images we write unpack there, and GC keeps what umoci keeps (and more, for Docker
+//! images). A missing peer fails the test unless OCICAS_SKIP_PEERS=1.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn peers_available(names: &[&str]) -> bool {
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| {
+            Command::new("sh").args(["-c", &format!("command -v {n}")]).output().map_or(true, |o| !o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("OCICAS_SKIP_PEERS").as_deref() == Ok("1") {
+        eprintln!("skipped: {missing:?} not installed and OCICAS_SKIP_PEERS=1");
+        return false;
+    }
+    panic!("{missing:?} not installed: apt-get install -y umoci skopeo oci-image-tool (or set OCICAS_SKIP_PEERS=1)");
+}
+
+/// Runs a command, panicking with its output when it fails; returns stdout.
+fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn ocicas(args: &[&str]) -> String {
+    run(env!("CARGO_BIN_EXE_ocicas"), args)
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A small tree with the things layers must carry: nested files, a symlink, a hardlink, a
+/// setuid file, an empty directory.
+fn source_tree(root: &Path) -> PathBuf {
+    let tree = root.join("tree");
+    fs::create_dir_all(tree.join("etc/conf.d")).unwrap();
+    fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    fs::create_dir_all(tree.join("var/empty")).unwrap();
+    for i in 0..50 {
+        fs::write(tree.join(format!("etc/conf.d/file{i}.conf")), format!("setting {i}\n").repeat(i + 1)).unwrap();
+    }
+    fs::write(tree.join("usr/bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    fs::set_permissions(tree.join("usr/bin/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::hard_link(tree.join("usr/bin/tool"), tree.join("usr/bin/tool-link")).unwrap();
+    std::os::unix::fs::symlink("../usr/bin/tool", tree.join("etc/tool")).unwrap();
+    tree
+}
+
+fn assert_same_tree(expected: &Path, actual: &Path) {
+    run("diff", &["-r", "--no-dereference", s(expected), s(actual)]);
+}
+
+fn blob_files(layout: &Path) -> BTreeSet<String> {
+    fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+}
+
+/// Sets every blob's mtime an hour back, so GC's grace for just-committed blobs does not apply.
+fn age_blobs(layout: &Path) {
+    for name in blob_files(layout) {
+        run("touch", &["-h", "-d", "1 hour ago", s(&layout.join("blobs/sha256").join(name))]);
+    }
+}
+
+#[test]
+fn a_umoci_layout_opens_lists_checks_and_serves_its_blobs() {
+    if !peers_available(&["umoci"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = source_tree(dir.path());
+    let layout = dir.path().join("layout");
+    run("umoci", &["init", "--layout", s(&layout)]);
+    run("umoci", &["new", "--image", &format!("{}:base", s(&layout))]);
+    run("umoci", &["insert", "--image", &format!("{}:base", s(&layout)), s(&tree), "/"]);
+    run("umoci", &["new", "--image", &format!("{}:other", s(&layout))]);
+
+    let refs = ocicas(&["ref", "ls", s(&layout)]);
+    let names: BTreeSet<&str> = refs.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["base", "other"]));
+    assert!(ocicas(&["fsck", s(&layout)]).starts_with("sound"));
+    for name in blob_files(&layout) {
+        let got = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+            .args(["blob", "get", s(&layout), &format!("sha256:{name}")])
+            .output()
+            .unwrap();
+        assert!(got.status.success());
+        assert_eq!(got.stdout, fs::read(layout.join("blobs/sha256").join(&name)).unwrap(), "blob {name}");
+    }
+
+    // After we write into it, umoci still reads it.
+    let blob = ocicas(&["blob", "put", s(&layout), s(&tree.join("usr/bin/tool"))]);
+    assert!(blob.starts_with("sha256:"));
+    let base = ocicas(&["ref", "get", s(&layout), "base"]);
+    let digest = base.split("\"digest\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    ocicas(&["ref", "put", s(&layout), "copy", &digest]);
+    assert!(run("umoci", &["ls", "--layout", s(&layout)]).lines().any(|l| l == "copy"));
+    let bundle = dir.path().join("bundle");
+    run("umoci", &["unpack", "--image", &format!("{}:copy", s(&layout)), s(&bundle)]);
+    assert_same_tree(&tree, &bundle.join("rootfs"));
+}
+
+#[test]
+fn an_appended_image_unpacks_validates_and_exports_with_the_peers() {
+    if !peers_available(&["umoci", "oci-image-tool", "skopeo"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = source_tree(dir.path());
+    let layout = dir.path().join("layout");
+    ocicas(&["init", s(&layout)]);
+    let manifest = ocicas(&["append", s(&layout), "app", "--dir", s(&tree)]);
+    assert!(manifest.contains("application/vnd.oci.image.manifest.v1+json"));
+
+    let bundle = dir.path().join("bundle");
+    run("umoci", &["unpack", "--image", &format!("{}:app", s(&layout)), s(&bundle)]);
+    assert_same_tree(&tree, &bundle.join("rootfs"));
+    run("oci-image-tool", &["validate", "--type", "image", "--ref", "name=app", s(&layout)]);
+
+    let archive = dir.path().join("app.tar");
+    run(
+        "skopeo",
+        &["copy", &format!("oci:{}:app", s(&layout)), &format!("docker-archive:{}:example/app:1", s(&archive))],
+    );
+    run("skopeo", &["inspect", &format!("docker-archive:{}:example/app:1", s(&archive))]);
+}
+
+#[test]
+fn skopeo_archives_import_from_a_path_and_from_a_gzip_pipe_and_our_export_reads_back() {
+    if !peers_available(&["umoci", "skopeo", "gzip"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = source_tree(dir.path());
+    let source = dir.path().join("source");
+    ocicas(&["init", s(&source)]);
+    ocicas(&["append", s(&source), "app", "--dir", s(&tree)]);
+    // skopeo writes <id>/layer.tar as symlinks to top-level <hex>.tar files.
+    let archive = dir.path().join("skopeo.tar");
+    run(
+        "skopeo",
+        &["copy", &format!("oci:{}:app", s(&source)), &format!("docker-archive:{}:example/app:1", s(&archive))],
+    );
+
+    let layout = dir.path().join("layout");
+    ocicas(&["init", s(&layout)]);
+    ocicas(&["docker-archive", "import", s(&layout), s(&archive), "--ref", "from-path"]);
+    let gzipped = run("sh", &["-c", &format!("gzip -c {} > {}.gz && echo ok", s(&archive), s(&archive))]);
+    assert_eq!(gzipped.trim(), "ok");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+        .args(["docker-archive", "import", s(&layout), "-", "--ref", "from-pipe"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&fs::read(format!("{}.gz", s(&archive))).unwrap()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    for name in ["from-path", "from-pipe"] {
+        let bundle = dir.path().join(format!("bundle-{name}"));
+        run("umoci", &["unpack", "--image", &format!("{}:{name}", s(&layout)), s(&bundle)]);
+        assert_same_tree(&tree, &bundle.join("rootfs"));
+    }
+
+    let exported = dir.path().join("exported.tar");
+    ocicas(&["docker-archive", "export", s(&layout), "from-path", "-o", s(&exported), "--tag", "example/out:2"]);
+    run("skopeo", &["inspect", &format!("docker-archive:{}:example/out:2", s(&exported))]);
+    let back = dir.path().join("back");
+    run("skopeo", &["copy", &format!("docker-archive:{}", s(&exported)), &format!("oci:{}:back", s(&back))]);
+    let bundle = dir.path().join("bundle-back");
+    run("umoci", &["unpack", "--image", &format!("{}:back", s(&back)), s(&bundle)]);
+    assert_same_tree(&tree, &bundle.join("rootfs"));
+}
+
+#[test]
+fn gc_keeps_exactly_what_umoci_gc_keeps_whatever_the_order_of_removals() {
+    if !peers_available(&["umoci"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = source_tree(dir.path());
+    let base = dir.path().join("base");
+    let l = |tag: &str| format!("{}:{tag}", s(&base));
+    run("umoci", &["init", "--layout", s(&base)]);
+    run("umoci", &["new", "--image", &l("a")]);
+    run("umoci", &["insert", "--image", &l("a"), s(&tree.join("etc")), "/etc"]);
+    run("umoci", &["insert", "--image", &l("a"), "--tag", "b", s(&tree.join("usr")), "/usr"]);
+    run("umoci", &["new", "--image", &l("c")]);
+    run("umoci", &["insert", "--image", &l("c"), s(&tree.join("etc")), "/etc"]);
+    let orders: [&[&str]; 6] = [&["a"], &["b"], &["c"], &["a", "b"], &["b", "c"], &["a", "b", "c"]];
+    for (i, removed) in orders.iter().enumerate() {
+        let ours = dir.path().join(format!("ours-{i}"));
+        let theirs = dir.path().join(format!("theirs-{i}"));
+        run("cp", &["-a", s(&base), s(&ours)]);
+        run("cp", &["-a", s(&base), s(&theirs)]);
+        for tag in *removed {
+            run("umoci", &["rm", "--image", &format!("{}:{tag}", s(&theirs))]);
+            ocicas(&["ref", "rm", s(&ours), tag]);
+        }
+        age_blobs(&ours);
+        run("umoci", &["gc", "--layout", s(&theirs)]);
+        ocicas(&["gc", s(&ours)]);
+        assert_eq!(blob_files(&ours), blob_files(&theirs), "after removing {removed:?}");
+        assert!(ocicas(&["fsck", s(&ours)]).starts_with("sound"));
+    }
+}
+
+#[test]
+fn docker_schema2_images_keep_their_blobs_through_gc_unlike_umoci() {
+    if !peers_available(&["umoci", "skopeo"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tree = source_tree(dir.path());
+    let source = dir.path().join("source");
+    ocicas(&["init", s(&source)]);
+    ocicas(&["append", s(&source), "app", "--dir", s(&tree)]);
+    let docker = dir.path().join("docker");
+    run("skopeo", &["copy", "--format", "v2s2", &format!("oci:{}:app", s(&source)), &format!("oci:{}:d", s(&docker))]);
+    let theirs = dir.path().join("theirs");
+    run("cp", &["-a", s(&docker), s(&theirs)]);
+    let before = blob_files(&docker);
+    assert_eq!(before.len(), 3);
+
+    age_blobs(&docker);
+    ocicas(&["gc", s(&docker)]);
+    assert_eq!(blob_files(&docker), before);
+    assert!(ocicas(&["fsck", s(&docker)]).starts_with("sound"));
+
+    run("umoci", &["gc", "--layout", s(&theirs)]);
+    assert_eq!(blob_files(&theirs).len(), 1, "umoci gc was expected to drop the Docker image's children");
+}
