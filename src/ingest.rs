@@ -21,7 +21,10 @@ use crate::layout::Engine;
 
 /// Hash state is saved (after an fsync of the data) every this many bytes, so a writer killed
 /// mid-ingest re-hashes at most this much on resume.
-const CHECKPOINT_BYTES: u64 = 64 << 20;
+const CHECKPOINT_BYTES: u64 = 256 << 20;
+/// Written data is handed to the kernel's writeback in ranges of this size as it arrives, so
+/// the disk works while we hash and the fsync of a checkpoint or commit has little left to do.
+const WRITEBACK_BYTES: u64 = 8 << 20;
 
 const HASH_STATE_MAGIC: &str = "ocicas-hashstate-v1";
 
@@ -410,6 +413,11 @@ impl IngestWriter {
         let data_path = self.dir.join("data");
         self.engine.storage().write_all(&mut self.data, bytes).map_err(|e| Error::io("cannot write", &data_path, e))?;
         self.hasher.update(bytes);
+        let written_back = self.status.offset / WRITEBACK_BYTES;
+        if end / WRITEBACK_BYTES > written_back {
+            let from = written_back * WRITEBACK_BYTES;
+            self.engine.storage().start_writeback(&self.data, from, end - from);
+        }
         self.status.offset = end;
         self.status.updated_at = SystemTime::now();
         self.hashed_since_checkpoint += bytes.len() as u64;

@@ -21,6 +21,9 @@ pub trait Storage: Send + Sync {
     fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
     /// fsync of a file's data and metadata.
     fn sync_file(&self, file: &File) -> io::Result<()>;
+    /// Starts writing back a range of a file without waiting: a hint that makes a later fsync
+    /// short. Promises nothing about durability.
+    fn start_writeback(&self, file: &File, offset: u64, len: u64);
     /// Makes a file read-only (mode 0444), as committed blobs are.
     fn set_read_only(&self, file: &File) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -61,6 +64,14 @@ impl Storage for OsStorage {
 
     fn sync_file(&self, file: &File) -> io::Result<()> {
         file.sync_all()
+    }
+
+    fn start_writeback(&self, file: &File, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a valid descriptor; its result is only a hint.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
     }
 
     fn set_read_only(&self, file: &File) -> io::Result<()> {
