@@ -74,7 +74,7 @@ impl Engine {
         report.reachable = walk.visited.len();
         report.notes = blobs
             .iter()
-            .filter(|digest| !walk.visited.contains(*digest))
+            .filter(|digest| !walk.visited.contains_key(*digest))
             .map(|digest| format!("blob {digest} is not reachable from index.json"))
             .collect();
         Ok(report)

@@ -1,7 +1,7 @@
 //! The image graph: which blobs a descriptor leads to. fsck checks what it finds on the way;
 //! GC marks it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind};
@@ -31,14 +31,15 @@ pub(crate) enum Node {
 /// A depth-bounded walk that visits every digest once, however many parents share it.
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,
-    pub visited: HashSet<Digest>,
+    /// Every digest reached, with its stored size (0 when it is not stored).
+    pub visited: HashMap<Digest, u64>,
     /// Extra edges from labels (`ocicas.gc.ref.*`), by source digest.
     label_edges: HashMap<Digest, Vec<Digest>>,
 }
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        GraphWalk { engine, visited: HashSet::new(), label_edges }
+        GraphWalk { engine, visited: HashMap::new(), label_edges }
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping).
@@ -51,16 +52,20 @@ impl<'e> GraphWalk<'e> {
     pub(crate) fn walk(&mut self, roots: Vec<(Descriptor, String)>, mut on_node: impl FnMut(&Descriptor, &str, Node)) {
         let mut pending: Vec<(Descriptor, String, usize)> = roots.into_iter().map(|(d, p)| (d, p, 0)).collect();
         while let Some((descriptor, parent, depth)) = pending.pop() {
-            if !self.visited.insert(descriptor.digest.clone()) {
+            if self.visited.contains_key(&descriptor.digest) {
                 continue;
             }
+            self.visited.insert(descriptor.digest.clone(), 0);
             let digest_text = descriptor.digest.to_string();
             // Label targets carry no media type or size: they are walked untyped (see sniff_document).
             for target in self.label_edges.get(&descriptor.digest).into_iter().flatten() {
                 pending.push((Descriptor::new("", target.clone(), 0), format!("a label of {digest_text}"), depth + 1));
             }
             let size = match self.engine.blob_size(&descriptor.digest) {
-                Ok(size) => size,
+                Ok(size) => {
+                    self.visited.insert(descriptor.digest.clone(), size);
+                    size
+                }
                 Err(err) if err.kind() == ErrorKind::NotFound => {
                     on_node(&descriptor, &parent, Node::Missing);
                     continue;

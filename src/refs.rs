@@ -66,6 +66,12 @@ impl Engine {
     /// Points `name` at `descriptor` when `condition` holds (see `RefUpdate`).
     pub fn ref_update(&self, name: &str, descriptor: &Descriptor, condition: RefUpdate<'_>) -> Result<()> {
         validate_ref_name(name)?;
+        let mut entry = descriptor.clone();
+        entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+
+        // The target is checked under the lock a GC sweep holds, so a tag never points at a
+        // blob swept in between.
+        let _lock = self.lock_exclusive()?;
         let stored_size = self.blob_size(&descriptor.digest)?;
         if stored_size != descriptor.size {
             return Err(Error::new(
@@ -76,10 +82,6 @@ impl Engine {
                 ),
             ));
         }
-        let mut entry = descriptor.clone();
-        entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
-
-        let _lock = self.lock_exclusive()?;
         let mut index = self.read_index()?;
         let existing: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(name)).collect();
         if existing.len() == 1 && *existing[0] == entry {

@@ -179,9 +179,15 @@ impl Engine {
         Ok(BlobReader { file, size: meta.len(), digest: digest.clone() })
     }
 
-    /// Size of a committed blob.
+    /// Size of a committed blob (one stat; a symlink or other non-file is not a blob).
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
-        Ok(self.open_blob(digest)?.size())
+        let path = self.blob_path(digest);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(meta.len()),
+            Ok(_) => Err(invalid_image(format!("{} is not a regular file", path.display()))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(self.blob_not_found(digest)),
+            Err(err) => Err(Error::io("cannot stat blob", &path, err)),
+        }
     }
 
     /// Whether a blob is stored.

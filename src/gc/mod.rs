@@ -83,6 +83,8 @@ struct Roots {
     descriptors: Vec<(Descriptor, String)>,
     label_edges: HashMap<Digest, Vec<Digest>>,
     leased_ingests: HashSet<String>,
+    /// Blobs that have a labels file.
+    labelled: HashSet<Digest>,
 }
 
 impl Engine {
@@ -98,6 +100,9 @@ impl Engine {
             }
         };
 
+        // Only blobs stored before marking began can be garbage: whatever is committed later
+        // is kept, as is anything committed within a second of the start (file times lag).
+        let candidates = self.list_blobs()?;
         let roots = self.gc_roots(started)?;
         let mut walk = GraphWalk::new(self, roots.label_edges);
         walk.walk(roots.descriptors, &mut on_node);
@@ -108,18 +113,24 @@ impl Engine {
         walk.walk(roots.descriptors, &mut on_node);
         let marked = walk.visited;
 
-        for digest in self.list_blobs()? {
+        for digest in candidates {
+            if let Some(size) = marked.get(&digest) {
+                report.blobs_kept += 1;
+                report.bytes_kept += size;
+                continue;
+            }
             let path = self.blob_path(&digest);
             let Ok(meta) = fs::symlink_metadata(&path) else { continue };
-            let committed_during_gc = meta.modified().is_ok_and(|t| t >= grace_start);
-            if marked.contains(&digest) || committed_during_gc {
+            if meta.modified().is_ok_and(|t| t >= grace_start) {
                 report.blobs_kept += 1;
                 report.bytes_kept += meta.len();
                 continue;
             }
             if !options.dry_run {
                 self.storage().remove_file(&path).map_err(|e| Error::io("cannot remove blob", &path, e))?;
-                self.write_labels(&digest, &Default::default())?;
+                if roots.labelled.contains(&digest) {
+                    self.write_labels(&digest, &Default::default())?;
+                }
             }
             report.blobs_removed += 1;
             report.bytes_removed += meta.len();
@@ -153,7 +164,9 @@ impl Engine {
             }
         }
         let mut label_edges: HashMap<Digest, Vec<Digest>> = HashMap::new();
+        let mut labelled = HashSet::new();
         for (digest, labels) in self.all_labels()? {
+            labelled.insert(digest.clone());
             for (key, value) in labels {
                 if key == LABEL_GC_ROOT {
                     descriptors.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT}")));
@@ -170,7 +183,7 @@ impl Engine {
                 descriptors.push(untyped(expected, format!("ingest {:?}", status.ref_name)));
             }
         }
-        Ok(Roots { descriptors, label_edges, leased_ingests })
+        Ok(Roots { descriptors, label_edges, leased_ingests, labelled })
     }
 
     fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool) -> Result<u64> {
