@@ -13,18 +13,9 @@ fn main() {
 
     let config =
         cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml")).expect("cbindgen.toml is valid");
-    // Only src/ffi is the C ABI: parse its files, not the core's public Rust items.
-    let ffi_dir = Path::new(&crate_dir).join("src").join("ffi");
-    let mut ffi_files: Vec<_> = std::fs::read_dir(&ffi_dir)
-        .expect("src/ffi exists")
-        .map(|entry| entry.expect("src/ffi is readable").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
-        .collect();
-    ffi_files.sort();
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    for file in ffi_files {
-        builder = builder.with_src(file);
-    }
+    // Only src/ffi is the C ABI: cbindgen reads its mod.rs and follows the `mod` lines from
+    // there, never the core's public Rust items.
+    let builder = cbindgen::Builder::new().with_config(config).with_src(Path::new(&crate_dir).join("src/ffi/mod.rs"));
     let bindings = builder.generate().expect("cbindgen can parse src/ffi");
     let header = Path::new(&crate_dir).join("include").join("ocicas.h");
     // Write only on change, so an unchanged header keeps its mtime and does not rebuild C tests.

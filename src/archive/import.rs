@@ -245,14 +245,13 @@ impl Engine {
     }
 
     fn recompress(&self, digest: &Digest, options: &LayerOptions, lease: &str) -> Result<Descriptor> {
-        let mut stream = LayerStream::new(self, options)?;
+        let options = LayerOptions { lease: Some(lease.to_owned()), ..options.clone() };
+        let mut stream = LayerStream::new(self, &options)?;
         self.lease_add(lease, LeaseResource::Ingest(stream.ref_name().to_owned()))?;
         let mut reader = self.open_blob(digest)?;
         io::copy(&mut reader, &mut stream)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot recompress layer {digest}: {e}")))?;
-        let layer = stream.finish()?;
-        self.lease_add(lease, LeaseResource::Blob(layer.digest.clone()))?;
-        Ok(layer.descriptor())
+        Ok(stream.finish()?.descriptor())
     }
 }
 

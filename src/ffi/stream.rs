@@ -35,6 +35,9 @@ pub struct ocicas_layer_options {
     pub threads: u32,
     /// Push mode: the ingest ref the compressed bytes are written under (NULL: a unique one).
     pub ref_name: *const c_char,
+    /// Push mode: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
+    /// visible, so GC cannot take it before it is referenced (NULL: none).
+    pub lease: *const c_char,
 }
 
 /// Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
@@ -81,6 +84,7 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
             docker_media_types: false,
             threads: 0,
             ref_name: std::ptr::null(),
+            lease: std::ptr::null(),
         };
     }
 }
@@ -99,16 +103,17 @@ unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOpt
         OCICAS_COMPRESSION_NONE => Compression::None,
         other => return Err(invalid_argument(format!("unknown compression {other}"))),
     };
-    let ref_name = if options.ref_name.is_null() {
-        None
-    } else {
-        Some(unsafe { arg_str(options.ref_name, "options.ref_name") }?.to_owned())
+    let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
+        if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
     };
+    let ref_name = optional(options.ref_name, "options.ref_name")?;
+    let lease = optional(options.lease, "options.lease")?;
     Ok(LayerOptions {
         compression,
         style: if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci },
         threads: options.threads as usize,
         ref_name,
+        lease,
     })
 }
 

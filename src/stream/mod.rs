@@ -62,6 +62,9 @@ pub struct LayerOptions {
     pub threads: usize,
     /// Ingest ref of a push-mode stream; a unique one is made when None.
     pub ref_name: Option<String>,
+    /// Push mode: a lease the committed blob is added to before it becomes visible, so no GC
+    /// can take it before the caller references it.
+    pub lease: Option<String>,
 }
 
 impl Default for LayerOptions {
@@ -71,6 +74,7 @@ impl Default for LayerOptions {
             style: MediaTypeStyle::Oci,
             threads: 0,
             ref_name: None,
+            lease: None,
         }
     }
 }
@@ -201,6 +205,7 @@ pub struct LayerStream {
     diff_id: Hasher,
     media_type: &'static str,
     ref_name: String,
+    lease: Option<String>,
 }
 
 impl LayerStream {
@@ -223,6 +228,7 @@ impl LayerStream {
             diff_id: Hasher::new(Algorithm::Sha256),
             media_type,
             ref_name,
+            lease: options.lease.clone(),
         })
     }
 
@@ -243,6 +249,9 @@ impl LayerStream {
         self.encoder.finish(&mut |compressed| writer.write(compressed))?;
         let digest = writer.digest();
         let size = writer.status().offset;
+        if let Some(lease) = &self.lease {
+            self.engine.lease_add(lease, crate::gc::LeaseResource::Blob(digest.clone()))?;
+        }
         match writer.commit(Some(size), Some(&digest), &Labels::new()) {
             Ok(_) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}

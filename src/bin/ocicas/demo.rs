@@ -6,8 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ocicas::gc::GcOptions;
-use ocicas::stream::tar_dir::write_dir_tar;
-use ocicas::{Document, Engine, Error, ErrorKind, LayerOptions, LayerStream, OpenOptions, Result};
+use ocicas::{Document, Engine, Error, ErrorKind, LayerOptions, OpenOptions, Result};
 
 const TAG: &str = "demo";
 
@@ -20,14 +19,11 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     let tree = DemoTree::create()?;
     say(format!("directory   {} (3 files, a symlink, a setuid file)", tree.0.display()))?;
 
-    let mut stream = LayerStream::new(&engine, &LayerOptions::default())?;
-    write_dir_tar(&tree.0, &mut stream)?;
-    let layer = stream.finish()?;
-    say(format!("layer       {} ({} bytes gzip, DiffID {})", layer.digest, layer.size, layer.diff_id))?;
-
     // A fresh image each run: the previous run's blobs become garbage for GC below.
     engine.ref_delete(TAG)?;
-    let manifest = engine.append_layer(TAG, &layer, "ocicas demo")?;
+    let input = crate::layer::LayerInput::Dir(tree.0.clone());
+    let (layer, manifest) = crate::layer::append(&engine, TAG, &input, &LayerOptions::default(), "ocicas demo")?;
+    say(format!("layer       {} ({} bytes gzip, DiffID {})", layer.digest, layer.size, layer.diff_id))?;
     say(format!("image       {TAG} -> manifest {} ({} bytes)", manifest.digest, manifest.size))?;
 
     let tagged = engine.ref_get(TAG)?;

@@ -41,7 +41,7 @@ impl CompressionArgs {
             ),
         };
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
-        Ok(LayerOptions { compression, style, threads: self.threads, ref_name: None })
+        Ok(LayerOptions { compression, style, threads: self.threads, ..LayerOptions::default() })
     }
 }
 
@@ -50,6 +50,25 @@ pub enum LayerInput {
     Dir(PathBuf),
     /// A tar file, or stdin for `-`.
     Tar(PathBuf),
+}
+
+/// Streams `input` into a new layer and appends it to image `ref_name`, the layer leased from
+/// its commit until the image references it. Returns the layer and the new manifest.
+pub fn append(
+    engine: &Engine,
+    ref_name: &str,
+    input: &LayerInput,
+    options: &LayerOptions,
+    created_by: &str,
+) -> ocicas::Result<(LayerDescriptor, ocicas::Descriptor)> {
+    let lease = engine.lease_new(None, Some(std::time::Duration::from_secs(3600)))?;
+    let options = LayerOptions { lease: Some(lease.id.clone()), ..options.clone() };
+    let result = build_layer(engine, input, &options)
+        .and_then(|layer| Ok((layer.clone(), engine.append_layer(ref_name, &layer, created_by)?)));
+    let released = engine.lease_release(&lease.id);
+    let result = result?;
+    released?;
+    Ok(result)
 }
 
 /// Streams `input` into a new layer blob and returns its descriptor.

@@ -246,8 +246,7 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
                 (None, Some(tar)) => layer::LayerInput::Tar(tar),
                 (None, None) => return Err(ocicas::error::invalid_argument("give --dir DIR or --tar FILE")),
             };
-            let layer = layer::build_layer(&engine, &input, &compression.options()?)?;
-            let manifest = engine.append_layer(&ref_name, &layer, "ocicas append")?;
+            let (_, manifest) = layer::append(&engine, &ref_name, &input, &compression.options()?, "ocicas append")?;
             writeln!(out, "{}", ocicas::spec::canonical_json_string(&manifest)?).map_err(stdout_error)?;
         }
         Command::Demo { layout } => demo::run(&layout, &mut out)?,
