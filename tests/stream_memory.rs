@@ -1,0 +1,76 @@
+//! A 4 GiB layer streamed through `ocicas layer` from a pipe stays within 64 MiB of memory, and
+//! the DiffID it reports is the sha256 of what went in. The input is generated on the fly and
+//! never held whole.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest as _, Sha256};
+
+const INPUT: u64 = 4 << 30;
+const MEMORY_LIMIT_KIB: u64 = 64 << 10;
+
+/// Compressible, deterministic data: words chosen by a xorshift generator.
+fn fill(buf: &mut [u8], state: &mut u64) {
+    const WORDS: [&[u8]; 8] = [b"usr ", b"lib ", b"share ", b"doc ", b"layer ", b"blob\n", b"tar ", b"oci "];
+    let mut i = 0;
+    while i < buf.len() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let word = WORDS[(*state % 8) as usize];
+        let n = word.len().min(buf.len() - i);
+        buf[i..i + n].copy_from_slice(&word[..n]);
+        i += n;
+    }
+}
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_4_gib_layer_streams_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    ocicas::Engine::create(&layout).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+        .args(["layer", layout.to_str().unwrap(), "-", "--level", "1", "--threads", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut peak = 0;
+    let mut sent = 0u64;
+    while sent < INPUT {
+        fill(&mut buf, &mut state);
+        hasher.update(&buf);
+        stdin.write_all(&buf).unwrap();
+        sent += buf.len() as u64;
+        if sent % (256 << 20) == 0 {
+            peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        }
+    }
+    drop(stdin);
+    // Read the peak before the process is reaped: the descriptor line arrives just before exit.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+    let mut rest = String::new();
+    let _ = child.stdout.as_mut().map(|s| s.read_to_string(&mut rest));
+    assert!(child.wait().unwrap().success());
+
+    let expected = format!("sha256:{}", hex::encode(hasher.finalize()));
+    assert!(line.contains(&format!("\"diffID\":\"{expected}\"")), "{line}");
+    assert!(peak > 0, "could not read the child's memory use");
+    assert!(peak <= MEMORY_LIMIT_KIB, "peak RSS {peak} KiB over {MEMORY_LIMIT_KIB} KiB");
+    println!("4 GiB streamed, peak RSS {} MiB", peak / 1024);
+}
