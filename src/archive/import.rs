@@ -115,7 +115,10 @@ impl Engine {
         let mut seen = HashSet::new();
         let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
         for entry in entries {
-            let entry = entry.map_err(|e| invalid_archive(format!("cannot read a member: {e}")))?;
+            let entry = entry.map_err(|e| match seen.is_empty() {
+                true => invalid_archive(format!("not a tar archive: {e}")),
+                false => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
+            })?;
             if seen.len() >= MAX_MEMBERS {
                 return Err(Error::new(
                     ErrorKind::TooLarge,
@@ -155,19 +158,27 @@ impl Engine {
     }
 
     fn read_member(&self, name: &str, entry: impl Read, contents: &mut ArchiveContents, lease: &str) -> Result<()> {
-        match name {
-            "manifest.json" => {
-                contents.manifest_json = Some(read_capped(entry, MAX_MANIFEST_JSON, "manifest.json")?);
-            }
+        // A failure to read the archive itself (truncation, a bad CRC) is the archive's fault,
+        // not an I/O error of the store: tell the two apart.
+        let mut source_error = None;
+        let mut entry = SourceRead { inner: entry, failed: &mut source_error };
+        let result = match name {
+            "manifest.json" => read_capped(&mut entry, MAX_MANIFEST_JSON, "manifest.json")
+                .map(|json| contents.manifest_json = Some(json)),
             // Legacy per-layer metadata and the inner layout's own files: not blobs we use.
-            "repositories" | "oci-layout" | "index.json" => {}
-            _ if name.ends_with("/json") || name.ends_with("/VERSION") => {}
-            _ => {
-                let blob = self.put_blob_leased(lease, Algorithm::Sha256, entry)?;
+            "repositories" | "oci-layout" | "index.json" => Ok(()),
+            _ if name.ends_with("/json") || name.ends_with("/VERSION") => Ok(()),
+            _ => self.put_blob_leased(lease, Algorithm::Sha256, &mut entry).map(|blob| {
                 contents.members.insert(name.to_owned(), Member::Stored { digest: blob.digest, size: blob.size });
+            }),
+        };
+        match (result, source_error) {
+            (Err(err), _) if err.kind() == ErrorKind::TooLarge => Err(err),
+            (Err(_), Some(reason)) => {
+                Err(invalid_archive(format!("member {name:?} is truncated or corrupt: {reason}")))
             }
+            (result, _) => result,
         }
-        Ok(())
     }
 
     /// Builds and stores the OCI manifest of one archive image; returns its descriptor.
@@ -269,6 +280,20 @@ pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
         }
     }
     Err(invalid_archive("it has no manifest.json"))
+}
+
+/// Remembers the first error of the reader it wraps.
+struct SourceRead<'a, R> {
+    inner: R,
+    failed: &'a mut Option<String>,
+}
+
+impl<R: Read> Read for SourceRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|err| {
+            self.failed.get_or_insert_with(|| err.to_string());
+        })
+    }
 }
 
 struct ArchiveContents {

@@ -1,0 +1,265 @@
+//! docker-archive import against crafted archives: each unsafe or broken one is refused with a
+//! clear error, nothing is tagged, and after GC the store holds what it held before. Also a
+//! hand-built docker 25+ archive (an OCI layout inside) imports.
+
+use std::io::Write;
+
+use flate2::Compression as GzLevel;
+use flate2::write::GzEncoder;
+use ocicas::archive::ImportOptions;
+use ocicas::{Algorithm, Digest, Engine, ErrorKind, GcOptions};
+
+/// Builds a tar from (name, kind) members.
+enum Member<'a> {
+    File(&'a str, Vec<u8>),
+    Symlink(&'a str, &'a str),
+    Hardlink(&'a str, &'a str),
+}
+
+fn tar(members: &[Member]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for member in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        match member {
+            Member::File(name, data) => {
+                header.set_size(data.len() as u64);
+                header.set_entry_type(tar::EntryType::Regular);
+                // Raw names, so "../x" and "/abs" reach the archive as written.
+                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+                header.set_cksum();
+                builder.append(&header, &data[..]).unwrap();
+            }
+            Member::Symlink(name, target) | Member::Hardlink(name, target) => {
+                header.set_size(0);
+                let kind =
+                    if matches!(member, Member::Symlink(..)) { tar::EntryType::Symlink } else { tar::EntryType::Link };
+                header.set_entry_type(kind);
+                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+                header.as_gnu_mut().unwrap().linkname[..target.len()].copy_from_slice(target.as_bytes());
+                header.set_cksum();
+                builder.append(&header, std::io::empty()).unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap()
+}
+
+/// A valid one-image legacy archive's parts: (layer tar, config JSON, its digest hex).
+fn image_parts() -> (Vec<u8>, Vec<u8>, String) {
+    let layer = tar(&[Member::File("hello.txt", b"hello\n".to_vec())]);
+    let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#)
+            .into_bytes();
+    let config_hex = Digest::of_bytes(Algorithm::Sha256, &config).hex().to_owned();
+    (layer, config, config_hex)
+}
+
+fn manifest_json(config: &str, layers: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!([{ "Config": config, "RepoTags": ["example/app:1"], "Layers": layers }]))
+        .unwrap()
+}
+
+fn store() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::create(dir.path().join("layout")).unwrap();
+    (dir, engine)
+}
+
+/// Imports `archive` expecting `kind` with a message containing `culprit`; checks nothing was
+/// tagged and GC leaves no blob behind.
+fn refused(archive: &[u8], kind: ErrorKind, culprit: &str) {
+    let (dir, engine) = store();
+    let err = engine.import_docker_archive(archive, &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), kind, "{err}");
+    assert!(err.message().contains(culprit), "message {:?} does not name {culprit:?}", err.message());
+    assert!(engine.ref_list().unwrap().is_empty());
+    assert!(engine.lease_list().unwrap().is_empty(), "the import's lease was not released");
+    // Age whatever was stored, so GC's grace for fresh blobs does not apply.
+    for entry in std::fs::read_dir(dir.path().join("layout/blobs/sha256")).unwrap() {
+        let file = std::fs::File::options().write(true).open(entry.unwrap().path());
+        if let Ok(file) = file {
+            file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).unwrap();
+        }
+    }
+    engine.gc(&GcOptions::default()).unwrap();
+    assert!(engine.list_blobs().unwrap().is_empty(), "GC left blobs of a refused import");
+}
+
+#[test]
+fn a_valid_legacy_archive_imports_plain_gzip_and_zstd() {
+    let (layer, config, config_hex) = image_parts();
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config.clone()),
+        Member::File("abc/layer.tar", layer.clone()),
+        Member::File("manifest.json", manifest_json(&format!("{config_hex}.json"), &["abc/layer.tar"])),
+    ]);
+    let mut gzipped = GzEncoder::new(Vec::new(), GzLevel::default());
+    gzipped.write_all(&archive).unwrap();
+    let gzipped = gzipped.finish().unwrap();
+    let zstded = zstd::encode_all(&archive[..], 3).unwrap();
+    for bytes in [&archive, &gzipped, &zstded] {
+        let (_dir, engine) = store();
+        let images = engine.import_docker_archive(&bytes[..], &ImportOptions::default()).unwrap();
+        assert_eq!(images[0].refs, vec!["example/app:1".to_owned()]);
+        assert!(engine.fsck().unwrap().is_sound());
+    }
+}
+
+#[test]
+fn a_docker_25_archive_with_an_oci_layout_inside_imports() {
+    let (layer, config, config_hex) = image_parts();
+    let layer_hex = Digest::of_bytes(Algorithm::Sha256, &layer).hex().to_owned();
+    let archive = tar(&[
+        Member::File("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        Member::File("index.json", br#"{"schemaVersion":2,"manifests":[]}"#.to_vec()),
+        Member::File(&format!("blobs/sha256/{config_hex}"), config),
+        Member::File(&format!("blobs/sha256/{layer_hex}"), layer),
+        Member::File(
+            "manifest.json",
+            manifest_json(&format!("blobs/sha256/{config_hex}"), &[&format!("blobs/sha256/{layer_hex}")]),
+        ),
+        Member::File("repositories", br#"{"example/app":{"1":"x"}}"#.to_vec()),
+    ]);
+    let (_dir, engine) = store();
+    let images = engine.import_docker_archive(&archive[..], &ImportOptions::default()).unwrap();
+    assert_eq!(images.len(), 1);
+    assert!(engine.fsck().unwrap().is_sound());
+}
+
+#[test]
+fn paths_that_leave_the_archive_are_refused() {
+    let (layer, config, config_hex) = image_parts();
+    let config_name = format!("{config_hex}.json");
+    refused(&tar(&[Member::File("../escape.tar", layer.clone())]), ErrorKind::InvalidImage, "../escape.tar");
+    refused(
+        &tar(&[
+            Member::File(&config_name, config.clone()),
+            Member::File("manifest.json", manifest_json(&config_name, &["../../etc/passwd"])),
+        ]),
+        ErrorKind::InvalidImage,
+        "../../etc/passwd",
+    );
+    // A symlink to a host file: resolved inside the archive, where there is no such member.
+    refused(
+        &tar(&[
+            Member::File(&config_name, config.clone()),
+            Member::Symlink("abc/layer.tar", "/etc/passwd"),
+            Member::File("manifest.json", manifest_json(&config_name, &["abc/layer.tar"])),
+        ]),
+        ErrorKind::InvalidImage,
+        "abc/layer.tar",
+    );
+    refused(
+        &tar(&[Member::Symlink("abc/layer.tar", "../../../etc/passwd")]),
+        ErrorKind::InvalidImage,
+        "leaves the archive",
+    );
+}
+
+#[test]
+fn link_loops_and_links_to_nothing_are_refused() {
+    let (_, config, config_hex) = image_parts();
+    let config_name = format!("{config_hex}.json");
+    refused(
+        &tar(&[
+            Member::File(&config_name, config.clone()),
+            Member::Symlink("a.tar", "b.tar"),
+            Member::Symlink("b.tar", "a.tar"),
+            Member::File("manifest.json", manifest_json(&config_name, &["a.tar"])),
+        ]),
+        ErrorKind::InvalidImage,
+        "loop",
+    );
+    refused(
+        &tar(&[
+            Member::File(&config_name, config),
+            Member::Hardlink("a.tar", "missing.tar"),
+            Member::File("manifest.json", manifest_json(&config_name, &["a.tar"])),
+        ]),
+        ErrorKind::InvalidImage,
+        "a.tar",
+    );
+}
+
+#[test]
+fn duplicate_members_are_refused() {
+    refused(
+        &tar(&[Member::File("x.json", b"{}".to_vec()), Member::File("./x.json", b"[]".to_vec())]),
+        ErrorKind::InvalidImage,
+        "x.json",
+    );
+}
+
+#[test]
+fn truncated_garbage_and_trailing_garbage_are_refused() {
+    let (layer, config, config_hex) = image_parts();
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest_json(&format!("{config_hex}.json"), &["abc/layer.tar"])),
+    ]);
+    let mut gz = GzEncoder::new(Vec::new(), GzLevel::default());
+    gz.write_all(&archive).unwrap();
+    let gz = gz.finish().unwrap();
+    refused(&gz[..gz.len() - 20], ErrorKind::InvalidImage, "invalid docker archive");
+    let mut trailing = gz.clone();
+    trailing.extend_from_slice(b"garbage after the gzip member");
+    refused(&trailing, ErrorKind::InvalidImage, "invalid docker archive");
+    refused(
+        b"this is not an archive at all, just some text that is long enough to look at",
+        ErrorKind::InvalidImage,
+        "not a tar archive",
+    );
+    refused(&[], ErrorKind::InvalidImage, "empty");
+}
+
+#[test]
+fn oversized_json_is_refused_before_parsing() {
+    let big = vec![b' '; (1 << 20) + 10];
+    refused(&tar(&[Member::File("manifest.json", big)]), ErrorKind::TooLarge, "manifest.json");
+    let (layer, _, _) = image_parts();
+    let mut config = b"{\"architecture\":\"amd64\",\"os\":\"linux\",\"pad\":\"".to_vec();
+    config.extend(std::iter::repeat_n(b'x', 5 << 20));
+    config.extend_from_slice(b"\"}");
+    let config_hex = Digest::of_bytes(Algorithm::Sha256, &config).hex().to_owned();
+    let config_name = format!("{config_hex}.json");
+    refused(
+        &tar(&[
+            Member::File(&config_name, config),
+            Member::File("abc/layer.tar", layer),
+            Member::File("manifest.json", manifest_json(&config_name, &["abc/layer.tar"])),
+        ]),
+        ErrorKind::TooLarge,
+        &config_hex,
+    );
+}
+
+#[test]
+fn a_layer_that_does_not_match_its_diff_id_is_refused() {
+    let (_, config, config_hex) = image_parts();
+    let other_layer = tar(&[Member::File("other.txt", b"not the layer the config names\n".to_vec())]);
+    let config_name = format!("{config_hex}.json");
+    refused(
+        &tar(&[
+            Member::File(&config_name, config.clone()),
+            Member::File("abc/layer.tar", other_layer),
+            Member::File("manifest.json", manifest_json(&config_name, &["abc/layer.tar"])),
+        ]),
+        ErrorKind::DigestMismatch,
+        "abc/layer.tar",
+    );
+    // More layers than diff_ids.
+    let (layer, _, _) = image_parts();
+    refused(
+        &tar(&[
+            Member::File(&config_name, config),
+            Member::File("abc/layer.tar", layer),
+            Member::File("manifest.json", manifest_json(&config_name, &["abc/layer.tar", "abc/layer.tar"])),
+        ]),
+        ErrorKind::InvalidImage,
+        "diff_ids",
+    );
+}
