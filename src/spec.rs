@@ -86,6 +86,7 @@ pub struct ImageIndex {
     pub media_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    #[serde(deserialize_with = "null_as_empty")]
     pub manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
@@ -120,6 +121,7 @@ pub struct ImageManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
     pub config: Descriptor,
+    #[serde(deserialize_with = "null_as_empty")]
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
@@ -161,6 +163,12 @@ pub struct History {
     pub empty_layer: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// Go writers (umoci among them) emit `null` for an empty list: read it as empty. The field is
+/// still required.
+fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A blob parsed by its media type (umoci's `FromDescriptor`).
