@@ -67,6 +67,9 @@ impl<'e> GraphWalk<'e> {
                     size
                 }
                 Err(err) if err.kind() == ErrorKind::NotFound => {
+                    // Not visited after all: a later walk (GC's second, under the lock) must
+                    // follow it if it has been committed meanwhile.
+                    self.visited.remove(&descriptor.digest);
                     on_node(&descriptor, &parent, Node::Missing);
                     continue;
                 }
@@ -106,10 +109,13 @@ impl<'e> GraphWalk<'e> {
         if size > self.engine.max_json_size() {
             return None;
         }
-        let bytes = self.engine.read_blob(digest, self.engine.max_json_size()).ok()?;
-        if bytes.first() != Some(&b'{') {
+        // One byte decides for most layers, before the whole blob is read and verified.
+        let mut first = [0u8; 1];
+        self.engine.open_blob(digest).ok()?.read_at(&mut first, 0).ok()?;
+        if first != *b"{" {
             return None;
         }
+        let bytes = self.engine.read_blob(digest, self.engine.max_json_size()).ok()?;
         let media_type = detect_media_type(&bytes).filter(|m| is_document_media_type(m))?;
         Some(parse_document(&media_type, &bytes))
     }

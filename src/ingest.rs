@@ -119,7 +119,7 @@ impl Engine {
             return Err(invalid_argument("an ingest ref must not be empty"));
         }
         if let Some(expected) = &options.expected_digest
-            && self.has_blob(expected)?
+            && self.claim_stored_blob(expected)?
         {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
@@ -479,10 +479,6 @@ impl IngestWriter {
             ));
         }
         crate::content::validate_labels(labels)?;
-        if self.engine.is_intact(&digest, offset) {
-            self.finish_ingest()?;
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("blob {digest} is already stored")));
-        }
         let stored = self.engine.publish_blob(&self.data, &data_path, &digest, offset, labels)?;
         self.finish_ingest()?;
         if !stored {

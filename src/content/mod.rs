@@ -137,19 +137,45 @@ impl Engine {
         storage.sync_file(file).map_err(|e| Error::io("cannot fsync", path, e))?;
         storage.set_read_only(file).map_err(|e| Error::io("cannot chmod", path, e))?;
         let _lock = self.lock_shared()?;
+        // A commit makes its blob young, whether it arrives now or was stored before, so that a
+        // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
+        let dest = self.blob_path(digest);
         if self.is_intact(digest, size) {
+            self.touch(&dest)?;
             return Ok(false);
         }
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
         self.create_dir(&self.blob_dir(digest.algorithm()))?;
-        let dest = self.blob_path(digest);
+        self.touch(path)?;
         storage
             .rename(path, &dest)
             .map_err(|e| Error::io(&format!("cannot rename {} to", path.display()), &dest, e))?;
         self.sync_parent(&dest)?;
         Ok(true)
+    }
+
+    /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
+    /// as a commit would, so a caller told it already exists can go on and reference it.
+    pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
+        let _lock = self.lock_shared()?;
+        if !self.has_blob(digest)? {
+            return Ok(false);
+        }
+        self.touch(&self.blob_path(digest))?;
+        Ok(true)
+    }
+
+    /// Sets a file's mtime to now. A layout of another owner (a shared read-mostly store)
+    /// may refuse it; the commit still stands, with the grace of the file's own mtime.
+    fn touch(&self, path: &Path) -> Result<()> {
+        match self.storage().touch(path) {
+            Err(err) if !matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                Err(Error::io("cannot set the mtime of", path, err))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether `blobs/` holds a regular file of `size` bytes for `digest`. An intact blob is

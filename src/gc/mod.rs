@@ -4,8 +4,9 @@
 //! `ocicas.gc.root`, every ingest in progress. Edges: the documents' descriptors and labels
 //! `ocicas.gc.ref.<anything>=<digest>`. Marking runs without the store lock, so writers go on;
 //! then, under the exclusive lock (commits and tags wait), the roots are read again and any new
-//! ones marked, and only then is anything removed. A blob committed after the GC started is
-//! kept, so a writer that commits and then tags or leases in two steps is not raced.
+//! ones marked, and only then is anything removed. A blob committed after the GC started (or
+//! committed again: a commit refreshes the blob's mtime) is kept with everything it references,
+//! so a writer that commits and then tags or leases in two steps is not raced.
 
 mod lease;
 
@@ -96,7 +97,10 @@ impl Engine {
         let mut missing = Vec::new();
         let mut on_node = |descriptor: &Descriptor, parent: &str, node: Node| {
             if let Node::Missing = node {
-                missing.push(format!("blob {} referenced by {parent} is missing", descriptor.digest));
+                missing.push((
+                    descriptor.digest.clone(),
+                    format!("blob {} referenced by {parent} is missing", descriptor.digest),
+                ));
             }
         };
 
@@ -111,29 +115,49 @@ impl Engine {
         let roots = self.gc_roots(started)?;
         walk.set_label_edges(roots.label_edges);
         walk.walk(roots.descriptors, &mut on_node);
-        let marked = walk.visited;
 
-        for digest in candidates {
-            if let Some(size) = marked.get(&digest) {
-                report.blobs_kept += 1;
-                report.bytes_kept += size;
+        // Blobs committed since the listing, or within the grace, may be documents a writer is
+        // about to tag: they are kept, and so is everything they reference.
+        let listed: HashSet<&Digest> = candidates.iter().collect();
+        let mut young: Vec<(Descriptor, String)> = self
+            .list_blobs()?
+            .into_iter()
+            .filter(|digest| !listed.contains(digest))
+            .map(|digest| (Descriptor::new("", digest, 0), "a blob committed during GC".to_owned()))
+            .collect();
+        let mut unmarked = Vec::new();
+        for digest in &candidates {
+            if walk.visited.contains_key(digest) {
                 continue;
             }
-            let path = self.blob_path(&digest);
-            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = fs::symlink_metadata(self.blob_path(digest)) else { continue };
             if meta.modified().is_ok_and(|t| t >= grace_start) {
-                report.blobs_kept += 1;
-                report.bytes_kept += meta.len();
+                young.push((Descriptor::new("", digest.clone(), 0), "a blob committed during GC".to_owned()));
+            }
+            unmarked.push((digest, meta.len()));
+        }
+        walk.walk(young, &mut on_node);
+        let kept = walk.visited;
+
+        for (digest, size) in unmarked {
+            if kept.contains_key(digest) {
                 continue;
             }
             if !options.dry_run {
+                let path = self.blob_path(digest);
                 self.storage().remove_file(&path).map_err(|e| Error::io("cannot remove blob", &path, e))?;
-                if roots.labelled.contains(&digest) {
-                    self.write_labels(&digest, &Default::default())?;
+                if roots.labelled.contains(digest) {
+                    self.write_labels(digest, &Default::default())?;
                 }
             }
             report.blobs_removed += 1;
-            report.bytes_removed += meta.len();
+            report.bytes_removed += size;
+        }
+        for digest in &candidates {
+            if let Some(size) = kept.get(digest) {
+                report.blobs_kept += 1;
+                report.bytes_kept += size;
+            }
         }
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
@@ -146,7 +170,12 @@ impl Engine {
         report.labels_removed = self.sweep_orphan_labels(options.dry_run)?;
         report.ingests_removed = self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run)?;
         report.leases_removed = self.sweep_expired_leases(started, options.dry_run)?;
-        report.temp_files_removed = self.sweep_temp_files(options.ingest_expiry, options.dry_run)?;
+        report.temp_files_removed = self.sweep_temp_files(options.dry_run)?;
+        // The first walk may have missed what was committed before the second; each line once.
+        let mut missing: Vec<String> =
+            missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
+        missing.sort();
+        missing.dedup();
         report.missing = missing;
         Ok(report)
     }

@@ -5,6 +5,7 @@ mod storage;
 
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,9 @@ pub use storage::{OsStorage, Storage};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
 use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
+
+/// Temp files younger than this are never swept: they may not be flocked yet.
+const TEMP_FILE_MIN_AGE: Duration = Duration::from_secs(1);
 
 pub const LAYOUT_VERSION: &str = "1.0.0";
 /// Documents larger than this are refused before they are parsed.
@@ -244,16 +248,20 @@ impl Engine {
             );
             let path = dir.join(name);
             match self.storage.create_new(&path) {
-                Ok(file) => return Ok(TempFile { engine: self, path, file: Some(file) }),
+                Ok(file) => {
+                    // Marks the file live for GC (see sweep_temp_files); released with the file.
+                    file.try_lock().map_err(|e| Error::io("cannot lock temp file", &path, io::Error::other(e)))?;
+                    return Ok(TempFile { engine: self, path, file: Some(file) });
+                }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(Error::io("cannot create temp file", &path, err)),
             }
         }
     }
 
-    /// GC's part: removes temp files under `.ocicas/tmp/` whose writing process is gone (the
-    /// name starts with its pid) or that are older than `max_age`. Returns how many.
-    pub(crate) fn sweep_temp_files(&self, max_age: Duration, dry_run: bool) -> Result<u64> {
+    /// GC's part: removes the temp files under `.ocicas/tmp/` that no live writer holds (each
+    /// writer flocks its temp file from creation to rename). Returns how many.
+    pub(crate) fn sweep_temp_files(&self, dry_run: bool) -> Result<u64> {
         let dir = self.private_dir().join("tmp");
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -262,25 +270,28 @@ impl Engine {
         };
         let mut removed = 0;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
-            let name = entry.file_name();
-            let writer_gone = name
-                .to_str()
-                .and_then(|n| n.split('-').next())
-                .and_then(|pid| pid.parse::<i32>().ok())
-                .is_some_and(|pid| !process_is_alive(pid));
-            let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
-            if writer_gone || age.is_some_and(|age| age >= max_age) {
-                if !dry_run {
-                    let path = entry.path();
-                    match self.storage.remove_file(&path) {
-                        Ok(()) => {}
-                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                        Err(err) => return Err(Error::io("cannot remove", &path, err)),
-                    }
-                }
-                removed += 1;
+            let path = entry.map_err(|e| Error::io("cannot list", &dir, e))?.path();
+            // A file this young may be between its creation and its writer's flock.
+            let age = fs::symlink_metadata(&path).ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            if age.is_none_or(|age| age < TEMP_FILE_MIN_AGE) {
+                continue;
             }
+            let Ok(file) =
+                fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path)
+            else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue;
+            }
+            if !dry_run {
+                match self.storage.remove_file(&path) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(Error::io("cannot remove", &path, err)),
+                }
+            }
+            removed += 1;
         }
         Ok(removed)
     }
@@ -378,11 +389,6 @@ pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str) -> Result<V
         return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than the limit of {limit} bytes")));
     }
     Ok(bytes)
-}
-
-fn process_is_alive(pid: i32) -> bool {
-    // Signal 0 checks existence only; EPERM means it exists but belongs to someone else.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 fn already_exists(root: &Path) -> Error {

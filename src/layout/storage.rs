@@ -26,6 +26,8 @@ pub trait Storage: Send + Sync {
     fn start_writeback(&self, file: &File, offset: u64, len: u64);
     /// Makes a file read-only (mode 0444), as committed blobs are.
     fn set_read_only(&self, file: &File) -> io::Result<()>;
+    /// Sets a file's modification time to now (without following a symlink).
+    fn touch(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
@@ -76,6 +78,15 @@ impl Storage for OsStorage {
 
     fn set_read_only(&self, file: &File) -> io::Result<()> {
         file.set_permissions(Permissions::from_mode(0o444))
+    }
+
+    fn touch(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+        // SAFETY: a valid NUL-terminated path; NULL times mean "now", which the owner of a
+        // read-only file may set.
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), libc::AT_SYMLINK_NOFOLLOW) };
+        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
