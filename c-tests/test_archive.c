@@ -54,16 +54,18 @@ int main(void) {
     FILE *out = fopen(archive, "wb");
     CHECK(out != NULL);
     const char *refs[] = {"example/app:1.0"};
-    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, write_to_file, out));
+    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, out));
     fclose(out);
 
     CASE("export errors");
-    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, fail_write, NULL), OCICAS_ERR_IO);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, fail_write, NULL), OCICAS_ERR_IO);
     CHECK_MESSAGE("write callback");
     const char *unknown[] = {"nope"};
-    CHECK_STATUS(ocicas_archive_export(engine, unknown, NULL, 1, write_to_file, stdout), OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_export(engine, NULL, NULL, 1, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, unknown, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, NULL, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, 7, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("unknown archive format 7");
 
     CASE("import by path into another layout keeps the RepoTag");
     char other_root[4096], other_layout[4200];
@@ -88,6 +90,18 @@ int main(void) {
     CHECK_OK(ocicas_fsck(other, &report));
     CHECK(strstr(report, "\"sound\":true") != NULL);
     ocicas_string_free(report);
+
+    CASE("the docker 25+ form exports and imports under its RepoTag");
+    char oci_archive[4300];
+    snprintf(oci_archive, sizeof oci_archive, "%s/app-oci.tar", root);
+    const char *tags[] = {"example/app:oci"};
+    out = fopen(oci_archive, "wb");
+    CHECK(out != NULL);
+    CHECK_OK(ocicas_archive_export(engine, refs, tags, 1, OCICAS_ARCHIVE_OCI, write_to_file, out));
+    fclose(out);
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, NULL, &result));
+    CHECK(strstr(result, "\"refs\":[\"example/app:oci\"]") != NULL);
+    ocicas_string_free(result);
 
     CASE("import errors: garbage, unknown tag, nothing to read");
     char garbage[4300];

@@ -31,6 +31,16 @@
 #include <stdint.h>
 
 /**
+ * `ocicas_archive_export` format: `<id>/layer.tar` directories, as docker save wrote before 25.
+ */
+#define OCICAS_ARCHIVE_LEGACY 0
+
+/**
+ * `ocicas_archive_export` format: the docker 25+ form (an OCI layout inside).
+ */
+#define OCICAS_ARCHIVE_OCI 1
+
+/**
  * `ocicas_engine_open` flag: create the layout when nothing (or an empty directory) is at
  * the path; open it otherwise.
  */
@@ -311,8 +321,9 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     char **out_result);
 
 /**
- * Exports the images `refs[0..n_refs]` point at as one legacy docker-archive (what `docker
- * load` and `skopeo copy docker-archive:` read), written through `write_cb`. `repo_tags` is
+ * Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
+ * `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI` (`format`), the
+ * docker 25+ form (an OCI layout inside), written through `write_cb`. `repo_tags` is
  * NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
  * `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
  *
@@ -323,6 +334,7 @@ ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     const char *const *refs,
                                     const char *const *repo_tags,
                                     size_t n_refs,
+                                    uint32_t format,
                                     ocicas_write_cb write_cb,
                                     void *user_data);
 

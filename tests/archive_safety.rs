@@ -2,79 +2,30 @@
 //! clear error, nothing is tagged, and after GC the store holds what it held before. Also a
 //! hand-built docker 25+ archive (an OCI layout inside) imports.
 
+mod archive_common;
+
 use std::io::Write;
 
+use archive_common::{Member, image_parts, manifest_json, store, tar};
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 use ocicas::archive::ImportOptions;
-use ocicas::{Algorithm, Digest, Engine, ErrorKind, GcOptions};
+use ocicas::{Algorithm, Digest, ErrorKind, GcOptions};
 
-/// Builds a tar from (name, kind) members.
-enum Member<'a> {
-    File(&'a str, Vec<u8>),
-    Symlink(&'a str, &'a str),
-    Hardlink(&'a str, &'a str),
-}
-
-fn tar(members: &[Member]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for member in members {
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        match member {
-            Member::File(name, data) => {
-                header.set_size(data.len() as u64);
-                header.set_entry_type(tar::EntryType::Regular);
-                // Raw names, so "../x" and "/abs" reach the archive as written.
-                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-                header.set_cksum();
-                builder.append(&header, &data[..]).unwrap();
-            }
-            Member::Symlink(name, target) | Member::Hardlink(name, target) => {
-                header.set_size(0);
-                let kind =
-                    if matches!(member, Member::Symlink(..)) { tar::EntryType::Symlink } else { tar::EntryType::Link };
-                header.set_entry_type(kind);
-                header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-                header.as_gnu_mut().unwrap().linkname[..target.len()].copy_from_slice(target.as_bytes());
-                header.set_cksum();
-                builder.append(&header, std::io::empty()).unwrap();
-            }
-        }
-    }
-    builder.into_inner().unwrap()
-}
-
-/// A valid one-image legacy archive's parts: (layer tar, config JSON, its digest hex).
-fn image_parts() -> (Vec<u8>, Vec<u8>, String) {
-    let layer = tar(&[Member::File("hello.txt", b"hello\n".to_vec())]);
-    let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
-    let config =
-        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#)
-            .into_bytes();
-    let config_hex = Digest::of_bytes(Algorithm::Sha256, &config).hex().to_owned();
-    (layer, config, config_hex)
-}
-
-fn manifest_json(config: &str, layers: &[&str]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!([{ "Config": config, "RepoTags": ["example/app:1"], "Layers": layers }]))
-        .unwrap()
-}
-
-fn store() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::create(dir.path().join("layout")).unwrap();
-    (dir, engine)
-}
-
-/// Imports `archive` expecting `kind` with a message containing `culprit`; checks nothing was
-/// tagged and GC leaves no blob behind.
+/// Imports `archive`, from a stream and from a file (read in place when plain), expecting
+/// `kind` with a message containing `culprit`; checks nothing was tagged and GC leaves no blob
+/// behind.
 fn refused(archive: &[u8], kind: ErrorKind, culprit: &str) {
     let (dir, engine) = store();
-    let err = engine.import_docker_archive(archive, &ImportOptions::default()).unwrap_err();
-    assert_eq!(err.kind(), kind, "{err}");
-    assert!(err.message().contains(culprit), "message {:?} does not name {culprit:?}", err.message());
+    let path = dir.path().join("archive.tar");
+    std::fs::write(&path, archive).unwrap();
+    let from_stream = engine.import_docker_archive(archive, &ImportOptions::default());
+    let from_file = engine.import_docker_archive_file(&path, &ImportOptions::default());
+    for (how, result) in [("stream", from_stream), ("file", from_file)] {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), kind, "from a {how}: {err}");
+        assert!(err.message().contains(culprit), "from a {how}: message {:?} does not name {culprit:?}", err.message());
+    }
     assert!(engine.ref_list().unwrap().is_empty());
     assert!(engine.lease_list().unwrap().is_empty(), "the import's lease was not released");
     // Age whatever was stored, so GC's grace for fresh blobs does not apply.

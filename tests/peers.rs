@@ -177,14 +177,31 @@ fn skopeo_archives_import_from_a_path_and_from_a_gzip_pipe_and_our_export_reads_
         assert_same_tree(&tree, &bundle.join("rootfs"));
     }
 
-    let exported = dir.path().join("exported.tar");
-    ocicas(&["docker-archive", "export", s(&layout), "from-path", "-o", s(&exported), "--tag", "example/out:2"]);
-    run("skopeo", &["inspect", &format!("docker-archive:{}:example/out:2", s(&exported))]);
-    let back = dir.path().join("back");
-    run("skopeo", &["copy", &format!("docker-archive:{}", s(&exported)), &format!("oci:{}:back", s(&back))]);
-    let bundle = dir.path().join("bundle-back");
-    run("umoci", &["unpack", "--image", &format!("{}:back", s(&back)), s(&bundle)]);
-    assert_same_tree(&tree, &bundle.join("rootfs"));
+    // Both forms: skopeo finds the image by its RepoTag, copies it out, and it unpacks the same.
+    for format in ["legacy", "oci"] {
+        let exported = dir.path().join(format!("exported-{format}.tar"));
+        ocicas(&[
+            "docker-archive",
+            "export",
+            s(&layout),
+            "from-path",
+            "-o",
+            s(&exported),
+            "--tag",
+            "example/out:2",
+            "--format",
+            format,
+        ]);
+        run("skopeo", &["inspect", &format!("docker-archive:{}:example/out:2", s(&exported))]);
+        let back = dir.path().join(format!("back-{format}"));
+        run(
+            "skopeo",
+            &["copy", &format!("docker-archive:{}:example/out:2", s(&exported)), &format!("oci:{}:back", s(&back))],
+        );
+        let bundle = dir.path().join(format!("bundle-back-{format}"));
+        run("umoci", &["unpack", "--image", &format!("{}:back", s(&back)), s(&bundle)]);
+        assert_same_tree(&tree, &bundle.join("rootfs"));
+    }
 }
 
 #[test]

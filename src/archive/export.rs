@@ -1,98 +1,68 @@
-//! Export of images to a docker-archive that `docker load` and `skopeo copy docker-archive:`
-//! read: configs, uncompressed layer tars in `<id>/layer.tar` (each written once however many
-//! images share it), then `manifest.json` and `repositories`. Streams to any writer.
+//! Export of images from the store to a docker-archive that `docker load` and `skopeo copy
+//! docker-archive:` read, through the archive writer: configs, uncompressed layer tars (each
+//! written once however many images share it), then `manifest.json` and `repositories`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::path::Path;
 
-use super::ManifestItem;
-use crate::digest::{Algorithm, Digest, Hasher};
+use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExportFormat {
-    /// `<id>/layer.tar` directories, as docker save wrote before version 25.
-    #[default]
-    Legacy,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     pub format: ExportFormat,
 }
 
-/// One image to export: a reference and the RepoTags to give it.
-struct ExportImage {
-    config: Descriptor,
-    layers: Vec<(Descriptor, Digest)>,
-    repo_tags: Vec<String>,
-}
-
 impl Engine {
     /// Writes the images `refs` point at as one docker-archive to `out`. `tags[i]` are the
     /// RepoTags of `refs[i]` (when empty, the reference name is used if it looks like
     /// `repo:tag`).
-    pub fn export_docker_archive(
+    pub fn export_docker_archive<W: Write>(
         &self,
         refs: &[&str],
         tags: &[Vec<String>],
-        out: impl Write,
-        _options: &ExportOptions,
-    ) -> Result<()> {
+        out: W,
+        options: &ExportOptions,
+    ) -> Result<W> {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
         }
-        let images = refs
-            .iter()
-            .enumerate()
-            .map(|(i, name)| self.export_image(name, tags.get(i).cloned().unwrap_or_default()))
-            .collect::<Result<Vec<_>>>()?;
-        let mut builder = tar::Builder::new(out);
-        let mut written = HashSet::new();
-        let mut items = Vec::new();
-        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for image in &images {
-            let config_name = format!("{}.json", image.config.digest.hex());
-            if written.insert(config_name.clone()) {
-                let bytes = self.read_blob(&image.config.digest, self.max_json_size())?;
-                append_file(&mut builder, &config_name, &bytes[..], bytes.len() as u64)?;
-            }
-            let mut layer_paths = Vec::new();
-            for (layer, diff_id) in &image.layers {
-                let path = format!("{}/layer.tar", diff_id.hex());
-                if written.insert(path.clone()) {
-                    // A tar entry needs its size first: count the uncompressed bytes, then copy.
-                    let size = self.uncompressed_size(layer, diff_id)?;
-                    append_file(&mut builder, &path, self.uncompressed_layer(layer)?, size)?;
-                    append_file(&mut builder, &format!("{}/VERSION", diff_id.hex()), &b"1.0"[..], 3)?;
-                }
-                layer_paths.push(path);
-            }
-            if let Some((_, top)) = image.layers.last() {
-                for tag in &image.repo_tags {
-                    if let Some((repo, tag)) = tag.rsplit_once(':').filter(|(repo, _)| !repo.is_empty()) {
-                        repositories.entry(repo.to_owned()).or_default().insert(tag.to_owned(), top.hex().to_owned());
-                    }
-                }
-            }
-            items.push(ManifestItem {
-                config: config_name,
-                repo_tags: image.repo_tags.clone(),
-                layers: layer_paths,
-                parent: String::new(),
-                layer_sources: Default::default(),
-            });
+        let mut writer = ArchiveWriter::new(out, options.format);
+        for (i, name) in refs.iter().enumerate() {
+            self.export_image(&mut writer, name, tags.get(i).cloned().unwrap_or_default())?;
         }
-        let manifest = serde_json::to_vec(&items).map_err(|e| invalid_argument(e.to_string()))?;
-        append_file(&mut builder, "manifest.json", &manifest[..], manifest.len() as u64)?;
-        let repositories = serde_json::to_vec(&repositories).map_err(|e| invalid_argument(e.to_string()))?;
-        append_file(&mut builder, "repositories", &repositories[..], repositories.len() as u64)?;
-        builder.into_inner().map_err(write_error)?.flush().map_err(write_error)
+        writer.commit()
     }
 
-    fn export_image(&self, name: &str, repo_tags: Vec<String>) -> Result<ExportImage> {
+    /// `export_docker_archive` into the file at `path`, which appears only when the archive is
+    /// complete (written beside it, then renamed); nothing is left on failure.
+    pub fn export_docker_archive_file(
+        &self,
+        refs: &[&str],
+        tags: &[Vec<String>],
+        path: &Path,
+        options: &ExportOptions,
+    ) -> Result<()> {
+        let file_name =
+            path.file_name().ok_or_else(|| invalid_argument(format!("{} names no file", path.display())))?;
+        let partial = path.with_file_name(format!(".{}.partial-{}", file_name.to_string_lossy(), std::process::id()));
+        let result = (|| {
+            let file = File::create(&partial).map_err(|e| Error::io("cannot create", &partial, e))?;
+            let file = self.export_docker_archive(refs, tags, io::BufWriter::new(file), options)?;
+            let file = file.into_inner().map_err(|e| Error::io("cannot write", &partial, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io("cannot fsync", &partial, e))?;
+            fs::rename(&partial, path).map_err(|e| Error::io("cannot rename the archive to", path, e))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&partial);
+        }
+        result
+    }
+
+    fn export_image<W: Write>(&self, writer: &mut ArchiveWriter<W>, name: &str, repo_tags: Vec<String>) -> Result<()> {
         let descriptor = self.ref_get(name)?;
         let Document::Manifest(manifest) = self.read_document(&descriptor)? else {
             return Err(invalid_argument(format!(
@@ -110,12 +80,23 @@ impl Engine {
                 config.rootfs.diff_ids.len()
             )));
         }
+        if !writer.has_blob(&manifest.config.digest) {
+            let reader = self.open_blob(&manifest.config.digest)?;
+            writer.put_blob(ArchiveBlob::Config, &manifest.config.digest, manifest.config.size, reader)?;
+        }
+        for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+            if !writer.has_blob(diff_id) {
+                // A tar member needs its size first: a compressed layer is counted in a first pass.
+                let size = match is_compressed(layer) {
+                    true => io::copy(&mut self.uncompressed_layer(layer)?, &mut io::sink())
+                        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?,
+                    false => layer.size,
+                };
+                writer.put_blob(ArchiveBlob::Layer, diff_id, size, self.uncompressed_layer(layer)?)?;
+            }
+        }
         let repo_tags = if repo_tags.is_empty() && name.contains(':') { vec![name.to_owned()] } else { repo_tags };
-        Ok(ExportImage {
-            config: manifest.config,
-            layers: manifest.layers.into_iter().zip(config.rootfs.diff_ids).collect(),
-            repo_tags,
-        })
+        writer.add_image(&manifest.config.digest, &config.rootfs.diff_ids, &repo_tags)
     }
 
     /// The layer's uncompressed tar bytes.
@@ -129,43 +110,8 @@ impl Engine {
             Box::new(reader)
         })
     }
-
-    /// Size of the uncompressed layer, checked against its DiffID on the way.
-    fn uncompressed_size(&self, layer: &Descriptor, diff_id: &Digest) -> Result<u64> {
-        let mut reader = self.uncompressed_layer(layer)?;
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut buf = vec![0u8; crate::content::IO_CHUNK];
-        let mut size = 0u64;
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        let actual = hasher.finish();
-        if actual != *diff_id {
-            return Err(Error::new(
-                ErrorKind::DigestMismatch,
-                format!("layer {} uncompresses to {actual}, but its DiffID is {diff_id}", layer.digest),
-            ));
-        }
-        Ok(size)
-    }
 }
 
-fn append_file<W: Write>(builder: &mut tar::Builder<W>, path: &str, data: impl Read, size: u64) -> Result<()> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, path, data).map_err(write_error)
-}
-
-fn write_error(err: io::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("cannot write the docker archive: {err}"))
+fn is_compressed(layer: &Descriptor) -> bool {
+    layer.media_type.ends_with("gzip") || layer.media_type.ends_with("zstd")
 }

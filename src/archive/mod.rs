@@ -1,12 +1,15 @@
 //! docker-archive (`docker save`) tarballs: import into the store in one pass, export back out.
 //!
-//! Import reads the archive once, from a file or a non-seekable stream (plain, gzip or zstd,
-//! told by magic bytes): every regular member is streamed straight into the store under a
-//! lease (never spooled whole), links are recorded, and when the stream ends `manifest.json` is
-//! matched against what was stored. Paths and links resolve only inside the archive.
+//! The reader (`ArchiveReader`) reads a plain archive file in place, or a stream (plain, gzip
+//! or zstd, told by magic bytes) once, every regular member going straight into the store under
+//! a lease, never spooled whole; paths and links resolve only inside the archive. Import builds
+//! OCI images in the store from a reader. The writer (`ArchiveWriter`) streams an archive out
+//! blob by blob; export feeds it from the store.
 
 mod export;
 mod import;
+mod reader;
+mod writer;
 
 use std::collections::HashMap;
 
@@ -15,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 
-pub use export::{ExportFormat, ExportOptions};
+pub use export::ExportOptions;
 pub use import::{ImportOptions, ImportedImage, read_manifest_items};
+pub use reader::{ArchiveImage, ArchiveReader, ManifestFormat};
+pub use writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 
 /// Largest `manifest.json` (and `repositories`) read.
 pub const MAX_MANIFEST_JSON: u64 = 1 << 20;
@@ -111,23 +116,25 @@ pub(crate) fn normalized_image_name(repo_tag: &str) -> String {
     }
 }
 
-/// What import learned about one member.
+/// What the reader learned about one member.
 #[derive(Debug, Clone)]
 pub(crate) enum Member {
     /// A regular file, stored as this blob.
     Stored { digest: Digest, size: u64 },
-    /// A symlink, target relative to the archive root (already cleaned).
+    /// A regular file read in place: its bytes are at `offset` in the archive file.
+    InPlace { offset: u64, size: u64 },
+    /// A symlink or hard link, target relative to the archive root (already cleaned).
     Link(String),
 }
 
-/// Follows links from `name` to a stored member, a bounded number of hops.
-pub(crate) fn resolve<'a>(members: &'a HashMap<String, Member>, name: &str) -> Result<(&'a Digest, u64)> {
+/// Follows links from `name` to a regular member, a bounded number of hops; returns its name.
+pub(crate) fn resolve(members: &HashMap<String, Member>, name: &str) -> Result<String> {
     let mut current =
         clean_path("", name).ok_or_else(|| invalid_archive(format!("path {name:?} leaves the archive")))?;
     for _ in 0..=MAX_LINK_HOPS {
         match members.get(&current) {
-            Some(Member::Stored { digest, size }) => return Ok((digest, *size)),
             Some(Member::Link(target)) => current = target.clone(),
+            Some(_) => return Ok(current),
             None => return Err(invalid_archive(format!("{name:?} is not in the archive (resolved to {current:?})"))),
         }
     }

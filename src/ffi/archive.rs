@@ -6,8 +6,13 @@ use std::io::{self, Write};
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, ocicas_read_cb};
 use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
-use crate::archive::{ExportOptions, ImageChoice, ImportOptions};
+use crate::archive::{ExportFormat, ExportOptions, ImageChoice, ImportOptions};
 use crate::error::invalid_argument;
+
+/// `ocicas_archive_export` format: `<id>/layer.tar` directories, as docker save wrote before 25.
+pub const OCICAS_ARCHIVE_LEGACY: u32 = 0;
+/// `ocicas_archive_export` format: the docker 25+ form (an OCI layout inside).
+pub const OCICAS_ARCHIVE_OCI: u32 = 1;
 
 /// Writes `len` bytes of the archive being exported. Returns 0 on success, non-zero on failure
 /// (the export then stops with `OCICAS_ERR_IO`).
@@ -75,8 +80,9 @@ pub unsafe extern "C" fn ocicas_archive_import(
     })
 }
 
-/// Exports the images `refs[0..n_refs]` point at as one legacy docker-archive (what `docker
-/// load` and `skopeo copy docker-archive:` read), written through `write_cb`. `repo_tags` is
+/// Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
+/// `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI` (`format`), the
+/// docker 25+ form (an OCI layout inside), written through `write_cb`. `repo_tags` is
 /// NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
 /// `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
 ///
@@ -88,6 +94,7 @@ pub unsafe extern "C" fn ocicas_archive_export(
     refs: *const *const c_char,
     repo_tags: *const *const c_char,
     n_refs: usize,
+    format: u32,
     write_cb: ocicas_write_cb,
     user_data: *mut c_void,
 ) -> ocicas_status {
@@ -100,11 +107,17 @@ pub unsafe extern "C" fn ocicas_archive_export(
         } else {
             unsafe { arg_str_array(repo_tags, n_refs, "repo_tags") }?.into_iter().map(|t| vec![t.to_owned()]).collect()
         };
+        let format = match format {
+            OCICAS_ARCHIVE_LEGACY => ExportFormat::Legacy,
+            OCICAS_ARCHIVE_OCI => ExportFormat::Oci,
+            other => return Err(invalid_argument(format!("unknown archive format {other}"))),
+        };
         engine.engine.export_docker_archive(
             &names,
             &tags,
             CallbackWriter { callback, user_data },
-            &ExportOptions::default(),
-        )
+            &ExportOptions { format },
+        )?;
+        Ok(())
     })
 }

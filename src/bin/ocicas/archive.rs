@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
-use ocicas::archive::{ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
+use ocicas::archive::{ExportFormat, ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
 use ocicas::{Compression, Engine, LayerOptions};
 
 #[derive(Subcommand)]
@@ -38,9 +38,18 @@ pub enum ArchiveCommand {
         /// it is repo:tag).
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// legacy: <id>/layer.tar directories; oci: the docker 25+ form (an OCI layout inside).
+        #[arg(long, value_enum, default_value = "legacy")]
+        format: FormatKind,
     },
     /// List the images (manifest.json items) of a docker-archive.
     Ls { archive: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum FormatKind {
+    Legacy,
+    Oci,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,7 +85,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 writeln!(out, "{}", image.to_json()).map_err(stdout_error)?;
             }
         }
-        ArchiveCommand::Export { layout, refs, output, tags } => {
+        ArchiveCommand::Export { layout, refs, output, tags, format } => {
             let engine = Engine::open(&layout, &ocicas::OpenOptions::default())?;
             let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
             let tags = if tags.is_empty() {
@@ -86,20 +95,18 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             } else {
                 return Err(ocicas::error::invalid_argument("--tag goes with exactly one reference"));
             };
+            let format = match format {
+                FormatKind::Legacy => ExportFormat::Legacy,
+                FormatKind::Oci => ExportFormat::Oci,
+            };
+            let options = ExportOptions { format };
             if output == Path::new("-") {
-                engine.export_docker_archive(&refs, &tags, io::stdout().lock(), &ExportOptions::default())?;
+                engine
+                    .export_docker_archive(&refs, &tags, io::stdout().lock(), &options)?
+                    .flush()
+                    .map_err(stdout_error)?;
             } else {
-                // Written beside the target and renamed, so a failed export leaves nothing usable.
-                let partial = output.with_extension("partial");
-                let file =
-                    std::fs::File::create(&partial).map_err(|e| ocicas::Error::io("cannot create", &partial, e))?;
-                let result =
-                    engine.export_docker_archive(&refs, &tags, io::BufWriter::new(file), &ExportOptions::default());
-                if let Err(err) = result {
-                    let _ = std::fs::remove_file(&partial);
-                    return Err(err);
-                }
-                std::fs::rename(&partial, &output).map_err(|e| ocicas::Error::io("cannot rename to", &output, e))?;
+                engine.export_docker_archive_file(&refs, &tags, &output, &options)?;
             }
         }
         ArchiveCommand::Ls { archive } => {

@@ -1,0 +1,456 @@
+//! The docker-archive reader (containers/image's tarfile `Reader` and `Source`): the images an
+//! archive holds, and any blob of one of them.
+//!
+//! A plain tar file is indexed once and its members are read in place. A stream (or a
+//! compressed file) is read once: every regular member goes straight into the store under the
+//! reader's lease and is read from there; nothing is spooled whole. The lease is released when
+//! the reader is dropped, so what was stored and not tagged meanwhile is garbage for GC.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{
+    ImageChoice, MAX_MANIFEST_JSON, MAX_MEMBERS, ManifestItem, Member, choose_items, clean_path, invalid_archive,
+    resolve,
+};
+use crate::content::IO_CHUNK;
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{Engine, read_capped};
+use crate::spec::{
+    Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,
+    MEDIA_TYPE_IMAGE_MANIFEST, canonical_json, parse_document,
+};
+
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// The reader's lease outlives a crashed process by at most this long.
+const READER_LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
+const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+const MEDIA_TYPE_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The manifest a reader synthesizes for an archive image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    DockerSchema2,
+    Oci,
+}
+
+/// One image of an archive, resolved: its config read and checked against its layers.
+#[derive(Debug, Clone)]
+pub struct ArchiveImage {
+    /// Its entry in manifest.json.
+    pub item: ManifestItem,
+    /// The config as stored in the archive (Docker config media type).
+    pub config: Descriptor,
+    /// One per layer, in order: the sha256 of its uncompressed tar.
+    pub diff_ids: Vec<Digest>,
+    config_member: String,
+    layer_members: Vec<String>,
+}
+
+/// An open docker-archive.
+pub struct ArchiveReader<'e> {
+    engine: &'e Engine,
+    lease: String,
+    /// The archive file, when its members are read in place.
+    file: Option<File>,
+    members: HashMap<String, Member>,
+    items: Vec<ManifestItem>,
+}
+
+impl Engine {
+    /// Opens a docker-archive file. A plain tar is indexed and read in place; a gzip or zstd
+    /// one is read once into the store (see `read_docker_archive`).
+    pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader<'_>> {
+        let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let mut head = [0u8; 4];
+        let n = file.read_at(&mut head, 0).map_err(|e| Error::io("cannot read", path, e))?;
+        if n == 0 {
+            return Err(invalid_archive(format!("{} is empty", path.display())));
+        }
+        if head[..n].starts_with(&GZIP_MAGIC) || head[..n].starts_with(&ZSTD_MAGIC) {
+            return self.read_docker_archive(file);
+        }
+        let mut reader = ArchiveReader::new(self)?;
+        let mut archive = tar::Archive::new(&mut file);
+        let entries = archive.entries_with_seek().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
+        let manifest_json =
+            scan(entries, |_, entry| Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() }))?;
+        reader.file = Some(file);
+        reader.set_contents(manifest_json)?;
+        Ok(reader)
+    }
+
+    /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes),
+    /// storing every regular member under the reader's lease as it streams past.
+    pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader<'_>> {
+        let mut reader = ArchiveReader::new(self)?;
+        let mut archive = tar::Archive::new(decompressed(input)?);
+        let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
+        let manifest_json = scan(entries, |name, entry| reader.store_entry(name, entry))?;
+        // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
+        reader.set_contents(manifest_json)?;
+        Ok(reader)
+    }
+}
+
+impl<'e> ArchiveReader<'e> {
+    fn new(engine: &'e Engine) -> Result<Self> {
+        let lease = engine.lease_new(None, Some(READER_LEASE_EXPIRY))?.id;
+        Ok(ArchiveReader { engine, lease, file: None, members: HashMap::new(), items: Vec::new() })
+    }
+
+    fn set_contents(&mut self, (members, manifest_json): (HashMap<String, Member>, Option<Vec<u8>>)) -> Result<()> {
+        let manifest_json = manifest_json.ok_or_else(|| invalid_archive("it has no manifest.json"))?;
+        self.items = serde_json::from_slice(&manifest_json)
+            .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")))?;
+        self.members = members;
+        Ok(())
+    }
+
+    /// The lease every blob this reader stores is added to (released on drop).
+    pub(crate) fn lease(&self) -> &str {
+        &self.lease
+    }
+
+    /// The images `manifest.json` lists.
+    pub fn items(&self) -> &[ManifestItem] {
+        &self.items
+    }
+
+    /// The chosen images, each with its config read and its layer count checked.
+    pub fn choose(&self, choice: &ImageChoice) -> Result<Vec<ArchiveImage>> {
+        choose_items(&self.items, choice)?.into_iter().map(|item| self.image(item)).collect()
+    }
+
+    fn image(&self, item: ManifestItem) -> Result<ArchiveImage> {
+        let config_member = self.resolve_name(&item.config)?;
+        let what = format!("config {:?}", item.config);
+        let bytes = read_capped(self.open_member(&config_member)?, self.engine.max_json_size(), &what)?;
+        let Document::Config(config) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
+            .map_err(|e| invalid_archive(format!("config {:?}: {}", item.config, e.message())))?
+        else {
+            return Err(invalid_archive(format!("config {:?} is not an image config", item.config)));
+        };
+        if config.rootfs.diff_ids.len() != item.layers.len() {
+            return Err(invalid_archive(format!(
+                "image {:?} lists {} layers but its config has {} diff_ids",
+                item.repo_tags,
+                item.layers.len(),
+                config.rootfs.diff_ids.len()
+            )));
+        }
+        let layer_members = item.layers.iter().map(|l| self.resolve_name(l)).collect::<Result<Vec<_>>>()?;
+        Ok(ArchiveImage {
+            config: Descriptor::new(
+                MEDIA_TYPE_DOCKER_CONFIG,
+                Digest::of_bytes(Algorithm::Sha256, &bytes),
+                bytes.len() as u64,
+            ),
+            diff_ids: config.rootfs.diff_ids,
+            item,
+            config_member,
+            layer_members,
+        })
+    }
+
+    /// Opens a blob of `image`: its config by digest, or a layer by DiffID (uncompressed, as
+    /// containers/image serves them). The bytes are verified as they are read: a reader that
+    /// reaches the end of wrong bytes fails instead. Returns the reader and the size.
+    pub fn open_blob(&self, image: &ArchiveImage, digest: &Digest) -> Result<(Box<dyn Read + '_>, u64)> {
+        if *digest == image.config.digest {
+            let reader = self.open_member(&image.config_member)?;
+            return Ok((Box::new(VerifyingReader::new(reader, digest)), image.config.size));
+        }
+        let index = image.diff_ids.iter().position(|d| d == digest).ok_or_else(|| {
+            crate::error::not_found(format!("blob {digest} is not part of image {:?}", image.item.repo_tags))
+        })?;
+        let member = &image.layer_members[index];
+        let size = self.uncompressed_size(member)?;
+        Ok((Box::new(VerifyingReader::new(self.open_layer(member)?, digest)), size))
+    }
+
+    /// The image's manifest, synthesized: its config and its layers by DiffID, uncompressed.
+    /// Returns the manifest's descriptor and bytes (canonical JSON).
+    pub fn manifest(&self, image: &ArchiveImage, format: ManifestFormat) -> Result<(Descriptor, Vec<u8>)> {
+        let (media_type, config_type, layer_type) = match format {
+            ManifestFormat::DockerSchema2 => {
+                (MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER)
+            }
+            ManifestFormat::Oci => (MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_OCI_LAYER),
+        };
+        let mut layers = Vec::new();
+        for (member, diff_id) in image.layer_members.iter().zip(&image.diff_ids) {
+            layers.push(Descriptor::new(layer_type, diff_id.clone(), self.uncompressed_size(member)?));
+        }
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(media_type.to_owned()),
+            artifact_type: None,
+            config: Descriptor::new(config_type, image.config.digest.clone(), image.config.size),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let bytes = canonical_json(&manifest)?;
+        let descriptor = Descriptor::new(media_type, Digest::of_bytes(Algorithm::Sha256, &bytes), bytes.len() as u64);
+        Ok((descriptor, bytes))
+    }
+
+    /// The config and layer members of `image` as stored blobs (copied into the store under
+    /// the reader's lease when they are read in place): `(config, layers)`, digests and sizes
+    /// of the member bytes as they are in the archive.
+    pub(crate) fn store_image_members(&self, image: &ArchiveImage) -> Result<((Digest, u64), Vec<(Digest, u64)>)> {
+        let config = self.store_member(&image.config_member)?;
+        let layers = image.layer_members.iter().map(|m| self.store_member(m)).collect::<Result<Vec<_>>>()?;
+        Ok((config, layers))
+    }
+
+    fn store_member(&self, name: &str) -> Result<(Digest, u64)> {
+        match &self.members[name] {
+            Member::Stored { digest, size } => Ok((digest.clone(), *size)),
+            _ => {
+                let blob = self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, self.open_member(name)?)?;
+                Ok((blob.digest, blob.size))
+            }
+        }
+    }
+
+    /// Stores one streamed member under the lease. A failure to read the archive itself (a
+    /// truncation, a bad CRC) is the archive's fault, not an I/O error of the store.
+    fn store_entry(&self, name: &str, entry: impl Read) -> Result<Member> {
+        let mut source_error = None;
+        let entry = SourceRead { inner: entry, failed: &mut source_error };
+        match (self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, entry), source_error) {
+            (Ok(blob), _) => Ok(Member::Stored { digest: blob.digest, size: blob.size }),
+            (Err(_), Some(reason)) => {
+                Err(invalid_archive(format!("member {name:?} is truncated or corrupt: {reason}")))
+            }
+            (Err(err), None) => Err(err),
+        }
+    }
+
+    /// The name of the stored or in-place member `path` leads to, links followed.
+    fn resolve_name(&self, path: &str) -> Result<String> {
+        resolve(&self.members, path)
+    }
+
+    /// The bytes of a (resolved) member, as they are in the archive.
+    fn open_member(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        match (&self.members[name], &self.file) {
+            (Member::Stored { digest, .. }, _) => Ok(Box::new(self.engine.open_blob(digest)?)),
+            (Member::InPlace { offset, size }, Some(file)) => {
+                Ok(Box::new(FileRange { file, offset: *offset, remaining: *size }))
+            }
+            _ => unreachable!("resolve() returns only stored or in-place members"),
+        }
+    }
+
+    /// A layer member's uncompressed tar bytes.
+    fn open_layer(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        let mut reader = BufReader::with_capacity(IO_CHUNK, self.open_member(name)?);
+        let head = reader.fill_buf().map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))?;
+        Ok(if head.starts_with(&GZIP_MAGIC) {
+            Box::new(flate2::read::MultiGzDecoder::new(reader))
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            Box::new(zstd::Decoder::with_buffer(reader).map_err(|e| Error::new(ErrorKind::Io, format!("zstd: {e}")))?)
+        } else {
+            Box::new(reader)
+        })
+    }
+
+    /// Size of a layer's uncompressed tar: the member's own size when it is plain, else
+    /// counted by decompressing it once.
+    fn uncompressed_size(&self, name: &str) -> Result<u64> {
+        if self.is_compressed(name)? {
+            return io::copy(&mut self.open_layer(name)?, &mut io::sink())
+                .map_err(|e| invalid_archive(format!("layer {name:?} does not decompress: {e}")));
+        }
+        match &self.members[name] {
+            Member::Stored { size, .. } | Member::InPlace { size, .. } => Ok(*size),
+            Member::Link(_) => unreachable!("resolve() returns only stored or in-place members"),
+        }
+    }
+
+    fn is_compressed(&self, name: &str) -> Result<bool> {
+        let mut head = [0u8; 4];
+        let n = read_full(&mut self.open_member(name)?, &mut head)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))?;
+        Ok(head[..n].starts_with(&GZIP_MAGIC) || head[..n].starts_with(&ZSTD_MAGIC))
+    }
+}
+
+impl Drop for ArchiveReader<'_> {
+    fn drop(&mut self) {
+        // Best effort: an unreleased lease expires by itself.
+        let _ = self.engine.lease_release(&self.lease);
+    }
+}
+
+/// Goes through the members of an archive once, enforcing the safety rules (paths inside,
+/// no duplicates, a bounded member count), recording links, reading `manifest.json` into
+/// memory and handing every other regular member to `on_file`. Returns the member table and
+/// `manifest.json`.
+fn scan<R: Read>(
+    entries: tar::Entries<'_, R>,
+    mut on_file: impl FnMut(&str, &mut tar::Entry<'_, R>) -> Result<Member>,
+) -> Result<(HashMap<String, Member>, Option<Vec<u8>>)> {
+    let mut members = HashMap::new();
+    let mut manifest_json = None;
+    let mut seen = HashSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(|e| match seen.is_empty() {
+            true => invalid_archive(format!("not a tar archive: {e}")),
+            false => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
+        })?;
+        if seen.len() >= MAX_MEMBERS {
+            return Err(Error::new(ErrorKind::TooLarge, format!("the archive has more than {MAX_MEMBERS} members")));
+        }
+        let raw_name = String::from_utf8(entry.path_bytes().into_owned())
+            .map_err(|_| invalid_archive("a member name is not UTF-8"))?;
+        let name = clean_path("", &raw_name)
+            .ok_or_else(|| invalid_archive(format!("member {raw_name:?} leaves the archive")))?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            return Err(invalid_archive(format!("member {name:?} appears twice")));
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .and_then(|t| String::from_utf8(t.into_owned()).ok())
+                .ok_or_else(|| invalid_archive(format!("link {name:?} has no UTF-8 target")))?;
+            // Symlinks are relative to their directory, hard links to the archive root.
+            let base = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
+            let target = clean_path(base, &target)
+                .ok_or_else(|| invalid_archive(format!("link {name:?} -> {target:?} leaves the archive")))?;
+            members.insert(name, Member::Link(target));
+        } else if kind.is_file() {
+            match name.as_str() {
+                "manifest.json" => {
+                    let mut failed = None;
+                    let source = SourceRead { inner: &mut entry, failed: &mut failed };
+                    manifest_json =
+                        Some(read_capped(source, MAX_MANIFEST_JSON, "manifest.json").map_err(|err| match failed {
+                            Some(reason) => invalid_archive(format!("manifest.json is truncated or corrupt: {reason}")),
+                            None => err,
+                        })?);
+                }
+                // Legacy per-layer metadata and the inner layout's own files: not blobs we use.
+                "repositories" | "oci-layout" | "index.json" => {}
+                _ if name.ends_with("/json") || name.ends_with("/VERSION") => {}
+                _ => {
+                    let member = on_file(&name, &mut entry)?;
+                    members.insert(name, member);
+                }
+            }
+        }
+    }
+    Ok((members, manifest_json))
+}
+
+/// The archive's tar stream, decompressed when it starts with gzip or zstd magic. gzip is
+/// decoded across all members.
+pub(crate) fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::with_capacity(IO_CHUNK, input);
+    let head = buffered.fill_buf().map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the archive: {e}")))?;
+    if head.is_empty() {
+        return Err(invalid_archive("it is empty"));
+    }
+    Ok(if head.starts_with(&GZIP_MAGIC) {
+        Box::new(flate2::read::MultiGzDecoder::new(buffered))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Box::new(zstd::Decoder::with_buffer(buffered).map_err(|e| Error::new(ErrorKind::Io, format!("zstd: {e}")))?)
+    } else {
+        Box::new(buffered)
+    })
+}
+
+/// Remembers the first error of the reader it wraps.
+struct SourceRead<'a, R> {
+    inner: R,
+    failed: &'a mut Option<String>,
+}
+
+impl<R: Read> Read for SourceRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|err| {
+            self.failed.get_or_insert_with(|| err.to_string());
+        })
+    }
+}
+
+/// A byte range of a file, read with pread so that several can be open at once.
+struct FileRange<'f> {
+    file: &'f File,
+    offset: u64,
+    remaining: u64,
+}
+
+impl Read for FileRange<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.offset)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive file is shorter than its index"));
+        }
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Passes bytes through and fails at their end when they do not hash to `expected`.
+struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Digest,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    fn new(inner: R, expected: &Digest) -> Self {
+        VerifyingReader { inner, hasher: Hasher::new(expected.algorithm()), expected: expected.clone() }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+        } else if !buf.is_empty() {
+            let actual = self.hasher.current();
+            if actual != self.expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the archive's bytes hash to {actual}, not {}", self.expected),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

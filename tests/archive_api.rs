@@ -1,0 +1,198 @@
+//! The docker-archive reader and writer as API: items, choosing, blobs by digest and DiffID,
+//! synthesized manifests, verified writing, TryReusingBlob, failure and abort.
+
+mod archive_common;
+
+use std::io::Read;
+
+use archive_common::{Member, image_parts, manifest_json, store, tar};
+use ocicas::archive::{ArchiveBlob, ArchiveWriter, ExportFormat, ExportOptions, ImageChoice, ManifestFormat};
+use ocicas::spec::parse_document;
+use ocicas::{Algorithm, Digest, Document, ErrorKind};
+
+/// A two-image legacy archive: the images share their layer; the second is named by a symlink.
+fn two_image_archive() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (layer, config, config_hex) = image_parts();
+    let mut items: serde_json::Value =
+        serde_json::from_slice(&manifest_json(&format!("{config_hex}.json"), &["abc/layer.tar"])).unwrap();
+    let second = serde_json::json!({"Config": format!("{config_hex}.json"), "RepoTags": ["example/other:2"],
+        "Layers": ["def/layer.tar"]});
+    items.as_array_mut().unwrap().push(second);
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config.clone()),
+        Member::File("abc/layer.tar", layer.clone()),
+        Member::Symlink("def/layer.tar", "../abc/layer.tar"),
+        Member::File("manifest.json", serde_json::to_vec(&items).unwrap()),
+    ]);
+    (archive, layer, config)
+}
+
+fn read_all(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[test]
+fn a_reader_lists_chooses_and_serves_blobs_from_a_file_and_from_a_stream() {
+    let (archive, layer, config) = two_image_archive();
+    let (dir, engine) = store();
+    let path = dir.path().join("two.tar");
+    std::fs::write(&path, &archive).unwrap();
+    let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
+    let config_digest = Digest::of_bytes(Algorithm::Sha256, &config);
+    for in_place in [true, false] {
+        let reader = match in_place {
+            true => engine.open_docker_archive(&path).unwrap(),
+            false => engine.read_docker_archive(&archive[..]).unwrap(),
+        };
+        assert_eq!(reader.items().len(), 2);
+        assert_eq!(reader.items()[1].repo_tags, ["example/other:2"]);
+        // containers/image's ChooseManifestItem: by tag, by index, or the only one.
+        let image = reader.choose(&ImageChoice::Tag("example/other:2".into())).unwrap().remove(0);
+        assert_eq!(image.config.digest, config_digest);
+        assert_eq!(image.diff_ids, [diff_id.clone()]);
+        assert_eq!(reader.choose(&ImageChoice::Index(0)).unwrap()[0].item.repo_tags, ["example/app:1"]);
+        assert_eq!(reader.choose(&ImageChoice::Single).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert_eq!(reader.choose(&ImageChoice::Tag("no:such".into())).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(reader.choose(&ImageChoice::Index(2)).unwrap_err().kind(), ErrorKind::NotFound);
+
+        // Blobs by digest: the config, and the layer by DiffID (through the symlink).
+        let (blob, size) = reader.open_blob(&image, &config_digest).unwrap();
+        assert_eq!((read_all(blob).unwrap(), size), (config.clone(), config.len() as u64));
+        let (blob, size) = reader.open_blob(&image, &diff_id).unwrap();
+        assert_eq!((read_all(blob).unwrap(), size), (layer.clone(), layer.len() as u64));
+        let stranger = Digest::of_bytes(Algorithm::Sha256, b"not in the image");
+        assert_eq!(reader.open_blob(&image, &stranger).err().unwrap().kind(), ErrorKind::NotFound);
+
+        // Synthesized manifests, Docker schema2 and OCI, parse as their media types say.
+        for format in [ManifestFormat::DockerSchema2, ManifestFormat::Oci] {
+            let (descriptor, bytes) = reader.manifest(&image, format).unwrap();
+            assert_eq!(descriptor.digest, Digest::of_bytes(Algorithm::Sha256, &bytes));
+            let Document::Manifest(manifest) = parse_document(&descriptor.media_type, &bytes).unwrap() else {
+                panic!("not a manifest");
+            };
+            assert_eq!(manifest.config.digest, config_digest);
+            assert_eq!((&manifest.layers[0].digest, manifest.layers[0].size), (&diff_id, layer.len() as u64));
+        }
+        assert_eq!(engine.lease_list().unwrap().len(), 1, "a reader holds one lease");
+    }
+    assert!(engine.lease_list().unwrap().is_empty(), "a dropped reader releases its lease");
+    assert!(engine.ref_list().unwrap().is_empty(), "reading tags nothing");
+}
+
+#[test]
+fn a_gzip_layer_is_served_uncompressed_by_diff_id_and_verified() {
+    let (layer, config, config_hex) = image_parts();
+    let gz_layer = {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, &layer).unwrap();
+        encoder.finish().unwrap()
+    };
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config),
+        Member::File("abc/layer.tar", gz_layer),
+        Member::File("manifest.json", manifest_json(&format!("{config_hex}.json"), &["abc/layer.tar"])),
+    ]);
+    let (_dir, engine) = store();
+    let reader = engine.read_docker_archive(&archive[..]).unwrap();
+    let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
+    let (blob, size) = reader.open_blob(&image, &image.diff_ids[0]).unwrap();
+    assert_eq!((read_all(blob).unwrap(), size), (layer.clone(), layer.len() as u64));
+
+    // A layer whose bytes do not match its DiffID fails at its end, not silently.
+    let (_, config_bytes, _) = image_parts();
+    let wrong = tar(&[Member::File("x", b"other bytes".to_vec())]);
+    let bad = tar(&[
+        Member::File("c.json", config_bytes),
+        Member::File("abc/layer.tar", wrong),
+        Member::File("manifest.json", manifest_json("c.json", &["abc/layer.tar"])),
+    ]);
+    let reader = engine.read_docker_archive(&bad[..]).unwrap();
+    let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
+    let (blob, _) = reader.open_blob(&image, &image.diff_ids[0]).unwrap();
+    let err = read_all(blob).unwrap_err();
+    assert!(err.to_string().contains("hash to"), "{err}");
+}
+
+#[test]
+fn a_writer_copies_an_archive_image_by_image_writing_shared_blobs_once() {
+    let (archive, layer, _) = two_image_archive();
+    let (_dir, engine) = store();
+    let reader = engine.read_docker_archive(&archive[..]).unwrap();
+    for format in [ExportFormat::Legacy, ExportFormat::Oci] {
+        let mut writer = ArchiveWriter::new(Vec::new(), format);
+        for image in reader.choose(&ImageChoice::All).unwrap() {
+            for (kind, digest) in std::iter::once((ArchiveBlob::Config, &image.config.digest))
+                .chain(image.diff_ids.iter().map(|d| (ArchiveBlob::Layer, d)))
+            {
+                // TryReusingBlob: the shared config and layer go in once.
+                if !writer.has_blob(digest) {
+                    let (blob, size) = reader.open_blob(&image, digest).unwrap();
+                    writer.put_blob(kind, digest, size, blob).unwrap();
+                }
+            }
+            writer.add_image(&image.config.digest, &image.diff_ids, &image.item.repo_tags).unwrap();
+        }
+        let copy = writer.commit().unwrap();
+        let members = tar::Archive::new(&copy[..])
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        let layer_members = members.iter().filter(|m| m.ends_with("layer.tar") || m.starts_with("blobs/")).count();
+        let expected = match format {
+            ExportFormat::Legacy => 1,
+            // config, layer, and the manifest (the same for both images)
+            ExportFormat::Oci => 3,
+        };
+        assert_eq!(layer_members, expected, "{format:?}: {members:?}");
+
+        let copied = engine.read_docker_archive(&copy[..]).unwrap();
+        assert_eq!(
+            copied.items().iter().map(|i| i.repo_tags.join(",")).collect::<Vec<_>>(),
+            ["example/app:1", "example/other:2"]
+        );
+        let image = copied.choose(&ImageChoice::Index(1)).unwrap().remove(0);
+        let (blob, _) = copied.open_blob(&image, &image.diff_ids[0]).unwrap();
+        assert_eq!(read_all(blob).unwrap(), layer);
+    }
+}
+
+#[test]
+fn a_writer_refuses_wrong_bytes_and_is_unusable_after_a_failure() {
+    let digest = Digest::of_bytes(Algorithm::Sha256, b"the right bytes");
+    let mut writer = ArchiveWriter::new(Vec::new(), ExportFormat::Legacy);
+    let err = writer.put_blob(ArchiveBlob::Layer, &digest, 15, &b"the wrong bytes"[..]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+    assert!(err.message().contains(&digest.to_string()));
+    let err = writer.put_blob(ArchiveBlob::Layer, &digest, 15, &b"the right bytes"[..]).unwrap_err();
+    assert!(err.message().contains("failed earlier"), "{err}");
+    assert!(writer.commit().is_err());
+
+    for (bytes, declared) in [(&b"the right bytes, and more"[..], 15), (&b"the right"[..], 15)] {
+        let mut writer = ArchiveWriter::new(Vec::new(), ExportFormat::Legacy);
+        let err = writer.put_blob(ArchiveBlob::Layer, &digest, declared, bytes).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::SizeMismatch, "{err}");
+    }
+
+    let mut writer = ArchiveWriter::new(Vec::new(), ExportFormat::Legacy);
+    writer.put_blob(ArchiveBlob::Config, &digest, 15, &b"the right bytes"[..]).unwrap();
+    let missing = Digest::of_bytes(Algorithm::Sha256, b"never put");
+    let err = writer.add_image(&digest, &[missing.clone()], &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains(&missing.to_string()));
+    assert_eq!(
+        ArchiveWriter::new(Vec::new(), ExportFormat::Oci).commit().unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+}
+
+#[test]
+fn a_failed_export_to_a_file_leaves_nothing() {
+    let (dir, engine) = store();
+    let path = dir.path().join("out.tar");
+    let err = engine.export_docker_archive_file(&["no-such-ref"], &[], &path, &ExportOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the layout is left");
+}
