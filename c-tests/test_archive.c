@@ -21,33 +21,7 @@ int main(void) {
     ocicas_engine *engine = new_layout(root, sizeof root, layout, sizeof layout);
 
     CASE("export an image built through the C API");
-    ocicas_layer_options options;
-    ocicas_layer_options_init(&options);
-    options.compression = OCICAS_COMPRESSION_GZIP;
-    ocicas_layer_stream *stream = NULL;
-    CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
-    /* A one-file tar: a 512-byte header, 512 bytes of data, two zero blocks. */
-    uint8_t tar[2048] = {0};
-    memcpy(tar, "hello.txt", 9);
-    memcpy(tar + 100, "0000644", 7);
-    memcpy(tar + 108, "0000000", 7);
-    memcpy(tar + 116, "0000000", 7);
-    memcpy(tar + 124, "00000000005", 11);
-    memcpy(tar + 136, "00000000000", 11);
-    tar[156] = '0';
-    memcpy(tar + 257, "ustar\0" "00", 8);
-    memset(tar + 148, ' ', 8);
-    unsigned sum = 0;
-    for (int i = 0; i < 512; i++) sum += tar[i];
-    snprintf((char *)tar + 148, 8, "%06o", sum);
-    memcpy(tar + 512, "hello", 5);
-    CHECK_OK(ocicas_layer_stream_write(stream, tar, sizeof tar));
-    char *layer = NULL, *manifest = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
-    ocicas_layer_stream_free(stream);
-    CHECK_OK(ocicas_image_append(engine, "example/app:1.0", layer, &manifest));
-    ocicas_string_free(layer);
-    ocicas_string_free(manifest);
+    tag_hello_image(engine, "example/app:1.0");
 
     char archive[4300];
     snprintf(archive, sizeof archive, "%s/app.tar", root);

@@ -73,4 +73,33 @@ static inline ocicas_engine *new_layout(char *root, size_t size, char *layout, s
     return engine;
 }
 
+/* Builds a one-layer image through the C API (a tar holding hello.txt, streamed into a gzip
+ * layer and appended) and tags it `ref`. The layer tar is 2048 bytes. */
+static inline void tag_hello_image(ocicas_engine *engine, const char *ref) {
+    ocicas_layer_stream *stream = NULL;
+    CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
+    /* A one-file tar: a 512-byte header, 512 bytes of data, two zero blocks. */
+    uint8_t tar[2048] = {0};
+    memcpy(tar, "hello.txt", 9);
+    memcpy(tar + 100, "0000644", 7);
+    memcpy(tar + 108, "0000000", 7);
+    memcpy(tar + 116, "0000000", 7);
+    memcpy(tar + 124, "00000000005", 11);
+    memcpy(tar + 136, "00000000000", 11);
+    tar[156] = '0';
+    memcpy(tar + 257, "ustar\0" "00", 8);
+    memset(tar + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += tar[i];
+    snprintf((char *)tar + 148, 8, "%06o", sum);
+    memcpy(tar + 512, "hello", 5);
+    CHECK_OK(ocicas_layer_stream_write(stream, tar, sizeof tar));
+    char *layer = NULL, *manifest = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    ocicas_layer_stream_free(stream);
+    CHECK_OK(ocicas_image_append(engine, ref, layer, &manifest));
+    ocicas_string_free(layer);
+    ocicas_string_free(manifest);
+}
+
 #endif

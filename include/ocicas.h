@@ -41,6 +41,26 @@
 #define OCICAS_ARCHIVE_OCI 1
 
 /**
+ * `ocicas_archive_reader_manifest` format: a Docker schema2 manifest.
+ */
+#define OCICAS_MANIFEST_DOCKER 0
+
+/**
+ * `ocicas_archive_reader_manifest` format: an OCI image manifest.
+ */
+#define OCICAS_MANIFEST_OCI 1
+
+/**
+ * `ocicas_archive_writer_put_blob` kind: an image config.
+ */
+#define OCICAS_ARCHIVE_BLOB_CONFIG 0
+
+/**
+ * `ocicas_archive_writer_put_blob` kind: an uncompressed layer tar, named by its DiffID.
+ */
+#define OCICAS_ARCHIVE_BLOB_LAYER 1
+
+/**
  * `ocicas_engine_open` flag: create the layout when nothing (or an empty directory) is at
  * the path; open it otherwise.
  */
@@ -158,6 +178,16 @@ typedef enum ocicas_status ocicas_status;
 typedef uint32_t ocicas_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * An open docker-archive (containers/image's tarfile Reader and Source).
+ */
+typedef struct ocicas_archive_reader ocicas_archive_reader;
+
+/**
+ * A docker-archive being written (containers/image's tarfile Writer and Destination).
+ */
+typedef struct ocicas_archive_writer ocicas_archive_writer;
 
 /**
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
@@ -337,6 +367,148 @@ ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     uint32_t format,
                                     ocicas_write_cb write_cb,
                                     void *user_data);
+
+/**
+ * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
+ * gzip or zstd one once), or, when `path` is NULL, `read_cb` read once. Members read once go
+ * into the store under the reader's lease, released by `ocicas_archive_reader_free` (GC then
+ * takes what was not tagged). Errors as `ocicas_archive_import`.
+ *
+ * # Safety
+ * `engine` is a live engine that outlives the reader; `path` NULL or NUL-terminated;
+ * `read_cb`/`user_data` valid for the call; `out_reader` writable.
+ */
+ocicas_status ocicas_archive_reader_open(const struct ocicas_engine *engine,
+                                         const char *path,
+                                         ocicas_read_cb read_cb,
+                                         void *user_data,
+                                         struct ocicas_archive_reader **out_reader);
+
+/**
+ * `*out_json` receives the images of the archive's `manifest.json`, a JSON array of
+ * `{"Config":…,"RepoTags":[…],"Layers":[…]}` (free with `ocicas_string_free`).
+ *
+ * # Safety
+ * `reader` is a live reader; `out_json` writable.
+ */
+ocicas_status ocicas_archive_reader_items(const struct ocicas_archive_reader *reader,
+                                          char **out_json);
+
+/**
+ * `*out_manifest` receives the manifest of the chosen image (see `chosen_image`: `tag`, else
+ * `index` ≥ 0, else the only image), synthesized as `OCICAS_MANIFEST_DOCKER` or
+ * `OCICAS_MANIFEST_OCI`: its config, and its layers by DiffID, uncompressed. These are the
+ * manifest's exact bytes (canonical JSON; its digest is their sha256). `OCICAS_ERR_NOT_FOUND`
+ * when no image matches.
+ *
+ * # Safety
+ * `reader` is a live reader; `tag` NULL or NUL-terminated; `out_manifest` writable.
+ */
+ocicas_status ocicas_archive_reader_manifest(const struct ocicas_archive_reader *reader,
+                                             const char *tag,
+                                             int64_t index,
+                                             uint32_t format,
+                                             char **out_manifest);
+
+/**
+ * Writes a blob of the chosen image (as in `ocicas_archive_reader_manifest`) through
+ * `write_cb`: its config by digest, or a layer by DiffID (uncompressed). The bytes are
+ * verified as they pass: when they do not hash to `digest`, the call fails with
+ * `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was written (discard them).
+ * `OCICAS_ERR_NOT_FOUND` when the image has no such blob; `OCICAS_ERR_IO` when `write_cb`
+ * fails.
+ *
+ * # Safety
+ * `reader` is a live reader; strings NULL or NUL-terminated as documented;
+ * `write_cb`/`user_data` valid for the call.
+ */
+ocicas_status ocicas_archive_reader_read_blob(const struct ocicas_archive_reader *reader,
+                                              const char *tag,
+                                              int64_t index,
+                                              const char *digest,
+                                              ocicas_write_cb write_cb,
+                                              void *user_data);
+
+/**
+ * Closes a reader and releases its lease. NULL is a no-op.
+ *
+ * # Safety
+ * `reader` is NULL or a reader not freed before.
+ */
+void ocicas_archive_reader_free(struct ocicas_archive_reader *reader);
+
+/**
+ * Starts a docker-archive written through `write_cb` in `format` (`OCICAS_ARCHIVE_LEGACY` or
+ * `OCICAS_ARCHIVE_OCI`). Blobs are written as they are put; `manifest.json` only by
+ * `ocicas_archive_writer_commit`, so an archive abandoned before it is not loadable.
+ *
+ * # Safety
+ * `write_cb`/`user_data` valid for the writer's life; `out_writer` writable.
+ */
+ocicas_status ocicas_archive_writer_new(uint32_t format,
+                                        ocicas_write_cb write_cb,
+                                        void *user_data,
+                                        struct ocicas_archive_writer **out_writer);
+
+/**
+ * `*out_has` is whether the archive already holds blob `digest` (TryReusingBlob).
+ *
+ * # Safety
+ * `writer` is a live writer; `digest` NUL-terminated; `out_has` writable.
+ */
+ocicas_status ocicas_archive_writer_has_blob(struct ocicas_archive_writer *writer,
+                                             const char *digest,
+                                             bool *out_has);
+
+/**
+ * Writes a blob of `size` bytes read from `read_cb`, as `kind` (`OCICAS_ARCHIVE_BLOB_CONFIG`
+ * or `_LAYER`), checking that they are exactly `size` bytes hashing to `digest`:
+ * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH` otherwise, and the writer is then
+ * unusable (`OCICAS_ERR_INVALID_ARGUMENT` from then on). A blob already written is skipped
+ * without calling `read_cb`.
+ *
+ * # Safety
+ * `writer` is a live writer; `digest` NUL-terminated; `read_cb`/`user_data` valid for the call.
+ */
+ocicas_status ocicas_archive_writer_put_blob(struct ocicas_archive_writer *writer,
+                                             uint32_t kind,
+                                             const char *digest,
+                                             uint64_t size,
+                                             ocicas_read_cb read_cb,
+                                             void *user_data);
+
+/**
+ * Records an image: its config and its layers by DiffID (all put before), tagged
+ * `repo_tags[0..n_tags]`. `OCICAS_ERR_INVALID_ARGUMENT` when a blob was not put.
+ *
+ * # Safety
+ * `writer` is a live writer; `config` NUL-terminated; `diff_ids` and `repo_tags` point at
+ * `n_layers` and `n_tags` strings (NULL when the count is 0).
+ */
+ocicas_status ocicas_archive_writer_add_image(struct ocicas_archive_writer *writer,
+                                              const char *config,
+                                              const char *const *diff_ids,
+                                              size_t n_layers,
+                                              const char *const *repo_tags,
+                                              size_t n_tags);
+
+/**
+ * Writes `manifest.json` (and the rest of the chosen form) and ends the archive. The writer
+ * takes nothing more afterwards; free it with `ocicas_archive_writer_free`.
+ *
+ * # Safety
+ * `writer` is a live writer.
+ */
+ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer);
+
+/**
+ * Frees a writer; one not committed is abandoned (its output lacks `manifest.json`, so it is
+ * not a loadable archive). NULL is a no-op.
+ *
+ * # Safety
+ * `writer` is NULL or a writer not freed before.
+ */
+void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
 
 /**
  * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and

@@ -60,11 +60,7 @@ impl Engine {
     }
 
     /// Stores the chosen images of an open archive as OCI images and tags them.
-    pub fn import_from_reader(
-        &self,
-        reader: &ArchiveReader<'_>,
-        options: &ImportOptions,
-    ) -> Result<Vec<ImportedImage>> {
+    pub fn import_from_reader(&self, reader: &ArchiveReader, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
         let chosen = reader.choose(&options.choice)?;
         if !options.ref_names.is_empty() && chosen.len() != 1 {
             return Err(crate::error::invalid_argument(format!(
@@ -94,12 +90,7 @@ impl Engine {
 
     /// Builds and stores the OCI manifest of one archive image (under the reader's lease);
     /// returns its descriptor.
-    fn store_image(
-        &self,
-        reader: &ArchiveReader<'_>,
-        image: &ArchiveImage,
-        options: &ImportOptions,
-    ) -> Result<Descriptor> {
+    fn store_image(&self, reader: &ArchiveReader, image: &ArchiveImage, options: &ImportOptions) -> Result<Descriptor> {
         let ((config_digest, config_size), members) = reader.store_image_members(image)?;
         let mut layers = Vec::new();
         for (((digest, size), diff_id), path) in members.iter().zip(&image.diff_ids).zip(&image.item.layers) {

@@ -54,8 +54,8 @@ pub struct ArchiveImage {
 }
 
 /// An open docker-archive.
-pub struct ArchiveReader<'e> {
-    engine: &'e Engine,
+pub struct ArchiveReader {
+    engine: Engine,
     lease: String,
     /// The archive file, when its members are read in place.
     file: Option<File>,
@@ -66,7 +66,7 @@ pub struct ArchiveReader<'e> {
 impl Engine {
     /// Opens a docker-archive file. A plain tar is indexed and read in place; a gzip or zstd
     /// one is read once into the store (see `read_docker_archive`).
-    pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader<'_>> {
+    pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader> {
         let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let mut head = [0u8; 4];
         let n = file.read_at(&mut head, 0).map_err(|e| Error::io("cannot read", path, e))?;
@@ -88,7 +88,7 @@ impl Engine {
 
     /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes),
     /// storing every regular member under the reader's lease as it streams past.
-    pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader<'_>> {
+    pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
         let mut reader = ArchiveReader::new(self)?;
         let mut archive = tar::Archive::new(decompressed(input)?);
         let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
@@ -101,10 +101,10 @@ impl Engine {
     }
 }
 
-impl<'e> ArchiveReader<'e> {
-    fn new(engine: &'e Engine) -> Result<Self> {
+impl ArchiveReader {
+    fn new(engine: &Engine) -> Result<Self> {
         let lease = engine.lease_new(None, Some(READER_LEASE_EXPIRY))?.id;
-        Ok(ArchiveReader { engine, lease, file: None, members: HashMap::new(), items: Vec::new() })
+        Ok(ArchiveReader { engine: engine.clone(), lease, file: None, members: HashMap::new(), items: Vec::new() })
     }
 
     fn set_contents(&mut self, (members, manifest_json): (HashMap<String, Member>, Option<Vec<u8>>)) -> Result<()> {
@@ -288,7 +288,7 @@ impl<'e> ArchiveReader<'e> {
     }
 }
 
-impl Drop for ArchiveReader<'_> {
+impl Drop for ArchiveReader {
     fn drop(&mut self) {
         // Best effort: an unreleased lease expires by itself.
         let _ = self.engine.lease_release(&self.lease);
