@@ -40,15 +40,7 @@ static long field(const char *report, const char *name) {
 
 /* An image of one streamed layer made of `text`, tagged `tag`. */
 static void build_image(ocicas_engine *engine, const char *tag, const char *text) {
-    ocicas_layer_stream *stream = NULL;
-    CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
-    CHECK_OK(ocicas_layer_stream_write(stream, (const uint8_t *)text, strlen(text)));
-    char *layer = NULL, *manifest = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
-    ocicas_layer_stream_free(stream);
-    CHECK_OK(ocicas_image_append(engine, tag, layer, &manifest));
-    ocicas_string_free(layer);
-    ocicas_string_free(manifest);
+    tag_image(engine, tag, (const uint8_t *)text, strlen(text));
 }
 
 int main(void) {

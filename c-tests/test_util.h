@@ -73,12 +73,23 @@ static inline ocicas_engine *new_layout(char *root, size_t size, char *layout, s
     return engine;
 }
 
-/* Builds a one-layer image through the C API (a tar holding hello.txt, streamed into a gzip
- * layer and appended) and tags it `ref`. The layer tar is 2048 bytes. */
-static inline void tag_hello_image(ocicas_engine *engine, const char *ref) {
+/* Streams `len` bytes at `data` into a gzip layer, appends it to image `ref` (created when
+ * missing) and so tags it. */
+static inline void tag_image(ocicas_engine *engine, const char *ref, const uint8_t *data, size_t len) {
     ocicas_layer_stream *stream = NULL;
     CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
-    /* A one-file tar: a 512-byte header, 512 bytes of data, two zero blocks. */
+    CHECK_OK(ocicas_layer_stream_write(stream, data, len));
+    char *layer = NULL, *manifest = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    ocicas_layer_stream_free(stream);
+    CHECK_OK(ocicas_image_append(engine, ref, layer, &manifest));
+    ocicas_string_free(layer);
+    ocicas_string_free(manifest);
+}
+
+/* Tags `ref` as an image of one layer: a 2048-byte tar holding hello.txt. */
+static inline void tag_hello_image(ocicas_engine *engine, const char *ref) {
+    /* A 512-byte header, 512 bytes of data, two zero blocks. */
     uint8_t tar[2048] = {0};
     memcpy(tar, "hello.txt", 9);
     memcpy(tar + 100, "0000644", 7);
@@ -93,13 +104,7 @@ static inline void tag_hello_image(ocicas_engine *engine, const char *ref) {
     for (int i = 0; i < 512; i++) sum += tar[i];
     snprintf((char *)tar + 148, 8, "%06o", sum);
     memcpy(tar + 512, "hello", 5);
-    CHECK_OK(ocicas_layer_stream_write(stream, tar, sizeof tar));
-    char *layer = NULL, *manifest = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
-    ocicas_layer_stream_free(stream);
-    CHECK_OK(ocicas_image_append(engine, ref, layer, &manifest));
-    ocicas_string_free(layer);
-    ocicas_string_free(manifest);
+    tag_image(engine, ref, tar, sizeof tar);
 }
 
 #endif
