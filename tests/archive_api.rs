@@ -196,3 +196,62 @@ fn a_failed_export_to_a_file_leaves_nothing() {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the layout is left");
 }
+
+/// A pre-1.10 `docker save` archive: no manifest.json, only `repositories` and per-layer
+/// `<id>/json` files chained by `parent`.
+fn pre_1_10_archive(base_parent: Option<&str>) -> Vec<u8> {
+    let (base_id, top_id) = ("a".repeat(64), "b".repeat(64));
+    let mut base_json = serde_json::json!({"id": base_id, "created": "2015-01-01T00:00:00Z",
+        "container_config": {"Cmd": ["/bin/sh", "-c", "#(nop) ADD file"]}, "os": "linux"});
+    if let Some(parent) = base_parent {
+        base_json["parent"] = parent.into();
+    }
+    let top_json = serde_json::json!({"id": top_id, "parent": base_id, "created": "2015-01-02T00:00:00Z",
+        "config": {"Cmd": ["/app"]}, "architecture": "amd64", "os": "linux", "Size": 5});
+    tar(&[
+        Member::File(&format!("{base_id}/VERSION"), b"1.0".to_vec()),
+        Member::File(&format!("{base_id}/json"), serde_json::to_vec(&base_json).unwrap()),
+        Member::File(&format!("{base_id}/layer.tar"), tar(&[Member::File("base.txt", b"base\n".to_vec())])),
+        Member::File(&format!("{top_id}/json"), serde_json::to_vec(&top_json).unwrap()),
+        Member::File(&format!("{top_id}/layer.tar"), tar(&[Member::File("app", b"app\n".to_vec())])),
+        Member::File(
+            "repositories",
+            format!(r#"{{"example/old":{{"1":"{top_id}","latest":"{top_id}"}}}}"#).into_bytes(),
+        ),
+    ])
+}
+
+#[test]
+fn a_pre_1_10_archive_with_only_repositories_imports_with_its_layer_chain() {
+    let archive = pre_1_10_archive(None);
+    let (dir, engine) = store();
+    let path = dir.path().join("old.tar");
+    std::fs::write(&path, &archive).unwrap();
+    for images in [
+        engine.import_docker_archive(&archive[..], &Default::default()).unwrap(),
+        engine.import_docker_archive_file(&path, &Default::default()).unwrap(),
+    ] {
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].refs, ["example/old:1", "example/old:latest"]);
+        let Document::Manifest(manifest) = engine.read_document(&images[0].manifest).unwrap() else { panic!() };
+        assert_eq!(manifest.layers.len(), 2);
+        let Document::Config(config) = engine.read_document(&manifest.config).unwrap() else { panic!() };
+        // Base first; each DiffID the sha256 of its layer tar; v1-only fields gone; history made.
+        let base = tar(&[Member::File("base.txt", b"base\n".to_vec())]);
+        assert_eq!(config.rootfs.diff_ids[0], Digest::of_bytes(Algorithm::Sha256, &base));
+        assert_eq!(config.architecture, "amd64");
+        assert!(!config.extra.contains_key("parent") && !config.extra.contains_key("id"));
+        assert_eq!(config.history.len(), 2);
+        assert!(engine.fsck().unwrap().is_sound());
+    }
+}
+
+#[test]
+fn a_pre_1_10_archive_whose_parents_loop_is_refused() {
+    let archive = pre_1_10_archive(Some(&"b".repeat(64)));
+    let (_dir, engine) = store();
+    let err = engine.import_docker_archive(&archive[..], &Default::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidImage);
+    assert!(err.message().contains("loop"), "{err}");
+    assert!(engine.ref_list().unwrap().is_empty());
+}

@@ -6,7 +6,7 @@
 //! reader's lease and is read from there; nothing is spooled whole. The lease is released when
 //! the reader is dropped, so what was stored and not tagged meanwhile is garbage for GC.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -79,10 +79,11 @@ impl Engine {
         let mut reader = ArchiveReader::new(self)?;
         let mut archive = tar::Archive::new(&mut file);
         let entries = archive.entries_with_seek().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let manifest_json =
-            scan(entries, |_, entry| Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() }))?;
+        let scanned = scan(entries, self.max_json_size(), |_, entry| {
+            Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() })
+        })?;
         reader.file = Some(file);
-        reader.set_contents(manifest_json)?;
+        reader.set_contents(scanned)?;
         Ok(reader)
     }
 
@@ -92,11 +93,11 @@ impl Engine {
         let mut reader = ArchiveReader::new(self)?;
         let mut archive = tar::Archive::new(decompressed(input)?);
         let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let manifest_json = scan(entries, |name, entry| reader.store_entry(name, entry))?;
+        let scanned = scan(entries, self.max_json_size(), |name, entry| reader.store_entry(name, entry))?;
         // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
         io::copy(&mut archive.into_inner(), &mut io::sink())
             .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
-        reader.set_contents(manifest_json)?;
+        reader.set_contents(scanned)?;
         Ok(reader)
     }
 }
@@ -107,12 +108,100 @@ impl ArchiveReader {
         Ok(ArchiveReader { engine: engine.clone(), lease, file: None, members: HashMap::new(), items: Vec::new() })
     }
 
-    fn set_contents(&mut self, (members, manifest_json): (HashMap<String, Member>, Option<Vec<u8>>)) -> Result<()> {
-        let manifest_json = manifest_json.ok_or_else(|| invalid_archive("it has no manifest.json"))?;
-        self.items = serde_json::from_slice(&manifest_json)
-            .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")))?;
-        self.members = members;
+    fn set_contents(&mut self, scanned: Scanned) -> Result<()> {
+        self.members = scanned.members;
+        self.items = match (scanned.manifest_json, scanned.repositories) {
+            (Some(manifest_json), _) => serde_json::from_slice(&manifest_json)
+                .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")))?,
+            (None, Some(repositories)) => self.items_from_repositories(&repositories, &scanned.v1_json)?,
+            (None, None) => return Err(invalid_archive("it has neither manifest.json nor repositories")),
+        };
         Ok(())
+    }
+
+    /// The images of a pre-1.10 archive (no manifest.json; containers/image refuses these):
+    /// each tag in `repositories` names its top layer, whose `<id>/json` names its parent, and
+    /// so on down. The config of each image is made from its top layer's v1 JSON, with the
+    /// DiffIDs of its layers, and stored under the reader's lease.
+    fn items_from_repositories(
+        &mut self,
+        repositories: &[u8],
+        v1_json: &HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<ManifestItem>> {
+        let repositories: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_slice(repositories)
+            .map_err(|e| invalid_archive(format!("repositories is not a map of repositories to tags: {e}")))?;
+        let mut items: Vec<ManifestItem> = Vec::new();
+        for (repo, tags) in repositories {
+            for (tag, top) in tags {
+                let repo_tag = format!("{repo}:{tag}");
+                if let Some(item) = items.iter_mut().find(|i| i.layers.last() == Some(&format!("{top}/layer.tar"))) {
+                    item.repo_tags.push(repo_tag);
+                    continue;
+                }
+                items.push(self.v1_image(&top, v1_json, repo_tag)?);
+            }
+        }
+        Ok(items)
+    }
+
+    fn v1_image(&mut self, top: &str, v1_json: &HashMap<String, Vec<u8>>, repo_tag: String) -> Result<ManifestItem> {
+        let parse = |id: &str| -> Result<serde_json::Map<String, serde_json::Value>> {
+            let bytes = v1_json.get(id).ok_or_else(|| invalid_archive(format!("layer {id:?} has no {id}/json")))?;
+            serde_json::from_slice(bytes).map_err(|e| invalid_archive(format!("{id}/json is not a JSON object: {e}")))
+        };
+        // Top to base, a bounded number of layers (a parent loop cannot be longer).
+        let mut chain = vec![(top.to_owned(), parse(top)?)];
+        while let Some(parent) = chain.last().and_then(|(_, json)| json.get("parent")?.as_str().map(str::to_owned)) {
+            if chain.len() > v1_json.len() {
+                return Err(invalid_archive(format!("the parents of layer {top:?} form a loop")));
+            }
+            let json = parse(&parent)?;
+            chain.push((parent, json));
+        }
+        chain.reverse();
+        let mut diff_ids = Vec::new();
+        let mut history = Vec::new();
+        for (id, json) in &chain {
+            let name = resolve(&self.members, &format!("{id}/layer.tar"))?;
+            diff_ids.push(serde_json::Value::String(self.hash_member(&name)?.to_string()));
+            let cmd = json.get("container_config").and_then(|c| c.get("Cmd")).and_then(|c| c.as_array());
+            let created_by = cmd.map(|cmd| cmd.iter().filter_map(|part| part.as_str()).collect::<Vec<_>>().join(" "));
+            history.push(serde_json::json!({"created": json.get("created"), "created_by": created_by}));
+        }
+        let mut config = chain.pop().map(|(_, json)| json).unwrap_or_default();
+        for v1_only in ["id", "parent", "Size", "layer_id", "checksum"] {
+            config.remove(v1_only);
+        }
+        config.insert("rootfs".to_owned(), serde_json::json!({"type": "layers", "diff_ids": diff_ids}));
+        config.insert("history".to_owned(), serde_json::Value::Array(history));
+        let bytes = canonical_json(&config)?;
+        let blob = self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, &bytes[..])?;
+        // The config takes the name of the v1 JSON it was made from (never a member's name).
+        let config_name = format!("{top}/json");
+        self.members.insert(config_name.clone(), Member::Stored { digest: blob.digest, size: blob.size });
+        Ok(ManifestItem {
+            config: config_name,
+            repo_tags: vec![repo_tag],
+            layers: chain.iter().map(|(id, _)| format!("{id}/layer.tar")).chain([format!("{top}/layer.tar")]).collect(),
+            parent: String::new(),
+            layer_sources: Default::default(),
+        })
+    }
+
+    /// The sha256 of a member's bytes as they are in the archive.
+    fn hash_member(&self, name: &str) -> Result<Digest> {
+        if let Member::Stored { digest, .. } = &self.members[name] {
+            return Ok(digest.clone());
+        }
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        let mut reader = self.open_member(name)?;
+        let mut buf = vec![0u8; IO_CHUNK];
+        loop {
+            match reader.read(&mut buf).map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))? {
+                0 => return Ok(hasher.finish()),
+                n => hasher.update(&buf[..n]),
+            }
+        }
     }
 
     /// The lease every blob this reader stores is added to (released on drop).
@@ -297,14 +386,14 @@ impl Drop for ArchiveReader {
 
 /// Goes through the members of an archive once, enforcing the safety rules (paths inside,
 /// no duplicates, a bounded member count), recording links, reading `manifest.json` into
-/// memory and handing every other regular member to `on_file`. Returns the member table and
-/// `manifest.json`.
+/// memory (and `repositories` and the `<id>/json` files of pre-1.10 archives, which may have
+/// no `manifest.json`) and handing every other regular member to `on_file`.
 fn scan<R: Read>(
     entries: tar::Entries<'_, R>,
+    max_json: u64,
     mut on_file: impl FnMut(&str, &mut tar::Entry<'_, R>) -> Result<Member>,
-) -> Result<(HashMap<String, Member>, Option<Vec<u8>>)> {
-    let mut members = HashMap::new();
-    let mut manifest_json = None;
+) -> Result<Scanned> {
+    let mut scanned = Scanned::default();
     let mut seen = HashSet::new();
     for entry in entries {
         let mut entry = entry.map_err(|e| match seen.is_empty() {
@@ -334,29 +423,48 @@ fn scan<R: Read>(
             let base = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
             let target = clean_path(base, &target)
                 .ok_or_else(|| invalid_archive(format!("link {name:?} -> {target:?} leaves the archive")))?;
-            members.insert(name, Member::Link(target));
+            scanned.members.insert(name, Member::Link(target));
         } else if kind.is_file() {
             match name.as_str() {
                 "manifest.json" => {
-                    let mut failed = None;
-                    let source = SourceRead { inner: &mut entry, failed: &mut failed };
-                    manifest_json =
-                        Some(read_capped(source, MAX_MANIFEST_JSON, "manifest.json").map_err(|err| match failed {
-                            Some(reason) => invalid_archive(format!("manifest.json is truncated or corrupt: {reason}")),
-                            None => err,
-                        })?);
+                    scanned.manifest_json = Some(read_json_member(&name, &mut entry, MAX_MANIFEST_JSON)?)
                 }
-                // Legacy per-layer metadata and the inner layout's own files: not blobs we use.
-                "repositories" | "oci-layout" | "index.json" => {}
-                _ if name.ends_with("/json") || name.ends_with("/VERSION") => {}
+                "repositories" => scanned.repositories = Some(read_json_member(&name, &mut entry, MAX_MANIFEST_JSON)?),
+                // The inner layout's own files: the images are found through manifest.json.
+                "oci-layout" | "index.json" => {}
+                _ if name.ends_with("/VERSION") => {}
+                _ if name.ends_with("/json") => {
+                    let id = name.trim_end_matches("/json").to_owned();
+                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, max_json)?);
+                }
                 _ => {
                     let member = on_file(&name, &mut entry)?;
-                    members.insert(name, member);
+                    scanned.members.insert(name, member);
                 }
             }
         }
     }
-    Ok((members, manifest_json))
+    Ok(scanned)
+}
+
+/// What one pass over an archive found.
+#[derive(Default)]
+struct Scanned {
+    members: HashMap<String, Member>,
+    manifest_json: Option<Vec<u8>>,
+    repositories: Option<Vec<u8>>,
+    /// Pre-1.10 layer metadata (`<id>/json`), by layer id.
+    v1_json: HashMap<String, Vec<u8>>,
+}
+
+/// Reads a small metadata member whole, up to `limit` bytes.
+fn read_json_member(name: &str, entry: impl Read, limit: u64) -> Result<Vec<u8>> {
+    let mut failed = None;
+    let source = SourceRead { inner: entry, failed: &mut failed };
+    read_capped(source, limit, name).map_err(|err| match failed {
+        Some(reason) => invalid_archive(format!("{name} is truncated or corrupt: {reason}")),
+        None => err,
+    })
 }
 
 /// The archive's tar stream, decompressed when it starts with gzip or zstd magic. gzip is
