@@ -1,0 +1,252 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_blob_put(const ocicas_engine *engine, const uint8_t *data, size_t len, char **out, char **message) {
+    return ocicas_go_result(ocicas_blob_put(engine, data, len, out), message);
+}
+
+static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, char **out, char **message) {
+    return ocicas_go_result(ocicas_blob_put_json(engine, media_type, json, out), message);
+}
+
+static ocicas_status go_blob_read(const ocicas_engine *engine, const char *digest, uint64_t limit, uint8_t **out_data, size_t *out_len, char **message) {
+    return ocicas_go_result(ocicas_blob_read(engine, digest, limit, out_data, out_len), message);
+}
+
+static ocicas_status go_blob_stat(const ocicas_engine *engine, const char *digest, uint64_t *out, char **message) {
+    return ocicas_go_result(ocicas_blob_stat(engine, digest, out), message);
+}
+
+static ocicas_status go_blob_delete(const ocicas_engine *engine, const char *digest, char **message) {
+    return ocicas_go_result(ocicas_blob_delete(engine, digest), message);
+}
+
+static ocicas_status go_blob_list(const ocicas_engine *engine, uintptr_t handle, char **message) {
+    return ocicas_go_result(ocicas_blob_list(engine, ocicas_go_visit_cb, (void *)handle), message);
+}
+
+static ocicas_status go_blob_info(const ocicas_engine *engine, const char *digest, char **out, char **message) {
+    return ocicas_go_result(ocicas_blob_info(engine, digest, out), message);
+}
+
+static ocicas_status go_blob_update_labels(const ocicas_engine *engine, const char *digest, const char *labels_json,
+                                           const char *const *field_paths, size_t n_field_paths, char **out, char **message) {
+    return ocicas_go_result(ocicas_blob_update_labels(engine, digest, labels_json, field_paths, n_field_paths, out), message);
+}
+
+static ocicas_status go_blob_walk(const ocicas_engine *engine, const char *const *filters, size_t n_filters, uintptr_t handle, char **message) {
+    return ocicas_go_result(ocicas_blob_walk(engine, filters, n_filters, ocicas_go_visit_cb, (void *)handle), message);
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"math"
+	"runtime"
+	"runtime/cgo"
+	"time"
+	"unsafe"
+)
+
+// Info is what the store knows of one blob.
+type Info struct {
+	Digest    string            `json:"digest"`
+	Size      int64             `json:"size"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+	Labels    map[string]string `json:"labels"`
+}
+
+// PutBlob stores data as a sha256 blob and returns its digest; storing a blob that is already
+// there is not an error.
+func (e *Engine) PutBlob(data []byte) (string, error) {
+	var out, message *C.char
+	status := C.go_blob_put(e.ptr(), bytesPointer(data), C.size_t(len(data)), &out, &message)
+	runtime.KeepAlive(e)
+	runtime.KeepAlive(data)
+	if err := toError(status, message); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}
+
+// PutJSON stores document as canonical JSON (sorted keys, no insignificant whitespace), so
+// equal documents get equal digests, and returns its descriptor. ErrInvalidArgument when
+// document is not JSON.
+func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) {
+	var args cArgs
+	defer args.free()
+	cmediaType := args.str("mediaType", mediaType)
+	cdocument := args.str("document", string(document))
+	if args.err != nil {
+		return Descriptor{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_blob_put_json(e.ptr(), cmediaType, cdocument, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Descriptor{}, err
+	}
+	var descriptor Descriptor
+	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
+}
+
+// GetBlob reads the whole blob and checks that it hashes to its digest (ErrDigestMismatch
+// otherwise). A blob larger than limit bytes is ErrTooLarge, before anything is read;
+// limit <= 0 means no limit.
+func (e *Engine) GetBlob(digest string, limit int64) ([]byte, error) {
+	var args cArgs
+	defer args.free()
+	cdigest := args.str("digest", digest)
+	if args.err != nil {
+		return nil, args.err
+	}
+	climit := C.uint64_t(math.MaxUint64)
+	if limit > 0 {
+		climit = C.uint64_t(limit)
+	}
+	var data *C.uint8_t
+	var length C.size_t
+	var message *C.char
+	status := C.go_blob_read(e.ptr(), cdigest, climit, &data, &length, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return nil, err
+	}
+	defer C.ocicas_bytes_free(data, length)
+	return append([]byte{}, unsafe.Slice((*byte)(unsafe.Pointer(data)), int(length))...), nil
+}
+
+// BlobSize is the size of the stored blob; ErrNotFound when it is not stored.
+func (e *Engine) BlobSize(digest string) (int64, error) {
+	var args cArgs
+	defer args.free()
+	cdigest := args.str("digest", digest)
+	if args.err != nil {
+		return 0, args.err
+	}
+	var size C.uint64_t
+	var message *C.char
+	status := C.go_blob_stat(e.ptr(), cdigest, &size, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return 0, err
+	}
+	return int64(size), nil
+}
+
+// Delete removes the blob; deleting a blob that is not stored is not an error.
+func (e *Engine) Delete(digest string) error {
+	var args cArgs
+	defer args.free()
+	cdigest := args.str("digest", digest)
+	if args.err != nil {
+		return args.err
+	}
+	var message *C.char
+	status := C.go_blob_delete(e.ptr(), cdigest, &message)
+	runtime.KeepAlive(e)
+	return toError(status, message)
+}
+
+// ListBlobs returns the digest of every stored blob, sorted.
+func (e *Engine) ListBlobs() ([]string, error) {
+	var digests []string
+	callback := &visitCallback{visit: func(digest string) error {
+		digests = append(digests, digest)
+		return nil
+	}}
+	handle := cgo.NewHandle(callback)
+	defer handle.Delete()
+	var message *C.char
+	status := C.go_blob_list(e.ptr(), C.uintptr_t(handle), &message)
+	runtime.KeepAlive(e)
+	err := toError(status, message)
+	callback.repanic()
+	if err != nil {
+		return nil, err
+	}
+	return digests, nil
+}
+
+// Info is what the store knows of the blob; ErrNotFound when it is not stored.
+func (e *Engine) Info(digest string) (Info, error) {
+	var args cArgs
+	defer args.free()
+	cdigest := args.str("digest", digest)
+	if args.err != nil {
+		return Info{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_blob_info(e.ptr(), cdigest, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Info{}, err
+	}
+	var info Info
+	return info, decodeJSON("blob info", takeString(out), &info)
+}
+
+// Update changes the blob's labels by containerd's rules and returns its new Info. With no
+// field paths (or "labels") the labels become labels; "labels.<key>" sets that key from labels,
+// or removes it when labels has no such key. ErrInvalidArgument for any other path.
+func (e *Engine) Update(digest string, labels map[string]string, fieldPaths ...string) (Info, error) {
+	var args cArgs
+	defer args.free()
+	cdigest := args.str("digest", digest)
+	var clabels *C.char // NULL: no labels
+	if labels != nil {
+		encoded, err := json.Marshal(labels)
+		if err != nil {
+			return Info{}, err
+		}
+		clabels = args.str("labels", string(encoded))
+	}
+	cpaths, npaths := args.array("fieldPaths", fieldPaths)
+	if args.err != nil {
+		return Info{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_blob_update_labels(e.ptr(), cdigest, clabels, cpaths, npaths, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Info{}, err
+	}
+	var info Info
+	return info, decodeJSON("blob info", takeString(out), &info)
+}
+
+// WalkFunc is called by Walk for each blob; an error stops the walk and Walk returns it.
+type WalkFunc func(Info) error
+
+// Walk calls fn with the Info of every blob matching any of filters (containerd's syntax over
+// digest, size and labels.<key>; no filter matches every blob), in digest order.
+func (e *Engine) Walk(fn WalkFunc, filters ...string) error {
+	var args cArgs
+	defer args.free()
+	cfilters, nfilters := args.array("filters", filters)
+	if args.err != nil {
+		return args.err
+	}
+	callback := &visitCallback{visit: func(infoJSON string) error {
+		var info Info
+		if err := decodeJSON("blob info", infoJSON, &info); err != nil {
+			return err
+		}
+		return fn(info)
+	}}
+	handle := cgo.NewHandle(callback)
+	defer handle.Delete()
+	var message *C.char
+	status := C.go_blob_walk(e.ptr(), cfilters, nfilters, C.uintptr_t(handle), &message)
+	runtime.KeepAlive(e)
+	err := toError(status, message)
+	callback.repanic()
+	if callback.err != nil {
+		return callback.err
+	}
+	return err
+}

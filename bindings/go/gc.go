@@ -1,0 +1,68 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_gc_run(const ocicas_engine *engine, const ocicas_gc_options *options, char **out, char **message) {
+    return ocicas_go_result(ocicas_gc_run(engine, options, out), message);
+}
+*/
+import "C"
+
+import (
+	"runtime"
+	"time"
+)
+
+// GCOptions change what GC does; nil means the defaults.
+type GCOptions struct {
+	// DryRun reports what would be removed and removes nothing.
+	DryRun bool
+	// IngestExpiry removes ingests not updated for this long (rounded up to whole seconds);
+	// 0 means the default, 24 hours; a negative value removes every ingest that no live writer
+	// or lease holds.
+	IngestExpiry time.Duration
+}
+
+// GCReport is what a GC removed and kept.
+type GCReport struct {
+	DryRun       bool  `json:"dryRun"`
+	BlobsRemoved int64 `json:"blobsRemoved"`
+	BytesRemoved int64 `json:"bytesRemoved"`
+	BlobsKept    int64 `json:"blobsKept"`
+	BytesKept    int64 `json:"bytesKept"`
+	// Missing names each referenced blob that is not stored, and what references it.
+	Missing          []string `json:"missing"`
+	IngestsRemoved   []string `json:"ingestsRemoved"`
+	LeasesRemoved    int64    `json:"leasesRemoved"`
+	TempFilesRemoved int64    `json:"tempFilesRemoved"`
+	LabelsRemoved    int64    `json:"labelsRemoved"`
+}
+
+// GC removes every blob not reachable from the roots: index.json entries, live leases, blobs
+// labelled ocicas.gc.root and ingests in progress, following OCI and Docker indexes and
+// manifests and ocicas.gc.ref.* labels. It is safe while other processes write.
+func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
+	var options C.ocicas_gc_options
+	if opts != nil {
+		options.dry_run = C.bool(opts.DryRun)
+		options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
+	}
+	var out, message *C.char
+	status := C.go_gc_run(e.ptr(), &options, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return GCReport{}, err
+	}
+	var report GCReport
+	return report, decodeJSON("GC report", takeString(out), &report)
+}
+
+// wholeSeconds rounds a positive duration up, so that a short one does not become 0 (which
+// the ABI reads as "the default").
+func wholeSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return int64(d / time.Second)
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}

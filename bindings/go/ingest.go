@@ -1,0 +1,92 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_ingest_status(const ocicas_engine *engine, const char *ref, char **out, char **message) {
+    return ocicas_go_result(ocicas_ingest_status(engine, ref, out), message);
+}
+
+static ocicas_status go_ingest_list(const ocicas_engine *engine, const char *const *filters, size_t n_filters,
+                                    uintptr_t handle, char **message) {
+    return ocicas_go_result(ocicas_ingest_list(engine, filters, n_filters, ocicas_go_visit_cb, (void *)handle), message);
+}
+
+static ocicas_status go_ingest_abort(const ocicas_engine *engine, const char *ref, char **message) {
+    return ocicas_go_result(ocicas_ingest_abort(engine, ref), message);
+}
+*/
+import "C"
+
+import (
+	"runtime"
+	"runtime/cgo"
+)
+
+// IngestStatus is the state of the ingest of ref, whether or not a Writer holds it.
+// ErrNotFound when there is none.
+func (e *Engine) IngestStatus(ref string) (Status, error) {
+	var args cArgs
+	defer args.free()
+	cref := args.str("ref", ref)
+	if args.err != nil {
+		return Status{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_ingest_status(e.ptr(), cref, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Status{}, err
+	}
+	var ingest Status
+	return ingest, decodeJSON("ingest status", takeString(out), &ingest)
+}
+
+// ListIngests returns the ingests in progress matching any of filters (containerd's syntax
+// over ref, expected, total and offset; no filter matches all), sorted by ref.
+func (e *Engine) ListIngests(filters ...string) ([]Status, error) {
+	var args cArgs
+	defer args.free()
+	cfilters, nfilters := args.array("filters", filters)
+	if args.err != nil {
+		return nil, args.err
+	}
+	var ingests []Status
+	callback := &visitCallback{visit: func(statusJSON string) error {
+		var ingest Status
+		if err := decodeJSON("ingest status", statusJSON, &ingest); err != nil {
+			return err
+		}
+		ingests = append(ingests, ingest)
+		return nil
+	}}
+	handle := cgo.NewHandle(callback)
+	defer handle.Delete()
+	var message *C.char
+	status := C.go_ingest_list(e.ptr(), cfilters, nfilters, C.uintptr_t(handle), &message)
+	runtime.KeepAlive(e)
+	err := toError(status, message)
+	callback.repanic()
+	if callback.err != nil {
+		return nil, callback.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ingests, nil
+}
+
+// AbortIngest removes the ingest of ref. ErrNotFound when there is none, ErrLocked while a
+// live Writer holds it.
+func (e *Engine) AbortIngest(ref string) error {
+	var args cArgs
+	defer args.free()
+	cref := args.str("ref", ref)
+	if args.err != nil {
+		return args.err
+	}
+	var message *C.char
+	status := C.go_ingest_abort(e.ptr(), cref, &message)
+	runtime.KeepAlive(e)
+	return toError(status, message)
+}

@@ -1,0 +1,129 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_layer_stream_new(const ocicas_engine *engine, const ocicas_layer_options *options,
+                                         ocicas_layer_stream **out, char **message) {
+    return ocicas_go_result(ocicas_layer_stream_new(engine, options, out), message);
+}
+
+static ocicas_status go_layer_stream_write(ocicas_layer_stream *stream, const uint8_t *data, size_t len, char **message) {
+    return ocicas_go_result(ocicas_layer_stream_write(stream, data, len), message);
+}
+
+static ocicas_status go_layer_stream_finish(ocicas_layer_stream *stream, char **out, char **message) {
+    return ocicas_go_result(ocicas_layer_stream_finish(stream, out), message);
+}
+
+static ocicas_status go_image_append(const ocicas_engine *engine, const char *ref, const char *layer_json,
+                                     char **out, char **message) {
+    return ocicas_go_result(ocicas_image_append(engine, ref, layer_json, out), message);
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"runtime"
+)
+
+// LayerWriter stores a layer as its uncompressed tar is written to it: the library hashes
+// the tar (DiffID), compresses it and commits the compressed blob at Commit. Memory stays
+// bounded whatever the layer's size. Use it from one goroutine at a time.
+type LayerWriter struct {
+	stream  *C.ocicas_layer_stream
+	cleanup runtime.Cleanup
+}
+
+// NewLayerWriter starts a layer to be stored. ErrInvalidArgument for bad options (a level
+// out of range, Docker media types with zstd).
+func (e *Engine) NewLayerWriter(opts ...LayerOption) (*LayerWriter, error) {
+	var args cArgs
+	defer args.free()
+	options := newLayerOptions(opts).toC(&args)
+	if args.err != nil {
+		return nil, args.err
+	}
+	var stream *C.ocicas_layer_stream
+	var message *C.char
+	status := C.go_layer_stream_new(e.ptr(), &options, &stream, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return nil, err
+	}
+	w := &LayerWriter{stream: stream}
+	w.cleanup = runtime.AddCleanup(w, func(stream *C.ocicas_layer_stream) { C.ocicas_layer_stream_free(stream) }, stream)
+	return w, nil
+}
+
+func (w *LayerWriter) ptr() *C.ocicas_layer_stream {
+	if w.stream == nil {
+		panic("ocicas: LayerWriter used after Close")
+	}
+	return w.stream
+}
+
+// Write takes more of the uncompressed tar. ErrInvalidArgument after Commit.
+func (w *LayerWriter) Write(p []byte) (int, error) {
+	var message *C.char
+	status := C.go_layer_stream_write(w.ptr(), bytesPointer(p), C.size_t(len(p)), &message)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(p)
+	if err := toError(status, message); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Commit ends the tar, stores the compressed blob (a blob already stored is fine) and returns
+// the layer. ErrInvalidArgument when called again.
+func (w *LayerWriter) Commit() (LayerDescriptor, error) {
+	var out, message *C.char
+	status := C.go_layer_stream_finish(w.ptr(), &out, &message)
+	runtime.KeepAlive(w)
+	if err := toError(status, message); err != nil {
+		return LayerDescriptor{}, err
+	}
+	var layer LayerDescriptor
+	return layer, decodeJSON("layer descriptor", takeString(out), &layer)
+}
+
+// Close frees the writer; before Commit it aborts the layer's ingest. Closing again does
+// nothing. The error is always nil.
+func (w *LayerWriter) Close() error {
+	if w.stream == nil {
+		return nil
+	}
+	w.cleanup.Stop()
+	C.ocicas_layer_stream_free(w.stream)
+	w.stream = nil
+	return nil
+}
+
+// AppendLayer appends a stored layer to image ref, or makes a one-layer image for this host
+// when ref does not exist: a new config (DiffID and history added) and manifest, then ref
+// moved atomically. It returns the new manifest's descriptor. ErrClobber when another writer
+// moved ref meanwhile; ErrNotFound when the layer's blob is not stored; ErrInvalidArgument
+// when ref is not an image manifest.
+func (e *Engine) AppendLayer(ref string, layer LayerDescriptor) (Descriptor, error) {
+	encoded, err := json.Marshal(layer)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	var args cArgs
+	defer args.free()
+	cref := args.str("ref", ref)
+	clayer := args.str("layer", string(encoded))
+	if args.err != nil {
+		return Descriptor{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_image_append(e.ptr(), cref, clayer, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Descriptor{}, err
+	}
+	var manifest Descriptor
+	return manifest, decodeJSON("manifest descriptor", takeString(out), &manifest)
+}

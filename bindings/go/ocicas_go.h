@@ -1,0 +1,45 @@
+/* C helpers shared by the cgo preambles of this package. Each Go file's preamble includes this
+ * header and defines the shims of the ocicas functions it calls: a shim calls the function and,
+ * when it fails, copies ocicas_last_error_message() before returning. The message is per
+ * thread and a goroutine may move to another thread between two cgo calls, so it must be read
+ * inside the same call that failed. */
+#ifndef OCICAS_GO_H
+#define OCICAS_GO_H
+
+#include <ocicas.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Copies the calling thread's message on failure into *message (freed by Go with free). */
+static inline ocicas_status ocicas_go_result(ocicas_status status, char **message) {
+    if (status != OCICAS_OK) *message = strdup(ocicas_last_error_message());
+    return status;
+}
+
+/* The Go callbacks exported by callbacks.go; user_data carries a runtime/cgo.Handle. */
+extern int64_t ocicasGoRead(uint8_t *buf, size_t len, uintptr_t handle);
+extern int32_t ocicasGoWrite(uint8_t *data, size_t len, uintptr_t handle);
+extern int ocicasGoVisit(char *text, uintptr_t handle);
+extern int ocicasGoVisitRef(char *name, char *descriptor_json, uintptr_t handle);
+
+/* Trampolines with the exact callback types of ocicas.h, so no Go pointer is ever stored in C:
+ * only the integer handle travels through user_data. */
+static inline int64_t ocicas_go_read_cb(uint8_t *buf, size_t len, void *user_data) {
+    return ocicasGoRead(buf, len, (uintptr_t)user_data);
+}
+
+static inline int32_t ocicas_go_write_cb(const uint8_t *data, size_t len, void *user_data) {
+    return ocicasGoWrite((uint8_t *)data, len, (uintptr_t)user_data);
+}
+
+/* Serves every callback that receives one string: blob list and walk, ingest and lease list. */
+static inline int ocicas_go_visit_cb(const char *text, void *user_data) {
+    return ocicasGoVisit((char *)text, (uintptr_t)user_data);
+}
+
+static inline int ocicas_go_visit_ref_cb(const char *name, const char *descriptor_json, void *user_data) {
+    return ocicasGoVisitRef((char *)name, (char *)descriptor_json, (uintptr_t)user_data);
+}
+
+#endif

@@ -1,0 +1,137 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_ref_put(const ocicas_engine *engine, const char *name, const char *descriptor_json, bool force, char **message) {
+    return ocicas_go_result(ocicas_ref_put(engine, name, descriptor_json, force), message);
+}
+
+static ocicas_status go_ref_get(const ocicas_engine *engine, const char *name, char **out, char **message) {
+    return ocicas_go_result(ocicas_ref_get(engine, name, out), message);
+}
+
+static ocicas_status go_ref_delete(const ocicas_engine *engine, const char *name, char **message) {
+    return ocicas_go_result(ocicas_ref_delete(engine, name), message);
+}
+
+static ocicas_status go_ref_list(const ocicas_engine *engine, uintptr_t handle, char **message) {
+    return ocicas_go_result(ocicas_ref_list(engine, ocicas_go_visit_ref_cb, (void *)handle), message);
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"runtime"
+	"runtime/cgo"
+)
+
+// Descriptor is an OCI content descriptor.
+type Descriptor struct {
+	MediaType    string            `json:"mediaType"`
+	Digest       string            `json:"digest"`
+	Size         int64             `json:"size"`
+	URLs         []string          `json:"urls,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Data         []byte            `json:"data,omitempty"`
+	Platform     *Platform         `json:"platform,omitempty"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+}
+
+// Platform is the platform an image in an index runs on.
+type Platform struct {
+	Architecture string   `json:"architecture"`
+	OS           string   `json:"os"`
+	OSVersion    string   `json:"os.version,omitempty"`
+	OSFeatures   []string `json:"os.features,omitempty"`
+	Variant      string   `json:"variant,omitempty"`
+}
+
+// Ref is a named reference: an index.json entry whose org.opencontainers.image.ref.name
+// annotation is Name.
+type Ref struct {
+	Name       string
+	Descriptor Descriptor
+}
+
+// PutRef points reference name at descriptor, whose blob must be stored with that size
+// (ErrNotFound, ErrSizeMismatch). Putting an equal descriptor again is not an error; a
+// different one is ErrClobber unless force. ErrInvalidArgument for a name outside the OCI
+// ref.name grammar.
+func (e *Engine) PutRef(name string, descriptor Descriptor, force bool) error {
+	encoded, err := json.Marshal(descriptor)
+	if err != nil {
+		return err
+	}
+	var args cArgs
+	defer args.free()
+	cname := args.str("name", name)
+	cdescriptor := args.str("descriptor", string(encoded))
+	if args.err != nil {
+		return args.err
+	}
+	var message *C.char
+	status := C.go_ref_put(e.ptr(), cname, cdescriptor, C.bool(force), &message)
+	runtime.KeepAlive(e)
+	return toError(status, message)
+}
+
+// GetRef is the descriptor reference name points at; ErrNotFound when there is none.
+func (e *Engine) GetRef(name string) (Descriptor, error) {
+	var args cArgs
+	defer args.free()
+	cname := args.str("name", name)
+	if args.err != nil {
+		return Descriptor{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_ref_get(e.ptr(), cname, &out, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return Descriptor{}, err
+	}
+	var descriptor Descriptor
+	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
+}
+
+// DeleteRef removes reference name; removing an absent reference is not an error.
+func (e *Engine) DeleteRef(name string) error {
+	var args cArgs
+	defer args.free()
+	cname := args.str("name", name)
+	if args.err != nil {
+		return args.err
+	}
+	var message *C.char
+	status := C.go_ref_delete(e.ptr(), cname, &message)
+	runtime.KeepAlive(e)
+	return toError(status, message)
+}
+
+// ListRefs returns every reference, in index.json order.
+func (e *Engine) ListRefs() ([]Ref, error) {
+	var refs []Ref
+	callback := &visitRefCallback{visit: func(name, descriptorJSON string) error {
+		ref := Ref{Name: name}
+		if err := decodeJSON("descriptor", descriptorJSON, &ref.Descriptor); err != nil {
+			return err
+		}
+		refs = append(refs, ref)
+		return nil
+	}}
+	handle := cgo.NewHandle(callback)
+	defer handle.Delete()
+	var message *C.char
+	status := C.go_ref_list(e.ptr(), C.uintptr_t(handle), &message)
+	runtime.KeepAlive(e)
+	err := toError(status, message)
+	callback.repanic()
+	if callback.err != nil {
+		return nil, callback.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return refs, nil
+}

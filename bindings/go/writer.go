@@ -1,0 +1,230 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_writer_open(const ocicas_engine *engine, const char *ref, int64_t expected_size,
+                                    const char *expected_digest, ocicas_writer **out, char **message) {
+    return ocicas_go_result(ocicas_writer_open(engine, ref, expected_size, expected_digest, out), message);
+}
+
+static ocicas_status go_writer_write(ocicas_writer *writer, const uint8_t *data, size_t len, char **message) {
+    return ocicas_go_result(ocicas_writer_write(writer, data, len), message);
+}
+
+static ocicas_status go_writer_status(const ocicas_writer *writer, char **out, char **message) {
+    return ocicas_go_result(ocicas_writer_status(writer, out), message);
+}
+
+static ocicas_status go_writer_digest(const ocicas_writer *writer, char **out, char **message) {
+    return ocicas_go_result(ocicas_writer_digest(writer, out), message);
+}
+
+static ocicas_status go_writer_truncate(ocicas_writer *writer, uint64_t size, char **message) {
+    return ocicas_go_result(ocicas_writer_truncate(writer, size), message);
+}
+
+static ocicas_status go_writer_commit(ocicas_writer *writer, int64_t size, const char *expected, const char *labels_json,
+                                      char **out, char **message) {
+    return ocicas_go_result(ocicas_writer_commit(writer, size, expected, labels_json, out), message);
+}
+
+static ocicas_status go_writer_close(ocicas_writer *writer, char **message) {
+    return ocicas_go_result(ocicas_writer_close(writer), message);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"encoding/json"
+	"runtime"
+	"time"
+)
+
+// Writer writes the content of one ingest ref, as containerd's content.Writer: Write appends,
+// Commit stores the blob, Close leaves an uncommitted ingest on disk to be resumed by the
+// next Writer of the same ref. Use a Writer from one goroutine at a time.
+type Writer struct {
+	writer  *C.ocicas_writer
+	ctx     context.Context
+	cleanup runtime.Cleanup
+}
+
+// WriterOptions are what the content must turn out to be; the zero value checks nothing.
+type WriterOptions struct {
+	// Size is the total size; 0 means unknown (as in containerd).
+	Size int64
+	// Digest is the digest the content must have; "" means unknown.
+	Digest string
+}
+
+// Status is the state of one ingest.
+type Status struct {
+	Ref    string `json:"ref"`
+	Offset int64  `json:"offset"`
+	// Total is the expected size, 0 when unknown.
+	Total int64 `json:"total"`
+	// Expected is the expected digest, "" when unknown.
+	Expected  string    `json:"expected"`
+	StartedAt time.Time `json:"startedAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Writer opens the writer of ref, resuming at its offset the ingest a closed writer left.
+// ErrLocked while a live writer, in any process, holds ref; ErrAlreadyExists when
+// opts.Digest is already stored (nothing to write); ErrInvalidArgument for an empty ref or
+// options that differ from those the ingest was started with. Once ctx is done, Write and
+// Commit fail with its error and the ingest stays resumable.
+func (e *Engine) Writer(ctx context.Context, ref string, opts *WriterOptions) (*Writer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var args cArgs
+	defer args.free()
+	cref := args.str("ref", ref)
+	expectedSize := C.int64_t(C.OCICAS_SIZE_UNKNOWN)
+	var expectedDigest *C.char
+	if opts != nil {
+		if opts.Size > 0 {
+			expectedSize = C.int64_t(opts.Size)
+		}
+		expectedDigest = args.optionalStr("opts.Digest", opts.Digest)
+	}
+	if args.err != nil {
+		return nil, args.err
+	}
+	var writer *C.ocicas_writer
+	var message *C.char
+	status := C.go_writer_open(e.ptr(), cref, expectedSize, expectedDigest, &writer, &message)
+	runtime.KeepAlive(e)
+	if err := toError(status, message); err != nil {
+		return nil, err
+	}
+	w := &Writer{writer: writer, ctx: ctx}
+	w.cleanup = runtime.AddCleanup(w, func(writer *C.ocicas_writer) { C.ocicas_writer_close(writer) }, writer)
+	return w, nil
+}
+
+func (w *Writer) ptr() *C.ocicas_writer {
+	if w.writer == nil {
+		panic("ocicas: Writer used after Close")
+	}
+	return w.writer
+}
+
+// Write appends p. ErrSizeMismatch, with nothing written, when p would pass the expected size.
+func (w *Writer) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	var message *C.char
+	status := C.go_writer_write(w.ptr(), bytesPointer(p), C.size_t(len(p)), &message)
+	runtime.KeepAlive(w)
+	runtime.KeepAlive(p)
+	if err := toError(status, message); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Status is the state of the writer's ingest.
+func (w *Writer) Status() (Status, error) {
+	var out, message *C.char
+	status := C.go_writer_status(w.ptr(), &out, &message)
+	runtime.KeepAlive(w)
+	if err := toError(status, message); err != nil {
+		return Status{}, err
+	}
+	var ingest Status
+	return ingest, decodeJSON("ingest status", takeString(out), &ingest)
+}
+
+// Digest is the digest of everything written so far.
+func (w *Writer) Digest() (string, error) {
+	var out, message *C.char
+	status := C.go_writer_digest(w.ptr(), &out, &message)
+	runtime.KeepAlive(w)
+	if err := toError(status, message); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}
+
+// Truncate restarts the ingest from nothing. Only size 0 is supported (ErrNotImplemented
+// otherwise).
+func (w *Writer) Truncate(size int64) error {
+	if size < 0 {
+		return invalidArgument("negative size %d", size)
+	}
+	var message *C.char
+	status := C.go_writer_truncate(w.ptr(), C.uint64_t(size), &message)
+	runtime.KeepAlive(w)
+	return toError(status, message)
+}
+
+// CommitOption changes what Commit stores.
+type CommitOption func(*commitOptions)
+
+type commitOptions struct {
+	labels map[string]string
+}
+
+// WithLabels sets labels on the committed blob, in the same step as the commit.
+func WithLabels(labels map[string]string) CommitOption {
+	return func(o *commitOptions) { o.labels = labels }
+}
+
+// Commit stores what was written as a blob and returns its digest. size (0: unknown, as in
+// containerd) and expected ("": unknown) are checked, size first: ErrSizeMismatch or
+// ErrDigestMismatch store nothing and leave the writer usable and the ingest resumable.
+// ErrAlreadyExists means the blob was already stored: the ingest is removed, the content is
+// there. The Writer must still be closed.
+func (w *Writer) Commit(size int64, expected string, opts ...CommitOption) (string, error) {
+	if err := w.ctx.Err(); err != nil {
+		return "", err
+	}
+	var options commitOptions
+	for _, opt := range opts {
+		opt(&options)
+	}
+	var args cArgs
+	defer args.free()
+	cexpected := args.optionalStr("expected", expected)
+	var clabels *C.char // NULL: no labels
+	if options.labels != nil {
+		encoded, err := json.Marshal(options.labels)
+		if err != nil {
+			return "", err
+		}
+		clabels = args.str("labels", string(encoded))
+	}
+	if args.err != nil {
+		return "", args.err
+	}
+	csize := C.int64_t(C.OCICAS_SIZE_UNKNOWN)
+	if size > 0 {
+		csize = C.int64_t(size)
+	}
+	var out, message *C.char
+	status := C.go_writer_commit(w.ptr(), csize, cexpected, clabels, &out, &message)
+	runtime.KeepAlive(w)
+	if err := toError(status, message); err != nil {
+		return "", err
+	}
+	return takeString(out), nil
+}
+
+// Close closes the writer. An uncommitted ingest stays on disk, resumable, with its hash
+// state saved; the error says when saving it failed (a resume then re-reads the data).
+// Closing again does nothing.
+func (w *Writer) Close() error {
+	if w.writer == nil {
+		return nil
+	}
+	w.cleanup.Stop()
+	var message *C.char
+	status := C.go_writer_close(w.writer, &message)
+	w.writer = nil
+	return toError(status, message)
+}
