@@ -1,0 +1,192 @@
+package ocicas
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
+	engine := newEngine(t)
+	data := []byte("hello, blob")
+	digest, err := engine.PutBlob(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("sha256:%x", sha256.Sum256(data)); digest != want {
+		t.Fatalf("digest %s, want %s", digest, want)
+	}
+	if again, err := engine.PutBlob(data); err != nil || again != digest {
+		t.Fatalf("putting it again: %s, %v", again, err)
+	}
+	got, err := engine.GetBlob(digest, 0)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("GetBlob: %q, %v", got, err)
+	}
+	if size, err := engine.BlobSize(digest); err != nil || size != int64(len(data)) {
+		t.Fatalf("BlobSize: %d, %v", size, err)
+	}
+	empty := putBlob(t, engine, "")
+	if got, err := engine.GetBlob(empty, 0); err != nil || len(got) != 0 {
+		t.Fatalf("empty blob: %q, %v", got, err)
+	}
+	digests, err := engine.ListBlobs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{digest, empty}
+	slices.Sort(want)
+	if !slices.Equal(digests, want) {
+		t.Fatalf("ListBlobs: %v, want %v", digests, want)
+	}
+}
+
+func TestGetBlobErrors(t *testing.T) {
+	engine := newEngine(t)
+	digest := putBlob(t, engine, "twelve bytes")
+	_, err := engine.GetBlob(digest, 5)
+	wantErr(t, err, ErrTooLarge)
+	_, err = engine.GetBlob("sha256:"+strings.Repeat("0", 64), 0)
+	wantErr(t, err, ErrNotFound)
+	_, err = engine.GetBlob("sha256:ABC", 0)
+	wantErr(t, err, ErrInvalidArgument)
+	_, err = engine.BlobSize("sha256:" + strings.Repeat("1", 64))
+	wantErr(t, err, ErrNotFound)
+	_, err = engine.GetBlob(digest+"\x00", 0)
+	wantErr(t, err, ErrInvalidArgument)
+}
+
+func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layout")
+	engine, err := Open(path, &OpenOptions{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close()
+	digest := putBlob(t, engine, "original")
+	file := filepath.Join(path, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = engine.GetBlob(digest, 0)
+	wantErr(t, err, ErrDigestMismatch)
+}
+
+func TestPutJSONStoresCanonicalJSON(t *testing.T) {
+	engine := newEngine(t)
+	a, err := engine.PutJSON("application/json", []byte(`{"b": 1, "a": [true]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.PutJSON("application/json", []byte(`{"a":[true],"b":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Digest != b.Digest || a.MediaType != "application/json" || a.Size != int64(len(`{"a":[true],"b":1}`)) {
+		t.Fatalf("descriptors %+v and %+v", a, b)
+	}
+	_, err = engine.PutJSON("application/json", []byte(`{not json`))
+	wantErr(t, err, ErrInvalidArgument)
+}
+
+func TestDeleteRemovesTheBlobAndIsIdempotent(t *testing.T) {
+	engine := newEngine(t)
+	digest := putBlob(t, engine, "doomed")
+	for range 2 {
+		if err := engine.Delete(digest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := engine.Info(digest)
+	wantErr(t, err, ErrNotFound)
+}
+
+func TestInfoAndUpdateLabels(t *testing.T) {
+	engine := newEngine(t)
+	digest := putBlob(t, engine, "labelled")
+	info, err := engine.Info(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Digest != digest || info.Size != 8 || info.CreatedAt.IsZero() || len(info.Labels) != 0 {
+		t.Fatalf("info %+v", info)
+	}
+	info, err = engine.Update(digest, map[string]string{"a": "1", "b": "2"})
+	if err != nil || info.Labels["a"] != "1" || info.Labels["b"] != "2" {
+		t.Fatalf("Update all: %+v, %v", info, err)
+	}
+	// A field path sets that key, or removes it when labels lacks it.
+	info, err = engine.Update(digest, map[string]string{"c": "3"}, "labels.c", "labels.a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"b": "2", "c": "3"}; fmt.Sprint(info.Labels) != fmt.Sprint(want) {
+		t.Fatalf("labels %v, want %v", info.Labels, want)
+	}
+	if again, err := engine.Info(digest); err != nil || fmt.Sprint(again.Labels) != fmt.Sprint(info.Labels) {
+		t.Fatalf("Info after Update: %+v, %v", again, err)
+	}
+	_, err = engine.Update(digest, nil, "size")
+	wantErr(t, err, ErrInvalidArgument)
+	info, err = engine.Update(digest, nil)
+	if err != nil || len(info.Labels) != 0 {
+		t.Fatalf("clearing labels: %+v, %v", info, err)
+	}
+}
+
+func TestWalkFiltersAndStops(t *testing.T) {
+	engine := newEngine(t)
+	red := putBlob(t, engine, "red")
+	blue := putBlob(t, engine, "blue")
+	putBlob(t, engine, "none")
+	for digest, color := range map[string]string{red: "red", blue: "blue"} {
+		if _, err := engine.Update(digest, map[string]string{"color": color}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	collect := func(info Info) error {
+		seen = append(seen, info.Digest)
+		return nil
+	}
+	if err := engine.Walk(collect, "labels.color==red", "labels.color==blue"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{red, blue}
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		t.Fatalf("walked %v, want %v", seen, want)
+	}
+	seen = nil
+	if err := engine.Walk(collect); err != nil || len(seen) != 3 {
+		t.Fatalf("walk all: %v, %v", seen, err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err := engine.Walk(func(Info) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Fatalf("walk stopped with %v after %d calls", err, calls)
+	}
+	wantErr(t, engine.Walk(collect, "labels.color=="), ErrInvalidArgument)
+}
+
+func TestAPanicInACallbackComesOutOfTheCall(t *testing.T) {
+	engine := newEngine(t)
+	putBlob(t, engine, "one")
+	wantPanic(t, "Walk with a panicking fn", func() {
+		engine.Walk(func(Info) error { panic("from the walk") })
+	})
+	// The library is still usable: the panic did not unwind through it.
+	if _, err := engine.ListBlobs(); err != nil {
+		t.Fatal(err)
+	}
+}

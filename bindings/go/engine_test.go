@@ -1,0 +1,102 @@
+package ocicas
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestVersionIsSemver(t *testing.T) {
+	if !regexp.MustCompile(`^\d+\.\d+\.\d+`).MatchString(Version()) {
+		t.Fatalf("Version() = %q", Version())
+	}
+}
+
+func TestOpenCreatesThenOpensTheLayout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "layout")
+	_, err := Open(path, nil)
+	wantErr(t, err, ErrInvalidImage)
+	engine, err := Open(path, &OpenOptions{Create: true})
+	if err != nil {
+		t.Fatalf("Open create: %v", err)
+	}
+	digest := putBlob(t, engine, "kept")
+	engine.Close()
+	if _, err := os.Stat(filepath.Join(path, "oci-layout")); err != nil {
+		t.Fatalf("no oci-layout: %v", err)
+	}
+	again, err := Open(path, nil)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer again.Close()
+	if _, err := again.BlobSize(digest); err != nil {
+		t.Fatalf("blob lost on reopen: %v", err)
+	}
+}
+
+func TestOpenExclusiveRefusesAnExistingPath(t *testing.T) {
+	path := t.TempDir()
+	if err := os.WriteFile(filepath.Join(path, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(path, &OpenOptions{Create: true, Exclusive: true})
+	wantErr(t, err, ErrAlreadyExists)
+	_, err = Open(path, &OpenOptions{Exclusive: true})
+	wantErr(t, err, ErrInvalidArgument)
+	_, err = Open("bad\x00path", nil)
+	wantErr(t, err, ErrInvalidArgument)
+}
+
+func TestEngineCloseIsIdempotentAndUseAfterClosePanics(t *testing.T) {
+	engine := newEngine(t)
+	if err := engine.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantPanic(t, "PutBlob after Close", func() { engine.PutBlob([]byte("x")) })
+}
+
+func TestFsckOfAFreshLayoutIsSound(t *testing.T) {
+	engine := newEngine(t)
+	putBlob(t, engine, "loose blob")
+	report, err := engine.Fsck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !report.Sound || len(report.Problems) != 0 || report.BlobsChecked != 1 {
+		t.Fatalf("report %+v", report)
+	}
+}
+
+// A handle dropped without Close is freed by its cleanup: here a forgotten Writer's lock on
+// its ref is released once the Writer is collected.
+func TestCleanupFreesAForgottenWriter(t *testing.T) {
+	engine := newEngine(t)
+	openForgotten := func() {
+		if _, err := engine.Writer(t.Context(), "forgotten", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openForgotten()
+	_, err := engine.Writer(t.Context(), "forgotten", nil)
+	wantErr(t, err, ErrLocked)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		w, err := engine.Writer(t.Context(), "forgotten", nil)
+		if err == nil {
+			w.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the forgotten writer still holds its ref: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
