@@ -63,12 +63,7 @@ func TestGetBlobErrors(t *testing.T) {
 }
 
 func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "layout")
-	engine, err := Open(path, &OpenOptions{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer engine.Close()
+	engine, path := newEngineAt(t)
 	digest := putBlob(t, engine, "original")
 	file := filepath.Join(path, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
 	if err := os.Chmod(file, 0o644); err != nil {

@@ -46,7 +46,12 @@ func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
 	var options C.ocicas_gc_options
 	if opts != nil {
 		options.dry_run = C.bool(opts.DryRun)
-		options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
+		switch {
+		case opts.IngestExpiry < 0:
+			options.ingest_expiry_seconds = -1
+		case opts.IngestExpiry > 0:
+			options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
+		}
 	}
 	var out, message *C.char
 	status := C.go_gc_run(e.ptr(), &options, &out, &message)
@@ -58,11 +63,8 @@ func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
 	return report, decodeJSON("GC report", takeString(out), &report)
 }
 
-// wholeSeconds rounds a positive duration up, so that a short one does not become 0 (which
-// the ABI reads as "the default").
+// wholeSeconds rounds a positive duration up to seconds, so that a short one does not become 0,
+// which the ABI reads as "the default" or "never".
 func wholeSeconds(d time.Duration) int64 {
-	if d <= 0 {
-		return int64(d / time.Second)
-	}
 	return int64((d + time.Second - 1) / time.Second)
 }

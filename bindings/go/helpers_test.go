@@ -9,12 +9,20 @@ import (
 // newEngine opens a fresh layout in a temp dir, closed at the end of the test.
 func newEngine(t *testing.T) *Engine {
 	t.Helper()
-	engine, err := Open(filepath.Join(t.TempDir(), "layout"), &OpenOptions{Create: true})
+	engine, _ := newEngineAt(t)
+	return engine
+}
+
+// newEngineAt is newEngine, also giving the layout's path.
+func newEngineAt(t *testing.T) (*Engine, string) {
+	t.Helper()
+	layout := filepath.Join(t.TempDir(), "layout")
+	engine, err := Open(layout, &OpenOptions{Create: true})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { engine.Close() })
-	return engine
+	return engine, layout
 }
 
 // wantErr fails unless err is the sentinel want (errors.Is) with a non-empty message.
