@@ -72,7 +72,7 @@ func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
 	if err := os.WriteFile(file, []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = engine.GetBlob(digest, 0)
+	_, err := engine.GetBlob(digest, 0)
 	wantErr(t, err, ErrDigestMismatch)
 }
 
