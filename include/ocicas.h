@@ -713,7 +713,9 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
 /**
  * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
  * `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
- * `ocicas.gc.ref.*`. Safe while other processes write. `options` may be NULL (defaults).
+ * `ocicas.gc.ref.*`. Safe while other processes write: a blob committed (or committed again)
+ * within about a second of the GC's start, or during it, is kept with everything it
+ * references, so a writer may commit first and tag or lease next. `options` may be NULL.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -992,7 +994,7 @@ ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, cha
 
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
- * 0 once at the end. Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+ * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
  * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
  *
  * # Safety

@@ -85,6 +85,8 @@ relocated)
 go)
   godir="$4"
   export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
+  # The go (and gofmt) that CMake found, first on PATH.
+  PATH="$(dirname "${GO:-$(command -v go)}"):$PATH"; export PATH
   cd "$godir"
   test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
   go vet ./...

@@ -27,7 +27,9 @@ pub type ocicas_lease_list_cb =
 
 /// Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
 /// `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
-/// `ocicas.gc.ref.*`. Safe while other processes write. `options` may be NULL (defaults).
+/// `ocicas.gc.ref.*`. Safe while other processes write: a blob committed (or committed again)
+/// within about a second of the GC's start, or during it, is kept with everything it
+/// references, so a writer may commit first and tag or lease next. `options` may be NULL.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
 /// "labelsRemoved"}`; free it with `ocicas_string_free`.

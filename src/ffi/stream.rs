@@ -212,7 +212,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_finish(
 }
 
 /// Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
-/// 0 once at the end. Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+/// 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
 /// callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
 ///
 /// # Safety
