@@ -127,7 +127,8 @@ impl LayerDescriptor {
 /// The compressor of one layer.
 enum Encoder {
     Gzip(gzip::ParallelGzip),
-    Zstd(zstd::stream::raw::Encoder<'static>),
+    /// The encoder, and its output buffer (kept: callers may write a few KiB at a time).
+    Zstd(zstd::stream::raw::Encoder<'static>, Vec<u8>),
     None,
 }
 
@@ -142,7 +143,7 @@ impl Encoder {
                 // Always the multithreaded mode, even for one thread: its output does not
                 // depend on the worker count, while the single-threaded mode's differs.
                 encoder.set_parameter(CParameter::NbWorkers(options.threads() as u32)).map_err(zstd_error)?;
-                Encoder::Zstd(encoder)
+                Encoder::Zstd(encoder, vec![0u8; IO_CHUNK])
             }
             Compression::None => Encoder::None,
         })
@@ -151,8 +152,7 @@ impl Encoder {
     fn write(&mut self, input: &[u8], sink: &mut Sink<'_>) -> Result<()> {
         match self {
             Encoder::Gzip(gzip) => gzip.write(input, sink),
-            Encoder::Zstd(encoder) => {
-                let mut out = vec![0u8; IO_CHUNK];
+            Encoder::Zstd(encoder, out) => {
                 let mut input = InBuffer::around(input);
                 while input.pos() < input.src.len() {
                     let mut output = OutBuffer::around(&mut out[..]);
@@ -171,20 +171,17 @@ impl Encoder {
     fn finish(&mut self, sink: &mut Sink<'_>) -> Result<()> {
         match self {
             Encoder::Gzip(gzip) => gzip.finish(sink),
-            Encoder::Zstd(encoder) => {
-                let mut out = vec![0u8; IO_CHUNK];
-                loop {
-                    let mut output = OutBuffer::around(&mut out[..]);
-                    let remaining = encoder.finish(&mut output, true).map_err(zstd_failed)?;
-                    let produced = output.pos();
-                    if produced > 0 {
-                        sink(&out[..produced])?;
-                    }
-                    if remaining == 0 {
-                        return Ok(());
-                    }
+            Encoder::Zstd(encoder, out) => loop {
+                let mut output = OutBuffer::around(&mut out[..]);
+                let remaining = encoder.finish(&mut output, true).map_err(zstd_failed)?;
+                let produced = output.pos();
+                if produced > 0 {
+                    sink(&out[..produced])?;
                 }
-            }
+                if remaining == 0 {
+                    return Ok(());
+                }
+            },
             Encoder::None => Ok(()),
         }
     }
@@ -306,6 +303,8 @@ pub struct LayerReader<R> {
     diff_id: Hasher,
     compressed: Hasher,
     compressed_size: u64,
+    /// The buffer input is read into (kept across reads).
+    input: Vec<u8>,
     /// Compressed output not yet read; `pending_pos` is how much of it was.
     pending: Vec<u8>,
     pending_pos: usize,
@@ -332,6 +331,7 @@ impl<R: Read> LayerReader<R> {
             diff_id: Hasher::new(Algorithm::Sha256),
             compressed: Hasher::new(Algorithm::Sha256),
             compressed_size: 0,
+            input: vec![0u8; IO_CHUNK],
             pending: Vec::new(),
             pending_pos: 0,
             state: ReaderState::Reading,
@@ -384,9 +384,8 @@ impl<R: Read> LayerReader<R> {
 
     /// Reads one chunk of input into the encoder, or finishes the encoder at the end of input.
     fn pull_input(&mut self) -> Result<()> {
-        let mut input = vec![0u8; IO_CHUNK];
         let n = loop {
-            match self.source.read(&mut input) {
+            match self.source.read(&mut self.input) {
                 Ok(n) => break n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) => return Err(Error::new(ErrorKind::Io, format!("cannot read the layer's input: {err}"))),
@@ -402,8 +401,8 @@ impl<R: Read> LayerReader<R> {
             let diff_id = std::mem::replace(&mut self.diff_id, Hasher::new(Algorithm::Sha256)).finish();
             self.state = ReaderState::Draining(diff_id);
         } else {
-            self.diff_id.update(&input[..n]);
-            self.encoder.write(&input[..n], &mut sink)?;
+            self.diff_id.update(&self.input[..n]);
+            self.encoder.write(&self.input[..n], &mut sink)?;
         }
         Ok(())
     }

@@ -85,8 +85,9 @@ pub fn build_layer(engine: &Engine, input: &LayerInput, options: &LayerOptions) 
     stream.finish()
 }
 
-fn copy_into(mut input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
-    io::copy(&mut input, stream)
+fn copy_into(input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
+    // Large reads: io::copy's 8 KiB pieces would cost a call through every stage per 8 KiB.
+    io::copy(&mut io::BufReader::with_capacity(1 << 20, input), stream)
         .map(|_| ())
         .map_err(|e| ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot stream the layer: {e}")))
 }
