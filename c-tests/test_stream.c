@@ -123,6 +123,26 @@ int main(void) {
     ocicas_layer_stream_free(stream);
     CHECK_STATUS(ocicas_layer_stream_from_reader(NULL, NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
 
+    CASE("pull: the media type is known at once; ref_name and lease are refused (nothing is stored)");
+    ocicas_layer_options_init(&options);
+    options.compression = OCICAS_COMPRESSION_ZSTD;
+    struct source unread = {input, INPUT_SIZE, 0, 0};
+    CHECK_OK(ocicas_layer_stream_from_reader(read_source, &unread, &options, &stream));
+    CHECK_OK(ocicas_layer_stream_media_type(stream, &text));
+    CHECK(strcmp(text, "application/vnd.oci.image.layer.v1.tar+zstd") == 0);
+    ocicas_string_free(text);
+    CHECK_STATUS(ocicas_layer_stream_media_type(stream, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_media_type(NULL, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    ocicas_layer_stream_free(stream);
+    options.lease = "some-lease";
+    stream = NULL;
+    CHECK_STATUS(ocicas_layer_stream_from_reader(read_source, &unread, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("push mode");
+    CHECK(stream == NULL);
+    options.lease = NULL;
+    options.ref_name = "some-ref";
+    CHECK_STATUS(ocicas_layer_stream_from_reader(read_source, &unread, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+
     CASE("zstd and uncompressed layers");
     ocicas_layer_options_init(&options);
     options.compression = OCICAS_COMPRESSION_ZSTD;
@@ -136,6 +156,9 @@ int main(void) {
     options.compression = OCICAS_COMPRESSION_NONE;
     options.docker_media_types = true;
     CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
+    CHECK_OK(ocicas_layer_stream_media_type(stream, &text));
+    CHECK(strcmp(text, "application/vnd.docker.image.rootfs.diff.tar") == 0);
+    ocicas_string_free(text);
     CHECK_OK(ocicas_layer_stream_write(stream, input, 1000));
     CHECK_OK(ocicas_layer_stream_finish(stream, &text));
     CHECK(strstr(text, "application/vnd.docker.image.rootfs.diff.tar\"") != NULL && strstr(text, "\"size\":1000"));

@@ -291,11 +291,12 @@ typedef struct ocicas_layer_options {
    */
   uint32_t threads;
   /**
-   * Push mode: the ingest ref the compressed bytes are written under (NULL: a unique one).
+   * Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
+   * written under (NULL: a unique one).
    */
   const char *ref_name;
   /**
-   * Push mode: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
+   * Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
    * visible, so GC cannot take it before it is referenced (NULL: none).
    */
   const char *lease;
@@ -1004,6 +1005,16 @@ ocicas_status ocicas_layer_stream_read(struct ocicas_layer_stream *stream,
                                        uint8_t *buf,
                                        size_t len,
                                        size_t *out_read);
+
+/**
+ * The layer's media type in `*out_media_type` (free with `ocicas_string_free`), known from
+ * the stream's creation: it follows from the options.
+ *
+ * # Safety
+ * `stream` is a live stream; `out_media_type` writable.
+ */
+ocicas_status ocicas_layer_stream_media_type(const struct ocicas_layer_stream *stream,
+                                             char **out_media_type);
 
 /**
  * The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);

@@ -336,7 +336,8 @@ pub unsafe extern "C" fn ocicas_archive_writer_has_blob(
     boundary(|| {
         let writer = live_writer(unsafe { arg_mut(writer, "writer") }?)?;
         let digest = unsafe { arg_digest(digest, "digest") }?;
-        *unsafe { arg_out(out_has, "out_has") }? = writer.has_blob(&digest);
+        let out_has = unsafe { arg_out(out_has, "out_has") }?;
+        *out_has = writer.has_blob(&digest);
         Ok(())
     })
 }

@@ -33,9 +33,10 @@ pub struct ocicas_layer_options {
     pub docker_media_types: bool,
     /// Compression threads; 0 means every available core. The output is the same for any count.
     pub threads: u32,
-    /// Push mode: the ingest ref the compressed bytes are written under (NULL: a unique one).
+    /// Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
+    /// written under (NULL: a unique one).
     pub ref_name: *const c_char,
-    /// Push mode: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
+    /// Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
     /// visible, so GC cannot take it before it is referenced (NULL: none).
     pub lease: *const c_char,
 }
@@ -48,6 +49,8 @@ pub type ocicas_read_cb = Option<unsafe extern "C" fn(buf: *mut u8, len: usize, 
 /// (`ocicas_layer_stream_from_reader`, read). Use it from one thread at a time.
 pub struct ocicas_layer_stream {
     mode: StreamMode,
+    /// Follows from the options, so it is known before any byte.
+    media_type: &'static str,
 }
 
 enum StreamMode {
@@ -135,7 +138,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_new(
         let options = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
         let stream = LayerStream::new(&engine.engine, &options)?;
-        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None) });
+        let media_type = options.media_type()?;
+        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None), media_type });
         Ok(())
     })
 }
@@ -157,8 +161,14 @@ pub unsafe extern "C" fn ocicas_layer_stream_from_reader(
         let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
         let options = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
+        if options.ref_name.is_some() || options.lease.is_some() {
+            return Err(invalid_argument(
+                "a pull-mode layer stores nothing: options.ref_name and options.lease are for push mode",
+            ));
+        }
+        let media_type = options.media_type()?;
         let reader = LayerReader::new(CallbackReader { callback, user_data }, &options)?;
-        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Pull(reader) });
+        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Pull(reader), media_type });
         Ok(())
     })
 }
@@ -249,6 +259,24 @@ fn finished_layer(stream: &ocicas_layer_stream) -> Result<LayerDescriptor> {
         }
         StreamMode::Pull(reader) => reader.layer_descriptor(),
     }
+}
+
+/// The layer's media type in `*out_media_type` (free with `ocicas_string_free`), known from
+/// the stream's creation: it follows from the options.
+///
+/// # Safety
+/// `stream` is a live stream; `out_media_type` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_layer_stream_media_type(
+    stream: *const ocicas_layer_stream,
+    out_media_type: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let stream = unsafe { arg_ref(stream, "stream") }?;
+        let out_media_type = unsafe { arg_out(out_media_type, "out_media_type") }?;
+        *out_media_type = into_c_string(stream.media_type.to_owned());
+        Ok(())
+    })
 }
 
 /// The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
