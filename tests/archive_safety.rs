@@ -214,3 +214,38 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused() {
         "diff_ids",
     );
 }
+
+/// A tar whose first member carries a GNU long name (or a PAX record) of `len` bytes.
+fn tar_with_long_header(kind: tar::EntryType, len: usize) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_path("././@LongLink").unwrap();
+    header.set_size(len as u64);
+    header.set_entry_type(kind);
+    header.set_cksum();
+    let mut value = vec![b'a'; len];
+    if kind == tar::EntryType::XHeader {
+        // One PAX record, "LEN path=aaa…\n", its length counting itself.
+        let body = format!(" path={}\n", "a".repeat(len - 20));
+        value = format!("{}{body}", body.len() + (body.len() + 8).to_string().len()).into_bytes();
+        header.set_size(value.len() as u64);
+        header.set_cksum();
+    }
+    builder.append(&header, &value[..]).unwrap();
+    let mut file = tar::Header::new_gnu();
+    file.set_path("short").unwrap();
+    file.set_size(1);
+    file.set_entry_type(tar::EntryType::Regular);
+    file.set_cksum();
+    builder.append(&file, &b"x"[..]).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[test]
+fn long_names_and_pax_records_over_1_mib_are_refused_before_they_are_read_whole() {
+    for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+        refused(&tar_with_long_header(kind, 3 << 20), ErrorKind::TooLarge, "PAX");
+        // Under the limit they are only names: this archive fails later, for want of manifest.json.
+        refused(&tar_with_long_header(kind, 4000), ErrorKind::InvalidImage, "manifest.json");
+    }
+}

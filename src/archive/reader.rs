@@ -6,11 +6,13 @@
 //! reader's lease and is read from there; nothing is spooled whole. The lease is released when
 //! the reader is dropped, so what was stored and not tagged meanwhile is garbage for GC.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::{
@@ -77,11 +79,13 @@ impl Engine {
             return self.read_docker_archive(file);
         }
         let mut reader = ArchiveReader::new(self)?;
-        let mut archive = tar::Archive::new(&mut file);
+        let guard = HeaderGuard::default();
+        let mut archive = tar::Archive::new(Guarded { inner: &mut file, guard: guard.clone() });
         let entries = archive.entries_with_seek().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, self.max_json_size(), |_, entry| {
+        let scanned = scan(entries, &guard, self.max_json_size(), |_, entry| {
             Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() })
         })?;
+        drop(archive);
         reader.file = Some(file);
         reader.set_contents(scanned)?;
         Ok(reader)
@@ -91,9 +95,10 @@ impl Engine {
     /// storing every regular member under the reader's lease as it streams past.
     pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
         let mut reader = ArchiveReader::new(self)?;
-        let mut archive = tar::Archive::new(decompressed(input)?);
+        let guard = HeaderGuard::default();
+        let mut archive = tar::Archive::new(Guarded { inner: decompressed(input)?, guard: guard.clone() });
         let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, self.max_json_size(), |name, entry| reader.store_entry(name, entry))?;
+        let scanned = scan(entries, &guard, self.max_json_size(), |name, entry| reader.store_entry(name, entry))?;
         // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
         io::copy(&mut archive.into_inner(), &mut io::sink())
             .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
@@ -389,16 +394,29 @@ impl Drop for ArchiveReader {
 /// memory (and `repositories` and the `<id>/json` files of pre-1.10 archives, which may have
 /// no `manifest.json`) and handing every other regular member to `on_file`.
 fn scan<R: Read>(
-    entries: tar::Entries<'_, R>,
+    mut entries: tar::Entries<'_, R>,
+    guard: &HeaderGuard,
     max_json: u64,
     mut on_file: impl FnMut(&str, &mut tar::Entry<'_, R>) -> Result<Member>,
 ) -> Result<Scanned> {
     let mut scanned = Scanned::default();
     let mut seen = HashSet::new();
-    for entry in entries {
-        let mut entry = entry.map_err(|e| match seen.is_empty() {
-            true => invalid_archive(format!("not a tar archive: {e}")),
-            false => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
+    loop {
+        // What the tar reader reads to find the next member (headers, long names, PAX
+        // records) is held in memory whole: it is capped; the member's own bytes are not.
+        guard.count_from_zero();
+        let Some(entry) = entries.next() else { break };
+        guard.pause();
+        let mut entry = entry.map_err(|e| match (guard.tripped(), seen.is_empty()) {
+            (true, _) => Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "invalid docker archive: the headers before member {} (long names, PAX records) pass {MAX_HEADER_BYTES} bytes",
+                    seen.len() + 1
+                ),
+            ),
+            (false, true) => invalid_archive(format!("not a tar archive: {e}")),
+            (false, false) => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
         })?;
         if seen.len() >= MAX_MEMBERS {
             return Err(Error::new(ErrorKind::TooLarge, format!("the archive has more than {MAX_MEMBERS} members")));
@@ -444,6 +462,7 @@ fn scan<R: Read>(
             }
         }
     }
+    guard.pause();
     Ok(scanned)
 }
 
@@ -465,6 +484,74 @@ fn read_json_member(name: &str, entry: impl Read, limit: u64) -> Result<Vec<u8>>
         Some(reason) => invalid_archive(format!("{name} is truncated or corrupt: {reason}")),
         None => err,
     })
+}
+
+/// Most bytes the tar reader may consume between two members: their headers, GNU long names
+/// and PAX records, which it reads whole into memory (a hostile archive could declare a long
+/// name of many gigabytes).
+const MAX_HEADER_BYTES: u64 = (1 << 20) + 4 * 512;
+
+/// Counts what the tar reader reads while it is looking for the next member (see
+/// `MAX_HEADER_BYTES`); paused while a member's own bytes are read.
+#[derive(Clone, Default)]
+struct HeaderGuard(Rc<Cell<GuardState>>);
+
+#[derive(Clone, Copy, Default)]
+enum GuardState {
+    #[default]
+    Paused,
+    Counting(u64),
+    Tripped,
+}
+
+impl HeaderGuard {
+    fn count_from_zero(&self) {
+        self.0.set(GuardState::Counting(0));
+    }
+
+    fn pause(&self) {
+        if !self.tripped() {
+            self.0.set(GuardState::Paused);
+        }
+    }
+
+    fn tripped(&self) -> bool {
+        matches!(self.0.get(), GuardState::Tripped)
+    }
+
+    fn add(&self, n: usize) -> io::Result<()> {
+        match self.0.get() {
+            GuardState::Counting(count) if count + n as u64 > MAX_HEADER_BYTES => {
+                self.0.set(GuardState::Tripped);
+                Err(io::Error::new(io::ErrorKind::InvalidData, "tar headers over the limit"))
+            }
+            GuardState::Counting(count) => {
+                self.0.set(GuardState::Counting(count + n as u64));
+                Ok(())
+            }
+            GuardState::Paused | GuardState::Tripped => Ok(()),
+        }
+    }
+}
+
+/// The archive's input, as the tar reader sees it, counted by a `HeaderGuard`.
+struct Guarded<R> {
+    inner: R,
+    guard: HeaderGuard,
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.guard.add(n)?;
+        Ok(n)
+    }
+}
+
+impl<R: io::Seek> io::Seek for Guarded<R> {
+    fn seek(&mut self, position: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(position)
+    }
 }
 
 /// The archive's tar stream, decompressed when it starts with gzip or zstd magic. gzip is
