@@ -31,7 +31,12 @@ readme)
   [ -s "$work/example.c" ] || { echo "README.md has no C example"; exit 1; }
   "$cc" -std=c11 -Wall -Wextra -Werror -I"$src/include" "$work/example.c" -L"$libdir" -locicas \
     -Wl,-rpath,"$libdir" -o "$work/example"
-  cd "$work" && ./example
+  (cd "$work" && ./example)
+  # The C++ example is the consumer program the installed-package tests build and run.
+  awk '/^```cpp$/{on=1; next} /^```$/{if(on){exit}} on' "$src/README.md" > "$work/example.cpp"
+  cmp -s "$work/example.cpp" "$src/c-tests/consumer/consumer.cpp" ||
+    { echo "README.md's C++ example differs from c-tests/consumer/consumer.cpp:";
+      diff "$work/example.cpp" "$src/c-tests/consumer/consumer.cpp"; exit 1; }
   ;;
 *)
   echo "unknown check $1"; exit 2

@@ -2,7 +2,8 @@
 # Builds programs against the *installed* ocicas package, as its users do.
 # usage: run.sh MODE BUILD_DIR PREFIX [GO_DIR]
 # MODE install: cmake --install BUILD_DIR into PREFIX (the fixture the others need)
-#      find_package | pkg_config: build consumer.c against PREFIX and run it
+#      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
+#      pkg_config: build consumer.c against PREFIX with pkg-config and run it
 #      relocated: copy PREFIX elsewhere and build against the copy only
 # Environment (from ctest): CMAKE, CC, OCICAS_VERSION; TMPDIR for the consumer's layout.
 set -eu
@@ -19,6 +20,7 @@ build_with_cmake() {  # $1: the prefix to find the package in
   "$cmake" --build "$work/cmake-build"
   "$work/cmake-build/consumer_shared"
   "$work/cmake-build/consumer_static"
+  "$work/cmake-build/consumer_cpp" "$TMPDIR/cpp-layout"
 }
 
 build_with_pkg_config() {  # $1: the prefix whose lib/pkgconfig to use
