@@ -33,10 +33,13 @@ readme)
     -Wl,-rpath,"$libdir" -o "$work/example"
   (cd "$work" && ./example)
   # The C++ example is the consumer program the installed-package tests build and run.
-  awk '/^```cpp$/{on=1; next} /^```$/{if(on){exit}} on' "$src/README.md" > "$work/example.cpp"
-  cmp -s "$work/example.cpp" "$src/c-tests/consumer/consumer.cpp" ||
-    { echo "README.md's C++ example differs from c-tests/consumer/consumer.cpp:";
-      diff "$work/example.cpp" "$src/c-tests/consumer/consumer.cpp"; exit 1; }
+  # So is the CMake example the consumer project that builds them.
+  for block in cpp:c-tests/consumer/consumer.cpp cmake:c-tests/consumer/cmake/CMakeLists.txt; do
+    lang=${block%%:*}; file=${block#*:}
+    awk -v fence="\`\`\`$lang" '$0 == fence {on=1; next} /^```$/{if(on){exit}} on' "$src/README.md" > "$work/example.$lang"
+    cmp -s "$work/example.$lang" "$src/$file" ||
+      { echo "README.md's $lang example differs from $file:"; diff "$work/example.$lang" "$src/$file"; exit 1; }
+  done
   ;;
 *)
   echo "unknown check $1"; exit 2
