@@ -156,8 +156,13 @@ impl Hasher {
         }
     }
 
-    /// A hasher from `save_state` bytes; `None` when they are not a valid state.
-    pub fn restore_state(algorithm: Algorithm, state: &[u8]) -> Option<Hasher> {
+    /// A hasher from `save_state` bytes that hashed exactly `length` bytes; `None` when they
+    /// are not a valid state or claim another length (a state claiming an absurd length would
+    /// otherwise overflow the hasher's counter on the next update).
+    pub fn restore_state(algorithm: Algorithm, state: &[u8], length: u64) -> Option<Hasher> {
+        if saved_state_length(algorithm, state)? != length {
+            return None;
+        }
         match algorithm {
             Algorithm::Sha256 => {
                 let state = SerializedState::<Sha256>::try_from(state).ok()?;
@@ -177,6 +182,23 @@ impl Hasher {
         };
         Digest { algorithm, hex }
     }
+}
+
+/// How many bytes a saved state has hashed, from its layout in sha2 0.11: the state words, the
+/// count of whole blocks (u64 for sha256, u128 for sha512, little-endian), then the count of
+/// buffered bytes.
+fn saved_state_length(algorithm: Algorithm, state: &[u8]) -> Option<u64> {
+    let (words, count, block) = match algorithm {
+        Algorithm::Sha256 => (32, 8, 64),
+        Algorithm::Sha512 => (64, 16, 128),
+    };
+    let mut blocks = [0u8; 16];
+    blocks[..count].copy_from_slice(state.get(words..words + count)?);
+    let buffered = u128::from(*state.get(words + count)?);
+    if buffered >= block {
+        return None;
+    }
+    u64::try_from(u128::from_le_bytes(blocks).checked_mul(block)?.checked_add(buffered)?).ok()
 }
 
 #[cfg(test)]
@@ -205,11 +227,26 @@ mod tests {
         for algorithm in Algorithm::ALL {
             let mut hasher = Hasher::new(algorithm);
             hasher.update(&[7u8; 1000]);
-            let mut resumed = Hasher::restore_state(algorithm, &hasher.save_state()).unwrap();
+            let saved = hasher.save_state();
+            let mut resumed = Hasher::restore_state(algorithm, &saved, 1000).unwrap();
             hasher.update(b"tail");
             resumed.update(b"tail");
             assert_eq!(hasher.finish(), resumed.finish());
-            assert!(Hasher::restore_state(algorithm, b"short").is_none());
+            assert!(Hasher::restore_state(algorithm, b"short", 0).is_none());
+            // A state is only taken for the length it hashed.
+            assert!(Hasher::restore_state(algorithm, &saved, 999).is_none());
+        }
+    }
+
+    #[test]
+    fn a_saved_state_claiming_an_absurd_length_is_refused() {
+        // Found by the digest fuzz target: its block count overflowed the hasher on update.
+        for algorithm in Algorithm::ALL {
+            let mut state = Hasher::new(algorithm).save_state();
+            let words = if algorithm == Algorithm::Sha256 { 32 } else { 64 };
+            state[words..words + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+            assert!(Hasher::restore_state(algorithm, &state, u64::MAX).is_none());
+            assert!(Hasher::restore_state(algorithm, &state, 0).is_none());
         }
     }
 

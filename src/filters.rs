@@ -89,8 +89,9 @@ impl Cursor<'_> {
     }
 
     fn skip_spaces(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
+        while let Some(space) = self.peek().filter(|c| c.is_whitespace()) {
+            // Whitespace is not only ASCII (U+0085, U+3000…): step over the whole character.
+            self.pos += space.len_utf8();
         }
     }
 
@@ -186,6 +187,14 @@ mod tests {
 
     fn matches(filters: &[&str], fields: &BTreeMap<String, String>) -> bool {
         Filters::parse(filters).unwrap().matches(|path| fields.get(&path.join(".")).cloned())
+    }
+
+    #[test]
+    fn multibyte_whitespace_is_skipped_whole() {
+        let o = object(&[("labels.env", "prod")]);
+        assert!(matches(&["\u{3000}labels.env\u{85}==\u{2003}prod"], &o));
+        // Found by the filters fuzz target: a panic on a char boundary before.
+        assert!(Filters::parse(&["]\u{85}\0\u{f}"]).is_err());
     }
 
     #[test]

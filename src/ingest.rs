@@ -559,7 +559,7 @@ fn parse_hash_state(bytes: &[u8], algorithm: Algorithm) -> Option<(Hasher, u64)>
         return None;
     }
     let offset = std::str::from_utf8(offset).ok()?.parse().ok()?;
-    Some((Hasher::restore_state(algorithm, state)?, offset))
+    Some((Hasher::restore_state(algorithm, state, offset)?, offset))
 }
 
 fn hash_range(data: &File, hasher: &mut Hasher, from: u64, to: u64) -> Result<()> {
