@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Usage: fuzz/run.sh [SECONDS]
+# Usage: fuzz/run.sh [SECONDS [LIBFUZZER_FLAG...]]
 # Builds every fuzz target, replays the kept reproducers of past crashes (fuzz/regressions/),
 # then fuzzes each target for SECONDS (default 60), one at a time, from its seeds and the
 # corpus it grew before. Prints executions, execs/s and coverage per target; exits non-zero
-# when any reproducer or fuzz run crashed. Needs only `cargo install --locked cargo-fuzz`.
+# when any reproducer or fuzz run crashed. Further arguments go to libFuzzer: with
+# `-fork=1 -ignore_crashes=1` a run goes on past a crash (the count is in the summary, the
+# inputs in fuzz/artifacts/). Needs only `cargo install --locked cargo-fuzz`.
 set -uo pipefail
 
 seconds=${1:-60}
+shift || true
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 cd "$fuzz_dir/.."
 
@@ -41,7 +44,7 @@ for target in $targets; do
     log="fuzz/run-$target.log"
     echo "== $target: ${seconds}s (log: $log)"
     if cargo fuzz run "$target" "${corpus[@]}" -- \
-        -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 > "$log" 2>&1; then
+        -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "$@" > "$log" 2>&1; then
         result=ok
     else
         result=CRASH
@@ -49,10 +52,13 @@ for target in $targets; do
         grep -a -m1 -E "panicked at|ERROR: AddressSanitizer|ERROR: libFuzzer" "$log"
         grep -a -E "^artifact_prefix|Test unit written to" "$log"
     fi
-    runs=$(grep -a -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$')
-    rate=$(grep -a -o 'stat::average_exec_per_sec: [0-9]*' "$log" | grep -o '[0-9]*$')
-    cov=$(grep -a -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
-    summary+=("$(printf '%-24s %-6s runs=%-9s execs/s=%-6s %s' "$target" "$result" "${runs:-?}" "${rate:-?}" "$cov")")
+    # libFuzzer's final statistics; in fork mode, its last status line.
+    runs=$(grep -a -o -E 'stat::number_of_executed_units: *[0-9]+|^#[0-9]+:' "$log" | tail -1 | grep -o -E '[0-9]+')
+    rate=$(grep -a -o -E 'stat::average_exec_per_sec: *[0-9]+|exec/s: [0-9]+' "$log" | tail -1 | grep -o -E '[0-9]+$')
+    cov=$(grep -a -o -E 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+    crashes=$(grep -a -o -E 'oom/timeout/crash: [0-9/]+' "$log" | tail -1)
+    summary+=("$(printf '%-24s %-6s runs=%-9s execs/s=%-6s %s %s' \
+        "$target" "$result" "${runs:-?}" "${rate:-?}" "$cov" "$crashes")")
 done
 
 echo
