@@ -2,9 +2,10 @@
 //! A docker-archive built from fuzzer-chosen members, so the fuzzer gets past the tar and
 //! manifest.json checks: layers (plain, gzip or zstd) under legacy or blob names, configs whose
 //! DiffIDs are right unless the fuzzer spoils one, a manifest.json naming them (directly or
-//! through links), and extra files, links, directories, `repositories` and v1 `<id>/json`. The
-//! archive is imported from a stream (and from a file when plain) into a fresh layout: on
-//! error nothing is tagged, on success every tagged image verifies (see `check_import`).
+//! through links), extra files, links and directories, and the `repositories` and `<id>/json`
+//! of pre-1.10 archives (read when there is no manifest.json). The archive is imported from a
+//! stream (and from a file when plain) into a fresh layout: on error nothing is tagged, on
+//! success every tagged image verifies (see `check_import`).
 
 use std::io::Write;
 
@@ -80,8 +81,10 @@ enum Extra {
     Symlink(String, String),
     Hardlink(String, String),
     Directory(String),
-    Repositories(Vec<u8>),
-    V1Json(u8, Vec<u8>),
+    /// `repositories` of a pre-1.10 archive: (repository, tag, id of the top layer).
+    Repositories(Vec<(String, String, u8)>),
+    /// `<id>/json` of a pre-1.10 archive, naming its parent layer.
+    V1Json { id: u8, parent: Option<u8> },
 }
 
 /// One tar member.
@@ -180,8 +183,23 @@ fn members(spec: &ArchiveSpec) -> Vec<Member> {
             Extra::Symlink(name, target) => Member::Symlink(name.clone(), target.clone()),
             Extra::Hardlink(name, target) => Member::Hardlink(name.clone(), target.clone()),
             Extra::Directory(name) => Member::Directory(name.clone()),
-            Extra::Repositories(bytes) => Member::File("repositories".to_owned(), bytes.clone()),
-            Extra::V1Json(id, bytes) => Member::File(format!("{id:02x}/json"), bytes.clone()),
+            Extra::Repositories(tags) => {
+                let mut repositories = serde_json::Map::new();
+                for (repository, tag, id) in tags {
+                    let entry = repositories.entry(repository.clone()).or_insert_with(|| serde_json::json!({}));
+                    entry[tag.as_str()] = serde_json::Value::String(format!("{id:02x}"));
+                }
+                let bytes = serde_json::to_vec(&repositories).expect("repositories serialize");
+                Member::File("repositories".to_owned(), bytes)
+            }
+            Extra::V1Json { id, parent } => {
+                let mut json = serde_json::json!({"id": format!("{id:02x}"), "os": "linux", "architecture": "amd64"});
+                if let Some(parent) = parent {
+                    json["parent"] = serde_json::Value::String(format!("{parent:02x}"));
+                }
+                let bytes = serde_json::to_vec(&json).expect("a v1 json serializes");
+                Member::File(format!("{id:02x}/json"), bytes)
+            }
         });
     }
     if !spec.images.is_empty() {
