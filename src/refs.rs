@@ -66,22 +66,8 @@ impl Engine {
     /// Points `name` at `descriptor` when `condition` holds (see `RefUpdate`).
     pub fn ref_update(&self, name: &str, descriptor: &Descriptor, condition: RefUpdate<'_>) -> Result<()> {
         validate_ref_name(name)?;
-        let mut entry = descriptor.clone();
-        entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
-
-        // The target is checked under the lock a GC sweep holds, so a tag never points at a
-        // blob swept in between.
         let _lock = self.lock_exclusive()?;
-        let stored_size = self.blob_size(&descriptor.digest)?;
-        if stored_size != descriptor.size {
-            return Err(Error::new(
-                ErrorKind::SizeMismatch,
-                format!(
-                    "cannot tag {name:?}: blob {} is {stored_size} bytes, the descriptor says {}",
-                    descriptor.digest, descriptor.size
-                ),
-            ));
-        }
+        let entry = self.index_entry(name, descriptor)?;
         let mut index = self.read_index()?;
         let existing: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(name)).collect();
         if existing.len() == 1 && *existing[0] == entry {
@@ -103,6 +89,39 @@ impl Engine {
         index.manifests.retain(|d| d.ref_name() != Some(name));
         index.manifests.push(entry);
         self.write_index(&index)
+    }
+
+    /// Points every name at its descriptor (moving names that exist) in one update of
+    /// index.json: all of them or, on any error, none.
+    pub fn ref_put_all(&self, refs: &[(String, Descriptor)]) -> Result<()> {
+        for (name, _) in refs {
+            validate_ref_name(name)?;
+        }
+        let _lock = self.lock_exclusive()?;
+        let entries = refs.iter().map(|(name, d)| self.index_entry(name, d)).collect::<Result<Vec<_>>>()?;
+        let mut index = self.read_index()?;
+        index.manifests.retain(|d| !refs.iter().any(|(name, _)| d.ref_name() == Some(name)));
+        index.manifests.extend(entries);
+        self.write_index(&index)
+    }
+
+    /// The index.json entry of tag `name`: `descriptor` with its ref-name annotation, once the
+    /// blob is found stored at the size it declares. Called under the exclusive lock, the lock
+    /// a GC sweep holds, so a tag never points at a blob swept in between.
+    fn index_entry(&self, name: &str, descriptor: &Descriptor) -> Result<Descriptor> {
+        let stored_size = self.blob_size(&descriptor.digest)?;
+        if stored_size != descriptor.size {
+            return Err(Error::new(
+                ErrorKind::SizeMismatch,
+                format!(
+                    "cannot tag {name:?}: blob {} is {stored_size} bytes, the descriptor says {}",
+                    descriptor.digest, descriptor.size
+                ),
+            ));
+        }
+        let mut entry = descriptor.clone();
+        entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
+        Ok(entry)
     }
 
     /// The descriptor `name` points at (with its annotations, as stored in index.json).

@@ -249,3 +249,20 @@ fn long_names_and_pax_records_over_1_mib_are_refused_before_they_are_read_whole(
         refused(&tar_with_long_header(kind, 4000), ErrorKind::InvalidImage, "manifest.json");
     }
 }
+
+#[test]
+fn an_invalid_repo_tag_among_valid_ones_tags_nothing() {
+    // Found by reading the import after the docker_archive fuzz target's check: the valid tag
+    // was written before the invalid one failed.
+    let (layer, config, config_hex) = image_parts();
+    let config_name = format!("{config_hex}.json");
+    let manifest = serde_json::to_vec(&serde_json::json!([{ "Config": config_name,
+        "RepoTags": ["example/app:1", "not a valid tag"], "Layers": ["abc/layer.tar"] }]))
+    .unwrap();
+    let archive = tar(&[
+        Member::File(&config_name, config),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest),
+    ]);
+    refused(&archive, ErrorKind::InvalidArgument, "not a valid tag");
+}

@@ -73,7 +73,9 @@ impl Engine {
         for image in &chosen {
             built.push((image, self.store_image(reader, image, options)?));
         }
+        // Every tag in one update of index.json: a bad name among them tags nothing.
         let mut images = Vec::new();
+        let mut tags = Vec::new();
         for (image, manifest) in built {
             let names =
                 if options.ref_names.is_empty() { image.item.repo_tags.clone() } else { options.ref_names.clone() };
@@ -81,10 +83,11 @@ impl Engine {
             for name in &names {
                 let mut tagged = manifest.clone();
                 tagged.annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), normalized_image_name(name));
-                self.ref_put(name, &tagged, true)?;
+                tags.push((name.clone(), tagged));
             }
             images.push(ImportedImage { manifest, refs: names, repo_tags: image.item.repo_tags.clone() });
         }
+        self.ref_put_all(&tags)?;
         Ok(images)
     }
 
