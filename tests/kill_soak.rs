@@ -51,6 +51,9 @@ fn child_round(engine: &Engine, round: u32, out: &mut impl Write) -> ocicas::Res
     out.flush().unwrap();
     // Some images are untagged again, and GC runs now and then.
     if round % 4 == 0 {
+        // From here until "untagged" is printed, the tag may or may not be there.
+        writeln!(out, "untagging {name}").unwrap();
+        out.flush().unwrap();
         engine.ref_delete(&name)?;
         writeln!(out, "untagged {name}").unwrap();
         out.flush().unwrap();
@@ -59,6 +62,15 @@ fn child_round(engine: &Engine, round: u32, out: &mut impl Write) -> ocicas::Res
         engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO })?;
     }
     Ok(())
+}
+
+/// What the parent knows of a name from the child's acknowledgements.
+#[derive(Debug, Clone)]
+enum Tag {
+    Tagged(Digest),
+    /// The child said it is untagging it: tagged as before, or gone.
+    BeingUntagged(Digest),
+    Untagged,
 }
 
 fn ignore_exists(err: ocicas::Error) -> ocicas::Result<()> {
@@ -89,8 +101,8 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
-    // The latest acknowledged state of each name: Some(digest) tagged, None untagged.
-    let mut acknowledged: BTreeMap<String, Option<Digest>> = BTreeMap::new();
+    // The latest acknowledged state of each name.
+    let mut acknowledged: BTreeMap<String, Tag> = BTreeMap::new();
     let deadline = Instant::now() + SOAK_FOR;
     let (mut kills, mut next_round, mut state) = (0u32, 0u32, 0x2545_f491u32);
     while Instant::now() < deadline {
@@ -121,10 +133,15 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
             let mut words = line.split(' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("tagged"), Some(name), Some(digest)) => {
-                    acknowledged.insert(name.to_owned(), Some(digest.parse().unwrap()));
+                    acknowledged.insert(name.to_owned(), Tag::Tagged(digest.parse().unwrap()));
+                }
+                (Some("untagging"), Some(name), None) => {
+                    if let Some(Tag::Tagged(digest)) = acknowledged.get(name).cloned() {
+                        acknowledged.insert(name.to_owned(), Tag::BeingUntagged(digest));
+                    }
                 }
                 (Some("untagged"), Some(name), None) => {
-                    acknowledged.insert(name.to_owned(), None);
+                    acknowledged.insert(name.to_owned(), Tag::Untagged);
                 }
                 _ => {}
             }
@@ -133,18 +150,18 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
 
         let report = engine.fsck().unwrap();
         assert!(report.is_sound(), "after kill {kills}: {:?}", report.problems);
-        for (name, digest) in &acknowledged {
-            match (engine.ref_get(name), digest) {
-                (Ok(descriptor), Some(digest)) => {
+        for (name, tag) in &acknowledged {
+            match (engine.ref_get(name), tag) {
+                (Ok(descriptor), Tag::Tagged(digest) | Tag::BeingUntagged(digest)) => {
                     assert_eq!(&descriptor.digest, digest, "after kill {kills}: {name} moved");
                     assert_complete(&engine, name, &descriptor);
                 }
-                (Err(err), None) => assert_eq!(err.kind(), ErrorKind::NotFound),
+                (Err(err), Tag::Untagged | Tag::BeingUntagged(_)) => assert_eq!(err.kind(), ErrorKind::NotFound),
                 (result, expected) => panic!("after kill {kills}: {name} is {result:?}, acknowledged {expected:?}"),
             }
         }
     }
-    let tagged = acknowledged.values().filter(|d| d.is_some()).count();
+    let tagged = acknowledged.values().filter(|t| matches!(t, Tag::Tagged(_))).count();
     assert!(kills >= 5 && tagged >= 5, "only {kills} kills and {tagged} acknowledged tags");
     // The store stays usable: GC past the commit grace, then fsck again.
     std::thread::sleep(Duration::from_millis(1100));
