@@ -421,7 +421,8 @@ impl IngestWriter {
         self.status.offset = end;
         self.status.updated_at = SystemTime::now();
         self.hashed_since_checkpoint += bytes.len() as u64;
-        if self.hashed_since_checkpoint >= CHECKPOINT_BYTES {
+        // No checkpoint once the declared total is written: a commit follows, not a resume.
+        if self.hashed_since_checkpoint >= CHECKPOINT_BYTES && self.status.total != Some(end) {
             self.checkpoint()?;
         }
         Ok(())
@@ -454,8 +455,7 @@ impl IngestWriter {
     ) -> Result<Digest> {
         self.check_open()?;
         let data_path = self.dir.join("data");
-        let storage = self.engine.storage();
-        storage.sync_file(&self.data).map_err(|e| Error::io("cannot fsync", &data_path, e))?;
+        // The data is fsynced by publish_blob, before anything becomes visible.
         let offset = self.status.offset;
         for (what, wanted) in [("commit size", size), ("declared total", self.status.total)] {
             if let Some(wanted) = wanted.filter(|&w| w != offset) {
