@@ -35,6 +35,10 @@ pub enum ErrorKind {
     NotComputed,
     /// A stream that can be read once was already read to its end.
     Consumed,
+    /// A registry refused the credentials, or asked for credentials none were given for.
+    Unauthorized,
+    /// A registry could not be reached, or answered with an error or a protocol violation.
+    Remote,
 }
 
 #[derive(Debug)]
@@ -66,6 +70,11 @@ impl Error {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The same error, its message prefixed with what was being done.
+    pub fn with_context(self, context: &str) -> Error {
+        Error::new(self.kind, format!("{context}: {}", self.message))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod image;
 pub mod ingest;
 pub mod layout;
 pub mod refs;
+pub mod registry;
 pub mod spec;
 pub mod stream;
 
@@ -28,5 +29,6 @@ pub use gc::{GcOptions, GcReport, Lease, LeaseResource};
 pub use graph::MAX_WALK_DEPTH;
 pub use ingest::{CopySource, IngestStatus, IngestWriter, WriterOptions};
 pub use layout::{Engine, OpenOptions};
+pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};
 pub use stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};

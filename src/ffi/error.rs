@@ -42,6 +42,10 @@ pub enum ocicas_status {
     OCICAS_ERR_NOT_COMPUTED = 14,
     /// A layer stream's compressed bytes were already read to their end.
     OCICAS_ERR_CONSUMED = 15,
+    /// A registry refused the credentials, or asked for credentials none were given for.
+    OCICAS_ERR_UNAUTHORIZED = 16,
+    /// A registry could not be reached, or answered with an error or a protocol violation.
+    OCICAS_ERR_REMOTE = 17,
 }
 
 impl From<ErrorKind> for ocicas_status {
@@ -62,6 +66,8 @@ impl From<ErrorKind> for ocicas_status {
             ErrorKind::NotImplemented => OCICAS_ERR_NOT_IMPLEMENTED,
             ErrorKind::NotComputed => OCICAS_ERR_NOT_COMPUTED,
             ErrorKind::Consumed => OCICAS_ERR_CONSUMED,
+            ErrorKind::Unauthorized => OCICAS_ERR_UNAUTHORIZED,
+            ErrorKind::Remote => OCICAS_ERR_REMOTE,
         }
     }
 }

@@ -3,6 +3,7 @@
 mod archive;
 mod demo;
 mod layer;
+mod registry;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -81,6 +82,49 @@ enum Command {
     /// docker-archive (docker save) tarballs: import, export, ls.
     #[command(subcommand, name = "docker-archive")]
     DockerArchive(archive::ArchiveCommand),
+    /// Push image REF of the layout to HOST/REPO[:TAG] (without a tag: by digest); prints
+    /// {"descriptor", "blobs": {"transferred","bytes","skipped","mounted"}}.
+    Push {
+        layout: PathBuf,
+        #[arg(value_name = "REF")]
+        ref_name: String,
+        #[arg(value_name = "HOST/REPO[:TAG]")]
+        target: String,
+        /// Mount blobs from this repository of the same registry instead of uploading them.
+        #[arg(long, value_name = "REPO")]
+        mount_from: Option<String>,
+        #[command(flatten)]
+        registry: registry::RegistryArgs,
+    },
+    /// Pull HOST/REPO[:TAG|@DIGEST] into the layout and tag it REF (default: the tag); an
+    /// interrupted pull resumes where it stopped. Prints the same report as push.
+    Pull {
+        #[arg(value_name = "HOST/REPO[:TAG|@DIGEST]")]
+        source: String,
+        layout: PathBuf,
+        #[arg(value_name = "REF")]
+        ref_name: Option<String>,
+        /// Of an index, pull only this platform (os/arch[/variant]); repeatable.
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+        /// Move REF when it points to another image.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        registry: registry::RegistryArgs,
+    },
+    /// Compress an uncompressed tar (FILE or stdin) and upload it to HOST/REPO while it is
+    /// compressed, nothing written to disk; prints {"mediaType","digest","size","diffID"}.
+    PushLayer {
+        #[arg(value_name = "HOST/REPO")]
+        target: String,
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        #[command(flatten)]
+        compression: layer::CompressionArgs,
+        #[command(flatten)]
+        registry: registry::RegistryArgs,
+    },
     /// Build a small image in a layout, tag it and check it, printing each step.
     Demo {
         #[arg(default_value = "demo-layout")]
@@ -248,6 +292,15 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
             };
             let (_, manifest) = layer::append(&engine, &ref_name, &input, &compression.options()?, "ocicas append")?;
             writeln!(out, "{}", ocicas::spec::canonical_json_string(&manifest)?).map_err(stdout_error)?;
+        }
+        Command::Push { layout, ref_name, target, mount_from, registry } => {
+            registry::push(&layout, &ref_name, &target, mount_from, &registry, &mut out)?
+        }
+        Command::Pull { source, layout, ref_name, platforms, force, registry } => {
+            registry::pull(&source, &layout, ref_name.as_deref(), platforms, force, &registry, &mut out)?
+        }
+        Command::PushLayer { target, file, compression, registry } => {
+            registry::push_layer_file(&target, &file, &compression, &registry, &mut out)?
         }
         Command::Demo { layout } => demo::run(&layout, &mut out)?,
     }
@@ -459,6 +512,6 @@ fn parse_labels(args: &[String]) -> ocicas::Result<Labels> {
         .collect()
 }
 
-fn stdout_error(err: io::Error) -> ocicas::Error {
+pub(crate) fn stdout_error(err: io::Error) -> ocicas::Error {
     ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot write to stdout: {err}"))
 }

@@ -1,0 +1,236 @@
+//! One registry, one set of repository scopes: the HTTP agent, the `/v2/` ping, and the
+//! `Authorization` header, fetched from the challenge and refreshed when a request gets 401.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ureq::http::{Response, StatusCode};
+use ureq::tls::{RootCerts, TlsConfig};
+use ureq::{Agent, Body};
+
+use super::auth::{Challenge, Credentials, docker_config_credentials};
+use super::{RegistryOptions, RemoteRef};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Error bodies are short JSON; more than this is not read.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+/// A token response is a small JSON object.
+const MAX_TOKEN_BODY: u64 = 1024 * 1024;
+
+pub(crate) struct Client {
+    agent: Agent,
+    /// `https://host` (or `http://` for an insecure registry).
+    base_url: String,
+    host: String,
+    credentials: Option<Credentials>,
+    /// `repository:NAME:ACTIONS` scopes asked of a token server.
+    scopes: Vec<String>,
+    /// What every request sends as `Authorization` (none until a challenge asked for it).
+    authorization: Mutex<Option<String>>,
+}
+
+/// What a request gets back: the status and headers are read, the body is still to read.
+pub(crate) type HttpResponse = Response<Body>;
+
+impl Client {
+    /// Connects to the registry of `remote` for `actions` (`"pull"` or `"pull,push"`) on its
+    /// repository and `extra_pull_repositories` (the source of a cross-repository mount).
+    pub(crate) fn connect(
+        remote: &RemoteRef,
+        actions: &str,
+        extra_pull_repositories: &[&str],
+        options: &RegistryOptions,
+    ) -> Result<Client> {
+        let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .user_agent(concat!("ocicas/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .timeout_per_write(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let scheme = if options.insecure { "http" } else { "https" };
+        let credentials = match &options.credentials {
+            Some(credentials) => Some(credentials.clone()),
+            None => docker_config_credentials(&remote.host)?,
+        };
+        let mut scopes = vec![format!("repository:{}:{actions}", remote.repository)];
+        scopes.extend(extra_pull_repositories.iter().map(|repository| format!("repository:{repository}:pull")));
+        let client = Client {
+            agent,
+            base_url: format!("{scheme}://{}", remote.api_host()),
+            host: remote.host.clone(),
+            credentials,
+            scopes,
+            authorization: Mutex::new(None),
+        };
+        client.ping()?;
+        Ok(client)
+    }
+
+    /// `GET /v2/`: proves the registry speaks the API, and learns its challenge up front so
+    /// that no request with a body has to be sent twice.
+    fn ping(&self) -> Result<()> {
+        let url = self.url("/v2/");
+        let response = self.agent.get(&url).call().map_err(|err| transport_error(&format!("GET {url}"), err))?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => {
+                let header = self.authorize(&response)?;
+                *self.lock_authorization() = Some(header);
+                Ok(())
+            }
+            _ => Err(error_from_response(&format!("GET {url}"), response)),
+        }
+    }
+
+    /// The URL of an API path (`/v2/...`).
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// An absolute URL from a `Location` header, which may be relative to the registry.
+    pub(crate) fn resolve_location(&self, response: &HttpResponse, what: &str) -> Result<String> {
+        let location = header(response, "location")
+            .ok_or_else(|| Error::new(ErrorKind::Remote, format!("{what}: the registry sent no Location")))?;
+        if location.starts_with("http://") || location.starts_with("https://") {
+            Ok(location.to_string())
+        } else if location.starts_with('/') {
+            Ok(self.url(location))
+        } else {
+            Err(Error::new(ErrorKind::Remote, format!("{what}: the registry sent an unusable Location {location:?}")))
+        }
+    }
+
+    /// Sends a request built by `send` with the current `Authorization` (if any). On 401 it
+    /// authenticates again from the new challenge (a token may have expired) and sends once
+    /// more; a second 401 is `Unauthorized`. Any other status is returned for the caller.
+    pub(crate) fn send(
+        &self,
+        what: &str,
+        mut send: impl FnMut(&Agent, Option<&str>) -> Result<HttpResponse, ureq::Error>,
+    ) -> Result<HttpResponse> {
+        let authorization = self.lock_authorization().clone();
+        let response = send(&self.agent, authorization.as_deref()).map_err(|err| transport_error(what, err))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let refreshed = self.authorize(&response)?;
+        *self.lock_authorization() = Some(refreshed.clone());
+        let response = send(&self.agent, Some(&refreshed)).map_err(|err| transport_error(what, err))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.unauthorized(what));
+        }
+        Ok(response)
+    }
+
+    /// The `Authorization` header that answers the challenge of a 401 `response`.
+    fn authorize(&self, response: &HttpResponse) -> Result<String> {
+        let challenge = header(response, "www-authenticate").and_then(Challenge::parse).ok_or_else(|| {
+            Error::new(ErrorKind::Unauthorized, format!("registry {} answered 401 without a usable challenge", self.host))
+        })?;
+        match challenge {
+            Challenge::Basic => match &self.credentials {
+                Some(credentials) => Ok(credentials.basic_header()),
+                None => Err(self.unauthorized("Basic authentication")),
+            },
+            Challenge::Bearer { realm, service, scope } => self.fetch_token(&realm, service.as_deref(), scope.as_deref()),
+        }
+    }
+
+    /// A Bearer token from the token server `realm`, for our scopes and any the challenge named.
+    fn fetch_token(&self, realm: &str, service: Option<&str>, challenge_scope: Option<&str>) -> Result<String> {
+        let what = format!("token request to {realm}");
+        let mut request = self.agent.get(realm);
+        if let Some(service) = service {
+            request = request.query("service", service);
+        }
+        for scope in self.scopes.iter().map(String::as_str).chain(challenge_scope) {
+            request = request.query("scope", scope);
+        }
+        if let Some(credentials) = &self.credentials {
+            request = request.header("Authorization", credentials.basic_header());
+        }
+        let mut response = request.call().map_err(|err| transport_error(&what, err))?;
+        match response.status() {
+            status if status.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.unauthorized(&what)),
+            _ => return Err(error_from_response(&what, response)),
+        }
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_TOKEN_BODY)
+            .read_to_vec()
+            .map_err(|err| transport_error(&what, err))?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: the answer is not JSON: {err}")))?;
+        let token = body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str());
+        match token {
+            Some(token) if !token.is_empty() => Ok(format!("Bearer {token}")),
+            _ => Err(Error::new(ErrorKind::Remote, format!("{what}: the answer holds no token"))),
+        }
+    }
+
+    fn unauthorized(&self, what: &str) -> Error {
+        let who = match &self.credentials {
+            Some(credentials) => format!("refused the credentials of user {:?}", credentials.username),
+            None => "asks for credentials and none were given (--user, or an auths entry in the Docker config)".into(),
+        };
+        Error::new(ErrorKind::Unauthorized, format!("{what}: registry {} {who}: unauthorized", self.host))
+    }
+
+    fn lock_authorization(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.authorization.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A header's value as text, if present and text.
+pub(crate) fn header<'r>(response: &'r HttpResponse, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|value| value.to_str().ok())
+}
+
+/// A failure to reach the registry or to finish an exchange with it.
+pub(crate) fn transport_error(what: &str, err: ureq::Error) -> Error {
+    Error::new(ErrorKind::Remote, format!("{what}: {err}"))
+}
+
+/// The error a registry answered with: its `errors[]` codes and messages when the body is the
+/// distribution spec's JSON, the kind chosen by status and code.
+pub(crate) fn error_from_response(what: &str, mut response: HttpResponse) -> Error {
+    let status = response.status();
+    let mut body = String::new();
+    let _ = response.body_mut().as_reader().take(MAX_ERROR_BODY).read_to_string(&mut body);
+    let errors: Vec<(String, String)> = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|value| value.get("errors").and_then(|e| e.as_array()).cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|error| {
+            let field = |name: &str| error.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            (field("code"), field("message"))
+        })
+        .collect();
+    let codes: Vec<&str> = errors.iter().map(|(code, _)| code.as_str()).collect();
+    let kind = if codes.iter().any(|c| matches!(*c, "DIGEST_INVALID" | "SIZE_INVALID")) {
+        ErrorKind::DigestMismatch
+    } else if status == StatusCode::NOT_FOUND
+        || codes.iter().any(|c| matches!(*c, "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN"))
+    {
+        ErrorKind::NotFound
+    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        ErrorKind::Unauthorized
+    } else {
+        ErrorKind::Remote
+    };
+    let detail = if errors.is_empty() {
+        body.chars().take(200).collect::<String>().trim().to_string()
+    } else {
+        errors.iter().map(|(code, message)| format!("{code}: {message}")).collect::<Vec<_>>().join("; ")
+    };
+    let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+    Error::new(kind, format!("{what}: the registry answered {status}{detail}"))
+}

@@ -1,0 +1,217 @@
+//! The OCI distribution API: push an image of the layout to a registry, pull one into it, and
+//! stream a layer straight into a registry. A blocking client (no async runtime inside a C
+//! library); blobs move in `jobs` threads at once, children before the manifests naming them.
+
+mod auth;
+mod client;
+mod pull;
+mod push;
+mod reference;
+mod upload;
+
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+pub use auth::Credentials;
+pub use push::push_layer;
+pub use reference::RemoteRef;
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::spec::Descriptor;
+
+/// Blobs moved at once when the caller does not say.
+pub const DEFAULT_JOBS: usize = 4;
+/// Bytes per upload request (PATCH) when the caller does not say: what a failed request costs
+/// to send again, and what a streamed layer holds in memory per chunk.
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+/// Progress is reported at least every this many bytes of a blob.
+const PROGRESS_STEP: u64 = 1024 * 1024;
+
+/// How much of one blob has moved. `done == total` once it is complete (or was already there).
+/// A streamed layer has neither digest nor total until it ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub digest: Option<&'a Digest>,
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// Called from the threads that move blobs, never by two at once.
+pub type ProgressCallback = dyn FnMut(&Progress<'_>) + Send;
+
+#[derive(Clone, Default)]
+pub struct RegistryOptions {
+    /// None: the registry's entry in the Docker config file, if any.
+    pub credentials: Option<Credentials>,
+    /// Plain HTTP instead of HTTPS.
+    pub insecure: bool,
+    /// Blobs moved at once; 0 means `DEFAULT_JOBS`.
+    pub jobs: usize,
+    /// Bytes per upload request; 0 means `DEFAULT_CHUNK_SIZE`.
+    pub chunk_size: u64,
+    /// Push: a repository of the same registry to mount blobs from instead of uploading them.
+    pub mount_from: Option<String>,
+    /// Pull of an index: the platforms (`os/arch[/variant]`) to pull; empty means all.
+    pub platforms: Vec<String>,
+    /// Pull: move the local ref when it already points to another image.
+    pub force: bool,
+    pub progress: Option<Arc<Mutex<ProgressCallback>>>,
+}
+
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field("credentials", &self.credentials)
+            .field("insecure", &self.insecure)
+            .field("jobs", &self.jobs)
+            .field("chunk_size", &self.chunk_size)
+            .field("mount_from", &self.mount_from)
+            .field("platforms", &self.platforms)
+            .field("force", &self.force)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl RegistryOptions {
+    fn jobs(&self) -> usize {
+        if self.jobs == 0 { DEFAULT_JOBS } else { self.jobs }
+    }
+
+    fn chunk_size(&self) -> u64 {
+        if self.chunk_size == 0 { DEFAULT_CHUNK_SIZE } else { self.chunk_size }
+    }
+
+    fn report_progress(&self, digest: Option<&Digest>, done: u64, total: Option<u64>) {
+        if let Some(progress) = &self.progress {
+            let mut callback = progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            callback(&Progress { digest, done, total });
+        }
+    }
+}
+
+/// What a push or pull did: the image's descriptor, and what moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferReport {
+    pub descriptor: Descriptor,
+    /// Blobs (manifests included) whose bytes crossed the network.
+    pub transferred: u64,
+    /// Blob bytes that crossed the network.
+    pub bytes: u64,
+    /// Blobs the other side already had.
+    pub skipped: u64,
+    /// Blobs mounted from another repository instead of uploaded (push only).
+    pub mounted: u64,
+}
+
+impl TransferReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "descriptor": self.descriptor,
+            "blobs": {
+                "transferred": self.transferred,
+                "bytes": self.bytes,
+                "skipped": self.skipped,
+                "mounted": self.mounted,
+            },
+        })
+    }
+}
+
+/// The counters of a transfer, shared by its threads.
+#[derive(Default)]
+struct Tally {
+    transferred: AtomicU64,
+    bytes: AtomicU64,
+    skipped: AtomicU64,
+    mounted: AtomicU64,
+}
+
+impl Tally {
+    fn report(&self, descriptor: Descriptor) -> TransferReport {
+        TransferReport {
+            descriptor,
+            transferred: self.transferred.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            mounted: self.mounted.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counts the bytes of one blob as they are read, into the tally and the progress callback.
+struct Metered<'a, R> {
+    inner: R,
+    options: &'a RegistryOptions,
+    tally: &'a Tally,
+    digest: Option<&'a Digest>,
+    done: u64,
+    total: Option<u64>,
+    reported: u64,
+}
+
+impl<'a, R> Metered<'a, R> {
+    fn new(
+        inner: R,
+        options: &'a RegistryOptions,
+        tally: &'a Tally,
+        digest: Option<&'a Digest>,
+        done: u64,
+        total: Option<u64>,
+    ) -> Self {
+        options.report_progress(digest, done, total);
+        Metered { inner, options, tally, digest, done, total, reported: done }
+    }
+}
+
+impl<R: Read> Read for Metered<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        Tally::count(&self.tally.bytes, n as u64);
+        if self.done - self.reported >= PROGRESS_STEP || (n > 0 && Some(self.done) == self.total) {
+            self.reported = self.done;
+            self.options.report_progress(self.digest, self.done, self.total);
+        }
+        Ok(n)
+    }
+}
+
+/// Runs `work` on every item with up to `jobs` threads; stops taking new items after the first
+/// failure and returns it.
+fn for_each_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error = Mutex::new(None);
+    let worker = || {
+        while !failed.load(Ordering::Relaxed) {
+            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else { return };
+            if let Err(err) = work(item) {
+                failed.store(true, Ordering::Relaxed);
+                first_error.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get_or_insert(err);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    match first_error.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// `/v2/<repository>/<kind>/<reference>`.
+fn api_path(repository: &str, kind: &str, reference: &str) -> String {
+    format!("/v2/{repository}/{kind}/{reference}")
+}
