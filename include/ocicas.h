@@ -79,6 +79,11 @@
 #define OCICAS_SIZE_UNKNOWN -1
 
 /**
+ * `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
+ */
+#define OCICAS_PROGRESS_TOTAL_UNKNOWN UINT64_MAX
+
+/**
  * `ocicas_layer_options.compression`: gzip (the default).
  */
 #define OCICAS_COMPRESSION_GZIP 0
@@ -170,6 +175,14 @@ enum ocicas_status
    * A layer stream's compressed bytes were already read to their end.
    */
   OCICAS_ERR_CONSUMED = 15,
+  /**
+   * A registry refused the credentials, or asked for credentials none were given for.
+   */
+  OCICAS_ERR_UNAUTHORIZED = 16,
+  /**
+   * A registry could not be reached, or answered with an error or a protocol violation.
+   */
+  OCICAS_ERR_REMOTE = 17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -268,6 +281,59 @@ typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
  * only during the call). Return 0 to go on, non-zero to stop listing.
  */
 typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+
+/**
+ * Reports how many bytes of one blob have moved: `digest` (NULL for a streamed layer until it
+ * ends), `done`, and `total` (`OCICAS_PROGRESS_TOTAL_UNKNOWN` when not known). Called from the
+ * library's transfer threads, never two calls at once, and only during the call that took it.
+ */
+typedef void (*ocicas_progress_cb)(const char *digest,
+                                   uint64_t done,
+                                   uint64_t total,
+                                   void *user_data);
+
+/**
+ * Options of a push or pull. Initialise with `ocicas_registry_options_init`; NULL where
+ * options are taken means those defaults.
+ */
+typedef struct ocicas_registry_options {
+  /**
+   * Credentials for the registry; both NULL: its `auths` entry in the Docker config file
+   * (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), if any.
+   */
+  const char *username;
+  const char *password;
+  /**
+   * Plain HTTP instead of HTTPS.
+   */
+  bool insecure;
+  /**
+   * Blobs moved at once; 0 means 4.
+   */
+  uint32_t jobs;
+  /**
+   * Bytes per upload request; 0 means 16 MiB.
+   */
+  uint64_t chunk_size;
+  /**
+   * Push: a repository of the same registry to mount blobs from (NULL: none).
+   */
+  const char *mount_from;
+  /**
+   * Pull of an index: the platforms (`os/arch[/variant]`) to pull; none means all.
+   */
+  const char *const *platforms;
+  size_t n_platforms;
+  /**
+   * Pull: move the local ref when it points to another image.
+   */
+  bool force;
+  /**
+   * Progress of each blob (NULL: none), with `progress_user_data`.
+   */
+  ocicas_progress_cb progress;
+  void *progress_user_data;
+} ocicas_registry_options;
 
 /**
  * Options of a layer stream. Initialise with `ocicas_layer_options_init`; passing NULL where
@@ -938,6 +1004,67 @@ ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *
 ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               ocicas_ref_list_cb callback,
                               void *user_data);
+
+/**
+ * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, 16 MiB chunks.
+ *
+ * # Safety
+ * `options` is NULL (then nothing happens) or writable.
+ */
+void ocicas_registry_options_init(struct ocicas_registry_options *options);
+
+/**
+ * Pushes image `ref_name` of the layout to `target` (`HOST/REPO[:TAG]`; without a tag, by
+ * digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
+ * manifests last, children first; manifests of the layout's index whose `subject` is the
+ * image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+ * `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
+ * refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
+ * error, `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options.
+ *
+ * # Safety
+ * `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
+ */
+ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
+                                   const char *ref_name,
+                                   const char *target,
+                                   const struct ocicas_registry_options *options,
+                                   char **out_report_json);
+
+/**
+ * Pulls `source` (`HOST/REPO[:TAG][@DIGEST]`) into the layout and tags it `ref_name` (NULL:
+ * the tag). Manifests are checked against their digests, blobs verified on commit; blobs
+ * already stored are not fetched, and a pull that stopped resumes each blob from its ingest.
+ * The ref moves last: a failed pull tags nothing. `*out_report_json` as for push.
+ * `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
+ * the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
+ * elsewhere and `force` is not set, `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`.
+ *
+ * # Safety
+ * As `ocicas_registry_push`; `ref_name` may be NULL.
+ */
+ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
+                                   const char *source,
+                                   const char *ref_name,
+                                   const struct ocicas_registry_options *options,
+                                   char **out_report_json);
+
+/**
+ * Compresses the uncompressed tar that `read_cb` yields and uploads it to `target`
+ * (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
+ * completed with the digest after the last chunk. `*out_descriptor_json` receives
+ * `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
+ * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then).
+ *
+ * # Safety
+ * `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
+ */
+ocicas_status ocicas_registry_push_layer(const char *target,
+                                         ocicas_read_cb read_cb,
+                                         void *user_data,
+                                         const struct ocicas_layer_options *layer_options_ptr,
+                                         const struct ocicas_registry_options *options,
+                                         char **out_descriptor_json);
 
 /**
  * Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.

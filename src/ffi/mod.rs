@@ -13,6 +13,7 @@ mod fsck;
 mod gc;
 mod ingest;
 mod refs;
+mod registry;
 mod stream;
 
 use std::ffi::{CStr, CString, c_char};

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
     }
 }
 
-unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
+pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
     let Some(options) = (unsafe { options.as_ref() }) else { return Ok(LayerOptions::default()) };
     let default_level = options.level == OCICAS_LEVEL_DEFAULT;
     let compression = match options.compression {

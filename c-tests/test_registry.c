@@ -1,0 +1,210 @@
+/* Push, pull and push-layer through the C API, against loopback docker-registry instances that
+ * the `registry` ctest fixture starts (c-tests/registry.sh): every status path of
+ * ocicas_registry_*, progress callbacks, and Basic auth. */
+#include "test_util.h"
+
+#include <stdint.h>
+
+static char registry[256], auth_registry[256];
+
+/* Reads the "127.0.0.1:PORT" the fixture wrote to OCICAS_TEST_REGISTRY_DIR/name. */
+static void read_host(const char *name, char *host, size_t size) {
+    const char *dir = getenv("OCICAS_TEST_REGISTRY_DIR");
+    CHECK(dir != NULL);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    CHECK(fgets(host, (int)size, f) != NULL);
+    fclose(f);
+    host[strcspn(host, "\n")] = '\0';
+}
+
+static long field(const char *report, const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = strstr(report, key);
+    CHECK(at != NULL);
+    return strtol(at + strlen(key), NULL, 10);
+}
+
+/* Counts progress calls and those that completed a blob (done == total). */
+struct progress_count {
+    int calls, completed, unknown_total;
+};
+
+static void count_progress(const char *digest, uint64_t done, uint64_t total, void *user_data) {
+    struct progress_count *count = user_data;
+    count->calls++;
+    if (total == OCICAS_PROGRESS_TOTAL_UNKNOWN) {
+        count->unknown_total++;
+    } else if (done == total && digest != NULL && strncmp(digest, "sha256:", 7) == 0) {
+        count->completed++;
+    }
+}
+
+/* A read callback over a fixed buffer; fails with -1 once `fail_at` bytes were given. */
+struct source {
+    const uint8_t *data;
+    size_t len, pos, fail_at;
+};
+
+static int64_t read_source(uint8_t *buf, size_t len, void *user_data) {
+    struct source *source = user_data;
+    if (source->pos >= source->fail_at) return -1;
+    size_t n = source->len - source->pos;
+    if (n > len) n = len;
+    memcpy(buf, source->data + source->pos, n);
+    source->pos += n;
+    return (int64_t)n;
+}
+
+int main(void) {
+    read_host("host", registry, sizeof registry);
+    read_host("auth_host", auth_registry, sizeof auth_registry);
+    /* No Docker config credentials from the machine running the tests. */
+    char root[4096], layout[4200], empty_config[4300];
+    ocicas_engine *engine = new_layout(root, sizeof root, layout, sizeof layout);
+    snprintf(empty_config, sizeof empty_config, "%s/docker-config", root);
+    CHECK(setenv("DOCKER_CONFIG", empty_config, 1) == 0);
+    tag_hello_image(engine, "hello");
+    char target[512], *report = NULL;
+    ocicas_registry_options options;
+    ocicas_registry_options_init(&options);
+    options.insecure = true;
+
+    CASE("options_init gives the defaults; NULL is a no-op");
+    ocicas_registry_options defaults;
+    ocicas_registry_options_init(&defaults);
+    CHECK(!defaults.insecure && defaults.jobs == 0 && defaults.chunk_size == 0 && defaults.username == NULL);
+    ocicas_registry_options_init(NULL);
+
+    CASE("push, then a second push transfers nothing");
+    struct progress_count pushed = {0};
+    options.progress = count_progress;
+    options.progress_user_data = &pushed;
+    snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
+    CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
+    CHECK(field(report, "transferred") == 3 && field(report, "skipped") == 0);
+    ocicas_string_free(report);
+    CHECK(pushed.completed == 2); /* config and layer */
+    CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
+    CHECK(field(report, "transferred") == 0 && field(report, "skipped") == 3);
+    ocicas_string_free(report);
+    options.progress = NULL;
+
+    CASE("pull into another layout, then a second pull fetches no blob");
+    char root2[4096], layout2[4200];
+    ocicas_engine *other = new_layout(root2, sizeof root2, layout2, sizeof layout2);
+    CHECK_OK(ocicas_registry_pull(other, target, NULL, &options, &report));
+    CHECK(field(report, "transferred") == 3);
+    ocicas_string_free(report);
+    char *pulled = NULL, *original = NULL;
+    CHECK_OK(ocicas_ref_get(other, "v1", &pulled));
+    CHECK_OK(ocicas_ref_get(engine, "hello", &original));
+    const char *pulled_digest = strstr(pulled, "sha256:"), *original_digest = strstr(original, "sha256:");
+    CHECK(pulled_digest != NULL && original_digest != NULL && strncmp(pulled_digest, original_digest, 71) == 0);
+    ocicas_string_free(pulled);
+    ocicas_string_free(original);
+    CHECK_OK(ocicas_registry_pull(other, target, "again", &options, &report));
+    CHECK(field(report, "bytes") == 0 && field(report, "transferred") == 0);
+    ocicas_string_free(report);
+    CHECK_OK(ocicas_fsck(other, &report));
+    CHECK(strstr(report, "\"sound\":true") != NULL);
+    ocicas_string_free(report);
+
+    CASE("pull: a ref that points elsewhere is CLOBBER unless forced");
+    tag_image(other, "taken", (const uint8_t *)"another image", 13);
+    CHECK_STATUS(ocicas_registry_pull(other, target, "taken", &options, &report), OCICAS_ERR_CLOBBER);
+    CHECK_MESSAGE("taken");
+    options.force = true;
+    CHECK_OK(ocicas_registry_pull(other, target, "taken", &options, &report));
+    ocicas_string_free(report);
+    options.force = false;
+
+    CASE("pull: an unknown tag or repository is NOT_FOUND and tags nothing");
+    snprintf(target, sizeof target, "%s/c%d/hello:missing", registry, (int)getpid());
+    CHECK_STATUS(ocicas_registry_pull(other, target, "missing", &options, &report), OCICAS_ERR_NOT_FOUND);
+    CHECK_MESSAGE("missing");
+    snprintf(target, sizeof target, "%s/c%d/nothing-here:v1", registry, (int)getpid());
+    CHECK_STATUS(ocicas_registry_pull(other, target, "missing", &options, &report), OCICAS_ERR_NOT_FOUND);
+    char *none = NULL;
+    CHECK_STATUS(ocicas_ref_get(other, "missing", &none), OCICAS_ERR_NOT_FOUND);
+    snprintf(target, sizeof target, "%s/c%d/hello@sha256:%064d", registry, (int)getpid(), 0);
+    CHECK_STATUS(ocicas_registry_pull(other, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("ref name");
+
+    CASE("push-layer from a read callback: the registry serves the printed digest");
+    static uint8_t tar[4096];
+    memcpy(tar, "not really a tar, but bytes all the same", 40);
+    struct source source = {tar, sizeof tar, 0, SIZE_MAX};
+    struct progress_count streamed = {0};
+    options.progress = count_progress;
+    options.progress_user_data = &streamed;
+    options.chunk_size = 1000;
+    snprintf(target, sizeof target, "%s/c%d/layer", registry, (int)getpid());
+    char *layer = NULL;
+    CHECK_OK(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer));
+    CHECK(strstr(layer, "\"diffID\":\"sha256:") != NULL && strstr(layer, "tar+gzip") != NULL);
+    CHECK(streamed.unknown_total > 0);
+    ocicas_string_free(layer);
+    options.progress = NULL;
+    options.chunk_size = 0;
+
+    CASE("push-layer: a failing read callback is IO and completes nothing");
+    source = (struct source){tar, sizeof tar, 0, 100};
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer), OCICAS_ERR_IO);
+    ocicas_layer_options stored;
+    ocicas_layer_options_init(&stored);
+    stored.ref_name = "a-ref";
+    source.pos = 0;
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("Basic auth: no credentials or wrong ones are UNAUTHORIZED; right ones work");
+    snprintf(target, sizeof target, "%s/c%d/hello:v1", auth_registry, (int)getpid());
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_UNAUTHORIZED);
+    CHECK_MESSAGE("credentials");
+    options.username = "ocicas";
+    options.password = "wrong";
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_UNAUTHORIZED);
+    CHECK_MESSAGE("ocicas");
+    options.password = "secret";
+    CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
+    ocicas_string_free(report);
+    CHECK_OK(ocicas_registry_pull(other, target, "from-auth", &options, &report));
+    ocicas_string_free(report);
+    options.password = NULL;
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    options.username = NULL;
+
+    CASE("a registry that cannot be reached is REMOTE");
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", "127.0.0.1:1/c/hello:v1", &options, &report), OCICAS_ERR_REMOTE);
+    CHECK_MESSAGE("127.0.0.1:1");
+    CHECK_STATUS(ocicas_registry_pull(engine, "127.0.0.1:1/c/hello:v1", NULL, &options, &report), OCICAS_ERR_REMOTE);
+
+    CASE("bad arguments");
+    CHECK_STATUS(ocicas_registry_push(engine, "no-such-ref", target, &options, &report), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", "host.io/UPPER", &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("UPPER");
+    CHECK_STATUS(ocicas_registry_push(NULL, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push(engine, NULL, target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_pull(NULL, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_pull(engine, NULL, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_pull(engine, target, "bad ref name", &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(NULL, read_source, &source, NULL, &options, &layer), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(target, NULL, &source, NULL, &options, &layer), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    options.n_platforms = 1; /* with platforms NULL */
+    CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+
+    ocicas_engine_close(other);
+    ocicas_engine_close(engine);
+    remove_tree(root2);
+    remove_tree(root);
+    printf("ok\n");
+    return 0;
+}

@@ -1,0 +1,208 @@
+//! C ABI of `registry`: push, pull and push-layer over the OCI distribution API. Reports are
+//! JSON: `{"descriptor":{…},"blobs":{"transferred":N,"bytes":N,"skipped":N,"mounted":N}}`.
+
+use std::ffi::{c_char, c_void};
+use std::sync::{Arc, Mutex};
+
+use super::engine::ocicas_engine;
+use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb};
+use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
+use crate::error::{Result, invalid_argument};
+use crate::registry::{Credentials, Progress, ProgressCallback, RegistryOptions, push_layer};
+
+/// `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
+pub const OCICAS_PROGRESS_TOTAL_UNKNOWN: u64 = u64::MAX;
+
+/// Reports how many bytes of one blob have moved: `digest` (NULL for a streamed layer until it
+/// ends), `done`, and `total` (`OCICAS_PROGRESS_TOTAL_UNKNOWN` when not known). Called from the
+/// library's transfer threads, never two calls at once, and only during the call that took it.
+pub type ocicas_progress_cb =
+    Option<unsafe extern "C" fn(digest: *const c_char, done: u64, total: u64, user_data: *mut c_void)>;
+
+/// Options of a push or pull. Initialise with `ocicas_registry_options_init`; NULL where
+/// options are taken means those defaults.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ocicas_registry_options {
+    /// Credentials for the registry; both NULL: its `auths` entry in the Docker config file
+    /// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), if any.
+    pub username: *const c_char,
+    pub password: *const c_char,
+    /// Plain HTTP instead of HTTPS.
+    pub insecure: bool,
+    /// Blobs moved at once; 0 means 4.
+    pub jobs: u32,
+    /// Bytes per upload request; 0 means 16 MiB.
+    pub chunk_size: u64,
+    /// Push: a repository of the same registry to mount blobs from (NULL: none).
+    pub mount_from: *const c_char,
+    /// Pull of an index: the platforms (`os/arch[/variant]`) to pull; none means all.
+    pub platforms: *const *const c_char,
+    pub n_platforms: usize,
+    /// Pull: move the local ref when it points to another image.
+    pub force: bool,
+    /// Progress of each blob (NULL: none), with `progress_user_data`.
+    pub progress: ocicas_progress_cb,
+    pub progress_user_data: *mut c_void,
+}
+
+/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, 16 MiB chunks.
+///
+/// # Safety
+/// `options` is NULL (then nothing happens) or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_registry_options_init(options: *mut ocicas_registry_options) {
+    if let Some(options) = unsafe { options.as_mut() } {
+        *options = ocicas_registry_options {
+            username: std::ptr::null(),
+            password: std::ptr::null(),
+            insecure: false,
+            jobs: 0,
+            chunk_size: 0,
+            mount_from: std::ptr::null(),
+            platforms: std::ptr::null(),
+            n_platforms: 0,
+            force: false,
+            progress: None,
+            progress_user_data: std::ptr::null_mut(),
+        };
+    }
+}
+
+/// The C progress callback and its user data, called under the options' mutex.
+struct CallbackProgress {
+    callback: unsafe extern "C" fn(*const c_char, u64, u64, *mut c_void),
+    user_data: *mut c_void,
+}
+
+// The callback is only called under a mutex, one call at a time, during the exported call that
+// took it: the caller's promise of `ocicas_progress_cb`.
+unsafe impl Send for CallbackProgress {}
+
+impl CallbackProgress {
+    fn call(&self, progress: &Progress<'_>) {
+        let digest = progress.digest.map(|digest| std::ffi::CString::new(digest.to_string()).unwrap_or_default());
+        let digest_ptr = digest.as_ref().map_or(std::ptr::null(), |digest| digest.as_ptr());
+        let total = progress.total.unwrap_or(OCICAS_PROGRESS_TOTAL_UNKNOWN);
+        unsafe { (self.callback)(digest_ptr, progress.done, total, self.user_data) };
+    }
+}
+
+unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<RegistryOptions> {
+    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(RegistryOptions::default()) };
+    let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
+        if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
+    };
+    let credentials = match (optional(options.username, "options.username")?, optional(options.password, "options.password")?) {
+        (Some(username), Some(password)) if !username.is_empty() => Some(Credentials { username, password }),
+        (None, None) => None,
+        _ => return Err(invalid_argument("options.username and options.password go together, with a non-empty user")),
+    };
+    let platforms = unsafe { arg_str_array(options.platforms, options.n_platforms, "options.platforms") }?;
+    let progress = options.progress.map(|callback| {
+        let progress = CallbackProgress { callback, user_data: options.progress_user_data };
+        Arc::new(Mutex::new(move |p: &Progress<'_>| progress.call(p))) as Arc<Mutex<ProgressCallback>>
+    });
+    Ok(RegistryOptions {
+        credentials,
+        insecure: options.insecure,
+        jobs: options.jobs as usize,
+        chunk_size: options.chunk_size,
+        mount_from: optional(options.mount_from, "options.mount_from")?,
+        platforms: platforms.into_iter().map(str::to_owned).collect(),
+        force: options.force,
+        progress,
+    })
+}
+
+/// Pushes image `ref_name` of the layout to `target` (`HOST/REPO[:TAG]`; without a tag, by
+/// digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
+/// manifests last, children first; manifests of the layout's index whose `subject` is the
+/// image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+/// `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
+/// refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
+/// error, `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options.
+///
+/// # Safety
+/// `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_registry_push(
+    engine: *const ocicas_engine,
+    ref_name: *const c_char,
+    target: *const c_char,
+    options: *const ocicas_registry_options,
+    out_report_json: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let ref_name = unsafe { arg_str(ref_name, "ref_name") }?;
+        let target = unsafe { arg_str(target, "target") }?;
+        let options = unsafe { registry_options(options) }?;
+        let out_report_json = unsafe { arg_out(out_report_json, "out_report_json") }?;
+        let report = engine.engine.push(ref_name, target, &options)?;
+        *out_report_json = into_c_string(report.to_json().to_string());
+        Ok(())
+    })
+}
+
+/// Pulls `source` (`HOST/REPO[:TAG][@DIGEST]`) into the layout and tags it `ref_name` (NULL:
+/// the tag). Manifests are checked against their digests, blobs verified on commit; blobs
+/// already stored are not fetched, and a pull that stopped resumes each blob from its ingest.
+/// The ref moves last: a failed pull tags nothing. `*out_report_json` as for push.
+/// `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
+/// the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
+/// elsewhere and `force` is not set, `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`.
+///
+/// # Safety
+/// As `ocicas_registry_push`; `ref_name` may be NULL.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_registry_pull(
+    engine: *const ocicas_engine,
+    source: *const c_char,
+    ref_name: *const c_char,
+    options: *const ocicas_registry_options,
+    out_report_json: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let source = unsafe { arg_str(source, "source") }?;
+        let ref_name = if ref_name.is_null() { None } else { Some(unsafe { arg_str(ref_name, "ref_name") }?) };
+        let options = unsafe { registry_options(options) }?;
+        let out_report_json = unsafe { arg_out(out_report_json, "out_report_json") }?;
+        let report = engine.engine.pull(source, ref_name, &options)?;
+        *out_report_json = into_c_string(report.to_json().to_string());
+        Ok(())
+    })
+}
+
+/// Compresses the uncompressed tar that `read_cb` yields and uploads it to `target`
+/// (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
+/// completed with the digest after the last chunk. `*out_descriptor_json` receives
+/// `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
+/// `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then).
+///
+/// # Safety
+/// `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_registry_push_layer(
+    target: *const c_char,
+    read_cb: ocicas_read_cb,
+    user_data: *mut c_void,
+    layer_options_ptr: *const ocicas_layer_options,
+    options: *const ocicas_registry_options,
+    out_descriptor_json: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let target = unsafe { arg_str(target, "target") }?;
+        let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
+        let layer = unsafe { layer_options(layer_options_ptr) }?;
+        if layer.ref_name.is_some() || layer.lease.is_some() {
+            return Err(invalid_argument("push-layer stores nothing locally: layer options ref_name and lease must be NULL"));
+        }
+        let options = unsafe { registry_options(options) }?;
+        let out_descriptor_json = unsafe { arg_out(out_descriptor_json, "out_descriptor_json") }?;
+        let descriptor = push_layer(CallbackReader { callback, user_data }, target, &layer, &options)?;
+        *out_descriptor_json = into_c_string(descriptor.to_json().to_string());
+        Ok(())
+    })
+}
