@@ -11,6 +11,7 @@ import "C"
 
 import (
 	"io"
+	"math"
 	"runtime/cgo"
 	"unsafe"
 )
@@ -139,4 +140,31 @@ func ocicasGoVisitRef(name, descriptorJSON *C.char, handle C.uintptr_t) (stop C.
 		return 1
 	}
 	return 0
+}
+
+// progressCallback receives the progress of a push or pull.
+type progressCallback struct {
+	outcome
+	report func(Progress)
+}
+
+//export ocicasGoProgress
+func ocicasGoProgress(digest *C.char, done, total C.uint64_t, handle C.uintptr_t) {
+	callback := cgo.Handle(handle).Value().(*progressCallback)
+	if callback.panicked != nil {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			callback.panicked = r
+		}
+	}()
+	progress := Progress{Done: int64(done), Total: -1}
+	if digest != nil {
+		progress.Digest = C.GoString(digest)
+	}
+	if uint64(total) != math.MaxUint64 {
+		progress.Total = int64(total)
+	}
+	callback.report(progress)
 }

@@ -22,6 +22,8 @@ const (
 	CodePanic                Code = 13
 	CodeNotComputed          Code = 14
 	CodeConsumed             Code = 15
+	CodeUnauthorized         Code = 16
+	CodeRemote               Code = 17
 )
 
 var codeNames = map[Code]string{
@@ -40,6 +42,8 @@ var codeNames = map[Code]string{
 	CodePanic:                "panic inside ocicas",
 	CodeNotComputed:          "not computed",
 	CodeConsumed:             "consumed",
+	CodeUnauthorized:         "unauthorized",
+	CodeRemote:               "registry error",
 }
 
 func (c Code) String() string {
@@ -89,6 +93,10 @@ var (
 	ErrNotComputed = &Error{Code: CodeNotComputed, Message: "value not computed until stream is consumed"}
 	// ErrConsumed: a Layer's Compressed called a second time (stream.ErrConsumed).
 	ErrConsumed = &Error{Code: CodeConsumed, Message: "stream was already consumed"}
+	// ErrUnauthorized: a registry refused the credentials, or asked for some and none were given.
+	ErrUnauthorized = &Error{Code: CodeUnauthorized}
+	// ErrRemote: a registry could not be reached, or answered with an error.
+	ErrRemote = &Error{Code: CodeRemote}
 )
 
 // invalidArgument is an error found on the Go side before any call, with the code the library

@@ -9,7 +9,7 @@ import (
 func TestErrorIsMatchesTheCodeWhateverTheMessage(t *testing.T) {
 	sentinels := []*Error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrInvalidImage, ErrDigestMismatch,
 		ErrSizeMismatch, ErrClobber, ErrLocked, ErrIO, ErrTooLarge, ErrUnsupportedMediaType, ErrNotImplemented,
-		ErrPanic, ErrNotComputed, ErrConsumed}
+		ErrPanic, ErrNotComputed, ErrConsumed, ErrUnauthorized, ErrRemote}
 	for i, sentinel := range sentinels {
 		if sentinel.Code != Code(i+1) {
 			t.Errorf("sentinel %v has code %d, want %d (the C status)", sentinel, sentinel.Code, i+1)

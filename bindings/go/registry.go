@@ -1,0 +1,189 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_registry_push(const ocicas_engine *engine, const char *ref, const char *target,
+                                      ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+    if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
+    return ocicas_go_result(ocicas_registry_push(engine, ref, target, options, out), message);
+}
+
+static ocicas_status go_registry_pull(const ocicas_engine *engine, const char *source, const char *ref,
+                                      ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+    if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
+    return ocicas_go_result(ocicas_registry_pull(engine, source, ref, options, out), message);
+}
+
+static ocicas_status go_registry_push_layer(const char *target, uintptr_t source, const ocicas_layer_options *layer,
+                                            ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+    if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
+    return ocicas_go_result(ocicas_registry_push_layer(target, ocicas_go_read_cb, (void *)source, layer, options, out), message);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"runtime/cgo"
+)
+
+// RegistryOptions say how to reach a registry and what to move; nil means HTTPS, the
+// registry's credentials from the Docker config file (if any), 4 blobs at once, 16 MiB chunks.
+type RegistryOptions struct {
+	// Username and Password, when set, are sent instead of the Docker config's credentials.
+	Username, Password string
+	// Insecure talks plain HTTP (a registry on loopback, say).
+	Insecure bool
+	// Jobs is how many blobs move at once; 0 means 4.
+	Jobs int
+	// ChunkSize is the bytes per upload request; 0 means 16 MiB.
+	ChunkSize int64
+	// MountFrom (push) mounts blobs from this repository of the same registry when it can.
+	MountFrom string
+	// Platforms (pull of an index) limits the pull to these os/arch[/variant]; none means all.
+	Platforms []string
+	// Force (pull) moves the local ref when it points to another image.
+	Force bool
+	// Progress, when set, is called as blobs move, from the library's threads, one call at a
+	// time and only during the Push, Pull or PushLayer that took it.
+	Progress func(Progress)
+}
+
+// Progress is how much of one blob has moved. Digest is "" and Total -1 for a streamed layer
+// until it ends.
+type Progress struct {
+	Digest string
+	Done   int64
+	Total  int64
+}
+
+// TransferReport is what a push or pull did.
+type TransferReport struct {
+	Descriptor Descriptor `json:"descriptor"`
+	Blobs      struct {
+		// Transferred blobs (manifests included) crossed the network, Bytes of them.
+		Transferred int64 `json:"transferred"`
+		Bytes       int64 `json:"bytes"`
+		// Skipped blobs were already on the other side; Mounted ones came from MountFrom.
+		Skipped int64 `json:"skipped"`
+		Mounted int64 `json:"mounted"`
+	} `json:"blobs"`
+}
+
+// toC fills the C options; strings are copied into args. The progress handle (0 for none) must
+// be deleted by the caller after the call.
+func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handle, *progressCallback) {
+	var c C.ocicas_registry_options
+	C.ocicas_registry_options_init(&c)
+	if o == nil {
+		return c, 0, nil
+	}
+	if o.Username != "" || o.Password != "" {
+		c.username = args.str("Username", o.Username)
+		c.password = args.str("Password", o.Password)
+	}
+	c.insecure = C.bool(o.Insecure)
+	c.jobs = C.uint32_t(o.Jobs)
+	c.chunk_size = C.uint64_t(o.ChunkSize)
+	c.mount_from = args.optionalStr("MountFrom", o.MountFrom)
+	c.platforms, c.n_platforms = args.array("Platforms", o.Platforms)
+	c.force = C.bool(o.Force)
+	if o.Progress == nil {
+		return c, 0, nil
+	}
+	callback := &progressCallback{report: o.Progress}
+	return c, cgo.NewHandle(callback), callback
+}
+
+// Push pushes image ref of the layout to target, "HOST/REPO[:TAG]" (without a tag, by
+// digest). Blobs the registry has are skipped; manifests go last, children before parents.
+func (e *Engine) Push(ref, target string, opts *RegistryOptions) (TransferReport, error) {
+	var args cArgs
+	defer args.free()
+	cRef, cTarget := args.str("ref", ref), args.str("target", target)
+	options, handle, callback := opts.toC(&args)
+	if args.err != nil {
+		return TransferReport{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_registry_push(e.ptr(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
+	runtime.KeepAlive(e)
+	return transferResult(status, message, out, handle, callback)
+}
+
+// Pull pulls source, "HOST/REPO[:TAG][@DIGEST]", into the layout and tags it ref ("" means
+// the tag). A pull that stopped resumes each blob where it stopped; a failed pull tags nothing.
+func (e *Engine) Pull(source, ref string, opts *RegistryOptions) (TransferReport, error) {
+	var args cArgs
+	defer args.free()
+	cSource, cRef := args.str("source", source), args.optionalStr("ref", ref)
+	options, handle, callback := opts.toC(&args)
+	if args.err != nil {
+		return TransferReport{}, args.err
+	}
+	var out, message *C.char
+	status := C.go_registry_pull(e.ptr(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
+	runtime.KeepAlive(e)
+	return transferResult(status, message, out, handle, callback)
+}
+
+func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Handle, callback *progressCallback) (TransferReport, error) {
+	if handle != 0 {
+		handle.Delete()
+		callback.repanic()
+	}
+	if err := toError(status, message); err != nil {
+		return TransferReport{}, err
+	}
+	var report TransferReport
+	return report, decodeJSON("transfer report", takeString(out), &report)
+}
+
+// PushLayer compresses the uncompressed tar that source gives and uploads it to repo
+// ("HOST/REPO") while it is compressed, nothing written to disk: the seed's
+// remote.WriteLayer(repo, stream.NewLayer(source)) in one pass. Cancelling ctx stops it at the
+// next read of source; nothing is completed in the registry then.
+func PushLayer(ctx context.Context, repo string, source io.Reader, opts *RegistryOptions, layerOpts ...LayerOption) (LayerDescriptor, error) {
+	var args cArgs
+	defer args.free()
+	cRepo := args.str("repo", repo)
+	layer := newLayerOptions(layerOpts).toC(&args)
+	options, progress, progressCallback := opts.toC(&args)
+	if args.err != nil {
+		return LayerDescriptor{}, args.err
+	}
+	reader := &readCallback{source: contextReader{ctx, source}}
+	readHandle := cgo.NewHandle(reader)
+	defer readHandle.Delete()
+	var out, message *C.char
+	status := C.go_registry_push_layer(cRepo, C.uintptr_t(readHandle), &layer, &options, C.uintptr_t(progress), &out, &message)
+	if progress != 0 {
+		progress.Delete()
+		progressCallback.repanic()
+	}
+	reader.repanic()
+	if err := toError(status, message); err != nil {
+		if reader.err != nil && reader.err != io.EOF {
+			return LayerDescriptor{}, reader.err
+		}
+		return LayerDescriptor{}, err
+	}
+	var descriptor LayerDescriptor
+	return descriptor, decodeJSON("layer descriptor", takeString(out), &descriptor)
+}
+
+// contextReader stops reading once ctx is done.
+type contextReader struct {
+	ctx    context.Context
+	source io.Reader
+}
+
+func (r contextReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.source.Read(p)
+}
