@@ -31,7 +31,7 @@ import (
 )
 
 // RegistryOptions say how to reach a registry and what to move; nil means HTTPS, the
-// registry's credentials from the Docker config file (if any), 4 blobs at once, 16 MiB chunks.
+// registry's credentials from the Docker config file (if any), 4 blobs at once.
 type RegistryOptions struct {
 	// Username and Password, when set, are sent instead of the Docker config's credentials.
 	Username, Password string
@@ -39,7 +39,8 @@ type RegistryOptions struct {
 	Insecure bool
 	// Jobs is how many blobs move at once; 0 means 4.
 	Jobs int
-	// ChunkSize is the bytes per upload request; 0 means 16 MiB.
+	// ChunkSize is the bytes per upload request; 0 means a whole stored blob per request and
+	// 16 MiB chunks of a streamed layer.
 	ChunkSize int64
 	// MountFrom (push) mounts blobs from this repository of the same registry when it can.
 	MountFrom string

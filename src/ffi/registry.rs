@@ -32,7 +32,8 @@ pub struct ocicas_registry_options {
     pub insecure: bool,
     /// Blobs moved at once; 0 means 4.
     pub jobs: u32,
-    /// Bytes per upload request; 0 means 16 MiB.
+    /// Bytes per upload request; 0 means a whole stored blob per request, 16 MiB chunks of a
+    /// streamed layer (which holds two in memory).
     pub chunk_size: u64,
     /// Push: a repository of the same registry to mount blobs from (NULL: none).
     pub mount_from: *const c_char,
@@ -46,7 +47,7 @@ pub struct ocicas_registry_options {
     pub progress_user_data: *mut c_void,
 }
 
-/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, 16 MiB chunks.
+/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, default chunks.
 ///
 /// # Safety
 /// `options` is NULL (then nothing happens) or writable.

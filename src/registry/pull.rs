@@ -77,6 +77,8 @@ impl Engine {
         }
         let mut plan = PullPlan::default();
         puller.plan(root.clone(), root_bytes, 0, &mut plan)?;
+        // Largest first, so that the jobs end together rather than one big blob ending alone.
+        plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
         for_each_parallel(&plan.blobs, options.jobs(), |blob| puller.pull_blob(blob))?;
         for (descriptor, bytes) in &plan.documents {
             self.lease_add(lease, LeaseResource::Blob(descriptor.digest.clone()))?;

@@ -102,6 +102,8 @@ impl Engine {
         let mount: Vec<&str> = options.mount_from.iter().map(String::as_str).collect();
         let client = Client::connect(&remote, "pull,push", &mount, options)?;
         let tally = Tally::default();
+        // Largest first, so that the jobs end together rather than one big blob ending alone.
+        plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
         for_each_parallel(&plan.blobs, options.jobs(), |blob| push_blob(self, &client, &remote, blob, options, &tally))?;
         for (descriptor, bytes) in &plan.documents {
             // By tag, the registry may hold the manifest under another tag or the tag elsewhere.
@@ -152,7 +154,7 @@ fn push_blob(
     };
     let meter = UploadMeter { options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
     while session.offset() < blob.size {
-        let end = blob.size.min(session.offset() + options.chunk_size());
+        let end = blob.size.min(session.offset() + options.chunk_size(Some(blob.size)));
         session.send_chunk(&reader, end, &meter)?;
     }
     session.finish(&blob.digest)?;
@@ -242,7 +244,7 @@ pub fn push_layer(
         return Err(Error::new(ErrorKind::Remote, "the registry mounted a blob it was not asked to mount"));
     };
     let tally = Tally::default();
-    let chunk_size = usize::try_from(options.chunk_size()).unwrap_or(usize::MAX);
+    let chunk_size = usize::try_from(options.chunk_size(None)).unwrap_or(usize::MAX);
     // Two chunks in flight at most: one being uploaded, one being filled.
     let (to_upload, uploads) = mpsc::sync_channel::<HeldChunk>(1);
     let (uploaded, next_buffers) = mpsc::channel::<Vec<u8>>();

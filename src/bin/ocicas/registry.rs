@@ -26,8 +26,8 @@ pub struct RegistryArgs {
     /// Blobs moved at once.
     #[arg(long, default_value_t = ocicas::registry::DEFAULT_JOBS)]
     jobs: usize,
-    /// Bytes per upload request.
-    #[arg(long, default_value_t = ocicas::registry::DEFAULT_CHUNK_SIZE)]
+    /// Bytes per upload request (default: a whole blob; 16 MiB chunks of a streamed layer).
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     chunk_size: u64,
 }
 
