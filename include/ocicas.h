@@ -312,7 +312,8 @@ typedef struct ocicas_registry_options {
    */
   uint32_t jobs;
   /**
-   * Bytes per upload request; 0 means 16 MiB.
+   * Bytes per upload request; 0 means a whole stored blob per request, 16 MiB chunks of a
+   * streamed layer (which holds two in memory).
    */
   uint64_t chunk_size;
   /**
@@ -1006,7 +1007,7 @@ ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               void *user_data);
 
 /**
- * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, 16 MiB chunks.
+ * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, default chunks.
  *
  * # Safety
  * `options` is NULL (then nothing happens) or writable.
