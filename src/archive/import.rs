@@ -3,13 +3,14 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use super::reader::MANIFEST_LIMIT_NAME;
 use super::reader::{ArchiveImage, ArchiveReader, GZIP_MAGIC, ZSTD_MAGIC, decompressed};
-use super::{ImageChoice, MAX_MANIFEST_JSON, ManifestItem, clean_path, invalid_archive, normalized_image_name};
+use super::{ImageChoice, ManifestItem, clean_path, invalid_archive, normalized_image_name};
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::gc::LeaseResource;
-use crate::layout::{Engine, read_capped};
+use crate::layout::{Engine, Limits, read_capped};
 use crate::spec::{Descriptor, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::stream::{LayerOptions, LayerStream};
 
@@ -156,15 +157,21 @@ impl Engine {
     }
 }
 
-/// The images an archive's `manifest.json` lists, read in one pass without storing anything.
+/// The images an archive's `manifest.json` lists, read in one pass without storing anything,
+/// with the default limits.
 pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
+    read_manifest_items_with(input, &Limits::default())
+}
+
+/// `read_manifest_items` with `limits.archive_manifest_size`.
+pub fn read_manifest_items_with(input: impl Read, limits: &Limits) -> Result<Vec<ManifestItem>> {
     let mut archive = tar::Archive::new(decompressed(input)?);
     let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
     for entry in entries {
         let entry = entry.map_err(|e| invalid_archive(format!("cannot read a member: {e}")))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if clean_path("", &name).as_deref() == Some("manifest.json") {
-            let bytes = read_capped(entry, MAX_MANIFEST_JSON, "manifest.json")?;
+            let bytes = read_capped(entry, limits.archive_manifest_size, "manifest.json", MANIFEST_LIMIT_NAME)?;
             return serde_json::from_slice(&bytes)
                 .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
         }
