@@ -209,3 +209,14 @@ fn a_walk_as_deep_as_the_depth_limit_checks_everything_and_one_level_more_is_rep
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert!(report.problems[0].contains("walk_depth"), "{:?}", report.problems);
 }
+
+#[test]
+fn listing_an_archive_keeps_to_the_header_limit() {
+    // Found while making the limits configurable: read_manifest_items read long names whole,
+    // however long, where an import refuses them.
+    let limits = Limits { archive_header_size: 16 * 1024, ..Limits::default() };
+    let (archive, _) = archive_with(Some(long_named_member(1 << 20)));
+    assert_too_large(read_manifest_items_with(&archive[..], &limits), "archive_header_size");
+    let (archive, _) = archive_with(Some(long_named_member(16 * 1024 - 1024)));
+    assert_eq!(read_manifest_items_with(&archive[..], &limits).unwrap().len(), 1);
+}

@@ -406,14 +406,7 @@ fn scan<R: Read>(
         let Some(entry) = entries.next() else { break };
         guard.pause();
         let mut entry = entry.map_err(|e| match (guard.tripped(), seen.is_empty()) {
-            (true, _) => Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "invalid docker archive: the headers before member {} (long names, PAX records) pass the header limit (archive_header_size) of {} bytes",
-                    seen.len() + 1,
-                    limits.archive_header_size
-                ),
-            ),
+            (true, _) => header_limit_error(seen.len() as u64 + 1, limits),
             (false, true) => invalid_archive(format!("not a tar archive: {e}")),
             (false, false) => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
         })?;
@@ -495,6 +488,17 @@ fn read_json_member(name: &str, entry: impl Read, limit: u64, limit_name: &str) 
     })
 }
 
+/// The error of a `HeaderGuard` that tripped before member `member` (counted from 1).
+pub(super) fn header_limit_error(member: u64, limits: &Limits) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!(
+            "invalid docker archive: the headers before member {member} (long names, PAX records) pass the header limit (archive_header_size) of {} bytes",
+            limits.archive_header_size
+        ),
+    )
+}
+
 /// How messages name `Limits::archive_manifest_size`.
 pub(crate) const MANIFEST_LIMIT_NAME: &str = "the manifest.json limit (archive_manifest_size)";
 
@@ -503,7 +507,7 @@ pub(crate) const MANIFEST_LIMIT_NAME: &str = "the manifest.json limit (archive_m
 /// long name of many gigabytes), up to `Limits::archive_header_size`; paused while a member's
 /// own bytes are read.
 #[derive(Clone)]
-struct HeaderGuard {
+pub(super) struct HeaderGuard {
     state: Rc<Cell<GuardState>>,
     limit: u64,
 }
@@ -517,21 +521,21 @@ enum GuardState {
 }
 
 impl HeaderGuard {
-    fn new(limit: u64) -> Self {
+    pub(super) fn new(limit: u64) -> Self {
         HeaderGuard { state: Rc::new(Cell::new(GuardState::Paused)), limit }
     }
 
-    fn count_from_zero(&self) {
+    pub(super) fn count_from_zero(&self) {
         self.state.set(GuardState::Counting(0));
     }
 
-    fn pause(&self) {
+    pub(super) fn pause(&self) {
         if !self.tripped() {
             self.state.set(GuardState::Paused);
         }
     }
 
-    fn tripped(&self) -> bool {
+    pub(super) fn tripped(&self) -> bool {
         matches!(self.state.get(), GuardState::Tripped)
     }
 
@@ -551,9 +555,9 @@ impl HeaderGuard {
 }
 
 /// The archive's input, as the tar reader sees it, counted by a `HeaderGuard`.
-struct Guarded<R> {
-    inner: R,
-    guard: HeaderGuard,
+pub(super) struct Guarded<R> {
+    pub(super) inner: R,
+    pub(super) guard: HeaderGuard,
 }
 
 impl<R: Read> Read for Guarded<R> {
