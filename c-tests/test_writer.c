@@ -128,7 +128,7 @@ int main(void) {
     snprintf(big, 20, "{\"k\":\"");
     memset(big + 6, 'v', 4200);
     snprintf(big + 4206, 10, "\"}");
-    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, big, NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, big, NULL, 0, NULL), OCICAS_ERR_TOO_LARGE);
     CHECK_MESSAGE("4096");
     CHECK_STATUS(ocicas_blob_info(engine, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &text),
                  OCICAS_ERR_NOT_FOUND);

@@ -73,6 +73,41 @@
 #define OCICAS_OPEN_EXCLUSIVE 2
 
 /**
+ * `ocicas_engine_set_limit` limit: the largest JSON document read (index.json, manifests,
+ * configs, labels, leases), in bytes. Default 4 MiB.
+ */
+#define OCICAS_LIMIT_JSON_SIZE 1
+
+/**
+ * `ocicas_engine_set_limit` limit: the largest `manifest.json` (or `repositories`) of a
+ * docker-archive, in bytes. Default 1 MiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE 2
+
+/**
+ * `ocicas_engine_set_limit` limit: the most bytes read to reach one docker-archive member (its
+ * tar header blocks, GNU long names, PAX records). Default 1 MiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_HEADER_SIZE 3
+
+/**
+ * `ocicas_engine_set_limit` limit: the most members of one docker-archive. Default 100000.
+ */
+#define OCICAS_LIMIT_ARCHIVE_MEMBERS 4
+
+/**
+ * `ocicas_engine_set_limit` limit: the largest label, key and value together, in bytes.
+ * Default 4096.
+ */
+#define OCICAS_LIMIT_LABEL_SIZE 5
+
+/**
+ * `ocicas_engine_set_limit` limit: how many levels of nested documents GC and fsck follow.
+ * Default 16.
+ */
+#define OCICAS_LIMIT_WALK_DEPTH 6
+
+/**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
  * `ocicas_writer_commit`.
  */
@@ -705,7 +740,8 @@ ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
  * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
  * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
  * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
- * path, or a key + value over 4096 bytes, is `OCICAS_ERR_INVALID_ARGUMENT`. `*out_info`
+ * path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
+ * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
  * receives the updated info JSON unless `out_info` is NULL.
  *
  * # Safety
@@ -758,6 +794,20 @@ ocicas_status ocicas_engine_open(const char *path,
  * `engine` is NULL or a handle from `ocicas_engine_open` that no other thread is using.
  */
 void ocicas_engine_close(struct ocicas_engine *engine);
+
+/**
+ * Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Input over a limit gives
+ * `OCICAS_ERR_TOO_LARGE` with a message naming the limit (fsck reports a document nested past
+ * `OCICAS_LIMIT_WALK_DEPTH` as a problem). Applies to what the engine does afterwards, and to
+ * readers, writers and streams opened afterwards.
+ *
+ * Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or an unknown `limit`.
+ *
+ * # Safety
+ * `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
+ * call (set limits before sharing the engine).
+ */
+ocicas_status ocicas_engine_set_limit(struct ocicas_engine *engine, uint32_t limit, uint64_t value);
 
 /**
  * The message of the calling thread's most recent failed ocicas call ("" when none failed).

@@ -91,7 +91,10 @@ impl FromStr for Digest {
         let Some((algorithm, hex)) = text.split_once(':') else {
             return Err(invalid_argument(format!("invalid digest {text:?}: expected <algorithm>:<hex>")));
         };
-        Digest::from_parts(Algorithm::from_name(algorithm)?, hex)
+        // The whole digest in the message, so that it names what the caller passed.
+        let algorithm = Algorithm::from_name(algorithm)
+            .map_err(|err| invalid_argument(format!("invalid digest {text:?}: {}", err.message())))?;
+        Digest::from_parts(algorithm, hex)
     }
 }
 
@@ -273,6 +276,8 @@ mod tests {
         for case in cases {
             let err = case.parse::<Digest>().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{case:?}");
+            let shown = format!("{case:?}");
+            assert!(err.message().contains(&shown), "{:?} does not name {shown}", err.message());
         }
     }
 }

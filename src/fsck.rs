@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{ErrorKind, Result};
-use crate::graph::{GraphWalk, MAX_WALK_DEPTH, Node};
+use crate::graph::{GraphWalk, Node};
 use crate::layout::Engine;
 use crate::spec::Descriptor;
 
@@ -54,6 +54,7 @@ impl Engine {
         let roots = self.read_index()?.manifests.into_iter().map(|d| (d, "index.json".to_owned())).collect();
         let mut walk = GraphWalk::new(self, HashMap::new());
         let problems = &mut report.problems;
+        let max_depth = self.limits().walk_depth;
         walk.walk(roots, |descriptor, parent, node| match node {
             Node::Missing if may_be_absent(descriptor) => {}
             Node::Missing => problems.push(format!(
@@ -63,7 +64,7 @@ impl Engine {
             Node::SizeMismatch(size) => problems
                 .push(format!("blob {} is {size} bytes but {parent} declares {}", descriptor.digest, descriptor.size)),
             Node::TooDeep => problems.push(format!(
-                "blob {} is nested deeper than {MAX_WALK_DEPTH} levels; its children were not checked",
+                "blob {} is nested deeper than the walk depth limit (walk_depth) of {max_depth} levels; its children were not checked",
                 descriptor.digest
             )),
             // A corrupt blob was already reported by the hashing pass.

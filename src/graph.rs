@@ -8,10 +8,6 @@ use crate::error::{Error, ErrorKind};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, detect_media_type, is_document_media_type, parse_document};
 
-/// How deep documents may nest before the walk stops following children (a cycle cannot be
-/// built from digests, but a very deep chain can be crafted).
-pub const MAX_WALK_DEPTH: usize = 16;
-
 /// What the walk found at one node.
 pub(crate) enum Node {
     /// The blob is not stored.
@@ -24,7 +20,8 @@ pub(crate) enum Node {
     Document,
     /// A document that could not be read or parsed; its children are unknown.
     Unreadable(Error),
-    /// A document nested deeper than `MAX_WALK_DEPTH`; its children are not followed.
+    /// A document nested deeper than the engine's `Limits::walk_depth`; its children are not
+    /// followed (a cycle cannot be built from digests, but a very deep chain can be crafted).
     TooDeep,
 }
 
@@ -50,7 +47,8 @@ impl<'e> GraphWalk<'e> {
     /// Walks from `roots` (each with a name for its parent, used in reports), calling
     /// `on_node(descriptor, parent, node)` once per newly visited digest.
     pub(crate) fn walk(&mut self, roots: Vec<(Descriptor, String)>, mut on_node: impl FnMut(&Descriptor, &str, Node)) {
-        let mut pending: Vec<(Descriptor, String, usize)> = roots.into_iter().map(|(d, p)| (d, p, 0)).collect();
+        let max_depth = self.engine.limits().walk_depth;
+        let mut pending: Vec<(Descriptor, String, u64)> = roots.into_iter().map(|(d, p)| (d, p, 0)).collect();
         while let Some((descriptor, parent, depth)) = pending.pop() {
             if self.visited.contains_key(&descriptor.digest) {
                 continue;
@@ -92,7 +90,7 @@ impl<'e> GraphWalk<'e> {
             };
             match document {
                 None => on_node(&descriptor, &parent, Node::Leaf),
-                Some(_) if depth >= MAX_WALK_DEPTH => on_node(&descriptor, &parent, Node::TooDeep),
+                Some(_) if depth >= max_depth => on_node(&descriptor, &parent, Node::TooDeep),
                 Some(Ok(document)) => {
                     on_node(&descriptor, &parent, Node::Document);
                     pending

@@ -478,7 +478,7 @@ impl IngestWriter {
                 format!("ref {:?} hashes to {digest}, expected {expected}", self.status.ref_name),
             ));
         }
-        crate::content::validate_labels(labels)?;
+        crate::content::validate_labels(labels, self.engine.limits().label_size)?;
         let stored = self.engine.publish_blob(&self.data, &data_path, &digest, offset, labels)?;
         self.finish_ingest()?;
         if !stored {

@@ -197,7 +197,7 @@ fn labels() {
     assert_eq!(info.labels.len(), 1);
     assert_eq!(engine.update_labels(&digest, &no_labels(), &["size"]).unwrap_err().kind(), ErrorKind::InvalidArgument);
     let too_big: Labels = BTreeMap::from([("k".into(), "v".repeat(4096))]);
-    assert_eq!(engine.update_labels(&digest, &too_big, &[]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(engine.update_labels(&digest, &too_big, &[]).unwrap_err().kind(), ErrorKind::TooLarge);
 
     let walked = |filter: &str| {
         let mut found = Vec::new();

@@ -3,13 +3,16 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::reader::{ArchiveImage, ArchiveReader, GZIP_MAGIC, ZSTD_MAGIC, decompressed};
-use super::{ImageChoice, MAX_MANIFEST_JSON, ManifestItem, clean_path, invalid_archive, normalized_image_name};
+use super::reader::MANIFEST_LIMIT_NAME;
+use super::reader::{
+    ArchiveImage, ArchiveReader, GZIP_MAGIC, Guarded, HeaderGuard, ZSTD_MAGIC, decompressed, header_limit_error,
+};
+use super::{ImageChoice, ManifestItem, clean_path, invalid_archive, normalized_image_name};
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::gc::LeaseResource;
-use crate::layout::{Engine, read_capped};
+use crate::layout::{Engine, Limits, read_capped};
 use crate::spec::{Descriptor, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::stream::{LayerOptions, LayerStream};
 
@@ -156,15 +159,31 @@ impl Engine {
     }
 }
 
-/// The images an archive's `manifest.json` lists, read in one pass without storing anything.
+/// The images an archive's `manifest.json` lists, read in one pass without storing anything,
+/// with the default limits.
 pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
-    let mut archive = tar::Archive::new(decompressed(input)?);
-    let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| invalid_archive(format!("cannot read a member: {e}")))?;
+    read_manifest_items_with(input, &Limits::default())
+}
+
+/// `read_manifest_items` with `limits` (the manifest.json size, and the header bytes before each
+/// member, which the tar reader holds in memory).
+pub fn read_manifest_items_with(input: impl Read, limits: &Limits) -> Result<Vec<ManifestItem>> {
+    let guard = HeaderGuard::new(limits.archive_header_size);
+    let mut archive = tar::Archive::new(Guarded { inner: decompressed(input)?, guard: guard.clone() });
+    let mut entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
+    let mut members = 0u64;
+    loop {
+        guard.count_from_zero();
+        let Some(entry) = entries.next() else { break };
+        guard.pause();
+        members += 1;
+        let entry = entry.map_err(|e| match guard.tripped() {
+            true => header_limit_error(members, limits),
+            false => invalid_archive(format!("cannot read a member: {e}")),
+        })?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if clean_path("", &name).as_deref() == Some("manifest.json") {
-            let bytes = read_capped(entry, MAX_MANIFEST_JSON, "manifest.json")?;
+            let bytes = read_capped(entry, limits.archive_manifest_size, "manifest.json", MANIFEST_LIMIT_NAME)?;
             return serde_json::from_slice(&bytes)
                 .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
         }

@@ -19,14 +19,10 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 
 pub use export::ExportOptions;
-pub use import::{ImportOptions, ImportedImage, read_manifest_items};
+pub use import::{ImportOptions, ImportedImage, read_manifest_items, read_manifest_items_with};
 pub use reader::{ArchiveImage, ArchiveReader, ManifestFormat};
 pub use writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 
-/// Largest `manifest.json` (and `repositories`) read.
-pub const MAX_MANIFEST_JSON: u64 = 1 << 20;
-/// Most members an archive may have.
-pub const MAX_MEMBERS: usize = 100_000;
 /// Most links followed to resolve one path.
 const MAX_LINK_HOPS: usize = 16;
 

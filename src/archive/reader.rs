@@ -15,14 +15,11 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{
-    ImageChoice, MAX_MANIFEST_JSON, MAX_MEMBERS, ManifestItem, Member, choose_items, clean_path, invalid_archive,
-    resolve,
-};
+use super::{ImageChoice, ManifestItem, Member, choose_items, clean_path, invalid_archive, resolve};
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::{Engine, read_capped};
+use crate::layout::{Engine, JSON_LIMIT_NAME, Limits, read_capped};
 use crate::spec::{
     Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,
     MEDIA_TYPE_IMAGE_MANIFEST, canonical_json, parse_document,
@@ -79,10 +76,10 @@ impl Engine {
             return self.read_docker_archive(file);
         }
         let mut reader = ArchiveReader::new(self)?;
-        let guard = HeaderGuard::default();
+        let guard = HeaderGuard::new(self.limits().archive_header_size);
         let mut archive = tar::Archive::new(Guarded { inner: &mut file, guard: guard.clone() });
         let entries = archive.entries_with_seek().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, &guard, self.max_json_size(), |_, entry| {
+        let scanned = scan(entries, &guard, self.limits(), |_, entry| {
             Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() })
         })?;
         drop(archive);
@@ -95,10 +92,10 @@ impl Engine {
     /// storing every regular member under the reader's lease as it streams past.
     pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
         let mut reader = ArchiveReader::new(self)?;
-        let guard = HeaderGuard::default();
+        let guard = HeaderGuard::new(self.limits().archive_header_size);
         let mut archive = tar::Archive::new(Guarded { inner: decompressed(input)?, guard: guard.clone() });
         let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, &guard, self.max_json_size(), |name, entry| reader.store_entry(name, entry))?;
+        let scanned = scan(entries, &guard, self.limits(), |name, entry| reader.store_entry(name, entry))?;
         // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
         io::copy(&mut archive.into_inner(), &mut io::sink())
             .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
@@ -227,7 +224,8 @@ impl ArchiveReader {
     fn image(&self, item: ManifestItem) -> Result<ArchiveImage> {
         let config_member = self.resolve_name(&item.config)?;
         let what = format!("config {:?}", item.config);
-        let bytes = read_capped(self.open_member(&config_member)?, self.engine.max_json_size(), &what)?;
+        let bytes =
+            read_capped(self.open_member(&config_member)?, self.engine.max_json_size(), &what, JSON_LIMIT_NAME)?;
         let Document::Config(config) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
             .map_err(|e| invalid_archive(format!("config {:?}: {}", item.config, e.message())))?
         else {
@@ -396,7 +394,7 @@ impl Drop for ArchiveReader {
 fn scan<R: Read>(
     mut entries: tar::Entries<'_, R>,
     guard: &HeaderGuard,
-    max_json: u64,
+    limits: &Limits,
     mut on_file: impl FnMut(&str, &mut tar::Entry<'_, R>) -> Result<Member>,
 ) -> Result<Scanned> {
     let mut scanned = Scanned::default();
@@ -408,18 +406,18 @@ fn scan<R: Read>(
         let Some(entry) = entries.next() else { break };
         guard.pause();
         let mut entry = entry.map_err(|e| match (guard.tripped(), seen.is_empty()) {
-            (true, _) => Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "invalid docker archive: the headers before member {} (long names, PAX records) pass {MAX_HEADER_BYTES} bytes",
-                    seen.len() + 1
-                ),
-            ),
+            (true, _) => header_limit_error(seen.len() as u64 + 1, limits),
             (false, true) => invalid_archive(format!("not a tar archive: {e}")),
             (false, false) => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
         })?;
-        if seen.len() >= MAX_MEMBERS {
-            return Err(Error::new(ErrorKind::TooLarge, format!("the archive has more than {MAX_MEMBERS} members")));
+        if seen.len() as u64 >= limits.archive_members {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "invalid docker archive: it has more than the member limit (archive_members) of {} members",
+                    limits.archive_members
+                ),
+            ));
         }
         let raw_name = String::from_utf8(entry.path_bytes().into_owned())
             .map_err(|_| invalid_archive("a member name is not UTF-8"))?;
@@ -445,15 +443,19 @@ fn scan<R: Read>(
         } else if kind.is_file() {
             match name.as_str() {
                 "manifest.json" => {
-                    scanned.manifest_json = Some(read_json_member(&name, &mut entry, MAX_MANIFEST_JSON)?)
+                    scanned.manifest_json =
+                        Some(read_json_member(&name, &mut entry, limits.archive_manifest_size, MANIFEST_LIMIT_NAME)?)
                 }
-                "repositories" => scanned.repositories = Some(read_json_member(&name, &mut entry, MAX_MANIFEST_JSON)?),
+                "repositories" => {
+                    scanned.repositories =
+                        Some(read_json_member(&name, &mut entry, limits.archive_manifest_size, MANIFEST_LIMIT_NAME)?)
+                }
                 // The inner layout's own files: the images are found through manifest.json.
                 "oci-layout" | "index.json" => {}
                 _ if name.ends_with("/VERSION") => {}
                 _ if name.ends_with("/json") => {
                     let id = name.trim_end_matches("/json").to_owned();
-                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, max_json)?);
+                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, limits.json_size, JSON_LIMIT_NAME)?);
                 }
                 _ => {
                     let member = on_file(&name, &mut entry)?;
@@ -477,24 +479,38 @@ struct Scanned {
 }
 
 /// Reads a small metadata member whole, up to `limit` bytes.
-fn read_json_member(name: &str, entry: impl Read, limit: u64) -> Result<Vec<u8>> {
+fn read_json_member(name: &str, entry: impl Read, limit: u64, limit_name: &str) -> Result<Vec<u8>> {
     let mut failed = None;
     let source = SourceRead { inner: entry, failed: &mut failed };
-    read_capped(source, limit, name).map_err(|err| match failed {
+    read_capped(source, limit, name, limit_name).map_err(|err| match failed {
         Some(reason) => invalid_archive(format!("{name} is truncated or corrupt: {reason}")),
         None => err,
     })
 }
 
-/// Most bytes the tar reader may consume between two members: their headers, GNU long names
-/// and PAX records, which it reads whole into memory (a hostile archive could declare a long
-/// name of many gigabytes).
-const MAX_HEADER_BYTES: u64 = (1 << 20) + 4 * 512;
+/// The error of a `HeaderGuard` that tripped before member `member` (counted from 1).
+pub(super) fn header_limit_error(member: u64, limits: &Limits) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!(
+            "invalid docker archive: the headers before member {member} (long names, PAX records) pass the header limit (archive_header_size) of {} bytes",
+            limits.archive_header_size
+        ),
+    )
+}
 
-/// Counts what the tar reader reads while it is looking for the next member (see
-/// `MAX_HEADER_BYTES`); paused while a member's own bytes are read.
-#[derive(Clone, Default)]
-struct HeaderGuard(Rc<Cell<GuardState>>);
+/// How messages name `Limits::archive_manifest_size`.
+pub(crate) const MANIFEST_LIMIT_NAME: &str = "the manifest.json limit (archive_manifest_size)";
+
+/// Counts what the tar reader reads while it is looking for the next member: headers, GNU long
+/// names and PAX records, which it reads whole into memory (a hostile archive could declare a
+/// long name of many gigabytes), up to `Limits::archive_header_size`; paused while a member's
+/// own bytes are read.
+#[derive(Clone)]
+pub(super) struct HeaderGuard {
+    state: Rc<Cell<GuardState>>,
+    limit: u64,
+}
 
 #[derive(Clone, Copy, Default)]
 enum GuardState {
@@ -505,28 +521,32 @@ enum GuardState {
 }
 
 impl HeaderGuard {
-    fn count_from_zero(&self) {
-        self.0.set(GuardState::Counting(0));
+    pub(super) fn new(limit: u64) -> Self {
+        HeaderGuard { state: Rc::new(Cell::new(GuardState::Paused)), limit }
     }
 
-    fn pause(&self) {
+    pub(super) fn count_from_zero(&self) {
+        self.state.set(GuardState::Counting(0));
+    }
+
+    pub(super) fn pause(&self) {
         if !self.tripped() {
-            self.0.set(GuardState::Paused);
+            self.state.set(GuardState::Paused);
         }
     }
 
-    fn tripped(&self) -> bool {
-        matches!(self.0.get(), GuardState::Tripped)
+    pub(super) fn tripped(&self) -> bool {
+        matches!(self.state.get(), GuardState::Tripped)
     }
 
     fn add(&self, n: usize) -> io::Result<()> {
-        match self.0.get() {
-            GuardState::Counting(count) if count + n as u64 > MAX_HEADER_BYTES => {
-                self.0.set(GuardState::Tripped);
+        match self.state.get() {
+            GuardState::Counting(count) if count.saturating_add(n as u64) > self.limit => {
+                self.state.set(GuardState::Tripped);
                 Err(io::Error::new(io::ErrorKind::InvalidData, "tar headers over the limit"))
             }
             GuardState::Counting(count) => {
-                self.0.set(GuardState::Counting(count + n as u64));
+                self.state.set(GuardState::Counting(count + n as u64));
                 Ok(())
             }
             GuardState::Paused | GuardState::Tripped => Ok(()),
@@ -535,9 +555,9 @@ impl HeaderGuard {
 }
 
 /// The archive's input, as the tar reader sees it, counted by a `HeaderGuard`.
-struct Guarded<R> {
-    inner: R,
-    guard: HeaderGuard,
+pub(super) struct Guarded<R> {
+    pub(super) inner: R,
+    pub(super) guard: HeaderGuard,
 }
 
 impl<R: Read> Read for Guarded<R> {

@@ -7,13 +7,10 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use crate::digest::{Algorithm, Digest};
-use crate::error::{Error, Result, invalid_argument};
+use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::filters::Filters;
 use crate::ingest::format_time;
 use crate::layout::Engine;
-
-/// containerd's limit on one label: key and value together.
-pub const MAX_LABEL_SIZE: usize = 4096;
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -47,17 +44,22 @@ impl BlobInfo {
     }
 }
 
-/// Each label's key must be non-empty and key plus value at most `MAX_LABEL_SIZE` bytes.
-pub fn validate_labels(labels: &Labels) -> Result<()> {
+/// Each label's key must be non-empty (`InvalidArgument`) and key plus value at most `limit`
+/// bytes (`Limits::label_size`; `TooLarge`).
+pub fn validate_labels(labels: &Labels, limit: u64) -> Result<()> {
     for (key, value) in labels {
         if key.is_empty() {
             return Err(invalid_argument("a label key must not be empty"));
         }
-        if key.len() + value.len() > MAX_LABEL_SIZE {
-            return Err(invalid_argument(format!(
-                "label {key:?}: key and value are {} bytes, over the limit of {MAX_LABEL_SIZE}",
-                key.len() + value.len()
-            )));
+        let size = key.len() as u64 + value.len() as u64;
+        if size > limit {
+            let shown: String = key.chars().take(64).collect();
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "label {shown:?}: key and value are {size} bytes, over the label limit (label_size) of {limit}"
+                ),
+            ));
         }
     }
     Ok(())
@@ -114,7 +116,7 @@ impl Engine {
     /// `labels`; `labels.<key>` sets or (when absent from `labels`) removes one key. Any other
     /// field is `InvalidArgument`. Returns the updated info.
     pub fn update_labels(&self, digest: &Digest, labels: &Labels, field_paths: &[&str]) -> Result<BlobInfo> {
-        validate_labels(labels)?;
+        validate_labels(labels, self.limits().label_size)?;
         let _lock = self.lock_exclusive()?;
         self.open_blob(digest)?;
         let mut updated = if field_paths.is_empty() { labels.clone() } else { self.read_labels(digest)? };

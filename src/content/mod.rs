@@ -3,7 +3,7 @@
 
 mod info;
 
-pub use info::{BlobInfo, Labels, MAX_LABEL_SIZE, validate_labels};
+pub use info::{BlobInfo, Labels, validate_labels};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_image, not_found};
-use crate::layout::{Engine, TempFile, read_capped};
+use crate::layout::{Engine, JSON_LIMIT_NAME, TempFile, read_capped};
 use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
@@ -252,7 +252,7 @@ impl Engine {
                 format!("blob {digest} is {} bytes, over the limit of {limit}", reader.size()),
             ));
         }
-        let bytes = read_capped(reader, limit, &format!("blob {digest}"))?;
+        let bytes = read_capped(reader, limit, &format!("blob {digest}"), "the limit")?;
         check_digest(digest, Digest::of_bytes(digest.algorithm(), &bytes))?;
         Ok(bytes)
     }
@@ -264,7 +264,7 @@ impl Engine {
             return Err(Error::new(
                 ErrorKind::TooLarge,
                 format!(
-                    "{} {} declares {} bytes, over the JSON limit of {}",
+                    "{} {} declares {} bytes, over {JSON_LIMIT_NAME} of {}",
                     descriptor.media_type,
                     descriptor.digest,
                     descriptor.size,

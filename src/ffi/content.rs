@@ -250,7 +250,8 @@ pub unsafe extern "C" fn ocicas_blob_info(
 /// Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
 /// `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
 /// `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
-/// path, or a key + value over 4096 bytes, is `OCICAS_ERR_INVALID_ARGUMENT`. `*out_info`
+/// path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
+/// set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
 /// receives the updated info JSON unless `out_info` is NULL.
 ///
 /// # Safety

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use super::{arg_out, arg_str, boundary, free_handle, into_handle, ocicas_status};
+use super::{arg_mut, arg_out, arg_str, boundary, free_handle, into_handle, ocicas_status};
 use crate::error::{ErrorKind, invalid_argument};
 use crate::layout::{Engine, OpenOptions};
 
@@ -63,4 +63,52 @@ pub unsafe extern "C" fn ocicas_engine_open(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_engine_close(engine: *mut ocicas_engine) {
     unsafe { free_handle(engine) }
+}
+
+/// `ocicas_engine_set_limit` limit: the largest JSON document read (index.json, manifests,
+/// configs, labels, leases), in bytes. Default 4 MiB.
+pub const OCICAS_LIMIT_JSON_SIZE: u32 = 1;
+/// `ocicas_engine_set_limit` limit: the largest `manifest.json` (or `repositories`) of a
+/// docker-archive, in bytes. Default 1 MiB.
+pub const OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE: u32 = 2;
+/// `ocicas_engine_set_limit` limit: the most bytes read to reach one docker-archive member (its
+/// tar header blocks, GNU long names, PAX records). Default 1 MiB.
+pub const OCICAS_LIMIT_ARCHIVE_HEADER_SIZE: u32 = 3;
+/// `ocicas_engine_set_limit` limit: the most members of one docker-archive. Default 100000.
+pub const OCICAS_LIMIT_ARCHIVE_MEMBERS: u32 = 4;
+/// `ocicas_engine_set_limit` limit: the largest label, key and value together, in bytes.
+/// Default 4096.
+pub const OCICAS_LIMIT_LABEL_SIZE: u32 = 5;
+/// `ocicas_engine_set_limit` limit: how many levels of nested documents GC and fsck follow.
+/// Default 16.
+pub const OCICAS_LIMIT_WALK_DEPTH: u32 = 6;
+
+/// Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Input over a limit gives
+/// `OCICAS_ERR_TOO_LARGE` with a message naming the limit (fsck reports a document nested past
+/// `OCICAS_LIMIT_WALK_DEPTH` as a problem). Applies to what the engine does afterwards, and to
+/// readers, writers and streams opened afterwards.
+///
+/// Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or an unknown `limit`.
+///
+/// # Safety
+/// `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
+/// call (set limits before sharing the engine).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_engine_set_limit(engine: *mut ocicas_engine, limit: u32, value: u64) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_mut(engine, "engine") }?;
+        let mut limits = *engine.engine.limits();
+        let field = match limit {
+            OCICAS_LIMIT_JSON_SIZE => &mut limits.json_size,
+            OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE => &mut limits.archive_manifest_size,
+            OCICAS_LIMIT_ARCHIVE_HEADER_SIZE => &mut limits.archive_header_size,
+            OCICAS_LIMIT_ARCHIVE_MEMBERS => &mut limits.archive_members,
+            OCICAS_LIMIT_LABEL_SIZE => &mut limits.label_size,
+            OCICAS_LIMIT_WALK_DEPTH => &mut limits.walk_depth,
+            _ => return Err(invalid_argument(format!("unknown limit {limit} for ocicas_engine_set_limit"))),
+        };
+        *field = value;
+        engine.engine.set_limits(limits);
+        Ok(())
+    })
 }

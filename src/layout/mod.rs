@@ -24,19 +24,52 @@ pub const LAYOUT_VERSION: &str = "1.0.0";
 /// Documents larger than this are refused before they are parsed.
 pub const DEFAULT_MAX_JSON_SIZE: u64 = 4 << 20;
 
+/// The bounds on what input (a layout, a document, an archive, a caller) can make the store
+/// hold in memory or follow. Each one is enforced where its input is read; over it is
+/// `TooLarge` with a message that names the limit (fsck reports a walk cut at `walk_depth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest JSON document read from the layout or an archive (index.json, manifests,
+    /// configs, labels, leases), in bytes.
+    pub json_size: u64,
+    /// Largest `manifest.json` (and `repositories`) of a docker-archive, in bytes.
+    pub archive_manifest_size: u64,
+    /// Most bytes the tar reader may read to reach one archive member: its header blocks,
+    /// GNU long names and PAX records, which it holds in memory whole.
+    pub archive_header_size: u64,
+    /// Most members one docker-archive may have.
+    pub archive_members: u64,
+    /// Largest label: its key and value together, in bytes.
+    pub label_size: u64,
+    /// How many levels of nested documents GC and fsck follow from a root.
+    pub walk_depth: u64,
+}
+
+impl Default for Limits {
+    /// The defaults of issue #8: JSON 4 MiB, `manifest.json` 1 MiB, headers 1 MiB, 100k
+    /// members, labels 4 KiB (containerd's), walk depth 16.
+    fn default() -> Self {
+        Limits {
+            json_size: DEFAULT_MAX_JSON_SIZE,
+            archive_manifest_size: 1 << 20,
+            archive_header_size: 1 << 20,
+            archive_members: 100_000,
+            label_size: 4096,
+            walk_depth: 16,
+        }
+    }
+}
+
+/// How messages name `Limits::json_size`.
+pub(crate) const JSON_LIMIT_NAME: &str = "the JSON document limit (json_size)";
+
 /// How to open a layout.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Create the layout when the path does not exist (or is an empty directory).
     pub create: bool,
-    /// Largest JSON document (index.json, manifests, configs) read from the layout.
-    pub max_json_size: u64,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions { create: false, max_json_size: DEFAULT_MAX_JSON_SIZE }
-    }
+    /// The bounds this engine enforces.
+    pub limits: Limits,
 }
 
 /// An open OCI image layout. Shareable between threads; all state is on disk, so several
@@ -45,7 +78,7 @@ impl Default for OpenOptions {
 pub struct Engine {
     root: PathBuf,
     storage: Arc<dyn Storage>,
-    max_json_size: u64,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Engine {
@@ -58,7 +91,7 @@ impl Engine {
     /// Creates a new layout at `path`; `AlreadyExists` when anything is there already
     /// (umoci's CreateLayout).
     pub fn create(path: impl AsRef<Path>) -> Result<Engine> {
-        Engine::create_with(path.as_ref(), Arc::new(OsStorage), DEFAULT_MAX_JSON_SIZE)
+        Engine::create_with(path.as_ref(), Arc::new(OsStorage), Limits::default())
     }
 
     /// Opens the layout at `path`, validating it, or creates it when `options.create` is set and
@@ -70,7 +103,7 @@ impl Engine {
     /// `open` over another storage implementation (fault injection in tests).
     pub fn open_with(path: &Path, options: &OpenOptions, storage: Arc<dyn Storage>) -> Result<Engine> {
         if options.create && path_state(path)? != PathState::Occupied {
-            return match Engine::create_with(path, storage.clone(), options.max_json_size) {
+            return match Engine::create_with(path, storage.clone(), options.limits) {
                 // Another process created it in between: open what it made.
                 Err(err) if err.kind() == ErrorKind::AlreadyExists => Engine::open_existing(path, options, storage),
                 result => result,
@@ -81,12 +114,12 @@ impl Engine {
 
     fn open_existing(path: &Path, options: &OpenOptions, storage: Arc<dyn Storage>) -> Result<Engine> {
         let root = absolute(path)?;
-        let engine = Engine { root, storage, max_json_size: options.max_json_size };
+        let engine = Engine { root, storage, limits: options.limits };
         engine.validate()?;
         Ok(engine)
     }
 
-    fn create_with(path: &Path, storage: Arc<dyn Storage>, max_json_size: u64) -> Result<Engine> {
+    fn create_with(path: &Path, storage: Arc<dyn Storage>, limits: Limits) -> Result<Engine> {
         let root = absolute(path)?;
         match path_state(&root)? {
             PathState::Missing => {
@@ -95,7 +128,7 @@ impl Engine {
             PathState::EmptyDir => {}
             PathState::Occupied => return Err(already_exists(&root)),
         }
-        let engine = Engine { root, storage, max_json_size };
+        let engine = Engine { root, storage, limits };
         for algorithm in Algorithm::ALL {
             engine.create_dir(&engine.blob_dir(algorithm))?;
         }
@@ -147,8 +180,18 @@ impl Engine {
         &self.root
     }
 
+    /// The largest JSON document this engine reads (`limits().json_size`).
     pub fn max_json_size(&self) -> u64 {
-        self.max_json_size
+        self.limits.json_size
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Changes the limits for what this engine (and clones made from it afterwards) does next.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     pub(crate) fn storage(&self) -> &dyn Storage {
@@ -212,7 +255,7 @@ impl Engine {
     /// reading it.
     pub(crate) fn read_json_file(&self, path: &Path) -> Result<Vec<u8>> {
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        read_capped(file, self.max_json_size, &path.display().to_string())
+        read_capped(file, self.limits.json_size, &path.display().to_string(), JSON_LIMIT_NAME)
     }
 
     /// Write to a temp file, fsync, rename over `dest`, fsync the directory: `dest` is always
@@ -378,15 +421,16 @@ impl Drop for TempFile<'_> {
     }
 }
 
-/// Reads at most `limit` bytes of `reader`; `TooLarge` when there is more.
-pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str) -> Result<Vec<u8>> {
+/// Reads at most `limit` bytes of `reader`; `TooLarge` when there is more, naming `what` and
+/// the limit (`limit_name`, e.g. "the JSON document limit").
+pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str, limit_name: &str) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     reader
         .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {what}: {e}")))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than the limit of {limit} bytes")));
+        return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than {limit_name} of {limit} bytes")));
     }
     Ok(bytes)
 }

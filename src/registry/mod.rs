@@ -19,7 +19,8 @@ pub use push::push_layer;
 pub use reference::RemoteRef;
 
 use crate::digest::Digest;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::Engine;
 use crate::spec::Descriptor;
 
 /// Blobs moved at once when the caller does not say.
@@ -217,6 +218,19 @@ fn for_each_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// Documents nest at most `Limits::walk_depth` deep below the image (a long chain of digests
+/// can be crafted by whoever serves or stored them).
+fn check_depth(engine: &Engine, descriptor: &Descriptor, depth: usize) -> Result<()> {
+    let limit = engine.limits().walk_depth;
+    if depth as u64 > limit {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            format!("{} nests deeper than the walk depth limit (walk_depth) of {limit}", descriptor.digest),
+        ));
+    }
+    Ok(())
 }
 
 /// `/v2/<repository>/<kind>/<reference>`.

@@ -10,7 +10,7 @@ use ureq::http::StatusCode;
 
 use super::client::{Client, error_from_response, header};
 use super::upload::{MANIFEST_ACCEPT, manifest_digest, with_authorization};
-use super::{Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, for_each_parallel};
+use super::{Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::gc::LeaseResource;
@@ -184,9 +184,7 @@ impl Puller<'_> {
     /// Adds the document `descriptor` (whose bytes are `bytes`) and everything below it to the
     /// plan; an index's manifests are limited to the platforms asked for.
     fn plan(&self, descriptor: Descriptor, bytes: Vec<u8>, depth: usize, plan: &mut PullPlan) -> Result<()> {
-        if depth > crate::graph::MAX_WALK_DEPTH {
-            return Err(Error::new(ErrorKind::TooLarge, format!("{} nests deeper than {}", descriptor.digest, crate::graph::MAX_WALK_DEPTH)));
-        }
+        check_depth(self.engine, &descriptor, depth)?;
         let document = parse_document(&descriptor.media_type, &bytes)
             .map_err(|err| err.with_context(&format!("manifest {} of {}", descriptor.digest, self.remote)))?;
         match document {

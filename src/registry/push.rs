@@ -10,7 +10,7 @@ use ureq::http::StatusCode;
 
 use super::client::{Client, error_from_response};
 use super::upload::{Started, UploadMeter, UploadSource, check_content_digest, exists, manifest_digest, with_authorization};
-use super::{RegistryOptions, RemoteRef, Tally, TransferReport, api_path, for_each_parallel};
+use super::{RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
 use crate::content::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
@@ -36,12 +36,7 @@ impl PushPlan {
             self.blobs.push(descriptor.clone());
             return Ok(());
         }
-        if depth > crate::graph::MAX_WALK_DEPTH {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!("{} nests deeper than {} documents", descriptor.digest, crate::graph::MAX_WALK_DEPTH),
-            ));
-        }
+        check_depth(engine, descriptor, depth)?;
         let document = engine.read_document(descriptor)?;
         let children: Vec<Descriptor> = match &document {
             Document::Index(index) => index.manifests.clone(),
