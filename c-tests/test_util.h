@@ -43,6 +43,24 @@ static int remove_entry(const char *path, const struct stat *sb, int flag, struc
     return remove(path);
 }
 
+/* The number after "name": in a JSON report (the first such key). */
+static inline long json_number(const char *report, const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = strstr(report, key);
+    CHECK(at != NULL);
+    return strtol(at + strlen(key), NULL, 10);
+}
+
+/* Whether fsck finds the layout sound. */
+static inline int fsck_is_sound(ocicas_engine *engine) {
+    char *report = NULL;
+    CHECK_OK(ocicas_fsck(engine, &report));
+    int sound = strstr(report, "\"sound\":true") != NULL;
+    ocicas_string_free(report);
+    return sound;
+}
+
 /* A fresh temp directory; `path` must hold PATH_MAX bytes. */
 static inline void make_temp_dir(char *path, size_t size) {
     const char *tmp = getenv("TMPDIR");

@@ -94,11 +94,16 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
     let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
         if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
     };
-    let credentials = match (optional(options.username, "options.username")?, optional(options.password, "options.password")?) {
-        (Some(username), Some(password)) if !username.is_empty() => Some(Credentials { username, password }),
-        (None, None) => None,
-        _ => return Err(invalid_argument("options.username and options.password go together, with a non-empty user")),
-    };
+    let credentials =
+        match (optional(options.username, "options.username")?, optional(options.password, "options.password")?) {
+            (Some(username), Some(password)) if !username.is_empty() => Some(Credentials { username, password }),
+            (None, None) => None,
+            _ => {
+                return Err(invalid_argument(
+                    "options.username and options.password go together, with a non-empty user",
+                ));
+            }
+        };
     let platforms = unsafe { arg_str_array(options.platforms, options.n_platforms, "options.platforms") }?;
     let progress = options.progress.map(|callback| {
         let progress = CallbackProgress { callback, user_data: options.progress_user_data };
@@ -198,7 +203,9 @@ pub unsafe extern "C" fn ocicas_registry_push_layer(
         let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
         let layer = unsafe { layer_options(layer_options_ptr) }?;
         if layer.ref_name.is_some() || layer.lease.is_some() {
-            return Err(invalid_argument("push-layer stores nothing locally: layer options ref_name and lease must be NULL"));
+            return Err(invalid_argument(
+                "push-layer stores nothing locally: layer options ref_name and lease must be NULL",
+            ));
         }
         let options = unsafe { registry_options(options) }?;
         let out_descriptor_json = unsafe { arg_out(out_descriptor_json, "out_descriptor_json") }?;

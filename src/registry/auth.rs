@@ -113,7 +113,10 @@ pub(crate) fn docker_config_credentials(host: &str) -> Result<Option<Credentials
     let field = |name: &str| entry.get(name).and_then(|v| v.as_str()).filter(|v| !v.is_empty());
     if let Some(auth) = field("auth") {
         let decoded = BASE64.decode(auth).ok().and_then(|bytes| String::from_utf8(bytes).ok()).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidArgument, format!("the auth of {host} in {} is not base64 text", path.display()))
+            Error::new(
+                ErrorKind::InvalidArgument,
+                format!("the auth of {host} in {} is not base64 text", path.display()),
+            )
         })?;
         return Credentials::parse(&decoded).map(Some);
     }
@@ -138,7 +141,8 @@ mod tests {
 
     #[test]
     fn parses_bearer_and_basic_challenges() {
-        let header = r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#;
+        let header =
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#;
         assert_eq!(
             Challenge::parse(header),
             Some(Challenge::Bearer {

@@ -130,14 +130,19 @@ impl Client {
     /// The `Authorization` header that answers the challenge of a 401 `response`.
     fn authorize(&self, response: &HttpResponse) -> Result<String> {
         let challenge = header(response, "www-authenticate").and_then(Challenge::parse).ok_or_else(|| {
-            Error::new(ErrorKind::Unauthorized, format!("registry {} answered 401 without a usable challenge", self.host))
+            Error::new(
+                ErrorKind::Unauthorized,
+                format!("registry {} answered 401 without a usable challenge", self.host),
+            )
         })?;
         match challenge {
             Challenge::Basic => match &self.credentials {
                 Some(credentials) => Ok(credentials.basic_header()),
                 None => Err(self.unauthorized("Basic authentication")),
             },
-            Challenge::Bearer { realm, service, scope } => self.fetch_token(&realm, service.as_deref(), scope.as_deref()),
+            Challenge::Bearer { realm, service, scope } => {
+                self.fetch_token(&realm, service.as_deref(), scope.as_deref())
+            }
         }
     }
 

@@ -155,28 +155,28 @@ impl Tally {
     }
 }
 
+/// One blob on the move: where its bytes are counted and its progress reported.
+struct BlobMeter<'a> {
+    options: &'a RegistryOptions,
+    tally: &'a Tally,
+    /// None for a streamed layer until it ends.
+    digest: Option<&'a Digest>,
+    total: Option<u64>,
+}
+
 /// Counts the bytes of one blob as they are read, into the tally and the progress callback.
 struct Metered<'a, R> {
     inner: R,
-    options: &'a RegistryOptions,
-    tally: &'a Tally,
-    digest: Option<&'a Digest>,
+    meter: &'a BlobMeter<'a>,
     done: u64,
-    total: Option<u64>,
     reported: u64,
 }
 
 impl<'a, R> Metered<'a, R> {
-    fn new(
-        inner: R,
-        options: &'a RegistryOptions,
-        tally: &'a Tally,
-        digest: Option<&'a Digest>,
-        done: u64,
-        total: Option<u64>,
-    ) -> Self {
-        options.report_progress(digest, done, total);
-        Metered { inner, options, tally, digest, done, total, reported: done }
+    /// Reads `inner`, whose first byte is byte `done` of the blob.
+    fn new(inner: R, meter: &'a BlobMeter<'a>, done: u64) -> Self {
+        meter.options.report_progress(meter.digest, done, meter.total);
+        Metered { inner, meter, done, reported: done }
     }
 }
 
@@ -184,10 +184,10 @@ impl<R: Read> Read for Metered<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        Tally::count(&self.tally.bytes, n as u64);
-        if self.done - self.reported >= PROGRESS_STEP || (n > 0 && Some(self.done) == self.total) {
+        Tally::count(&self.meter.tally.bytes, n as u64);
+        if self.done - self.reported >= PROGRESS_STEP || (n > 0 && Some(self.done) == self.meter.total) {
             self.reported = self.done;
-            self.options.report_progress(self.digest, self.done, self.total);
+            self.meter.options.report_progress(self.meter.digest, self.done, self.meter.total);
         }
         Ok(n)
     }

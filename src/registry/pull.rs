@@ -10,7 +10,9 @@ use ureq::http::StatusCode;
 
 use super::client::{Client, error_from_response, header};
 use super::upload::{MANIFEST_ACCEPT, manifest_digest, with_authorization};
-use super::{Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
+use super::{
+    BlobMeter, Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel,
+};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::gc::LeaseResource;
@@ -44,7 +46,9 @@ impl Engine {
         let ref_name = match (ref_name, &remote.tag) {
             (Some(name), _) => name.to_string(),
             (None, Some(tag)) => tag.clone(),
-            (None, None) => return Err(invalid_argument(format!("pull of {source} by digest needs a ref name to tag"))),
+            (None, None) => {
+                return Err(invalid_argument(format!("pull of {source} by digest needs a ref name to tag")));
+            }
         };
         crate::refs::validate_ref_name(&ref_name)?;
         let client = Client::connect(&remote, "pull", &[], options)?;
@@ -143,7 +147,8 @@ impl Puller<'_> {
         if !response.status().is_success() {
             return Err(error_from_response(&what, response).with_context(&format!("pull of {}", self.remote)));
         }
-        let content_type = header(&response, "content-type").map(|t| t.split(';').next().unwrap_or(t).trim().to_string());
+        let content_type =
+            header(&response, "content-type").map(|t| t.split(';').next().unwrap_or(t).trim().to_string());
         let answered_digest = header(&response, "docker-content-digest").map(str::to_string);
         let limit = self.engine.max_json_size();
         let mut bytes = Vec::new();
@@ -154,7 +159,10 @@ impl Puller<'_> {
             .read_to_end(&mut bytes)
             .map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: {err}")))?;
         if bytes.len() as u64 > limit {
-            return Err(Error::new(ErrorKind::TooLarge, format!("{what}: the manifest is over the JSON limit of {limit} bytes")));
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!("{what}: the manifest is over the JSON limit of {limit} bytes"),
+            ));
         }
         Tally::count(&self.tally.transferred, 1);
         Tally::count(&self.tally.bytes, bytes.len() as u64);
@@ -194,7 +202,10 @@ impl Puller<'_> {
                 if selected.is_empty() {
                     return Err(Error::new(
                         ErrorKind::NotFound,
-                        format!("index {} of {} has no manifest for {:?}", descriptor.digest, self.remote, self.options.platforms),
+                        format!(
+                            "index {} of {} has no manifest for {:?}",
+                            descriptor.digest, self.remote, self.options.platforms
+                        ),
                     ));
                 }
                 for child in selected {
@@ -218,7 +229,10 @@ impl Puller<'_> {
             Document::Config(_) | Document::Descriptor(_) => {
                 return Err(Error::new(
                     ErrorKind::InvalidImage,
-                    format!("{} of {} is a {}, not a manifest or index", descriptor.digest, self.remote, descriptor.media_type),
+                    format!(
+                        "{} of {} is a {}, not a manifest or index",
+                        descriptor.digest, self.remote, descriptor.media_type
+                    ),
                 ));
             }
         }
@@ -245,7 +259,8 @@ impl Puller<'_> {
         let ingest_ref = format!("pull:{}", blob.digest);
         self.engine.lease_add(self.lease, LeaseResource::Blob(blob.digest.clone()))?;
         self.engine.lease_add(self.lease, LeaseResource::Ingest(ingest_ref.clone()))?;
-        let writer_options = WriterOptions { expected_size: Some(blob.size), expected_digest: Some(blob.digest.clone()) };
+        let writer_options =
+            WriterOptions { expected_size: Some(blob.size), expected_digest: Some(blob.digest.clone()) };
         let mut writer = match self.engine.writer(&ingest_ref, &writer_options) {
             Ok(writer) => writer,
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {
@@ -291,21 +306,19 @@ impl Puller<'_> {
         match response.status() {
             StatusCode::PARTIAL_CONTENT if content_range_start(&response) == Some(offset) => {}
             StatusCode::PARTIAL_CONTENT => {
-                return Err(Error::new(ErrorKind::Remote, format!("{what}: the registry sent a range not starting at {offset}")));
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    format!("{what}: the registry sent a range not starting at {offset}"),
+                ));
             }
             StatusCode::OK if offset > 0 => writer.truncate(0)?,
             StatusCode::OK => {}
             _ => return Err(error_from_response(&what, response).with_context(&format!("pull of {}", self.remote))),
         }
         let start = writer.status().offset;
-        let mut body = Metered::new(
-            response.body_mut().as_reader(),
-            self.options,
-            self.tally,
-            Some(&blob.digest),
-            start,
-            Some(blob.size),
-        );
+        let meter =
+            BlobMeter { options: self.options, tally: self.tally, digest: Some(&blob.digest), total: Some(blob.size) };
+        let mut body = Metered::new(response.body_mut().as_reader(), &meter, start);
         let mut buf = vec![0u8; DOWNLOAD_BUFFER];
         loop {
             let n = body.read(&mut buf).map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: {err}")))?;

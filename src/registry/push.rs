@@ -9,8 +9,8 @@ use std::sync::mpsc;
 use ureq::http::StatusCode;
 
 use super::client::{Client, error_from_response};
-use super::upload::{Started, UploadMeter, UploadSource, check_content_digest, exists, manifest_digest, with_authorization};
-use super::{RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
+use super::upload::{Started, UploadSource, check_content_digest, exists, manifest_digest, with_authorization};
+use super::{BlobMeter, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
 use crate::content::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
@@ -40,7 +40,9 @@ impl PushPlan {
         let document = engine.read_document(descriptor)?;
         let children: Vec<Descriptor> = match &document {
             Document::Index(index) => index.manifests.clone(),
-            Document::Manifest(manifest) => std::iter::once(&manifest.config).chain(&manifest.layers).cloned().collect(),
+            Document::Manifest(manifest) => {
+                std::iter::once(&manifest.config).chain(&manifest.layers).cloned().collect()
+            }
             Document::Config(_) | Document::Descriptor(_) => {
                 self.blobs.push(descriptor.clone());
                 return Ok(());
@@ -99,7 +101,9 @@ impl Engine {
         let tally = Tally::default();
         // Largest first, so that the jobs end together rather than one big blob ending alone.
         plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
-        for_each_parallel(&plan.blobs, options.jobs(), |blob| push_blob(self, &client, &remote, blob, options, &tally))?;
+        for_each_parallel(&plan.blobs, options.jobs(), |blob| {
+            push_blob(self, &client, &remote, blob, options, &tally)
+        })?;
         for (descriptor, bytes) in &plan.documents {
             // By tag, the registry may hold the manifest under another tag or the tag elsewhere.
             let tag = remote.tag.as_ref().filter(|_| descriptor.digest == root.digest);
@@ -147,7 +151,7 @@ fn push_blob(
         }
         Started::Session(session) => session,
     };
-    let meter = UploadMeter { options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
+    let meter = BlobMeter { options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
     while session.offset() < blob.size {
         let end = blob.size.min(session.offset() + options.chunk_size(Some(blob.size)));
         session.send_chunk(&reader, end, &meter)?;
@@ -186,7 +190,13 @@ impl Read for RangeReader<'_> {
 }
 
 /// `PUT /v2/<repository>/manifests/<reference>` with the document's exact bytes.
-fn put_manifest(client: &Client, repository: &str, reference: &str, descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
+fn put_manifest(
+    client: &Client,
+    repository: &str,
+    reference: &str,
+    descriptor: &Descriptor,
+    bytes: &[u8],
+) -> Result<()> {
     let url = client.url(&api_path(repository, "manifests", reference));
     let what = format!("PUT {url}");
     let response = client.send(&what, |agent, authorization| {
@@ -245,7 +255,7 @@ pub fn push_layer(
     let (uploaded, next_buffers) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         let uploader = scope.spawn(|| -> Result<()> {
-            let meter = UploadMeter { options, tally: &tally, digest: None, total: None };
+            let meter = BlobMeter { options, tally: &tally, digest: None, total: None };
             for chunk in uploads {
                 let end = chunk.start + chunk.bytes.len() as u64;
                 session.send_chunk(&chunk, end, &meter)?;
@@ -255,7 +265,8 @@ pub fn push_layer(
         });
         let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
         drop(to_upload);
-        let upload = uploader.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Remote, "the upload thread panicked")));
+        let upload =
+            uploader.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Remote, "the upload thread panicked")));
         // An upload failure explains a send failure of the compressing side, so it comes first.
         upload.and(compressed)
     })?;

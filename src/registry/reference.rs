@@ -142,7 +142,8 @@ mod tests {
 
     #[test]
     fn refuses_malformed_references() {
-        for text in ["", "host.io/", "host.io/UPPER", "host.io/a//b", "host.io/a:-tag", "host.io/a@sha256:12", "h o/a"] {
+        for text in ["", "host.io/", "host.io/UPPER", "host.io/a//b", "host.io/a:-tag", "host.io/a@sha256:12", "h o/a"]
+        {
             let err = RemoteRef::parse(text).unwrap_err();
             assert!(err.message().contains(&format!("{text:?}")), "{text}: {err}");
         }

@@ -8,7 +8,7 @@ use ureq::SendBody;
 use ureq::http::StatusCode;
 
 use super::client::{Client, HttpResponse, error_from_response, header};
-use super::{Metered, RegistryOptions, Tally, api_path};
+use super::{BlobMeter, Metered, api_path};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -20,14 +20,6 @@ const CHUNK_RETRIES: u32 = 3;
 pub(crate) trait UploadSource: Sync {
     /// The bytes `[offset, end)`; an error when they are no longer held.
     fn read_range(&self, offset: u64, end: u64) -> Result<Box<dyn Read + '_>>;
-}
-
-/// Where the bytes go: the blob's digest once it is known, and the transfer's counters.
-pub(crate) struct UploadMeter<'a> {
-    pub(crate) options: &'a RegistryOptions,
-    pub(crate) tally: &'a Tally,
-    pub(crate) digest: Option<&'a Digest>,
-    pub(crate) total: Option<u64>,
 }
 
 pub(crate) enum Started<'c> {
@@ -73,7 +65,7 @@ impl UploadSession<'_> {
 
     /// Sends `source`'s bytes from the current offset to `end` as one chunk, sending again from
     /// the registry's offset when a request fails.
-    pub(crate) fn send_chunk(&mut self, source: &dyn UploadSource, end: u64, meter: &UploadMeter<'_>) -> Result<()> {
+    pub(crate) fn send_chunk(&mut self, source: &dyn UploadSource, end: u64, meter: &BlobMeter<'_>) -> Result<()> {
         let mut attempt = 0;
         loop {
             match self.patch(source, end, meter) {
@@ -87,12 +79,12 @@ impl UploadSession<'_> {
         }
     }
 
-    fn patch(&mut self, source: &dyn UploadSource, end: u64, meter: &UploadMeter<'_>) -> Result<()> {
+    fn patch(&mut self, source: &dyn UploadSource, end: u64, meter: &BlobMeter<'_>) -> Result<()> {
         let (start, url) = (self.offset, self.location.clone());
         let what = format!("PATCH {url} (bytes {start}-{})", end.saturating_sub(1));
         let response = self.client.send(&what, |agent, authorization| {
             let range = source.read_range(start, end).map_err(|err| ureq::Error::Io(io::Error::other(err)))?;
-            let mut body = Metered::new(range, meter.options, meter.tally, meter.digest, start, meter.total);
+            let mut body = Metered::new(range, meter, start);
             with_authorization(agent.patch(&url), authorization)
                 .header("Content-Type", "application/octet-stream")
                 .header("Content-Range", format!("{start}-{}", end - 1))
@@ -115,8 +107,9 @@ impl UploadSession<'_> {
     fn resync(&mut self) -> Result<()> {
         let url = self.location.clone();
         let what = format!("GET {url} (upload status)");
-        let response =
-            self.client.send(&what, |agent, authorization| with_authorization(agent.get(&url), authorization).call())?;
+        let response = self
+            .client
+            .send(&what, |agent, authorization| with_authorization(agent.get(&url), authorization).call())?;
         if response.status() != StatusCode::NO_CONTENT {
             return Err(error_from_response(&what, response));
         }
@@ -151,16 +144,18 @@ fn held_bytes(response: &HttpResponse) -> Option<u64> {
 /// A `Docker-Content-Digest` answer that names another digest than the one sent is an error.
 pub(crate) fn check_content_digest(response: &HttpResponse, digest: &Digest, what: &str) -> Result<()> {
     match header(response, "docker-content-digest") {
-        Some(answered) if answered != digest.to_string() => Err(Error::new(
-            ErrorKind::DigestMismatch,
-            format!("{what}: the registry stored {answered}, not {digest}"),
-        )),
+        Some(answered) if answered != digest.to_string() => {
+            Err(Error::new(ErrorKind::DigestMismatch, format!("{what}: the registry stored {answered}, not {digest}")))
+        }
         _ => Ok(()),
     }
 }
 
 /// Adds the `Authorization` header when there is one.
-pub(crate) fn with_authorization<B>(request: ureq::RequestBuilder<B>, authorization: Option<&str>) -> ureq::RequestBuilder<B> {
+pub(crate) fn with_authorization<B>(
+    request: ureq::RequestBuilder<B>,
+    authorization: Option<&str>,
+) -> ureq::RequestBuilder<B> {
     match authorization {
         Some(value) => request.header("Authorization", value),
         None => request,
@@ -171,7 +166,8 @@ pub(crate) fn with_authorization<B>(request: ureq::RequestBuilder<B>, authorizat
 pub(crate) fn exists(client: &Client, repository: &str, kind: &str, digest: &Digest) -> Result<bool> {
     let url = client.url(&api_path(repository, kind, &digest.to_string()));
     let what = format!("HEAD {url}");
-    let response = client.send(&what, |agent, authorization| with_authorization(agent.head(&url), authorization).call())?;
+    let response =
+        client.send(&what, |agent, authorization| with_authorization(agent.head(&url), authorization).call())?;
     match response.status() {
         status if status.is_success() => Ok(true),
         StatusCode::NOT_FOUND => Ok(false),

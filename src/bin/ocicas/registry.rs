@@ -45,21 +45,42 @@ impl RegistryArgs {
     }
 }
 
-pub fn push(layout: &Path, ref_name: &str, target: &str, mount_from: Option<String>, args: &RegistryArgs, out: &mut impl Write) -> ocicas::Result<()> {
+pub fn push(
+    layout: &Path,
+    ref_name: &str,
+    target: &str,
+    mount_from: Option<String>,
+    args: &RegistryArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
     let engine = Engine::open(layout, &OpenOptions::default())?;
     let options = RegistryOptions { mount_from, ..args.options()? };
     let report = engine.push(ref_name, target, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
 }
 
-pub fn pull(source: &str, layout: &Path, ref_name: Option<&str>, platforms: Vec<String>, force: bool, args: &RegistryArgs, out: &mut impl Write) -> ocicas::Result<()> {
+pub fn pull(
+    source: &str,
+    layout: &Path,
+    ref_name: Option<&str>,
+    platforms: Vec<String>,
+    force: bool,
+    args: &RegistryArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
     let engine = Engine::open(layout, &OpenOptions::default())?;
     let options = RegistryOptions { platforms, force, ..args.options()? };
     let report = engine.pull(source, ref_name, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
 }
 
-pub fn push_layer_file(target: &str, file: &PathBuf, compression: &CompressionArgs, args: &RegistryArgs, out: &mut impl Write) -> ocicas::Result<()> {
+pub fn push_layer_file(
+    target: &str,
+    file: &PathBuf,
+    compression: &CompressionArgs,
+    args: &RegistryArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
     let layer_options = compression.options()?;
     let options = args.options()?;
     let layer = if file == Path::new("-") {
