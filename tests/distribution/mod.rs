@@ -1,0 +1,465 @@
+//! Test harness for the registry tests: a real `docker-registry` (Debian's distribution 2.8) on
+//! a free loopback port, optionally behind htpasswd Basic auth, and a fault-injecting proxy in
+//! front of it that records requests and can cut, corrupt, slow down or put Bearer-token auth
+//! in front of the answers. Everything listens on 127.0.0.1 only.
+
+#![allow(dead_code)] // each test binary uses part of the harness
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Whether the peers the registry tests need are installed; when they are not, the test is
+/// skipped with a line saying why only if OCICAS_SKIP_PEERS=1, else it fails.
+pub fn peers_available(names: &[&str]) -> bool {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| {
+            !Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("OCICAS_SKIP_PEERS").as_deref() == Ok("1") {
+        eprintln!("skipped: {missing:?} not installed and OCICAS_SKIP_PEERS=1");
+        return false;
+    }
+    panic!("{missing:?} not installed: apt-get install -y docker-registry skopeo umoci apache2-utils");
+}
+
+/// A docker-registry serving from a temp dir, killed on drop.
+pub struct Registry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry; with `auth`, htpasswd Basic auth for that user and password.
+    pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let entry = run("htpasswd", &["-Bbn", user, password]);
+            std::fs::write(&htpasswd, entry.trim()).unwrap();
+            config += &format!("auth: {{htpasswd: {{realm: ocicas-test, path: {}}}}}\n", htpasswd.display());
+        }
+        for _ in 0..10 {
+            let host = free_loopback_address();
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, format!("{config}http: {{addr: {host}}}\n")).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if http_status(&host, "GET", "/v2/").is_some_and(|status| status == 200 || status == 401) {
+                    return Registry { child, host, _dir: dir };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break; // the port was taken meanwhile: try another
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_loopback_address() -> String {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
+}
+
+/// The status of a bodiless request, or None when nothing answers.
+pub fn http_status(host: &str, method: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(host).ok()?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split(' ').nth(1)?.parse().ok()
+}
+
+/// GETs `path` and returns the body; fails unless the answer is 200.
+pub fn http_get(host: &str, path: &str) -> Vec<u8> {
+    let (status, body) = http_get_with(host, path, &[]);
+    assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    body
+}
+
+/// GETs `path` with extra headers; returns the status and the body (the registry answers
+/// with Content-Length and closes).
+pub fn http_get_with(host: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(host).unwrap();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let split = find(&answer, b"\r\n\r\n").expect("an HTTP answer");
+    let status = String::from_utf8_lossy(&answer[..split]).split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer[split + 4..].to_vec())
+}
+
+/// One request the proxy forwarded.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+}
+
+impl Recorded {
+    pub fn is_blob_get(&self) -> bool {
+        self.method == "GET" && self.path.contains("/blobs/sha256:")
+    }
+}
+
+/// What the proxy does to answers.
+#[derive(Default)]
+pub struct Faults {
+    /// Cut the connection after this many body bytes of the first GET of a blob.
+    pub cut_first_blob_get_after: Option<u64>,
+    /// Flip the last body byte of manifest GETs (the registry's headers are kept).
+    pub corrupt_manifests: bool,
+    /// Flip the last body byte of blob GETs.
+    pub corrupt_blobs: bool,
+    /// Sleep this long per 64 KiB of blob bodies.
+    pub throttle_blobs: Option<Duration>,
+    /// Answer like a registry with token auth: 401 with a Bearer challenge unless a token it
+    /// handed out (at /token, for Basic `user:password`) is sent; each token is good for this
+    /// many requests, so a client must fetch another on 401.
+    pub bearer: Option<(String, String, u64)>,
+}
+
+/// A proxy on a free loopback port in front of `upstream`, one request per connection.
+pub struct Proxy {
+    host: String,
+    pub faults: Arc<Mutex<Faults>>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    stopped: Arc<AtomicBool>,
+}
+
+struct Shared {
+    upstream: String,
+    host: String,
+    faults: Arc<Mutex<Faults>>,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    blob_gets: AtomicU64,
+    tokens: Mutex<Vec<(String, u64)>>,
+    tokens_issued: AtomicU64,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str, faults: Faults) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let proxy = Proxy {
+            host: host.clone(),
+            faults: Arc::new(Mutex::new(faults)),
+            log: Arc::new(Mutex::new(Vec::new())),
+            stopped: Arc::new(AtomicBool::new(false)),
+        };
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            host,
+            faults: proxy.faults.clone(),
+            log: proxy.log.clone(),
+            blob_gets: AtomicU64::new(0),
+            tokens: Mutex::new(Vec::new()),
+            tokens_issued: AtomicU64::new(0),
+        });
+        let stopped = proxy.stopped.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let shared = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(client, &shared);
+                });
+            }
+        });
+        proxy
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.log.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(&self.host); // wakes the accept loop
+    }
+}
+
+/// Serves one request: reads it whole, answers itself (token auth) or forwards it with
+/// `Connection: close` and relays the answer, applying the faults.
+fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    let (head, body) = read_message(&mut client)?;
+    let head_text = String::from_utf8_lossy(&head).into_owned();
+    let mut request_line = head_text.lines().next().unwrap_or_default().split(' ');
+    let (method, path) =
+        (request_line.next().unwrap_or_default().to_string(), request_line.next().unwrap_or_default().to_string());
+    let header = |name: &str| {
+        head_text.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
+        })
+    };
+    let recorded = Recorded { method: method.clone(), path: path.clone(), range: header("range") };
+    shared.log.lock().unwrap().push(recorded.clone());
+
+    if let Some((user, password, uses)) = shared.faults.lock().unwrap().bearer.clone() {
+        if path.starts_with("/token") {
+            let expected = format!("Basic {}", base64_encode(&format!("{user}:{password}")));
+            if header("authorization").as_deref() != Some(expected.as_str()) {
+                return respond(&mut client, "401 Unauthorized", "{}");
+            }
+            let token = format!("token-{}", shared.tokens_issued.fetch_add(1, Ordering::Relaxed));
+            shared.tokens.lock().unwrap().push((token.clone(), uses));
+            return respond(&mut client, "200 OK", &format!("{{\"token\":\"{token}\"}}"));
+        }
+        let presented = header("authorization").and_then(|value| value.strip_prefix("Bearer ").map(str::to_string));
+        let mut tokens = shared.tokens.lock().unwrap();
+        let valid = tokens.iter_mut().find(|(token, left)| Some(token) == presented.as_ref() && *left > 0);
+        match valid {
+            Some((_, left)) => *left -= 1,
+            None => {
+                drop(tokens);
+                let challenge = format!(
+                    "Bearer realm=\"http://{}/token\",service=\"ocicas-test\",scope=\"repository:x:pull\"",
+                    shared.host
+                );
+                let answer = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+                return client.write_all(answer.as_bytes());
+            }
+        }
+    }
+
+    let mut upstream = TcpStream::connect(&shared.upstream)?;
+    upstream.write_all(&rewrite_connection(&head))?;
+    upstream.write_all(&body)?;
+    let mut answer = Vec::new();
+    upstream.read_to_end(&mut answer)?;
+    let Some(split) = find(&answer, b"\r\n\r\n") else { return client.write_all(&answer) };
+    let (answer_head, mut answer_body) = (rewrite_connection(&answer[..split + 4]), answer[split + 4..].to_vec());
+    let ok = answer.starts_with(b"HTTP/1.1 2");
+    let faults = shared.faults.lock().unwrap();
+    let (throttle, cut) = (faults.throttle_blobs, faults.cut_first_blob_get_after);
+    if ok && method == "GET" && path.contains("/manifests/") && faults.corrupt_manifests {
+        flip_last_byte(&mut answer_body);
+    }
+    let blob_get = ok && recorded.is_blob_get();
+    if blob_get && faults.corrupt_blobs {
+        flip_last_byte(&mut answer_body);
+    }
+    drop(faults);
+    client.write_all(&answer_head)?;
+    if !blob_get {
+        return client.write_all(&answer_body);
+    }
+    let first = shared.blob_gets.fetch_add(1, Ordering::Relaxed) == 0;
+    let limit = match cut {
+        Some(cut) if first => (cut as usize).min(answer_body.len()),
+        _ => answer_body.len(),
+    };
+    for piece in answer_body[..limit].chunks(64 * 1024) {
+        client.write_all(piece)?;
+        if let Some(pause) = throttle {
+            std::thread::sleep(pause);
+        }
+    }
+    if limit < answer_body.len() {
+        client.shutdown(Shutdown::Both)?;
+    }
+    Ok(())
+}
+
+fn respond(client: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+    let answer = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(answer.as_bytes())
+}
+
+/// Reads one request: its head, and its body by Content-Length or chunked encoding (kept
+/// encoded, as it is forwarded unchanged).
+fn read_message(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut byte = [0u8; 8192];
+    let split = loop {
+        if let Some(split) = find(&buffer, b"\r\n\r\n") {
+            break split;
+        }
+        let n = stream.read(&mut byte)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&byte[..n]);
+    };
+    let head = buffer[..split + 4].to_vec();
+    let mut body = buffer[split + 4..].to_vec();
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let length = text
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+    if let Some(length) = length {
+        while body.len() < length {
+            let n = stream.read(&mut byte)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&byte[..n]);
+        }
+    } else if text.contains("transfer-encoding: chunked") {
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = stream.read(&mut byte)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&byte[..n]);
+        }
+    }
+    Ok((head, body))
+}
+
+/// The head with `Connection: close` (one request per connection keeps the proxy simple).
+fn rewrite_connection(head: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines: Vec<&str> = text
+        .split("\r\n")
+        .filter(|line| !line.to_ascii_lowercase().starts_with("connection:") && !line.is_empty())
+        .collect();
+    lines.push("Connection: close");
+    format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes()
+}
+
+fn flip_last_byte(body: &mut [u8]) {
+    if let Some(last) = body.last_mut() {
+        *last ^= 0x01;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|window| window == needle)
+}
+
+fn base64_encode(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Runs a program, panicking with its output when it fails; returns stdout.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs the ocicas CLI and returns stdout; panics when it fails.
+pub fn ocicas(args: &[&str]) -> String {
+    run(env!("CARGO_BIN_EXE_ocicas"), args)
+}
+
+/// Runs the ocicas CLI expecting it to fail; returns stderr.
+pub fn ocicas_fails(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "ocicas {args:?} should fail: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A tree of files for an image: nested text files, a few MB of pseudo-random bytes (so the
+/// layer is big enough to cut midway), a symlink and an empty directory.
+pub fn source_tree(root: &Path) -> PathBuf {
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("etc/conf.d")).unwrap();
+    std::fs::create_dir_all(tree.join("var/empty")).unwrap();
+    for i in 0..20 {
+        std::fs::write(tree.join(format!("etc/conf.d/file{i}.conf")), format!("setting {i}\n").repeat(i + 1)).unwrap();
+    }
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(tree.join("noise.bin"), noise).unwrap();
+    std::os::unix::fs::symlink("etc/conf.d/file1.conf", tree.join("link")).unwrap();
+    tree
+}
+
+/// `umoci unpack`s `layout:tag` into `bundle` and returns its rootfs.
+pub fn unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
+    run("umoci", &["unpack", "--rootless", "--image", &format!("{}:{tag}", s(layout)), s(bundle)]);
+    bundle.join("rootfs")
+}
+
+/// Fails unless the two trees are the same (`diff -r --no-dereference`).
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    run("diff", &["-r", "--no-dereference", s(a), s(b)]);
+}
+
+/// The JSON the CLI printed.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}

@@ -1,0 +1,348 @@
+//! `ocicas push`, `pull` and `push-layer` against a real docker-registry on loopback, with
+//! skopeo and umoci as the peers that prove interop, and a proxy that cuts, corrupts or slows
+//! the registry's answers (issue #9's tests).
+
+mod distribution;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use distribution::*;
+use sha2::{Digest as _, Sha256};
+
+const PEERS: &[&str] = &["docker-registry", "skopeo", "umoci", "htpasswd"];
+
+/// A layout with image `app` built by `ocicas append --dir` from `source_tree`.
+fn built_image(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let tree = source_tree(root);
+    let layout = root.join("layout");
+    ocicas(&["init", s(&layout)]);
+    ocicas(&["append", s(&layout), "app", "--dir", s(&tree)]);
+    (layout, tree)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[test]
+fn image_pushed_by_ocicas_is_copied_back_by_skopeo_and_unpacks_to_the_same_tree() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, tree) = built_image(root.path());
+    let target = format!("{}/test/app:v1", registry.host());
+    let report = json(&ocicas(&["push", s(&layout), "app", &target, "--insecure"]));
+    assert_eq!(report["blobs"]["transferred"], 3, "{report}");
+    let copied = root.path().join("copied");
+    run(
+        "skopeo",
+        &["copy", "-q", "--src-tls-verify=false", &format!("docker://{target}"), &format!("oci:{}:v1", s(&copied))],
+    );
+    let rootfs = unpack(&copied, "v1", &root.path().join("bundle"));
+    assert_same_tree(&tree, &rootfs);
+}
+
+#[test]
+fn image_pushed_by_skopeo_is_pulled_and_a_second_pull_fetches_no_blob() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let proxy = Proxy::start(registry.host(), Faults::default());
+    let root = tempfile::tempdir().unwrap();
+    let (layout, tree) = built_image(root.path());
+    let source = format!("{}/skopeo/app:v1", registry.host());
+    run(
+        "skopeo",
+        &["copy", "-q", "--dest-tls-verify=false", &format!("oci:{}:app", s(&layout)), &format!("docker://{source}")],
+    );
+
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    let through_proxy = format!("{}/skopeo/app:v1", proxy.host());
+    let first = json(&ocicas(&["pull", &through_proxy, s(&pulled), "--insecure"]));
+    assert_eq!(first["blobs"]["transferred"], 3, "{first}");
+    assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
+
+    proxy.clear();
+    let second = json(&ocicas(&["pull", &through_proxy, s(&pulled), "--insecure"]));
+    assert_eq!(
+        (second["blobs"]["bytes"].as_u64(), second["blobs"]["transferred"].as_u64()),
+        (Some(0), Some(0)),
+        "{second}"
+    );
+    assert!(!proxy.requests().iter().any(|r| r.is_blob_get() || r.method == "GET" && r.path.contains("/manifests/")));
+    ocicas(&["fsck", s(&pulled)]);
+}
+
+#[test]
+fn a_pull_whose_connection_drops_resumes_the_blob_with_a_range_request() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, tree) = built_image(root.path());
+    ocicas(&["push", s(&layout), "app", &format!("{}/cut/app:v1", registry.host()), "--insecure"]);
+    let proxy = Proxy::start(registry.host(), Faults { cut_first_blob_get_after: Some(1 << 20), ..Faults::default() });
+
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    ocicas(&["pull", &format!("{}/cut/app:v1", proxy.host()), s(&pulled), "--insecure", "--jobs", "1"]);
+    let blob_gets: Vec<Recorded> = proxy.requests().into_iter().filter(Recorded::is_blob_get).collect();
+    let resumed =
+        blob_gets.iter().find(|r| r.range.is_some()).unwrap_or_else(|| panic!("no Range request: {blob_gets:?}"));
+    let offset: u64 =
+        resumed.range.as_deref().unwrap().trim_start_matches("bytes=").trim_end_matches('-').parse().unwrap();
+    assert!(offset >= 1 << 20, "resumed from {offset}, after 1 MiB was received");
+    assert_eq!(blob_gets.iter().filter(|r| r.path == resumed.path).count(), 2, "one cut GET, one resumed GET");
+    ocicas(&["fsck", s(&pulled)]);
+    assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
+}
+
+#[test]
+fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, _) = built_image(root.path());
+    ocicas(&["push", s(&layout), "app", &format!("{}/kill/app:v1", registry.host()), "--insecure"]);
+    let slow = Faults { throttle_blobs: Some(Duration::from_millis(100)), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), slow);
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    let source = format!("{}/kill/app:v1", proxy.host());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+        .args(["pull", &source, s(&pulled), "--insecure"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let offset = loop {
+        assert!(Instant::now() < deadline, "the pull never got past offset 0");
+        let ingests = ocicas(&["ingest", "ls", s(&pulled)]);
+        let offset = ingests.lines().map(|line| json(line)["offset"].as_u64().unwrap()).max().unwrap_or(0);
+        if offset > 0 {
+            break offset;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(ocicas_fails(&["ref", "get", s(&pulled), "v1"]).contains("v1"), "a killed pull tags nothing");
+
+    proxy.faults.lock().unwrap().throttle_blobs = None;
+    proxy.clear();
+    ocicas(&["pull", &source, s(&pulled), "--insecure"]);
+    let ranges: Vec<u64> = proxy
+        .requests()
+        .iter()
+        .filter_map(|r| r.range.as_deref()?.trim_start_matches("bytes=").trim_end_matches('-').parse().ok())
+        .collect();
+    assert!(
+        ranges.iter().any(|&from| from > 0 && from <= offset + (1 << 20)),
+        "no resume from the ingest ({offset}): {ranges:?}"
+    );
+    ocicas(&["fsck", s(&pulled)]);
+    assert!(ocicas(&["ingest", "ls", s(&pulled)]).trim().is_empty(), "no ingest left behind");
+}
+
+#[test]
+fn push_layer_from_stdin_gives_a_blob_the_registry_serves_with_the_printed_digest() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let tree = source_tree(root.path());
+    let tar = Command::new("tar").args(["-cf", "-", "-C", s(&tree), "."]).output().unwrap().stdout;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+        .args([
+            "push-layer",
+            &format!("{}/stream/layer", registry.host()),
+            "-",
+            "--insecure",
+            "--chunk-size",
+            "1000000",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let layer = json(&String::from_utf8(output.stdout).unwrap());
+    let digest = layer["digest"].as_str().unwrap();
+    let blob = http_get(registry.host(), &format!("/v2/stream/layer/blobs/{digest}"));
+    assert_eq!((sha256_hex(&blob).as_str(), blob.len() as u64), (digest, layer["size"].as_u64().unwrap()));
+    let mut tar_again = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&blob[..]), &mut tar_again).unwrap();
+    assert_eq!(tar_again, tar);
+    assert_eq!(sha256_hex(&tar_again), layer["diffID"].as_str().unwrap());
+}
+
+#[test]
+fn pushes_in_small_chunks_and_with_any_job_count_give_the_same_image_and_a_second_push_sends_nothing() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, _) = built_image(root.path());
+    let mut digests = Vec::new();
+    for (repo, jobs) in [("one", "1"), ("four", "4")] {
+        let target = format!("{}/{repo}/app:v1", registry.host());
+        let report =
+            json(&ocicas(&["push", s(&layout), "app", &target, "--insecure", "--jobs", jobs, "--chunk-size", "65536"]));
+        digests.push(report["descriptor"]["digest"].as_str().unwrap().to_string());
+        let inspected =
+            json(&run("skopeo", &["inspect", "--tls-verify=false", "--raw", &format!("docker://{target}")]));
+        assert_eq!(inspected["layers"].as_array().unwrap().len(), 1);
+        let again = json(&ocicas(&["push", s(&layout), "app", &target, "--insecure"]));
+        assert_eq!(
+            (again["blobs"]["transferred"].as_u64(), again["blobs"]["skipped"].as_u64()),
+            (Some(0), Some(3)),
+            "{again}"
+        );
+    }
+    assert_eq!(digests[0], digests[1]);
+    let mounted = json(&ocicas(&[
+        "push",
+        s(&layout),
+        "app",
+        &format!("{}/mounted/app:v1", registry.host()),
+        "--insecure",
+        "--mount-from",
+        "one/app",
+    ]));
+    assert_eq!(mounted["blobs"]["mounted"], 2, "config and layer mounted from repository one/app: {mounted}");
+}
+
+#[test]
+fn basic_auth_takes_the_right_credentials_and_refuses_wrong_ones() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(Some(("alice", "s3cret")));
+    let root = tempfile::tempdir().unwrap();
+    let (layout, _) = built_image(root.path());
+    let target = format!("{}/private/app:v1", registry.host());
+    let config_dir = root.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let with_config = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).env("DOCKER_CONFIG", &config_dir).output().unwrap()
+    };
+    let refused = with_config(&["push", s(&layout), "app", &target, "--insecure", "--user", "alice:wrong"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("unauthorized") && message.contains("alice"), "{message}");
+    let anonymous = with_config(&["push", s(&layout), "app", &target, "--insecure"]);
+    assert!(String::from_utf8_lossy(&anonymous.stderr).contains("credentials"), "{anonymous:?}");
+
+    assert!(
+        with_config(&["push", s(&layout), "app", &target, "--insecure", "--user", "alice:s3cret"]).status.success()
+    );
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    let wrong = with_config(&["pull", &target, s(&pulled), "--insecure", "--user", "alice:nope"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(ocicas_fails(&["ref", "get", s(&pulled), "v1"]).contains("v1"), "nothing tagged");
+
+    // The Docker config's auths entry is used when --user is not given.
+    let auth = base64_user("alice:s3cret");
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", registry.host()),
+    )
+    .unwrap();
+    assert!(with_config(&["pull", &target, s(&pulled), "--insecure"]).status.success());
+    ocicas(&["fsck", s(&pulled)]);
+}
+
+fn base64_user(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn bearer_tokens_are_fetched_from_the_challenge_and_refreshed_on_401() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    // Every token is good for 3 requests: a push and pull of an image take many more.
+    let faults = Faults { bearer: Some(("bob".into(), "pw".into(), 3)), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), faults);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, tree) = built_image(root.path());
+    let target = format!("{}/tokens/app:v1", proxy.host());
+    let refused = ocicas_fails(&["push", s(&layout), "app", &target, "--insecure", "--user", "bob:wrong"]);
+    assert!(refused.contains("unauthorized"), "{refused}");
+    ocicas(&["push", s(&layout), "app", &target, "--insecure", "--user", "bob:pw", "--jobs", "1"]);
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    ocicas(&["pull", &target, s(&pulled), "--insecure", "--user", "bob:pw"]);
+    assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
+    let token_requests = proxy.requests().iter().filter(|r| r.path.starts_with("/token")).count();
+    assert!(token_requests > 3, "tokens were refreshed: {token_requests} token requests");
+    let scoped = proxy.requests().iter().any(|r| r.path.contains("scope=repository%3Atokens%2Fapp%3Apull%2Cpush"));
+    assert!(
+        scoped,
+        "the token request names the repository and actions: {:?}",
+        proxy.requests().iter().find(|r| r.path.starts_with("/token"))
+    );
+}
+
+#[test]
+fn an_unknown_repository_or_tag_fails_clearly_and_leaves_the_layout_unchanged() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let layout = root.path().join("layout");
+    ocicas(&["init", s(&layout)]);
+    let index_before = std::fs::read(layout.join("index.json")).unwrap();
+    for source in [format!("{}/nobody/here:v1", registry.host()), format!("{}/nobody/here", registry.host())] {
+        let message = ocicas_fails(&["pull", &source, s(&layout), "--insecure"]);
+        assert!(message.contains("nobody/here") && message.contains("404"), "{message}");
+    }
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
+    assert!(ocicas(&["blob", "ls", s(&layout)]).trim().is_empty());
+}
+
+#[test]
+fn a_manifest_or_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_tagged() {
+    if !peers_available(PEERS) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let root = tempfile::tempdir().unwrap();
+    let (layout, _) = built_image(root.path());
+    ocicas(&["push", s(&layout), "app", &format!("{}/bad/app:v1", registry.host()), "--insecure"]);
+    let pulled = root.path().join("pulled");
+    ocicas(&["init", s(&pulled)]);
+    let index_before = std::fs::read(pulled.join("index.json")).unwrap();
+
+    for faults in
+        [Faults { corrupt_manifests: true, ..Faults::default() }, Faults { corrupt_blobs: true, ..Faults::default() }]
+    {
+        let proxy = Proxy::start(registry.host(), faults);
+        let message = ocicas_fails(&["pull", &format!("{}/bad/app:v1", proxy.host()), s(&pulled), "--insecure"]);
+        assert!(message.contains("digest mismatch") || message.contains("hashes to"), "{message}");
+        assert_eq!(std::fs::read(pulled.join("index.json")).unwrap(), index_before, "nothing tagged");
+        ocicas(&["fsck", s(&pulled)]);
+        assert!(ocicas(&["ingest", "ls", s(&pulled)]).trim().is_empty(), "a mismatching ingest is not kept to resume");
+    }
+    // And the same pull without the proxy works.
+    ocicas(&["pull", &format!("{}/bad/app:v1", registry.host()), s(&pulled), "--insecure"]);
+    ocicas(&["fsck", s(&pulled)]);
+}
