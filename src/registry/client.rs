@@ -22,6 +22,7 @@ pub(crate) struct Client {
     agent: Agent,
     /// `https://host` (or `http://` for an insecure registry).
     base_url: String,
+    insecure: bool,
     host: String,
     credentials: Option<Credentials>,
     /// `repository:NAME:ACTIONS` scopes asked of a token server.
@@ -62,6 +63,7 @@ impl Client {
         let client = Client {
             agent,
             base_url: format!("{scheme}://{}", remote.api_host()),
+            insecure: options.insecure,
             host: remote.host.clone(),
             credentials,
             scopes,
@@ -157,6 +159,13 @@ impl Client {
             request = request.query("scope", scope);
         }
         if let Some(credentials) = &self.credentials {
+            // A challenge must not lure credentials onto plain HTTP from a registry reached by TLS.
+            if !self.insecure && !realm.starts_with("https://") {
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    format!("{what}: the token realm is not HTTPS; credentials go there only for an insecure registry"),
+                ));
+            }
             request = request.header("Authorization", credentials.basic_header());
         }
         let mut response = request.call().map_err(|err| transport_error(&what, err))?;
