@@ -25,6 +25,7 @@ fn main() {
     let layout = dir.path().join("big");
     let start = Instant::now();
     build_layout(&layout, blobs);
+    sync_to_disk();
     println!("built {blobs} blobs in {:.1}s", start.elapsed().as_secs_f64());
     let (seconds, removed) = time_ocicas_gc(&layout);
     println!("ocicas gc, {blobs} blobs (half unreachable): {seconds:.2}s, removed {removed}");
@@ -37,6 +38,7 @@ fn main() {
             build_layout(&small, 20_000);
             let copy = dir.path().join(format!("small-umoci-{round}"));
             assert!(Command::new("cp").args(["-a"]).arg(&small).arg(&copy).status().unwrap().success());
+            sync_to_disk();
             let start = Instant::now();
             assert!(Command::new("umoci").args(["gc", "--layout"]).arg(&copy).status().unwrap().success());
             theirs.push(start.elapsed().as_secs_f64());
@@ -50,6 +52,13 @@ fn main() {
             theirs / ours
         );
     }
+}
+
+/// Writes the new layouts out before timing: a store's blobs have been on disk for a while, and
+/// removing a file whose blocks were never allocated costs far less than removing a real one
+/// (20,000 blobs: umoci gc 0.35 s just after building, 1.1 s once synced).
+fn sync_to_disk() {
+    assert!(Command::new("sync").status().unwrap().success());
 }
 
 fn time_ocicas_gc(layout: &Path) -> (f64, u64) {
