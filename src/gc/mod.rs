@@ -29,7 +29,7 @@ pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
 /// Blobs whose mtime is this close to the GC's start count as committed during it.
 const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
 /// Unlinks run this many at once in the sweep.
-const SWEEP_THREADS: usize = 8;
+const SWEEP_THREADS: usize = 32;
 /// Ingests untouched for longer than this are removed by default.
 pub const DEFAULT_INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -209,9 +209,9 @@ impl Engine {
         Ok(Roots { descriptors, label_edges, leased_ingests, labelled })
     }
 
-    /// Removes `garbage` (and the labels of those in `labelled`), several unlinks at once: each
-    /// one waits on the file system's journal (about 80 us here), and they overlap well (20,000
-    /// unlinks: 1.56 s one at a time, 0.47 s eight at a time).
+    /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once: each one
+    /// waits on the file system (about 80 us here for a file on disk) and they overlap well (GC
+    /// of 20,000 synced blobs, half garbage: 0.31 s with 8 threads, 0.21 s with 32, 0.22 s with 64).
     fn remove_blobs(&self, garbage: &[(&Digest, u64)], labelled: &HashSet<Digest>) -> Result<()> {
         let remove = |batch: &[(&Digest, u64)]| -> Result<()> {
             for (digest, _) in batch {
