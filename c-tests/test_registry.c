@@ -190,6 +190,16 @@ int main(void) {
     CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     options.n_platforms = 1; /* with platforms NULL */
     CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    options.n_platforms = 0;
+    options.chunk_size = ((uint64_t)1 << 30) + 1;
+    CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("chunk size");
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    options.chunk_size = 0;
+    options.jobs = 65;
+    CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("jobs");
 
     ocicas_engine_close(other);
     ocicas_engine_close(engine);

@@ -343,12 +343,12 @@ typedef struct ocicas_registry_options {
    */
   bool insecure;
   /**
-   * Blobs moved at once; 0 means 4.
+   * Blobs moved at once, at most 64; 0 means 4.
    */
   uint32_t jobs;
   /**
-   * Bytes per upload request; 0 means a whole stored blob per request, 16 MiB chunks of a
-   * streamed layer (which holds two in memory).
+   * Bytes per upload request, at most 1 GiB; 0 means a whole stored blob per request, 16 MiB
+   * chunks of a streamed layer (which holds two in memory).
    */
   uint64_t chunk_size;
   /**

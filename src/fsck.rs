@@ -1,12 +1,14 @@
 //! Consistency check of a layout: every blob hashes to its name, and every descriptor reachable
-//! from index.json names a stored blob of the declared size that parses as its media type.
+//! from index.json names a stored blob of the declared size that parses as its media type. A
+//! manifest that an index lists (or a referrer names as its subject) may be absent: an index
+//! pulled for some platforms keeps its digest and lists them all; that is a note.
 
 use std::collections::HashMap;
 
 use crate::error::{ErrorKind, Result};
 use crate::graph::{GraphWalk, Node};
 use crate::layout::Engine;
-use crate::spec::Descriptor;
+use crate::spec::{Descriptor, is_manifest_media_type};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FsckReport {
@@ -16,7 +18,7 @@ pub struct FsckReport {
     /// Distinct blobs reachable from index.json.
     pub reachable: usize,
     /// Not problems: blobs no reference reaches (GC removes them unless a lease or label
-    /// keeps them).
+    /// keeps them), and manifests an index lists that are not stored.
     pub notes: Vec<String>,
 }
 
@@ -36,6 +38,9 @@ impl FsckReport {
     }
 }
 
+/// The parent named for the roots of the walk.
+const INDEX_JSON: &str = "index.json";
+
 /// Layers that registries may not serve and layouts may omit (OCI and Docker "foreign" layers).
 fn may_be_absent(descriptor: &Descriptor) -> bool {
     descriptor.media_type.contains(".nondistributable.") || descriptor.media_type.contains(".foreign.")
@@ -51,12 +56,20 @@ impl Engine {
                 report.problems.push(err.message().to_owned());
             }
         }
-        let roots = self.read_index()?.manifests.into_iter().map(|d| (d, "index.json".to_owned())).collect();
+        let roots = self.read_index()?.manifests.into_iter().map(|d| (d, INDEX_JSON.to_owned())).collect();
         let mut walk = GraphWalk::new(self, HashMap::new());
         let problems = &mut report.problems;
+        let mut absent_manifests = Vec::new();
         let max_depth = self.limits().walk_depth;
         walk.walk(roots, |descriptor, parent, node| match node {
             Node::Missing if may_be_absent(descriptor) => {}
+            Node::Missing if parent != INDEX_JSON && is_manifest_media_type(&descriptor.media_type) => {
+                absent_manifests.push(format!(
+                    "manifest {} ({}) listed by {parent} is not stored (an index pulled for some platforms only, \
+                     or a referrer pulled without its subject)",
+                    descriptor.digest, descriptor.media_type
+                ));
+            }
             Node::Missing => problems.push(format!(
                 "blob {} ({}) referenced by {parent} is missing",
                 descriptor.digest, descriptor.media_type
@@ -78,6 +91,54 @@ impl Engine {
             .filter(|digest| !walk.visited.contains_key(*digest))
             .map(|digest| format!("blob {digest} is not reachable from index.json"))
             .collect();
+        report.notes.extend(absent_manifests);
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::{MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
+
+    #[test]
+    fn an_absent_manifest_of_an_index_is_a_note_and_an_absent_layer_a_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::create(dir.path().join("layout")).unwrap();
+        let layer = Descriptor::new(
+            "application/vnd.oci.image.layer.v1.tar",
+            crate::Digest::of_bytes(crate::digest::Algorithm::Sha256, b"gone"),
+            4,
+        );
+        let config = engine
+            .put_json(
+                "application/vnd.oci.image.config.v1+json",
+                &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
+            )
+            .unwrap();
+        let manifest = |layers: Vec<&Descriptor>| {
+            let value =
+                json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config, "layers": layers});
+            engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &value).unwrap()
+        };
+        let complete = manifest(vec![]);
+        let absent = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, layer.digest.clone(), 100);
+        let index = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX, "manifests": [complete, absent]});
+        let index = engine.put_json(MEDIA_TYPE_IMAGE_INDEX, &index).unwrap();
+        engine.ref_put("partial", &index, false).unwrap();
+        let report = engine.fsck().unwrap();
+        assert!(report.is_sound(), "{report:?}");
+        assert!(
+            report.notes.iter().any(|n| n.contains(&absent.digest.to_string()) && n.contains("not stored")),
+            "{report:?}"
+        );
+
+        let broken = manifest(vec![&layer]);
+        engine.ref_put("broken", &broken, false).unwrap();
+        let report = engine.fsck().unwrap();
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert!(report.problems[0].contains("is missing"), "{report:?}");
     }
 }

@@ -96,6 +96,11 @@ impl<'e> GraphWalk<'e> {
                     pending
                         .extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
                 }
+                Some(Err(err)) if err.kind() == ErrorKind::NotFound => {
+                    // Deleted since its size was read: as missing as if it never was.
+                    self.visited.remove(&descriptor.digest);
+                    on_node(&descriptor, &parent, Node::Missing);
+                }
                 Some(Err(err)) => on_node(&descriptor, &parent, Node::Unreadable(err)),
             }
         }

@@ -208,15 +208,19 @@ pub fn host_platform() -> (&'static str, &'static str) {
 
 /// Whether a media type names a document `parse_document` understands.
 pub fn is_document_media_type(media_type: &str) -> bool {
+    is_manifest_media_type(media_type)
+        || matches!(media_type, MEDIA_TYPE_IMAGE_CONFIG | MEDIA_TYPE_DOCKER_CONFIG | MEDIA_TYPE_DESCRIPTOR)
+}
+
+/// An image index or manifest (OCI or Docker): a document that selects an image, as opposed to
+/// a config or layer, which is part of one.
+pub fn is_manifest_media_type(media_type: &str) -> bool {
     matches!(
         media_type,
         MEDIA_TYPE_IMAGE_INDEX
             | MEDIA_TYPE_DOCKER_MANIFEST_LIST
             | MEDIA_TYPE_IMAGE_MANIFEST
             | MEDIA_TYPE_DOCKER_MANIFEST
-            | MEDIA_TYPE_IMAGE_CONFIG
-            | MEDIA_TYPE_DOCKER_CONFIG
-            | MEDIA_TYPE_DESCRIPTOR
     )
 }
 

@@ -5,8 +5,9 @@
 mod distribution;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use distribution::{Registry, peers_available};
+use distribution::{Faults, Proxy, Registry, peers_available};
 use ocicas::registry::Progress;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Engine, ErrorKind, RegistryOptions};
@@ -102,6 +103,12 @@ fn an_index_is_pushed_with_every_platform_and_its_referrers_then_pulled_for_one_
     assert!(target.has_blob(&arm64.digest).unwrap());
     let stored: Vec<_> = target.list_blobs().unwrap();
     assert_eq!(stored.len(), 4, "the index, the arm64 manifest, its config and its layer: {stored:?}");
+    let fsck = target.fsck().unwrap();
+    assert!(fsck.is_sound(), "{fsck:?}");
+    assert!(fsck.notes.iter().any(|note| note.contains("pulled for some platforms")), "{fsck:?}");
+    let partial = target.push("app", &format!("{}/multi/partial:v1", registry.host()), &insecure()).unwrap_err();
+    assert_eq!(partial.kind(), ErrorKind::NotFound);
+    assert!(partial.message().contains("pulled for some platforms"), "{partial}");
 
     let none = RegistryOptions { platforms: vec!["windows/amd64".into()], ..insecure() };
     let err = target.pull(&format!("{}/multi/app:v1", registry.host()), Some("other"), &none).unwrap_err();
@@ -143,4 +150,118 @@ fn errors_have_the_kinds_a_caller_acts_on() {
         source.push("app", &format!("{host}/errors/app:v3"), &bad_mount).unwrap_err().kind(),
         ErrorKind::InvalidArgument
     );
+}
+
+/// An image `ref_name` of one layer of `layer_bytes` and a small config.
+fn one_layer_image(engine: &Engine, ref_name: &str, layer_bytes: &[u8]) -> Descriptor {
+    let layer = engine.put_blob(layer_bytes).unwrap();
+    let config = put(
+        engine,
+        CONFIG,
+        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
+    );
+    let manifest = put(
+        engine,
+        MEDIA_TYPE_IMAGE_MANIFEST,
+        &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
+                "layers": [Descriptor::new(LAYER, layer.digest, layer.size)]}),
+    );
+    engine.ref_put(ref_name, &manifest, false).unwrap();
+    manifest
+}
+
+#[test]
+fn a_blob_body_that_ends_short_fails_after_the_retries_and_the_next_pull_resumes() {
+    if !peers_available(&["docker-registry"]) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let source = Engine::create(dir.path().join("source")).unwrap();
+    let manifest = one_layer_image(&source, "img", &vec![7u8; 300_000]);
+    source.push("img", &format!("{}/short/img:v1", registry.host()), &insecure()).unwrap();
+
+    let proxy = Proxy::start(registry.host(), Faults { short_blob_bodies: true, ..Faults::default() });
+    let target_dir = dir.path().join("target");
+    let target = Engine::create(&target_dir).unwrap();
+    let from_proxy = format!("{}/short/img:v1", proxy.host());
+    let (done, outcome) = std::sync::mpsc::channel();
+    let one_job = RegistryOptions { jobs: 1, ..insecure() };
+    let pull = from_proxy.clone();
+    std::thread::spawn(move || {
+        let _ = done.send(Engine::open(&target_dir, &Default::default()).unwrap().pull(&pull, None, &one_job));
+    });
+    let err = outcome.recv_timeout(Duration::from_secs(120)).expect("the pull ends").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
+    assert!(err.message().contains("ended after"), "{err}");
+    let blob_gets = proxy.requests().iter().filter(|r| r.is_blob_get()).count();
+    assert_eq!(blob_gets, 4, "one GET and three resumed ones, then the error");
+    assert!(target.ref_get("v1").is_err(), "nothing tagged");
+
+    proxy.faults.lock().unwrap().short_blob_bodies = false;
+    proxy.clear();
+    target.pull(&from_proxy, None, &insecure()).unwrap();
+    assert_eq!(target.ref_get("v1").unwrap().digest, manifest.digest);
+    let resumed = proxy.requests().into_iter().find(|r| r.is_blob_get() && r.range.is_some());
+    assert!(resumed.is_some(), "the big layer resumed from its ingest: {:?}", proxy.requests());
+    assert!(target.ingest_list(&ocicas::Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
+}
+
+#[test]
+fn a_one_byte_blob_byte_sized_chunks_and_a_lost_patch_answer_are_pushed() {
+    if !peers_available(&["docker-registry"]) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let source = Engine::create(dir.path().join("source")).unwrap();
+    let tiny = one_layer_image(&source, "tiny", b"x");
+    source.push("tiny", &format!("{}/bytes/tiny:v1", registry.host()), &insecure()).unwrap();
+    let by_byte = RegistryOptions { chunk_size: 1, ..insecure() };
+    source.push("tiny", &format!("{}/bytes/by-byte:v1", registry.host()), &by_byte).unwrap();
+
+    let layer: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let big = one_layer_image(&source, "big", &layer);
+    let proxy = Proxy::start(registry.host(), Faults { drop_first_patch_answer: true, ..Faults::default() });
+    let chunked = RegistryOptions { chunk_size: 64 * 1024, jobs: 1, ..insecure() };
+    source.push("big", &format!("{}/bytes/lost:v1", proxy.host()), &chunked).unwrap();
+    let patches = proxy.requests().iter().filter(|r| r.method == "PATCH").count();
+    // docker-registry cancels an upload asked about with a stale state, so the blob starts over.
+    assert_eq!(patches, 1 + 4 + 1, "the lost one, the layer's 4 chunks in a new upload, and the config");
+
+    let target = Engine::create(dir.path().join("target")).unwrap();
+    for (repository, manifest) in [("tiny", &tiny), ("by-byte", &tiny), ("lost", &big)] {
+        let pulled = target.pull(&format!("{}/bytes/{repository}:v1", registry.host()), Some(repository), &insecure());
+        assert_eq!(pulled.unwrap().descriptor.digest, manifest.digest, "{repository}");
+    }
+    assert!(target.fsck().unwrap().is_sound());
+}
+
+#[test]
+fn credentials_are_not_sent_to_an_upload_location_on_another_host() {
+    if !peers_available(&["docker-registry"]) {
+        return;
+    }
+    let registry = Registry::start(None);
+    let elsewhere = Proxy::start(registry.host(), Faults::default());
+    let bearer = Faults {
+        bearer: Some(("ci".into(), "pw".into(), 1000)),
+        location_host: Some(elsewhere.host().to_string()),
+        ..Faults::default()
+    };
+    let front = Proxy::start(registry.host(), bearer);
+    let dir = tempfile::tempdir().unwrap();
+    let source = Engine::create(dir.path().join("source")).unwrap();
+    let manifest = one_layer_image(&source, "img", b"a layer");
+    let options = RegistryOptions {
+        credentials: Some(ocicas::registry::Credentials { username: "ci".into(), password: "pw".into() }),
+        ..insecure()
+    };
+    let pushed = source.push("img", &format!("{}/moved/img:v1", front.host()), &options).unwrap();
+    assert_eq!(pushed.descriptor.digest, manifest.digest);
+
+    let uploads = elsewhere.requests();
+    assert!(uploads.iter().any(|r| r.method == "PATCH"), "the uploads went to the Location: {uploads:?}");
+    assert!(uploads.iter().all(|r| !r.authorized), "no credentials went to the other host: {uploads:?}");
+    assert!(front.requests().iter().any(|r| r.authorized && r.method == "PUT"), "the manifest PUT is authorized");
 }

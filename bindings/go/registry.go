@@ -26,6 +26,7 @@ import "C"
 import (
 	"context"
 	"io"
+	"math"
 	"runtime"
 	"runtime/cgo"
 )
@@ -37,10 +38,10 @@ type RegistryOptions struct {
 	Username, Password string
 	// Insecure talks plain HTTP (a registry on loopback, say).
 	Insecure bool
-	// Jobs is how many blobs move at once; 0 means 4.
+	// Jobs is how many blobs move at once, at most 64; 0 means 4.
 	Jobs int
-	// ChunkSize is the bytes per upload request; 0 means a whole stored blob per request and
-	// 16 MiB chunks of a streamed layer.
+	// ChunkSize is the bytes per upload request, at most 1 GiB; 0 means a whole stored blob
+	// per request and 16 MiB chunks of a streamed layer.
 	ChunkSize int64
 	// MountFrom (push) mounts blobs from this repository of the same registry when it can.
 	MountFrom string
@@ -85,6 +86,10 @@ func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handl
 	if o.Username != "" || o.Password != "" {
 		c.username = args.str("Username", o.Username)
 		c.password = args.str("Password", o.Password)
+	}
+	if o.Jobs < 0 || int64(o.Jobs) > math.MaxUint32 || o.ChunkSize < 0 {
+		args.err = invalidArgument("Jobs %d and ChunkSize %d must not be negative", o.Jobs, o.ChunkSize)
+		return c, 0, nil
 	}
 	c.insecure = C.bool(o.Insecure)
 	c.jobs = C.uint32_t(o.Jobs)

@@ -30,10 +30,10 @@ pub struct ocicas_registry_options {
     pub password: *const c_char,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Blobs moved at once; 0 means 4.
+    /// Blobs moved at once, at most 64; 0 means 4.
     pub jobs: u32,
-    /// Bytes per upload request; 0 means a whole stored blob per request, 16 MiB chunks of a
-    /// streamed layer (which holds two in memory).
+    /// Bytes per upload request, at most 1 GiB; 0 means a whole stored blob per request, 16 MiB
+    /// chunks of a streamed layer (which holds two in memory).
     pub chunk_size: u64,
     /// Push: a repository of the same registry to mount blobs from (NULL: none).
     pub mount_from: *const c_char,

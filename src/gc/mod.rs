@@ -17,10 +17,10 @@ use std::time::{Duration, SystemTime};
 pub use lease::{Lease, LeaseResource};
 
 use crate::digest::{Algorithm, Digest};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node};
 use crate::layout::Engine;
-use crate::spec::Descriptor;
+use crate::spec::{Descriptor, is_document_media_type};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -97,13 +97,37 @@ impl Engine {
         let grace_start = started - COMMIT_GRACE_MARGIN;
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
         let mut missing = Vec::new();
+        // A document reached from a root whose children cannot be known: sweeping could take a
+        // blob it references, so the run removes nothing.
+        let mut unknown_children = None;
         let mut on_node = |descriptor: &Descriptor, parent: &str, node: Node| {
-            if let Node::Missing = node {
-                missing.push((
-                    descriptor.digest.clone(),
-                    format!("blob {} referenced by {parent} is missing", descriptor.digest),
-                ));
-            }
+            let problem = match node {
+                Node::Missing => {
+                    let message = format!("blob {} referenced by {parent} is missing", descriptor.digest);
+                    missing.push((descriptor.digest.clone(), message));
+                    return;
+                }
+                Node::SizeMismatch(size) if is_document_media_type(&descriptor.media_type) => {
+                    format!("it is {size} bytes, not the {} that {parent} declares", descriptor.size)
+                }
+                Node::TooDeep => format!("it nests deeper than the walk depth limit (walk_depth) below {parent}"),
+                // Untyped nodes (from leases, labels, blobs committed during GC) are followed
+                // only when they parse; one that does not is kept as a leaf.
+                Node::Unreadable(err) if !descriptor.media_type.is_empty() => {
+                    format!("it cannot be read ({}), and {parent} references it", err.message())
+                }
+                _ => return,
+            };
+            unknown_children.get_or_insert_with(|| {
+                Error::new(
+                    ErrorKind::InvalidImage,
+                    format!(
+                        "GC removed nothing: the blobs that document {} references cannot be known, because {problem}; \
+                         fix or remove the reference (fsck lists it)",
+                        descriptor.digest
+                    ),
+                )
+            });
         };
 
         // Only blobs stored before marking began can be garbage: whatever is committed later
@@ -139,9 +163,13 @@ impl Engine {
             unmarked.push((digest, meta.len()));
         }
         walk.walk(young, &mut on_node);
+        if let Some(err) = unknown_children {
+            return Err(err);
+        }
         let kept = walk.visited;
 
-        let garbage: Vec<(&Digest, u64)> = unmarked.into_iter().filter(|(digest, _)| !kept.contains_key(*digest)).collect();
+        let garbage: Vec<(&Digest, u64)> =
+            unmarked.into_iter().filter(|(digest, _)| !kept.contains_key(*digest)).collect();
         if !options.dry_run {
             self.remove_blobs(&garbage, &roots.labelled)?;
         }
@@ -227,7 +255,9 @@ impl Engine {
         std::thread::scope(|scope| {
             let batches: Vec<_> = garbage.chunks(batch_size).map(|batch| scope.spawn(move || remove(batch))).collect();
             // Every batch runs to its end or its first error; the first error is reported.
-            batches.into_iter().map(|batch| batch.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+            batches
+                .into_iter()
+                .try_for_each(|batch| batch.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
         })
     }
 
@@ -390,5 +420,58 @@ mod tests {
         assert_eq!(report.missing.len(), 1);
         assert!(report.missing[0].contains(&layer.to_string()));
         assert!(engine.has_blob(&manifest.digest).unwrap());
+    }
+
+    /// Lists `descriptor` in index.json as it is (index_entry would check it).
+    fn list_in_index(engine: &Engine, descriptor: Descriptor) {
+        let mut index = engine.read_index().unwrap();
+        index.manifests.push(descriptor);
+        engine.write_index(&index).unwrap();
+    }
+
+    /// GC fails with InvalidImage naming `culprit`, and every blob stays.
+    fn assert_gc_refuses(engine: &Engine, culprit: &Digest, why: &str) {
+        let garbage = engine.put_blob(b"garbage").unwrap();
+        let before = engine.list_blobs().unwrap();
+        std::thread::sleep(COMMIT_GRACE_MARGIN + Duration::from_millis(20));
+        for dry_run in [true, false] {
+            let err = engine.gc(&GcOptions { dry_run, ..GcOptions::default() }).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidImage, "{err}");
+            assert!(err.message().contains(&culprit.to_string()) && err.message().contains(why), "{err}");
+        }
+        assert_eq!(engine.list_blobs().unwrap(), before);
+        assert!(engine.has_blob(&garbage.digest).unwrap());
+    }
+
+    #[test]
+    fn a_document_whose_children_cannot_be_known_stops_gc_before_it_removes_anything() {
+        let (_dir, sized_wrong) = engine();
+        let manifest = image(&sized_wrong, "a", &[b"layer"]);
+        sized_wrong.ref_delete("a").unwrap();
+        let declared = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, manifest.digest.clone(), manifest.size + 1);
+        list_in_index(&sized_wrong, declared);
+        assert_gc_refuses(&sized_wrong, &manifest.digest, "bytes, not the");
+
+        let (_dir, unparsable) = engine();
+        let bad = unparsable.put_blob(br#"{"schemaVersion":2,"layers":"not a list"}"#).unwrap();
+        list_in_index(&unparsable, Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, bad.digest.clone(), bad.size));
+        assert_gc_refuses(&unparsable, &bad.digest, "cannot be read");
+
+        let (_dir, mut too_deep) = engine();
+        let manifest = image(&too_deep, "a", &[b"layer"]);
+        too_deep.set_limits(crate::Limits { walk_depth: 0, ..*too_deep.limits() });
+        assert_gc_refuses(&too_deep, &manifest.digest, "walk depth");
+    }
+
+    #[test]
+    fn a_leased_blob_that_looks_like_a_document_but_does_not_parse_is_kept_as_a_leaf() {
+        let (_dir, engine) = engine();
+        let odd = engine.put_blob(br#"{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":7}"#).unwrap();
+        let lease = engine.lease_new(None, None).unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Blob(odd.digest.clone())).unwrap();
+        engine.put_blob(b"garbage").unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (1, 1), "{report:?}");
+        assert!(engine.has_blob(&odd.digest).unwrap());
     }
 }

@@ -94,30 +94,28 @@ impl Client {
         format!("{}{path}", self.base_url)
     }
 
-    /// An absolute URL from a `Location` header, which may be relative to the registry.
-    pub(crate) fn resolve_location(&self, response: &HttpResponse, what: &str) -> Result<String> {
+    /// The absolute URL the `Location` header of the answer to `request_url` names.
+    pub(crate) fn resolve_location(&self, request_url: &str, response: &HttpResponse, what: &str) -> Result<String> {
         let location = header(response, "location")
             .ok_or_else(|| Error::new(ErrorKind::Remote, format!("{what}: the registry sent no Location")))?;
-        if location.starts_with("http://") || location.starts_with("https://") {
-            Ok(location.to_string())
-        } else if location.starts_with('/') {
-            Ok(self.url(location))
-        } else {
-            Err(Error::new(ErrorKind::Remote, format!("{what}: the registry sent an unusable Location {location:?}")))
-        }
+        location_url(request_url, location, self.insecure)
+            .map_err(|problem| Error::new(ErrorKind::Remote, format!("{what}: {problem}")))
     }
 
-    /// Sends a request built by `send` with the current `Authorization` (if any). On 401 it
+    /// Sends a request to `url` built by `send`, with the current `Authorization` when `url` is
+    /// on the registry itself (never to another host an upload `Location` may name). On 401 it
     /// authenticates again from the new challenge (a token may have expired) and sends once
     /// more; a second 401 is `Unauthorized`. Any other status is returned for the caller.
     pub(crate) fn send(
         &self,
+        url: &str,
         what: &str,
         mut send: impl FnMut(&Agent, Option<&str>) -> Result<HttpResponse, ureq::Error>,
     ) -> Result<HttpResponse> {
-        let authorization = self.lock_authorization().clone();
+        let on_registry = origin(url).is_some() && origin(url) == origin(&self.base_url);
+        let authorization = if on_registry { self.lock_authorization().clone() } else { None };
         let response = send(&self.agent, authorization.as_deref()).map_err(|err| transport_error(what, err))?;
-        if response.status() != StatusCode::UNAUTHORIZED {
+        if response.status() != StatusCode::UNAUTHORIZED || !on_registry {
             return Ok(response);
         }
         let refreshed = self.authorize(&response)?;
@@ -202,6 +200,84 @@ impl Client {
     }
 }
 
+/// The absolute URL `location` names when read at `request_url` (RFC 3986 reference
+/// resolution). A registry reached by HTTPS may not send the client to plain HTTP.
+fn location_url(request_url: &str, location: &str, insecure: bool) -> std::result::Result<String, String> {
+    let resolved = resolve_reference(request_url, location)
+        .ok_or_else(|| format!("the registry sent an unusable Location {location:?}"))?;
+    if !insecure && !resolved.to_ascii_lowercase().starts_with("https://") {
+        return Err(format!("the registry sent a Location off HTTPS ({location:?}); refused"));
+    }
+    Ok(resolved)
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, lower-cased, the default port dropped.
+fn origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let authority = authority.strip_suffix(default_port).unwrap_or(&authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+/// The absolute URL that `reference` (absolute, `//host/...`, `/path`, `?query` or a relative
+/// path) names when read at `base` (RFC 3986 section 5.2, with dot segments removed).
+fn resolve_reference(base: &str, reference: &str) -> Option<String> {
+    let reference = reference.trim();
+    if let Some((scheme, _)) = reference.split_once("://")
+        && !scheme.contains(['/', '?'])
+    {
+        return origin(reference).map(|_| reference.to_string());
+    }
+    let (scheme, rest) = base.split_once("://")?;
+    if let Some(network_path) = reference.strip_prefix("//") {
+        return Some(format!("{scheme}://{network_path}"));
+    }
+    let path_start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, base_path) = rest.split_at(path_start);
+    let base_path = base_path.split(['?', '#']).next().unwrap_or_default();
+    let (path, query) = match reference.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (reference, None),
+    };
+    let merged = if path.is_empty() {
+        base_path.to_string()
+    } else if path.starts_with('/') {
+        path.to_string()
+    } else {
+        let directory = base_path.rfind('/').map_or("/", |last| &base_path[..=last]);
+        format!("{directory}{path}")
+    };
+    let query = query.map(|query| format!("?{query}")).unwrap_or_default();
+    Some(format!("{scheme}://{authority}{}{query}", remove_dot_segments(&merged)))
+}
+
+/// `/a/b/../c/./d` is `/a/c/d`.
+fn remove_dot_segments(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, segment) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        match *segment {
+            "." | ".." => {
+                if *segment == ".." {
+                    segments.pop();
+                }
+                if last {
+                    segments.push("");
+                }
+            }
+            segment => segments.push(segment),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// A header's value as text, if present and text.
 pub(crate) fn header<'r>(response: &'r HttpResponse, name: &str) -> Option<&'r str> {
     response.headers().get(name).and_then(|value| value.to_str().ok())
@@ -247,4 +323,47 @@ pub(crate) fn error_from_response(what: &str, mut response: HttpResponse) -> Err
     };
     let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
     Error::new(kind, format!("{what}: the registry answered {status}{detail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPLOAD: &str = "https://r.io/v2/app/blobs/uploads/abc?_state=x";
+
+    #[test]
+    fn locations_resolve_like_rfc_3986() {
+        let resolve = |location| location_url(UPLOAD, location, false);
+        assert_eq!(resolve("https://other.io/up/1?a=b").unwrap(), "https://other.io/up/1?a=b");
+        assert_eq!(resolve("//cdn.io/up/1").unwrap(), "https://cdn.io/up/1");
+        assert_eq!(
+            resolve("/v2/app/blobs/uploads/def?_state=y").unwrap(),
+            "https://r.io/v2/app/blobs/uploads/def?_state=y"
+        );
+        assert_eq!(resolve("def?_state=y").unwrap(), "https://r.io/v2/app/blobs/uploads/def?_state=y");
+        assert_eq!(resolve("../uploads/./def").unwrap(), "https://r.io/v2/app/blobs/uploads/def");
+        assert_eq!(resolve("?_state=z").unwrap(), "https://r.io/v2/app/blobs/uploads/abc?_state=z");
+        assert_eq!(resolve("../../../../../x").unwrap(), "https://r.io/x");
+        assert!(resolve("ftp://r.io/x").unwrap_err().contains("unusable"));
+    }
+
+    #[test]
+    fn a_location_off_https_is_refused_unless_the_registry_is_insecure() {
+        let refused = location_url(UPLOAD, "http://r.io/v2/app/blobs/uploads/def", false).unwrap_err();
+        assert!(refused.contains("off HTTPS"), "{refused}");
+        let plain = "http://127.0.0.1:5000/v2/app/blobs/uploads/abc";
+        assert_eq!(location_url(plain, "/v2/x", true).unwrap(), "http://127.0.0.1:5000/v2/x");
+        assert_eq!(location_url(plain, "HTTPS://r.io/y", false).unwrap(), "HTTPS://r.io/y");
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(origin("https://R.io:443/v2/"), origin("https://r.io/v2/x"));
+        assert_eq!(origin("http://r.io:80?x"), Some("http://r.io".to_string()));
+        assert_ne!(origin("https://r.io:5000/v2/"), origin("https://r.io/v2/"));
+        assert_ne!(origin("http://r.io/v2/"), origin("https://r.io/v2/"));
+        assert_ne!(origin("https://r.io.evil.com/v2/"), origin("https://r.io/v2/"));
+        assert_eq!(origin("ftp://r.io/"), None);
+        assert_eq!(origin("/v2/"), None);
+    }
 }

@@ -19,7 +19,7 @@ pub use push::push_layer;
 pub use reference::RemoteRef;
 
 use crate::digest::Digest;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
 use crate::spec::Descriptor;
 
@@ -30,6 +30,10 @@ pub const DEFAULT_JOBS: usize = 4;
 /// (fewer requests are faster: a 232 MB push took 1.3 s in 16 MiB chunks, 0.9 s whole; a failed
 /// request is resent from the registry's offset either way).
 pub const DEFAULT_STREAM_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+/// The largest chunk size accepted (a streamed layer holds two chunks in memory).
+pub const MAX_CHUNK_SIZE: u64 = 1024 * 1024 * 1024;
+/// The most blobs moved at once (each job is a thread).
+pub const MAX_JOBS: usize = 64;
 /// Progress is reported at least every this many bytes of a blob.
 const PROGRESS_STEP: u64 = 1024 * 1024;
 
@@ -51,9 +55,9 @@ pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Blobs moved at once; 0 means `DEFAULT_JOBS`.
+    /// Blobs moved at once, at most `MAX_JOBS`; 0 means `DEFAULT_JOBS`.
     pub jobs: usize,
-    /// Bytes per upload request; 0 means a whole stored blob per request, and
+    /// Bytes per upload request, at most `MAX_CHUNK_SIZE`; 0 means a whole stored blob per request, and
     /// `DEFAULT_STREAM_CHUNK_SIZE` for a streamed layer.
     pub chunk_size: u64,
     /// Push: a repository of the same registry to mount blobs from instead of uploading them.
@@ -81,6 +85,20 @@ impl std::fmt::Debug for RegistryOptions {
 }
 
 impl RegistryOptions {
+    /// `InvalidArgument` for a job count or chunk size over its limit.
+    fn check(&self) -> Result<()> {
+        if self.jobs > MAX_JOBS {
+            return Err(invalid_argument(format!("jobs {} is over the limit of {MAX_JOBS}", self.jobs)));
+        }
+        if self.chunk_size > MAX_CHUNK_SIZE {
+            return Err(invalid_argument(format!(
+                "chunk size {} is over the limit of {MAX_CHUNK_SIZE} bytes",
+                self.chunk_size
+            )));
+        }
+        Ok(())
+    }
+
     fn jobs(&self) -> usize {
         if self.jobs == 0 { DEFAULT_JOBS } else { self.jobs }
     }

@@ -39,6 +39,7 @@ impl Engine {
     /// `ref_name` (default: the tag). Blobs already stored are not fetched. Everything runs
     /// under a lease; the ref moves last, so a failed pull tags nothing.
     pub fn pull(&self, source: &str, ref_name: Option<&str>, options: &RegistryOptions) -> Result<TransferReport> {
+        options.check()?;
         let mut remote = RemoteRef::parse(source)?;
         if remote.tag.is_none() && remote.digest.is_none() {
             remote.tag = Some("latest".to_string());
@@ -141,7 +142,7 @@ impl Puller<'_> {
     ) -> Result<(Descriptor, Vec<u8>)> {
         let url = self.client.url(&api_path(&self.remote.repository, "manifests", reference));
         let what = format!("GET {url}");
-        let mut response = self.client.send(&what, |agent, authorization| {
+        let mut response = self.client.send(&url, &what, |agent, authorization| {
             with_authorization(agent.get(&url), authorization).header("Accept", MANIFEST_ACCEPT).call()
         })?;
         if !response.status().is_success() {
@@ -171,7 +172,7 @@ impl Puller<'_> {
         if let Some(wanted) = wanted.filter(|wanted| *wanted != computed) {
             return Err(Error::new(
                 ErrorKind::DigestMismatch,
-                format!("{what}: the manifest's bytes hash to {computed}, not {wanted} (digest mismatch)"),
+                format!("{what}: the manifest's bytes hash to {computed}, not {wanted}: digest mismatch"),
             ));
         }
         if let Some(expected) = expected.filter(|e| e.size != bytes.len() as u64) {
@@ -253,15 +254,26 @@ impl Puller<'_> {
         })
     }
 
-    /// Fetches one blob into its ingest (`pull:<digest>`), resuming from the ingest's offset,
+    /// Fetches one blob into its ingest (`pull:<digest>:<size>`, so a descriptor that lies about
+    /// the size does not meet the ingest of a truthful one), resuming from the ingest's offset,
     /// and commits it, verified. A blob already stored is only joined to the lease.
     fn pull_blob(&self, blob: &Descriptor) -> Result<()> {
-        let ingest_ref = format!("pull:{}", blob.digest);
+        let ingest_ref = format!("pull:{}:{}", blob.digest, blob.size);
         self.engine.lease_add(self.lease, LeaseResource::Blob(blob.digest.clone()))?;
         self.engine.lease_add(self.lease, LeaseResource::Ingest(ingest_ref.clone()))?;
+        self.fetch_blob(blob, &ingest_ref).map_err(|err| {
+            if matches!(err.kind(), ErrorKind::DigestMismatch | ErrorKind::SizeMismatch) {
+                // Resuming bytes that do not match would fail the same way every time.
+                let _ = self.engine.ingest_abort(&ingest_ref);
+            }
+            err.with_context(&format!("blob {} of {}", blob.digest, self.remote))
+        })
+    }
+
+    fn fetch_blob(&self, blob: &Descriptor, ingest_ref: &str) -> Result<()> {
         let writer_options =
             WriterOptions { expected_size: Some(blob.size), expected_digest: Some(blob.digest.clone()) };
-        let mut writer = match self.engine.writer(&ingest_ref, &writer_options) {
+        let mut writer = match self.engine.writer(ingest_ref, &writer_options) {
             Ok(writer) => writer,
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {
                 Tally::count(&self.tally.skipped, 1);
@@ -281,14 +293,7 @@ impl Puller<'_> {
         match writer.commit(Some(blob.size), Some(&blob.digest), &Default::default()) {
             Ok(_) => {}
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
-            Err(err) => {
-                if err.kind() == ErrorKind::DigestMismatch {
-                    // Resuming bytes that do not match would fail the same way every time.
-                    drop(writer);
-                    let _ = self.engine.ingest_abort(&ingest_ref);
-                }
-                return Err(err.with_context(&format!("blob {} of {} (digest mismatch)", blob.digest, self.remote)));
-            }
+            Err(err) => return Err(err),
         }
         Tally::count(&self.tally.transferred, 1);
         Ok(())
@@ -299,7 +304,7 @@ impl Puller<'_> {
         let offset = writer.status().offset;
         let url = self.client.url(&api_path(&self.remote.repository, "blobs", &blob.digest.to_string()));
         let what = format!("GET {url}");
-        let mut response = self.client.send(&what, |agent, authorization| {
+        let mut response = self.client.send(&url, &what, |agent, authorization| {
             let request = with_authorization(agent.get(&url), authorization);
             if offset > 0 { request.header("Range", format!("bytes={offset}-")).call() } else { request.call() }
         })?;
@@ -323,6 +328,14 @@ impl Puller<'_> {
         loop {
             let n = body.read(&mut buf).map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: {err}")))?;
             if n == 0 {
+                let received = writer.status().offset;
+                if received < blob.size {
+                    // Counted as a failed connection: resumed from here, a limited number of times.
+                    return Err(Error::new(
+                        ErrorKind::Remote,
+                        format!("{what}: the body ended after {received} of {} bytes", blob.size),
+                    ));
+                }
                 return Ok(());
             }
             if writer.status().offset + n as u64 > blob.size {

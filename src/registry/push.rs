@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 
 use ureq::http::StatusCode;
@@ -17,6 +18,10 @@ use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, is_document_media_type};
 use crate::stream::{LayerDescriptor, LayerOptions, LayerReader};
+
+/// How often the upload of a stored blob starts over after it failed (a registry may drop an
+/// upload whose request failed; the bytes can be read again from the start).
+const UPLOAD_RESTARTS: u32 = 2;
 
 /// What a push sends: leaf blobs (any order, in parallel), then documents, children first.
 #[derive(Default)]
@@ -49,7 +54,13 @@ impl PushPlan {
             }
         };
         for child in &children {
-            self.add(engine, child, depth + 1)?;
+            self.add(engine, child, depth + 1).map_err(|err| match (&document, err.kind()) {
+                (Document::Index(_), ErrorKind::NotFound) => err.with_context(&format!(
+                    "index {} lists a manifest that is not stored (was it pulled for some platforms only?)",
+                    descriptor.digest
+                )),
+                _ => err,
+            })?;
         }
         let bytes = engine.read_blob(&descriptor.digest, engine.max_json_size())?;
         self.documents.push((descriptor.clone(), bytes));
@@ -82,6 +93,7 @@ impl Engine {
     /// from that repository when the registry can. Manifests go last, children before parents;
     /// manifests of the layout's index that refer to the image (`subject`) go too.
     pub fn push(&self, ref_name: &str, target: &str, options: &RegistryOptions) -> Result<TransferReport> {
+        options.check()?;
         let remote = RemoteRef::parse(target)?;
         if remote.digest.is_some() {
             return Err(invalid_argument(format!("push target {target:?} names a digest; give HOST/REPO[:TAG]")));
@@ -128,12 +140,9 @@ fn push_blob(
     options: &RegistryOptions,
     tally: &Tally,
 ) -> Result<()> {
-    let done = |tally_counter| {
-        Tally::count(tally_counter, 1);
-        options.report_progress(Some(&blob.digest), blob.size, Some(blob.size));
-    };
     if exists(client, &remote.repository, "blobs", &blob.digest)? {
-        done(&tally.skipped);
+        Tally::count(&tally.skipped, 1);
+        options.report_progress(Some(&blob.digest), blob.size, Some(blob.size));
         return Ok(());
     }
     let reader = engine.open_blob(&blob.digest)?;
@@ -143,22 +152,43 @@ fn push_blob(
             format!("blob {} is {} bytes but its descriptor says {}", blob.digest, reader.size(), blob.size),
         ));
     }
+    let mut restarts = 0;
+    loop {
+        match upload_blob(client, remote, blob, &reader, options, tally) {
+            Ok(counter) => {
+                Tally::count(counter, 1);
+                return Ok(());
+            }
+            Err(err) if err.kind() == ErrorKind::Remote && restarts < UPLOAD_RESTARTS => restarts += 1,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// One upload of a stored blob (or its mount); returns the counter of what happened.
+fn upload_blob<'t>(
+    client: &Client,
+    remote: &RemoteRef,
+    blob: &Descriptor,
+    reader: &BlobReader,
+    options: &RegistryOptions,
+    tally: &'t Tally,
+) -> Result<&'t AtomicU64> {
     let mount = options.mount_from.as_deref().map(|from| (&blob.digest, from));
     let mut session = match client.start_upload(&remote.repository, mount)? {
         Started::Mounted => {
-            done(&tally.mounted);
-            return Ok(());
+            options.report_progress(Some(&blob.digest), blob.size, Some(blob.size));
+            return Ok(&tally.mounted);
         }
         Started::Session(session) => session,
     };
     let meter = BlobMeter { options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
     while session.offset() < blob.size {
-        let end = blob.size.min(session.offset() + options.chunk_size(Some(blob.size)));
-        session.send_chunk(&reader, end, &meter)?;
+        let end = blob.size.min(session.offset().saturating_add(options.chunk_size(Some(blob.size))));
+        session.send_chunk(reader, end, &meter)?;
     }
     session.finish(&blob.digest)?;
-    Tally::count(&tally.transferred, 1);
-    Ok(())
+    Ok(&tally.transferred)
 }
 
 impl UploadSource for BlobReader {
@@ -199,7 +229,7 @@ fn put_manifest(
 ) -> Result<()> {
     let url = client.url(&api_path(repository, "manifests", reference));
     let what = format!("PUT {url}");
-    let response = client.send(&what, |agent, authorization| {
+    let response = client.send(&url, &what, |agent, authorization| {
         with_authorization(agent.put(&url), authorization)
             .header("Content-Type", descriptor.media_type.as_str())
             .send(bytes)
@@ -239,6 +269,7 @@ pub fn push_layer(
     layer_options: &LayerOptions,
     options: &RegistryOptions,
 ) -> Result<LayerDescriptor> {
+    options.check()?;
     let remote = RemoteRef::parse(target)?;
     if remote.tag.is_some() || remote.digest.is_some() {
         return Err(invalid_argument(format!("push-layer target {target:?} must be HOST/REPO, without tag or digest")));
@@ -250,10 +281,12 @@ pub fn push_layer(
     };
     let tally = Tally::default();
     let chunk_size = usize::try_from(options.chunk_size(None)).unwrap_or(usize::MAX);
-    // Two chunks in flight at most: one being uploaded, one being filled.
-    let (to_upload, uploads) = mpsc::sync_channel::<HeldChunk>(1);
     let (uploaded, next_buffers) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
+        // Two chunks in memory at most: one being uploaded, one being filled (handed over when
+        // the uploader is free). The sender lives in this closure, so that a panic while
+        // filling closes the channel and the uploader ends before the scope waits for it.
+        let (to_upload, uploads) = mpsc::sync_channel::<HeldChunk>(0);
         let uploader = scope.spawn(|| -> Result<()> {
             let meter = BlobMeter { options, tally: &tally, digest: None, total: None };
             for chunk in uploads {
@@ -263,7 +296,7 @@ pub fn push_layer(
             }
             Ok(())
         });
-        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
+        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers, &remote);
         drop(to_upload);
         let upload =
             uploader.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Remote, "the upload thread panicked")));
@@ -272,7 +305,7 @@ pub fn push_layer(
     })?;
     let descriptor = layer.layer_descriptor()?;
     session.finish(&descriptor.digest)?;
-    options.report_progress(None, descriptor.size, Some(descriptor.size));
+    options.report_progress(Some(&descriptor.digest), descriptor.size, Some(descriptor.size));
     Ok(descriptor)
 }
 
@@ -283,6 +316,7 @@ fn fill_chunks<R: Read>(
     chunk_size: usize,
     to_upload: &mpsc::SyncSender<HeldChunk>,
     next_buffers: &mpsc::Receiver<Vec<u8>>,
+    remote: &RemoteRef,
 ) -> Result<()> {
     let mut start = 0u64;
     loop {
@@ -301,7 +335,7 @@ fn fill_chunks<R: Read>(
         if filled > 0 {
             let len = filled as u64;
             if to_upload.send(HeldChunk { start, bytes }).is_err() {
-                return Err(Error::new(ErrorKind::Remote, "the upload stopped"));
+                return Err(Error::new(ErrorKind::Remote, format!("the upload to {remote} stopped")));
             }
             start += len;
         }

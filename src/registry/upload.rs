@@ -44,13 +44,13 @@ impl Client {
             url = format!("{url}?mount={digest}&from={from}");
         }
         let what = format!("POST {url}");
-        let response = self.send(&what, |agent, authorization| {
+        let response = self.send(&url, &what, |agent, authorization| {
             with_authorization(agent.post(&url), authorization).header("Content-Length", "0").send_empty()
         })?;
         match response.status() {
             StatusCode::CREATED if mount.is_some() => Ok(Started::Mounted),
             StatusCode::ACCEPTED => {
-                let location = self.resolve_location(&response, &what)?;
+                let location = self.resolve_location(&url, &response, &what)?;
                 Ok(Started::Session(UploadSession { client: self, location, offset: 0 }))
             }
             _ => Err(error_from_response(&what, response)),
@@ -72,7 +72,25 @@ impl UploadSession<'_> {
                 Ok(()) => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Remote && attempt < CHUNK_RETRIES => {
                     attempt += 1;
-                    self.resync()?;
+                    self.resync().map_err(|lost| {
+                        // The distribution registry cancels an upload asked about with a stale
+                        // state: only a new upload can go on (`Remote`, which the caller retries).
+                        if lost.kind() == ErrorKind::NotFound {
+                            Error::new(ErrorKind::Remote, format!("{err}; then the upload was gone: {lost}"))
+                        } else {
+                            lost
+                        }
+                    })?;
+                    if self.offset == end {
+                        // The request reached the registry whole; only its answer was lost.
+                        return Ok(());
+                    }
+                    if self.offset > end {
+                        return Err(Error::new(
+                            ErrorKind::Remote,
+                            format!("{err}; then the registry held {} bytes, more than the {end} sent", self.offset),
+                        ));
+                    }
                 }
                 Err(err) => return Err(err),
             }
@@ -82,7 +100,7 @@ impl UploadSession<'_> {
     fn patch(&mut self, source: &dyn UploadSource, end: u64, meter: &BlobMeter<'_>) -> Result<()> {
         let (start, url) = (self.offset, self.location.clone());
         let what = format!("PATCH {url} (bytes {start}-{})", end.saturating_sub(1));
-        let response = self.client.send(&what, |agent, authorization| {
+        let response = self.client.send(&url, &what, |agent, authorization| {
             let range = source.read_range(start, end).map_err(|err| ureq::Error::Io(io::Error::other(err)))?;
             let mut body = Metered::new(range, meter, start);
             with_authorization(agent.patch(&url), authorization)
@@ -94,8 +112,8 @@ impl UploadSession<'_> {
         if response.status() != StatusCode::ACCEPTED {
             return Err(error_from_response(&what, response));
         }
-        self.location = self.client.resolve_location(&response, &what)?;
-        let held = held_bytes(&response).unwrap_or(end);
+        self.location = self.client.resolve_location(&url, &response, &what)?;
+        let held = held_bytes(&response, end).unwrap_or(end);
         if held != end {
             return Err(Error::new(ErrorKind::Remote, format!("{what}: the registry holds {held} bytes, not {end}")));
         }
@@ -109,12 +127,12 @@ impl UploadSession<'_> {
         let what = format!("GET {url} (upload status)");
         let response = self
             .client
-            .send(&what, |agent, authorization| with_authorization(agent.get(&url), authorization).call())?;
+            .send(&url, &what, |agent, authorization| with_authorization(agent.get(&url), authorization).call())?;
         if response.status() != StatusCode::NO_CONTENT {
             return Err(error_from_response(&what, response));
         }
-        self.location = self.client.resolve_location(&response, &what)?;
-        self.offset = held_bytes(&response).unwrap_or(0);
+        self.location = self.client.resolve_location(&url, &response, &what)?;
+        self.offset = held_bytes(&response, 0).unwrap_or(0);
         Ok(())
     }
 
@@ -123,7 +141,7 @@ impl UploadSession<'_> {
         let separator = if self.location.contains('?') { '&' } else { '?' };
         let url = format!("{}{separator}digest={digest}", self.location);
         let what = format!("PUT {url}");
-        let response = self.client.send(&what, |agent, authorization| {
+        let response = self.client.send(&url, &what, |agent, authorization| {
             with_authorization(agent.put(&url), authorization).header("Content-Length", "0").send_empty()
         })?;
         if response.status() != StatusCode::CREATED {
@@ -133,12 +151,13 @@ impl UploadSession<'_> {
     }
 }
 
-/// Bytes the registry holds, from its `Range: 0-LAST` header (`0-0` is read as none: the
-/// distribution registry sends it for an empty upload).
-fn held_bytes(response: &HttpResponse) -> Option<u64> {
+/// Bytes the registry holds, from its `Range: 0-LAST` header. `0-0` is ambiguous (the
+/// distribution registry sends it for an empty upload and for one of one byte): it is read as
+/// one byte only when the upload's end just sent, `sent_end`, is 1.
+fn held_bytes(response: &HttpResponse, sent_end: u64) -> Option<u64> {
     let range = header(response, "range")?;
     let last: u64 = range.trim().strip_prefix("bytes=").unwrap_or(range.trim()).split_once('-')?.1.parse().ok()?;
-    Some(if last == 0 { 0 } else { last + 1 })
+    Some(if last == 0 { sent_end.min(1) } else { last.checked_add(1)? })
 }
 
 /// A `Docker-Content-Digest` answer that names another digest than the one sent is an error.
@@ -167,7 +186,7 @@ pub(crate) fn exists(client: &Client, repository: &str, kind: &str, digest: &Dig
     let url = client.url(&api_path(repository, kind, &digest.to_string()));
     let what = format!("HEAD {url}");
     let response =
-        client.send(&what, |agent, authorization| with_authorization(agent.head(&url), authorization).call())?;
+        client.send(&url, &what, |agent, authorization| with_authorization(agent.head(&url), authorization).call())?;
     match response.status() {
         status if status.is_success() => Ok(true),
         StatusCode::NOT_FOUND => Ok(false),
@@ -180,7 +199,7 @@ pub(crate) fn exists(client: &Client, repository: &str, kind: &str, digest: &Dig
 pub(crate) fn manifest_digest(client: &Client, repository: &str, reference: &str) -> Result<Option<Digest>> {
     let url = client.url(&api_path(repository, "manifests", reference));
     let what = format!("HEAD {url}");
-    let response = client.send(&what, |agent, authorization| {
+    let response = client.send(&url, &what, |agent, authorization| {
         with_authorization(agent.head(&url), authorization).header("Accept", MANIFEST_ACCEPT).call()
     })?;
     match response.status() {

@@ -134,6 +134,8 @@ pub struct Recorded {
     pub method: String,
     pub path: String,
     pub range: Option<String>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 impl Recorded {
@@ -151,6 +153,13 @@ pub struct Faults {
     pub corrupt_manifests: bool,
     /// Flip the last body byte of blob GETs.
     pub corrupt_blobs: bool,
+    /// Blob GET answers declare and send one byte less than the registry sent (a clean but
+    /// short body).
+    pub short_blob_bodies: bool,
+    /// The first PATCH reaches the registry, but its answer is lost (the connection closes).
+    pub drop_first_patch_answer: bool,
+    /// `Location` headers name this host instead of the proxy (an upload sent elsewhere).
+    pub location_host: Option<String>,
     /// Sleep this long per 64 KiB of blob bodies.
     pub throttle_blobs: Option<Duration>,
     /// Answer like a registry with token auth: 401 with a Bearer challenge unless a token it
@@ -173,6 +182,7 @@ struct Shared {
     faults: Arc<Mutex<Faults>>,
     log: Arc<Mutex<Vec<Recorded>>>,
     blob_gets: AtomicU64,
+    patches: AtomicU64,
     tokens: Mutex<Vec<(String, u64)>>,
     tokens_issued: AtomicU64,
 }
@@ -193,6 +203,7 @@ impl Proxy {
             faults: proxy.faults.clone(),
             log: proxy.log.clone(),
             blob_gets: AtomicU64::new(0),
+            patches: AtomicU64::new(0),
             tokens: Mutex::new(Vec::new()),
             tokens_issued: AtomicU64::new(0),
         });
@@ -246,7 +257,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
             key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_string())
         })
     };
-    let recorded = Recorded { method: method.clone(), path: path.clone(), range: header("range") };
+    let recorded = Recorded {
+        method: method.clone(),
+        path: path.clone(),
+        range: header("range"),
+        authorized: header("authorization").is_some(),
+    };
     shared.log.lock().unwrap().push(recorded.clone());
 
     if let Some((user, password, uses)) = shared.faults.lock().unwrap().bearer.clone() {
@@ -284,9 +300,23 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let mut answer = Vec::new();
     upstream.read_to_end(&mut answer)?;
     let Some(split) = find(&answer, b"\r\n\r\n") else { return client.write_all(&answer) };
-    let (answer_head, mut answer_body) = (rewrite_connection(&answer[..split + 4]), answer[split + 4..].to_vec());
+    let (mut answer_head, mut answer_body) = (rewrite_connection(&answer[..split + 4]), answer[split + 4..].to_vec());
     let ok = answer.starts_with(b"HTTP/1.1 2");
     let faults = shared.faults.lock().unwrap();
+    if method == "PATCH" && faults.drop_first_patch_answer && shared.patches.fetch_add(1, Ordering::Relaxed) == 0 {
+        return client.shutdown(Shutdown::Both);
+    }
+    if let Some(other) = &faults.location_host {
+        let head = String::from_utf8_lossy(&answer_head).into_owned();
+        let rewritten = head.split("\r\n").map(|line| {
+            if line.to_ascii_lowercase().starts_with("location:") {
+                line.replace(&shared.host, other)
+            } else {
+                line.to_string()
+            }
+        });
+        answer_head = rewritten.collect::<Vec<_>>().join("\r\n").into_bytes();
+    }
     let (throttle, cut) = (faults.throttle_blobs, faults.cut_first_blob_get_after);
     if ok && method == "GET" && path.contains("/manifests/") && faults.corrupt_manifests {
         flip_last_byte(&mut answer_body);
@@ -294,6 +324,10 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let blob_get = ok && recorded.is_blob_get();
     if blob_get && faults.corrupt_blobs {
         flip_last_byte(&mut answer_body);
+    }
+    if blob_get && faults.short_blob_bodies {
+        answer_body.pop();
+        answer_head = set_content_length(&answer_head, answer_body.len());
     }
     drop(faults);
     client.write_all(&answer_head)?;
@@ -375,6 +409,18 @@ fn rewrite_connection(head: &[u8]) -> Vec<u8> {
         .collect();
     lines.push("Connection: close");
     format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes()
+}
+
+fn set_content_length(head: &[u8], length: usize) -> Vec<u8> {
+    let text = String::from_utf8_lossy(head);
+    let lines = text.split("\r\n").map(|line| {
+        if line.to_ascii_lowercase().starts_with("content-length:") {
+            format!("Content-Length: {length}")
+        } else {
+            line.to_string()
+        }
+    });
+    lines.collect::<Vec<_>>().join("\r\n").into_bytes()
 }
 
 fn flip_last_byte(body: &mut [u8]) {
