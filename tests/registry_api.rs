@@ -194,6 +194,12 @@ fn a_blob_body_that_ends_short_fails_after_the_retries_and_the_next_pull_resumes
     let err = outcome.recv_timeout(Duration::from_secs(120)).expect("the pull ends").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Remote, "{err}");
     assert!(err.message().contains("ended after"), "{err}");
+    let manifest_gets: Vec<_> =
+        proxy.requests().into_iter().filter(|r| r.method == "GET" && r.path.contains("/manifests/")).collect();
+    assert!(
+        manifest_gets.iter().all(|r| r.path.ends_with(&manifest.digest.to_string())),
+        "by tag, the HEAD's digest is what the GET asks for (a tag moved meanwhile changes nothing): {manifest_gets:?}"
+    );
     let blob_gets = proxy.requests().iter().filter(|r| r.is_blob_get()).count();
     assert_eq!(blob_gets, 4, "one GET and three resumed ones, then the error");
     assert!(target.ref_get("v1").is_err(), "nothing tagged");

@@ -106,7 +106,7 @@ struct Puller<'a> {
 
 impl Puller<'_> {
     /// The manifest the reference names. By tag, a HEAD learns its digest first, so a manifest
-    /// already stored is not fetched again.
+    /// already stored is not fetched again, and the GET asks for that digest.
     fn root_manifest(&self) -> Result<(Descriptor, Vec<u8>)> {
         let reference = self.remote.manifest_reference().unwrap_or_default();
         let digest = match &self.remote.digest {
@@ -119,7 +119,11 @@ impl Puller<'_> {
             let media_type = detect_media_type(&bytes).unwrap_or_default();
             return Ok((Descriptor::new(media_type, digest.clone(), bytes.len() as u64), bytes));
         }
-        self.fetch_manifest(&reference, digest.as_ref(), None)
+        match &digest {
+            // By digest, so a tag moved since the HEAD does not turn into a digest mismatch.
+            Some(digest) => self.fetch_manifest(&digest.to_string(), Some(digest), None),
+            None => self.fetch_manifest(&reference, None, None),
+        }
     }
 
     /// A document already in the layout (so nothing is fetched), joined to the lease.
