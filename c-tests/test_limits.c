@@ -78,10 +78,10 @@ int main(void) {
     CHECK(ref == NULL);
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_JSON_SIZE, 4 << 20));
 
-    CASE("walk depth: index.json -> manifest -> config needs depth 2; at 1 fsck reports the limit");
-    CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_WALK_DEPTH, 2));
-    CHECK(fsck_sound(engine, NULL));
+    CASE("walk depth: following the tagged manifest's children needs depth 1; at 0 fsck reports the limit");
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_WALK_DEPTH, 1));
+    CHECK(fsck_sound(engine, NULL));
+    CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_WALK_DEPTH, 0));
     CHECK(!fsck_sound(engine, "walk_depth"));
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_WALK_DEPTH, 16));
 

@@ -1,14 +1,16 @@
 //! Consistency check of a layout: every blob hashes to its name, and every descriptor reachable
 //! from index.json names a stored blob of the declared size that parses as its media type. A
-//! manifest that an index lists (or a referrer names as its subject) may be absent: an index
-//! pulled for some platforms keeps its digest and lists them all; that is a note.
+//! manifest that an index lists (or a referrer names as its subject) may be absent when another
+//! child of that document is stored: an index pulled for some platforms keeps its digest and
+//! lists them all; that is a note.
 
 use std::collections::HashMap;
 
+use crate::digest::Digest;
 use crate::error::{ErrorKind, Result};
 use crate::graph::{GraphWalk, Node};
 use crate::layout::Engine;
-use crate::spec::{Descriptor, is_manifest_media_type};
+use crate::spec::{Descriptor, detect_media_type, is_manifest_media_type, parse_document};
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct FsckReport {
@@ -64,16 +66,9 @@ impl Engine {
         walk.walk(roots, |descriptor, parent, node| match node {
             Node::Missing if may_be_absent(descriptor) => {}
             Node::Missing if parent != INDEX_JSON && is_manifest_media_type(&descriptor.media_type) => {
-                absent_manifests.push(format!(
-                    "manifest {} ({}) listed by {parent} is not stored (an index pulled for some platforms only, \
-                     or a referrer pulled without its subject)",
-                    descriptor.digest, descriptor.media_type
-                ));
+                absent_manifests.push((descriptor.clone(), parent.to_owned()));
             }
-            Node::Missing => problems.push(format!(
-                "blob {} ({}) referenced by {parent} is missing",
-                descriptor.digest, descriptor.media_type
-            )),
+            Node::Missing => problems.push(missing_line(descriptor, parent)),
             Node::SizeMismatch(size) => problems
                 .push(format!("blob {} is {size} bytes but {parent} declares {}", descriptor.digest, descriptor.size)),
             Node::TooDeep => problems.push(format!(
@@ -91,9 +86,35 @@ impl Engine {
             .filter(|digest| !walk.visited.contains_key(*digest))
             .map(|digest| format!("blob {digest} is not reachable from index.json"))
             .collect();
-        report.notes.extend(absent_manifests);
+        for (descriptor, parent) in absent_manifests {
+            if self.lists_a_stored_child(&parent, &walk.visited) {
+                report.notes.push(format!(
+                    "manifest {} ({}) listed by {parent} is not stored (an index pulled for some platforms only, \
+                     or a referrer pulled without its subject)",
+                    descriptor.digest, descriptor.media_type
+                ));
+            } else {
+                report.problems.push(missing_line(&descriptor, &parent));
+            }
+        }
         Ok(report)
     }
+
+    /// Whether the document `parent` (a digest) lists a child the walk found stored: a partial
+    /// index, not one whose every manifest is lost.
+    fn lists_a_stored_child(&self, parent: &str, visited: &HashMap<Digest, u64>) -> bool {
+        let Ok(digest) = parent.parse::<Digest>() else { return false };
+        let Ok(bytes) = self.read_blob(&digest, self.max_json_size()) else { return false };
+        let Some(document) = detect_media_type(&bytes).and_then(|media_type| parse_document(&media_type, &bytes).ok())
+        else {
+            return false;
+        };
+        document.children().iter().any(|child| visited.contains_key(&child.digest))
+    }
+}
+
+fn missing_line(descriptor: &Descriptor, parent: &str) -> String {
+    format!("blob {} ({}) referenced by {parent} is missing", descriptor.digest, descriptor.media_type)
 }
 
 #[cfg(test)]
@@ -134,6 +155,14 @@ mod tests {
             report.notes.iter().any(|n| n.contains(&absent.digest.to_string()) && n.contains("not stored")),
             "{report:?}"
         );
+
+        let lost = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX, "manifests": [absent]});
+        let lost = engine.put_json(MEDIA_TYPE_IMAGE_INDEX, &lost).unwrap();
+        engine.ref_put("lost", &lost, false).unwrap();
+        let report = engine.fsck().unwrap();
+        assert_eq!(report.problems.len(), 1, "an index none of whose manifests is stored: {report:?}");
+        assert!(report.problems[0].contains("is missing"), "{report:?}");
+        engine.ref_delete("lost").unwrap();
 
         let broken = manifest(vec![&layer]);
         engine.ref_put("broken", &broken, false).unwrap();

@@ -20,8 +20,8 @@ pub(crate) enum Node {
     Document,
     /// A document that could not be read or parsed; its children are unknown.
     Unreadable(Error),
-    /// A document nested deeper than the engine's `Limits::walk_depth`; its children are not
-    /// followed (a cycle cannot be built from digests, but a very deep chain can be crafted).
+    /// An index or manifest nested too deep for `Limits::follows_children_at`; its children are
+    /// not followed (a cycle cannot be built from digests, but a very deep chain can be crafted).
     TooDeep,
 }
 
@@ -47,7 +47,7 @@ impl<'e> GraphWalk<'e> {
     /// Walks from `roots` (each with a name for its parent, used in reports), calling
     /// `on_node(descriptor, parent, node)` once per newly visited digest.
     pub(crate) fn walk(&mut self, roots: Vec<(Descriptor, String)>, mut on_node: impl FnMut(&Descriptor, &str, Node)) {
-        let max_depth = self.engine.limits().walk_depth;
+        let limits = *self.engine.limits();
         let mut pending: Vec<(Descriptor, String, u64)> = roots.into_iter().map(|(d, p)| (d, p, 0)).collect();
         while let Some((descriptor, parent, depth)) = pending.pop() {
             if self.visited.contains_key(&descriptor.digest) {
@@ -90,18 +90,20 @@ impl<'e> GraphWalk<'e> {
             };
             match document {
                 None => on_node(&descriptor, &parent, Node::Leaf),
-                Some(_) if depth >= max_depth => on_node(&descriptor, &parent, Node::TooDeep),
-                Some(Ok(document)) => {
-                    on_node(&descriptor, &parent, Node::Document);
-                    pending
-                        .extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
-                }
                 Some(Err(err)) if err.kind() == ErrorKind::NotFound => {
                     // Deleted since its size was read: as missing as if it never was.
                     self.visited.remove(&descriptor.digest);
                     on_node(&descriptor, &parent, Node::Missing);
                 }
                 Some(Err(err)) => on_node(&descriptor, &parent, Node::Unreadable(err)),
+                Some(Ok(Document::Index(_) | Document::Manifest(_))) if !limits.follows_children_at(depth) => {
+                    on_node(&descriptor, &parent, Node::TooDeep)
+                }
+                Some(Ok(document)) => {
+                    on_node(&descriptor, &parent, Node::Document);
+                    pending
+                        .extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
+                }
             }
         }
     }

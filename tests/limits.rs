@@ -211,6 +211,28 @@ fn a_walk_as_deep_as_the_depth_limit_checks_everything_and_one_level_more_is_rep
 }
 
 #[test]
+fn fsck_gc_and_push_draw_the_depth_line_in_the_same_place() {
+    let (_dir, engine) = layout();
+    nested_image(&engine, 5);
+    // Push plans the image before it connects: within the limit it gets as far as the
+    // (unreachable) registry, one level short it stops at the limit.
+    let target = "127.0.0.1:1/deep/image:v1";
+    let insecure = ocicas::RegistryOptions { insecure: true, ..Default::default() };
+    let within = reopen(&engine, Limits { walk_depth: 6, ..Limits::default() });
+    assert!(within.fsck().unwrap().is_sound());
+    within.gc(&Default::default()).unwrap();
+    assert_eq!(within.push("deep", target, &insecure).unwrap_err().kind(), ErrorKind::Remote);
+
+    let short = reopen(&engine, Limits { walk_depth: 5, ..Limits::default() });
+    assert!(!short.fsck().unwrap().is_sound());
+    assert_too_large(short.push("deep", target, &insecure), "walk_depth");
+    let refused = short.gc(&Default::default()).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidImage, "{refused}");
+    assert!(refused.message().contains("walk_depth"), "{refused}");
+    assert_eq!(within.fsck().unwrap().reachable, 8, "GC removed nothing");
+}
+
+#[test]
 fn listing_an_archive_keeps_to_the_header_limit() {
     // Found while making the limits configurable: read_manifest_items read long names whole,
     // however long, where an import refuses them.

@@ -88,7 +88,7 @@ func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handl
 		c.password = args.str("Password", o.Password)
 	}
 	if o.Jobs < 0 || int64(o.Jobs) > math.MaxUint32 || o.ChunkSize < 0 {
-		args.err = invalidArgument("Jobs %d and ChunkSize %d must not be negative", o.Jobs, o.ChunkSize)
+		args.err = invalidArgument("Jobs %d must be in 0..%d and ChunkSize %d must not be negative", o.Jobs, math.MaxUint32, o.ChunkSize)
 		return c, 0, nil
 	}
 	c.insecure = C.bool(o.Insecure)

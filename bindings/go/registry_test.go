@@ -158,3 +158,13 @@ func TestPushLayerStopsWhenItsContextIsCancelled(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+func TestNegativeJobsOrChunkSizeAreInvalidArguments(t *testing.T) {
+	engine := newEngine(t)
+	for _, opts := range []*RegistryOptions{{Jobs: -1}, {ChunkSize: -1}, {ChunkSize: 1<<30 + 1}, {Jobs: 65}} {
+		_, err := engine.Pull("127.0.0.1:1/a/b:v1", "b", opts)
+		wantErr(t, err, ErrInvalidArgument)
+		_, err = PushLayer(context.Background(), "127.0.0.1:1/a/b", strings.NewReader(""), opts)
+		wantErr(t, err, ErrInvalidArgument)
+	}
+}

@@ -20,7 +20,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node};
 use crate::layout::Engine;
-use crate::spec::{Descriptor, is_document_media_type};
+use crate::spec::{Descriptor, is_manifest_media_type};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -81,6 +81,47 @@ impl GcReport {
     }
 }
 
+/// What marking found besides the marked blobs.
+#[derive(Default)]
+struct Marks {
+    /// Each missing blob, with the line that reports it.
+    missing: Vec<(Digest, String)>,
+    /// A manifest or index reached from a root whose children cannot be known: sweeping could
+    /// take a blob it references, so the run removes nothing.
+    unknown_children: Option<Error>,
+}
+
+impl Marks {
+    fn observe(&mut self, descriptor: &Descriptor, parent: &str, node: Node) {
+        let problem = match node {
+            Node::Missing => {
+                let message = format!("blob {} referenced by {parent} is missing", descriptor.digest);
+                self.missing.push((descriptor.digest.clone(), message));
+                return;
+            }
+            Node::TooDeep => format!("it nests deeper than the walk depth limit (walk_depth) below {parent}"),
+            // Configs have no children, and untyped nodes (from leases, labels, blobs committed
+            // during GC) are followed only when they parse: both stay leaves.
+            _ if !is_manifest_media_type(&descriptor.media_type) => return,
+            Node::SizeMismatch(size) => {
+                format!("it is {size} bytes, not the {} that {parent} declares", descriptor.size)
+            }
+            Node::Unreadable(err) => format!("it cannot be read ({}), and {parent} references it", err.message()),
+            Node::Leaf | Node::Document => return,
+        };
+        self.unknown_children.get_or_insert_with(|| {
+            Error::new(
+                ErrorKind::InvalidImage,
+                format!(
+                    "GC removed nothing: the blobs that document {} references cannot be known, because {problem}; \
+                     fix or remove the reference (fsck lists it)",
+                    descriptor.digest
+                ),
+            )
+        });
+    }
+}
+
 /// The roots and label edges of the store at one moment.
 struct Roots {
     descriptors: Vec<(Descriptor, String)>,
@@ -96,51 +137,22 @@ impl Engine {
         // File times come from a coarse kernel clock that can lag the system clock by a tick.
         let grace_start = started - COMMIT_GRACE_MARGIN;
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
-        let mut missing = Vec::new();
-        // A document reached from a root whose children cannot be known: sweeping could take a
-        // blob it references, so the run removes nothing.
-        let mut unknown_children = None;
-        let mut on_node = |descriptor: &Descriptor, parent: &str, node: Node| {
-            let problem = match node {
-                Node::Missing => {
-                    let message = format!("blob {} referenced by {parent} is missing", descriptor.digest);
-                    missing.push((descriptor.digest.clone(), message));
-                    return;
-                }
-                Node::SizeMismatch(size) if is_document_media_type(&descriptor.media_type) => {
-                    format!("it is {size} bytes, not the {} that {parent} declares", descriptor.size)
-                }
-                Node::TooDeep => format!("it nests deeper than the walk depth limit (walk_depth) below {parent}"),
-                // Untyped nodes (from leases, labels, blobs committed during GC) are followed
-                // only when they parse; one that does not is kept as a leaf.
-                Node::Unreadable(err) if !descriptor.media_type.is_empty() => {
-                    format!("it cannot be read ({}), and {parent} references it", err.message())
-                }
-                _ => return,
-            };
-            unknown_children.get_or_insert_with(|| {
-                Error::new(
-                    ErrorKind::InvalidImage,
-                    format!(
-                        "GC removed nothing: the blobs that document {} references cannot be known, because {problem}; \
-                         fix or remove the reference (fsck lists it)",
-                        descriptor.digest
-                    ),
-                )
-            });
-        };
-
         // Only blobs stored before marking began can be garbage: whatever is committed later
         // is kept, as is anything committed within a second of the start (file times lag).
         let candidates = self.list_blobs()?;
         let roots = self.gc_roots(started)?;
         let mut walk = GraphWalk::new(self, roots.label_edges);
-        walk.walk(roots.descriptors, &mut on_node);
+        let mut marks = Marks::default();
+        walk.walk(roots.descriptors, |descriptor, parent, node| marks.observe(descriptor, parent, node));
 
         let _lock = self.lock_exclusive()?;
         let roots = self.gc_roots(started)?;
+        if marks.unknown_children.take().is_some() {
+            // Decided again under the lock, from scratch: the reference may be gone by now.
+            walk = GraphWalk::new(self, HashMap::new());
+        }
         walk.set_label_edges(roots.label_edges);
-        walk.walk(roots.descriptors, &mut on_node);
+        walk.walk(roots.descriptors, |descriptor, parent, node| marks.observe(descriptor, parent, node));
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference.
@@ -162,8 +174,8 @@ impl Engine {
             }
             unmarked.push((digest, meta.len()));
         }
-        walk.walk(young, &mut on_node);
-        if let Some(err) = unknown_children {
+        walk.walk(young, |descriptor, parent, node| marks.observe(descriptor, parent, node));
+        if let Some(err) = marks.unknown_children {
             return Err(err);
         }
         let kept = walk.visited;
@@ -195,7 +207,7 @@ impl Engine {
         report.temp_files_removed = self.sweep_temp_files(options.dry_run)?;
         // The first walk may have missed what was committed before the second; each line once.
         let mut missing: Vec<String> =
-            missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
+            marks.missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
         missing.sort();
         missing.dedup();
         report.missing = missing;
@@ -461,6 +473,29 @@ mod tests {
         let manifest = image(&too_deep, "a", &[b"layer"]);
         too_deep.set_limits(crate::Limits { walk_depth: 0, ..*too_deep.limits() });
         assert_gc_refuses(&too_deep, &manifest.digest, "walk depth");
+    }
+
+    #[test]
+    fn a_config_our_parser_refuses_is_a_leaf_and_gc_runs() {
+        let (_dir, engine) = engine();
+        let config = engine.put_blob(b"{}").unwrap();
+        let layer = engine.put_blob(b"layer").unwrap();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config.digest.clone(), config.size),
+            layers: vec![Descriptor::new("application/vnd.oci.image.layer.v1.tar", layer.digest, layer.size)],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest = engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+        engine.ref_put("odd-config", &manifest, false).unwrap();
+        engine.put_blob(b"garbage").unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (1, 3), "{report:?}");
+        assert!(engine.has_blob(&config.digest).unwrap());
     }
 
     #[test]

@@ -41,8 +41,17 @@ pub struct Limits {
     pub archive_members: u64,
     /// Largest label: its key and value together, in bytes.
     pub label_size: u64,
-    /// How many levels of nested documents GC and fsck follow from a root.
+    /// How many levels of nested indexes and manifests fsck, GC, push and pull follow from a
+    /// root (see `Limits::follows_children_at`).
     pub walk_depth: u64,
+}
+
+impl Limits {
+    /// Whether the children of an index or manifest at `depth` (a root is at 0) are followed:
+    /// only below `walk_depth`. Configs and layers have none, so no depth is too deep for them.
+    pub fn follows_children_at(&self, depth: u64) -> bool {
+        depth < self.walk_depth
+    }
 }
 
 impl Default for Limits {

@@ -158,7 +158,7 @@ impl Client {
         }
         if let Some(credentials) = &self.credentials {
             // A challenge must not lure credentials onto plain HTTP from a registry reached by TLS.
-            if !self.insecure && !realm.starts_with("https://") {
+            if !self.insecure && !is_https(realm) {
                 return Err(Error::new(
                     ErrorKind::Remote,
                     format!("{what}: the token realm is not HTTPS; credentials go there only for an insecure registry"),
@@ -205,10 +205,14 @@ impl Client {
 fn location_url(request_url: &str, location: &str, insecure: bool) -> std::result::Result<String, String> {
     let resolved = resolve_reference(request_url, location)
         .ok_or_else(|| format!("the registry sent an unusable Location {location:?}"))?;
-    if !insecure && !resolved.to_ascii_lowercase().starts_with("https://") {
+    if !insecure && !is_https(&resolved) {
         return Err(format!("the registry sent a Location off HTTPS ({location:?}); refused"));
     }
     Ok(resolved)
+}
+
+fn is_https(url: &str) -> bool {
+    url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// `scheme://host[:port]` of an absolute http(s) URL, lower-cased, the default port dropped.
@@ -228,11 +232,15 @@ fn origin(url: &str) -> Option<String> {
 /// The absolute URL that `reference` (absolute, `//host/...`, `/path`, `?query` or a relative
 /// path) names when read at `base` (RFC 3986 section 5.2, with dot segments removed).
 fn resolve_reference(base: &str, reference: &str) -> Option<String> {
-    let reference = reference.trim();
-    if let Some((scheme, _)) = reference.split_once("://")
-        && !scheme.contains(['/', '?'])
-    {
-        return origin(reference).map(|_| reference.to_string());
+    // A fragment never reaches the server.
+    let reference = reference.trim().split('#').next().unwrap_or_default();
+    if reference.is_empty() {
+        return None;
+    }
+    let scheme_end = reference.find(':').filter(|&colon| !reference[..colon].contains(['/', '?']));
+    if let Some(colon) = scheme_end {
+        // Absolute: only `http(s)://...` is a URL we can use (`https:foo` is not).
+        return (reference[colon..].starts_with("://") && origin(reference).is_some()).then(|| reference.to_string());
     }
     let (scheme, rest) = base.split_once("://")?;
     if let Some(network_path) = reference.strip_prefix("//") {
@@ -345,6 +353,10 @@ mod tests {
         assert_eq!(resolve("?_state=z").unwrap(), "https://r.io/v2/app/blobs/uploads/abc?_state=z");
         assert_eq!(resolve("../../../../../x").unwrap(), "https://r.io/x");
         assert!(resolve("ftp://r.io/x").unwrap_err().contains("unusable"));
+        assert!(resolve("https:foo").unwrap_err().contains("unusable"));
+        assert!(resolve("").unwrap_err().contains("unusable"));
+        assert_eq!(resolve("def#frag/../x").unwrap(), "https://r.io/v2/app/blobs/uploads/def");
+        assert_eq!(resolve("/v2/x:y").unwrap(), "https://r.io/v2/x:y");
     }
 
     #[test]
@@ -365,5 +377,9 @@ mod tests {
         assert_ne!(origin("https://r.io.evil.com/v2/"), origin("https://r.io/v2/"));
         assert_eq!(origin("ftp://r.io/"), None);
         assert_eq!(origin("/v2/"), None);
+        assert_ne!(origin("https://r.io@evil.com/v2/"), origin("https://r.io/v2/"));
+        assert_ne!(origin("https://r.io#@evil.com/"), origin("https://evil.com/"));
+        assert_eq!(origin("https://[::1]:443/v2/"), origin("https://[::1]/v2/"));
+        assert_ne!(origin("https://[::1]:5000/v2/"), origin("https://[::1]/v2/"));
     }
 }

@@ -238,14 +238,18 @@ fn for_each_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
     }
 }
 
-/// Documents nest at most `Limits::walk_depth` deep below the image (a long chain of digests
-/// can be crafted by whoever serves or stored them).
+/// An index or manifest at `depth` may have its children followed only within
+/// `Limits::walk_depth` (a long chain of digests can be crafted by whoever serves or stored
+/// them); the same rule as fsck's and GC's.
 fn check_depth(engine: &Engine, descriptor: &Descriptor, depth: usize) -> Result<()> {
-    let limit = engine.limits().walk_depth;
-    if depth as u64 > limit {
+    let limits = engine.limits();
+    if !limits.follows_children_at(depth as u64) {
         return Err(Error::new(
             ErrorKind::TooLarge,
-            format!("{} nests deeper than the walk depth limit (walk_depth) of {limit}", descriptor.digest),
+            format!(
+                "{} nests deeper than the walk depth limit (walk_depth) of {}",
+                descriptor.digest, limits.walk_depth
+            ),
         ));
     }
     Ok(())

@@ -41,7 +41,6 @@ impl PushPlan {
             self.blobs.push(descriptor.clone());
             return Ok(());
         }
-        check_depth(engine, descriptor, depth)?;
         let document = engine.read_document(descriptor)?;
         let children: Vec<Descriptor> = match &document {
             Document::Index(index) => index.manifests.clone(),
@@ -53,14 +52,18 @@ impl PushPlan {
                 return Ok(());
             }
         };
+        check_depth(engine, descriptor, depth)?;
         for child in &children {
-            self.add(engine, child, depth + 1).map_err(|err| match (&document, err.kind()) {
-                (Document::Index(_), ErrorKind::NotFound) => err.with_context(&format!(
-                    "index {} lists a manifest that is not stored (was it pulled for some platforms only?)",
-                    descriptor.digest
-                )),
-                _ => err,
-            })?;
+            if matches!(document, Document::Index(_)) && !engine.has_blob(&child.digest)? {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "index {} lists manifest {}, which is not stored (was the index pulled for some platforms only?)",
+                        descriptor.digest, child.digest
+                    ),
+                ));
+            }
+            self.add(engine, child, depth + 1)?;
         }
         let bytes = engine.read_blob(&descriptor.digest, engine.max_json_size())?;
         self.documents.push((descriptor.clone(), bytes));
@@ -159,7 +162,14 @@ fn push_blob(
                 Tally::count(counter, 1);
                 return Ok(());
             }
-            Err(err) if err.kind() == ErrorKind::Remote && restarts < UPLOAD_RESTARTS => restarts += 1,
+            Err(err) if err.kind() == ErrorKind::Remote && restarts < UPLOAD_RESTARTS => {
+                // Only the answer may have been lost (to the final PUT, say).
+                if exists(client, &remote.repository, "blobs", &blob.digest)? {
+                    Tally::count(&tally.transferred, 1);
+                    return Ok(());
+                }
+                restarts += 1;
+            }
             Err(err) => return Err(err),
         }
     }

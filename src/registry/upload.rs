@@ -132,7 +132,7 @@ impl UploadSession<'_> {
             return Err(error_from_response(&what, response));
         }
         self.location = self.client.resolve_location(&url, &response, &what)?;
-        self.offset = held_bytes(&response, 0).unwrap_or(0);
+        self.offset = held_bytes(&response, self.offset).unwrap_or(0);
         Ok(())
     }
 
@@ -153,11 +153,11 @@ impl UploadSession<'_> {
 
 /// Bytes the registry holds, from its `Range: 0-LAST` header. `0-0` is ambiguous (the
 /// distribution registry sends it for an empty upload and for one of one byte): it is read as
-/// one byte only when the upload's end just sent, `sent_end`, is 1.
-fn held_bytes(response: &HttpResponse, sent_end: u64) -> Option<u64> {
+/// one byte only when `known` (bytes sent, or confirmed before) is at least 1.
+fn held_bytes(response: &HttpResponse, known: u64) -> Option<u64> {
     let range = header(response, "range")?;
     let last: u64 = range.trim().strip_prefix("bytes=").unwrap_or(range.trim()).split_once('-')?.1.parse().ok()?;
-    Some(if last == 0 { sent_end.min(1) } else { last.checked_add(1)? })
+    Some(if last == 0 { known.min(1) } else { last.checked_add(1)? })
 }
 
 /// A `Docker-Content-Digest` answer that names another digest than the one sent is an error.

@@ -307,15 +307,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         return client.shutdown(Shutdown::Both);
     }
     if let Some(other) = &faults.location_host {
-        let head = String::from_utf8_lossy(&answer_head).into_owned();
-        let rewritten = head.split("\r\n").map(|line| {
-            if line.to_ascii_lowercase().starts_with("location:") {
-                line.replace(&shared.host, other)
-            } else {
-                line.to_string()
-            }
-        });
-        answer_head = rewritten.collect::<Vec<_>>().join("\r\n").into_bytes();
+        answer_head = set_header(&answer_head, "Location", |value| value.replace(&shared.host, other));
     }
     let (throttle, cut) = (faults.throttle_blobs, faults.cut_first_blob_get_after);
     if ok && method == "GET" && path.contains("/manifests/") && faults.corrupt_manifests {
@@ -327,7 +319,7 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
     if blob_get && faults.short_blob_bodies {
         answer_body.pop();
-        answer_head = set_content_length(&answer_head, answer_body.len());
+        answer_head = set_header(&answer_head, "Content-Length", |_| answer_body.len().to_string());
     }
     drop(faults);
     client.write_all(&answer_head)?;
@@ -411,14 +403,12 @@ fn rewrite_connection(head: &[u8]) -> Vec<u8> {
     format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes()
 }
 
-fn set_content_length(head: &[u8], length: usize) -> Vec<u8> {
+/// The head with the value of header `name` (if present) replaced by `value(old)`.
+fn set_header(head: &[u8], name: &str, value: impl Fn(&str) -> String) -> Vec<u8> {
     let text = String::from_utf8_lossy(head);
-    let lines = text.split("\r\n").map(|line| {
-        if line.to_ascii_lowercase().starts_with("content-length:") {
-            format!("Content-Length: {length}")
-        } else {
-            line.to_string()
-        }
+    let lines = text.split("\r\n").map(|line| match line.split_once(':') {
+        Some((key, old)) if key.trim().eq_ignore_ascii_case(name) => format!("{name}: {}", value(old.trim())),
+        _ => line.to_string(),
     });
     lines.collect::<Vec<_>>().join("\r\n").into_bytes()
 }
