@@ -9,8 +9,12 @@ mode=$1 dir=$2
 
 start_one() {  # start_one NAME [htpasswd-file]: tries random free ports until one serves /v2/
     name=$1 htpasswd=${2:-}
+    expected=200
+    [ -n "$htpasswd" ] && expected=401
     for attempt in 1 2 3 4 5 6 7 8 9 10; do
         port=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000 ))
+        # A port something already answers on (the other registry, say) would pass the probe below.
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" || true)" = 000 ] || continue
         data="$dir/$name-data"
         mkdir -p "$data"
         {
@@ -24,7 +28,7 @@ start_one() {  # start_one NAME [htpasswd-file]: tries random free ports until o
         echo $! > "$dir/$name.pid"
         for wait in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
             code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-            if [ "$code" = 200 ] || [ "$code" = 401 ]; then
+            if [ "$code" = "$expected" ]; then
                 echo "127.0.0.1:$port" > "$dir/$name"
                 return 0
             fi
