@@ -234,6 +234,9 @@ fn a_one_byte_blob_byte_sized_chunks_and_a_lost_patch_answer_are_pushed() {
     let patches = proxy.requests().iter().filter(|r| r.method == "PATCH").count();
     // docker-registry cancels an upload asked about with a stale state, so the blob starts over.
     assert_eq!(patches, 1 + 4 + 1, "the lost one, the layer's 4 chunks in a new upload, and the config");
+    let cancelled =
+        proxy.requests().iter().filter(|r| r.method == "DELETE" && r.path.contains("/blobs/uploads/")).count();
+    assert_eq!(cancelled, 1, "the abandoned upload is cancelled");
 
     let target = Engine::create(dir.path().join("target")).unwrap();
     for (repository, manifest) in [("tiny", &tiny), ("by-byte", &tiny), ("lost", &big)] {

@@ -28,11 +28,25 @@ pub(crate) enum Started<'c> {
     Session(UploadSession<'c>),
 }
 
-/// An upload in progress: its current URL and how many bytes the registry holds.
+/// An upload in progress: its current URL and how many bytes the registry holds. Dropped
+/// before it finished, it is cancelled (DELETE, best effort), so the registry need not keep the
+/// bytes until it purges old uploads.
 pub(crate) struct UploadSession<'c> {
     client: &'c Client,
     location: String,
     offset: u64,
+    finished: bool,
+}
+
+impl Drop for UploadSession<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let url = self.location.clone();
+            let _ = self.client.send(&url, &format!("DELETE {url}"), |agent, authorization| {
+                with_authorization(agent.delete(&url), authorization).call()
+            });
+        }
+    }
 }
 
 impl Client {
@@ -51,7 +65,7 @@ impl Client {
             StatusCode::CREATED if mount.is_some() => Ok(Started::Mounted),
             StatusCode::ACCEPTED => {
                 let location = self.resolve_location(&url, &response, &what)?;
-                Ok(Started::Session(UploadSession { client: self, location, offset: 0 }))
+                Ok(Started::Session(UploadSession { client: self, location, offset: 0, finished: false }))
             }
             _ => Err(error_from_response(&what, response)),
         }
@@ -137,7 +151,7 @@ impl UploadSession<'_> {
     }
 
     /// Completes the upload as blob `digest` (the registry checks the bytes against it).
-    pub(crate) fn finish(self, digest: &Digest) -> Result<()> {
+    pub(crate) fn finish(mut self, digest: &Digest) -> Result<()> {
         let separator = if self.location.contains('?') { '&' } else { '?' };
         let url = format!("{}{separator}digest={digest}", self.location);
         let what = format!("PUT {url}");
@@ -147,6 +161,7 @@ impl UploadSession<'_> {
         if response.status() != StatusCode::CREATED {
             return Err(error_from_response(&what, response));
         }
+        self.finished = true;
         check_content_digest(&response, digest, &what)
     }
 }
