@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::digest::Digest;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{GraphWalk, Node};
+use crate::graph::{GraphWalk, Node, missing_line};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, detect_media_type, is_manifest_media_type, parse_document};
 
@@ -111,10 +111,6 @@ impl Engine {
         };
         document.children().iter().any(|child| visited.contains_key(&child.digest))
     }
-}
-
-fn missing_line(descriptor: &Descriptor, parent: &str) -> String {
-    format!("blob {} ({}) referenced by {parent} is missing", descriptor.digest, descriptor.media_type)
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ pub(crate) enum Node {
     TooDeep,
 }
 
+/// The report of a blob the walk did not find: `blob D (MEDIA TYPE) referenced by P is missing`.
+pub(crate) fn missing_line(descriptor: &Descriptor, parent: &str) -> String {
+    let media_type =
+        if descriptor.media_type.is_empty() { String::new() } else { format!(" ({})", descriptor.media_type) };
+    format!("blob {}{media_type} referenced by {parent} is missing", descriptor.digest)
+}
+
 /// A depth-bounded walk that visits every digest once, however many parents share it.
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,

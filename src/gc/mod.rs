@@ -18,7 +18,7 @@ pub use lease::{Lease, LeaseResource};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{GraphWalk, Node};
+use crate::graph::{GraphWalk, Node, missing_line};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, is_manifest_media_type};
 
@@ -95,8 +95,7 @@ impl Marks {
     fn observe(&mut self, descriptor: &Descriptor, parent: &str, node: Node) {
         let problem = match node {
             Node::Missing => {
-                let message = format!("blob {} referenced by {parent} is missing", descriptor.digest);
-                self.missing.push((descriptor.digest.clone(), message));
+                self.missing.push((descriptor.digest.clone(), missing_line(descriptor, parent)));
                 return;
             }
             Node::TooDeep => format!("it nests deeper than the walk depth limit (walk_depth) below {parent}"),

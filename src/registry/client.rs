@@ -112,7 +112,7 @@ impl Client {
         what: &str,
         mut send: impl FnMut(&Agent, Option<&str>) -> Result<HttpResponse, ureq::Error>,
     ) -> Result<HttpResponse> {
-        let on_registry = origin(url).is_some() && origin(url) == origin(&self.base_url);
+        let on_registry = origin(url).is_some_and(|origin_of_url| Some(origin_of_url) == origin(&self.base_url));
         let authorization = if on_registry { self.lock_authorization().clone() } else { None };
         let response = send(&self.agent, authorization.as_deref()).map_err(|err| transport_error(what, err))?;
         if response.status() != StatusCode::UNAUTHORIZED || !on_registry {
@@ -265,23 +265,20 @@ fn resolve_reference(base: &str, reference: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}{}{query}", remove_dot_segments(&merged)))
 }
 
-/// `/a/b/../c/./d` is `/a/c/d`.
+/// `/a/b/../c/./d` is `/a/c/d`; `/a/b/..` is `/a/`.
 fn remove_dot_segments(path: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
-    for (i, segment) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        match *segment {
-            "." | ".." => {
-                if *segment == ".." {
-                    segments.pop();
-                }
-                if last {
-                    segments.push("");
-                }
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
             }
             segment => segments.push(segment),
         }
+    }
+    if path.ends_with("/.") || path.ends_with("/..") {
+        segments.push("");
     }
     format!("/{}", segments.join("/"))
 }
@@ -352,6 +349,7 @@ mod tests {
         assert_eq!(resolve("../uploads/./def").unwrap(), "https://r.io/v2/app/blobs/uploads/def");
         assert_eq!(resolve("?_state=z").unwrap(), "https://r.io/v2/app/blobs/uploads/abc?_state=z");
         assert_eq!(resolve("../../../../../x").unwrap(), "https://r.io/x");
+        assert_eq!(resolve("up/..").unwrap(), "https://r.io/v2/app/blobs/uploads/");
         assert!(resolve("ftp://r.io/x").unwrap_err().contains("unusable"));
         assert!(resolve("https:foo").unwrap_err().contains("unusable"));
         assert!(resolve("").unwrap_err().contains("unusable"));

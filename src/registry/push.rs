@@ -306,7 +306,7 @@ pub fn push_layer(
             }
             Ok(())
         });
-        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers, &remote);
+        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
         drop(to_upload);
         let upload =
             uploader.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Remote, "the upload thread panicked")));
@@ -326,7 +326,6 @@ fn fill_chunks<R: Read>(
     chunk_size: usize,
     to_upload: &mpsc::SyncSender<HeldChunk>,
     next_buffers: &mpsc::Receiver<Vec<u8>>,
-    remote: &RemoteRef,
 ) -> Result<()> {
     let mut start = 0u64;
     loop {
@@ -345,7 +344,8 @@ fn fill_chunks<R: Read>(
         if filled > 0 {
             let len = filled as u64;
             if to_upload.send(HeldChunk { start, bytes }).is_err() {
-                return Err(Error::new(ErrorKind::Remote, format!("the upload to {remote} stopped")));
+                // The uploader stopped on an error, which push_layer reports instead.
+                return Err(Error::new(ErrorKind::Remote, "the upload stopped"));
             }
             start += len;
         }
