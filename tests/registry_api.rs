@@ -152,6 +152,14 @@ fn errors_have_the_kinds_a_caller_acts_on() {
     );
 }
 
+/// A registry and an empty layout `source` in `dir`; None when docker-registry is missing.
+fn registry_with_source(dir: &std::path::Path) -> Option<(Registry, Engine)> {
+    if !peers_available(&["docker-registry"]) {
+        return None;
+    }
+    Some((Registry::start(None), Engine::create(dir.join("source")).unwrap()))
+}
+
 /// An image `ref_name` of one layer of `layer_bytes` and a small config.
 fn one_layer_image(engine: &Engine, ref_name: &str, layer_bytes: &[u8]) -> Descriptor {
     let layer = engine.put_blob(layer_bytes).unwrap();
@@ -172,12 +180,8 @@ fn one_layer_image(engine: &Engine, ref_name: &str, layer_bytes: &[u8]) -> Descr
 
 #[test]
 fn a_blob_body_that_ends_short_fails_after_the_retries_and_the_next_pull_resumes() {
-    if !peers_available(&["docker-registry"]) {
-        return;
-    }
-    let registry = Registry::start(None);
     let dir = tempfile::tempdir().unwrap();
-    let source = Engine::create(dir.path().join("source")).unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
     let manifest = one_layer_image(&source, "img", &vec![7u8; 300_000]);
     source.push("img", &format!("{}/short/img:v1", registry.host()), &insecure()).unwrap();
 
@@ -215,12 +219,8 @@ fn a_blob_body_that_ends_short_fails_after_the_retries_and_the_next_pull_resumes
 
 #[test]
 fn a_one_byte_blob_byte_sized_chunks_and_a_lost_patch_answer_are_pushed() {
-    if !peers_available(&["docker-registry"]) {
-        return;
-    }
-    let registry = Registry::start(None);
     let dir = tempfile::tempdir().unwrap();
-    let source = Engine::create(dir.path().join("source")).unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
     let tiny = one_layer_image(&source, "tiny", b"x");
     source.push("tiny", &format!("{}/bytes/tiny:v1", registry.host()), &insecure()).unwrap();
     let by_byte = RegistryOptions { chunk_size: 1, ..insecure() };
@@ -238,8 +238,17 @@ fn a_one_byte_blob_byte_sized_chunks_and_a_lost_patch_answer_are_pushed() {
         proxy.requests().iter().filter(|r| r.method == "DELETE" && r.path.contains("/blobs/uploads/")).count();
     assert_eq!(cancelled, 1, "the abandoned upload is cancelled");
 
+    // A registry that keeps the upload: the status GET finds the whole chunk held, so nothing
+    // is sent again and nothing is cancelled.
+    let keeps = Faults { drop_first_patch_answer: true, status_with_current_state: true, ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), keeps);
+    source.push("big", &format!("{}/bytes/kept:v1", proxy.host()), &chunked).unwrap();
+    let requests = proxy.requests();
+    let count = |method: &str| requests.iter().filter(|r| r.method == method && r.path.contains("/uploads/")).count();
+    assert_eq!((count("PATCH"), count("GET"), count("DELETE")), (4 + 1, 1, 0), "{requests:?}");
+
     let target = Engine::create(dir.path().join("target")).unwrap();
-    for (repository, manifest) in [("tiny", &tiny), ("by-byte", &tiny), ("lost", &big)] {
+    for (repository, manifest) in [("tiny", &tiny), ("by-byte", &tiny), ("lost", &big), ("kept", &big)] {
         let pulled = target.pull(&format!("{}/bytes/{repository}:v1", registry.host()), Some(repository), &insecure());
         assert_eq!(pulled.unwrap().descriptor.digest, manifest.digest, "{repository}");
     }
@@ -248,10 +257,8 @@ fn a_one_byte_blob_byte_sized_chunks_and_a_lost_patch_answer_are_pushed() {
 
 #[test]
 fn credentials_are_not_sent_to_an_upload_location_on_another_host() {
-    if !peers_available(&["docker-registry"]) {
-        return;
-    }
-    let registry = Registry::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
     let elsewhere = Proxy::start(registry.host(), Faults::default());
     let bearer = Faults {
         bearer: Some(("ci".into(), "pw".into(), 1000)),
@@ -259,8 +266,6 @@ fn credentials_are_not_sent_to_an_upload_location_on_another_host() {
         ..Faults::default()
     };
     let front = Proxy::start(registry.host(), bearer);
-    let dir = tempfile::tempdir().unwrap();
-    let source = Engine::create(dir.path().join("source")).unwrap();
     let manifest = one_layer_image(&source, "img", b"a layer");
     let options = RegistryOptions {
         credentials: Some(ocicas::registry::Credentials { username: "ci".into(), password: "pw".into() }),

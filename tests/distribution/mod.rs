@@ -158,6 +158,10 @@ pub struct Faults {
     pub short_blob_bodies: bool,
     /// The first PATCH reaches the registry, but its answer is lost (the connection closes).
     pub drop_first_patch_answer: bool,
+    /// After a lost PATCH answer, the upload-status GET goes to the upload's current state, as
+    /// a registry that keeps the upload would answer it (docker-registry cancels an upload
+    /// asked about with a stale `_state`).
+    pub status_with_current_state: bool,
     /// `Location` headers name this host instead of the proxy (an upload sent elsewhere).
     pub location_host: Option<String>,
     /// Sleep this long per 64 KiB of blob bodies.
@@ -183,6 +187,8 @@ struct Shared {
     log: Arc<Mutex<Vec<Recorded>>>,
     blob_gets: AtomicU64,
     patches: AtomicU64,
+    /// The path of the `Location` of the PATCH answer that was dropped.
+    dropped_location: Mutex<Option<String>>,
     tokens: Mutex<Vec<(String, u64)>>,
     tokens_issued: AtomicU64,
 }
@@ -204,6 +210,7 @@ impl Proxy {
             log: proxy.log.clone(),
             blob_gets: AtomicU64::new(0),
             patches: AtomicU64::new(0),
+            dropped_location: Mutex::new(None),
             tokens: Mutex::new(Vec::new()),
             tokens_issued: AtomicU64::new(0),
         });
@@ -294,6 +301,13 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
     }
 
+    let mut head = head;
+    let current = shared.dropped_location.lock().unwrap().clone();
+    if let Some(current) = current.filter(|_| method == "GET" && path.contains("/blobs/uploads/")) {
+        if shared.faults.lock().unwrap().status_with_current_state {
+            head = head_text.replacen(&path, &current, 1).into_bytes();
+        }
+    }
     let mut upstream = TcpStream::connect(&shared.upstream)?;
     upstream.write_all(&rewrite_connection(&head))?;
     upstream.write_all(&body)?;
@@ -304,6 +318,13 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     let ok = answer.starts_with(b"HTTP/1.1 2");
     let faults = shared.faults.lock().unwrap();
     if method == "PATCH" && faults.drop_first_patch_answer && shared.patches.fetch_add(1, Ordering::Relaxed) == 0 {
+        let location = String::from_utf8_lossy(&answer_head).lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let value = value.trim();
+            let path = value.find("/v2/").map(|start| value[start..].to_string());
+            path.filter(|_| key.eq_ignore_ascii_case("location"))
+        });
+        *shared.dropped_location.lock().unwrap() = location;
         return client.shutdown(Shutdown::Both);
     }
     if let Some(other) = &faults.location_host {
