@@ -303,10 +303,10 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
 
     let mut head = head;
     let current = shared.dropped_location.lock().unwrap().clone();
-    if let Some(current) = current.filter(|_| method == "GET" && path.contains("/blobs/uploads/")) {
-        if shared.faults.lock().unwrap().status_with_current_state {
-            head = head_text.replacen(&path, &current, 1).into_bytes();
-        }
+    let status_request = method == "GET" && path.contains("/blobs/uploads/");
+    if let Some(current) = current.filter(|_| status_request && shared.faults.lock().unwrap().status_with_current_state)
+    {
+        head = head_text.replacen(&path, &current, 1).into_bytes();
     }
     let mut upstream = TcpStream::connect(&shared.upstream)?;
     upstream.write_all(&rewrite_connection(&head))?;
