@@ -1,7 +1,12 @@
-//! Parallel, deterministic gzip (pigz's method): the input is cut into fixed-size blocks, each
-//! compressed as raw deflate on a worker thread, primed with the previous 32 KiB of input as its
-//! dictionary and ended with a sync flush (the last with a finish), then stitched in order into
-//! one gzip member whose CRC is combined from the blocks' CRCs.
+//! Parallel, deterministic gzip (pigz's method, on libdeflate): the input is cut into fixed-size
+//! blocks, each compressed as raw deflate on a worker thread and ended as a sync flush would end
+//! it (the last with a finish), then stitched in order into one gzip member whose CRC is
+//! combined from the blocks' CRCs.
+//!
+//! libdeflate compressed 1.5x faster than zlib-rs here, with smaller output, but it only makes
+//! whole streams and takes no dictionary. So `deflate_blocks` rewrites each stream's end, and
+//! blocks are 1 MiB rather than pigz's 128 KiB primed with the previous 32 KiB: starting each
+//! block without history costs under 0.5 % of output size at that size.
 //!
 //! Block boundaries depend only on input offsets, and each block is handed to deflate in one
 //! call, so the output bytes depend only on the input and the level: not on the caller's write
@@ -12,24 +17,22 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use libdeflater::{CompressionLvl, Compressor};
 
 use super::Sink;
+use super::deflate_blocks;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Input bytes per block: pigz uses 128 KiB; twice that halves the per-block cost of priming
-/// the dictionary, for the same output size within 0.1 %.
-pub const BLOCK_SIZE: usize = 256 << 10;
-/// Most blocks in flight, whatever the thread count: bounds memory to about 32 MiB.
-const MAX_IN_FLIGHT: u64 = 64;
-/// Deflate's window: the dictionary each block is primed with.
-const WINDOW: usize = 32 << 10;
+/// Input bytes per block (see above).
+pub const BLOCK_SIZE: usize = 1 << 20;
+/// Most blocks in flight, whatever the thread count: each holds its input and its output, so
+/// this bounds memory to about 48 MiB.
+const MAX_IN_FLIGHT: u64 = 24;
 /// The gzip header: no name, no mtime (reproducible), OS "unknown".
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 struct Job {
     seq: u64,
-    dictionary: Vec<u8>,
     data: Vec<u8>,
     last: bool,
 }
@@ -50,8 +53,6 @@ pub(crate) struct ParallelGzip {
     max_in_flight: u64,
     /// The block being filled.
     block: Vec<u8>,
-    /// The last `WINDOW` bytes of input before `block`.
-    window: Vec<u8>,
     crc: crc32fast::Hasher,
     total_in: u64,
     header_written: bool,
@@ -80,7 +81,6 @@ impl ParallelGzip {
             ready: BTreeMap::new(),
             max_in_flight,
             block: Vec::with_capacity(BLOCK_SIZE),
-            window: Vec::with_capacity(WINDOW),
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,
@@ -119,17 +119,8 @@ impl ParallelGzip {
             self.emit_ready(true, sink)?;
         }
         let data = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_SIZE));
-        let dictionary = self.window.clone();
-        let keep_from = data.len().saturating_sub(WINDOW);
-        if data.len() >= WINDOW {
-            self.window.clear();
-        } else {
-            let drop = (self.window.len() + data.len()).saturating_sub(WINDOW);
-            self.window.drain(..drop);
-        }
-        self.window.extend_from_slice(&data[keep_from..]);
         self.total_in += data.len() as u64;
-        let job = Job { seq: self.next_seq, dictionary, data, last };
+        let job = Job { seq: self.next_seq, data, last };
         let jobs =
             self.jobs.as_ref().ok_or_else(|| Error::new(ErrorKind::Io, "the gzip stream was already finished"))?;
         jobs.send(job).map_err(|_| worker_gone())?;
@@ -182,6 +173,8 @@ fn worker_gone() -> Error {
 }
 
 fn compress_blocks(level: u32, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
+    // libdeflate keeps no history between calls, so one compressor serves every block.
+    let mut compressor = CompressionLvl::new(level as i32).map(Compressor::new);
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
@@ -190,36 +183,25 @@ fn compress_blocks(level: u32, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Do
         let Ok(job) = job else { return };
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
-        let compressed = compress_block(level, &job);
+        let compressed = match &mut compressor {
+            Ok(compressor) => compress_block(compressor, &job),
+            Err(_) => Err(Error::new(ErrorKind::InvalidArgument, format!("gzip level {level} is not 0 to 9"))),
+        };
         if done.send(Done { seq: job.seq, compressed, crc }).is_err() {
             return;
         }
     }
 }
 
-/// Compresses one block with a deflate state of its own: a state reused through `reset` was
-/// seen (zlib-rs 0.6) to carry history into the next block, so the bytes depended on which
-/// worker took which block.
-fn compress_block(level: u32, job: &Job) -> Result<Vec<u8>> {
+fn compress_block(compressor: &mut Compressor, job: &Job) -> Result<Vec<u8>> {
     let failed = |what: String| Error::new(ErrorKind::Io, format!("deflate failed on block {}: {what}", job.seq));
-    let mut deflate = Compress::new(Compression::new(level), false);
-    if !job.dictionary.is_empty() {
-        deflate.set_dictionary(&job.dictionary).map_err(|e| failed(e.to_string()))?;
+    let mut out = vec![0; compressor.deflate_compress_bound(job.data.len())];
+    let len = compressor.deflate_compress(&job.data, &mut out).map_err(|e| failed(format!("{e:?}")))?;
+    out.truncate(len);
+    if !job.last {
+        deflate_blocks::end_with_sync_flush(&mut out).map_err(|e| failed(e.to_string()))?;
     }
-    let flush = if job.last { FlushCompress::Finish } else { FlushCompress::Sync };
-    // Room for incompressible data plus block and flush overhead, so one call does it all.
-    let mut out = Vec::with_capacity(job.data.len() + job.data.len() / 16 + 64);
-    let start_in = deflate.total_in();
-    loop {
-        let consumed = (deflate.total_in() - start_in) as usize;
-        let status = deflate.compress_vec(&job.data[consumed..], &mut out, flush).map_err(|e| failed(e.to_string()))?;
-        let all_in = (deflate.total_in() - start_in) as usize == job.data.len();
-        match status {
-            Status::StreamEnd => return Ok(out),
-            Status::Ok | Status::BufError if all_in && !job.last && out.len() < out.capacity() => return Ok(out),
-            Status::Ok | Status::BufError => out.reserve(out.capacity().max(1024)),
-        }
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -280,7 +262,7 @@ mod tests {
 
     #[test]
     fn output_is_one_gzip_member_that_decodes_to_the_input() {
-        for len in [0, 1, WINDOW, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 777] {
+        for len in [0, 1, 32 << 10, BLOCK_SIZE, BLOCK_SIZE + 1, 3 * BLOCK_SIZE + 777] {
             let input = sample(len);
             let compressed = gzip(&input, 6, 2, 10_000);
             let mut decoded = Vec::new();

@@ -3,6 +3,7 @@
 //! and size. Push mode (`LayerStream`) commits the compressed bytes to the store through an
 //! ingest writer; pull mode (`LayerReader`) hands them to the caller to read.
 
+mod deflate_blocks;
 mod gzip;
 pub mod tar_dir;
 
