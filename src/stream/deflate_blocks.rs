@@ -123,44 +123,67 @@ struct Decoded {
 
 /// Skips the symbols of one Huffman-coded block, up to and including its end-of-block code.
 ///
-/// The common case, a literal or a length and distance whose codes are in the tables, takes no
-/// branch that depends on the data: the distance is looked up after every symbol and counted
-/// only after a length, because which of the two comes next is what a branch would mispredict.
+/// The common cases, a literal or a length and distance whose codes are in the tables, stay in
+/// this loop; the next table entry is looked up as soon as the bits before it are dropped. The
+/// reader is a local copy, passed by value to the rare paths, so that its buffer stays in a
+/// register instead of going through memory on every symbol.
 fn skip_symbols(bits: &mut BitReader<'_>, litlen: &Code, distance: &Code) -> Result<(), &'static str> {
+    // A length with its extra bits and a distance with its own take at most 48 bits.
+    const MOST_BITS_PER_SYMBOL: u32 = 48;
+    let mut reader = *bits;
+    reader.refill()?;
+    let mut symbol = litlen.table[(reader.buffer & TABLE_MASK) as usize];
     loop {
-        // A length with its extra bits and a distance with its own take at most 48 bits.
-        bits.refill()?;
-        let symbol = litlen.table[(bits.buffer & TABLE_MASK) as usize];
-        let after_symbol = bits.buffer >> (symbol & ENTRY_BITS);
-        let distance_entry = distance.table[(after_symbol & TABLE_MASK) as usize];
-        let if_length = 0u32.wrapping_sub((symbol & ENTRY_LENGTH) >> ENTRY_LENGTH.trailing_zeros());
-        if (symbol | (distance_entry & if_length)) & ENTRY_SPECIAL != 0 {
-            if skip_symbol(bits, litlen, distance)? == Kind::EndOfBlock {
+        if symbol & (ENTRY_LENGTH | ENTRY_SPECIAL) == 0 {
+            reader.skip(symbol & ENTRY_BITS);
+        } else if symbol & ENTRY_SPECIAL == 0 {
+            reader.skip(symbol & ENTRY_BITS);
+            let distance_entry = distance.table[(reader.buffer & TABLE_MASK) as usize];
+            if distance_entry & ENTRY_SPECIAL != 0 {
+                reader = skip_distance(reader, distance)?;
+            } else {
+                reader.skip(distance_entry & ENTRY_BITS);
+            }
+        } else {
+            let kind;
+            (reader, kind) = skip_symbol(reader, litlen, distance)?;
+            if kind == Kind::EndOfBlock {
+                *bits = reader;
                 return Ok(());
             }
-            continue;
         }
-        bits.skip((symbol & ENTRY_BITS) + (distance_entry & ENTRY_BITS & if_length));
+        if reader.buffered < MOST_BITS_PER_SYMBOL {
+            reader.refill()?;
+        }
+        symbol = litlen.table[(reader.buffer & TABLE_MASK) as usize];
     }
 }
 
-/// Skips one symbol (and its distance) however it is coded; says what it was.
+/// Skips one literal/length symbol (and its distance) however it is coded; says what it was.
 #[cold]
-fn skip_symbol(bits: &mut BitReader<'_>, litlen: &Code, distance: &Code) -> Result<Kind, &'static str> {
+fn skip_symbol<'a>(
+    mut bits: BitReader<'a>,
+    litlen: &Code,
+    distance: &Code,
+) -> Result<(BitReader<'a>, Kind), &'static str> {
     let symbol = litlen.decode(bits.buffer)?;
     bits.skip(u32::from(symbol.bits));
     match symbol.kind {
         Kind::Plain | Kind::EndOfBlock => {}
-        Kind::Length => {
-            let distance = distance.decode(bits.buffer)?;
-            if distance.kind == Kind::Invalid {
-                return Err("a distance symbol is out of range");
-            }
-            bits.skip(u32::from(distance.bits));
-        }
+        Kind::Length => bits = skip_distance(bits, distance)?,
         Kind::Invalid => return Err("a length symbol is out of range"),
     }
-    Ok(symbol.kind)
+    Ok((bits, symbol.kind))
+}
+
+#[cold]
+fn skip_distance<'a>(mut bits: BitReader<'a>, distance: &Code) -> Result<BitReader<'a>, &'static str> {
+    let decoded = distance.decode(bits.buffer)?;
+    if decoded.kind == Kind::Invalid {
+        return Err("a distance symbol is out of range");
+    }
+    bits.skip(u32::from(decoded.bits));
+    Ok(bits)
 }
 
 fn read_dynamic_codes(bits: &mut BitReader<'_>) -> Result<(Code, Code), &'static str> {
@@ -307,6 +330,7 @@ impl Code {
 /// Bits of a byte slice, least significant first, as deflate packs them. Past the end of the
 /// slice they read as zeros, a few bytes' worth, so that a symbol can be decoded before its
 /// length is known; the walk checks its position against the slice at each block's end.
+#[derive(Clone, Copy)]
 struct BitReader<'a> {
     data: &'a [u8],
     /// The next byte not yet in `buffer`, counting the zeros read past the end.
@@ -326,6 +350,7 @@ impl<'a> BitReader<'a> {
 
     /// Fills the buffer to at least 56 bits. Fails when more than 8 bytes of zeros past the end
     /// would be needed: the stream ended inside a block.
+    #[inline(always)]
     fn refill(&mut self) -> Result<(), &'static str> {
         if let Some(word) = self.data.get(self.next_byte..self.next_byte + 8) {
             let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
