@@ -5,8 +5,9 @@
 //!
 //! libdeflate compressed 1.5x faster than zlib-rs here, with smaller output, but it only makes
 //! whole streams and takes no dictionary. So `deflate_blocks` rewrites each stream's end, and
-//! blocks are 1 MiB rather than pigz's 128 KiB primed with the previous 32 KiB: starting each
-//! block without history costs under 0.5 % of output size at that size.
+//! blocks are 1 MiB rather than pigz's 128 KiB primed with the previous 32 KiB: at that size
+//! the output is still smaller than zlib-rs's with priming (0.456 of a tar of /usr/lib at level
+//! 6, against 0.462 and pigz's 0.460).
 //!
 //! Block boundaries depend only on input offsets, and each block is handed to deflate in one
 //! call, so the output bytes depend only on the input and the level: not on the caller's write
