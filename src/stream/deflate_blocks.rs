@@ -478,6 +478,22 @@ mod tests {
     }
 
     #[test]
+    fn the_stored_block_is_placed_right_for_every_bit_offset_of_the_end() {
+        // Where the last block ends within its byte decides whether the empty stored block's
+        // header fits in that byte or needs one more: every offset must show up and decode.
+        let data = sample(20_000);
+        let mut offsets_seen = [false; 8];
+        for (level, len) in [1, 6, 9].into_iter().flat_map(|level| (3000..3100).map(move |len| (level, len))) {
+            let mut stream = libdeflate(level, &data[..len]);
+            offsets_seen[(final_block(&stream).unwrap().end_bit % 8) as usize] = true;
+            end_with_sync_flush(&mut stream).unwrap();
+            stream.extend_from_slice(&libdeflate(level, &data[len..]));
+            assert_eq!(inflate(&stream), data, "level {level}, first piece of {len} bytes");
+        }
+        assert_eq!(offsets_seen, [true; 8]);
+    }
+
+    #[test]
     fn malformed_streams_are_errors_and_never_panic() {
         let stream = libdeflate(6, &sample(200_000));
         for cut in [0, 1, 2, 10, stream.len() / 2, stream.len() - 1] {

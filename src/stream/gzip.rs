@@ -60,7 +60,10 @@ pub(crate) struct ParallelGzip {
 }
 
 impl ParallelGzip {
-    pub(crate) fn new(level: u32, threads: usize) -> ParallelGzip {
+    /// Starts the workers. `level` is one `Compression::validate` accepted (0–9).
+    pub(crate) fn new(level: u32, threads: usize) -> Result<ParallelGzip> {
+        let level = CompressionLvl::new(level as i32)
+            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("libdeflate refused gzip level {level}: {e:?}")))?;
         let threads = threads.max(1);
         let max_in_flight = (2 * threads as u64 + 2).min(MAX_IN_FLIGHT);
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
@@ -73,7 +76,7 @@ impl ParallelGzip {
                 std::thread::spawn(move || compress_blocks(level, &jobs, &done))
             })
             .collect();
-        ParallelGzip {
+        Ok(ParallelGzip {
             jobs: Some(job_tx),
             results: done_rx,
             workers,
@@ -85,7 +88,7 @@ impl ParallelGzip {
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,
-        }
+        })
     }
 
     /// Takes more input, handing full blocks to the workers and any finished output to `sink`.
@@ -173,9 +176,9 @@ fn worker_gone() -> Error {
     Error::new(ErrorKind::Io, "a gzip worker thread stopped unexpectedly")
 }
 
-fn compress_blocks(level: u32, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
+fn compress_blocks(level: CompressionLvl, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
     // libdeflate keeps no history between calls, so one compressor serves every block.
-    let mut compressor = CompressionLvl::new(level as i32).map(Compressor::new);
+    let mut compressor = Compressor::new(level);
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
@@ -184,10 +187,7 @@ fn compress_blocks(level: u32, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Do
         let Ok(job) = job else { return };
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
-        let compressed = match &mut compressor {
-            Ok(compressor) => compress_block(compressor, &job),
-            Err(_) => Err(Error::new(ErrorKind::InvalidArgument, format!("gzip level {level} is not 0 to 9"))),
-        };
+        let compressed = compress_block(&mut compressor, &job);
         if done.send(Done { seq: job.seq, compressed, crc }).is_err() {
             return;
         }
@@ -212,7 +212,7 @@ mod tests {
 
     fn gzip(input: &[u8], level: u32, threads: usize, piece: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        let mut gz = ParallelGzip::new(level, threads);
+        let mut gz = ParallelGzip::new(level, threads).unwrap();
         let mut sink = |bytes: &[u8]| -> Result<()> {
             out.extend_from_slice(bytes);
             Ok(())

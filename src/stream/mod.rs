@@ -137,7 +137,7 @@ impl Encoder {
     fn new(options: &LayerOptions) -> Result<Encoder> {
         options.compression.validate()?;
         Ok(match options.compression {
-            Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads())),
+            Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads())?),
             Compression::Zstd(level) => {
                 let zstd_error = |e: io::Error| Error::new(ErrorKind::Io, format!("zstd: {e}"));
                 let mut encoder = zstd::stream::raw::Encoder::new(level).map_err(zstd_error)?;
