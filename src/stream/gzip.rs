@@ -62,8 +62,9 @@ pub(crate) struct ParallelGzip {
 impl ParallelGzip {
     /// Starts the workers. `level` is one `Compression::validate` accepted (0–9).
     pub(crate) fn new(level: u32, threads: usize) -> Result<ParallelGzip> {
-        let level = CompressionLvl::new(level as i32)
-            .map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("libdeflate refused gzip level {level}: {e:?}")))?;
+        let level = CompressionLvl::new(level as i32).map_err(|e| {
+            Error::new(ErrorKind::InvalidArgument, format!("libdeflate refused gzip level {level}: {e:?}"))
+        })?;
         let threads = threads.max(1);
         let max_in_flight = (2 * threads as u64 + 2).min(MAX_IN_FLIGHT);
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
