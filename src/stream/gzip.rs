@@ -3,11 +3,10 @@
 //! it (the last with a finish), then stitched in order into one gzip member whose CRC is
 //! combined from the blocks' CRCs.
 //!
-//! libdeflate compressed 1.5x faster than zlib-rs here, with smaller output, but it only makes
-//! whole streams and takes no dictionary. So `deflate_blocks` rewrites each stream's end, and
-//! blocks are 1 MiB rather than pigz's 128 KiB primed with the previous 32 KiB: at that size
-//! the output is still smaller than zlib-rs's with priming (0.456 of a tar of /usr/lib at level
-//! 6, against 0.462 and pigz's 0.460).
+//! libdeflate compressed 1.5x faster than zlib-rs here, with smaller output, but it takes no
+//! dictionary. So blocks are 1 MiB rather than pigz's 128 KiB primed with the previous 32 KiB:
+//! at that size the output is still smaller than zlib-rs's with priming (0.456 of a tar of
+//! /usr/lib at level 6, against 0.462 and pigz's 0.460).
 //!
 //! Block boundaries depend only on input offsets, and each block is handed to deflate in one
 //! call, so the output bytes depend only on the input and the level: not on the caller's write
@@ -18,10 +17,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use libdeflater::{CompressionLvl, Compressor};
-
 use super::Sink;
-use super::deflate_blocks;
+use super::libdeflate::Compressor;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Input bytes per block (see above).
@@ -62,19 +59,19 @@ pub(crate) struct ParallelGzip {
 impl ParallelGzip {
     /// Starts the workers. `level` is one `Compression::validate` accepted (0–9).
     pub(crate) fn new(level: u32, threads: usize) -> Result<ParallelGzip> {
-        let level = CompressionLvl::new(level as i32).map_err(|e| {
-            Error::new(ErrorKind::InvalidArgument, format!("libdeflate refused gzip level {level}: {e:?}"))
-        })?;
         let threads = threads.max(1);
+        // Made here, so that a refused level is an error on the caller's thread.
+        let compressors = (0..threads).map(|_| Compressor::new(level)).collect::<Result<Vec<_>>>()?;
         let max_in_flight = (2 * threads as u64 + 2).min(MAX_IN_FLIGHT);
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
         let (done_tx, done_rx) = sync_channel::<Done>(max_in_flight as usize);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let workers = (0..threads)
-            .map(|_| {
+        let workers = compressors
+            .into_iter()
+            .map(|compressor| {
                 let jobs = Arc::clone(&job_rx);
                 let done = done_tx.clone();
-                std::thread::spawn(move || compress_blocks(level, &jobs, &done))
+                std::thread::spawn(move || compress_blocks(compressor, &jobs, &done))
             })
             .collect();
         Ok(ParallelGzip {
@@ -177,9 +174,9 @@ fn worker_gone() -> Error {
     Error::new(ErrorKind::Io, "a gzip worker thread stopped unexpectedly")
 }
 
-fn compress_blocks(level: CompressionLvl, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
-    // libdeflate keeps no history between calls, so one compressor serves every block.
-    let mut compressor = Compressor::new(level);
+/// A worker: compresses blocks until the job channel closes. libdeflate keeps no history between
+/// calls, so one compressor serves every block.
+fn compress_blocks(mut compressor: Compressor, jobs: &Mutex<Receiver<Job>>, done: &SyncSender<Done>) {
     loop {
         let job = match jobs.lock() {
             Ok(receiver) => receiver.recv(),
@@ -188,22 +185,11 @@ fn compress_blocks(level: CompressionLvl, jobs: &Mutex<Receiver<Job>>, done: &Sy
         let Ok(job) = job else { return };
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.data);
-        let compressed = compress_block(&mut compressor, &job);
+        let compressed = compressor.compress(&job.data, !job.last);
         if done.send(Done { seq: job.seq, compressed, crc }).is_err() {
             return;
         }
     }
-}
-
-fn compress_block(compressor: &mut Compressor, job: &Job) -> Result<Vec<u8>> {
-    let failed = |what: String| Error::new(ErrorKind::Io, format!("deflate failed on block {}: {what}", job.seq));
-    let mut out = vec![0; compressor.deflate_compress_bound(job.data.len())];
-    let len = compressor.deflate_compress(&job.data, &mut out).map_err(|e| failed(format!("{e:?}")))?;
-    out.truncate(len);
-    if !job.last {
-        deflate_blocks::end_with_sync_flush(&mut out).map_err(|e| failed(e.to_string()))?;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

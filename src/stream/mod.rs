@@ -3,8 +3,8 @@
 //! and size. Push mode (`LayerStream`) commits the compressed bytes to the store through an
 //! ingest writer; pull mode (`LayerReader`) hands them to the caller to read.
 
-mod deflate_blocks;
 mod gzip;
+mod libdeflate;
 pub mod tar_dir;
 
 use std::io::{self, Read};

@@ -88,6 +88,18 @@ libdeflate_deflate_compress(struct libdeflate_compressor *compressor,
 			    void *out, size_t out_nbytes_avail);
 
 /*
+ * ocicas: like libdeflate_deflate_compress(), but the stream is left open for
+ * more data, as zlib's Z_SYNC_FLUSH leaves it: no block has BFINAL set, and the
+ * output ends with an empty stored block, so it ends on a byte boundary and
+ * the blocks of another DEFLATE stream can follow it.  It takes up to 6 bytes
+ * more than libdeflate_deflate_compress_bound() allows for.
+ */
+LIBDEFLATEAPI size_t
+libdeflate_deflate_compress_open(struct libdeflate_compressor *compressor,
+				 const void *in, size_t in_nbytes,
+				 void *out, size_t out_nbytes_avail);
+
+/*
  * libdeflate_deflate_compress_bound() returns a worst-case upper bound on the
  * number of bytes of compressed data that may be produced by compressing any
  * buffer of length less than or equal to 'in_nbytes' using

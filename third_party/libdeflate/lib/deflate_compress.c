@@ -467,6 +467,12 @@ struct libdeflate_compressor {
 	size_t max_passthrough_size;
 
 	/*
+	 * ocicas: set while compressing a stream that is left open (see
+	 * libdeflate_deflate_compress_open()): no block gets BFINAL.
+	 */
+	bool leave_open;
+
+	/*
 	 * The maximum search depth: consider at most this many potential
 	 * matches at each position
 	 */
@@ -1744,6 +1750,8 @@ deflate_flush_block(struct libdeflate_compressor *c,
 	ASSERT(out_next <= os->end);
 	ASSERT(!os->overflow);
 
+	is_final_block = is_final_block && !c->leave_open;
+
 	/* Precompute the precode items and build the precode. */
 	deflate_precompute_huffman_header(c);
 
@@ -2391,7 +2399,7 @@ choose_max_block_end(const u8 *in_block_begin, const u8 *in_end,
  */
 static size_t
 deflate_compress_none(const u8 *in, size_t in_nbytes,
-		      u8 *out, size_t out_nbytes_avail)
+		      u8 *out, size_t out_nbytes_avail, bool is_final)
 {
 	const u8 *in_next = in;
 	const u8 * const in_end = in + in_nbytes;
@@ -2418,7 +2426,7 @@ deflate_compress_none(const u8 *in, size_t in_nbytes,
 		size_t len = UINT16_MAX;
 
 		if (in_end - in_next <= UINT16_MAX) {
-			bfinal = 1;
+			bfinal = is_final;
 			len = in_end - in_next;
 		}
 		if (out_end - out_next < 5 + len)
@@ -4027,20 +4035,16 @@ libdeflate_alloc_compressor(int compression_level)
 	return libdeflate_alloc_compressor_ex(compression_level, &defaults);
 }
 
-LIBDEFLATEAPI size_t
-libdeflate_deflate_compress(struct libdeflate_compressor *c,
-			    const void *in, size_t in_nbytes,
-			    void *out, size_t out_nbytes_avail)
+/*
+ * Compresses 'in' into 'out' as libdeflate_deflate_compress() does, or, with
+ * 'leave_open' (an ocicas change), leaves the stream open for more blocks.
+ */
+static size_t
+deflate_compress_stream(struct libdeflate_compressor *c,
+			const void *in, size_t in_nbytes,
+			void *out, size_t out_nbytes_avail, bool leave_open)
 {
 	struct deflate_output_bitstream os;
-
-	/*
-	 * For extremely short inputs, or for compression level 0, just output
-	 * uncompressed blocks.
-	 */
-	if (unlikely(in_nbytes <= c->max_passthrough_size))
-		return deflate_compress_none(in, in_nbytes,
-					     out, out_nbytes_avail);
 
 	/* Initialize the output bitstream structure. */
 	os.bitbuf = 0;
@@ -4048,27 +4052,76 @@ libdeflate_deflate_compress(struct libdeflate_compressor *c,
 	os.next = out;
 	os.end = os.next + out_nbytes_avail;
 	os.overflow = false;
-
-	/* Call the actual compression function. */
-	(*c->impl)(c, in, in_nbytes, &os);
-
-	/* Return 0 if the output buffer is too small. */
-	if (os.overflow)
-		return 0;
+	c->leave_open = leave_open;
 
 	/*
-	 * Write the final byte if needed.  This can't overflow the output
-	 * buffer because deflate_flush_block() would have set the overflow flag
-	 * if there wasn't enough space remaining for the full final block.
+	 * For extremely short inputs, or for compression level 0, just output
+	 * uncompressed blocks.  An open stream of no input needs no block
+	 * before the empty one that ends it.
 	 */
+	if (unlikely(in_nbytes <= c->max_passthrough_size)) {
+		if (in_nbytes != 0 || !leave_open) {
+			size_t n = deflate_compress_none(in, in_nbytes, out,
+							 out_nbytes_avail,
+							 !leave_open);
+			if (n == 0)
+				return 0;
+			os.next += n;
+		}
+	} else {
+		/* Call the actual compression function. */
+		(*c->impl)(c, in, in_nbytes, &os);
+
+		/* Return 0 if the output buffer is too small. */
+		if (os.overflow)
+			return 0;
+	}
 	ASSERT(os.bitcount <= 7);
-	if (os.bitcount) {
+
+	if (leave_open) {
+		/*
+		 * End with an empty stored block, as zlib's Z_SYNC_FLUSH does:
+		 * BFINAL 0 and BTYPE 00 (3 bits), padding to a byte boundary,
+		 * then LEN 0 and NLEN 0xFFFF.
+		 */
+		if (os.end - os.next < DIV_ROUND_UP(os.bitcount + 3, 8) + 4)
+			return 0;
+		*os.next++ = os.bitbuf;
+		if (os.bitcount > 5)
+			*os.next++ = 0;
+		put_unaligned_le32(0xFFFF0000, os.next);
+		os.next += 4;
+	} else if (os.bitcount) {
+		/*
+		 * Write the final byte if needed.  This can't overflow the
+		 * output buffer because deflate_flush_block() would have set
+		 * the overflow flag if there wasn't enough space remaining for
+		 * the full final block.
+		 */
 		ASSERT(os.next < os.end);
 		*os.next++ = os.bitbuf;
 	}
 
 	/* Return the compressed size in bytes. */
 	return os.next - (u8 *)out;
+}
+
+LIBDEFLATEAPI size_t
+libdeflate_deflate_compress(struct libdeflate_compressor *c,
+			    const void *in, size_t in_nbytes,
+			    void *out, size_t out_nbytes_avail)
+{
+	return deflate_compress_stream(c, in, in_nbytes, out, out_nbytes_avail,
+				       false);
+}
+
+LIBDEFLATEAPI size_t
+libdeflate_deflate_compress_open(struct libdeflate_compressor *c,
+				 const void *in, size_t in_nbytes,
+				 void *out, size_t out_nbytes_avail)
+{
+	return deflate_compress_stream(c, in, in_nbytes, out, out_nbytes_avail,
+				       true);
 }
 
 LIBDEFLATEAPI void
