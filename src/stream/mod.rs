@@ -523,6 +523,22 @@ mod tests {
     }
 
     #[test]
+    fn zstd_workers_follow_the_threads_asked_for_within_the_memory_bound() {
+        let asked = |threads| LayerOptions { threads, ..LayerOptions::default() };
+        assert_eq!(zstd_workers(3, &asked(1)), 1);
+        assert_eq!(zstd_workers(3, &asked(2)), 2);
+        // The default is every core and one spare, unless the bound allows fewer.
+        let cores = std::thread::available_parallelism().unwrap().get() as u32;
+        let most_at_level_1 = zstd_workers(1, &asked(1000));
+        assert!((2..1000).contains(&most_at_level_1), "{most_at_level_1}");
+        assert_eq!(zstd_workers(1, &asked(0)), (cores + 1).min(most_at_level_1));
+        // Higher levels have bigger tables, so fewer fit; from level 10 only one.
+        assert!(zstd_workers(6, &asked(1000)) < most_at_level_1);
+        assert_eq!(zstd_workers(10, &asked(8)), 1);
+        assert_eq!(zstd_workers(19, &asked(0)), 1);
+    }
+
+    #[test]
     fn zstd_bytes_do_not_depend_on_threads_or_write_sizes() {
         let input = input();
         let compress = |threads: usize, piece: usize| {
