@@ -1,11 +1,12 @@
 //! libdeflate's compressor, the only C in the library (third_party/libdeflate, built by build.rs).
-//! It is vendored for one addition: `libdeflate_deflate_compress_open`, which ends a stream the
-//! way zlib's sync flush does, so that independently compressed blocks join into one stream.
+//! It is vendored for one addition, `libdeflate_deflate_compress_part`: it compresses one part of
+//! a longer stream, primed with the 32 KiB before it and ended the way zlib's sync flush ends a
+//! part, so that parts compressed independently join into one stream (pigz's method).
 
 use std::ffi::{c_int, c_void};
 use std::ptr::NonNull;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, invalid_argument};
 
 /// libdeflate's `struct libdeflate_compressor`, only ever behind a pointer.
 #[repr(C)]
@@ -17,26 +18,23 @@ unsafe extern "C" {
     fn libdeflate_alloc_compressor(level: c_int) -> *mut RawCompressor;
     fn libdeflate_free_compressor(compressor: *mut RawCompressor);
     fn libdeflate_deflate_compress_bound(compressor: *mut RawCompressor, in_len: usize) -> usize;
-    fn libdeflate_deflate_compress(
+    fn libdeflate_deflate_compress_part(
         compressor: *mut RawCompressor,
-        input: *const c_void,
+        buf: *const c_void,
+        dict_len: usize,
         in_len: usize,
         out: *mut c_void,
         out_avail: usize,
-    ) -> usize;
-    fn libdeflate_deflate_compress_open(
-        compressor: *mut RawCompressor,
-        input: *const c_void,
-        in_len: usize,
-        out: *mut c_void,
-        out_avail: usize,
+        leave_open: c_int,
     ) -> usize;
 }
 
+/// The most history a part can be primed with: deflate's window.
+pub(super) const MAX_HISTORY: usize = 32 << 10;
 /// What an open stream's end (the empty stored block) may add to libdeflate's bound.
 const OPEN_END_BYTES: usize = 6;
 
-/// One libdeflate compressor at a fixed level. It keeps no history from one call to the next.
+/// One libdeflate compressor at a fixed level. It keeps nothing from one call to the next.
 pub(super) struct Compressor {
     raw: NonNull<RawCompressor>,
 }
@@ -46,29 +44,43 @@ pub(super) struct Compressor {
 unsafe impl Send for Compressor {}
 
 impl Compressor {
-    /// A compressor at `level` (libdeflate takes 0–12).
+    /// A compressor at `level`, 0–9 (libdeflate's 10–12 would ignore the history).
     pub(super) fn new(level: u32) -> Result<Compressor> {
-        let raw = c_int::try_from(level).map_or(std::ptr::null_mut(), |level| {
-            // SAFETY: plain call; NULL is returned for a bad level or no memory.
-            unsafe { libdeflate_alloc_compressor(level) }
-        });
+        let raw = match level {
+            // SAFETY: plain call; NULL is returned when there is no memory.
+            0..=9 => unsafe { libdeflate_alloc_compressor(level as c_int) },
+            _ => std::ptr::null_mut(),
+        };
         let raw = NonNull::new(raw)
             .ok_or_else(|| Error::new(ErrorKind::InvalidArgument, format!("libdeflate refused gzip level {level}")))?;
         Ok(Compressor { raw })
     }
 
-    /// Compresses `input` as one raw DEFLATE stream. With `leave_open` the stream is ended as a
-    /// sync flush ends it (no final block, an empty stored block last, byte-aligned), so the
-    /// blocks of another stream can follow; without, it is a complete stream.
-    pub(super) fn compress(&mut self, input: &[u8], leave_open: bool) -> Result<Vec<u8>> {
+    /// Compresses `buf[history..]` as one part of a raw DEFLATE stream whose preceding bytes are
+    /// `buf[..history]` (at most `MAX_HISTORY`): matches may reach back into them, as after
+    /// zlib's `deflateSetDictionary`. With `leave_open` the part ends as a sync flush ends it (no
+    /// final block, an empty stored block last, byte-aligned), so the next part can follow;
+    /// without, it ends the stream.
+    pub(super) fn compress(&mut self, buf: &[u8], history: usize, leave_open: bool) -> Result<Vec<u8>> {
+        if history > MAX_HISTORY || history > buf.len() {
+            return Err(invalid_argument(format!("a deflate history of {history} bytes (at most {MAX_HISTORY})")));
+        }
+        let in_len = buf.len() - history;
         // SAFETY: the compressor is live; the bound only reads it.
-        let capacity = unsafe { libdeflate_deflate_compress_bound(self.raw.as_ptr(), input.len()) } + OPEN_END_BYTES;
+        let capacity = unsafe { libdeflate_deflate_compress_bound(self.raw.as_ptr(), in_len) } + OPEN_END_BYTES;
         let mut out = Vec::<u8>::with_capacity(capacity);
-        let compress = if leave_open { libdeflate_deflate_compress_open } else { libdeflate_deflate_compress };
-        // SAFETY: `input` is readable for its length and `out` writable for its capacity;
-        // libdeflate writes at most `capacity` bytes and returns how many (0: did not fit).
+        // SAFETY: `buf` is readable for its length and `out` writable for its capacity; libdeflate
+        // writes at most `capacity` bytes and returns how many (0: did not fit).
         let len = unsafe {
-            compress(self.raw.as_ptr(), input.as_ptr().cast(), input.len(), out.as_mut_ptr().cast(), capacity)
+            libdeflate_deflate_compress_part(
+                self.raw.as_ptr(),
+                buf.as_ptr().cast(),
+                history,
+                in_len,
+                out.as_mut_ptr().cast(),
+                capacity,
+                c_int::from(leave_open),
+            )
         };
         if len == 0 {
             return Err(Error::new(ErrorKind::Io, "libdeflate's output exceeded its own bound"));
@@ -116,60 +128,90 @@ mod tests {
         (out, status == Status::StreamEnd)
     }
 
+    /// Compresses `whole` in parts ending at `ends`, each primed with up to 32 KiB before it.
+    fn compress_in_parts(compressor: &mut Compressor, whole: &[u8], ends: &[usize]) -> Vec<u8> {
+        let mut joined = Vec::new();
+        let mut start = 0;
+        for (i, &end) in ends.iter().enumerate() {
+            let history = start.min(MAX_HISTORY);
+            joined.extend(compressor.compress(&whole[start - history..end], history, i + 1 < ends.len()).unwrap());
+            start = end;
+        }
+        joined
+    }
+
     #[test]
-    fn an_open_stream_has_no_final_block_and_ends_in_an_empty_stored_block() {
-        for level in 0..=12 {
+    fn an_open_part_has_no_final_block_and_ends_in_an_empty_stored_block() {
+        for level in 0..=9 {
             let mut compressor = Compressor::new(level).unwrap();
             for len in [0, 1, 30, 300, 70_000, 700_000] {
                 let input = mixed(len);
-                let open = compressor.compress(&input, true).unwrap();
+                let open = compressor.compress(&input, 0, true).unwrap();
                 assert!(open.ends_with(&[0, 0, 0xff, 0xff]), "level {level}, {len} bytes");
                 let (inflated, ended) = inflate(&open, len);
                 assert!(inflated == input && !ended, "level {level}, {len} bytes");
-                let (inflated, ended) = inflate(&compressor.compress(&input, false).unwrap(), len);
+                let (inflated, ended) = inflate(&compressor.compress(&input, 0, false).unwrap(), len);
                 assert!(inflated == input && ended, "level {level}, {len} bytes, closed");
             }
         }
     }
 
+    /// Parts of every size, from empty to beyond the window, primed with what precedes them.
     #[test]
-    fn open_streams_and_a_closed_one_join_into_one_stream() {
-        let parts = [mixed(700_000), Vec::new(), mixed(1), mixed(300), mixed(90_000)];
-        for level in [0, 1, 2, 6, 9, 12] {
-            let mut compressor = Compressor::new(level).unwrap();
-            let mut joined = Vec::new();
-            for (i, part) in parts.iter().enumerate() {
-                joined.extend(compressor.compress(part, i + 1 < parts.len()).unwrap());
-            }
-            let (inflated, ended) = inflate(&joined, parts.iter().map(Vec::len).sum());
-            assert!(inflated == parts.concat() && ended, "level {level}");
+    fn parts_join_into_one_stream_of_the_whole() {
+        let whole = mixed(900_000);
+        let ends = [700_000, 700_000, 700_001, 700_300, 710_000, 900_000];
+        for level in [0, 1, 2, 6, 9] {
+            let joined = compress_in_parts(&mut Compressor::new(level).unwrap(), &whole, &ends);
+            let (inflated, ended) = inflate(&joined, whole.len());
+            assert!(inflated == whole && ended, "level {level}");
         }
     }
 
-    /// Whether the empty stored block's 3-bit header fits in the stream's last byte depends on
-    /// where in that byte the stream ended: 400 lengths reach every one of the 8 bit offsets.
+    /// Random bytes do not compress, unless the history holds them: then the part is all matches.
     #[test]
-    fn the_empty_stored_block_is_placed_right_wherever_the_stream_ends_in_its_byte() {
-        let tail = mixed(100);
+    fn matches_reach_back_into_the_history() {
+        let random = mixed(5_000);
+        let twice = [&random[..], &random[..]].concat();
+        for level in 1..=9 {
+            let mut compressor = Compressor::new(level).unwrap();
+            let unprimed = compressor.compress(&random, 0, false).unwrap();
+            let primed = compressor.compress(&twice, random.len(), false).unwrap();
+            assert!(unprimed.len() > 4_000 && primed.len() < 100, "level {level}: {} {}", unprimed.len(), primed.len());
+            let mut joined = compressor.compress(&random, 0, true).unwrap();
+            joined.extend(primed);
+            assert_eq!(inflate(&joined, twice.len()), (twice.clone(), true), "level {level}");
+        }
+    }
+
+    /// Whether the empty stored block's 3-bit header fits in the part's last byte depends on
+    /// where in that byte the part ended: 400 lengths reach every one of the 8 bit offsets.
+    #[test]
+    fn the_empty_stored_block_is_placed_right_wherever_the_part_ends_in_its_byte() {
         for level in [1, 6, 9] {
             let mut compressor = Compressor::new(level).unwrap();
             for len in 1000..1400 {
                 // Text, past the random bytes that would make stored (byte-aligned) blocks.
-                let input = mixed(10_000 + len).split_off(10_000);
-                let mut joined = compressor.compress(&input, true).unwrap();
-                joined.extend(compressor.compress(&tail, false).unwrap());
-                let (inflated, ended) = inflate(&joined, len + tail.len());
-                assert!(inflated == [&input[..], &tail].concat() && ended, "level {level}, {len} bytes");
+                let whole = mixed(10_000 + len + 100).split_off(10_000);
+                let joined = compress_in_parts(&mut compressor, &whole, &[len, whole.len()]);
+                assert_eq!(inflate(&joined, whole.len()), (whole, true), "level {level}, {len} bytes");
             }
         }
     }
 
     #[test]
-    fn a_level_libdeflate_does_not_have_is_an_invalid_argument() {
-        for level in [13, u32::MAX] {
+    fn a_level_over_9_or_a_history_over_32_kib_is_an_invalid_argument() {
+        for level in [10, 12, 13, u32::MAX] {
             let err = Compressor::new(level).err().unwrap();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument);
             assert!(err.to_string().contains(&format!("level {level}")), "{err}");
         }
+        let mut compressor = Compressor::new(6).unwrap();
+        let buf = mixed(MAX_HISTORY + 10);
+        for history in [MAX_HISTORY + 1, buf.len() + 1] {
+            let err = compressor.compress(&buf, history, true).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        }
+        assert!(compressor.compress(&buf, MAX_HISTORY, true).is_ok());
     }
 }

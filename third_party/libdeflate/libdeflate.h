@@ -88,16 +88,22 @@ libdeflate_deflate_compress(struct libdeflate_compressor *compressor,
 			    void *out, size_t out_nbytes_avail);
 
 /*
- * ocicas: like libdeflate_deflate_compress(), but the stream is left open for
- * more data, as zlib's Z_SYNC_FLUSH leaves it: no block has BFINAL set, and the
- * output ends with an empty stored block, so it ends on a byte boundary and
- * the blocks of another DEFLATE stream can follow it.  It takes up to 6 bytes
- * more than libdeflate_deflate_compress_bound() allows for.
+ * ocicas: compresses one part of a longer DEFLATE stream, as zlib does between
+ * deflateSetDictionary() and a Z_SYNC_FLUSH or Z_FINISH.  The input is
+ * buf[dict_nbytes .. dict_nbytes + in_nbytes); the dict_nbytes bytes before it
+ * (at most 32768: the stream's preceding data) prime the match finder, so
+ * matches may reach back into them.  Levels 10-12 ignore the dictionary.  With
+ * leave_open no block has BFINAL set and the output ends with an empty stored
+ * block, on a byte boundary, so the next part can follow it; then it takes up
+ * to 6 bytes more than libdeflate_deflate_compress_bound() allows for.
+ * Returns the compressed size, or 0 if it did not fit or dict_nbytes is too
+ * large.
  */
 LIBDEFLATEAPI size_t
-libdeflate_deflate_compress_open(struct libdeflate_compressor *compressor,
-				 const void *in, size_t in_nbytes,
-				 void *out, size_t out_nbytes_avail);
+libdeflate_deflate_compress_part(struct libdeflate_compressor *compressor,
+				 const void *buf, size_t dict_nbytes,
+				 size_t in_nbytes, void *out,
+				 size_t out_nbytes_avail, int leave_open);
 
 /*
  * libdeflate_deflate_compress_bound() returns a worst-case upper bound on the

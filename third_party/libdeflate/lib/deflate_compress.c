@@ -467,10 +467,12 @@ struct libdeflate_compressor {
 	size_t max_passthrough_size;
 
 	/*
-	 * ocicas: set while compressing a stream that is left open (see
-	 * libdeflate_deflate_compress_open()): no block gets BFINAL.
+	 * ocicas: for one call of libdeflate_deflate_compress_part(), whether
+	 * the stream is left open (no block gets BFINAL), and how many bytes
+	 * of dictionary precede the input in memory.
 	 */
 	bool leave_open;
+	size_t dict_nbytes;
 
 	/*
 	 * The maximum search depth: consider at most this many potential
@@ -2470,6 +2472,14 @@ deflate_compress_fastest(struct libdeflate_compressor * restrict c,
 
 	ht_matchfinder_init(&c->p.f.ht_mf);
 
+	/* ocicas: prime the match finder with the dictionary. */
+	if (c->dict_nbytes) {
+		in_cur_base = in - c->dict_nbytes;
+		ht_matchfinder_skip_bytes(&c->p.f.ht_mf, &in_cur_base,
+					  in_cur_base, in_end, c->dict_nbytes,
+					  &next_hash);
+	}
+
 	do {
 		/* Starting a new DEFLATE block */
 
@@ -2547,6 +2557,14 @@ deflate_compress_greedy(struct libdeflate_compressor * restrict c,
 
 	hc_matchfinder_init(&c->p.g.hc_mf);
 
+	/* ocicas: prime the match finder with the dictionary. */
+	if (c->dict_nbytes) {
+		in_cur_base = in - c->dict_nbytes;
+		hc_matchfinder_skip_bytes(&c->p.g.hc_mf, &in_cur_base,
+					  in_cur_base, in_end, c->dict_nbytes,
+					  next_hashes);
+	}
+
 	do {
 		/* Starting a new DEFLATE block */
 
@@ -2622,6 +2640,14 @@ deflate_compress_lazy_generic(struct libdeflate_compressor * restrict c,
 	u32 next_hashes[2] = {0, 0};
 
 	hc_matchfinder_init(&c->p.g.hc_mf);
+
+	/* ocicas: prime the match finder with the dictionary. */
+	if (c->dict_nbytes) {
+		in_cur_base = in - c->dict_nbytes;
+		hc_matchfinder_skip_bytes(&c->p.g.hc_mf, &in_cur_base,
+					  in_cur_base, in_end, c->dict_nbytes,
+					  next_hashes);
+	}
 
 	do {
 		/* Starting a new DEFLATE block */
@@ -4036,12 +4062,12 @@ libdeflate_alloc_compressor(int compression_level)
 }
 
 /*
- * Compresses 'in' into 'out' as libdeflate_deflate_compress() does, or, with
- * 'leave_open' (an ocicas change), leaves the stream open for more blocks.
+ * Compresses 'in' into 'out' as libdeflate_deflate_compress() does, or as one
+ * part of a longer stream (see libdeflate_deflate_compress_part()).
  */
 static size_t
 deflate_compress_stream(struct libdeflate_compressor *c,
-			const void *in, size_t in_nbytes,
+			const void *in, size_t dict_nbytes, size_t in_nbytes,
 			void *out, size_t out_nbytes_avail, bool leave_open)
 {
 	struct deflate_output_bitstream os;
@@ -4053,6 +4079,7 @@ deflate_compress_stream(struct libdeflate_compressor *c,
 	os.end = os.next + out_nbytes_avail;
 	os.overflow = false;
 	c->leave_open = leave_open;
+	c->dict_nbytes = dict_nbytes;
 
 	/*
 	 * For extremely short inputs, or for compression level 0, just output
@@ -4111,17 +4138,21 @@ libdeflate_deflate_compress(struct libdeflate_compressor *c,
 			    const void *in, size_t in_nbytes,
 			    void *out, size_t out_nbytes_avail)
 {
-	return deflate_compress_stream(c, in, in_nbytes, out, out_nbytes_avail,
-				       false);
+	return deflate_compress_stream(c, in, 0, in_nbytes, out,
+				       out_nbytes_avail, false);
 }
 
 LIBDEFLATEAPI size_t
-libdeflate_deflate_compress_open(struct libdeflate_compressor *c,
-				 const void *in, size_t in_nbytes,
-				 void *out, size_t out_nbytes_avail)
+libdeflate_deflate_compress_part(struct libdeflate_compressor *c,
+				 const void *buf, size_t dict_nbytes,
+				 size_t in_nbytes, void *out,
+				 size_t out_nbytes_avail, int leave_open)
 {
-	return deflate_compress_stream(c, in, in_nbytes, out, out_nbytes_avail,
-				       true);
+	if (dict_nbytes > MATCHFINDER_WINDOW_SIZE)
+		return 0;
+	return deflate_compress_stream(c, (const u8 *)buf + dict_nbytes,
+				       dict_nbytes, in_nbytes, out,
+				       out_nbytes_avail, leave_open != 0);
 }
 
 LIBDEFLATEAPI void
