@@ -1752,6 +1752,7 @@ deflate_flush_block(struct libdeflate_compressor *c,
 	ASSERT(out_next <= os->end);
 	ASSERT(!os->overflow);
 
+	/* ocicas: an open stream has no final block. */
 	is_final_block = is_final_block && !c->leave_open;
 
 	/* Precompute the precode items and build the precode. */
