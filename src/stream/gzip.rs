@@ -50,9 +50,8 @@ pub(crate) struct ParallelGzip {
     next_emit: u64,
     ready: BTreeMap<u64, Done>,
     max_in_flight: u64,
-    /// The block being filled, after `history` bytes of the one before.
+    /// The block being filled, after `history()` bytes of the input before it.
     block: Vec<u8>,
-    history: usize,
     crc: crc32fast::Hasher,
     total_in: u64,
     header_written: bool,
@@ -85,7 +84,6 @@ impl ParallelGzip {
             ready: BTreeMap::new(),
             max_in_flight,
             block: Vec::with_capacity(BLOCK_SIZE),
-            history: 0,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,
@@ -95,10 +93,10 @@ impl ParallelGzip {
     /// Takes more input, handing full blocks to the workers and any finished output to `sink`.
     pub(crate) fn write(&mut self, mut input: &[u8], sink: &mut Sink<'_>) -> Result<()> {
         while !input.is_empty() {
-            let take = (self.history + BLOCK_SIZE - self.block.len()).min(input.len());
+            let take = (self.history() + BLOCK_SIZE - self.block.len()).min(input.len());
             self.block.extend_from_slice(&input[..take]);
             input = &input[take..];
-            if self.block.len() == self.history + BLOCK_SIZE {
+            if self.block.len() == self.history() + BLOCK_SIZE {
                 self.submit(false, sink)?;
             }
         }
@@ -123,10 +121,10 @@ impl ParallelGzip {
         while self.next_seq - self.next_emit >= self.max_in_flight {
             self.emit_ready(true, sink)?;
         }
+        let history = self.history();
         let mut next = Vec::with_capacity(MAX_HISTORY + BLOCK_SIZE);
         next.extend_from_slice(&self.block[self.block.len().saturating_sub(MAX_HISTORY)..]);
         let data = std::mem::replace(&mut self.block, next);
-        let history = std::mem::replace(&mut self.history, self.block.len());
         self.total_in += (data.len() - history) as u64;
         let job = Job { seq: self.next_seq, data, history, last };
         let jobs =
@@ -134,6 +132,11 @@ impl ParallelGzip {
         jobs.send(job).map_err(|_| worker_gone())?;
         self.next_seq += 1;
         Ok(())
+    }
+
+    /// How much of the input before the block being filled starts it: the last 32 KiB.
+    fn history(&self) -> usize {
+        self.total_in.min(MAX_HISTORY as u64) as usize
     }
 
     /// Writes finished blocks to `sink` in order; with `wait`, blocks until at least the next
@@ -201,6 +204,7 @@ fn compress_blocks(mut compressor: Compressor, jobs: &Mutex<Receiver<Job>>, done
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::xorshift;
     use std::io::Read;
 
     fn gzip(input: &[u8], level: u32, threads: usize, piece: usize) -> Vec<u8> {
@@ -241,12 +245,11 @@ mod tests {
     fn sample(len: usize) -> Vec<u8> {
         // Compressible but not trivial: words from a small pseudo-random generator.
         let words: [&[u8]; 6] = [b"layer ", b"tar ", b"blob ", b"digest ", b"oci ", b"\n"];
-        let mut state = 0x2545F4914F6CDD1Du64;
         let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+        for state in xorshift(0x2545F4914F6CDD1D) {
+            if out.len() >= len {
+                break;
+            }
             out.extend_from_slice(words[(state % 6) as usize]);
             out.push((state >> 32) as u8);
         }
@@ -258,15 +261,7 @@ mod tests {
     fn each_block_is_primed_with_the_32_kib_before_it() {
         // Random bytes, then their last 16 KiB again as the next block: only a block primed with
         // the one before can make those a match (16 KiB back) instead of 16 KiB of stored bytes.
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut input: Vec<u8> = (0..BLOCK_SIZE)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let mut input: Vec<u8> = xorshift(0x9e37_79b9_7f4a_7c15).take(BLOCK_SIZE).map(|state| state as u8).collect();
         input.extend_from_within(BLOCK_SIZE - MAX_HISTORY / 2..);
         let compressed = gzip(&input, 6, 2, 1 << 16);
         assert!(compressed.len() < BLOCK_SIZE + 2_000, "{} bytes", compressed.len());

@@ -101,16 +101,16 @@ impl Drop for Compressor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::xorshift;
     use flate2::{Decompress, FlushDecompress, Status};
 
     /// Stored, fixed and dynamic blocks in one input: random bytes, runs, and text.
     fn mixed(len: usize) -> Vec<u8> {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+        for state in xorshift(0x2545_f491_4f6c_dd1d) {
+            if out.len() >= len {
+                break;
+            }
             match (out.len() / 5000) % 3 {
                 0 => out.extend_from_slice(&state.to_le_bytes()),
                 1 => out.extend_from_slice(b"aaaaaaaa"),

@@ -217,6 +217,17 @@ fn zstd_workers(level: i32, options: &LayerOptions) -> u32 {
     (ZSTD_WORKERS_MEMORY / per_worker).clamp(1, wanted) as u32
 }
 
+/// A xorshift64 sequence from `state`: deterministic data for the compressors' tests.
+#[cfg(test)]
+fn xorshift(mut state: u64) -> impl Iterator<Item = u64> {
+    std::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    })
+}
+
 fn zstd_failed(err: io::Error) -> Error {
     Error::new(ErrorKind::Io, format!("zstd compression failed: {err}"))
 }
