@@ -108,6 +108,12 @@
 #define OCICAS_LIMIT_WALK_DEPTH 6
 
 /**
+ * `ocicas_fsck_ext` flag: also decompress every layer of every image (gzip, zstd or plain,
+ * by its media type) and check it against the DiffID its config gives it.
+ */
+#define OCICAS_FSCK_DEEP 1
+
+/**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
  * `ocicas_writer_commit`.
  */
@@ -817,11 +823,7 @@ ocicas_status ocicas_engine_set_limit(struct ocicas_engine *engine, uint32_t lim
 const char *ocicas_last_error_message(void);
 
 /**
- * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
- * is stored with its declared size and parses as its media type. `*out_report` receives JSON
- * `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N}` (free with
- * `ocicas_string_free`). Problems found are not an error: the status is `OCICAS_OK` and
- * `sound` is false.
+ * Checks the layout, `ocicas_fsck_ext` with no flags.
  *
  * # Safety
  * `engine` is a live engine; `out_report` writable.
@@ -829,11 +831,48 @@ const char *ocicas_last_error_message(void);
 ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
 
 /**
+ * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
+ * (OCI and Docker indexes and manifests, OCI artifact manifests, Docker schema 1, and the
+ * descriptor-shaped objects of JSON of unknown media types) is stored with its declared size
+ * and parses as the media type it is reached with; descriptors' `data` match their blobs; ref
+ * names are unique; image manifests have a config and layers of the right kinds and a config
+ * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
+ * concurrent tags and GCs never show as problems. `flags` is 0 or `OCICAS_FSCK_DEEP`.
+ * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
+ * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
+ * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
+ * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
+ * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
+ * `OCICAS_ERR_IO`.
+ *
+ * # Safety
+ * `engine` is a live engine; `out_report` writable.
+ */
+ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
+                              uint32_t flags,
+                              char **out_report);
+
+/**
  * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
- * `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
- * `ocicas.gc.ref.*`. Safe while other processes write: a blob committed (or committed again)
- * within about a second of the GC's start, or during it, is kept with everything it
- * references, so a writer may commit first and tag or lease next. `options` may be NULL.
+ * `ocicas.gc.root`, ingests in progress. Edges: labels `ocicas.gc.ref.*`, and the descriptors
+ * of every document, read by the media type it is reached with, whatever reached it first:
+ * - OCI index and manifest, OCI artifact manifest (`blobs`), Docker manifest list and schema 2
+ *   manifest, and `subject` in each: their descriptors; Docker schema 1 (`…manifest.v1+json`,
+ *   `…v1+prettyjws`): the `fsLayers[].blobSum` digests;
+ * - layers (`application/vnd.oci.image.layer.*`, `application/vnd.docker.image.rootfs.*`):
+ *   none, they are not read;
+ * - any other media type, or none (leases, labels, ingests): a blob that is JSON within the
+ *   JSON limit (whitespace before it allowed) is parsed as the type it names or shows, and
+ *   failing that, every object in it with a `mediaType`, a `digest` and a `size` is followed.
+ *   A blob that is not JSON is a leaf.
+ *
+ * A reachable index or manifest, or a blob of a media type without a parser, that cannot be
+ * read, does not parse, has another size than declared or nests deeper than the walk depth
+ * limit makes the run remove nothing and fail with `OCICAS_ERR_INVALID_IMAGE` naming it and
+ * the path to it. A missing child is reported, not fatal. Safe while other processes write: a
+ * blob committed (or committed again) within about a second of the GC's start, or during it, is
+ * kept with everything it references, so a writer may commit first and tag or lease next.
+ * `options` may be NULL.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -1015,9 +1054,13 @@ ocicas_status ocicas_ingest_abort(const struct ocicas_engine *engine, const char
 /**
  * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
  * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
- * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`). Putting an equal
- * descriptor again is `OCICAS_OK`; a different one is `OCICAS_ERR_CLOBBER` unless `force`.
- * `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the OCI ref.name grammar or bad JSON.
+ * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
+ * media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
+ * (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
+ * media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
+ * tool left on several equal entries then ends on one); a different one is
+ * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
+ * OCI ref.name grammar or bad JSON.
  *
  * # Safety
  * `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.

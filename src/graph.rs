@@ -1,49 +1,165 @@
-//! The image graph: which blobs a descriptor leads to. fsck checks what it finds on the way;
-//! GC marks it.
+//! The image graph: which blobs a root leads to. fsck checks what it finds on the way; GC
+//! marks it.
+//!
+//! How a blob is read depends only on the media type it is reached with, never on what reached
+//! it first: each (digest, way of reading, declared size) is visited once, so a manifest reached
+//! untyped from a lease and typed from index.json is parsed as a manifest either way. The walk
+//! is breadth-first, so each is visited at its shallowest depth. The ways of reading:
+//! - a document media type (`spec::is_document_media_type`): parsed as that type; its children
+//!   are its descriptors (Docker schema 1: its `fsLayers`);
+//! - a layer media type (`spec::is_layer_media_type`): a leaf, never read;
+//! - any other media type, or none (leases, labels, ingests, blobs committed during GC): a blob
+//!   that is JSON (its first byte past whitespace opens an object or array, it parses, and it is
+//!   within the JSON limit) is a document, parsed as the type it names or shows
+//!   (`spec::media_type_of`) when that type has a parser and it parses as one; otherwise its
+//!   children are every object in it shaped like a descriptor (`mediaType`, `digest`, `size`).
+//!   Anything else is a leaf.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+
+use serde_json::Value;
 
 use crate::digest::Digest;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Engine;
-use crate::spec::{Descriptor, Document, detect_media_type, is_document_media_type, parse_document};
+use crate::spec::{
+    Child, Descriptor, Document, ImageIndex, descriptor_shaped_objects, is_document_media_type, is_layer_media_type,
+    is_manifest_media_type, media_type_of, parse_document,
+};
+
+/// One arrival at a blob.
+#[derive(Debug, Clone)]
+pub(crate) struct Reached {
+    pub digest: Digest,
+    /// Empty when the referrer does not say.
+    pub media_type: String,
+    /// None when the referrer does not say.
+    pub size: Option<u64>,
+    /// The document this is a child of; None for a root.
+    pub parent: Option<Digest>,
+    /// How it was reached: the root's name, then the digest of each document on the way.
+    pub path: Rc<str>,
+    depth: u64,
+}
+
+impl Reached {
+    /// A root that says what it points at.
+    pub(crate) fn root(descriptor: &Descriptor, name: String) -> Reached {
+        Reached::from_child(Child::from(descriptor), name)
+    }
+
+    /// A root that names a blob only (a lease, a label, an ingest, a blob committed during GC).
+    pub(crate) fn untyped(digest: Digest, name: String) -> Reached {
+        Reached::from_child(Child { digest, media_type: String::new(), size: None }, name)
+    }
+
+    fn from_child(child: Child, name: String) -> Reached {
+        Reached {
+            digest: child.digest,
+            media_type: child.media_type,
+            size: child.size,
+            parent: None,
+            path: Rc::from(name),
+            depth: 0,
+        }
+    }
+
+    /// The blob and the way to it, for reports: `sha256:… (media type) reached by PATH`.
+    pub(crate) fn describe(&self) -> String {
+        let media_type = if self.media_type.is_empty() { String::new() } else { format!(" ({})", self.media_type) };
+        format!("{}{media_type} reached by {}", self.digest, self.path)
+    }
+}
+
+/// The roots index.json gives, each named by its ref name or, untagged, its position.
+pub(crate) fn index_roots(index: &ImageIndex) -> Vec<Reached> {
+    index.manifests.iter().enumerate().map(|(position, d)| Reached::root(d, index_entry_name(d, position))).collect()
+}
+
+/// How reports name entry `position` of index.json.
+pub(crate) fn index_entry_name(descriptor: &Descriptor, position: usize) -> String {
+    match descriptor.ref_name() {
+        Some(name) => format!("index.json {name:?}"),
+        None => format!("index.json entry {position}"),
+    }
+}
+
+/// The report of a blob the walk did not find: `blob D (MEDIA TYPE) referenced by PATH is missing`.
+pub(crate) fn missing_line(reached: &Reached) -> String {
+    let media_type = if reached.media_type.is_empty() { String::new() } else { format!(" ({})", reached.media_type) };
+    format!("blob {}{media_type} referenced by {} is missing", reached.digest, reached.path)
+}
+
+/// Whether a blob reached with `media_type` may have children the walk has to know: a manifest
+/// or index, or a media type without a parser. Not a config or layer, and not an untyped
+/// arrival, which is followed when it reads as a document and is otherwise a leaf.
+pub(crate) fn may_have_children(media_type: &str) -> bool {
+    is_manifest_media_type(media_type) || ReadAs::of(media_type) == ReadAs::Sniff && !media_type.is_empty()
+}
 
 /// What the walk found at one node.
-pub(crate) enum Node {
+pub(crate) enum Node<'d> {
     /// The blob is not stored.
     Missing,
     /// The blob is stored but not with the declared size; its children are not followed.
     SizeMismatch(u64),
-    /// A stored blob that is not a document (a layer, or a media type without a parser).
+    /// A stored blob that is not a document (a layer, or a blob of another type that is not JSON).
     Leaf,
     /// A parsed document; its children are walked next.
-    Document,
-    /// A document that could not be read or parsed; its children are unknown.
+    Document(&'d Document),
+    /// JSON of a media type without a parser; its objects shaped like descriptors (this many)
+    /// are walked next.
+    UnknownJson(usize),
+    /// A blob that could not be read, or a document that does not parse as its media type; its
+    /// children are unknown.
     Unreadable(Error),
-    /// An index or manifest nested too deep for `Limits::follows_children_at`; its children are
-    /// not followed (a cycle cannot be built from digests, but a very deep chain can be crafted).
+    /// A document with children nested too deep for `Limits::follows_children_at`; they are not
+    /// followed (a cycle cannot be built from digests, but a very deep chain can be crafted).
     TooDeep,
 }
 
-/// The report of a blob the walk did not find: `blob D (MEDIA TYPE) referenced by P is missing`.
-pub(crate) fn missing_line(descriptor: &Descriptor, parent: &str) -> String {
-    let media_type =
-        if descriptor.media_type.is_empty() { String::new() } else { format!(" ({})", descriptor.media_type) };
-    format!("blob {}{media_type} referenced by {parent} is missing", descriptor.digest)
+/// How a blob is read, by the media type it is reached with (see the module comment).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ReadAs {
+    Parse(String),
+    Layer,
+    Sniff,
 }
 
-/// A depth-bounded walk that visits every digest once, however many parents share it.
+impl ReadAs {
+    fn of(media_type: &str) -> ReadAs {
+        if is_document_media_type(media_type) {
+            ReadAs::Parse(media_type.to_owned())
+        } else if is_layer_media_type(media_type) {
+            ReadAs::Layer
+        } else {
+            ReadAs::Sniff
+        }
+    }
+}
+
+/// What reading a blob gave.
+enum Content {
+    Leaf,
+    Document(Box<Document>),
+    UnknownJson(Vec<Child>),
+}
+
+/// A breadth-first walk that visits every (digest, way of reading, declared size) once, however
+/// many parents share it.
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,
-    /// Every digest reached, with its stored size (0 when it is not stored).
+    /// Every digest reached and found stored, with its stored size.
     pub visited: HashMap<Digest, u64>,
+    seen: HashSet<(Digest, ReadAs, Option<u64>)>,
     /// Extra edges from labels (`ocicas.gc.ref.*`), by source digest.
     label_edges: HashMap<Digest, Vec<Digest>>,
 }
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        GraphWalk { engine, visited: HashMap::new(), label_edges }
+        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges }
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping).
@@ -51,84 +167,131 @@ impl<'e> GraphWalk<'e> {
         self.label_edges = label_edges;
     }
 
-    /// Walks from `roots` (each with a name for its parent, used in reports), calling
-    /// `on_node(descriptor, parent, node)` once per newly visited digest.
-    pub(crate) fn walk(&mut self, roots: Vec<(Descriptor, String)>, mut on_node: impl FnMut(&Descriptor, &str, Node)) {
+    /// Walks from `roots`, calling `on_node` once per newly seen arrival.
+    pub(crate) fn walk(&mut self, roots: Vec<Reached>, mut on_node: impl FnMut(&Reached, Node<'_>)) {
         let limits = *self.engine.limits();
-        let mut pending: Vec<(Descriptor, String, u64)> = roots.into_iter().map(|(d, p)| (d, p, 0)).collect();
-        while let Some((descriptor, parent, depth)) = pending.pop() {
-            if self.visited.contains_key(&descriptor.digest) {
+        let mut pending: VecDeque<Reached> = roots.into();
+        while let Some(reached) = pending.pop_front() {
+            let read_as = ReadAs::of(&reached.media_type);
+            let key = (reached.digest.clone(), read_as.clone(), reached.size);
+            if !self.seen.insert(key.clone()) {
                 continue;
             }
-            self.visited.insert(descriptor.digest.clone(), 0);
-            let digest_text = descriptor.digest.to_string();
-            // Label targets carry no media type or size: they are walked untyped (see sniff_document).
-            for target in self.label_edges.get(&descriptor.digest).into_iter().flatten() {
-                pending.push((Descriptor::new("", target.clone(), 0), format!("a label of {digest_text}"), depth + 1));
-            }
-            let size = match self.engine.blob_size(&descriptor.digest) {
-                Ok(size) => {
-                    self.visited.insert(descriptor.digest.clone(), size);
-                    size
-                }
+            let stored = match self.engine.blob_size(&reached.digest) {
+                Ok(size) => size,
                 Err(err) if err.kind() == ErrorKind::NotFound => {
-                    // Not visited after all: a later walk (GC's second, under the lock) must
-                    // follow it if it has been committed meanwhile.
-                    self.visited.remove(&descriptor.digest);
-                    on_node(&descriptor, &parent, Node::Missing);
+                    // Not seen after all: a later walk (GC's second, under the lock) must follow
+                    // it if it has been committed meanwhile.
+                    self.seen.remove(&key);
+                    on_node(&reached, Node::Missing);
                     continue;
                 }
                 Err(err) => {
-                    on_node(&descriptor, &parent, Node::Unreadable(err));
+                    on_node(&reached, Node::Unreadable(err));
                     continue;
                 }
             };
-            let untyped = descriptor.media_type.is_empty();
-            if size != descriptor.size && !untyped {
-                on_node(&descriptor, &parent, Node::SizeMismatch(size));
+            if self.visited.insert(reached.digest.clone(), stored).is_none() {
+                // Label targets carry no media type or size: they are walked untyped.
+                let targets = self.label_edges.get(&reached.digest).into_iter().flatten();
+                let name = format!("{} > label of {}", reached.path, reached.digest);
+                for target in targets {
+                    pending.push_back(Reached {
+                        depth: reached.depth + 1,
+                        ..Reached::untyped(target.clone(), name.clone())
+                    });
+                }
+            }
+            if reached.size.is_some_and(|declared| declared != stored) {
+                on_node(&reached, Node::SizeMismatch(stored));
                 continue;
             }
-            let document = if untyped {
-                self.sniff_document(&descriptor.digest, size)
-            } else if is_document_media_type(&descriptor.media_type) {
-                Some(self.engine.read_document(&descriptor))
-            } else {
-                None
+            let content = match &read_as {
+                ReadAs::Layer => Ok(Content::Leaf),
+                ReadAs::Parse(media_type) => {
+                    let descriptor = Descriptor::new(media_type.clone(), reached.digest.clone(), stored);
+                    self.engine.read_document(&descriptor).map(|document| Content::Document(Box::new(document)))
+                }
+                ReadAs::Sniff => self.sniff(&reached.digest, stored),
             };
-            match document {
-                None => on_node(&descriptor, &parent, Node::Leaf),
-                Some(Err(err)) if err.kind() == ErrorKind::NotFound => {
+            let content = match content {
+                Ok(content) => content,
+                Err(err) if err.kind() == ErrorKind::NotFound => {
                     // Deleted since its size was read: as missing as if it never was.
-                    self.visited.remove(&descriptor.digest);
-                    on_node(&descriptor, &parent, Node::Missing);
+                    self.seen.remove(&key);
+                    self.visited.remove(&reached.digest);
+                    on_node(&reached, Node::Missing);
+                    continue;
                 }
-                Some(Err(err)) => on_node(&descriptor, &parent, Node::Unreadable(err)),
-                Some(Ok(Document::Index(_) | Document::Manifest(_))) if !limits.follows_children_at(depth) => {
-                    on_node(&descriptor, &parent, Node::TooDeep)
+                Err(err) => {
+                    on_node(&reached, Node::Unreadable(err));
+                    continue;
                 }
-                Some(Ok(document)) => {
-                    on_node(&descriptor, &parent, Node::Document);
-                    pending
-                        .extend(document.children().into_iter().map(|c| (c.clone(), digest_text.clone(), depth + 1)));
+            };
+            let children = match &content {
+                Content::Leaf => {
+                    on_node(&reached, Node::Leaf);
+                    continue;
                 }
+                Content::Document(document) => document.children(),
+                Content::UnknownJson(children) => children.clone(),
+            };
+            if !children.is_empty() && !limits.follows_children_at(reached.depth) {
+                on_node(&reached, Node::TooDeep);
+                continue;
             }
+            match &content {
+                Content::Document(document) => on_node(&reached, Node::Document(document)),
+                _ => on_node(&reached, Node::UnknownJson(children.len())),
+            }
+            let path: Rc<str> = Rc::from(format!("{} > {}", reached.path, reached.digest));
+            pending.extend(children.into_iter().map(|child| Reached {
+                digest: child.digest,
+                media_type: child.media_type,
+                size: child.size,
+                parent: Some(reached.digest.clone()),
+                path: path.clone(),
+                depth: reached.depth + 1,
+            }));
         }
     }
 
-    /// An untyped node (from a lease or label) is followed when it is a JSON document that
-    /// names or shows its media type; anything else is a leaf.
-    fn sniff_document(&self, digest: &Digest, size: u64) -> Option<crate::Result<Document>> {
-        if size > self.engine.max_json_size() {
-            return None;
+    /// Reads a blob of a media type without a parser, or of none (see the module comment).
+    fn sniff(&self, digest: &Digest, size: u64) -> Result<Content> {
+        let limit = self.engine.max_json_size();
+        if size > limit || !self.starts_like_json(digest, size)? {
+            return Ok(Content::Leaf);
         }
-        // One byte decides for most layers, before the whole blob is read and verified.
-        let mut first = [0u8; 1];
-        self.engine.open_blob(digest).ok()?.read_at(&mut first, 0).ok()?;
-        if first != *b"{" {
-            return None;
+        let bytes = self.engine.read_blob(digest, limit)?;
+        let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(Content::Leaf);
+        };
+        let typed = media_type_of(&value)
+            .filter(|media_type| is_document_media_type(media_type))
+            .and_then(|media_type| parse_document(&media_type, &bytes).ok());
+        Ok(match typed {
+            Some(document) => Content::Document(Box::new(document)),
+            None => Content::UnknownJson(descriptor_shaped_objects(&value)),
+        })
+    }
+
+    /// Whether the blob's first byte past JSON whitespace opens an object or an array: one
+    /// small read decides for most layers, before the whole blob is read and verified.
+    fn starts_like_json(&self, digest: &Digest, size: u64) -> Result<bool> {
+        let reader = self.engine.open_blob(digest)?;
+        let mut buf = [0u8; 4096];
+        let mut offset = 0;
+        // `size` is within the JSON limit, so this reads at most that many bytes.
+        while offset < size {
+            let n = reader.read_at(&mut buf, offset)?;
+            if n == 0 {
+                break;
+            }
+            if let Some(byte) = buf[..n].iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+                return Ok(matches!(byte, b'{' | b'['));
+            }
+            offset += n as u64;
         }
-        let bytes = self.engine.read_blob(digest, self.engine.max_json_size()).ok()?;
-        let media_type = detect_media_type(&bytes).filter(|m| is_document_media_type(m))?;
-        Some(parse_document(&media_type, &bytes))
+        Ok(false)
     }
 }

@@ -24,7 +24,7 @@ pub use content::{BlobInfo, BlobReader, Labels, StoredBlob};
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, ErrorKind, Result};
 pub use filters::Filters;
-pub use fsck::FsckReport;
+pub use fsck::{FsckOptions, FsckReport};
 pub use gc::{GcOptions, GcReport, Lease, LeaseResource};
 pub use ingest::{CopySource, IngestStatus, IngestWriter, WriterOptions};
 pub use layout::{Engine, Limits, OpenOptions};

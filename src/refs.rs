@@ -4,7 +4,7 @@
 
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
 use crate::layout::Engine;
-use crate::spec::{ANNOTATION_REF_NAME, Descriptor};
+use crate::spec::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, is_document_media_type, unusable_entry_ref_name};
 
 /// Checks a reference name against the grammar of the OCI `ref.name` annotation:
 /// `component ("/" component)*`, `component = alphanum (separator alphanum)*`,
@@ -58,35 +58,45 @@ pub enum RefUpdate<'a> {
 impl Engine {
     /// Points `name` at `descriptor`. Idempotent for an equal descriptor; `Clobber` when the
     /// name points elsewhere and `force` is false. The target blob must be stored with the
-    /// size the descriptor declares.
+    /// size the descriptor declares and, for a document media type, parse as that type.
     pub fn ref_put(&self, name: &str, descriptor: &Descriptor, force: bool) -> Result<()> {
         self.ref_update(name, descriptor, if force { RefUpdate::Force } else { RefUpdate::NoClobber })
     }
 
-    /// Points `name` at `descriptor` when `condition` holds (see `RefUpdate`).
+    /// Points `name` at `descriptor` when `condition` holds (see `RefUpdate`). A name that
+    /// other tools left on several entries ends on one: without force, only when they are all
+    /// equal to `descriptor`.
     pub fn ref_update(&self, name: &str, descriptor: &Descriptor, condition: RefUpdate<'_>) -> Result<()> {
         validate_ref_name(name)?;
         let _lock = self.lock_exclusive()?;
         let entry = self.index_entry(name, descriptor)?;
         let mut index = self.read_index()?;
         let existing: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(name)).collect();
-        if existing.len() == 1 && *existing[0] == entry {
+        let unusable = index.unusable_manifests.iter().filter(|e| unusable_entry_ref_name(e) == Some(name)).count();
+        let all_equal = unusable == 0 && !existing.is_empty() && existing.iter().all(|d| **d == entry);
+        if all_equal && existing.len() == 1 {
             return Ok(());
         }
         let current = existing.last().map(|d| &d.digest);
-        let allowed = match condition {
-            RefUpdate::Force => true,
-            RefUpdate::NoClobber => current.is_none(),
-            RefUpdate::IfCurrent(expected) => current == expected,
-        };
+        let allowed = all_equal
+            || match condition {
+                RefUpdate::Force => true,
+                RefUpdate::NoClobber => existing.is_empty() && unusable == 0,
+                RefUpdate::IfCurrent(expected) => unusable == 0 && current == expected,
+            };
         if !allowed {
             let now = current.map_or("nothing".to_owned(), |d| d.to_string());
+            let entries = existing.len() + unusable;
+            let ambiguous =
+                if entries > 1 { format!(" (and is on {entries} entries of index.json)") } else { String::new() };
             return Err(Error::new(
                 ErrorKind::Clobber,
-                format!("reference {name:?} points at {now}, not what this update expected; use force to move it"),
+                format!(
+                    "reference {name:?} points at {now}{ambiguous}, not what this update expected; use force to move it"
+                ),
             ));
         }
-        index.manifests.retain(|d| d.ref_name() != Some(name));
+        remove_ref(&mut index, name);
         index.manifests.push(entry);
         self.write_index(&index)
     }
@@ -100,14 +110,18 @@ impl Engine {
         let _lock = self.lock_exclusive()?;
         let entries = refs.iter().map(|(name, d)| self.index_entry(name, d)).collect::<Result<Vec<_>>>()?;
         let mut index = self.read_index()?;
-        index.manifests.retain(|d| !refs.iter().any(|(name, _)| d.ref_name() == Some(name)));
+        for (name, _) in refs {
+            remove_ref(&mut index, name);
+        }
         index.manifests.extend(entries);
         self.write_index(&index)
     }
 
     /// The index.json entry of tag `name`: `descriptor` with its ref-name annotation, once the
-    /// blob is found stored at the size it declares. Called under the exclusive lock, the lock
-    /// a GC sweep holds, so a tag never points at a blob swept in between.
+    /// blob is found stored at the size it declares and, when its media type is a document's,
+    /// parsing as one: a tag never names bytes as what they are not (GC and fsck would refuse
+    /// the whole store for it). Called under the exclusive lock, the lock a GC sweep holds, so
+    /// a tag never points at a blob swept in between.
     fn index_entry(&self, name: &str, descriptor: &Descriptor) -> Result<Descriptor> {
         let stored_size = self.blob_size(&descriptor.digest)?;
         if stored_size != descriptor.size {
@@ -118,6 +132,9 @@ impl Engine {
                     descriptor.digest, descriptor.size
                 ),
             ));
+        }
+        if is_document_media_type(&descriptor.media_type) {
+            self.read_document(descriptor).map_err(|err| err.with_context(&format!("cannot tag {name:?}")))?;
         }
         let mut entry = descriptor.clone();
         entry.annotations.insert(ANNOTATION_REF_NAME.to_owned(), name.to_owned());
@@ -140,9 +157,7 @@ impl Engine {
         validate_ref_name(name)?;
         let _lock = self.lock_exclusive()?;
         let mut index = self.read_index()?;
-        let before = index.manifests.len();
-        index.manifests.retain(|d| d.ref_name() != Some(name));
-        if index.manifests.len() == before {
+        if !remove_ref(&mut index, name) {
             return Ok(());
         }
         self.write_index(&index)
@@ -152,6 +167,14 @@ impl Engine {
     pub fn ref_list(&self) -> Result<Vec<(String, Descriptor)>> {
         Ok(self.read_index()?.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_owned(), d))).collect())
     }
+}
+
+/// Removes every entry named `name`, unusable ones too; returns whether there was one.
+fn remove_ref(index: &mut ImageIndex, name: &str) -> bool {
+    let before = index.manifests.len() + index.unusable_manifests.len();
+    index.manifests.retain(|d| d.ref_name() != Some(name));
+    index.unusable_manifests.retain(|e| unusable_entry_ref_name(e) != Some(name));
+    index.manifests.len() + index.unusable_manifests.len() != before
 }
 
 #[cfg(test)]

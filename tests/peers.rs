@@ -262,3 +262,166 @@ fn docker_schema2_images_keep_their_blobs_through_gc_unlike_umoci() {
     run("umoci", &["gc", "--layout", s(&theirs)]);
     assert_eq!(blob_files(&theirs).len(), 1, "umoci gc was expected to drop the Docker image's children");
 }
+
+/// What a tool says of a layout: whether it accepts image "a" in it.
+fn accepts(program: &str, args: &[&str]) -> bool {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}")).status.success()
+}
+
+/// Changes the JSON documents of the layout at this path as another tool could.
+struct Edit<'a>(&'a Path);
+
+impl Edit<'_> {
+    fn json(&self, path: &Path) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(self.0.join(path)).unwrap()).unwrap()
+    }
+
+    fn index(&self, change: impl FnOnce(&mut serde_json::Value)) {
+        let mut index = self.json(Path::new("index.json"));
+        change(&mut index);
+        fs::write(self.0.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    /// Changes the document that index.json's first entry leads to through `path` (JSON
+    /// pointers to a descriptor in each document on the way), storing it as a new blob and
+    /// pointing each descriptor on the way at the new bytes.
+    fn blob(&self, path: &[&str], change: impl FnOnce(&mut serde_json::Value)) {
+        let mut index = self.json(Path::new("index.json"));
+        self.rewrite(index.pointer_mut("/manifests/0").unwrap(), path, change);
+        fs::write(self.0.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    fn rewrite(&self, descriptor: &mut serde_json::Value, path: &[&str], change: impl FnOnce(&mut serde_json::Value)) {
+        let digest = descriptor["digest"].as_str().unwrap().to_owned();
+        let mut document = self.json(&Path::new("blobs/sha256").join(&digest["sha256:".len()..]));
+        match path.split_first() {
+            Some((pointer, rest)) => self.rewrite(document.pointer_mut(pointer).unwrap(), rest, change),
+            None => change(&mut document),
+        }
+        let bytes = serde_json::to_vec(&document).unwrap();
+        let digest = ocicas::Digest::of_bytes(ocicas::Algorithm::Sha256, &bytes);
+        fs::write(self.0.join("blobs/sha256").join(digest.hex()), &bytes).unwrap();
+        descriptor["digest"] = serde_json::json!(digest);
+        descriptor["size"] = serde_json::json!(bytes.len());
+    }
+}
+
+#[test]
+fn fsck_verdicts_agree_with_umoci_and_oci_image_tool_where_they_have_one() {
+    if !peers_available(&["umoci", "oci-image-tool"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("file"), b"content\n").unwrap();
+    run("umoci", &["init", "--layout", s(&base)]);
+    run("umoci", &["new", "--image", &format!("{}:a", s(&base))]);
+    run("umoci", &["insert", "--image", &format!("{}:a", s(&base)), s(&tree), "/"]);
+    let other_bytes = base64_of(b"other bytes");
+    // (case, change, ocicas sound, umoci unpacks "a", oci-image-tool validates "a"). Where
+    // ocicas differs, the comment says why.
+    type Change = Box<dyn Fn(&Edit)>;
+    let cases: Vec<(&str, Change, [bool; 3])> = vec![
+        ("as umoci wrote it", Box::new(|_| {}), [true, true, true]),
+        (
+            "tag on two entries",
+            Box::new(|edit| {
+                edit.index(|index| {
+                    let first = index["manifests"][0].clone();
+                    index["manifests"].as_array_mut().unwrap().push(first);
+                })
+            }),
+            [false, false, false],
+        ),
+        (
+            "data not base64",
+            Box::new(|edit| edit.index(|index| index["manifests"][0]["data"] = "!!".into())),
+            [false, false, false],
+        ),
+        // The image-spec says data MUST match the digest; the Go tools do not look.
+        (
+            "data of other bytes",
+            Box::new(move |edit| edit.index(|index| index["manifests"][0]["data"] = other_bytes.clone().into())),
+            [false, true, true],
+        ),
+        (
+            "config with a layer media type",
+            Box::new(|edit| {
+                edit.blob(&[], |m| m["config"]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip".into())
+            }),
+            [false, false, false],
+        ),
+        (
+            "layer of an unknown media type",
+            Box::new(|edit| edit.blob(&[], |m| m["layers"][0]["mediaType"] = "application/x-foo".into())),
+            [false, false, false],
+        ),
+        // containerd and docker refuse an image whose DiffIDs do not pair with its layers.
+        (
+            "a DiffID more than layers",
+            Box::new(|edit| {
+                edit.blob(&["/config"], |c| {
+                    let first = c["rootfs"]["diff_ids"][0].clone();
+                    c["rootfs"]["diff_ids"].as_array_mut().unwrap().push(first);
+                })
+            }),
+            [false, true, true],
+        ),
+        (
+            "rootfs.type foo",
+            Box::new(|edit| edit.blob(&["/config"], |c| c["rootfs"]["type"] = "foo".into())),
+            [false, false, true],
+        ),
+        (
+            "imageLayoutVersion 1.1.0",
+            Box::new(|edit| fs::write(edit.0.join("oci-layout"), br#"{"imageLayoutVersion":"1.1.0"}"#).unwrap()),
+            [false, false, false],
+        ),
+        // Notes, not problems: the other entries are not images, "a" is untouched.
+        (
+            "another entry of digest algorithm sha384",
+            Box::new(|edit| {
+                edit.index(|index| {
+                    let mut odd = index["manifests"][0].clone();
+                    odd["digest"] = format!("sha384:{}", "a".repeat(96)).into();
+                    odd["annotations"]["org.opencontainers.image.ref.name"] = "odd".into();
+                    index["manifests"].as_array_mut().unwrap().push(odd);
+                })
+            }),
+            [true, true, true],
+        ),
+        (
+            "another entry of media type application/x-foo",
+            Box::new(|edit| {
+                edit.index(|index| {
+                    let mut odd = index["manifests"][0].clone();
+                    odd["mediaType"] = "application/x-foo".into();
+                    odd["annotations"]["org.opencontainers.image.ref.name"] = "odd".into();
+                    index["manifests"].as_array_mut().unwrap().push(odd);
+                })
+            }),
+            [true, true, true],
+        ),
+    ];
+    for (case, change, expected) in cases {
+        let layout = dir.path().join("layout");
+        let _ = fs::remove_dir_all(&layout);
+        run("cp", &["-a", s(&base), s(&layout)]);
+        change(&Edit(&layout));
+        let bundle = dir.path().join("bundle");
+        let _ = fs::remove_dir_all(&bundle);
+        let verdicts = [
+            accepts(env!("CARGO_BIN_EXE_ocicas"), &["fsck", s(&layout)]),
+            accepts("umoci", &["unpack", "--image", &format!("{}:a", s(&layout)), s(&bundle)]),
+            accepts("oci-image-tool", &["validate", "--type", "image", "--ref", "name=a", s(&layout)]),
+        ];
+        assert_eq!(verdicts, expected, "{case}: [ocicas fsck, umoci unpack, oci-image-tool validate]");
+    }
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -7,8 +7,8 @@ static ocicas_status go_engine_open(const char *path, uint32_t flags, ocicas_eng
     return ocicas_go_result(ocicas_engine_open(path, flags, out), message);
 }
 
-static ocicas_status go_fsck(const ocicas_engine *engine, char **out, char **message) {
-    return ocicas_go_result(ocicas_fsck(engine, out), message);
+static ocicas_status go_fsck(const ocicas_engine *engine, uint32_t flags, char **out, char **message) {
+    return ocicas_go_result(ocicas_fsck_ext(engine, flags, out), message);
 }
 */
 import "C"
@@ -79,19 +79,40 @@ func (e *Engine) Close() error {
 }
 
 // FsckReport is what Fsck found. Problems are not an error: Sound is false and Problems says why.
+// Each problem and note names the blob and the path of descriptors that leads to it.
 type FsckReport struct {
 	Sound        bool     `json:"sound"`
 	Problems     []string `json:"problems"`
 	BlobsChecked int64    `json:"blobsChecked"`
 	Reachable    int64    `json:"reachable"`
+	// Notes are worth knowing but not problems: unreachable blobs, manifests an index lists
+	// that are not stored, index entries that are not images.
+	Notes []string `json:"notes"`
+}
+
+// FsckOptions says what FsckWith checks beyond Fsck.
+type FsckOptions struct {
+	// Deep decompresses every layer of every image and checks it against its DiffID.
+	Deep bool
 }
 
 // Fsck checks that every blob hashes to its name and that every descriptor reachable from
-// index.json is stored with its size and parses as its media type.
+// index.json is stored with its size and parses as its media type, and that each image's
+// manifest, config and layers fit together. It sees one committed state while other
+// processes tag and collect.
 func (e *Engine) Fsck() (FsckReport, error) {
+	return e.FsckWith(FsckOptions{})
+}
+
+// FsckWith is Fsck with options.
+func (e *Engine) FsckWith(opts FsckOptions) (FsckReport, error) {
+	var flags C.uint32_t
+	if opts.Deep {
+		flags |= C.OCICAS_FSCK_DEEP
+	}
 	var report FsckReport
 	var out, message *C.char
-	status := C.go_fsck(e.ptr(), &out, &message)
+	status := C.go_fsck(e.ptr(), flags, &out, &message)
 	runtime.KeepAlive(e)
 	if err := toError(status, message); err != nil {
 		return report, err

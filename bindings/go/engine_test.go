@@ -1,10 +1,12 @@
 package ocicas
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,6 +73,38 @@ func TestFsckOfAFreshLayoutIsSound(t *testing.T) {
 	}
 	if !report.Sound || len(report.Problems) != 0 || report.BlobsChecked != 1 {
 		t.Fatalf("report %+v", report)
+	}
+}
+
+func TestFsckDeepChecksLayersAgainstTheirDiffIDs(t *testing.T) {
+	engine := newEngine(t)
+	layer := putBlob(t, engine, "layer bytes")
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	config, err := engine.PutJSON("application/vnd.oci.image.config.v1+json",
+		[]byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["`+wrong+`"]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": config,
+		"layers": []Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: layer, Size: 11}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	descriptor, err := engine.PutJSON("application/vnd.oci.image.manifest.v1+json", manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.PutRef("liar", descriptor, false); err != nil {
+		t.Fatal(err)
+	}
+	if report, err := engine.Fsck(); err != nil || !report.Sound {
+		t.Fatalf("fsck: %+v, %v", report, err)
+	}
+	report, err := engine.FsckWith(FsckOptions{Deep: true})
+	if err != nil || report.Sound || len(report.Problems) != 1 || !strings.Contains(report.Problems[0], `"liar"`) {
+		t.Fatalf("deep fsck: %+v, %v", report, err)
 	}
 }
 

@@ -56,9 +56,10 @@ type Ref struct {
 }
 
 // PutRef points reference name at descriptor, whose blob must be stored with that size
-// (ErrNotFound, ErrSizeMismatch). Putting an equal descriptor again is not an error; a
-// different one is ErrClobber unless force. ErrInvalidArgument for a name outside the OCI
-// ref.name grammar.
+// (ErrNotFound, ErrSizeMismatch) and, for a document media type (an index, manifest or config,
+// OCI or Docker), parse as that type (ErrInvalidImage); blobs of other media types are not
+// read. Putting an equal descriptor again is not an error; a different one is ErrClobber
+// unless force. ErrInvalidArgument for a name outside the OCI ref.name grammar.
 func (e *Engine) PutRef(name string, descriptor Descriptor, force bool) error {
 	encoded, err := json.Marshal(descriptor)
 	if err != nil {

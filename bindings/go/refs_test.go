@@ -58,4 +58,9 @@ func TestPutRefErrors(t *testing.T) {
 		missing = "sha256:" + "cd" + digest[len("sha256:cd"):]
 	}
 	wantErr(t, engine.PutRef("x", Descriptor{MediaType: "application/octet-stream", Digest: missing, Size: 4}, false), ErrNotFound)
+	// A document media type the blob does not parse as; other media types are not read.
+	wantErr(t, engine.PutRef("x", Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: digest, Size: 4}, true), ErrInvalidImage)
+	if err := engine.PutRef("x", Descriptor{MediaType: "application/octet-stream", Digest: digest, Size: 4}, false); err != nil {
+		t.Fatal(err)
+	}
 }

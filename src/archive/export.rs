@@ -3,7 +3,7 @@
 //! written once however many images share it), then `manifest.json` and `repositories`.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 
 use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
@@ -97,18 +97,6 @@ impl Engine {
         }
         let repo_tags = if repo_tags.is_empty() && name.contains(':') { vec![name.to_owned()] } else { repo_tags };
         writer.add_image(&manifest.config.digest, &config.rootfs.diff_ids, &repo_tags)
-    }
-
-    /// The layer's uncompressed tar bytes.
-    fn uncompressed_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read>> {
-        let reader = self.open_blob(&layer.digest)?;
-        Ok(if layer.media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(reader))
-        } else if layer.media_type.ends_with("zstd") {
-            Box::new(zstd::Decoder::new(reader).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?)
-        } else {
-            Box::new(reader)
-        })
     }
 }
 

@@ -26,10 +26,25 @@ pub type ocicas_lease_list_cb =
     Option<unsafe extern "C" fn(lease_json: *const c_char, user_data: *mut c_void) -> c_int>;
 
 /// Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
-/// `ocicas.gc.root`, ingests in progress; edges: OCI/Docker indexes and manifests and labels
-/// `ocicas.gc.ref.*`. Safe while other processes write: a blob committed (or committed again)
-/// within about a second of the GC's start, or during it, is kept with everything it
-/// references, so a writer may commit first and tag or lease next. `options` may be NULL.
+/// `ocicas.gc.root`, ingests in progress. Edges: labels `ocicas.gc.ref.*`, and the descriptors
+/// of every document, read by the media type it is reached with, whatever reached it first:
+/// - OCI index and manifest, OCI artifact manifest (`blobs`), Docker manifest list and schema 2
+///   manifest, and `subject` in each: their descriptors; Docker schema 1 (`…manifest.v1+json`,
+///   `…v1+prettyjws`): the `fsLayers[].blobSum` digests;
+/// - layers (`application/vnd.oci.image.layer.*`, `application/vnd.docker.image.rootfs.*`):
+///   none, they are not read;
+/// - any other media type, or none (leases, labels, ingests): a blob that is JSON within the
+///   JSON limit (whitespace before it allowed) is parsed as the type it names or shows, and
+///   failing that, every object in it with a `mediaType`, a `digest` and a `size` is followed.
+///   A blob that is not JSON is a leaf.
+///
+/// A reachable index or manifest, or a blob of a media type without a parser, that cannot be
+/// read, does not parse, has another size than declared or nests deeper than the walk depth
+/// limit makes the run remove nothing and fail with `OCICAS_ERR_INVALID_IMAGE` naming it and
+/// the path to it. A missing child is reported, not fatal. Safe while other processes write: a
+/// blob committed (or committed again) within about a second of the GC's start, or during it, is
+/// kept with everything it references, so a writer may commit first and tag or lease next.
+/// `options` may be NULL.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
 /// "labelsRemoved"}`; free it with `ocicas_string_free`.

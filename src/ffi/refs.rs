@@ -14,9 +14,13 @@ pub type ocicas_ref_list_cb =
 
 /// Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
 /// `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
-/// stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`). Putting an equal
-/// descriptor again is `OCICAS_OK`; a different one is `OCICAS_ERR_CLOBBER` unless `force`.
-/// `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the OCI ref.name grammar or bad JSON.
+/// stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
+/// media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
+/// (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
+/// media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
+/// tool left on several equal entries then ends on one); a different one is
+/// `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
+/// OCI ref.name grammar or bad JSON.
 ///
 /// # Safety
 /// `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.

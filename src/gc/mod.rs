@@ -1,8 +1,12 @@
 //! Mark-and-sweep garbage collection, safe while other processes write.
 //!
 //! Roots: every index.json entry, every live lease (its blobs and ingests), every blob labelled
-//! `ocicas.gc.root`, every ingest in progress. Edges: the documents' descriptors and labels
-//! `ocicas.gc.ref.<anything>=<digest>`. Marking runs without the store lock, so writers go on;
+//! `ocicas.gc.root`, every ingest in progress. Edges: labels `ocicas.gc.ref.<anything>=<digest>`
+//! and the children of every document, read by the media type it is reached with whatever
+//! reached it first (`graph` says how each media type is read: known manifests by their shape,
+//! JSON of other types by its descriptor-shaped objects, layers and non-JSON blobs as leaves). A
+//! reachable manifest, or blob of an unknown media type, whose children cannot be known stops
+//! the run before it removes anything. Marking runs without the store lock, so writers go on;
 //! then, under the exclusive lock (commits and tags wait), the roots are read again and any new
 //! ones marked, and only then is anything removed. A blob committed after the GC started (or
 //! committed again: a commit refreshes the blob's mtime) is kept with everything it references,
@@ -18,9 +22,8 @@ pub use lease::{Lease, LeaseResource};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{GraphWalk, Node, missing_line};
+use crate::graph::{GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
 use crate::layout::Engine;
-use crate::spec::{Descriptor, is_manifest_media_type};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -92,29 +95,30 @@ struct Marks {
 }
 
 impl Marks {
-    fn observe(&mut self, descriptor: &Descriptor, parent: &str, node: Node) {
+    fn observe(&mut self, reached: &Reached, node: Node<'_>) {
         let problem = match node {
             Node::Missing => {
-                self.missing.push((descriptor.digest.clone(), missing_line(descriptor, parent)));
+                self.missing.push((reached.digest.clone(), missing_line(reached)));
                 return;
             }
-            Node::TooDeep => format!("it nests deeper than the walk depth limit (walk_depth) below {parent}"),
-            // Configs have no children, and untyped nodes (from leases, labels, blobs committed
-            // during GC) are followed only when they parse: both stay leaves.
-            _ if !is_manifest_media_type(&descriptor.media_type) => return,
+            Node::TooDeep => "it nests deeper than the walk depth limit (walk_depth)".to_owned(),
+            // Configs and layers have no children, and untyped arrivals (from leases, labels,
+            // blobs committed during GC) are followed only when they read as documents: all
+            // three stay leaves when they cannot be read.
+            _ if !may_have_children(&reached.media_type) => return,
             Node::SizeMismatch(size) => {
-                format!("it is {size} bytes, not the {} that {parent} declares", descriptor.size)
+                format!("it is {size} bytes, not the {} that its referrer declares", reached.size.unwrap_or_default())
             }
-            Node::Unreadable(err) => format!("it cannot be read ({}), and {parent} references it", err.message()),
-            Node::Leaf | Node::Document => return,
+            Node::Unreadable(err) => format!("it cannot be read ({})", err.message()),
+            Node::Leaf | Node::Document(_) | Node::UnknownJson(_) => return,
         };
         self.unknown_children.get_or_insert_with(|| {
             Error::new(
                 ErrorKind::InvalidImage,
                 format!(
                     "GC removed nothing: the blobs that document {} references cannot be known, because {problem}; \
-                     fix or remove the reference (fsck lists it)",
-                    descriptor.digest
+                     it is reached by {}; fix or remove the reference (fsck lists it)",
+                    reached.digest, reached.path
                 ),
             )
         });
@@ -123,7 +127,7 @@ impl Marks {
 
 /// The roots and label edges of the store at one moment.
 struct Roots {
-    descriptors: Vec<(Descriptor, String)>,
+    reached: Vec<Reached>,
     label_edges: HashMap<Digest, Vec<Digest>>,
     leased_ingests: HashSet<String>,
     /// Blobs that have a labels file.
@@ -142,7 +146,7 @@ impl Engine {
         let roots = self.gc_roots(started)?;
         let mut walk = GraphWalk::new(self, roots.label_edges);
         let mut marks = Marks::default();
-        walk.walk(roots.descriptors, |descriptor, parent, node| marks.observe(descriptor, parent, node));
+        walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
 
         let _lock = self.lock_exclusive()?;
         let roots = self.gc_roots(started)?;
@@ -151,17 +155,14 @@ impl Engine {
             walk = GraphWalk::new(self, HashMap::new());
         }
         walk.set_label_edges(roots.label_edges);
-        walk.walk(roots.descriptors, |descriptor, parent, node| marks.observe(descriptor, parent, node));
+        walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference.
         let listed: HashSet<&Digest> = candidates.iter().collect();
-        let mut young: Vec<(Descriptor, String)> = self
-            .list_blobs()?
-            .into_iter()
-            .filter(|digest| !listed.contains(digest))
-            .map(|digest| (Descriptor::new("", digest, 0), "a blob committed during GC".to_owned()))
-            .collect();
+        let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
+        let mut young: Vec<Reached> =
+            self.list_blobs()?.into_iter().filter(|digest| !listed.contains(digest)).map(young_root).collect();
         let mut unmarked = Vec::new();
         for digest in &candidates {
             if walk.visited.contains_key(digest) {
@@ -169,11 +170,11 @@ impl Engine {
             }
             let Ok(meta) = fs::symlink_metadata(self.blob_path(digest)) else { continue };
             if meta.modified().is_ok_and(|t| t >= grace_start) {
-                young.push((Descriptor::new("", digest.clone(), 0), "a blob committed during GC".to_owned()));
+                young.push(young_root(digest.clone()));
             }
             unmarked.push((digest, meta.len()));
         }
-        walk.walk(young, |descriptor, parent, node| marks.observe(descriptor, parent, node));
+        walk.walk(young, |reached, node| marks.observe(reached, node));
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
@@ -214,14 +215,13 @@ impl Engine {
     }
 
     fn gc_roots(&self, now: SystemTime) -> Result<Roots> {
-        let mut descriptors: Vec<(Descriptor, String)> =
-            self.read_index()?.manifests.into_iter().map(|d| (d, "index.json".to_owned())).collect();
-        let untyped = |digest: Digest, why: String| (Descriptor::new("", digest, 0), why);
+        let mut reached = index_roots(&self.read_index()?);
+        let untyped = Reached::untyped;
         let mut leased_ingests = HashSet::new();
         for lease in self.lease_list()? {
             if lease.is_live(now) {
                 let why = format!("lease {}", lease.id);
-                descriptors.extend(lease.digests.into_iter().map(|d| untyped(d, why.clone())));
+                reached.extend(lease.digests.into_iter().map(|d| untyped(d, why.clone())));
                 leased_ingests.extend(lease.ingests);
             }
         }
@@ -231,7 +231,7 @@ impl Engine {
             labelled.insert(digest.clone());
             for (key, value) in labels {
                 if key == LABEL_GC_ROOT {
-                    descriptors.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT}")));
+                    reached.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT} of {digest}")));
                 } else if key.starts_with(LABEL_GC_REF_PREFIX)
                     && let Ok(target) = value.parse::<Digest>()
                 {
@@ -242,10 +242,10 @@ impl Engine {
         // An ingest in progress keeps the blob it expects (it may be committed any moment).
         for status in self.ingest_list(&crate::filters::Filters::parse::<&str>(&[])?)? {
             if let Some(expected) = status.expected {
-                descriptors.push(untyped(expected, format!("ingest {:?}", status.ref_name)));
+                reached.push(untyped(expected, format!("ingest {:?}", status.ref_name)));
             }
         }
-        Ok(Roots { descriptors, label_edges, leased_ingests, labelled })
+        Ok(Roots { reached, label_edges, leased_ingests, labelled })
     }
 
     /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once: each one
@@ -289,7 +289,9 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs};
+    use crate::spec::{
+        Descriptor, Document, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs,
+    };
 
     fn engine() -> (tempfile::TempDir, Engine) {
         let dir = tempfile::tempdir().unwrap();
@@ -333,6 +335,101 @@ mod tests {
     fn gc_now(engine: &Engine, dry_run: bool) -> GcReport {
         std::thread::sleep(COMMIT_GRACE_MARGIN + Duration::from_millis(20));
         engine.gc(&GcOptions { dry_run, ..GcOptions::default() }).unwrap()
+    }
+
+    /// Every order of `items` (Heap's algorithm).
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        let mut items = items.to_vec();
+        let mut counters = vec![0; items.len()];
+        let mut all = vec![items.clone()];
+        let mut i = 0;
+        while i < items.len() {
+            if counters[i] < i {
+                items.swap(if i % 2 == 0 { 0 } else { counters[i] }, i);
+                all.push(items.clone());
+                counters[i] += 1;
+                i = 0;
+            } else {
+                counters[i] = 0;
+                i += 1;
+            }
+        }
+        all
+    }
+
+    /// `value` as JSON led by whitespace (valid JSON, which sniffing must accept).
+    fn spaced_json(value: &impl serde::Serialize) -> Vec<u8> {
+        [b"\n  ".as_slice(), &crate::spec::canonical_json(value).unwrap()].concat()
+    }
+
+    fn put_spaced_json(engine: &Engine, media_type: &str, value: &impl serde::Serialize) -> Descriptor {
+        let blob = engine.put_blob(&spaced_json(value)).unwrap();
+        Descriptor::new(media_type, blob.digest, blob.size)
+    }
+
+    #[test]
+    fn the_mark_keeps_the_same_complete_set_for_every_order_of_the_roots() {
+        let (_dir, engine) = engine();
+        // Image M, tagged, is also an index's member, tagged as a layer, leased, labelled a GC root
+        // and expected by an ingest: typed and untyped roots for one manifest, whose JSON starts
+        // with whitespace.
+        let tagged = image(&engine, "m", &[b"m layer"]);
+        let Document::Manifest(manifest) = engine.read_document(&tagged).unwrap() else { panic!("not a manifest") };
+        engine.ref_delete("m").unwrap();
+        // The ingest is opened before the blob it expects is stored.
+        let expected = Digest::of_bytes(Algorithm::Sha256, &spaced_json(&manifest));
+        let options = crate::WriterOptions { expected_digest: Some(expected), ..Default::default() };
+        let mut writer = engine.writer("pending", &options).unwrap();
+        writer.write(b"{").unwrap();
+        writer.close().unwrap();
+        let m = put_spaced_json(&engine, MEDIA_TYPE_IMAGE_MANIFEST, &manifest);
+        engine.ref_put("app", &m, false).unwrap();
+        // A tag may name any blob as a layer: that is a leaf, and must not hide M's children.
+        let as_layer = Descriptor::new("application/vnd.oci.image.layer.v1.tar", m.digest.clone(), m.size);
+        engine.ref_put("as-layer", &as_layer, false).unwrap();
+        let index = crate::spec::ImageIndex { manifests: vec![m.clone()], ..crate::spec::ImageIndex::empty() };
+        let index = put_spaced_json(&engine, crate::spec::MEDIA_TYPE_IMAGE_INDEX, &index);
+        engine.ref_put("all", &index, false).unwrap();
+        // Image N is reached only untyped, through the lease; a label edge hangs off its layer.
+        let n = image(&engine, "n", &[b"n layer"]);
+        engine.ref_delete("n").unwrap();
+        let Document::Manifest(n_manifest) = engine.read_document(&n).unwrap() else { panic!("not a manifest") };
+        let n = put_spaced_json(&engine, MEDIA_TYPE_IMAGE_MANIFEST, &n_manifest);
+        let labelled = engine.put_blob(b"kept by a label").unwrap();
+        let edge: crate::Labels = [(format!("{LABEL_GC_REF_PREFIX}x"), labelled.digest.to_string())].into();
+        engine.update_labels(&n_manifest.layers[0].digest, &edge, &[]).unwrap();
+        let lease = engine.lease_new(None, None).unwrap();
+        for digest in [&m.digest, &n.digest] {
+            engine.lease_add(&lease.id, LeaseResource::Blob(digest.clone())).unwrap();
+        }
+        let root: crate::Labels = [(LABEL_GC_ROOT.to_owned(), "1".to_owned())].into();
+        engine.update_labels(&m.digest, &root, &[]).unwrap();
+        engine.put_blob(b"garbage").unwrap();
+
+        let expected: std::collections::BTreeSet<Digest> = [
+            &m.digest,
+            &manifest.config.digest,
+            &manifest.layers[0].digest,
+            &index.digest,
+            &n.digest,
+            &n_manifest.config.digest,
+            &n_manifest.layers[0].digest,
+            &labelled.digest,
+        ]
+        .into_iter()
+        .cloned()
+        .collect();
+        let roots = engine.gc_roots(SystemTime::now()).unwrap();
+        assert_eq!(roots.reached.len(), 7, "index.json thrice, the lease twice, the label, the ingest");
+        for order in permutations(&roots.reached) {
+            let names: Vec<String> = order.iter().map(|r| r.path.to_string()).collect();
+            let mut walk = GraphWalk::new(&engine, roots.label_edges.clone());
+            let mut marks = Marks::default();
+            walk.walk(order, |reached, node| marks.observe(reached, node));
+            assert!(marks.unknown_children.is_none() && marks.missing.is_empty(), "{names:?}");
+            let kept: std::collections::BTreeSet<Digest> = walk.visited.into_keys().collect();
+            assert_eq!(kept, expected, "roots in the order {names:?}");
+        }
     }
 
     #[test]

@@ -150,6 +150,25 @@ impl Engine {
     }
 
     fn validate(&self) -> Result<()> {
+        // Every 1.x layout opens: skopeo reads them, and fsck reports any version but 1.0.0.
+        let version = self.layout_version()?;
+        if !version.starts_with("1.") {
+            return Err(invalid_image(format!(
+                "{}: unsupported imageLayoutVersion {version:?} (expected {LAYOUT_VERSION:?})",
+                self.root.join("oci-layout").display()
+            )));
+        }
+        self.read_index()?;
+        let blobs = self.root.join("blobs");
+        match fs::metadata(&blobs) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(invalid_image(format!("{} is not a directory", blobs.display()))),
+            Err(err) => Err(invalid_image(format!("{} is missing: {err}", blobs.display()))),
+        }
+    }
+
+    /// The `imageLayoutVersion` of the layout's oci-layout file.
+    pub(crate) fn layout_version(&self) -> Result<String> {
         let oci_layout_path = self.root.join("oci-layout");
         let bytes = self.read_json_file(&oci_layout_path).map_err(|err| match err.kind() {
             ErrorKind::NotFound => invalid_image(format!(
@@ -162,26 +181,11 @@ impl Engine {
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| invalid_image(format!("{} is not valid JSON: {e}", oci_layout_path.display())))?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
-            Some(LAYOUT_VERSION) => {}
-            Some(other) => {
-                return Err(invalid_image(format!(
-                    "{}: unsupported imageLayoutVersion {other:?} (expected {LAYOUT_VERSION:?})",
-                    oci_layout_path.display()
-                )));
-            }
-            None => {
-                return Err(invalid_image(format!(
-                    "{}: imageLayoutVersion is missing or not a string",
-                    oci_layout_path.display()
-                )));
-            }
-        }
-        self.read_index()?;
-        let blobs = self.root.join("blobs");
-        match fs::metadata(&blobs) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(invalid_image(format!("{} is not a directory", blobs.display()))),
-            Err(err) => Err(invalid_image(format!("{} is missing: {err}", blobs.display()))),
+            Some(version) => Ok(version.to_owned()),
+            None => Err(invalid_image(format!(
+                "{}: imageLayoutVersion is missing or not a string",
+                oci_layout_path.display()
+            ))),
         }
     }
 

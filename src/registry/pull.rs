@@ -231,6 +231,15 @@ impl Puller<'_> {
                     }
                 }
             }
+            Document::ArtifactManifest(_) | Document::Schema1Manifest(_) => {
+                return Err(Error::new(
+                    ErrorKind::NotImplemented,
+                    format!(
+                        "cannot pull {} of {}: pulling {} documents is not supported",
+                        descriptor.digest, self.remote, descriptor.media_type
+                    ),
+                ));
+            }
             Document::Config(_) | Document::Descriptor(_) => {
                 return Err(Error::new(
                     ErrorKind::InvalidImage,

@@ -51,6 +51,15 @@ impl PushPlan {
                 self.blobs.push(descriptor.clone());
                 return Ok(());
             }
+            Document::ArtifactManifest(_) | Document::Schema1Manifest(_) => {
+                return Err(Error::new(
+                    ErrorKind::NotImplemented,
+                    format!(
+                        "cannot push {}: pushing {} documents is not supported",
+                        descriptor.digest, descriptor.media_type
+                    ),
+                ));
+            }
         };
         check_depth(engine, descriptor, depth)?;
         for child in &children {

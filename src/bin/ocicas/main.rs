@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
 use ocicas::{
-    Algorithm, CopySource, Digest, Engine, Filters, GcOptions, GcReport, Labels, LeaseResource, OpenOptions,
-    WriterOptions,
+    Algorithm, CopySource, Digest, Engine, Filters, FsckOptions, GcOptions, GcReport, Labels, LeaseResource,
+    OpenOptions, WriterOptions,
 };
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
@@ -37,8 +37,14 @@ enum Command {
     /// Ingests in progress: ls, abort.
     #[command(subcommand)]
     Ingest(IngestCommand),
-    /// Check every blob's hash and every descriptor reachable from index.json.
-    Fsck { layout: PathBuf },
+    /// Check every blob's hash and every descriptor reachable from index.json; exit 1 when
+    /// there are problems.
+    Fsck {
+        layout: PathBuf,
+        /// Also decompress every layer of every image and check it against its DiffID.
+        #[arg(long)]
+        deep: bool,
+    },
     /// Remove blobs no reference, lease or GC label keeps, expired ingests and leases.
     Gc {
         layout: PathBuf,
@@ -254,18 +260,20 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
         Command::Blob(command) => run_blob(command, &mut out)?,
         Command::Ref(command) => run_ref(command, &mut out)?,
         Command::Ingest(command) => run_ingest(command, &mut out)?,
-        Command::Fsck { layout } => {
-            let report = open(&layout)?.fsck()?;
+        Command::Fsck { layout, deep } => {
+            let report = open(&layout)?.fsck_with(&FsckOptions { deep })?;
             for problem in &report.problems {
                 writeln!(out, "{problem}").map_err(stdout_error)?;
             }
-            if !report.is_sound() {
-                return Ok(ExitCode::from(1));
+            if report.is_sound() {
+                writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable)
+                    .map_err(stdout_error)?;
             }
-            writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable)
-                .map_err(stdout_error)?;
             for note in &report.notes {
                 writeln!(out, "note: {note}").map_err(stdout_error)?;
+            }
+            if !report.is_sound() {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Gc { layout, dry_run, ingest_expiry, json } => {

@@ -1,0 +1,387 @@
+//! fsck says "sound" only for a layout whose images can be used, reports each fault (a problem,
+//! exit 1) or oddity (a note) with the path of descriptors that leads to it, and sees one
+//! committed state while others retag and collect. A tag never names a blob as a document it
+//! does not parse as.
+
+mod graph_common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use graph_common::*;
+use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
+use ocicas::{Compression, Digest, Engine, ErrorKind, FsckOptions, GcOptions, LayerOptions, LayerStream, OpenOptions};
+use serde_json::{Value, json};
+
+fn index_of(engine: &Engine, manifests: &[&Descriptor]) -> Descriptor {
+    let index = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_INDEX, "manifests": manifests});
+    put_json(engine, MEDIA_TYPE_IMAGE_INDEX, "", &index)
+}
+
+fn entry(media_type: &str, digest: &Digest, size: u64) -> Value {
+    json!({"mediaType": media_type, "digest": digest, "size": size})
+}
+
+fn assert_problem(engine: &Engine, needles: &[&str]) {
+    let report = engine.fsck().unwrap();
+    assert!(
+        report.problems.iter().any(|p| needles.iter().all(|n| p.contains(n))),
+        "no problem mentions {needles:?}: {report:#?}"
+    );
+}
+
+fn assert_sound_with_note(engine: &Engine, needles: &[&str]) {
+    let report = engine.fsck().unwrap();
+    assert!(report.is_sound(), "{report:#?}");
+    assert!(
+        report.notes.iter().any(|n| needles.iter().all(|needle| n.contains(needle))),
+        "no note mentions {needles:?}: {report:#?}"
+    );
+}
+
+#[test]
+fn a_ref_put_refuses_a_blob_that_does_not_parse_as_the_media_type_given() {
+    let (_dir, engine) = layout();
+    let (manifest, _) = image(&engine, "a", "");
+    let index = index_of(&engine, &[&manifest]);
+    engine.ref_put("good", &index, false).unwrap();
+    let as_manifest = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, index.digest.clone(), index.size);
+    for result in [
+        engine.ref_put("bad", &as_manifest, false),
+        engine.ref_put("bad", &as_manifest, true),
+        engine.ref_put_all(&[("other".to_owned(), manifest.clone()), ("bad".to_owned(), as_manifest.clone())]),
+    ] {
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidImage, "{err}");
+        assert!(err.message().contains("\"bad\"") && err.message().contains(&index.digest.to_string()), "{err}");
+    }
+    let out = ocicas(&[
+        "ref",
+        "put",
+        s(engine.root()),
+        "bad",
+        &index.digest.to_string(),
+        "--media-type",
+        MEDIA_TYPE_IMAGE_MANIFEST,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let names: Vec<String> = engine.ref_list().unwrap().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["good"]);
+    age_blobs(&engine);
+    engine.gc(&GcOptions::default()).unwrap();
+
+    // Layers and media types without a parser are not read.
+    engine.ref_put("opaque", &Descriptor::new("application/x-foo", index.digest.clone(), index.size), false).unwrap();
+    engine.ref_put("layer", &Descriptor::new(LAYER_TAR, index.digest.clone(), index.size), false).unwrap();
+}
+
+#[test]
+fn fsck_checks_every_media_type_a_digest_is_reached_with() {
+    for bad_first in [true, false] {
+        let (_dir, engine) = layout();
+        let (manifest, _) = image(&engine, "a", "");
+        let index = index_of(&engine, &[&manifest]);
+        let bad = || add_index_entry(&engine, Some("bad"), entry(MEDIA_TYPE_IMAGE_MANIFEST, &index.digest, index.size));
+        if bad_first {
+            bad();
+        }
+        engine.ref_put("good", &index, false).unwrap();
+        if !bad_first {
+            bad();
+        }
+        assert_problem(&engine, &["\"bad\"", &index.digest.to_string()]);
+        age_blobs(&engine);
+        let err = engine.gc(&GcOptions::default()).unwrap_err();
+        assert!(err.message().contains("\"bad\""), "{err}");
+        engine.ref_delete("bad").unwrap();
+        assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+    }
+}
+
+#[test]
+fn a_ref_name_on_two_entries_is_a_problem_and_putting_it_again_leaves_one() {
+    let (_dir, engine) = layout();
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    edit_index(&engine, |index| {
+        let first = index["manifests"][0].clone();
+        index["manifests"].as_array_mut().unwrap().push(first);
+    });
+    assert_problem(&engine, &["\"a\"", "ambiguous"]);
+    // Idempotent for an equal descriptor, which also leaves one entry.
+    engine.ref_put("a", &manifest, false).unwrap();
+    assert_eq!(engine.ref_list().unwrap().len(), 1);
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+
+    let (other, _) = image(&engine, "b", "");
+    add_index_entry(&engine, Some("a"), entry(MEDIA_TYPE_IMAGE_MANIFEST, &other.digest, other.size));
+    assert_problem(&engine, &["\"a\"", "2 entries"]);
+    let err = engine.ref_put("a", &manifest, false).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Clobber, "{err}");
+    assert!(err.message().contains("2 entries"), "{err}");
+    engine.ref_put("a", &manifest, true).unwrap();
+    assert_eq!(engine.ref_list().unwrap(), [("a".to_owned(), engine.ref_get("a").unwrap())]);
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+}
+
+#[test]
+fn an_index_entry_of_an_unknown_media_type_is_a_note() {
+    let (_dir, engine) = layout();
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    add_index_entry(&engine, Some("foo"), entry("application/x-foo", &manifest.digest, manifest.size));
+    assert_sound_with_note(&engine, &["\"foo\"", "application/x-foo"]);
+}
+
+#[test]
+fn a_data_field_must_be_the_base64_of_the_blob() {
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let cases = [
+        (json!("!!not base64"), Some("not base64")),
+        (json!(base64(b"other bytes")), Some("does not hold the blob")),
+        (json!(17), Some("not a string")),
+        (Value::Null, None),
+    ];
+    for (data, fault) in cases {
+        // On an index.json entry.
+        let (_dir, engine) = layout();
+        let (manifest, _) = image(&engine, "a", "");
+        engine.ref_put("a", &manifest, false).unwrap();
+        let bytes = engine.read_blob(&manifest.digest, 1 << 20).unwrap();
+        let data = if data.is_null() { json!(base64(&bytes)) } else { data };
+        edit_index(&engine, |index| index["manifests"][0]["data"] = data.clone());
+        match fault {
+            Some(fault) => assert_problem(&engine, &["data", fault, "index.json \"a\""]),
+            None => assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine)),
+        }
+
+        // On a layer descriptor inside a manifest.
+        let (_dir, engine) = layout();
+        let layer = put(&engine, LAYER_TAR, b"layer");
+        let config = put_json(
+            &engine,
+            MEDIA_TYPE_IMAGE_CONFIG,
+            "",
+            &json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
+        );
+        let mut layer_json = serde_json::to_value(&layer).unwrap();
+        layer_json["data"] = if fault.is_some() { data.clone() } else { json!(base64(b"layer")) };
+        let manifest = put_json(
+            &engine,
+            MEDIA_TYPE_IMAGE_MANIFEST,
+            "",
+            &json!({"schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config, "layers": [layer_json]}),
+        );
+        engine.ref_put("m", &manifest, false).unwrap();
+        match fault {
+            Some(fault) => assert_problem(&engine, &["data", fault, &layer.digest.to_string(), "\"m\""]),
+            None => assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine)),
+        }
+    }
+}
+
+/// Tags an image manifest built from `config` and `layers`; returns its descriptor.
+fn tag_manifest(engine: &Engine, name: &str, config: &Descriptor, layers: &[Descriptor]) -> Descriptor {
+    let manifest =
+        json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config, "layers": layers});
+    let manifest = put_json(engine, MEDIA_TYPE_IMAGE_MANIFEST, "", &manifest);
+    engine.ref_put(name, &manifest, false).unwrap();
+    manifest
+}
+
+fn image_config(engine: &Engine, kind: &str, diff_ids: &[&Digest]) -> Descriptor {
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": kind, "diff_ids": diff_ids}});
+    put_json(engine, MEDIA_TYPE_IMAGE_CONFIG, "", &config)
+}
+
+#[test]
+fn a_manifest_with_a_config_or_layers_of_the_wrong_kind_is_a_problem_unless_it_is_an_artifact() {
+    let (_dir, engine) = layout();
+    let layer = put(&engine, LAYER_TAR, b"layer");
+    let config = image_config(&engine, "layers", &[&layer.digest]);
+    let config_as_layer =
+        Descriptor::new("application/vnd.oci.image.layer.v1.tar+gzip", config.digest.clone(), config.size);
+    tag_manifest(&engine, "config-as-layer", &config_as_layer, std::slice::from_ref(&layer));
+    assert_problem(&engine, &["\"config-as-layer\"", "config", "layer media type"]);
+    engine.ref_delete("config-as-layer").unwrap();
+
+    let odd_layer = Descriptor::new("application/x-foo", layer.digest.clone(), layer.size);
+    tag_manifest(&engine, "odd-layer", &config, &[odd_layer]);
+    assert_problem(&engine, &["\"odd-layer\"", "application/x-foo", "not a layer media type"]);
+    engine.ref_delete("odd-layer").unwrap();
+
+    // An artifact (its config is not an image's) may hold blobs of any media type.
+    let empty = put(&engine, "application/vnd.oci.empty.v1+json", b"{}");
+    let blob = Descriptor::new("application/vnd.example.sbom", layer.digest.clone(), layer.size);
+    tag_manifest(&engine, "artifact", &empty, &[blob]);
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+}
+
+#[test]
+fn a_config_whose_rootfs_does_not_match_the_layers_is_a_problem() {
+    let (_dir, engine) = layout();
+    let layer = put(&engine, LAYER_TAR, b"layer");
+    tag_manifest(&engine, "ok", &image_config(&engine, "layers", &[&layer.digest]), std::slice::from_ref(&layer));
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+    tag_manifest(
+        &engine,
+        "count",
+        &image_config(&engine, "layers", &[&layer.digest, &layer.digest]),
+        std::slice::from_ref(&layer),
+    );
+    assert_problem(&engine, &["\"count\"", "2 rootfs.diff_ids for 1 layers"]);
+    engine.ref_delete("count").unwrap();
+    tag_manifest(&engine, "kind", &image_config(&engine, "foo", &[&layer.digest]), &[layer]);
+    assert_problem(&engine, &["\"kind\"", "rootfs.type \"foo\""]);
+}
+
+#[test]
+fn an_index_json_whose_manifests_are_null_is_a_note_and_is_mended_by_the_next_tag() {
+    let (_dir, engine) = layout();
+    std::fs::write(engine.root().join("index.json"), br#"{"schemaVersion":2,"manifests":null}"#).unwrap();
+    let engine = Engine::open(engine.root(), &OpenOptions::default()).unwrap();
+    assert_sound_with_note(&engine, &["null"]);
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    let index = std::fs::read_to_string(engine.root().join("index.json")).unwrap();
+    assert!(index.contains(r#""manifests":[{"#), "{index}");
+    let report = engine.fsck().unwrap();
+    assert!(report.is_sound() && !report.notes.iter().any(|n| n.contains("null")), "{report:#?}");
+}
+
+#[test]
+fn an_index_entry_with_a_digest_ocicas_cannot_parse_is_reported_not_fatal() {
+    let (_dir, engine) = layout();
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    let sha384 = format!("sha384:{}", "a".repeat(96));
+    add_index_entry(&engine, Some("odd"), json!({"mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "digest": sha384, "size": 7}));
+    add_index_entry(
+        &engine,
+        Some("broken"),
+        json!({"mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "digest": "sha256:ABC", "size": 7}),
+    );
+    let engine = Engine::open(engine.root(), &OpenOptions::default()).unwrap();
+    assert_eq!(engine.ref_list().unwrap().len(), 1);
+    let report = engine.fsck().unwrap();
+    assert!(report.notes.iter().any(|n| n.contains("\"odd\"") && n.contains("sha384")), "{report:#?}");
+    assert_eq!(report.problems.len(), 1, "{report:#?}");
+    assert!(
+        report.problems[0].contains("\"broken\"") && report.problems[0].contains("not a valid digest"),
+        "{report:#?}"
+    );
+
+    // Updates keep the entries they cannot read, and a name on one is taken only by force.
+    let (other, _) = image(&engine, "b", "");
+    engine.ref_put("b", &other, false).unwrap();
+    assert!(std::fs::read_to_string(engine.root().join("index.json")).unwrap().contains(&sha384));
+    assert_eq!(engine.ref_put("broken", &other, false).unwrap_err().kind(), ErrorKind::Clobber);
+    engine.ref_put("broken", &other, true).unwrap();
+    engine.ref_delete("odd").unwrap();
+    assert!(!std::fs::read_to_string(engine.root().join("index.json")).unwrap().contains(&sha384));
+    age_blobs(&engine);
+    engine.gc(&GcOptions::default()).unwrap();
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+
+    // An entry that is no descriptor for another reason still makes the layout unreadable.
+    add_index_entry(
+        &engine,
+        Some("worse"),
+        json!({"mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "digest": sha384, "size": "7"}),
+    );
+    let err = Engine::open(engine.root(), &OpenOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidImage, "{err}");
+}
+
+#[test]
+fn a_layout_of_another_1_x_version_opens_and_fsck_reports_it() {
+    let (_dir, engine) = layout();
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    std::fs::write(engine.root().join("oci-layout"), br#"{"imageLayoutVersion":"1.1.0"}"#).unwrap();
+    let engine = Engine::open(engine.root(), &OpenOptions::default()).unwrap();
+    assert_problem(&engine, &["imageLayoutVersion", "1.1.0"]);
+    std::fs::write(engine.root().join("oci-layout"), br#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+    assert_eq!(Engine::open(engine.root(), &OpenOptions::default()).unwrap_err().kind(), ErrorKind::InvalidImage);
+}
+
+/// Appends a layer of `content` compressed with `compression` to image `name`.
+fn append(engine: &Engine, name: &str, compression: Compression, content: &[u8]) -> Descriptor {
+    let mut stream = LayerStream::new(engine, &LayerOptions { compression, ..LayerOptions::default() }).unwrap();
+    stream.write(content).unwrap();
+    let layer = stream.finish().unwrap();
+    engine.append_layer(name, &layer, "test").unwrap()
+}
+
+#[test]
+fn fsck_deep_checks_every_layer_against_its_diff_id() {
+    let (_dir, engine) = layout();
+    for (i, compression) in [Compression::Gzip(6), Compression::Zstd(3), Compression::None].into_iter().enumerate() {
+        append(&engine, "app", compression, format!("tar bytes {i}").repeat(1000).as_bytes());
+    }
+    let deep = FsckOptions { deep: true };
+    let report = engine.fsck_with(&deep).unwrap();
+    assert!(report.is_sound(), "{report:#?}");
+
+    // An image whose config claims other DiffIDs for the same layers.
+    let manifest = engine.read_document(&engine.ref_get("app").unwrap()).unwrap();
+    let ocicas::Document::Manifest(manifest) = manifest else { panic!("not a manifest") };
+    let wrong = Digest::of_bytes(ocicas::Algorithm::Sha256, b"other");
+    let config = image_config(&engine, "layers", &[&wrong, &wrong, &wrong]);
+    let liar = tag_manifest(&engine, "liar", &config, &manifest.layers);
+    assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
+    let report = engine.fsck_with(&deep).unwrap();
+    assert_eq!(report.problems.len(), 3, "{report:#?}");
+    for (problem, layer) in report.problems.iter().zip(&manifest.layers) {
+        assert!(problem.contains(&layer.digest.to_string()) && problem.contains(&liar.digest.to_string()), "{problem}");
+        assert!(problem.contains("\"liar\"") && problem.contains(&wrong.to_string()), "{problem}");
+    }
+    let out = ocicas(&["fsck", s(engine.root()), "--deep"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = ocicas(&["fsck", s(engine.root())]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    engine.ref_delete("liar").unwrap();
+
+    // A layer that is not what its media type says.
+    let fake = put(&engine, "application/vnd.oci.image.layer.v1.tar+gzip", b"not gzip at all");
+    tag_manifest(&engine, "fake", &image_config(&engine, "layers", &[&wrong]), std::slice::from_ref(&fake));
+    let report = engine.fsck_with(&deep).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:#?}");
+    assert!(
+        report.problems[0].contains(&fake.digest.to_string()) && report.problems[0].contains("decompress"),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn fsck_during_retags_and_gcs_sees_one_committed_state() {
+    const ROUNDS: usize = 60;
+    let (_dir, engine) = layout();
+    let stop = AtomicBool::new(false);
+    let mut fsck_runs = 0;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let past = SystemTime::now() - Duration::from_secs(3600);
+            for round in 0..ROUNDS {
+                // Each round tags a new image and collects the previous one, aged past GC's grace.
+                let (manifest, blobs) = image(&engine, &format!("round {round}"), "");
+                for digest in &blobs {
+                    age_blob(&engine, digest, past);
+                }
+                engine.ref_put("app", &manifest, true).unwrap();
+                engine.gc(&GcOptions::default()).unwrap();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        while !stop.load(Ordering::Relaxed) {
+            let report = engine.fsck().unwrap();
+            assert!(report.is_sound(), "fsck run {fsck_runs}: {:#?}", report.problems);
+            fsck_runs += 1;
+        }
+        writer.join().unwrap();
+    });
+    assert!(fsck_runs > 0);
+}
