@@ -162,9 +162,18 @@ impl<'e> GraphWalk<'e> {
         GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges }
     }
 
-    /// Replaces the label edges (GC re-reads labels under its lock before sweeping).
-    pub(crate) fn set_label_edges(&mut self, label_edges: HashMap<Digest, Vec<Digest>>) {
+    /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
+    /// as roots, the targets of the edges from blobs already visited: the walk does not come
+    /// back to those blobs, so it would miss a label added since.
+    pub(crate) fn set_label_edges(&mut self, label_edges: HashMap<Digest, Vec<Digest>>) -> Vec<Reached> {
         self.label_edges = label_edges;
+        let from_visited = self.label_edges.iter().filter(|(source, _)| self.visited.contains_key(*source));
+        from_visited
+            .flat_map(|(source, targets)| {
+                let name = format!("label of {source}");
+                targets.iter().map(move |target| Reached::untyped(target.clone(), name.clone()))
+            })
+            .collect()
     }
 
     /// Walks from `roots`, calling `on_node` once per newly seen arrival.

@@ -799,6 +799,10 @@ fn a_read_only_layout_serves_reads_and_refuses_writes_changing_nothing() {
         assert_eq!(engine.info(&layer.digest).unwrap().labels.len(), 1);
         engine.read_document(&manifest).unwrap();
         assert_eq!(engine.list_blobs().unwrap().len(), 4);
+        // fsck reads without the store lock it cannot take here, and says so.
+        let report = engine.fsck().unwrap();
+        assert!(report.is_sound(), "{report:?}");
+        assert!(report.notes.iter().any(|n| n.contains("store lock")), "{report:?}");
         // Writes fail with an I/O error naming the path, and change nothing.
         let path = root.display().to_string();
         refused(engine.put_blob(b"new"), ErrorKind::Io, &path);

@@ -154,8 +154,9 @@ impl Engine {
             // Decided again under the lock, from scratch: the reference may be gone by now.
             walk = GraphWalk::new(self, HashMap::new());
         }
-        walk.set_label_edges(roots.label_edges);
-        walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
+        let mut reached = walk.set_label_edges(roots.label_edges);
+        reached.extend(roots.reached);
+        walk.walk(reached, |reached, node| marks.observe(reached, node));
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference.
@@ -495,6 +496,28 @@ mod tests {
         engine.update_labels(&root.digest, &labels, &[]).unwrap();
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.blobs_kept), (1, 2), "{report:?}");
+    }
+
+    #[test]
+    fn a_label_edge_added_between_the_walks_to_a_marked_blob_is_followed() {
+        let (_dir, engine) = engine();
+        let root = engine.put_blob(b"root").unwrap();
+        let target = engine.put_blob(b"target").unwrap();
+        let labels: crate::Labels = [(LABEL_GC_ROOT.to_owned(), "1".to_owned())].into();
+        engine.update_labels(&root.digest, &labels, &[]).unwrap();
+        let roots = engine.gc_roots(SystemTime::now()).unwrap();
+        let mut walk = GraphWalk::new(&engine, roots.label_edges);
+        walk.walk(roots.reached, |_, _| {});
+        assert!(walk.visited.contains_key(&root.digest) && !walk.visited.contains_key(&target.digest));
+
+        // As gc() walks again under its lock, after a writer labelled the marked blob.
+        let edge: crate::Labels = [(format!("{LABEL_GC_REF_PREFIX}x"), target.digest.to_string())].into();
+        engine.update_labels(&root.digest, &edge, &[]).unwrap();
+        let roots = engine.gc_roots(SystemTime::now()).unwrap();
+        let mut reached = walk.set_label_edges(roots.label_edges);
+        reached.extend(roots.reached);
+        walk.walk(reached, |_, _| {});
+        assert!(walk.visited.contains_key(&target.digest));
     }
 
     #[test]
