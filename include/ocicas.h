@@ -73,39 +73,78 @@
 #define OCICAS_OPEN_EXCLUSIVE 2
 
 /**
- * `ocicas_engine_set_limit` limit: the largest JSON document read (index.json, manifests,
- * configs, labels, leases), in bytes. Default 4 MiB.
+ * `ocicas_engine_set_limit` limit `json_size`: the largest JSON document read or written
+ * (index.json, manifests, configs, labels, leases), in bytes. Default 4 MiB.
  */
 #define OCICAS_LIMIT_JSON_SIZE 1
 
 /**
- * `ocicas_engine_set_limit` limit: the largest `manifest.json` (or `repositories`) of a
- * docker-archive, in bytes. Default 1 MiB.
+ * `ocicas_engine_set_limit` limit `archive_manifest_size`: the largest `manifest.json` (or
+ * `repositories`) of a docker-archive, in bytes. Default 1 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE 2
 
 /**
- * `ocicas_engine_set_limit` limit: the most bytes read to reach one docker-archive member (its
- * tar header blocks, GNU long names, PAX records). Default 1 MiB.
+ * `ocicas_engine_set_limit` limit `archive_header_size`: the most bytes read to reach one
+ * docker-archive member (its tar header blocks, GNU long names, PAX records). Default 1 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_HEADER_SIZE 3
 
 /**
- * `ocicas_engine_set_limit` limit: the most members of one docker-archive. Default 100000.
+ * `ocicas_engine_set_limit` limit `archive_members`: the most members of one docker-archive.
+ * Default 100000.
  */
 #define OCICAS_LIMIT_ARCHIVE_MEMBERS 4
 
 /**
- * `ocicas_engine_set_limit` limit: the largest label, key and value together, in bytes.
- * Default 4096.
+ * `ocicas_engine_set_limit` limit `label_size`: the largest label, key and value together, in
+ * bytes. Default 4096.
  */
 #define OCICAS_LIMIT_LABEL_SIZE 5
 
 /**
- * `ocicas_engine_set_limit` limit: how many levels of nested documents GC and fsck follow.
- * Default 16.
+ * `ocicas_engine_set_limit` limit `walk_depth`: how many levels of nested documents GC, fsck,
+ * push and pull follow. Default 16.
  */
 #define OCICAS_LIMIT_WALK_DEPTH 6
+
+/**
+ * `ocicas_engine_set_limit` limit `metadata_size`: the largest private metadata file of the
+ * layout (an ingest's ref, total, expected digest, times, saved hash state), in bytes.
+ * Default 64 KiB.
+ */
+#define OCICAS_LIMIT_METADATA_SIZE 7
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
+ * docker-archive read holds in memory, all members together. Default 64 MiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_JSON_TOTAL 8
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
+ * import writes into the store. Default 1 TiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE 9
+
+/**
+ * `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
+ * (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
+ */
+#define OCICAS_LIMIT_THREADS 10
+
+/**
+ * `ocicas_engine_set_limit` limit `registry_timeout`: the deadline of one registry request for
+ * a document (manifest, token, HEAD), first byte sent to last byte read, in seconds.
+ * Default 300.
+ */
+#define OCICAS_LIMIT_REGISTRY_TIMEOUT 11
+
+/**
+ * `ocicas_engine_set_limit` limit `registry_min_rate`: the slowest a registry blob transfer may
+ * be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
+ */
+#define OCICAS_LIMIT_REGISTRY_MIN_RATE 12
 
 /**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
@@ -796,18 +835,34 @@ ocicas_status ocicas_engine_open(const char *path,
 void ocicas_engine_close(struct ocicas_engine *engine);
 
 /**
- * Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Input over a limit gives
- * `OCICAS_ERR_TOO_LARGE` with a message naming the limit (fsck reports a document nested past
+ * Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Every resource one operation
+ * uses is bounded by one of these; input over a limit gives `OCICAS_ERR_TOO_LARGE` with a
+ * message naming the limit and how to raise it (fsck reports a document nested past
  * `OCICAS_LIMIT_WALK_DEPTH` as a problem). Applies to what the engine does afterwards, and to
- * readers, writers and streams opened afterwards.
+ * readers, writers and streams opened afterwards. The CLI's `--limit NAME=VALUE` and Go's
+ * `Engine.SetLimit` set the same limits by the names given with each constant.
  *
- * Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or an unknown `limit`.
+ * Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine, an unknown `limit`, or a value out
+ * of the limit's range (0 for any limit but `OCICAS_LIMIT_WALK_DEPTH`; over 1024 for
+ * `OCICAS_LIMIT_THREADS`).
  *
  * # Safety
  * `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
  * call (set limits before sharing the engine).
  */
 ocicas_status ocicas_engine_set_limit(struct ocicas_engine *engine, uint32_t limit, uint64_t value);
+
+/**
+ * Writes the current value of one of the engine's limits (`OCICAS_LIMIT_*`) to `*out_value`.
+ *
+ * Returns `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or an unknown `limit`.
+ *
+ * # Safety
+ * `engine` is a handle from `ocicas_engine_open`; `out_value` points at writable storage.
+ */
+ocicas_status ocicas_engine_get_limit(const struct ocicas_engine *engine,
+                                      uint32_t limit,
+                                      uint64_t *out_value);
 
 /**
  * The message of the calling thread's most recent failed ocicas call ("" when none failed).

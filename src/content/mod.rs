@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_image, not_found};
-use crate::layout::{Engine, JSON_LIMIT_NAME, TempFile, read_capped};
+use crate::layout::{Engine, TempFile};
+use crate::limits::Limit;
 use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
@@ -252,7 +253,11 @@ impl Engine {
                 format!("blob {digest} is {} bytes, over the limit of {limit}", reader.size()),
             ));
         }
-        let bytes = read_capped(reader, limit, &format!("blob {digest}"), "the limit")?;
+        let mut bytes = Vec::new();
+        reader
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read blob {digest}: {e}")))?;
         check_digest(digest, Digest::of_bytes(digest.algorithm(), &bytes))?;
         Ok(bytes)
     }
@@ -261,15 +266,9 @@ impl Engine {
     /// size is checked against the JSON limit before anything is read, and against the bytes.
     pub fn read_document(&self, descriptor: &Descriptor) -> Result<Document> {
         if descriptor.size > self.max_json_size() {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "{} {} declares {} bytes, over {JSON_LIMIT_NAME} of {}",
-                    descriptor.media_type,
-                    descriptor.digest,
-                    descriptor.size,
-                    self.max_json_size()
-                ),
+            return Err(self.limits().exceeded(
+                Limit::JsonSize,
+                format!("{} {} declares {} bytes", descriptor.media_type, descriptor.digest, descriptor.size),
             ));
         }
         let bytes = self.read_blob(&descriptor.digest, self.max_json_size())?;

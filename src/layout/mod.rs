@@ -4,7 +4,7 @@
 mod storage;
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,62 +15,13 @@ pub use storage::{OsStorage, Storage};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
+use crate::limits::{Limit, Limits};
 use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
 
 /// Temp files younger than this are never swept: they may not be flocked yet.
 const TEMP_FILE_MIN_AGE: Duration = Duration::from_secs(1);
 
 pub const LAYOUT_VERSION: &str = "1.0.0";
-/// Documents larger than this are refused before they are parsed.
-pub const DEFAULT_MAX_JSON_SIZE: u64 = 4 << 20;
-
-/// The bounds on what input (a layout, a document, an archive, a caller) can make the store
-/// hold in memory or follow. Each one is enforced where its input is read; over it is
-/// `TooLarge` with a message that names the limit (fsck reports a walk cut at `walk_depth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest JSON document read from the layout or an archive (index.json, manifests,
-    /// configs, labels, leases), in bytes.
-    pub json_size: u64,
-    /// Largest `manifest.json` (and `repositories`) of a docker-archive, in bytes.
-    pub archive_manifest_size: u64,
-    /// Most bytes the tar reader may read to reach one archive member: its header blocks,
-    /// GNU long names and PAX records, which it holds in memory whole.
-    pub archive_header_size: u64,
-    /// Most members one docker-archive may have.
-    pub archive_members: u64,
-    /// Largest label: its key and value together, in bytes.
-    pub label_size: u64,
-    /// How many levels of nested indexes and manifests fsck, GC, push and pull follow from a
-    /// root (see `Limits::follows_children_at`).
-    pub walk_depth: u64,
-}
-
-impl Limits {
-    /// Whether the children of an index or manifest at `depth` (a root is at 0) are followed:
-    /// only below `walk_depth`. Configs and layers have none, so no depth is too deep for them.
-    pub fn follows_children_at(&self, depth: u64) -> bool {
-        depth < self.walk_depth
-    }
-}
-
-impl Default for Limits {
-    /// The defaults of issue #8: JSON 4 MiB, `manifest.json` 1 MiB, headers 1 MiB, 100k
-    /// members, labels 4 KiB (containerd's), walk depth 16.
-    fn default() -> Self {
-        Limits {
-            json_size: DEFAULT_MAX_JSON_SIZE,
-            archive_manifest_size: 1 << 20,
-            archive_header_size: 1 << 20,
-            archive_members: 100_000,
-            label_size: 4096,
-            walk_depth: 16,
-        }
-    }
-}
-
-/// How messages name `Limits::json_size`.
-pub(crate) const JSON_LIMIT_NAME: &str = "the JSON document limit (json_size)";
 
 /// How to open a layout.
 #[derive(Debug, Clone, Default)]
@@ -264,7 +215,7 @@ impl Engine {
     /// reading it.
     pub(crate) fn read_json_file(&self, path: &Path) -> Result<Vec<u8>> {
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        read_capped(file, self.limits.json_size, &path.display().to_string(), JSON_LIMIT_NAME)
+        self.limits.read_capped(file, Limit::JsonSize, &path.display().to_string())
     }
 
     /// Write to a temp file, fsync, rename over `dest`, fsync the directory: `dest` is always
@@ -428,20 +379,6 @@ impl Drop for TempFile<'_> {
             let _ = self.engine.storage.remove_file(&self.path);
         }
     }
-}
-
-/// Reads at most `limit` bytes of `reader`; `TooLarge` when there is more, naming `what` and
-/// the limit (`limit_name`, e.g. "the JSON document limit").
-pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str, limit_name: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {what}: {e}")))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than {limit_name} of {limit} bytes")));
-    }
-    Ok(bytes)
 }
 
 fn already_exists(root: &Path) -> Error {

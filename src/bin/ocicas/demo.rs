@@ -6,14 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ocicas::gc::GcOptions;
-use ocicas::{Document, Engine, Error, ErrorKind, LayerOptions, OpenOptions, Result};
+use ocicas::{Document, Error, ErrorKind, LayerOptions, Result};
 
 const TAG: &str = "demo";
 
 pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     let mut say = |line: String| writeln!(out, "{line}").map_err(|e| Error::new(ErrorKind::Io, e.to_string()));
 
-    let engine = Engine::open(layout, &OpenOptions { create: true, ..OpenOptions::default() })?;
+    let engine = crate::open_with(layout, true)?;
     say(format!("layout      {}", engine.root().display()))?;
 
     let tree = DemoTree::create()?;

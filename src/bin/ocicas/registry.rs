@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ocicas::registry::{Progress, push_layer};
-use ocicas::{Credentials, Engine, OpenOptions, RegistryOptions};
+use ocicas::{Credentials, RegistryOptions};
 
 use crate::layer::CompressionArgs;
 use crate::stdout_error;
@@ -53,7 +53,7 @@ pub fn push(
     args: &RegistryArgs,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let engine = Engine::open(layout, &OpenOptions::default())?;
+    let engine = crate::open(layout)?;
     let options = RegistryOptions { mount_from, ..args.options()? };
     let report = engine.push(ref_name, target, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
@@ -68,7 +68,7 @@ pub fn pull(
     args: &RegistryArgs,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let engine = Engine::open(layout, &OpenOptions::default())?;
+    let engine = crate::open(layout)?;
     let options = RegistryOptions { platforms, force, ..args.options()? };
     let report = engine.pull(source, ref_name, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
