@@ -11,7 +11,6 @@ pub mod fsck;
 pub mod gc;
 mod graph;
 pub mod image;
-pub mod ingest;
 pub mod layout;
 pub mod limits;
 pub mod refs;
@@ -21,13 +20,12 @@ pub mod stream;
 
 mod ffi;
 
-pub use content::{BlobInfo, BlobReader, Labels, StoredBlob};
+pub use content::{BlobInfo, BlobReader, CopySource, IngestStatus, IngestWriter, Labels, StoredBlob, WriterOptions};
 pub use digest::{Algorithm, Digest};
 pub use error::{Error, ErrorKind, Result};
 pub use filters::Filters;
 pub use fsck::FsckReport;
 pub use gc::{GcOptions, GcReport, Lease, LeaseResource};
-pub use ingest::{CopySource, IngestStatus, IngestWriter, WriterOptions};
 pub use layout::{Engine, OpenOptions};
 pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ocicas::layout::{OsStorage, Storage};
+use ocicas::layout::{OsStorage, Root, Storage};
 use ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST;
 use ocicas::{Algorithm, Digest, Engine, GcOptions, LeaseResource, OpenOptions, WriterOptions};
 
@@ -192,21 +192,21 @@ impl FaultyStorage {
 }
 
 impl Storage for FaultyStorage {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.check("create_dir_all")?;
-        OsStorage.create_dir_all(path)
+    fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool> {
+        self.check("create_dir")?;
+        OsStorage.create_dir(root, path)
     }
-    fn create_new(&self, path: &Path) -> io::Result<File> {
+    fn create_new(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.check("create_new")?;
-        OsStorage.create_new(path)
+        OsStorage.create_new(root, path)
     }
-    fn open_append(&self, path: &Path) -> io::Result<File> {
+    fn open_append(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.check("open_append")?;
-        OsStorage.open_append(path)
+        OsStorage.open_append(root, path)
     }
-    fn open_lock(&self, path: &Path) -> io::Result<File> {
+    fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.check("open_lock")?;
-        OsStorage.open_lock(path)
+        OsStorage.open_lock(root, path)
     }
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
         if let Err(err) = self.check("write_all") {
@@ -232,25 +232,25 @@ impl Storage for FaultyStorage {
         self.check("set_read_only")?;
         OsStorage.set_read_only(file)
     }
-    fn touch(&self, path: &Path) -> io::Result<()> {
+    fn touch(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.check("touch")?;
-        OsStorage.touch(path)
+        OsStorage.touch(root, path)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
         self.check("rename")?;
-        OsStorage.rename(from, to)
+        OsStorage.rename(root, from, to)
     }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
+    fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.check("remove_file")?;
-        OsStorage.remove_file(path)
+        OsStorage.remove_file(root, path)
     }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+    fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         self.check("remove_dir_all")?;
-        OsStorage.remove_dir_all(path)
+        OsStorage.remove_dir_all(root, path, dir)
     }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.check("sync_dir")?;
-        OsStorage.sync_dir(path)
+        OsStorage.sync_dir(root, path)
     }
 }
 
@@ -385,21 +385,21 @@ fn build_crashed(durable: &Durable, at: usize, path: &Path, out: &Path) {
 }
 
 impl Storage for RecordingStorage {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+    fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool> {
         self.step();
-        OsStorage.create_dir_all(path)
+        OsStorage.create_dir(root, path)
     }
-    fn create_new(&self, path: &Path) -> io::Result<File> {
+    fn create_new(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.step();
-        OsStorage.create_new(path)
+        OsStorage.create_new(root, path)
     }
-    fn open_append(&self, path: &Path) -> io::Result<File> {
+    fn open_append(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.step();
-        OsStorage.open_append(path)
+        OsStorage.open_append(root, path)
     }
-    fn open_lock(&self, path: &Path) -> io::Result<File> {
+    fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File> {
         self.step();
-        OsStorage.open_lock(path)
+        OsStorage.open_lock(root, path)
     }
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
         self.step();
@@ -421,26 +421,28 @@ impl Storage for RecordingStorage {
         self.step();
         OsStorage.set_read_only(file)
     }
-    fn touch(&self, path: &Path) -> io::Result<()> {
+    fn touch(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.step();
-        OsStorage.touch(path)
+        OsStorage.touch(root, path)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
         self.step();
-        OsStorage.rename(from, to)
+        OsStorage.rename(root, from, to)
     }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
+    fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.step();
-        OsStorage.remove_file(path)
+        OsStorage.remove_file(root, path)
     }
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+    fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         self.step();
-        OsStorage.remove_dir_all(path)
+        OsStorage.remove_dir_all(root, path, dir)
     }
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+    fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()> {
         let step = self.step();
-        OsStorage.sync_dir(path)?;
-        self.record_dir(step, path)
+        OsStorage.sync_dir(root, path)?;
+        // "" is the root itself (a join would add a trailing slash to the key).
+        let dir = if path.as_os_str().is_empty() { root.path().to_owned() } else { root.path().join(path) };
+        self.record_dir(step, &dir)
     }
 }
 

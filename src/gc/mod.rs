@@ -11,7 +11,6 @@
 mod lease;
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::time::{Duration, SystemTime};
 
 pub use lease::{Lease, LeaseResource};
@@ -19,7 +18,7 @@ pub use lease::{Lease, LeaseResource};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, missing_line};
-use crate::layout::Engine;
+use crate::layout::{Engine, modified_time};
 use crate::spec::{Descriptor, is_manifest_media_type};
 
 /// Label that makes a blob a GC root.
@@ -167,11 +166,11 @@ impl Engine {
             if walk.visited.contains_key(digest) {
                 continue;
             }
-            let Ok(meta) = fs::symlink_metadata(self.blob_path(digest)) else { continue };
-            if meta.modified().is_ok_and(|t| t >= grace_start) {
+            let Ok(stat) = self.dir().stat(&self.blob_path(digest)) else { continue };
+            if modified_time(&stat) >= grace_start {
                 young.push((Descriptor::new("", digest.clone(), 0), "a blob committed during GC".to_owned()));
             }
-            unmarked.push((digest, meta.len()));
+            unmarked.push((digest, stat.st_size as u64));
         }
         walk.walk(young, |descriptor, parent, node| marks.observe(descriptor, parent, node));
         if let Some(err) = marks.unknown_children {
@@ -195,8 +194,11 @@ impl Engine {
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
                 let dir = self.blob_dir(algorithm);
-                if dir.is_dir() {
-                    self.storage().sync_dir(&dir).map_err(|e| Error::io("cannot fsync directory", &dir, e))?;
+                match self.storage().sync_dir(&dir) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(self.io_error("cannot fsync directory", &dir, err));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -255,7 +257,7 @@ impl Engine {
         let remove = |batch: &[(&Digest, u64)]| -> Result<()> {
             for (digest, _) in batch {
                 let path = self.blob_path(digest);
-                self.storage().remove_file(&path).map_err(|e| Error::io("cannot remove blob", &path, e))?;
+                self.storage().remove_file(&path).map_err(|e| self.io_error("cannot remove blob", &path, e))?;
                 if labelled.contains(*digest) {
                     self.write_labels(digest, &Default::default())?;
                 }
@@ -376,12 +378,25 @@ mod tests {
     #[test]
     fn expired_leases_protect_nothing_and_are_removed() {
         let (_dir, engine) = engine();
-        let lease = engine.lease_new(Some("short"), Some(Duration::from_millis(1))).unwrap();
+        let lease = engine.lease_new(Some("short"), Some(Duration::from_millis(500))).unwrap();
         let blob = engine.put_blob(b"briefly leased").unwrap();
-        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest)).unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest.clone())).unwrap();
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.leases_removed), (1, 1));
         assert!(engine.lease_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn adding_to_an_expired_lease_is_not_found_even_before_gc_sweeps_it() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(Some("expired"), Some(Duration::from_millis(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let blob = engine.put_blob(b"too late").unwrap();
+        let err = engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(err.message().contains("expired"), "{err}");
+        let err = engine.lease_add(&lease.id, LeaseResource::Ingest("r".into())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     }
 
     #[test]

@@ -13,10 +13,10 @@ use super::upload::{MANIFEST_ACCEPT, manifest_digest, with_authorization};
 use super::{
     BlobMeter, Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel,
 };
+use crate::content::WriterOptions;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::gc::LeaseResource;
-use crate::ingest::WriterOptions;
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, Platform, detect_media_type, is_document_media_type, parse_document};
 
@@ -304,7 +304,7 @@ impl Puller<'_> {
     }
 
     /// One GET of the blob from the writer's offset (`Range` when it is past 0), into the writer.
-    fn download(&self, blob: &Descriptor, writer: &mut crate::ingest::IngestWriter) -> Result<()> {
+    fn download(&self, blob: &Descriptor, writer: &mut crate::content::IngestWriter) -> Result<()> {
         let offset = writer.status().offset;
         let url = self.client.url(&api_path(&self.remote.repository, "blobs", &blob.digest.to_string()));
         let what = format!("GET {url}");

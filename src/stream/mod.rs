@@ -13,9 +13,9 @@ use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 use zstd::zstd_safe::CParameter;
 
 use crate::content::{IO_CHUNK, Labels};
+use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::ingest::{IngestWriter, WriterOptions};
 use crate::layout::Engine;
 use crate::spec::Descriptor;
 

@@ -1,0 +1,128 @@
+//! The saved hash state of an ingest (`hashstate`): the hash of `data` up to an offset, so a
+//! resume need not read again what was hashed. A state is bound to the bytes it describes by the
+//! data file's identity and times (device, inode, size, mtime and ctime in nanoseconds) taken
+//! after the fsync that preceded it: if any of them changed, something other than our writer
+//! touched the data, and the whole prefix is hashed again (containerd always does that).
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+
+use crate::digest::{Algorithm, Hasher};
+
+const MAGIC: &str = "ocicas-hashstate-v2";
+
+/// What identifies the data file's bytes at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DataIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl DataIdentity {
+    fn of(data: &File) -> Option<DataIdentity> {
+        let meta = data.metadata().ok()?;
+        Some(DataIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    fn to_text(self) -> String {
+        let DataIdentity { dev, ino, size, mtime, ctime } = self;
+        format!("{dev} {ino} {size} {} {} {} {}", mtime.0, mtime.1, ctime.0, ctime.1)
+    }
+
+    fn parse(text: &[u8]) -> Option<DataIdentity> {
+        let text = std::str::from_utf8(text).ok()?;
+        let fields: Vec<&str> = text.split(' ').collect();
+        let [dev, ino, size, mtime_s, mtime_ns, ctime_s, ctime_ns] = fields.as_slice() else { return None };
+        Some(DataIdentity {
+            dev: dev.parse().ok()?,
+            ino: ino.parse().ok()?,
+            size: size.parse().ok()?,
+            mtime: (mtime_s.parse().ok()?, mtime_ns.parse().ok()?),
+            ctime: (ctime_s.parse().ok()?, ctime_ns.parse().ok()?),
+        })
+    }
+}
+
+/// The `hashstate` file for `hasher`, which has hashed all of `data` (fsynced just before).
+/// None when the data file cannot be identified: then no state is saved.
+pub(super) fn save(hasher: &Hasher, data: &File) -> Option<Vec<u8>> {
+    let identity = DataIdentity::of(data)?;
+    let mut state = format!("{MAGIC}\n{}\n{}\n", hasher.algorithm().name(), identity.to_text()).into_bytes();
+    state.extend_from_slice(&hasher.save_state());
+    Some(state)
+}
+
+/// The hasher `saved` describes, when it is a state of `algorithm` about exactly the bytes
+/// `data` holds now; None otherwise (the caller hashes the data from the start).
+pub(super) fn restore(saved: &[u8], algorithm: Algorithm, data: &File) -> Option<Hasher> {
+    let mut parts = saved.splitn(4, |&b| b == b'\n');
+    let (magic, name, identity, state) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if magic != MAGIC.as_bytes() || name != algorithm.name().as_bytes() {
+        return None;
+    }
+    let identity = DataIdentity::parse(identity)?;
+    if DataIdentity::of(data)? != identity {
+        return None;
+    }
+    Hasher::restore_state(algorithm, state, identity.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    fn data_file(bytes: &[u8]) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, bytes).unwrap();
+        let file = std::fs::OpenOptions::new().read(true).append(true).open(&path).unwrap();
+        (dir, file)
+    }
+
+    fn hashed(bytes: &[u8]) -> Hasher {
+        let mut hasher = Hasher::new(Algorithm::Sha256);
+        hasher.update(bytes);
+        hasher
+    }
+
+    #[test]
+    fn a_state_is_restored_only_for_the_bytes_it_was_saved_with() {
+        let (_dir, mut data) = data_file(b"hello world");
+        let saved = save(&hashed(b"hello world"), &data).unwrap();
+        let restored = restore(&saved, Algorithm::Sha256, &data).unwrap();
+        assert_eq!(restored.current(), hashed(b"hello world").current());
+        assert!(restore(&saved, Algorithm::Sha512, &data).is_none());
+
+        // Same size, one byte changed in place: the times tell.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        data.write_all_at(b"J", 0).unwrap();
+        assert!(restore(&saved, Algorithm::Sha256, &data).is_none());
+
+        let saved = save(&hashed(b"Jello world"), &data).unwrap();
+        data.write_all(b"!").unwrap();
+        assert!(restore(&saved, Algorithm::Sha256, &data).is_none(), "grown since");
+    }
+
+    #[test]
+    fn damaged_states_are_not_restored() {
+        let (_dir, data) = data_file(b"abc");
+        let saved = save(&hashed(b"abc"), &data).unwrap();
+        for cut in 0..saved.len() {
+            // Any prefix is either refused or, when only state bytes are cut, refused by sha2.
+            assert!(restore(&saved[..cut], Algorithm::Sha256, &data).is_none(), "cut at {cut}");
+        }
+        assert!(restore(b"ocicas-hashstate-v1\nsha256\n3\n", Algorithm::Sha256, &data).is_none());
+    }
+}
