@@ -51,6 +51,7 @@ fn may_be_absent(descriptor: &Descriptor) -> bool {
 impl Engine {
     pub fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
+        report.problems.extend(self.odd_entries()?);
         let blobs = self.list_blobs()?;
         for digest in &blobs {
             report.blobs_checked += 1;

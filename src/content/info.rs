@@ -2,14 +2,14 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::format_time;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::filters::Filters;
-use crate::layout::{Engine, modified_time};
+use crate::layout::{Engine, LABELS_DIR, modified_time};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -66,7 +66,7 @@ pub fn validate_labels(labels: &Labels, limit: u64) -> Result<()> {
 
 impl Engine {
     fn labels_path(&self, digest: &Digest) -> PathBuf {
-        self.private_dir().join("labels").join(digest.algorithm().name()).join(digest.hex())
+        Path::new(LABELS_DIR).join(digest.algorithm().name()).join(digest.hex())
     }
 
     fn read_labels(&self, digest: &Digest) -> Result<Labels> {
@@ -201,7 +201,7 @@ impl Engine {
     fn labelled_blobs(&self) -> Result<HashSet<Digest>> {
         let mut labelled = HashSet::new();
         for algorithm in Algorithm::ALL {
-            let dir = self.private_dir().join("labels").join(algorithm.name());
+            let dir = Path::new(LABELS_DIR).join(algorithm.name());
             self.dir()
                 .for_each_entry(&dir, |name, _| {
                     if let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {

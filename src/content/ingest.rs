@@ -20,7 +20,7 @@ use super::writer::IngestWriter;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
 use crate::filters::Filters;
-use crate::layout::{Engine, EntryKind, modified_time};
+use crate::layout::{Engine, EntryKind, INGEST_DIR, modified_time};
 
 /// How long an open waits for an ingest's lock to be released before it reports `Locked`: an
 /// abort, a commit or a GC removing the ingest holds it for milliseconds, a live writer for as
@@ -79,7 +79,7 @@ pub(super) struct LockedIngest {
 
 impl Engine {
     fn ingest_root(&self) -> PathBuf {
-        self.private_dir().join("ingest")
+        PathBuf::from(INGEST_DIR)
     }
 
     fn ingest_dir(&self, ref_name: &str) -> PathBuf {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
-use crate::layout::Engine;
+use crate::layout::{Engine, LEASES_DIR};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -59,7 +59,7 @@ fn validate_lease_id(id: &str) -> Result<()> {
 
 impl Engine {
     fn leases_dir(&self) -> PathBuf {
-        self.private_dir().join("leases")
+        PathBuf::from(LEASES_DIR)
     }
 
     /// Creates a lease, with `id` or a generated one, expiring after `expiry` (never when None).

@@ -131,6 +131,8 @@ struct Roots {
 
 impl Engine {
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        // A planted link where a directory of the layout belongs stops GC before anything goes.
+        self.check_structure()?;
         let started = SystemTime::now();
         // File times come from a coarse kernel clock that can lag the system clock by a tick.
         let grace_start = started - COMMIT_GRACE_MARGIN;

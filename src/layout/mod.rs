@@ -4,6 +4,7 @@
 
 pub mod confined;
 mod storage;
+mod structure;
 
 use std::fs::File;
 use std::io;
@@ -15,11 +16,16 @@ use std::time::Duration;
 pub use confined::{Entry, EntryKind, Root};
 use storage::LayoutStorage;
 pub use storage::{OsStorage, Storage};
+use structure::{BLOBS_DIR, LOCK_FILE, PRIVATE_DIR, TEMP_DIR};
+pub(crate) use structure::{INGEST_DIR, LABELS_DIR, LEASES_DIR};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
 use crate::limits::{Limit, Limits};
 use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
+
+/// See `Engine::read_index_to_mend`.
+const MEND_FACTOR: u64 = 16;
 
 /// Temp files younger than this are never swept: they may not be flocked yet.
 const TEMP_FILE_MIN_AGE: Duration = Duration::from_secs(1);
@@ -131,8 +137,8 @@ impl Engine {
                 )));
             }
         }
-        self.read_index()?;
-        let blobs = Path::new("blobs");
+        self.read_index_to_mend()?;
+        let blobs = Path::new(BLOBS_DIR);
         match self.root.kind(blobs) {
             Ok(Some(EntryKind::Dir)) => Ok(()),
             Ok(Some(kind)) => {
@@ -182,7 +188,7 @@ impl Engine {
     }
 
     pub(crate) fn blob_dir(&self, algorithm: Algorithm) -> PathBuf {
-        Path::new("blobs").join(algorithm.name())
+        Path::new(BLOBS_DIR).join(algorithm.name())
     }
 
     pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -195,7 +201,7 @@ impl Engine {
 
     /// `.ocicas/`: our private state, which other OCI tools ignore.
     pub(crate) fn private_dir(&self) -> PathBuf {
-        PathBuf::from(".ocicas")
+        PathBuf::from(PRIVATE_DIR)
     }
 
     /// Creates the directory `path` and its missing parents, each made durable in its parent
@@ -218,12 +224,37 @@ impl Engine {
 
     /// Reads index.json as an image index.
     pub fn read_index(&self) -> Result<ImageIndex> {
+        Ok(self.read_index_within(&self.limits)?.0)
+    }
+
+    /// index.json for opening the layout and for listing and removing references, with its size
+    /// in bytes: up to `MEND_FACTOR` times the JSON limit, so that a layout whose index.json grew
+    /// over the limit (written by another tool, or before the limit was lowered) can still be
+    /// opened, listed and mended; everything else refuses it.
+    pub(crate) fn read_index_to_mend(&self) -> Result<(ImageIndex, u64)> {
+        let json_size = self.limits.json_size.saturating_mul(MEND_FACTOR);
+        self.read_index_within(&Limits { json_size, ..self.limits })
+    }
+
+    /// Writes index.json after a removal of references: allowed over the JSON limit when it
+    /// shrinks index.json (from `read_size` bytes), so mending an oversized layout is possible.
+    pub(crate) fn write_mended_index(&self, index: &ImageIndex, read_size: u64) -> Result<()> {
+        let bytes = crate::spec::canonical_json(index)?;
+        if (bytes.len() as u64) < read_size {
+            self.replace_file(self.index_path(), &bytes)
+        } else {
+            self.replace_json_file(self.index_path(), &bytes)
+        }
+    }
+
+    fn read_index_within(&self, limits: &Limits) -> Result<(ImageIndex, u64)> {
         let path = self.index_path();
         let shown = self.display(path);
-        let bytes = self.read_json_file(path).map_err(|err| match err.kind() {
-            ErrorKind::NotFound => invalid_image(format!("{} is missing", shown.display())),
-            _ => err,
+        let file = self.root.open_read(path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => invalid_image(format!("{} is missing", shown.display())),
+            _ => self.io_error("cannot open", path, err),
         })?;
+        let bytes = limits.read_capped(file, Limit::JsonSize, &shown.display().to_string())?;
         let index: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| invalid_image(format!("{} is not an OCI image index: {e}", shown.display())))?;
         if index.schema_version != 2 {
@@ -241,7 +272,7 @@ impl Engine {
                 shown.display()
             )));
         }
-        Ok(index)
+        Ok((index, bytes.len() as u64))
     }
 
     /// Replaces index.json atomically. Callers hold the exclusive store lock.
@@ -293,7 +324,7 @@ impl Engine {
     }
 
     fn temp_dir(&self) -> PathBuf {
-        self.private_dir().join("tmp")
+        PathBuf::from(TEMP_DIR)
     }
 
     /// A new, uniquely named temp file under `.ocicas/tmp/`, on the same file system as
@@ -378,7 +409,7 @@ impl Engine {
     }
 
     fn lock_path(&self) -> PathBuf {
-        self.private_dir().join("lock")
+        PathBuf::from(LOCK_FILE)
     }
 
     /// A fresh open file description per lock, so that threads of one process exclude each
