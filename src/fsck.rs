@@ -52,6 +52,10 @@ impl Engine {
     pub fn fsck(&self) -> Result<FsckReport> {
         let mut report = FsckReport::default();
         report.problems.extend(self.odd_entries()?);
+        if self.check_structure().is_err() {
+            // A directory of the layout is not one (reported above): its blobs cannot be listed.
+            return Ok(report);
+        }
         let blobs = self.list_blobs()?;
         for digest in &blobs {
             report.blobs_checked += 1;

@@ -3,13 +3,24 @@
 //! data file's identity and times (device, inode, size, mtime and ctime in nanoseconds) taken
 //! after the fsync that preceded it: if any of them changed, something other than our writer
 //! touched the data, and the whole prefix is hashed again (containerd always does that).
+//!
+//! File times come from the kernel's coarse clock: a write within the same tick as the state's
+//! save would leave them as they were. So a state is saved only once that clock has moved past
+//! the data's times: any later write then shows.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use rustix::time::{ClockId, clock_gettime};
 
 use crate::digest::{Algorithm, Hasher};
 
 const MAGIC: &str = "ocicas-hashstate-v2";
+
+/// How long a save waits for the coarse clock to pass the data's times (one tick is 1 to 10 ms)
+/// before it gives up saving a state.
+const CLOCK_WAIT: Duration = Duration::from_millis(50);
 
 /// What identifies the data file's bytes at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +44,11 @@ impl DataIdentity {
         })
     }
 
+    /// The later of the two times: what the coarse clock must pass.
+    fn latest_time(&self) -> (i64, i64) {
+        self.mtime.max(self.ctime)
+    }
+
     fn to_text(self) -> String {
         let DataIdentity { dev, ino, size, mtime, ctime } = self;
         format!("{dev} {ino} {size} {} {} {} {}", mtime.0, mtime.1, ctime.0, ctime.1)
@@ -53,12 +69,29 @@ impl DataIdentity {
 }
 
 /// The `hashstate` file for `hasher`, which has hashed all of `data` (fsynced just before).
-/// None when the data file cannot be identified: then no state is saved.
+/// None when the data file cannot be identified, or its times cannot be told from a later
+/// write's: then no state is saved.
 pub(super) fn save(hasher: &Hasher, data: &File) -> Option<Vec<u8>> {
     let identity = DataIdentity::of(data)?;
+    wait_for_clock_past(identity.latest_time())?;
     let mut state = format!("{MAGIC}\n{}\n{}\n", hasher.algorithm().name(), identity.to_text()).into_bytes();
     state.extend_from_slice(&hasher.save_state());
     Some(state)
+}
+
+/// Waits until the coarse clock that stamps file times is past `time`; None after `CLOCK_WAIT`.
+fn wait_for_clock_past(time: (i64, i64)) -> Option<()> {
+    let deadline = std::time::Instant::now() + CLOCK_WAIT;
+    loop {
+        let now = clock_gettime(ClockId::RealtimeCoarse);
+        if (now.tv_sec, now.tv_nsec) > time {
+            return Some(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// The hasher `saved` describes, when it is a state of `algorithm` about exactly the bytes
@@ -105,8 +138,7 @@ mod tests {
         assert_eq!(restored.current(), hashed(b"hello world").current());
         assert!(restore(&saved, Algorithm::Sha512, &data).is_none());
 
-        // Same size, one byte changed in place: the times tell.
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Same size, one byte changed in place at once: the times tell.
         data.write_all_at(b"J", 0).unwrap();
         assert!(restore(&saved, Algorithm::Sha256, &data).is_none());
 
