@@ -11,7 +11,7 @@ use std::time::Duration;
 use distribution::{Faults, Proxy, Registry, peers_available};
 use ocicas::registry::Progress;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
-use ocicas::{Engine, ErrorKind, Filters, Limits, RegistryOptions, WriterOptions};
+use ocicas::{Engine, ErrorKind, Filters, Limits, RegistryOptions, StoredBlob, WriterOptions};
 use serde_json::json;
 
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -22,20 +22,25 @@ fn put(engine: &Engine, media_type: &str, value: &serde_json::Value) -> Descript
     Descriptor::new(media_type, blob.digest, blob.size)
 }
 
-/// A manifest of one (fake, uncompressed) layer for `arch`, with its platform set.
-fn platform_manifest(engine: &Engine, arch: &str) -> Descriptor {
-    let layer = engine.put_blob(format!("layer for {arch}").as_bytes()).unwrap();
+/// A manifest of one (fake, uncompressed) layer of `layer_bytes`, with a config for `arch`.
+fn one_layer_manifest(engine: &Engine, arch: &str, layer_bytes: &[u8]) -> Descriptor {
+    let layer = engine.put_blob(layer_bytes).unwrap();
     let config = put(
         engine,
         CONFIG,
         &json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
     );
-    let manifest = put(
+    put(
         engine,
         MEDIA_TYPE_IMAGE_MANIFEST,
         &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
                 "layers": [Descriptor::new(LAYER, layer.digest, layer.size)]}),
-    );
+    )
+}
+
+/// A manifest of one layer for `arch`, with its platform set.
+fn platform_manifest(engine: &Engine, arch: &str) -> Descriptor {
+    let manifest = one_layer_manifest(engine, arch, format!("layer for {arch}").as_bytes());
     let mut with_platform = serde_json::to_value(&manifest).unwrap();
     with_platform["platform"] = json!({"os": "linux", "architecture": arch});
     serde_json::from_value(with_platform).unwrap()
@@ -173,20 +178,9 @@ fn registry_with_source(dir: &std::path::Path) -> Option<(Registry, Engine)> {
     Some((Registry::start(None), Engine::create(dir.join("source")).unwrap()))
 }
 
-/// An image `ref_name` of one layer of `layer_bytes` and a small config.
+/// An image `ref_name` of one layer of `layer_bytes` and a small config for amd64.
 fn one_layer_image(engine: &Engine, ref_name: &str, layer_bytes: &[u8]) -> Descriptor {
-    let layer = engine.put_blob(layer_bytes).unwrap();
-    let config = put(
-        engine,
-        CONFIG,
-        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
-    );
-    let manifest = put(
-        engine,
-        MEDIA_TYPE_IMAGE_MANIFEST,
-        &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
-                "layers": [Descriptor::new(LAYER, layer.digest, layer.size)]}),
-    );
+    let manifest = one_layer_manifest(engine, "amd64", layer_bytes);
     engine.ref_put(ref_name, &manifest, false).unwrap();
     manifest
 }
@@ -407,18 +401,7 @@ fn a_pull_removes_the_leftover_ingest_of_a_blob_it_finds_stored() {
 fn images_sharing_a_layer(source: &Engine, registry: &Registry) -> ocicas::Digest {
     let layer = noise(1 << 20, 3);
     for name in ["a", "b"] {
-        let layer_blob = source.put_blob(&layer).unwrap();
-        let config = put(
-            source,
-            CONFIG,
-            &json!({"architecture": name, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer_blob.digest]}}),
-        );
-        let manifest = put(
-            source,
-            MEDIA_TYPE_IMAGE_MANIFEST,
-            &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
-                    "layers": [Descriptor::new(LAYER, layer_blob.digest, layer_blob.size)]}),
-        );
+        let manifest = one_layer_manifest(source, name, &layer);
         source.ref_put(name, &manifest, false).unwrap();
         source.push(name, &format!("{}/shared/img:{name}", registry.host()), &insecure()).unwrap();
     }
@@ -482,16 +465,22 @@ fn pull_watching(
     std::thread::spawn(move || target.pull(&source, None, &options))
 }
 
+/// A registry serving `HOST/REPOSITORY/img:v1`, an image of one layer of `layer` (returned);
+/// None when docker-registry is missing.
+fn registry_with_image_of(dir: &std::path::Path, repository: &str, layer: &[u8]) -> Option<(Registry, StoredBlob)> {
+    let (registry, source) = registry_with_source(dir)?;
+    one_layer_image(&source, "img", layer);
+    source.push("img", &format!("{}/{repository}/img:v1", registry.host()), &insecure()).unwrap();
+    Some((registry, source.put_blob(layer).unwrap()))
+}
+
 #[test]
 fn a_pull_waits_for_another_writer_of_a_blob_and_resumes_its_ingest_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
     let layer = noise(300_000, 4);
-    one_layer_image(&source, "img", &layer);
-    source.push("img", &format!("{}/wait/img:v1", registry.host()), &insecure()).unwrap();
+    let Some((registry, stored)) = registry_with_image_of(dir.path(), "wait", &layer) else { return };
     let proxy = Proxy::start(registry.host(), Faults::default());
     let target = Engine::create(dir.path().join("target")).unwrap();
-    let stored = source.put_blob(&layer).unwrap();
     let options = WriterOptions { expected_size: Some(stored.size), expected_digest: Some(stored.digest.clone()) };
     let mut other = target.writer(&format!("pull:{}:{}", stored.digest, stored.size), &options).unwrap();
     other.write(&layer[..100_000]).unwrap();
@@ -513,12 +502,8 @@ fn a_pull_waits_for_another_writer_of_a_blob_and_resumes_its_ingest_when_it_stop
 #[test]
 fn a_pull_gives_up_on_another_writer_of_a_blob_that_does_not_move() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
-    let layer = noise(300_000, 5);
-    one_layer_image(&source, "img", &layer);
-    source.push("img", &format!("{}/stuck/img:v1", registry.host()), &insecure()).unwrap();
+    let Some((registry, stored)) = registry_with_image_of(dir.path(), "stuck", &noise(300_000, 5)) else { return };
     let target = engine_with_deadlines(&dir.path().join("target"), 1, 1);
-    let stored = source.put_blob(&layer).unwrap();
     let ingest = format!("pull:{}:{}", stored.digest, stored.size);
     let stuck = target.writer(&ingest, &WriterOptions::default()).unwrap();
 

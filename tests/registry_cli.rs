@@ -153,6 +153,17 @@ fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
 }
 
 #[test]
+fn jobs_over_the_threads_limit_are_refused_before_anything_is_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = root.path().join("layout");
+    ocicas(&["init", s(&layout)]);
+    // Nothing listens on port 1: only a check before connecting explains this error.
+    let message =
+        ocicas_fails(&["pull", "127.0.0.1:1/x/y:v1", s(&layout), "--insecure", "--jobs", "5", "--limit", "threads=4"]);
+    assert!(message.contains("jobs 5") && message.contains("--limit threads=N"), "{message}");
+}
+
+#[test]
 fn push_layer_from_stdin_gives_a_blob_the_registry_serves_with_the_printed_digest() {
     if !peers_available(PEERS) {
         return;

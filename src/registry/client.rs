@@ -317,8 +317,8 @@ impl Client {
     }
 }
 
-/// An HTTP agent whose connects, reads, writes and waits for an answer each end within
-/// `timeout`, and whose requests end within `overall` when it is set.
+/// An HTTP agent whose name lookups, connects, reads, writes and waits for an answer each end
+/// within `timeout`, and whose requests end within `overall` when it is set.
 fn agent(timeout: Duration, overall: Option<Duration>) -> Agent {
     let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
     Agent::config_builder()
@@ -326,6 +326,7 @@ fn agent(timeout: Duration, overall: Option<Duration>) -> Agent {
         .tls_config(tls)
         .user_agent(concat!("ocicas/", env!("CARGO_PKG_VERSION")))
         .timeout_global(overall)
+        .timeout_resolve(Some(timeout))
         .timeout_connect(Some(timeout))
         .timeout_recv_response(Some(timeout))
         .timeout_per_read(Some(timeout))
