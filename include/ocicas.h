@@ -383,7 +383,8 @@ typedef struct ocicas_registry_options {
   bool insecure;
   /**
    * Blobs moved at once (each a thread), at most the engine's `OCICAS_LIMIT_THREADS` (more
-   * is `OCICAS_ERR_INVALID_ARGUMENT`); 0 means 4, or that limit when it is lower.
+   * is `OCICAS_ERR_INVALID_ARGUMENT`; `ocicas_registry_push_layer`, which has no engine,
+   * uses the default limits); 0 means 4, or that limit when it is lower.
    */
   uint32_t jobs;
   /**

@@ -32,7 +32,8 @@ pub struct ocicas_registry_options {
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
     /// Blobs moved at once (each a thread), at most the engine's `OCICAS_LIMIT_THREADS` (more
-    /// is `OCICAS_ERR_INVALID_ARGUMENT`); 0 means 4, or that limit when it is lower.
+    /// is `OCICAS_ERR_INVALID_ARGUMENT`; `ocicas_registry_push_layer`, which has no engine,
+    /// uses the default limits); 0 means 4, or that limit when it is lower.
     pub jobs: u32,
     /// Bytes per upload request, at most 1 GiB; 0 means a whole stored blob per request, 16 MiB
     /// chunks of a streamed layer (which holds two in memory).
