@@ -23,8 +23,9 @@ pub struct RegistryArgs {
     /// USER:PASS; without it, the registry's entry in ~/.docker/config.json (if any).
     #[arg(long, value_name = "USER:PASS")]
     user: Option<String>,
-    /// Blobs moved at once.
-    #[arg(long, default_value_t = ocicas::registry::DEFAULT_JOBS)]
+    /// Blobs moved at once, each a thread: at most the threads limit (`--limit threads=N`);
+    /// default 4, or that limit when it is lower.
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     jobs: usize,
     /// Bytes per upload request (default: a whole blob; 16 MiB chunks of a streamed layer).
     #[arg(long, default_value_t = 0, hide_default_value = true)]
@@ -84,10 +85,10 @@ pub fn push_layer_file(
     let layer_options = compression.options()?;
     let options = args.options()?;
     let layer = if file == Path::new("-") {
-        push_layer(io::stdin().lock(), target, &layer_options, &options)?
+        push_layer(io::stdin().lock(), target, &layer_options, &options, &crate::limits())?
     } else {
         let tar = std::fs::File::open(file).map_err(|e| ocicas::Error::io("cannot open", file, e))?;
-        push_layer(tar, target, &layer_options, &options)?
+        push_layer(tar, target, &layer_options, &options, &crate::limits())?
     };
     writeln!(out, "{}", layer.to_json()).map_err(stdout_error)
 }
