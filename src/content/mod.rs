@@ -152,15 +152,17 @@ impl Engine {
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
         let dest = self.blob_path(digest);
-        if self.is_intact(digest, size) {
-            self.touch(&dest)?;
+        // Deleted between the look and the touch (deletes take the shared lock too): publish.
+        if self.is_intact(digest, size) && self.touch(&dest)? {
             return Ok(false);
         }
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
         self.create_dir(&self.blob_dir(digest.algorithm()))?;
-        self.touch(path)?;
+        if !self.touch(path)? {
+            return Err(not_found(format!("{} vanished before it was committed", self.display(path).display())));
+        }
         storage
             .rename(path, &dest)
             .map_err(|e| self.io_error(&format!("cannot rename {} to", self.display(path).display()), &dest, e))?;
@@ -187,21 +189,18 @@ impl Engine {
     /// as a commit would, so a caller told it already exists can go on and reference it.
     pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
         let _lock = self.lock_shared()?;
-        if !self.has_blob(digest)? {
-            return Ok(false);
-        }
-        self.touch(&self.blob_path(digest))?;
-        Ok(true)
+        Ok(self.has_blob(digest)? && self.touch(&self.blob_path(digest))?)
     }
 
-    /// Sets a file's mtime to now. A layout of another owner (a shared read-mostly store)
-    /// may refuse it; the commit still stands, with the grace of the file's own mtime.
-    fn touch(&self, path: &Path) -> Result<()> {
+    /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
+    /// layout of another owner (a shared read-mostly store) may refuse it; the commit still
+    /// stands, with the grace of the file's own mtime.
+    fn touch(&self, path: &Path) -> Result<bool> {
         match self.storage().touch(path) {
-            Err(err) if !matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-                Err(self.io_error("cannot set the mtime of", path, err))
-            }
-            _ => Ok(()),
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Ok(true),
+            Err(err) => Err(self.io_error("cannot set the mtime of", path, err)),
         }
     }
 

@@ -72,6 +72,9 @@ const RESOLVER_OPENAT2: u8 = 1;
 const RESOLVER_WALK: u8 = 2;
 static RESOLVER: AtomicU8 = AtomicU8::new(RESOLVER_UNKNOWN);
 
+/// Times `mkdir` tries again when the directory it found vanishes before it looks at it.
+const MKDIR_ATTEMPTS: u32 = 100;
+
 /// Directories that `remove_tree` descends into, at most: an ingest directory holds files only,
 /// so anything deeper was planted.
 const MAX_REMOVE_DEPTH: u32 = 8;
@@ -167,19 +170,26 @@ impl Root {
     /// there. Anything else there (a link, a file) is refused.
     pub fn mkdir(&self, rel: &Path) -> io::Result<bool> {
         let (parent, name) = self.parent(rel)?;
-        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
-            Ok(()) => Ok(true),
-            Err(rustix::io::Errno::EXIST) => match self.kind(rel)? {
-                Some(EntryKind::Dir) => Ok(false),
-                Some(other) => Err(refused(format!(
-                    "{} is {} where a directory belongs (remove it)",
-                    self.display(rel).display(),
-                    other.describe()
-                ))),
-                None => Err(io::Error::from(rustix::io::Errno::EXIST)),
-            },
-            Err(err) => Err(err.into()),
+        // A directory removed between our mkdir's EEXIST and our look at it is made again.
+        for _ in 0..MKDIR_ATTEMPTS {
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => return Ok(true),
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(err) => return Err(err.into()),
+            }
+            match self.kind(rel)? {
+                Some(EntryKind::Dir) => return Ok(false),
+                Some(other) => {
+                    return Err(refused(format!(
+                        "{} is {} where a directory belongs (remove it)",
+                        self.display(rel).display(),
+                        other.describe()
+                    )));
+                }
+                None => continue,
+            }
         }
+        Err(io::Error::from(rustix::io::Errno::EXIST))
     }
 
     /// Removes the file (or the link itself) at `rel`.
