@@ -208,11 +208,21 @@ impl Limits {
     /// The error for `what` (e.g. "blob sha256:… is 5000000 bytes") going over `limit`: names
     /// the limit, its value and how to raise it.
     pub fn exceeded(&self, limit: Limit, what: impl std::fmt::Display) -> Error {
+        self.outside(limit, what, "over the", "raise")
+    }
+
+    /// The error for `what` falling short of `limit`, a minimum (a transfer rate): names the
+    /// limit, its value and how to lower it.
+    pub fn fell_short(&self, limit: Limit, what: impl std::fmt::Display) -> Error {
+        self.outside(limit, what, "under the minimum", "lower")
+    }
+
+    fn outside(&self, limit: Limit, what: impl std::fmt::Display, relation: &str, change: &str) -> Error {
         let name = limit.name();
         Error::new(
             ErrorKind::TooLarge,
             format!(
-                "{what}: over the {} limit ({name}) of {}{}; raise it with `--limit {name}=N` \
+                "{what}: {relation} {} limit ({name}) of {}{}; {change} it with `--limit {name}=N` \
                  (ocicas_engine_set_limit in C, Engine.SetLimit in Go)",
                 limit.what(),
                 self.get(limit),

@@ -266,13 +266,12 @@ impl Client {
     /// The error of a blob transfer that moved `moved` bytes in a whole `registry_timeout`,
     /// fewer than `registry_min_rate` asks.
     pub(crate) fn too_slow(&self, moved: u64) -> Error {
-        let (timeout, min_rate) = (self.limits.registry_timeout, self.limits.registry_min_rate);
-        Error::new(
-            ErrorKind::TooLarge,
+        let timeout = self.limits.registry_timeout;
+        self.limits.fell_short(
+            Limit::RegistryMinRate,
             format!(
-                "registry {} moved {moved} bytes in {timeout} seconds: slower than the minimum transfer rate \
-                 (registry_min_rate) of {min_rate} bytes/s averaged over registry_timeout; lower it or raise \
-                 registry_timeout with `--limit NAME=N` (ocicas_engine_set_limit in C, Engine.SetLimit in Go)",
+                "registry {} moved {moved} bytes in {timeout} seconds (registry_timeout, over which the rate is \
+                 averaged)",
                 self.host
             ),
         )
