@@ -431,6 +431,9 @@ typedef struct ocicas_layer_options {
   bool docker_media_types;
   /**
    * Compression threads; 0 means every available core. The output is the same for any count.
+   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at most 256, unless set) is
+   * `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is held to that
+   * limit's default.
    */
   uint32_t threads;
   /**
@@ -906,7 +909,8 @@ ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
  * Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
  * (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
  * `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
- * outside 1–128 of [A-Za-z0-9._-].
+ * outside 1–128 of [A-Za-z0-9._-], or an expiry past the end of year 9999 (the last an RFC 3339
+ * time can name).
  *
  * # Safety
  * `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
@@ -1201,7 +1205,8 @@ void ocicas_layer_options_init(struct ocicas_layer_options *options);
  * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
  * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
  * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
- * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+ * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
  *
  * # Safety
  * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
@@ -1214,6 +1219,8 @@ ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
  * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
  * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
  * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than the default
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
  *
  * # Safety
  * `read_cb` is valid and `user_data` what it expects, for the stream's life.

@@ -17,6 +17,8 @@ pub mod refs;
 pub mod registry;
 pub mod spec;
 pub mod stream;
+mod threads;
+pub mod timestamp;
 
 mod ffi;
 

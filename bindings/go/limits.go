@@ -13,8 +13,6 @@ static ocicas_status go_engine_get_limit(const ocicas_engine *engine, uint32_t l
 */
 import "C"
 
-import "runtime"
-
 // Limit names one of the bounds an Engine enforces on what one operation may use (the
 // README's limits table lists each with its default). Input over a limit is ErrTooLarge.
 type Limit uint32
@@ -40,8 +38,8 @@ const (
 // valid but for the walk depth; threads is at most 1024).
 func (e *Engine) SetLimit(limit Limit, value uint64) error {
 	var message *C.char
-	status := C.go_engine_set_limit(e.ptr(), C.uint32_t(limit), C.uint64_t(value), &message)
-	runtime.KeepAlive(e)
+	status := C.go_engine_set_limit(e.use(), C.uint32_t(limit), C.uint64_t(value), &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -49,7 +47,7 @@ func (e *Engine) SetLimit(limit Limit, value uint64) error {
 func (e *Engine) GetLimit(limit Limit) (uint64, error) {
 	var value C.uint64_t
 	var message *C.char
-	status := C.go_engine_get_limit(e.ptr(), C.uint32_t(limit), &value, &message)
-	runtime.KeepAlive(e)
+	status := C.go_engine_get_limit(e.use(), C.uint32_t(limit), &value, &message)
+	e.done()
 	return uint64(value), toError(status, message)
 }

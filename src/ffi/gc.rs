@@ -1,12 +1,13 @@
 //! C ABI of `gc`: garbage collection and leases. Reports and leases are JSON strings.
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::engine::ocicas_engine;
 use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
 use crate::gc::{GcOptions, LeaseResource};
+use crate::timestamp::checked_after;
 
 /// Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
 #[repr(C)]
@@ -62,7 +63,8 @@ pub unsafe extern "C" fn ocicas_gc_run(
 /// Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
 /// (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
 /// `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
-/// outside 1–128 of [A-Za-z0-9._-].
+/// outside 1–128 of [A-Za-z0-9._-], or an expiry past the end of year 9999 (the last an RFC 3339
+/// time can name).
 ///
 /// # Safety
 /// `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
@@ -78,6 +80,9 @@ pub unsafe extern "C" fn ocicas_lease_new(
         let id = if id.is_null() { None } else { Some(unsafe { arg_str(id, "id") }?) };
         let out_id = unsafe { arg_out(out_id, "out_id") }?;
         let expiry = u64::try_from(expiry_seconds).ok().map(Duration::from_secs);
+        if let Some(expiry) = expiry {
+            checked_after(SystemTime::now(), expiry, "expiry_seconds")?;
+        }
         *out_id = into_c_string(engine.engine.lease_new(id, expiry)?.id);
         Ok(())
     })

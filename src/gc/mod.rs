@@ -27,7 +27,7 @@ pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
 pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
 /// Blobs whose mtime is this close to the GC's start count as committed during it.
 const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
-/// Unlinks run this many at once in the sweep.
+/// Most unlinks run at once in the sweep (fewer when the `threads` limit is lower).
 const SWEEP_THREADS: usize = 32;
 /// Ingests untouched for longer than this are removed by default.
 pub const DEFAULT_INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -266,9 +266,12 @@ impl Engine {
             }
             Ok(())
         };
-        let batch_size = garbage.len().div_ceil(SWEEP_THREADS).max(1);
+        let batch_size = garbage.len().div_ceil((self.limits().threads as usize).clamp(1, SWEEP_THREADS)).max(1);
         std::thread::scope(|scope| {
-            let batches: Vec<_> = garbage.chunks(batch_size).map(|batch| scope.spawn(move || remove(batch))).collect();
+            let batches: Vec<_> = garbage
+                .chunks(batch_size)
+                .map(|batch| crate::threads::spawn_scoped(scope, "gc sweep", move || remove(batch)))
+                .collect::<Result<_>>()?;
             // Every batch runs to its end or its first error; the first error is reported.
             batches
                 .into_iter()

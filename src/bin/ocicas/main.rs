@@ -217,7 +217,8 @@ enum LeaseCommand {
         layout: PathBuf,
         #[arg(long)]
         id: Option<String>,
-        /// Expire after this long (e.g. 1h); never when absent.
+        /// Expire after this long (e.g. 1h; at most until the end of year 9999); never when
+        /// absent.
         #[arg(long, value_parser = humantime::parse_duration)]
         expiry: Option<std::time::Duration>,
     },
@@ -478,6 +479,9 @@ fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
 fn run_lease(command: LeaseCommand, out: &mut impl Write) -> ocicas::Result<()> {
     match command {
         LeaseCommand::New { layout, id, expiry } => {
+            if let Some(expiry) = expiry {
+                ocicas::timestamp::checked_after(std::time::SystemTime::now(), expiry, "--expiry")?;
+            }
             let lease = open(&layout)?.lease_new(id.as_deref(), expiry)?;
             writeln!(out, "{}", lease.id).map_err(stdout_error)?;
         }
