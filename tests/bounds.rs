@@ -102,7 +102,7 @@ fn a_lease_expiry_past_the_year_9999_is_an_argument_error() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, _) = layout_and_tar(dir.path());
     for expiry in ["500000000years", "584542046090years"] {
-        assert_refused(&run(&["lease", "new", &layout, "--expiry", expiry]), "--expiry of");
+        assert_refused(&run(&["lease", "new", &layout, "--expiry", expiry]), "lease expiry of");
     }
     let output = run(&["lease", "new", &layout, "--id", "long", "--expiry", "1000years"]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -4,6 +4,9 @@
 //! after the fsync that preceded it: if any of them changed, something other than our writer
 //! touched the data, and the whole prefix is hashed again (containerd always does that).
 //!
+//! The file also carries a sha256 of its content, so a state damaged in place (a flipped byte
+//! that still parses) is not restored either.
+//!
 //! File times come from the kernel's coarse clock: a write within the same tick as the state's
 //! save would leave them as they were. So a state is saved only once that clock has moved past
 //! the data's times: any later write then shows.
@@ -12,9 +15,9 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use crate::digest::{Algorithm, Hasher};
+use crate::digest::{Algorithm, Digest, Hasher};
 
-const MAGIC: &str = "ocicas-hashstate-v2";
+const MAGIC: &str = "ocicas-hashstate-v3";
 
 /// How long a save waits for the coarse clock to pass the data's times (one tick is 1 to 10 ms)
 /// before it gives up saving a state.
@@ -72,9 +75,11 @@ impl DataIdentity {
 pub(super) fn save(hasher: &Hasher, data: &File) -> Option<Vec<u8>> {
     let identity = DataIdentity::of(data)?;
     wait_for_clock_past(identity.latest_time())?;
-    let mut state = format!("{MAGIC}\n{}\n{}\n", hasher.algorithm().name(), identity.to_text()).into_bytes();
-    state.extend_from_slice(&hasher.save_state());
-    Some(state)
+    let mut body = format!("{}\n{}\n", hasher.algorithm().name(), identity.to_text()).into_bytes();
+    body.extend_from_slice(&hasher.save_state());
+    let mut file = format!("{MAGIC}\n{}\n", Digest::of_bytes(Algorithm::Sha256, &body).hex()).into_bytes();
+    file.extend_from_slice(&body);
+    Some(file)
 }
 
 /// Waits until the coarse clock that stamps file times is past `time`; None after `CLOCK_WAIT`.
@@ -104,9 +109,14 @@ fn coarse_now() -> (i64, i64) {
 /// The hasher `saved` describes, when it is a state of `algorithm` about exactly the bytes
 /// `data` holds now; None otherwise (the caller hashes the data from the start).
 pub(super) fn restore(saved: &[u8], algorithm: Algorithm, data: &File) -> Option<Hasher> {
-    let mut parts = saved.splitn(4, |&b| b == b'\n');
-    let (magic, name, identity, state) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if magic != MAGIC.as_bytes() || name != algorithm.name().as_bytes() {
+    let mut parts = saved.splitn(3, |&b| b == b'\n');
+    let (magic, checksum, body) = (parts.next()?, parts.next()?, parts.next()?);
+    if magic != MAGIC.as_bytes() || checksum != Digest::of_bytes(Algorithm::Sha256, body).hex().as_bytes() {
+        return None;
+    }
+    let mut parts = body.splitn(3, |&b| b == b'\n');
+    let (name, identity, state) = (parts.next()?, parts.next()?, parts.next()?);
+    if name != algorithm.name().as_bytes() {
         return None;
     }
     let identity = DataIdentity::parse(identity)?;
@@ -159,8 +169,12 @@ mod tests {
         let (_dir, data) = data_file(b"abc");
         let saved = save(&hashed(b"abc"), &data).unwrap();
         for cut in 0..saved.len() {
-            // Any prefix is either refused or, when only state bytes are cut, refused by sha2.
             assert!(restore(&saved[..cut], Algorithm::Sha256, &data).is_none(), "cut at {cut}");
+        }
+        for flip in 0..saved.len() {
+            let mut flipped = saved.clone();
+            flipped[flip] ^= 0x01;
+            assert!(restore(&flipped, Algorithm::Sha256, &data).is_none(), "byte {flip} flipped");
         }
         assert!(restore(b"ocicas-hashstate-v1\nsha256\n3\n", Algorithm::Sha256, &data).is_none());
     }

@@ -27,9 +27,11 @@ use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
 pub(crate) const IO_CHUNK: usize = 128 << 10;
 
-/// RFC 3339 with nanoseconds, UTC: how blob info and ingest status show times.
+/// RFC 3339 with nanoseconds, UTC: how blob info and ingest status show times. These are file
+/// times, which a layout can set before 1970 or after 9999: they are shown clamped to what RFC
+/// 3339 can write.
 pub fn format_time(time: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_nanos(time).to_string()
+    humantime::format_rfc3339_nanos(time.clamp(std::time::UNIX_EPOCH, crate::timestamp::latest())).to_string()
 }
 
 /// A blob that is in the store.
@@ -57,8 +59,12 @@ impl BlobReader {
         &self.digest
     }
 
-    /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end.
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end, whatever the offset
+    /// (pread itself refuses offsets past i64::MAX).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        if offset >= self.size {
+            return Ok(0);
+        }
         FileExt::read_at(&self.file, buf, offset)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read blob {}: {e}", self.digest)))
     }
@@ -354,4 +360,17 @@ fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn file_times_rfc_3339_cannot_write_are_shown_clamped() {
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(10 * 365 * 86400);
+        assert_eq!(super::format_time(before_1970), "1970-01-01T00:00:00.000000000Z");
+        let after_9999 = crate::timestamp::latest() + Duration::from_secs(1);
+        assert_eq!(super::format_time(after_9999), "9999-12-31T23:59:59.999999999Z");
+    }
 }

@@ -109,8 +109,7 @@ pub unsafe extern "C" fn ocicas_reader_read_at(
         let reader = unsafe { arg_ref(reader, "reader") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
         let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
-        // pread refuses offsets past i64::MAX; past the end is 0 bytes whatever the offset.
-        *out_read = if offset >= reader.reader.size() { 0 } else { reader.reader.read_at(buf, offset)? };
+        *out_read = reader.reader.read_at(buf, offset)?;
         Ok(())
     })
 }

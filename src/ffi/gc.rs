@@ -1,13 +1,12 @@
 //! C ABI of `gc`: garbage collection and leases. Reports and leases are JSON strings.
 
 use std::ffi::{CString, c_char, c_int, c_void};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::engine::ocicas_engine;
 use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
 use crate::gc::{GcOptions, LeaseResource};
-use crate::timestamp::checked_after;
 
 /// Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
 #[repr(C)]
@@ -80,9 +79,6 @@ pub unsafe extern "C" fn ocicas_lease_new(
         let id = if id.is_null() { None } else { Some(unsafe { arg_str(id, "id") }?) };
         let out_id = unsafe { arg_out(out_id, "out_id") }?;
         let expiry = u64::try_from(expiry_seconds).ok().map(Duration::from_secs);
-        if let Some(expiry) = expiry {
-            checked_after(SystemTime::now(), expiry, "expiry_seconds")?;
-        }
         *out_id = into_c_string(engine.engine.lease_new(id, expiry)?.id);
         Ok(())
     })

@@ -80,7 +80,7 @@ impl Engine {
         let lease = Lease {
             id,
             created_at: now,
-            expires_at: expiry.map(|e| now + e),
+            expires_at: expiry.map(|e| crate::timestamp::checked_after(now, e, "lease expiry")).transpose()?,
             digests: Vec::new(),
             ingests: Vec::new(),
         };

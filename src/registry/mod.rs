@@ -239,7 +239,10 @@ fn for_each_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
     };
     std::thread::scope(|scope| {
         for _ in 1..jobs.clamp(1, items.len().max(1)) {
-            scope.spawn(worker);
+            // A thread the system refuses leaves the work to the ones there are.
+            if crate::threads::spawn_scoped(scope, "registry job", worker).is_err() {
+                break;
+            }
         }
         worker();
     });

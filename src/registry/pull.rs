@@ -165,7 +165,7 @@ impl Puller<'_> {
         response
             .body_mut()
             .as_reader()
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|err| self.client.body_error(Exchange::Document, &what, err))?;
         if bytes.len() as u64 > limit {

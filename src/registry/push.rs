@@ -300,7 +300,7 @@ pub fn push_layer(
         // the uploader is free). The sender lives in this closure, so that a panic while
         // filling closes the channel and the uploader ends before the scope waits for it.
         let (to_upload, uploads) = mpsc::sync_channel::<HeldChunk>(0);
-        let uploader = scope.spawn(|| -> Result<()> {
+        let uploader = crate::threads::spawn_scoped(scope, "registry upload", || -> Result<()> {
             let meter = BlobMeter { client: &client, options, tally: &tally, digest: None, total: None };
             for chunk in uploads {
                 let end = chunk.start + chunk.bytes.len() as u64;
@@ -308,7 +308,7 @@ pub fn push_layer(
                 let _ = uploaded.send(chunk.bytes);
             }
             Ok(())
-        });
+        })?;
         let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
         drop(to_upload);
         let upload =
