@@ -27,7 +27,6 @@ import (
 	"context"
 	"io"
 	"math"
-	"runtime"
 	"runtime/cgo"
 )
 
@@ -125,8 +124,8 @@ func (e *Engine) Push(ctx context.Context, ref, target string, opts *RegistryOpt
 		return TransferReport{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_registry_push(e.ptr(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_registry_push(e.use(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
+	e.done()
 	return transferResult(status, message, out, handle, callback)
 }
 
@@ -149,8 +148,8 @@ func (e *Engine) Pull(ctx context.Context, source, ref string, opts *RegistryOpt
 		return TransferReport{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_registry_pull(e.ptr(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_registry_pull(e.use(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
+	e.done()
 	return transferResult(status, message, out, handle, callback)
 }
 
