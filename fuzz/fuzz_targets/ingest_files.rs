@@ -1,6 +1,6 @@
 #![no_main]
 //! An ingest's metadata files as anything: a writer leaves an ingest of `data`, then fuzzer
-//! bytes replace any of `ref`, `total`, `expected`, `startedat`, `updatedat` and `hashstate`.
+//! bytes replace `ingest.json` (whole, or a JSON object of fuzzed fields) and `hashstate`.
 //! Reading it (`ingest_status`, `ingest_list`, GC) is a value or an error, never a panic; a
 //! writer resumed from it either fails or commits a blob that hashes to its digest, whatever
 //! the files claimed (a committed blob is never corrupt).
@@ -15,15 +15,22 @@ use ocicas::{Engine, Filters, GcOptions, Labels, WriterOptions};
 const REF: &str = "fuzz-ingest";
 
 #[derive(Arbitrary, Debug)]
+struct MetaFields {
+    ref_name: Option<String>,
+    started_at: Option<String>,
+    total: Option<String>,
+    expected: Option<String>,
+}
+
+#[derive(Arbitrary, Debug)]
 struct Input {
     data: Vec<u8>,
     /// Written after the resume, before the commit.
     more: Vec<u8>,
-    ref_file: Option<Vec<u8>>,
-    total: Option<Vec<u8>>,
-    expected: Option<Vec<u8>>,
-    startedat: Option<Vec<u8>>,
-    updatedat: Option<Vec<u8>>,
+    /// `ingest.json` as these bytes.
+    meta: Option<Vec<u8>>,
+    /// Else, `ingest.json` as an object with these values (raw JSON text) of its fields.
+    meta_fields: Option<MetaFields>,
     hashstate: Option<Vec<u8>>,
     /// Else, the saved hash state with the byte at this index (modulo its length) xored: a
     /// state that parses but is not the data's.
@@ -51,15 +58,21 @@ fuzz_target!(|input: Input| {
     writer.write(&input.data).expect("writing the data");
     writer.close().expect("closing the writer");
     let dir = ingest_dir(engine);
-    let files = [
-        ("ref", &input.ref_file),
-        ("total", &input.total),
-        ("expected", &input.expected),
-        ("startedat", &input.startedat),
-        ("updatedat", &input.updatedat),
-        ("hashstate", &input.hashstate),
-    ];
-    for (name, bytes) in files {
+    let meta = input.meta.clone().or_else(|| {
+        let fields = input.meta_fields.as_ref()?;
+        let field = |name: &str, value: &Option<String>| value.as_ref().map(|v| format!("\"{name}\":{v}"));
+        let fields: Vec<String> = [
+            field("ref", &fields.ref_name),
+            field("startedAt", &fields.started_at),
+            field("total", &fields.total),
+            field("expected", &fields.expected),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Some(format!("{{{}}}", fields.join(",")).into_bytes())
+    });
+    for (name, bytes) in [("ingest.json", &meta), ("hashstate", &input.hashstate)] {
         if let Some(bytes) = bytes {
             std::fs::write(dir.join(name), bytes).expect("replacing an ingest file");
         }

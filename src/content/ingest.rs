@@ -2,13 +2,21 @@
 //! across processes, opened, reconciled with the caller's expectations, listed, aborted and
 //! swept.
 //!
-//! An ingest lives in `.ocicas/ingest/<sha256(ref)>/`: `ref`, `data`, `total`, `expected`,
-//! `startedat`, `updatedat`, and `hashstate` (see `hash_state`). A writer holds a flock on the
-//! ingest directory, so one ref has at most one live writer across all processes; the kernel
-//! drops the lock when the holder dies. Whoever removes an ingest (abort, commit, GC) holds that
-//! lock and removes the directory through its handle.
+//! An ingest lives in `.ocicas/ingest/<sha256(ref)>/`: `ingest.json` (its ref, start time,
+//! declared total and expected digest, written once when the writer opens), `data`, and
+//! `hashstate` (see `hash_state`); its update time is the data's mtime. A writer holds a flock
+//! on the ingest directory, so one ref has at most one live writer across all processes; the
+//! kernel drops the lock when the holder dies. Whoever removes an ingest (abort, commit, GC)
+//! holds that lock and removes the directory through its handle.
+//!
+//! Only committed blobs are promised to survive a power loss: an ingest's directory and
+//! metadata are written without fsync (replaced atomically, so no reader sees half a file),
+//! and an ingest whose metadata a power loss took is started afresh. Its data is fsynced before
+//! its hash state is saved, so a state never describes bytes that were lost.
 
 use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
 use std::fs::{File, TryLockError};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::format_time;
 use super::writer::IngestWriter;
 use crate::digest::{Algorithm, Digest};
-use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
+use crate::error::{Error, ErrorKind, Result, invalid_argument, invalid_image, not_found};
 use crate::filters::Filters;
 use crate::layout::{Engine, EntryKind, INGEST_DIR, modified_time};
 
@@ -70,6 +78,22 @@ impl IngestStatus {
         }
     }
 }
+
+/// What `ingest.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct IngestMeta {
+    #[serde(rename = "ref")]
+    ref_name: String,
+    /// Nanoseconds since the epoch.
+    started_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expected: Option<Digest>,
+}
+
+const META_FILE: &str = "ingest.json";
 
 /// An ingest directory, open and flocked: no one else writes or removes it while this lives.
 pub(super) struct LockedIngest {
@@ -126,7 +150,8 @@ impl Engine {
                     format!("blob {expected} is already stored (ref {ref_name:?})"),
                 ));
             }
-            self.create_dir(&dir)?;
+            // Not made durable: an ingest need not survive a power loss.
+            self.storage().create_dir(&dir).map_err(|e| self.io_error("cannot create ingest", &dir, e))?;
             let handle = match self.dir().open_dir(&dir) {
                 Ok(handle) => handle,
                 // Removed between our mkdir and our open.
@@ -187,19 +212,15 @@ impl Engine {
         self.remove_ingest(&LockedIngest { dir, handle })
     }
 
-    /// Starts an ingest from nothing: empty data, fresh metadata.
+    /// Starts an ingest from nothing: empty data, no hash state; its metadata is written by
+    /// `reconcile_options`.
     fn reset_ingest(&self, ref_name: &str, dir: &Path) -> Result<IngestStatus> {
         let data_path = dir.join("data");
         let data = self.storage().open_append(&data_path).map_err(|e| self.io_error("cannot open", &data_path, e))?;
         self.storage().set_len(&data, 0).map_err(|e| self.io_error("cannot truncate", &data_path, e))?;
-        for stale in ["hashstate", "total", "expected"] {
-            self.remove_if_present(&dir.join(stale))?;
-        }
+        self.remove_if_present(&dir.join("hashstate"))?;
+        self.remove_if_present(&dir.join(META_FILE))?;
         let now = SystemTime::now();
-        self.replace_file(&dir.join("startedat"), time_text(now).as_bytes())?;
-        self.replace_file(&dir.join("updatedat"), time_text(now).as_bytes())?;
-        // `ref` last: an ingest whose `ref` file is present has complete metadata.
-        self.replace_file(&dir.join("ref"), ref_name.as_bytes())?;
         Ok(IngestStatus {
             ref_name: ref_name.to_owned(),
             offset: 0,
@@ -210,9 +231,11 @@ impl Engine {
         })
     }
 
-    /// Applies the caller's expected size and digest to a resumed ingest; a different total than
-    /// the one recorded is an error, as is a different expected digest.
+    /// Applies the caller's expected size and digest to a resumed ingest, and writes the
+    /// metadata when it is new or changed: a different total than the one recorded is an
+    /// error, as is a different expected digest.
     fn reconcile_options(&self, mut status: IngestStatus, dir: &Path, options: &WriterOptions) -> Result<IngestStatus> {
+        let recorded = status.clone();
         if let Some(size) = options.expected_size {
             match status.total {
                 Some(total) if total != size => {
@@ -222,10 +245,7 @@ impl Engine {
                     )));
                 }
                 Some(_) => {}
-                None => {
-                    self.replace_file(&dir.join("total"), size.to_string().as_bytes())?;
-                    status.total = Some(size);
-                }
+                None => status.total = Some(size),
             }
         }
         if let Some(expected) = &options.expected_digest {
@@ -243,10 +263,7 @@ impl Engine {
                         status.ref_name
                     )));
                 }
-                None => {
-                    self.replace_file(&dir.join("expected"), expected.to_string().as_bytes())?;
-                    status.expected = Some(expected.clone());
-                }
+                None => status.expected = Some(expected.clone()),
             }
         }
         if let Some(total) = status.total
@@ -257,56 +274,51 @@ impl Engine {
                 format!("ref {:?} holds {} bytes, more than its total {total}", status.ref_name, status.offset),
             ));
         }
+        if status != recorded || self.dir().kind(&dir.join(META_FILE)).ok().flatten().is_none() {
+            let meta = IngestMeta {
+                ref_name: status.ref_name.clone(),
+                started_at: nanos(status.started_at),
+                total: status.total,
+                expected: status.expected.clone(),
+            };
+            self.replace_file_unsynced(&dir.join(META_FILE), &crate::spec::canonical_json(&meta)?)?;
+        }
         Ok(status)
     }
 
     /// Reads an ingest's state from its files. `NotFound` when there is no such ingest;
-    /// `InvalidImage` when its metadata is incomplete or damaged (too large files included).
+    /// `InvalidImage` when its metadata is missing, damaged or too large, or names another ref.
     fn read_ingest_status(&self, ref_name: &str, dir: &Path) -> Result<IngestStatus> {
         let damaged = |what: &str| Error::new(ErrorKind::InvalidImage, format!("ingest {ref_name:?}: {what}"));
-        let read = |name: &str| -> Result<Option<String>> {
-            match self.read_metadata_file(&dir.join(name)) {
-                Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| damaged(&format!("{name} is not text"))),
-                Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-                Err(err) if err.kind() == ErrorKind::TooLarge => Err(damaged(err.message())),
-                Err(err) => Err(err),
-            }
-        };
         match self.dir().kind(dir).map_err(|e| self.io_error("cannot stat", dir, e))? {
             Some(EntryKind::Dir) => {}
             None => return Err(not_found(format!("no ingest for ref {ref_name:?}"))),
             Some(kind) => return Err(damaged(&format!("its directory is {}", kind.describe()))),
         }
-        match read("ref")? {
-            Some(recorded) if recorded == ref_name => {}
-            _ => return Err(damaged("ref file missing or different")),
+        let meta = self.read_ingest_meta(dir).map_err(|err| damaged(err.message()))?;
+        if meta.ref_name != ref_name {
+            return Err(damaged(&format!("{META_FILE} names another ref")));
         }
-        let time = |name: &str| -> Result<SystemTime> {
-            read(name)?
-                .and_then(|text| parse_time(&text))
-                .ok_or_else(|| damaged(&format!("{name} is missing or invalid")))
-        };
-        let started_at = time("startedat")?;
-        let updated_at = time("updatedat")?;
-        let total = match read("total")? {
-            Some(text) => Some(text.trim().parse::<u64>().map_err(|_| damaged("total is not a number"))?),
-            None => None,
-        };
-        let expected = match read("expected")? {
-            Some(text) => Some(text.trim().parse::<Digest>().map_err(|_| damaged("expected is not a digest"))?),
-            None => None,
-        };
+        let started_at = UNIX_EPOCH + Duration::from_nanos(meta.started_at);
         let data = self.dir().stat(&dir.join("data"));
         let offset = data.as_ref().map_or(0, |stat| stat.st_size as u64);
-        let data_mtime = data.map_or(updated_at, |stat| modified_time(&stat));
+        let updated_at = data.map_or(started_at, |stat| modified_time(&stat)).max(started_at);
         Ok(IngestStatus {
             ref_name: ref_name.to_owned(),
             offset,
-            total,
-            expected,
+            total: meta.total,
+            expected: meta.expected,
             started_at,
-            updated_at: updated_at.max(data_mtime),
+            updated_at,
         })
+    }
+
+    /// The parsed `ingest.json` of the ingest directory `dir`.
+    fn read_ingest_meta(&self, dir: &Path) -> Result<IngestMeta> {
+        let path = dir.join(META_FILE);
+        let bytes = self.read_metadata_file(&path)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| invalid_image(format!("{} is not ingest metadata: {e}", self.display(&path).display())))
     }
 
     /// The state of the ingest of `ref_name`, whether or not a writer holds it.
@@ -330,8 +342,8 @@ impl Engine {
         Ok(statuses)
     }
 
-    /// Every directory under `.ocicas/ingest/`, with the ref its `ref` file names (None when it
-    /// is missing, unreadable or not text).
+    /// Every directory under `.ocicas/ingest/`, with the ref its metadata names (None when it
+    /// is missing or damaged).
     fn ingest_dirs(&self) -> Result<Vec<(PathBuf, Option<String>)>> {
         let root = self.ingest_root();
         let mut dirs = Vec::new();
@@ -346,7 +358,7 @@ impl Engine {
         Ok(dirs
             .into_iter()
             .map(|dir| {
-                let ref_name = self.read_metadata_file(&dir.join("ref")).ok().and_then(|b| String::from_utf8(b).ok());
+                let ref_name = self.read_ingest_meta(&dir).ok().map(|meta| meta.ref_name);
                 (dir, ref_name)
             })
             .collect())
@@ -399,12 +411,12 @@ impl Engine {
         Ok(removed)
     }
 
-    /// Removes a locked ingest directory through its handle, durably.
+    /// Removes a locked ingest directory through its handle (not durably: one that a power
+    /// loss brings back has lost its data to the blob it became, or is garbage GC removes).
     pub(super) fn remove_ingest(&self, locked: &LockedIngest) -> Result<()> {
         self.storage()
             .remove_dir_all(&locked.dir, &locked.handle)
-            .map_err(|e| self.io_error("cannot remove ingest", &locked.dir, e))?;
-        self.sync_parent(&locked.dir)
+            .map_err(|e| self.io_error("cannot remove ingest", &locked.dir, e))
     }
 
     pub(super) fn remove_if_present(&self, path: &Path) -> Result<()> {
@@ -416,13 +428,8 @@ impl Engine {
     }
 }
 
-/// A time as ingest files record it: nanoseconds since the epoch.
-pub(super) fn time_text(time: SystemTime) -> String {
-    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos().to_string()
-}
-
-fn parse_time(text: &str) -> Option<SystemTime> {
-    let nanos: u128 = text.trim().parse().ok()?;
-    let nanos = u64::try_from(nanos).ok()?;
-    UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+/// A time as `ingest.json` records it: nanoseconds since the epoch (0 before it; saturated in
+/// the year 2554).
+fn nanos(time: SystemTime) -> u64 {
+    u64::try_from(time.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()).unwrap_or(u64::MAX)
 }

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use super::ingest::{IngestStatus, LockedIngest, WriterOptions, time_text};
+use super::ingest::{IngestStatus, LockedIngest, WriterOptions};
 use super::{IO_CHUNK, Labels, hash_state, validate_labels};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
@@ -189,18 +189,18 @@ impl IngestWriter {
         if self.state != WriterState::Open {
             return Ok(());
         }
-        self.checkpoint()?;
-        self.engine.replace_file(&self.ingest.dir.join("updatedat"), time_text(self.status.updated_at).as_bytes())
+        self.checkpoint()
     }
 
-    /// Makes the data durable, then records the hash state for it.
+    /// Makes the data durable, then records the hash state for it (not durably: without it a
+    /// resume hashes the data again).
     fn checkpoint(&mut self) -> Result<()> {
         self.engine
             .storage()
             .sync_file(&self.data)
             .map_err(|e| self.engine.io_error("cannot fsync", &self.data_path(), e))?;
         if let Some(state) = hash_state::save(&self.hasher, &self.data) {
-            self.engine.replace_file(&self.ingest.dir.join("hashstate"), &state)?;
+            self.engine.replace_file_unsynced(&self.ingest.dir.join("hashstate"), &state)?;
         }
         self.hashed_since_checkpoint = 0;
         Ok(())

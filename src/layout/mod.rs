@@ -309,13 +309,21 @@ impl Engine {
     }
 
     /// Write to a temp file, fsync, rename over `dest`, fsync the directory: `dest` is always
-    /// either its old or its new content.
+    /// either its old or its new content, even after a power loss.
     pub(crate) fn replace_file(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)?;
         temp.sync()?;
         temp.rename_to(dest)?;
         self.sync_parent(dest)
+    }
+
+    /// `replace_file` without the fsyncs: readers see the old or the new content, but a power
+    /// loss may leave either, or neither. For private state whose loss costs only work.
+    pub(crate) fn replace_file_unsynced(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)?;
+        temp.rename_to(dest)
     }
 
     pub(crate) fn sync_parent(&self, path: &Path) -> Result<()> {

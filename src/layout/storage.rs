@@ -114,6 +114,10 @@ pub(crate) struct LayoutStorage<'e> {
 }
 
 impl LayoutStorage<'_> {
+    pub(crate) fn create_dir(&self, path: &Path) -> io::Result<bool> {
+        self.storage.create_dir(self.root, path)
+    }
+
     pub(crate) fn open_append(&self, path: &Path) -> io::Result<File> {
         self.storage.open_append(self.root, path)
     }
