@@ -243,7 +243,8 @@ fn gc_removes_nothing_beyond_a_mount_point_inside_the_layout() {
 }
 
 /// The storage of the real file system, which runs `hook` once, when the store lock is first
-/// opened: in GC, between its unlocked mark and the locked one.
+/// opened: in GC, between its unlocked mark and the locked one; in a commit, between the check
+/// that the data file is still the writer's and its rename into `blobs/`.
 struct BeforeFirstLock {
     hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
@@ -334,6 +335,39 @@ fn a_gc_ref_label_added_while_gc_marks_keeps_its_target() {
         child.digest,
         root.digest
     );
+}
+
+/// A commit checks that the ingest's `data` is still the file its writer holds, then renames
+/// `data` by name into `blobs/`: whatever stands there at the rename is published. Replaced by
+/// a symlink in between (by anyone who can write the ingest), the symlink became the blob, the
+/// commit reported success, and the bytes written were removed with the ingest. Readers refuse
+/// the link, but other OCI tools reading the layout follow it outside.
+#[test]
+fn ingest_data_replaced_by_a_symlink_during_commit_is_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let sentinel = Sentinel::new(dir.path());
+    let layout = dir.path().join("layout");
+    Engine::create(&layout).unwrap();
+    let data = ingest_dir(&layout, "r").join("data");
+    let outside = sentinel.path.join("file");
+    let swap = move || {
+        std::fs::rename(&data, data.with_extension("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, &data).unwrap();
+    };
+    let storage = BeforeFirstLock { hook: Mutex::new(Some(Box::new(swap))) };
+    let engine = Engine::open_with(&layout, &OpenOptions::default(), Arc::new(storage)).unwrap();
+    let mut writer = engine.writer("r", &WriterOptions::default()).unwrap();
+    writer.write(b"the writer's bytes").unwrap();
+    let committed = writer.commit(None, None, &Labels::new());
+
+    let digest = Digest::of_bytes(Algorithm::Sha256, b"the writer's bytes");
+    let blob = layout.join("blobs/sha256").join(digest.hex());
+    let published_link = std::fs::symlink_metadata(&blob).is_ok_and(|meta| meta.file_type().is_symlink());
+    assert!(!published_link, "a symlink was published as {digest}");
+    if committed.is_ok() {
+        let verified = engine.verify_blob(&digest);
+        assert!(verified.is_ok(), "the commit succeeded, but the blob is not there: {}", verified.unwrap_err());
+    }
 }
 
 /// A saved hash state is trusted when the data file's device, inode, size and times match the
