@@ -556,3 +556,41 @@ fn gc_memory_does_not_grow_with_hard_linked_labels_files() {
     assert!(peak <= MEMORY_BOUND_KIB, "gc of 4 MiB of labels on disk passed {} MiB", MEMORY_BOUND_KIB >> 10);
     assert!(Instant::now() <= deadline, "gc of 150 names of one labels file hung");
 }
+
+/// GC stops at a lease or labels file it cannot use (a directory in its place, or not the JSON
+/// it should be), and at an ingest it cannot remove; every later GC stops there too, yet fsck
+/// called each of these layouts sound, so nothing says what to remove.
+#[test]
+fn whatever_stops_gc_is_a_problem_fsck_reports() {
+    let plants: [(&str, fn(&Path, &Digest)); 5] = [
+        ("a directory as a lease", |layout, _| std::fs::create_dir_all(layout.join(".ocicas/leases/held")).unwrap()),
+        ("a directory as a labels file", |layout, digest| {
+            std::fs::create_dir_all(layout.join(".ocicas/labels/sha256").join(digest.hex())).unwrap()
+        }),
+        ("a lease that is not JSON", |layout, _| {
+            std::fs::create_dir_all(layout.join(".ocicas/leases")).unwrap();
+            std::fs::write(layout.join(".ocicas/leases/held"), b"{not json").unwrap();
+        }),
+        ("a labels file that is not a label map", |layout, digest| {
+            std::fs::create_dir_all(layout.join(".ocicas/labels/sha256")).unwrap();
+            std::fs::write(layout.join(".ocicas/labels/sha256").join(digest.hex()), b"[1, 2]").unwrap();
+        }),
+        ("an ingest nested deeper than GC removes", |layout, _| {
+            std::fs::create_dir_all(ingest_dir(layout, "planted").join("1/2/3/4/5/6/7/8/9/10")).unwrap();
+        }),
+    ];
+    let mut unreported = Vec::new();
+    for (what, plant) in plants {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = new_layout(dir.path(), "layout");
+        let digest = put(&layout, b"labelled");
+        plant(&layout, &digest);
+        let l = layout.to_str().unwrap();
+        let gc = ocicas(&["gc", l, "--ingest-expiry", "0s"], b"");
+        let fsck = ocicas(&["fsck", l], b"");
+        if !gc.status.success() && fsck.status.success() {
+            unreported.push(format!("{what}: gc says {:?}, fsck says it is sound", stderr(&gc).trim()));
+        }
+    }
+    assert!(unreported.is_empty(), "{}", unreported.join("\n"));
+}
