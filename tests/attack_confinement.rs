@@ -594,3 +594,36 @@ fn whatever_stops_gc_is_a_problem_fsck_reports() {
     }
     assert!(unreported.is_empty(), "{}", unreported.join("\n"));
 }
+
+/// The store lock is taken with a plain flock and no deadline, and `.ocicas/lock` is mode 0644:
+/// any local user who can read the layout can hold it, and every commit, tag and GC of the
+/// layout's owner (root here) then waits forever.
+#[test]
+fn a_user_who_can_only_read_the_layout_cannot_stall_its_writers() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("not root: no other user to run as, nothing checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let layout = new_layout(dir.path(), "layout");
+    put(&layout, b"first");
+    let lock = layout.join(".ocicas/lock");
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "flock", "--exclusive"])
+        .arg(&lock)
+        .args(["-c", "echo held; exec sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Either the user holds the lock now, or could not take it and has ended.
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+
+    let put = ocicas_within_deadline(&["blob", "put", layout.to_str().unwrap(), "-"], b"second");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(put.is_some(), "blob put waited on a lock held by a user who can only read the layout ({line:?})");
+}
