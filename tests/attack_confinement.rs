@@ -25,9 +25,14 @@ const COMMAND_DEADLINE: Duration = Duration::from_secs(10);
 /// Sparse files planted as ingest data or blobs: nothing on disk, hours of hashing.
 const SPARSE_SIZE: u64 = 1 << 40;
 
-fn is_root() -> bool {
+/// Whether the test runs as root; when not, it says that `needs_root` cannot be done.
+fn is_root_for(needs_root: &str) -> bool {
     // /proc/self belongs to the effective user.
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if !root {
+        eprintln!("not root: {needs_root} cannot be done, nothing checked");
+    }
+    root
 }
 
 /// Runs the CLI like `ocicas`, but kills it at `COMMAND_DEADLINE`: None when it hung.
@@ -55,6 +60,22 @@ fn in_private_mount_namespace(script: &str, args: &[&str]) -> Output {
         .unwrap();
     assert_ne!(out.status.code(), Some(97), "cannot mount as root: {}", stderr(&out));
     out
+}
+
+/// Runs the shell `commands` with `$layout` a new layout on a tmpfs of its own and `$ocicas`
+/// the CLI; None when not root (nothing can be mounted).
+fn on_a_tmpfs_layout(commands: &str) -> Option<Output> {
+    if !is_root_for("mounting a tmpfs") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"mount -t tmpfs none "$1" || exit 97
+        layout="$1/layout" ocicas="$2"
+        "$ocicas" init "$layout" >/dev/null
+        {commands}"#
+    );
+    Some(in_private_mount_namespace(&script, &[dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_ocicas")]))
 }
 
 fn assert_no_panic(out: &Output, what: &str) {
@@ -146,8 +167,7 @@ fn a_hard_link_planted_as_a_blob_keeps_the_time_of_the_file_outside() {
 #[test]
 fn a_device_planted_in_the_layout_is_never_opened() {
     use rustix::fs::inotify;
-    if !is_root() {
-        eprintln!("not root: devices cannot be planted, nothing checked");
+    if !is_root_for("planting a device") {
         return;
     }
     let tagged = b"tagged";
@@ -205,8 +225,7 @@ fn a_device_planted_in_the_layout_is_never_opened() {
 /// refuse to cross (RESOLVE_NO_XDEV, or the walk comparing devices) as they refuse symlinks.
 #[test]
 fn gc_removes_nothing_beyond_a_mount_point_inside_the_layout() {
-    if !is_root() {
-        eprintln!("not root: nothing can be mounted, nothing checked");
+    if !is_root_for("a bind mount") {
         return;
     }
     let ingest_mount = Path::new(".ocicas/ingest").join(Digest::of_bytes(Algorithm::Sha256, b"r").hex()).join("m");
@@ -444,22 +463,16 @@ fn fsck_of_a_planted_sparse_blob_does_not_hash_for_hours() {
 /// `to_string` panics on it: `blob info` and `ingest ls` exit 101 (OCICAS_ERR_PANIC from C).
 #[test]
 fn file_times_past_the_year_9999_do_not_panic_blob_info_or_ingest_ls() {
-    if !is_root() {
-        eprintln!("not root: no tmpfs can be mounted, nothing checked");
+    let Some(out) = on_a_tmpfs_layout(
+        r#"digest=$(printf abc | "$ocicas" blob put "$layout" -)
+        touch -d @300000000000 "$layout/blobs/sha256/${digest#sha256:}"
+        "$ocicas" blob info "$layout" "$digest" >/dev/null || echo "blob info: $?" >&2
+        ! printf abc | "$ocicas" blob put "$layout" - --ref r --expect "sha256:$(printf '0%.0s' $(seq 64))" 2>/dev/null
+        touch -d @300000000000 "$layout/.ocicas/ingest/"*/data
+        "$ocicas" ingest ls "$layout" >/dev/null || echo "ingest ls: $?" >&2"#,
+    ) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let script = r#"
-        mount -t tmpfs none "$1" || exit 97
-        "$2" init "$1/layout" >/dev/null
-        digest=$(printf abc | "$2" blob put "$1/layout" -)
-        touch -d @300000000000 "$1/layout/blobs/sha256/${digest#sha256:}"
-        "$2" blob info "$1/layout" "$digest" >/dev/null || echo "blob info: $?" >&2
-        ! printf abc | "$2" blob put "$1/layout" - --ref r --expect "sha256:$(printf '0%.0s' $(seq 64))" 2>/dev/null
-        touch -d @300000000000 "$1/layout/.ocicas/ingest/"*/data
-        "$2" ingest ls "$1/layout" >/dev/null || echo "ingest ls: $?" >&2
-    "#;
-    let out = in_private_mount_namespace(script, &[dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_ocicas")]);
+    };
     assert!(out.status.success(), "{out:?}");
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
@@ -469,20 +482,14 @@ fn file_times_past_the_year_9999_do_not_panic_blob_info_or_ingest_ls() {
 /// a debug build, a wrapped report in a release build.
 #[test]
 fn gc_of_blobs_whose_sizes_add_up_past_u64_does_not_overflow() {
-    if !is_root() {
-        eprintln!("not root: no tmpfs can be mounted, nothing checked");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let script = r#"
-        mount -t tmpfs none "$1" || exit 97
-        "$2" init "$1/layout" >/dev/null
-        for n in 1 2 3; do
-            truncate -s 9223372036854775807 "$1/layout/blobs/sha256/$(printf $n | sha256sum | cut -c1-64)"
+    let Some(gc) = on_a_tmpfs_layout(
+        r#"for n in 1 2 3; do
+            truncate -s 9223372036854775807 "$layout/blobs/sha256/$(printf $n | sha256sum | cut -c1-64)"
         done
-        exec "$2" gc "$1/layout"
-    "#;
-    let gc = in_private_mount_namespace(script, &[dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_ocicas")]);
+        exec "$ocicas" gc "$layout""#,
+    ) else {
+        return;
+    };
     assert_no_panic(&gc, "gc");
 }
 
@@ -602,8 +609,7 @@ fn whatever_stops_gc_is_a_problem_fsck_reports() {
 fn a_user_who_can_only_read_the_layout_cannot_stall_its_writers() {
     use std::io::BufRead;
     use std::os::unix::fs::PermissionsExt;
-    if !is_root() {
-        eprintln!("not root: no other user to run as, nothing checked");
+    if !is_root_for("running as another user") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -57,31 +57,35 @@ impl Sentinel {
         Sentinel { path }
     }
 
-    /// Every path under the sentinel with its type, mode, size, mtime and bytes.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
-        let mut entries = BTreeMap::new();
-        let mut pending = vec![self.path.clone()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = std::fs::symlink_metadata(&path).unwrap();
-                let bytes = if meta.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
-                if meta.is_dir() {
-                    pending.push(path.clone());
-                }
-                let described = format!(
-                    "{:?} {:o} {} {} {:?}",
-                    meta.file_type(),
-                    meta.mode(),
-                    meta.len(),
-                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-                    bytes
-                );
-                entries.insert(path, described);
-            }
-        }
-        entries
+        snapshot(&self.path)
     }
+}
+
+/// Every path under `root` with its type, mode, size, mtime and bytes.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut entries = BTreeMap::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let bytes = if meta.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
+            if meta.is_dir() {
+                pending.push(path.clone());
+            }
+            let described = format!(
+                "{:?} {:o} {} {} {:?}",
+                meta.file_type(),
+                meta.mode(),
+                meta.len(),
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
+                bytes
+            );
+            entries.insert(path, described);
+        }
+    }
+    entries
 }
 
 pub fn new_layout(parent: &Path, name: &str) -> PathBuf {
