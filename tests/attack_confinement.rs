@@ -633,3 +633,29 @@ fn a_user_who_can_only_read_the_layout_cannot_stall_its_writers() {
     holder.wait().unwrap();
     assert!(put.is_some(), "blob put waited on a lock held by a user who can only read the layout ({line:?})");
 }
+
+/// GC reads each lease file and removes an expired lease by the id written inside it, not by
+/// the file it read: an expired lease file whatever its name (a copy kept by hand, one planted)
+/// that says `"id":"victim"` made GC remove the live lease `victim`; the next GC removed the blob
+/// that lease kept, then failed on every run ("no lease \"victim\"").
+#[test]
+fn gc_removes_only_the_expired_lease_file_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let engine = Engine::create(&layout).unwrap();
+    let leased = engine.put_blob(b"kept by a live lease").unwrap();
+    engine.lease_new(Some("victim"), None).unwrap();
+    engine.lease_add("victim", ocicas::LeaseResource::Blob(leased.digest.clone())).unwrap();
+    age(&layout.join("blobs/sha256").join(leased.digest.hex()));
+    std::fs::write(
+        layout.join(".ocicas/leases/stale"),
+        br#"{"id":"victim","createdAt":"2020-01-01T00:00:00Z","expiresAt":"2020-01-02T00:00:00Z"}"#,
+    )
+    .unwrap();
+
+    let runs: Vec<_> = (0..2).map(|_| engine.gc(&GcOptions::default())).collect();
+    assert!(
+        layout.join(".ocicas/leases/victim").exists() && engine.has_blob(&leased.digest).unwrap(),
+        "the live lease or the blob it keeps was removed: {runs:?}"
+    );
+}
