@@ -634,12 +634,13 @@ fn a_user_who_can_only_read_the_layout_cannot_stall_its_writers() {
     assert!(put.is_some(), "blob put waited on a lock held by a user who can only read the layout ({line:?})");
 }
 
-/// GC reads each lease file and removes an expired lease by the id written inside it, not by
-/// the file it read: an expired lease file whatever its name (a copy kept by hand, one planted)
-/// that says `"id":"victim"` made GC remove the live lease `victim`; the next GC removed the blob
-/// that lease kept, then failed on every run ("no lease \"victim\"").
+/// A lease is read from the file of its name, but written (`lease_add`) and removed (GC's sweep
+/// of expired leases) under the id written inside it. A lease file of another name that says
+/// `"id":"victim"` (a copy kept by hand, one planted) made `lease add other` overwrite the live
+/// lease `victim` without the blobs it held, and made GC, when it is expired, remove `victim`;
+/// the next GC removed the blob `victim` kept, then every GC failed ("no lease \"victim\"").
 #[test]
-fn gc_removes_only_the_expired_lease_file_it_read() {
+fn a_lease_file_is_written_and_removed_only_under_its_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
@@ -647,15 +648,20 @@ fn gc_removes_only_the_expired_lease_file_it_read() {
     engine.lease_new(Some("victim"), None).unwrap();
     engine.lease_add("victim", ocicas::LeaseResource::Blob(leased.digest.clone())).unwrap();
     age(&layout.join("blobs/sha256").join(leased.digest.hex()));
+    let leases = layout.join(".ocicas/leases");
+    std::fs::write(leases.join("other"), br#"{"id":"victim","createdAt":"2020-01-01T00:00:00Z"}"#).unwrap();
     std::fs::write(
-        layout.join(".ocicas/leases/stale"),
+        leases.join("stale"),
         br#"{"id":"victim","createdAt":"2020-01-01T00:00:00Z","expiresAt":"2020-01-02T00:00:00Z"}"#,
     )
     .unwrap();
 
+    let added = engine.lease_add("other", ocicas::LeaseResource::Blob(Digest::of_bytes(Algorithm::Sha256, b"x")));
+    let victim = std::fs::read_to_string(leases.join("victim")).unwrap();
+    assert!(victim.contains(&leased.digest.to_string()), "lease add other ({added:?}) rewrote victim: {victim}");
     let runs: Vec<_> = (0..2).map(|_| engine.gc(&GcOptions::default())).collect();
     assert!(
-        layout.join(".ocicas/leases/victim").exists() && engine.has_blob(&leased.digest).unwrap(),
-        "the live lease or the blob it keeps was removed: {runs:?}"
+        leases.join("victim").exists() && engine.has_blob(&leased.digest).unwrap(),
+        "GC removed the live lease victim or the blob it keeps: {runs:?}"
     );
 }
