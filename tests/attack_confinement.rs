@@ -569,7 +569,8 @@ fn gc_memory_does_not_grow_with_hard_linked_labels_files() {
 /// called each of these layouts sound, so nothing says what to remove.
 #[test]
 fn whatever_stops_gc_is_a_problem_fsck_reports() {
-    let plants: [(&str, fn(&Path, &Digest)); 5] = [
+    type Plant = fn(&Path, &Digest);
+    let plants: [(&str, Plant); 5] = [
         ("a directory as a lease", |layout, _| std::fs::create_dir_all(layout.join(".ocicas/leases/held")).unwrap()),
         ("a directory as a labels file", |layout, digest| {
             std::fs::create_dir_all(layout.join(".ocicas/labels/sha256").join(digest.hex())).unwrap()
