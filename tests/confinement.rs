@@ -3,100 +3,19 @@
 //! driven through the CLI (as it was found) with a sentinel directory beside the layout that
 //! must come out byte for byte unchanged.
 
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime};
+mod layout_common;
 
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Output;
+
+use layout_common::{Sentinel, ingest_dir, new_layout, ocicas, put, stderr};
 use ocicas::{Algorithm, Digest, Engine, ErrorKind, OpenOptions, WriterOptions};
-
-fn ocicas(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// The command failed with the CLI's error status, a message naming `culprit`, and no panic.
 fn assert_refused(output: &Output, culprit: &str) {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(stderr(output).contains(culprit), "stderr does not name {culprit:?}: {}", stderr(output));
-}
-
-/// A directory beside the layout with files (one aged two days, one read-only), a
-/// subdirectory, and names a layout would use, that no command may change.
-struct Sentinel {
-    path: PathBuf,
-}
-
-impl Sentinel {
-    fn new(parent: &Path) -> Sentinel {
-        let path = parent.join("sentinel");
-        std::fs::create_dir_all(path.join("sub/deeper")).unwrap();
-        std::fs::write(path.join("file"), b"outside bytes").unwrap();
-        std::fs::write(path.join("old"), b"two days old").unwrap();
-        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
-        std::fs::File::options().write(true).open(path.join("old")).unwrap().set_modified(two_days_ago).unwrap();
-        std::fs::write(path.join("sub/deeper/data"), b"deep").unwrap();
-        std::fs::write(path.join("ref"), b"myref").unwrap();
-        std::fs::write(path.join("readonly"), b"ro").unwrap();
-        std::fs::set_permissions(path.join("readonly"), std::fs::Permissions::from_mode(0o444)).unwrap();
-        Sentinel { path }
-    }
-
-    /// Every path under the sentinel with its type, mode, size, mtime and bytes.
-    fn snapshot(&self) -> BTreeMap<PathBuf, String> {
-        let mut entries = BTreeMap::new();
-        let mut pending = vec![self.path.clone()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                let meta = std::fs::symlink_metadata(&path).unwrap();
-                let bytes = if meta.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
-                if meta.is_dir() {
-                    pending.push(path.clone());
-                }
-                let described = format!(
-                    "{:?} {:o} {} {} {:?}",
-                    meta.file_type(),
-                    meta.mode(),
-                    meta.len(),
-                    meta.mtime_nsec() + meta.mtime() * 1_000_000_000,
-                    bytes
-                );
-                entries.insert(path, described);
-            }
-        }
-        entries
-    }
-}
-
-fn new_layout(parent: &Path, name: &str) -> PathBuf {
-    let layout = parent.join(name);
-    let out = ocicas(&["init", layout.to_str().unwrap()], b"");
-    assert!(out.status.success(), "{out:?}");
-    layout
-}
-
-fn put(layout: &Path, bytes: &[u8]) -> Digest {
-    let out = ocicas(&["blob", "put", layout.to_str().unwrap(), "-"], bytes);
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-}
-
-fn ingest_dir(layout: &Path, ref_name: &str) -> PathBuf {
-    layout.join(".ocicas/ingest").join(Digest::of_bytes(Algorithm::Sha256, ref_name.as_bytes()).hex())
 }
 
 /// Replaces the directory `path` by a symlink to `target`.

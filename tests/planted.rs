@@ -3,12 +3,14 @@
 //! layout, each under a deadline. A sentinel directory beside the layout, which every link
 //! points into, must come out byte for byte unchanged; no command may hang or panic.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::{MetadataExt, symlink};
+mod layout_common;
+
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use layout_common::snapshot;
 use ocicas::spec::{MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Descriptor, Engine, LeaseResource, WriterOptions};
 
@@ -46,23 +48,6 @@ enum Plant {
 
 const PLANTS: [Plant; 6] =
     [Plant::LinkToDir, Plant::LinkToFile, Plant::DanglingLink, Plant::Fifo, Plant::Socket, Plant::Device];
-
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut entries = BTreeMap::new();
-    let mut pending = vec![root.to_owned()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let bytes = if meta.is_file() { std::fs::read(&path).unwrap() } else { Vec::new() };
-            if meta.is_dir() {
-                pending.push(path.clone());
-            }
-            entries.insert(path, format!("{:o} {} {} {:?}", meta.mode(), meta.len(), meta.mtime_nsec(), bytes));
-        }
-    }
-    entries
-}
 
 /// A tagged one-layer image, garbage, a labelled blob, a closed ingest and a lease.
 fn populate(layout: &Path) -> Descriptor {
