@@ -15,11 +15,10 @@
 //!
 //! Durability work is not the same, and the figures include the difference:
 //! - floor: one fsync of the data file, nothing else.
-//! - ocicas: each ingest metadata file (startedat, updatedat, ref, total, expected) is written
-//!   to a temp file, fsynced, renamed and its directory fsynced; the data is handed to writeback
-//!   every 8 MiB; every 256 MiB the data is fsynced and the hash state saved the same way (so a
-//!   resume need not re-hash); commit fsyncs the data, renames it into blobs/, fsyncs that
-//!   directory and the ingest root after removing the ingest.
+//! - ocicas: the ingest's metadata (`ingest.json`) is written once, without fsync; the data is
+//!   handed to writeback every 8 MiB; every 256 MiB the data is fsynced and the hash state saved
+//!   (so a resume need not re-hash); commit fsyncs the data, renames it into blobs/ and fsyncs
+//!   that directory.
 //! - containerd (v2.4.2): metadata files written without fsync, no hash state (a resume re-hashes
 //!   everything); commit fsyncs the data, renames it into blobs/ and fsyncs that directory.
 //!   `content.Copy` gathers the 64 KiB reads into 1 MiB writes, so its writer sees 1 MiB calls.

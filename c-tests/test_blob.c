@@ -78,6 +78,11 @@ int main(void) {
     CHECK(n == 2 && memcmp(buf, "lo", 2) == 0);
     CHECK_OK(ocicas_reader_read_at(reader, buf, sizeof buf, 99, &n));
     CHECK(n == 0);
+    n = 1;
+    CHECK_OK(ocicas_reader_read_at(reader, buf, sizeof buf, UINT64_MAX, &n));
+    CHECK(n == 0);
+    CHECK_STATUS(ocicas_reader_read_at(reader, buf, SIZE_MAX, 0, &n), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_put(engine, buf, SIZE_MAX, &digest), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_reader_read_at(reader, NULL, 4, 0, &n), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_reader_read_at(NULL, buf, 4, 0, &n), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_reader_size(reader, NULL), OCICAS_ERR_INVALID_ARGUMENT);

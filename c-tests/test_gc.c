@@ -89,6 +89,9 @@ int main(void) {
     ocicas_string_free(lease);
     CHECK_STATUS(ocicas_lease_new(engine, "named", -1, &lease), OCICAS_ERR_ALREADY_EXISTS);
     CHECK_STATUS(ocicas_lease_new(engine, "../escape", -1, &lease), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_lease_new(engine, NULL, INT64_MAX, &lease), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("year 9999");
+    CHECK_STATUS(ocicas_lease_new(engine, NULL, (int64_t)1 << 40, &lease), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_lease_add_blob(engine, "missing", "sha256:0000000000000000000000000000000000000000000000000000000000000000"),
                  OCICAS_ERR_NOT_FOUND);
     CHECK_STATUS(ocicas_lease_add_blob(engine, "named", "sha256:nothex"), OCICAS_ERR_INVALID_ARGUMENT);

@@ -50,6 +50,22 @@ int main(void) {
     CHECK_STATUS(ocicas_engine_set_limit(engine, 99, 1), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_engine_set_limit(NULL, OCICAS_LIMIT_JSON_SIZE, 1), OCICAS_ERR_INVALID_ARGUMENT);
 
+    CASE("values out of a limit's range are INVALID_ARGUMENT and change nothing; get reads them back");
+    uint64_t value = 0;
+    CHECK_OK(ocicas_engine_get_limit(engine, OCICAS_LIMIT_LABEL_SIZE, &value));
+    CHECK(value == 4096);
+    CHECK_STATUS(ocicas_engine_set_limit(engine, OCICAS_LIMIT_LABEL_SIZE, 0), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("label_size");
+    CHECK_STATUS(ocicas_engine_set_limit(engine, OCICAS_LIMIT_THREADS, 1025), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_THREADS, 3));
+    CHECK_OK(ocicas_engine_get_limit(engine, OCICAS_LIMIT_THREADS, &value));
+    CHECK(value == 3);
+    CHECK_OK(ocicas_engine_get_limit(engine, OCICAS_LIMIT_LABEL_SIZE, &value));
+    CHECK(value == 4096);
+    CHECK_STATUS(ocicas_engine_get_limit(engine, 99, &value), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_engine_get_limit(engine, OCICAS_LIMIT_THREADS, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_engine_get_limit(NULL, OCICAS_LIMIT_THREADS, &value), OCICAS_ERR_INVALID_ARGUMENT);
+
     CASE("label size: key + value at the limit pass, one byte more is TOO_LARGE");
     char *text = NULL;
     CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)"labelled", 8, &text));

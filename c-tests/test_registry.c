@@ -1,9 +1,12 @@
 /* Push, pull and push-layer through the C API, against loopback docker-registry instances that
  * the `registry` ctest fixture starts (c-tests/registry.sh): every status path of
- * ocicas_registry_*, progress callbacks, and Basic auth. */
+ * ocicas_registry_*, progress callbacks, Basic auth, and the deadlines of the registry limits. */
 #include "test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 static char registry[256], auth_registry[256];
 
@@ -33,6 +36,22 @@ static void count_progress(const char *digest, uint64_t done, uint64_t total, vo
     } else if (done == total && digest != NULL && strncmp(digest, "sha256:", 7) == 0) {
         count->completed++;
     }
+}
+
+/* A loopback socket that listens and never accepts: connections complete in the kernel's backlog,
+ * and no answer ever comes. Writes "127.0.0.1:PORT" to `host`; returns the socket to close. */
+static int silent_listener(char *host, size_t size) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in address = {0};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&address, sizeof address) == 0);
+    CHECK(listen(fd, 8) == 0);
+    socklen_t length = sizeof address;
+    CHECK(getsockname(fd, (struct sockaddr *)&address, &length) == 0);
+    snprintf(host, size, "127.0.0.1:%d", ntohs(address.sin_port));
+    return fd;
 }
 
 /* A read callback over a fixed buffer; fails with -1 once `fail_at` bytes were given. */
@@ -168,6 +187,29 @@ int main(void) {
     CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     options.username = NULL;
 
+    CASE("HTTPS to a plain-HTTP registry is REMOTE, and the message names the insecure option");
+    snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
+    options.insecure = false;
+    CHECK_STATUS(ocicas_registry_pull(other, target, NULL, &options, &report), OCICAS_ERR_REMOTE);
+    CHECK_MESSAGE("plain HTTP");
+    CHECK_MESSAGE("insecure field of ocicas_registry_options");
+    options.insecure = true;
+
+    CASE("a registry that never answers is TOO_LARGE once OCICAS_LIMIT_REGISTRY_TIMEOUT passes");
+    char silent_host[64], silent_target[128];
+    int silent = silent_listener(silent_host, sizeof silent_host);
+    snprintf(silent_target, sizeof silent_target, "%s/c/hello:v1", silent_host);
+    uint64_t timeout = 0;
+    CHECK_OK(ocicas_engine_get_limit(other, OCICAS_LIMIT_REGISTRY_TIMEOUT, &timeout));
+    CHECK(timeout == 300);
+    CHECK_OK(ocicas_engine_set_limit(other, OCICAS_LIMIT_REGISTRY_TIMEOUT, 1));
+    CHECK_STATUS(ocicas_registry_pull(other, silent_target, NULL, &options, &report), OCICAS_ERR_TOO_LARGE);
+    CHECK_MESSAGE("registry_timeout");
+    CHECK_MESSAGE(silent_host);
+    CHECK_STATUS(ocicas_registry_push(other, "v1", silent_target, &options, &report), OCICAS_ERR_TOO_LARGE);
+    CHECK_OK(ocicas_engine_set_limit(other, OCICAS_LIMIT_REGISTRY_TIMEOUT, timeout));
+    close(silent);
+
     CASE("a registry that cannot be reached is REMOTE");
     CHECK_STATUS(ocicas_registry_push(engine, "hello", "127.0.0.1:1/c/hello:v1", &options, &report), OCICAS_ERR_REMOTE);
     CHECK_MESSAGE("127.0.0.1:1");
@@ -197,9 +239,19 @@ int main(void) {
     CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer),
                  OCICAS_ERR_INVALID_ARGUMENT);
     options.chunk_size = 0;
-    options.jobs = 65;
+    options.jobs = 1025; /* over any threads limit */
     CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("jobs");
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_THREADS, 2));
+    options.jobs = 3;
+    CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("threads");
+    options.jobs = 0; /* the default, 4, is clamped to the limit */
+    snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
+    CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
+    ocicas_string_free(report);
 
     ocicas_engine_close(other);
     ocicas_engine_close(engine);

@@ -60,6 +60,23 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_layer_stream_new(NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
 
+    CASE("more threads than OCICAS_LIMIT_THREADS is INVALID_ARGUMENT naming the limit, in both modes");
+    ocicas_layer_options_init(&options);
+    options.threads = 5000;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("thread limit (threads)");
+    struct source none = {input, 0, 0, 0};
+    CHECK_STATUS(ocicas_layer_stream_from_reader(read_source, &none, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("thread limit (threads)");
+    uint64_t thread_limit = 0;
+    CHECK_OK(ocicas_engine_get_limit(engine, OCICAS_LIMIT_THREADS, &thread_limit));
+    options.threads = (uint32_t)thread_limit + 1;
+    CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_THREADS, thread_limit + 1));
+    CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
+    ocicas_layer_stream_free(stream);
+    stream = NULL;
+
     CASE("push: NOT_COMPUTED until finished, then the committed layer");
     CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
     for (size_t off = 0; off < INPUT_SIZE; off += 65536) {

@@ -73,39 +73,78 @@
 #define OCICAS_OPEN_EXCLUSIVE 2
 
 /**
- * `ocicas_engine_set_limit` limit: the largest JSON document read (index.json, manifests,
- * configs, labels, leases), in bytes. Default 4 MiB.
+ * `ocicas_engine_set_limit` limit `json_size`: the largest JSON document read or written
+ * (index.json, manifests, configs, labels, leases), in bytes. Default 4 MiB.
  */
 #define OCICAS_LIMIT_JSON_SIZE 1
 
 /**
- * `ocicas_engine_set_limit` limit: the largest `manifest.json` (or `repositories`) of a
- * docker-archive, in bytes. Default 1 MiB.
+ * `ocicas_engine_set_limit` limit `archive_manifest_size`: the largest `manifest.json` (or
+ * `repositories`) of a docker-archive, in bytes. Default 1 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE 2
 
 /**
- * `ocicas_engine_set_limit` limit: the most bytes read to reach one docker-archive member (its
- * tar header blocks, GNU long names, PAX records). Default 1 MiB.
+ * `ocicas_engine_set_limit` limit `archive_header_size`: the most bytes read to reach one
+ * docker-archive member (its tar header blocks, GNU long names, PAX records). Default 1 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_HEADER_SIZE 3
 
 /**
- * `ocicas_engine_set_limit` limit: the most members of one docker-archive. Default 100000.
+ * `ocicas_engine_set_limit` limit `archive_members`: the most members of one docker-archive.
+ * Default 100000.
  */
 #define OCICAS_LIMIT_ARCHIVE_MEMBERS 4
 
 /**
- * `ocicas_engine_set_limit` limit: the largest label, key and value together, in bytes.
- * Default 4096.
+ * `ocicas_engine_set_limit` limit `label_size`: the largest label, key and value together, in
+ * bytes. Default 4096.
  */
 #define OCICAS_LIMIT_LABEL_SIZE 5
 
 /**
- * `ocicas_engine_set_limit` limit: how many levels of nested documents GC and fsck follow.
- * Default 16.
+ * `ocicas_engine_set_limit` limit `walk_depth`: how many levels of nested documents GC, fsck,
+ * push and pull follow. Default 16.
  */
 #define OCICAS_LIMIT_WALK_DEPTH 6
+
+/**
+ * `ocicas_engine_set_limit` limit `metadata_size`: the largest private metadata file of the
+ * layout (an ingest's ref, total, expected digest, times, saved hash state), in bytes.
+ * Default 64 KiB.
+ */
+#define OCICAS_LIMIT_METADATA_SIZE 7
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
+ * docker-archive read holds in memory, all members together. Default 64 MiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_JSON_TOTAL 8
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
+ * import writes into the store. Default 1 TiB.
+ */
+#define OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE 9
+
+/**
+ * `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
+ * (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
+ */
+#define OCICAS_LIMIT_THREADS 10
+
+/**
+ * `ocicas_engine_set_limit` limit `registry_timeout`: the deadline of one registry request for
+ * a document (manifest, token, HEAD), first byte sent to last byte read, in seconds.
+ * Default 300.
+ */
+#define OCICAS_LIMIT_REGISTRY_TIMEOUT 11
+
+/**
+ * `ocicas_engine_set_limit` limit `registry_min_rate`: the slowest a registry blob transfer may
+ * be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
+ */
+#define OCICAS_LIMIT_REGISTRY_MIN_RATE 12
 
 /**
  * `ocicas_fsck_ext` flag: also decompress every layer of every image (gzip, zstd or plain,
@@ -349,7 +388,9 @@ typedef struct ocicas_registry_options {
    */
   bool insecure;
   /**
-   * Blobs moved at once, at most 64; 0 means 4.
+   * Blobs moved at once (each a thread), at most the engine's `OCICAS_LIMIT_THREADS` (more
+   * is `OCICAS_ERR_INVALID_ARGUMENT`; `ocicas_registry_push_layer`, which has no engine,
+   * uses the default limits); 0 means 4, or that limit when it is lower.
    */
   uint32_t jobs;
   /**
@@ -396,6 +437,9 @@ typedef struct ocicas_layer_options {
   bool docker_media_types;
   /**
    * Compression threads; 0 means every available core. The output is the same for any count.
+   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at most 256, unless set) is
+   * `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is held to that
+   * limit's default.
    */
   uint32_t threads;
   /**
@@ -802,18 +846,34 @@ ocicas_status ocicas_engine_open(const char *path,
 void ocicas_engine_close(struct ocicas_engine *engine);
 
 /**
- * Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Input over a limit gives
- * `OCICAS_ERR_TOO_LARGE` with a message naming the limit (fsck reports a document nested past
+ * Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Every resource one operation
+ * uses is bounded by one of these; input over a limit gives `OCICAS_ERR_TOO_LARGE` with a
+ * message naming the limit and how to raise it (fsck reports a document nested past
  * `OCICAS_LIMIT_WALK_DEPTH` as a problem). Applies to what the engine does afterwards, and to
- * readers, writers and streams opened afterwards.
+ * readers, writers and streams opened afterwards. The CLI's `--limit NAME=VALUE` and Go's
+ * `Engine.SetLimit` set the same limits by the names given with each constant.
  *
- * Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or an unknown `limit`.
+ * Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine, an unknown `limit`, or a value out
+ * of the limit's range (0 for any limit but `OCICAS_LIMIT_WALK_DEPTH`; over 1024 for
+ * `OCICAS_LIMIT_THREADS`).
  *
  * # Safety
  * `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
  * call (set limits before sharing the engine).
  */
 ocicas_status ocicas_engine_set_limit(struct ocicas_engine *engine, uint32_t limit, uint64_t value);
+
+/**
+ * Writes the current value of one of the engine's limits (`OCICAS_LIMIT_*`) to `*out_value`.
+ *
+ * Returns `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or an unknown `limit`.
+ *
+ * # Safety
+ * `engine` is a handle from `ocicas_engine_open`; `out_value` points at writable storage.
+ */
+ocicas_status ocicas_engine_get_limit(const struct ocicas_engine *engine,
+                                      uint32_t limit,
+                                      uint64_t *out_value);
 
 /**
  * The message of the calling thread's most recent failed ocicas call ("" when none failed).
@@ -888,7 +948,8 @@ ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
  * Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
  * (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
  * `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
- * outside 1–128 of [A-Za-z0-9._-].
+ * outside 1–128 of [A-Za-z0-9._-], or an expiry past the end of year 9999 (the last an RFC 3339
+ * time can name).
  *
  * # Safety
  * `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
@@ -1100,7 +1161,8 @@ ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               void *user_data);
 
 /**
- * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, default chunks.
+ * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs (at most the
+ * threads limit), default chunks.
  *
  * # Safety
  * `options` is NULL (then nothing happens) or writable.
@@ -1112,9 +1174,16 @@ void ocicas_registry_options_init(struct ocicas_registry_options *options);
  * digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
  * manifests last, children first; manifests of the layout's index whose `subject` is the
  * image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+ * Every request has a deadline from the engine's limits: a document exchange (manifest, token,
+ * HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
+ * moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
+ * period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The call
+ * cannot be interrupted otherwise.
  * `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
  * refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
- * error, `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options.
+ * error (or answers plain HTTP while `insecure` is not set: the message says so),
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options (`jobs` over the threads
+ * limit).
  *
  * # Safety
  * `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
@@ -1129,10 +1198,14 @@ ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
  * Pulls `source` (`HOST/REPO[:TAG][@DIGEST]`) into the layout and tags it `ref_name` (NULL:
  * the tag). Manifests are checked against their digests, blobs verified on commit; blobs
  * already stored are not fetched, and a pull that stopped resumes each blob from its ingest.
- * The ref moves last: a failed pull tags nothing. `*out_report_json` as for push.
+ * A blob that another writer (another pull, in this or another process) is ingesting is
+ * waited for while that writer moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE`, then taken
+ * from the store (or its ingest resumed when that writer stopped). The ref moves last: a
+ * failed pull tags nothing. Deadlines and `*out_report_json` as for push.
  * `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
  * the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
- * elsewhere and `force` is not set, `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`.
+ * elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
+ * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`.
  *
  * # Safety
  * As `ocicas_registry_push`; `ref_name` may be NULL.
@@ -1148,7 +1221,10 @@ ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
  * (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
  * completed with the digest after the last chunk. `*out_descriptor_json` receives
  * `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
- * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then).
+ * Having no engine, it uses the default limits: requests have push's deadlines with
+ * `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
+ * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
+ * `OCICAS_ERR_TOO_LARGE` when a deadline passed.
  *
  * # Safety
  * `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
@@ -1172,7 +1248,8 @@ void ocicas_layer_options_init(struct ocicas_layer_options *options);
  * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
  * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
  * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
- * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+ * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
  *
  * # Safety
  * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
@@ -1185,6 +1262,8 @@ ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
  * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
  * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
  * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than the default
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
  *
  * # Safety
  * `read_cb` is valid and `user_data` what it expects, for the stream's life.

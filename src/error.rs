@@ -54,9 +54,11 @@ impl Error {
         Error { kind, message: message.into() }
     }
 
-    /// An I/O error on `path`, keeping the OS reason in the message.
+    /// An I/O error on `path`, keeping the OS reason in the message. A `Refused` path of the
+    /// layout (a planted link or special file) makes the layout invalid.
     pub fn io(what: &str, path: &Path, err: io::Error) -> Self {
         let kind = match err.kind() {
+            _ if Refused::is(&err) => ErrorKind::InvalidImage,
             io::ErrorKind::NotFound => ErrorKind::NotFound,
             io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
             _ => ErrorKind::Io,
@@ -85,6 +87,29 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why a path inside a layout was not opened: it is or passes through a symlink, or it is
+/// neither a regular file nor a directory. Carried inside an `io::Error`.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl Refused {
+    pub fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+
+    pub fn is(err: &io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<Refused>())
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// Shorthand constructors, so call sites read as the error they raise.
 pub fn invalid_argument(message: impl Into<String>) -> Error {

@@ -100,6 +100,11 @@ impl Engine {
     /// Checks the layout (see the module comment). Problems are not an error: the report says
     /// whether the layout is sound.
     pub fn fsck_with(&self, options: &FsckOptions) -> Result<FsckReport> {
+        let odd_entries = self.odd_entries()?;
+        if self.check_structure().is_err() {
+            // A directory of the layout is not one (reported above): its blobs cannot be listed.
+            return Ok(FsckReport { problems: odd_entries, ..FsckReport::default() });
+        }
         let mut findings = Findings::default();
         let (blobs, reachable) = {
             let _lock = self.fsck_lock(&mut findings.notes)?;
@@ -107,7 +112,7 @@ impl Engine {
             let reachable = self.check_graph(&blobs, options.deep, &mut findings)?;
             (blobs, reachable)
         };
-        let mut report = FsckReport { reachable, ..FsckReport::default() };
+        let mut report = FsckReport { problems: odd_entries, reachable, ..FsckReport::default() };
         for digest in &blobs {
             match self.verify_blob(digest) {
                 Ok(()) => report.blobs_checked += 1,

@@ -156,16 +156,18 @@ impl Engine {
     pub fn ref_delete(&self, name: &str) -> Result<()> {
         validate_ref_name(name)?;
         let _lock = self.lock_exclusive()?;
-        let mut index = self.read_index()?;
+        let (mut index, read_size) = self.read_index_to_mend()?;
         if !remove_ref(&mut index, name) {
             return Ok(());
         }
-        self.write_index(&index)
+        self.write_mended_index(&index, read_size)
     }
 
-    /// Every named reference with its descriptor, in index.json order.
+    /// Every named reference with its descriptor, in index.json order. (Like `ref_delete`, it
+    /// reads an index.json over the JSON limit, so an oversized layout can be mended.)
     pub fn ref_list(&self) -> Result<Vec<(String, Descriptor)>> {
-        Ok(self.read_index()?.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_owned(), d))).collect())
+        let (index, _) = self.read_index_to_mend()?;
+        Ok(index.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_owned(), d))).collect())
     }
 }
 

@@ -269,7 +269,7 @@ fn corrupt_metadata_recreates_the_ingest_and_bad_hash_state_rehashes() {
     writer.write(b"partial").unwrap();
     writer.close().unwrap();
     let meta2 = ingest_dir.with_file_name(Digest::of_bytes(Algorithm::Sha256, b"meta2").hex());
-    std::fs::write(meta2.join("startedat"), b"not a time").unwrap();
+    std::fs::write(meta2.join("ingest.json"), br#"{"ref":"meta2","startedAt":"not a time"}"#).unwrap();
     let writer = engine.writer("meta2", &WriterOptions::default()).unwrap();
     assert_eq!(writer.status().offset, 0);
 }

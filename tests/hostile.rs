@@ -367,9 +367,13 @@ fn junk_under_blobs_is_never_followed_opened_blocking_or_deleted_and_fsck_report
     let report = within_seconds("fsck", move || engine2.fsck().unwrap());
     let mut problems = report.problems.clone();
     problems.sort();
-    assert_eq!(problems.len(), 2, "{problems:?}");
+    // The two corrupt blobs, and the two symlinks and the FIFO, which fsck names by path.
+    assert_eq!(problems.len(), 5, "{problems:?}");
     assert!(problems.iter().any(|p| p.contains(&layer.digest.to_string()) && p.contains("corrupt")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains(&zero.to_string()) && p.contains("corrupt")), "{problems:?}");
+    for (odd, what) in [(&foreign_digest, "a symlink"), (&dangling, "a symlink"), (&fifo, "a FIFO")] {
+        assert!(problems.iter().any(|p| p.contains(odd.hex()) && p.contains(what)), "{odd}: {problems:?}");
+    }
 
     // GC, everything aged: it may remove the unreferenced zero-byte file (a blob by its name),
     // never what is not a blob, never through a symlink.
@@ -618,11 +622,17 @@ fn json_over_the_limit_is_refused_before_it_is_parsed() {
         report.problems
     );
     assert_eq!(snapshot(&root), before);
-    // index.json past the limit (whitespace is valid JSON): the layout does not open.
+    // index.json past the limit (whitespace is valid JSON): the layout opens and its references
+    // can be listed (to be mended), but nothing else reads it; past 16 times the limit the
+    // layout does not open.
     let index = std::fs::read_to_string(root.join("index.json")).unwrap();
+    std::fs::write(root.join("index.json"), format!("{index}{}", " ".repeat(16 * limit))).unwrap();
+    refused(Engine::open(&root, &OpenOptions::default()), ErrorKind::TooLarge, "index.json");
     std::fs::write(root.join("index.json"), format!("{index}{}", " ".repeat(limit))).unwrap();
     let before = snapshot(&root);
-    refused(Engine::open(&root, &OpenOptions::default()), ErrorKind::TooLarge, "index.json");
+    let over = Engine::open(&root, &OpenOptions::default()).unwrap();
+    assert_eq!(over.ref_list().unwrap().len(), 2);
+    refused(over.ref_get("doc"), ErrorKind::TooLarge, "json_size");
     refused(engine.ref_put("other", &manifest, false), ErrorKind::TooLarge, "json_size");
     assert_eq!(snapshot(&root), before);
     // A labels file past the limit.

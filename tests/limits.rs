@@ -52,11 +52,16 @@ fn a_document_at_the_json_limit_is_read_and_one_byte_over_is_too_large() {
     at_limit.read_document(&descriptor).unwrap();
     let under = reopen(&engine, Limits { json_size: descriptor.size - 1, ..Limits::default() });
     assert_too_large(under.read_document(&descriptor), "json_size");
-    // index.json itself, when the engine is opened.
+    // index.json itself: read at the limit, refused one byte under it, but for opening the
+    // layout and listing and removing references, which take up to 16 times the limit.
+    engine.ref_put("app", &descriptor, false).unwrap();
     let index_size = std::fs::metadata(engine.root().join("index.json")).unwrap().len();
     let options = |json_size| OpenOptions { create: false, limits: Limits { json_size, ..Limits::default() } };
-    Engine::open(engine.root(), &options(index_size)).unwrap();
-    assert_too_large(Engine::open(engine.root(), &options(index_size - 1)), "json_size");
+    Engine::open(engine.root(), &options(index_size)).unwrap().ref_get("app").unwrap();
+    let over = Engine::open(engine.root(), &options(index_size - 1)).unwrap();
+    assert_too_large(over.ref_get("app"), "json_size");
+    assert_eq!(over.ref_list().unwrap().len(), 1);
+    assert_too_large(Engine::open(engine.root(), &options(index_size.div_ceil(16) - 1)), "json_size");
 }
 
 /// Imports `archive` from a stream and from a file with `limits`.
@@ -241,4 +246,56 @@ fn listing_an_archive_keeps_to_the_header_limit() {
     assert_too_large(read_manifest_items_with(&archive[..], &limits), "archive_header_size");
     let (archive, _) = archive_with(Some(long_named_member(16 * 1024 - 1024)));
     assert_eq!(read_manifest_items_with(&archive[..], &limits).unwrap().len(), 1);
+}
+
+/// The limits table of README.md and the header's constants list every limit with its name and
+/// its default, so the one table people read is the one the code enforces.
+#[test]
+fn readme_and_header_list_every_limit_with_its_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let header = std::fs::read_to_string(root.join("include/ocicas.h")).unwrap();
+    let defaults = Limits::default();
+    for limit in ocicas::Limit::ALL {
+        let name = limit.name();
+        let constant = format!("OCICAS_LIMIT_{}", name.to_uppercase());
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{name}` |")))
+            .unwrap_or_else(|| panic!("README.md's limits table has no row for {name}"));
+        assert!(row.contains(&format!("`{constant}`")), "README row of {name} does not name {constant}: {row}");
+        let default = if limit == ocicas::Limit::Threads {
+            "4 per core, at most 256".to_owned()
+        } else {
+            defaults.get(limit).to_string()
+        };
+        let shown = [format!("| {default} |"), format!("({default})"), format!("| {default}")];
+        assert!(
+            shown.iter().any(|s| row.contains(s.as_str())),
+            "README row of {name} does not give its default {default}: {row}"
+        );
+        assert!(
+            header.contains(&format!("limit `{name}`")) && header.contains(&format!("#define {constant} ")),
+            "the header does not document {constant} as limit `{name}`"
+        );
+    }
+}
+
+#[test]
+fn the_cli_sets_limits_by_name_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let ocicas = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap();
+    assert!(ocicas(&["init", layout.to_str().unwrap()]).status.success());
+    let index_size = std::fs::metadata(layout.join("index.json")).unwrap().len();
+    let under = format!("json_size={}", index_size - 1);
+    let out = ocicas(&["gc", layout.to_str().unwrap(), "--limit", &under]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("json_size") && stderr.contains("--limit json_size=N"), "{stderr}");
+    let at = format!("json_size={index_size}");
+    assert!(ocicas(&["--limit", &at, "gc", layout.to_str().unwrap()]).status.success());
+    let out = ocicas(&["ref", "ls", layout.to_str().unwrap(), "--limit", "no_such_limit=1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown limit"), "{out:?}");
 }

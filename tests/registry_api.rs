@@ -1,16 +1,17 @@
 //! The registry Rust API on what the CLI tests do not build: a multi-platform index (pushed
 //! whole, pulled for the platforms asked), the referrers of an image (pushed with it), the
-//! progress callback, and the errors a caller acts on.
+//! progress callback, the errors a caller acts on, the deadlines of the registry limits, and
+//! pulls that meet another writer of the same blob.
 
 mod distribution;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
 use distribution::{Faults, Proxy, Registry, peers_available};
 use ocicas::registry::Progress;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
-use ocicas::{Engine, ErrorKind, RegistryOptions};
+use ocicas::{Engine, ErrorKind, Filters, Limits, RegistryOptions, StoredBlob, WriterOptions};
 use serde_json::json;
 
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -21,20 +22,25 @@ fn put(engine: &Engine, media_type: &str, value: &serde_json::Value) -> Descript
     Descriptor::new(media_type, blob.digest, blob.size)
 }
 
-/// A manifest of one (fake, uncompressed) layer for `arch`, with its platform set.
-fn platform_manifest(engine: &Engine, arch: &str) -> Descriptor {
-    let layer = engine.put_blob(format!("layer for {arch}").as_bytes()).unwrap();
+/// A manifest of one (fake, uncompressed) layer of `layer_bytes`, with a config for `arch`.
+fn one_layer_manifest(engine: &Engine, arch: &str, layer_bytes: &[u8]) -> Descriptor {
+    let layer = engine.put_blob(layer_bytes).unwrap();
     let config = put(
         engine,
         CONFIG,
         &json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
     );
-    let manifest = put(
+    put(
         engine,
         MEDIA_TYPE_IMAGE_MANIFEST,
         &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
                 "layers": [Descriptor::new(LAYER, layer.digest, layer.size)]}),
-    );
+    )
+}
+
+/// A manifest of one layer for `arch`, with its platform set.
+fn platform_manifest(engine: &Engine, arch: &str) -> Descriptor {
+    let manifest = one_layer_manifest(engine, arch, format!("layer for {arch}").as_bytes());
     let mut with_platform = serde_json::to_value(&manifest).unwrap();
     with_platform["platform"] = json!({"os": "linux", "architecture": arch});
     serde_json::from_value(with_platform).unwrap()
@@ -143,8 +149,20 @@ fn errors_have_the_kinds_a_caller_acts_on() {
     assert_eq!(unreachable.kind(), ErrorKind::Remote);
     let tls_to_plain = target.pull(&format!("{host}/errors/app:v1"), None, &RegistryOptions::default()).unwrap_err();
     assert_eq!(tls_to_plain.kind(), ErrorKind::Remote, "HTTPS to a plain-HTTP registry fails: {tls_to_plain}");
+    for words in [host, "answered in plain HTTP", "--insecure", "RegistryOptions.Insecure", "ocicas_registry_options"] {
+        assert!(tls_to_plain.message().contains(words), "the message says what to do: {tls_to_plain}");
+    }
     let missing_ref = source.push("nothing", &format!("{host}/errors/app:v2"), &insecure()).unwrap_err();
     assert_eq!(missing_ref.kind(), ErrorKind::NotFound);
+    let mut two_threads = Engine::create(dir.path().join("two-threads")).unwrap();
+    two_threads.set_limits(Limits { threads: 2, ..Limits::default() });
+    let three_jobs = RegistryOptions { jobs: 3, ..insecure() };
+    let over = two_threads.pull(&format!("{host}/errors/app:v1"), None, &three_jobs).unwrap_err();
+    assert_eq!(over.kind(), ErrorKind::InvalidArgument, "{over}");
+    assert!(over.message().contains("jobs 3") && over.message().contains("--limit threads=N"), "{over}");
+    assert!(two_threads.list_blobs().unwrap().is_empty(), "nothing was fetched");
+    let pulled = two_threads.pull(&format!("{host}/errors/app:v1"), None, &insecure());
+    assert!(pulled.is_ok(), "the default job count stays within the threads limit: {pulled:?}");
     let bad_mount = RegistryOptions { mount_from: Some("Not/Valid".into()), ..insecure() };
     assert_eq!(
         source.push("app", &format!("{host}/errors/app:v3"), &bad_mount).unwrap_err().kind(),
@@ -160,20 +178,9 @@ fn registry_with_source(dir: &std::path::Path) -> Option<(Registry, Engine)> {
     Some((Registry::start(None), Engine::create(dir.join("source")).unwrap()))
 }
 
-/// An image `ref_name` of one layer of `layer_bytes` and a small config.
+/// An image `ref_name` of one layer of `layer_bytes` and a small config for amd64.
 fn one_layer_image(engine: &Engine, ref_name: &str, layer_bytes: &[u8]) -> Descriptor {
-    let layer = engine.put_blob(layer_bytes).unwrap();
-    let config = put(
-        engine,
-        CONFIG,
-        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.digest]}}),
-    );
-    let manifest = put(
-        engine,
-        MEDIA_TYPE_IMAGE_MANIFEST,
-        &json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST, "config": config,
-                "layers": [Descriptor::new(LAYER, layer.digest, layer.size)]}),
-    );
+    let manifest = one_layer_manifest(engine, "amd64", layer_bytes);
     engine.ref_put(ref_name, &manifest, false).unwrap();
     manifest
 }
@@ -278,4 +285,235 @@ fn credentials_are_not_sent_to_an_upload_location_on_another_host() {
     assert!(uploads.iter().any(|r| r.method == "PATCH"), "the uploads went to the Location: {uploads:?}");
     assert!(uploads.iter().all(|r| !r.authorized), "no credentials went to the other host: {uploads:?}");
     assert!(front.requests().iter().any(|r| r.authorized && r.method == "PUT"), "the manifest PUT is authorized");
+}
+
+/// An engine at `path` whose registry deadlines are `timeout` seconds and `min_rate` bytes/s.
+fn engine_with_deadlines(path: &std::path::Path, timeout: u64, min_rate: u64) -> Engine {
+    let mut engine = Engine::create(path).unwrap();
+    engine.set_limits(Limits { registry_timeout: timeout, registry_min_rate: min_rate, ..Limits::default() });
+    engine
+}
+
+/// Runs `work` on another thread; fails when it has not ended within a minute (a wait with no
+/// deadline), else returns what it returned.
+fn within_a_minute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    outcome.recv_timeout(Duration::from_secs(60)).expect("it ended within a minute")
+}
+
+/// `n` bytes that do not compress, from `seed`.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_manifest_sent_byte_by_byte_fails_at_the_registry_timeout_naming_the_registry_and_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
+    let manifest = one_layer_image(&source, "img", b"a layer");
+    assert!(manifest.size > 300, "a manifest of {} bytes takes minutes at one byte per 250 ms", manifest.size);
+    source.push("img", &format!("{}/slow/img:v1", registry.host()), &insecure()).unwrap();
+    let trickle = Faults { trickle_manifests: Some(Duration::from_millis(250)), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), trickle);
+
+    let target = engine_with_deadlines(&dir.path().join("target"), 2, 1);
+    let from_proxy = format!("{}/slow/img:v1", proxy.host());
+    let err = within_a_minute(move || target.pull(&from_proxy, None, &insecure())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    for words in [proxy.host(), "/manifests/", "registry_timeout) of 2 seconds", "--limit registry_timeout=N"] {
+        assert!(err.message().contains(words), "{words:?} is named: {err}");
+    }
+}
+
+#[test]
+fn a_blob_slower_than_the_minimum_rate_fails_naming_the_limit_and_is_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
+    one_layer_image(&source, "img", &noise(2 << 20, 1));
+    source.push("img", &format!("{}/slow/img:v1", registry.host()), &insecure()).unwrap();
+    // 64 KiB per 250 ms is 256 KiB/s: the 2 MiB layer would take 8 s.
+    let slow = Faults { throttle_blobs: Some(Duration::from_millis(250)), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), slow);
+
+    let target = engine_with_deadlines(&dir.path().join("target"), 1, 1 << 20);
+    let from_proxy = format!("{}/slow/img:v1", proxy.host());
+    let one_job = RegistryOptions { jobs: 1, ..insecure() };
+    let (err, target) = within_a_minute(move || (target.pull(&from_proxy, None, &one_job).unwrap_err(), target));
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    for words in [proxy.host(), "/blobs/sha256:", "registry_min_rate) of 1048576 bytes/s", "registry_timeout"] {
+        assert!(err.message().contains(words), "{words:?} is named: {err}");
+    }
+    let blob_gets = proxy.requests().iter().filter(|r| r.is_blob_get()).count();
+    assert_eq!(blob_gets, 1, "a deadline passed is not retried: {:?}", proxy.requests());
+    assert!(target.ref_get("v1").is_err(), "nothing tagged");
+}
+
+#[test]
+fn an_upload_the_registry_takes_slower_than_the_minimum_rate_fails_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, mut source)) = registry_with_source(dir.path()) else { return };
+    one_layer_image(&source, "img", &noise(16 << 20, 2));
+    // 8 KiB per 100 ms is 80 KiB/s: the 16 MiB layer would take 200 s.
+    let slow = Faults { slow_upload_reads: Some(8 << 10), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), slow);
+    source.set_limits(Limits { registry_timeout: 1, registry_min_rate: 8 << 20, ..Limits::default() });
+    let target = format!("{}/slow/img:v1", proxy.host());
+    let err = within_a_minute(move || source.push("img", &target, &insecure()).unwrap_err());
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    for words in [proxy.host(), "PATCH", "registry_min_rate) of 8388608 bytes/s"] {
+        assert!(err.message().contains(words), "{words:?} is named: {err}");
+    }
+}
+
+#[test]
+fn a_pull_removes_the_leftover_ingest_of_a_blob_it_finds_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
+    let layer = b"a layer that is already stored";
+    one_layer_image(&source, "img", layer);
+    source.push("img", &format!("{}/leftover/img:v1", registry.host()), &insecure()).unwrap();
+    // What a pull killed between storing the blob and removing its ingest leaves.
+    let target = Engine::create(dir.path().join("target")).unwrap();
+    let stored = target.put_blob(layer).unwrap();
+    let leftover = format!("pull:{}:{}", stored.digest, stored.size);
+    target.writer(&leftover, &WriterOptions::default()).unwrap().close().unwrap();
+    assert_eq!(target.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap().len(), 1);
+
+    let pulled = target.pull(&format!("{}/leftover/img:v1", registry.host()), None, &insecure()).unwrap();
+    assert_eq!(pulled.skipped, 1, "the stored layer is not fetched: {pulled:?}");
+    let left = target.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap();
+    assert!(left.is_empty(), "the leftover ingest is removed: {left:?}");
+}
+
+/// Two images `a` and `b` in `registry`'s repository `shared`: each its own config, both the
+/// same 1 MiB layer. Returns the layer's digest.
+fn images_sharing_a_layer(source: &Engine, registry: &Registry) -> ocicas::Digest {
+    let layer = noise(1 << 20, 3);
+    for name in ["a", "b"] {
+        let manifest = one_layer_manifest(source, name, &layer);
+        source.ref_put(name, &manifest, false).unwrap();
+        source.push(name, &format!("{}/shared/img:{name}", registry.host()), &insecure()).unwrap();
+    }
+    source.put_blob(&layer).unwrap().digest
+}
+
+#[test]
+fn two_pulls_sharing_a_layer_into_one_layout_both_succeed_and_fetch_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, source)) = registry_with_source(dir.path()) else { return };
+    let layer = images_sharing_a_layer(&source, &registry);
+    // 64 KiB per 50 ms: the shared layer takes 0.8 s, so the two pulls meet on it.
+    let slow = Faults { throttle_blobs: Some(Duration::from_millis(50)), ..Faults::default() };
+    let proxy = Proxy::start(registry.host(), slow);
+    const ROUNDS: usize = 5;
+    for round in 0..ROUNDS {
+        let layout = dir.path().join(format!("round-{round}"));
+        Engine::create(&layout).unwrap();
+        proxy.clear();
+        let start = Arc::new(Barrier::new(2));
+        let pulls: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|tag| {
+                let (layout, start) = (layout.clone(), start.clone());
+                let source = format!("{}/shared/img:{tag}", proxy.host());
+                std::thread::spawn(move || {
+                    // Each pull with an engine of its own, as two processes would.
+                    let engine = Engine::open(&layout, &Default::default()).unwrap();
+                    start.wait();
+                    engine.pull(&source, None, &insecure())
+                })
+            })
+            .collect();
+        for pull in pulls {
+            let report = pull.join().unwrap();
+            assert!(report.is_ok(), "round {round}: {report:?}");
+        }
+        let engine = Engine::open(&layout, &Default::default()).unwrap();
+        assert!(engine.fsck().unwrap().is_sound(), "round {round}");
+        assert!(engine.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty(), "round {round}");
+        let layer_gets =
+            proxy.requests().iter().filter(|r| r.is_blob_get() && r.path.ends_with(&layer.to_string())).count();
+        assert_eq!(layer_gets, 1, "round {round}: one pull fetched the shared layer, the other waited for it");
+    }
+}
+
+/// Pulls `source` into `target` on another thread, reporting each progress of `digest`'s blob
+/// on `progress`.
+fn pull_watching(
+    target: Engine,
+    source: String,
+    digest: ocicas::Digest,
+    progress: std::sync::mpsc::Sender<u64>,
+) -> std::thread::JoinHandle<ocicas::Result<ocicas::TransferReport>> {
+    let report = move |p: &Progress<'_>| {
+        if p.digest == Some(&digest) {
+            let _ = progress.send(p.done);
+        }
+    };
+    let options = RegistryOptions { progress: Some(Arc::new(Mutex::new(report))), ..insecure() };
+    std::thread::spawn(move || target.pull(&source, None, &options))
+}
+
+/// A registry serving `HOST/REPOSITORY/img:v1`, an image of one layer of `layer` (returned);
+/// None when docker-registry is missing.
+fn registry_with_image_of(dir: &std::path::Path, repository: &str, layer: &[u8]) -> Option<(Registry, StoredBlob)> {
+    let (registry, source) = registry_with_source(dir)?;
+    one_layer_image(&source, "img", layer);
+    source.push("img", &format!("{}/{repository}/img:v1", registry.host()), &insecure()).unwrap();
+    Some((registry, source.put_blob(layer).unwrap()))
+}
+
+#[test]
+fn a_pull_waits_for_another_writer_of_a_blob_and_resumes_its_ingest_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = noise(300_000, 4);
+    let Some((registry, stored)) = registry_with_image_of(dir.path(), "wait", &layer) else { return };
+    let proxy = Proxy::start(registry.host(), Faults::default());
+    let target = Engine::create(dir.path().join("target")).unwrap();
+    let options = WriterOptions { expected_size: Some(stored.size), expected_digest: Some(stored.digest.clone()) };
+    let mut other = target.writer(&format!("pull:{}:{}", stored.digest, stored.size), &options).unwrap();
+    other.write(&layer[..100_000]).unwrap();
+
+    let (progress, seen) = std::sync::mpsc::channel();
+    let pull = pull_watching(target.clone(), format!("{}/wait/img:v1", proxy.host()), stored.digest.clone(), progress);
+    // The waiting pull shows the other writer's offset as its progress.
+    let shown = seen.recv_timeout(Duration::from_secs(30)).expect("the waiting pull shows progress");
+    assert_eq!(shown, 100_000);
+    other.close().unwrap();
+    let report = within_a_minute(move || pull.join().unwrap()).unwrap();
+    assert_eq!(target.ref_get("v1").unwrap().digest, report.descriptor.digest);
+    let resumed: Vec<_> = proxy.requests().into_iter().filter(|r| r.is_blob_get() && r.range.is_some()).collect();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(resumed[0].range.as_deref(), Some("bytes=100000-"), "it took over the stopped ingest");
+    assert!(target.fsck().unwrap().is_sound());
+}
+
+#[test]
+fn a_pull_gives_up_on_another_writer_of_a_blob_that_does_not_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((registry, stored)) = registry_with_image_of(dir.path(), "stuck", &noise(300_000, 5)) else { return };
+    let target = engine_with_deadlines(&dir.path().join("target"), 1, 1);
+    let ingest = format!("pull:{}:{}", stored.digest, stored.size);
+    let stuck = target.writer(&ingest, &WriterOptions::default()).unwrap();
+
+    let from_registry = format!("{}/stuck/img:v1", registry.host());
+    let waiting = target.clone();
+    let err = within_a_minute(move || waiting.pull(&from_registry, None, &insecure())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    for words in ["other writer", &ingest, "registry_min_rate"] {
+        assert!(err.message().contains(words), "{words:?} is named: {err}");
+    }
+    drop(stuck);
+    assert!(target.ref_get("v1").is_err(), "nothing tagged");
 }

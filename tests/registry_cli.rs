@@ -111,47 +111,56 @@ fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
     }
     let registry = Registry::start(None);
     let root = tempfile::tempdir().unwrap();
-    let (layout, _) = built_image(root.path());
+    let (layout, tree) = built_image(root.path());
     ocicas(&["push", s(&layout), "app", &format!("{}/kill/app:v1", registry.host()), "--insecure"]);
-    let slow = Faults { throttle_blobs: Some(Duration::from_millis(100)), ..Faults::default() };
-    let proxy = Proxy::start(registry.host(), slow);
+    // The layer's GET stops after 1 MiB: the pull is killed once that MiB is in its ingest.
+    const HELD: u64 = 1 << 20;
+    let proxy = Proxy::start(registry.host(), Faults { hold_blob_gets_after: Some(HELD), ..Faults::default() });
     let pulled = root.path().join("pulled");
     ocicas(&["init", s(&pulled)]);
     let source = format!("{}/kill/app:v1", proxy.host());
 
+    // One job: the layer (the largest blob) goes first, and nothing else starts while it is held.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(["pull", &source, s(&pulled), "--insecure"])
+        .args(["pull", &source, s(&pulled), "--insecure", "--jobs", "1"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    proxy.wait_until_holding();
     let deadline = Instant::now() + Duration::from_secs(30);
-    let offset = loop {
-        assert!(Instant::now() < deadline, "the pull never got past offset 0");
+    loop {
         let ingests = ocicas(&["ingest", "ls", s(&pulled)]);
-        let offset = ingests.lines().map(|line| json(line)["offset"].as_u64().unwrap()).max().unwrap_or(0);
-        if offset > 0 {
-            break offset;
+        let offsets: Vec<u64> = ingests.lines().map(|line| json(line)["offset"].as_u64().unwrap()).collect();
+        if offsets == [HELD] {
+            break;
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        assert!(Instant::now() < deadline, "the held MiB never reached the ingest: {offsets:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(ocicas_fails(&["ref", "get", s(&pulled), "v1"]).contains("v1"), "a killed pull tags nothing");
 
-    proxy.faults.lock().unwrap().throttle_blobs = None;
+    proxy.release_held();
     proxy.clear();
     ocicas(&["pull", &source, s(&pulled), "--insecure"]);
-    let ranges: Vec<u64> = proxy
-        .requests()
-        .iter()
-        .filter_map(|r| r.range.as_deref()?.trim_start_matches("bytes=").trim_end_matches('-').parse().ok())
-        .collect();
-    assert!(
-        ranges.iter().any(|&from| from > 0 && from <= offset + (1 << 20)),
-        "no resume from the ingest ({offset}): {ranges:?}"
-    );
+    let ranges: Vec<Option<String>> =
+        proxy.requests().iter().filter(|r| r.is_blob_get()).map(|r| r.range.clone()).collect();
+    assert!(ranges.contains(&Some(format!("bytes={HELD}-"))), "the layer resumed from its ingest's offset: {ranges:?}");
     ocicas(&["fsck", s(&pulled)]);
     assert!(ocicas(&["ingest", "ls", s(&pulled)]).trim().is_empty(), "no ingest left behind");
+    assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
+}
+
+#[test]
+fn jobs_over_the_threads_limit_are_refused_before_anything_is_sent() {
+    let root = tempfile::tempdir().unwrap();
+    let layout = root.path().join("layout");
+    ocicas(&["init", s(&layout)]);
+    // Nothing listens on port 1: only a check before connecting explains this error.
+    let message =
+        ocicas_fails(&["pull", "127.0.0.1:1/x/y:v1", s(&layout), "--insecure", "--jobs", "5", "--limit", "threads=4"]);
+    assert!(message.contains("jobs 5") && message.contains("--limit threads=N"), "{message}");
 }
 
 #[test]

@@ -84,5 +84,5 @@ fn a_4_gib_gzip_layer_streams_in_bounded_memory() {
 /// Sixteen zstd workers at level 6 took 80 MB (with 2 MiB jobs): fewer are started.
 #[test]
 fn a_4_gib_zstd_layer_streams_in_bounded_memory_at_any_thread_count() {
-    streams_4_gib_in_bounded_memory(&["--zstd", "--level", "6", "--threads", "16"]);
+    streams_4_gib_in_bounded_memory(&["--zstd", "--level", "6", "--threads", "16", "--limit", "threads=16"]);
 }

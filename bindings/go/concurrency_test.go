@@ -2,8 +2,12 @@ package ocicas
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -71,4 +75,130 @@ func TestOneEngineFromManyGoroutines(t *testing.T) {
 	if err != nil || len(blobs) != workers*10*2 {
 		t.Fatalf("%d blobs (%v), want %d", len(blobs), err, workers*10*2)
 	}
+}
+
+// closeDuringCalls runs call from four goroutines until each sees the handle closed (a panic
+// naming Close, or os.ErrClosed), closes the handle meanwhile, and checks that nothing else
+// went wrong. A bounded number of rounds, each a new handle from open.
+func closeDuringCalls(t *testing.T, open func() (call func() error, close func() error)) {
+	t.Helper()
+	for range 20 {
+		call, closeHandle := open()
+		var wg sync.WaitGroup
+		var calls sync.WaitGroup
+		calls.Add(4)
+		for range 4 {
+			wg.Go(func() {
+				first := true
+				defer func() {
+					if first {
+						calls.Done()
+					}
+					if r := recover(); r != nil && !strings.Contains(fmt.Sprint(r), "after Close") {
+						t.Errorf("unexpected panic: %v", r)
+					}
+				}()
+				for {
+					err := call()
+					if first {
+						first = false
+						calls.Done()
+					}
+					if errors.Is(err, os.ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("call: %v", err)
+						return
+					}
+				}
+			})
+		}
+		calls.Wait()
+		if err := closeHandle(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		wg.Wait()
+	}
+}
+
+func TestEngineCloseWaitsForTheCallsInFlight(t *testing.T) {
+	closeDuringCalls(t, func() (func() error, func() error) {
+		engine, err := Open(filepath.Join(t.TempDir(), "layout"), &OpenOptions{Create: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		put := func() error {
+			_, err := engine.PutBlob([]byte("racing Close"))
+			return err
+		}
+		return put, engine.Close
+	})
+}
+
+func TestWriterReaderAndLayerCloseWaitForTheCallsInFlight(t *testing.T) {
+	engine := newEngine(t)
+	digest := putBlob(t, engine, "read while closed")
+	refs := 0
+	t.Run("Writer", func(t *testing.T) {
+		closeDuringCalls(t, func() (func() error, func() error) {
+			refs++
+			w, err := engine.Writer(t.Context(), fmt.Sprintf("racing-close-%d", refs), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func() error {
+				_, err := w.Write([]byte("x"))
+				return err
+			}
+			return write, w.Close
+		})
+	})
+	t.Run("Reader", func(t *testing.T) {
+		closeDuringCalls(t, func() (func() error, func() error) {
+			r, err := engine.ReaderAt(digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAt := func() error {
+				_, err := r.ReadAt(make([]byte, 4), 0)
+				return err
+			}
+			return readAt, r.Close
+		})
+	})
+	t.Run("LayerWriter", func(t *testing.T) {
+		closeDuringCalls(t, func() (func() error, func() error) {
+			w, err := engine.NewLayerWriter(WithThreads(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func() error {
+				_, err := w.Write(make([]byte, 4096))
+				return err
+			}
+			return write, w.Close
+		})
+	})
+	t.Run("compressed", func(t *testing.T) {
+		closeDuringCalls(t, func() (func() error, func() error) {
+			compressed, err := NewLayer(endless{}, WithCompression(Uncompressed)).Compressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func() error {
+				_, err := compressed.Read(make([]byte, 4096))
+				return err
+			}
+			return read, compressed.Close
+		})
+	})
+}
+
+// endless is an input that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

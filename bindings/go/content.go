@@ -64,8 +64,8 @@ type Info struct {
 // there is not an error.
 func (e *Engine) PutBlob(data []byte) (string, error) {
 	var out, message *C.char
-	status := C.go_blob_put(e.ptr(), bytesPointer(data), C.size_t(len(data)), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_put(e.use(), bytesPointer(data), C.size_t(len(data)), &out, &message)
+	e.done()
 	runtime.KeepAlive(data)
 	if err := toError(status, message); err != nil {
 		return "", err
@@ -85,8 +85,8 @@ func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) 
 		return Descriptor{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_blob_put_json(e.ptr(), cmediaType, cdocument, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_put_json(e.use(), cmediaType, cdocument, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
@@ -111,8 +111,8 @@ func (e *Engine) GetBlob(digest string, limit int64) ([]byte, error) {
 	var data *C.uint8_t
 	var length C.size_t
 	var message *C.char
-	status := C.go_blob_read(e.ptr(), cdigest, climit, &data, &length, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_read(e.use(), cdigest, climit, &data, &length, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -130,8 +130,8 @@ func (e *Engine) BlobSize(digest string) (int64, error) {
 	}
 	var size C.uint64_t
 	var message *C.char
-	status := C.go_blob_stat(e.ptr(), cdigest, &size, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_stat(e.use(), cdigest, &size, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return 0, err
 	}
@@ -147,8 +147,8 @@ func (e *Engine) Delete(digest string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_blob_delete(e.ptr(), cdigest, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_delete(e.use(), cdigest, &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -162,8 +162,8 @@ func (e *Engine) ListBlobs() ([]string, error) {
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_blob_list(e.ptr(), C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_list(e.use(), C.uintptr_t(handle), &message)
+	e.done()
 	err := toError(status, message)
 	callback.repanic()
 	if err != nil {
@@ -181,8 +181,8 @@ func (e *Engine) Info(digest string) (Info, error) {
 		return Info{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_blob_info(e.ptr(), cdigest, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_info(e.use(), cdigest, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Info{}, err
 	}
@@ -210,8 +210,8 @@ func (e *Engine) Update(digest string, labels map[string]string, fieldPaths ...s
 		return Info{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_blob_update_labels(e.ptr(), cdigest, clabels, cpaths, npaths, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_update_labels(e.use(), cdigest, clabels, cpaths, npaths, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Info{}, err
 	}
@@ -241,8 +241,8 @@ func (e *Engine) Walk(fn WalkFunc, filters ...string) error {
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_blob_walk(e.ptr(), cfilters, nfilters, C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_walk(e.use(), cfilters, nfilters, C.uintptr_t(handle), &message)
+	e.done()
 	err := toError(status, message)
 	callback.repanic()
 	if callback.err != nil {

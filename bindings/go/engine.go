@@ -18,7 +18,7 @@ import "runtime"
 // Engine is an open OCI image layout. One Engine may be used by many goroutines at once;
 // several Engines, in this or other processes, may open one layout at once.
 type Engine struct {
-	engine  *C.ocicas_engine
+	handle[*C.ocicas_engine]
 	cleanup runtime.Cleanup
 }
 
@@ -52,29 +52,22 @@ func Open(path string, opts *OpenOptions) (*Engine, error) {
 	if err := toError(C.go_engine_open(cpath, flags, &engine, &message), message); err != nil {
 		return nil, err
 	}
-	e := &Engine{engine: engine}
+	e := &Engine{handle: newHandle("Engine", engine)}
 	e.cleanup = runtime.AddCleanup(e, func(engine *C.ocicas_engine) { C.ocicas_engine_close(engine) }, engine)
 	return e, nil
 }
 
-// ptr is the C handle; using an Engine after Close is a bug, so it panics.
-func (e *Engine) ptr() *C.ocicas_engine {
-	if e.engine == nil {
-		panic("ocicas: Engine used after Close")
-	}
-	return e.engine
-}
-
-// Close closes the engine; closing it again does nothing. It must not run while another
-// goroutine uses the Engine. Readers opened from it stay usable. The error is
-// always nil: it is there so Engine is an io.Closer.
+// Close closes the engine; closing it again does nothing. Calls in flight in other goroutines
+// end first (Close waits for them); a call that starts after Close panics. A callback must not
+// close the Engine whose call runs it. Writers, Readers and LayerWriters opened from it stay
+// usable. The error is always nil: it is there so Engine is an io.Closer.
 func (e *Engine) Close() error {
-	if e.engine == nil {
+	engine, open := e.close()
+	if !open {
 		return nil
 	}
 	e.cleanup.Stop()
-	C.ocicas_engine_close(e.engine)
-	e.engine = nil
+	C.ocicas_engine_close(engine)
 	return nil
 }
 
@@ -112,8 +105,8 @@ func (e *Engine) FsckWith(opts FsckOptions) (FsckReport, error) {
 	}
 	var report FsckReport
 	var out, message *C.char
-	status := C.go_fsck(e.ptr(), flags, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_fsck(e.use(), flags, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return report, err
 	}

@@ -134,3 +134,19 @@ func TestCleanupFreesAForgottenWriter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestSetLimitChangesWhatTheEngineAcceptsAndRefusesZero(t *testing.T) {
+	engine := newEngine(t)
+	if got, err := engine.GetLimit(LimitLabelSize); err != nil || got != 4096 {
+		t.Fatalf("GetLimit(label_size) = %d, %v; want 4096", got, err)
+	}
+	if err := engine.SetLimit(LimitLabelSize, 10); err != nil {
+		t.Fatalf("SetLimit: %v", err)
+	}
+	digest := putBlob(t, engine, "labelled")
+	_, err := engine.Update(digest, map[string]string{"key": "a value over ten bytes"})
+	wantErr(t, err, ErrTooLarge)
+	wantErr(t, engine.SetLimit(LimitLabelSize, 0), ErrInvalidArgument)
+	wantErr(t, engine.SetLimit(Limit(999), 1), ErrInvalidArgument)
+	wantErr(t, engine.SetLimit(LimitThreads, 1025), ErrInvalidArgument)
+}

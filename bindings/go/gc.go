@@ -10,7 +10,6 @@ static ocicas_status go_gc_run(const ocicas_engine *engine, const ocicas_gc_opti
 import "C"
 
 import (
-	"runtime"
 	"time"
 )
 
@@ -54,8 +53,8 @@ func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
 		}
 	}
 	var out, message *C.char
-	status := C.go_gc_run(e.ptr(), &options, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_gc_run(e.use(), &options, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return GCReport{}, err
 	}
@@ -64,7 +63,8 @@ func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
 }
 
 // wholeSeconds rounds a positive duration up to seconds, so that a short one does not become 0,
-// which the ABI reads as "the default" or "never".
+// which the ABI reads as "the default" or "never". (Adding a second first would overflow near
+// the longest Duration and turn it negative: "never", or "every idle ingest".)
 func wholeSeconds(d time.Duration) int64 {
-	return int64((d + time.Second - 1) / time.Second)
+	return int64((d-1)/time.Second) + 1
 }

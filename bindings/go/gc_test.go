@@ -1,6 +1,7 @@
 package ocicas
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,9 +130,32 @@ func TestLeasesKeepBlobsUntilReleased(t *testing.T) {
 }
 
 func TestWholeSecondsRoundsUp(t *testing.T) {
-	for d, want := range map[time.Duration]int64{time.Nanosecond: 1, time.Second: 1, 1500 * time.Millisecond: 2} {
+	longest := time.Duration(math.MaxInt64)
+	for d, want := range map[time.Duration]int64{time.Nanosecond: 1, time.Second: 1, 1500 * time.Millisecond: 2, longest: 9223372037} {
 		if got := wholeSeconds(d); got != want {
 			t.Errorf("wholeSeconds(%v) = %d, want %d", d, got, want)
 		}
+	}
+}
+
+// The longest Duration is a long time, not "never" nor "now".
+func TestTheLongestExpiriesStayLong(t *testing.T) {
+	engine := newEngine(t)
+	longest := time.Duration(math.MaxInt64)
+	if _, err := engine.NewLease("longest", longest); err != nil {
+		t.Fatal(err)
+	}
+	leases, err := engine.ListLeases()
+	if err != nil || len(leases) != 1 || leases[0].ExpiresAt.Before(time.Now().Add(longest-time.Hour)) {
+		t.Fatalf("leases %+v, %v: want one expiring in 292 years", leases, err)
+	}
+	w, err := engine.Writer(t.Context(), "idle", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("partial"))
+	w.Close()
+	if report, err := engine.GC(&GCOptions{IngestExpiry: longest}); err != nil || len(report.IngestsRemoved) != 0 {
+		t.Fatalf("an idle ingest was removed by an expiry of 292 years: %+v, %v", report, err)
 	}
 }

@@ -19,7 +19,6 @@ static ocicas_status go_ingest_abort(const ocicas_engine *engine, const char *re
 import "C"
 
 import (
-	"runtime"
 	"runtime/cgo"
 )
 
@@ -33,8 +32,8 @@ func (e *Engine) IngestStatus(ref string) (Status, error) {
 		return Status{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_ingest_status(e.ptr(), cref, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_ingest_status(e.use(), cref, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Status{}, err
 	}
@@ -63,8 +62,8 @@ func (e *Engine) ListIngests(filters ...string) ([]Status, error) {
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_ingest_list(e.ptr(), cfilters, nfilters, C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_ingest_list(e.use(), cfilters, nfilters, C.uintptr_t(handle), &message)
+	e.done()
 	err := toError(status, message)
 	callback.repanic()
 	if callback.err != nil {
@@ -86,7 +85,7 @@ func (e *Engine) AbortIngest(ref string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_ingest_abort(e.ptr(), cref, &message)
-	runtime.KeepAlive(e)
+	status := C.go_ingest_abort(e.use(), cref, &message)
+	e.done()
 	return toError(status, message)
 }

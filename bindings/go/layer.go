@@ -29,6 +29,7 @@ import "C"
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/cgo"
@@ -90,7 +91,8 @@ func WithDockerMediaTypes() LayerOption {
 }
 
 // WithThreads sets how many threads compress; 0 (the default) means every core. The bytes
-// are the same for any count.
+// are the same for any count. More than the Engine's LimitThreads (4 per core, at most 256,
+// unless set) is ErrInvalidArgument; a Layer, which has no Engine, is held to its default.
 func WithThreads(threads int) LayerOption {
 	return func(o *layerOptions) { o.threads = threads }
 }
@@ -113,7 +115,11 @@ func (o layerOptions) toC(args *cArgs) C.ocicas_layer_options {
 	c.compression = C.uint32_t(o.compression)
 	c.level = C.int32_t(o.level)
 	c.docker_media_types = C.bool(o.docker)
-	c.threads = C.uint32_t(o.threads)
+	if o.threads < 0 {
+		args.err = invalidArgument("WithThreads(%d): a thread count is 0 (every core) or more", o.threads)
+	}
+	// Past the C field's range is past any thread limit: the library refuses it, naming the limit.
+	c.threads = C.uint32_t(min(max(o.threads, 0), math.MaxUint32))
 	c.ref_name = args.optionalStr("ref", o.ref)
 	c.lease = args.optionalStr("lease", o.lease)
 	return c
@@ -254,9 +260,11 @@ func freeStream(resources streamResources) {
 }
 
 // compressedReader reads a pull-mode stream. Its C stream is freed at the end of the bytes or
-// at Close, whichever comes first.
+// at Close, whichever comes first. Read and Close take turns (mu), so a Close from another
+// goroutine waits for a Read in flight instead of freeing the stream under it.
 type compressedReader struct {
 	layer    *Layer
+	mu       sync.Mutex
 	stream   *C.ocicas_layer_stream
 	callback *readCallback
 	handle   cgo.Handle
@@ -266,6 +274,8 @@ type compressedReader struct {
 }
 
 func (r *compressedReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch {
 	case r.closed:
 		return 0, os.ErrClosed
@@ -338,8 +348,11 @@ func (r *compressedReader) free() {
 }
 
 // Close frees the stream and closes the layer's source when it is an io.Closer. Closed before
-// the end, the layer computes nothing. Closing again does nothing.
+// the end, the layer computes nothing. A Read in flight in another goroutine ends first.
+// Closing again does nothing.
 func (r *compressedReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed {
 		return nil
 	}

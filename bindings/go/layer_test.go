@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 )
@@ -286,10 +287,36 @@ func TestBadOptionsFailAtCompressed(t *testing.T) {
 		{WithCompression(Zstd), WithCompressionLevel(0)},
 		{WithCompression(Zstd), WithDockerMediaTypes()},
 		{WithCompression(7)},
+		{WithThreads(-1)},
 	} {
 		_, err := NewLayer(strings.NewReader("x"), opts...).Compressed()
 		wantErr(t, err, ErrInvalidArgument)
 	}
+}
+
+func TestMoreThreadsThanTheLimitIsAnInvalidArgumentNamingIt(t *testing.T) {
+	engine := newEngine(t)
+	limit, err := engine.GetLimit(LimitThreads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, threads := range []int{5000, int(limit) + 1, math.MaxInt} {
+		_, err := engine.NewLayerWriter(WithThreads(threads))
+		wantErr(t, err, ErrInvalidArgument)
+		if !strings.Contains(err.Error(), "thread limit (threads)") {
+			t.Fatalf("%v does not name the limit", err)
+		}
+		_, err = NewLayer(strings.NewReader("x"), WithThreads(threads)).Compressed()
+		wantErr(t, err, ErrInvalidArgument)
+	}
+	if err := engine.SetLimit(LimitThreads, limit+1); err != nil {
+		t.Fatal(err)
+	}
+	w, err := engine.NewLayerWriter(WithThreads(int(limit) + 1))
+	if err != nil {
+		t.Fatalf("a raised limit: %v", err)
+	}
+	w.Close()
 }
 
 // failingReader gives some bytes, then an error.

@@ -30,9 +30,10 @@ import (
 
 // LayerWriter stores a layer as its uncompressed tar is written to it: the library hashes
 // the tar (DiffID), compresses it and commits the compressed blob at Commit. Memory stays
-// bounded whatever the layer's size. Use it from one goroutine at a time.
+// bounded whatever the layer's size. Calls from several goroutines take turns (the order of
+// their writes is theirs to arrange); Close waits for the one in flight.
 type LayerWriter struct {
-	stream  *C.ocicas_layer_stream
+	handle[*C.ocicas_layer_stream]
 	cleanup runtime.Cleanup
 }
 
@@ -47,28 +48,21 @@ func (e *Engine) NewLayerWriter(opts ...LayerOption) (*LayerWriter, error) {
 	}
 	var stream *C.ocicas_layer_stream
 	var message *C.char
-	status := C.go_layer_stream_new(e.ptr(), &options, &stream, &message)
-	runtime.KeepAlive(e)
+	status := C.go_layer_stream_new(e.use(), &options, &stream, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
-	w := &LayerWriter{stream: stream}
+	w := &LayerWriter{handle: newSerialHandle("LayerWriter", stream)}
 	w.cleanup = runtime.AddCleanup(w, func(stream *C.ocicas_layer_stream) { C.ocicas_layer_stream_free(stream) }, stream)
 	return w, nil
-}
-
-func (w *LayerWriter) ptr() *C.ocicas_layer_stream {
-	if w.stream == nil {
-		panic("ocicas: LayerWriter used after Close")
-	}
-	return w.stream
 }
 
 // Write takes more of the uncompressed tar. ErrInvalidArgument after Commit.
 func (w *LayerWriter) Write(p []byte) (int, error) {
 	var message *C.char
-	status := C.go_layer_stream_write(w.ptr(), bytesPointer(p), C.size_t(len(p)), &message)
-	runtime.KeepAlive(w)
+	status := C.go_layer_stream_write(w.use(), bytesPointer(p), C.size_t(len(p)), &message)
+	w.done()
 	runtime.KeepAlive(p)
 	if err := toError(status, message); err != nil {
 		return 0, err
@@ -80,8 +74,8 @@ func (w *LayerWriter) Write(p []byte) (int, error) {
 // the layer. ErrInvalidArgument when called again.
 func (w *LayerWriter) Commit() (LayerDescriptor, error) {
 	var out, message *C.char
-	status := C.go_layer_stream_finish(w.ptr(), &out, &message)
-	runtime.KeepAlive(w)
+	status := C.go_layer_stream_finish(w.use(), &out, &message)
+	w.done()
 	if err := toError(status, message); err != nil {
 		return LayerDescriptor{}, err
 	}
@@ -89,15 +83,15 @@ func (w *LayerWriter) Commit() (LayerDescriptor, error) {
 	return layer, decodeJSON("layer descriptor", takeString(out), &layer)
 }
 
-// Close frees the writer; before Commit it aborts the layer's ingest. Closing again does
-// nothing. The error is always nil.
+// Close frees the writer, once a call in flight in another goroutine ended; before Commit it
+// aborts the layer's ingest. Closing again does nothing. The error is always nil.
 func (w *LayerWriter) Close() error {
-	if w.stream == nil {
+	stream, open := w.close()
+	if !open {
 		return nil
 	}
 	w.cleanup.Stop()
-	C.ocicas_layer_stream_free(w.stream)
-	w.stream = nil
+	C.ocicas_layer_stream_free(stream)
 	return nil
 }
 
@@ -119,8 +113,8 @@ func (e *Engine) AppendLayer(ref string, layer LayerDescriptor) (Descriptor, err
 		return Descriptor{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_image_append(e.ptr(), cref, clayer, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_image_append(e.use(), cref, clayer, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}

@@ -26,7 +26,6 @@ static ocicas_status go_lease_list(const ocicas_engine *engine, uintptr_t handle
 import "C"
 
 import (
-	"runtime"
 	"runtime/cgo"
 	"time"
 )
@@ -56,8 +55,8 @@ func (e *Engine) NewLease(id string, expiry time.Duration) (string, error) {
 		expirySeconds = wholeSeconds(expiry)
 	}
 	var out, message *C.char
-	status := C.go_lease_new(e.ptr(), cid, C.int64_t(expirySeconds), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_lease_new(e.use(), cid, C.int64_t(expirySeconds), &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return "", err
 	}
@@ -75,8 +74,8 @@ func (e *Engine) AddLeaseBlob(id, digest string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_lease_add_blob(e.ptr(), cid, cdigest, &message)
-	runtime.KeepAlive(e)
+	status := C.go_lease_add_blob(e.use(), cid, cdigest, &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -90,8 +89,8 @@ func (e *Engine) AddLeaseIngest(id, ref string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_lease_add_ingest(e.ptr(), cid, cref, &message)
-	runtime.KeepAlive(e)
+	status := C.go_lease_add_ingest(e.use(), cid, cref, &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -104,8 +103,8 @@ func (e *Engine) ReleaseLease(id string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_lease_release(e.ptr(), cid, &message)
-	runtime.KeepAlive(e)
+	status := C.go_lease_release(e.use(), cid, &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -123,8 +122,8 @@ func (e *Engine) ListLeases() ([]Lease, error) {
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_lease_list(e.ptr(), C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_lease_list(e.use(), C.uintptr_t(handle), &message)
+	e.done()
 	err := toError(status, message)
 	callback.repanic()
 	if callback.err != nil {

@@ -23,10 +23,10 @@ import (
 )
 
 // Reader reads one committed blob at any offset. ReadAt may be called from many goroutines
-// at once, but not at the same time as Close. It has the method set of containerd's
+// at once; Close waits for those in flight. It has the method set of containerd's
 // content.ReaderAt.
 type Reader struct {
-	reader  *C.ocicas_reader
+	handle[*C.ocicas_reader]
 	size    int64
 	cleanup runtime.Cleanup
 }
@@ -42,8 +42,8 @@ func (e *Engine) ReaderAt(digest string) (*Reader, error) {
 	}
 	var reader *C.ocicas_reader
 	var message *C.char
-	status := C.go_blob_open(e.ptr(), cdigest, &reader, &message)
-	runtime.KeepAlive(e)
+	status := C.go_blob_open(e.use(), cdigest, &reader, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -52,16 +52,9 @@ func (e *Engine) ReaderAt(digest string) (*Reader, error) {
 		C.ocicas_reader_free(reader)
 		return nil, err
 	}
-	r := &Reader{reader: reader, size: int64(size)}
+	r := &Reader{handle: newHandle("Reader", reader), size: int64(size)}
 	r.cleanup = runtime.AddCleanup(r, func(reader *C.ocicas_reader) { C.ocicas_reader_free(reader) }, reader)
 	return r, nil
-}
-
-func (r *Reader) ptr() *C.ocicas_reader {
-	if r.reader == nil {
-		panic("ocicas: Reader used after Close")
-	}
-	return r.reader
 }
 
 // Size is the blob's size in bytes.
@@ -80,8 +73,8 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		var n C.size_t
 		var message *C.char
 		rest := p[total:]
-		status := C.go_reader_read_at(r.ptr(), bytesPointer(rest), C.size_t(len(rest)), C.uint64_t(off)+C.uint64_t(total), &n, &message)
-		runtime.KeepAlive(r)
+		status := C.go_reader_read_at(r.use(), bytesPointer(rest), C.size_t(len(rest)), C.uint64_t(off)+C.uint64_t(total), &n, &message)
+		r.done()
 		if err := toError(status, message); err != nil {
 			return total, err
 		}
@@ -93,13 +86,14 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return total, nil
 }
 
-// Close frees the reader; closing it again does nothing. The error is always nil.
+// Close frees the reader once the calls in flight in other goroutines ended; closing it again
+// does nothing. The error is always nil.
 func (r *Reader) Close() error {
-	if r.reader == nil {
+	reader, open := r.close()
+	if !open {
 		return nil
 	}
 	r.cleanup.Stop()
-	C.ocicas_reader_free(r.reader)
-	r.reader = nil
+	C.ocicas_reader_free(reader)
 	return nil
 }

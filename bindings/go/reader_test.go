@@ -3,6 +3,7 @@ package ocicas
 import (
 	"bytes"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -28,8 +29,10 @@ func TestReaderAtReadsAnyRangeAndReportsSize(t *testing.T) {
 	if n, err := reader.ReadAt(tail, int64(len(data)-4)); n != 4 || err != io.EOF || string(tail[:4]) != "6789" {
 		t.Fatalf("ReadAt at the end: %d %v %q", n, err, tail[:n])
 	}
-	if n, err := reader.ReadAt(buf, int64(len(data)+10)); n != 0 || err != io.EOF {
-		t.Fatalf("ReadAt past the end: %d %v", n, err)
+	for _, past := range []int64{int64(len(data) + 10), math.MaxInt64} {
+		if n, err := reader.ReadAt(buf, past); n != 0 || err != io.EOF {
+			t.Fatalf("ReadAt past the end at %d: %d %v", past, n, err)
+		}
 	}
 	_, err = reader.ReadAt(buf, -1)
 	wantErr(t, err, ErrInvalidArgument)

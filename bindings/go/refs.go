@@ -23,7 +23,6 @@ import "C"
 
 import (
 	"encoding/json"
-	"runtime"
 	"runtime/cgo"
 )
 
@@ -73,8 +72,8 @@ func (e *Engine) PutRef(name string, descriptor Descriptor, force bool) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_ref_put(e.ptr(), cname, cdescriptor, C.bool(force), &message)
-	runtime.KeepAlive(e)
+	status := C.go_ref_put(e.use(), cname, cdescriptor, C.bool(force), &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -87,8 +86,8 @@ func (e *Engine) GetRef(name string) (Descriptor, error) {
 		return Descriptor{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_ref_get(e.ptr(), cname, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_ref_get(e.use(), cname, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
@@ -105,8 +104,8 @@ func (e *Engine) DeleteRef(name string) error {
 		return args.err
 	}
 	var message *C.char
-	status := C.go_ref_delete(e.ptr(), cname, &message)
-	runtime.KeepAlive(e)
+	status := C.go_ref_delete(e.use(), cname, &message)
+	e.done()
 	return toError(status, message)
 }
 
@@ -124,8 +123,8 @@ func (e *Engine) ListRefs() ([]Ref, error) {
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_ref_list(e.ptr(), C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_ref_list(e.use(), C.uintptr_t(handle), &message)
+	e.done()
 	err := toError(status, message)
 	callback.repanic()
 	if callback.err != nil {

@@ -27,7 +27,6 @@ import (
 	"context"
 	"io"
 	"math"
-	"runtime"
 	"runtime/cgo"
 )
 
@@ -38,7 +37,9 @@ type RegistryOptions struct {
 	Username, Password string
 	// Insecure talks plain HTTP (a registry on loopback, say).
 	Insecure bool
-	// Jobs is how many blobs move at once, at most 64; 0 means 4.
+	// Jobs is how many blobs move at once, each a thread: at most the engine's LimitThreads
+	// (more is ErrInvalidArgument); 0 means 4, or that limit when it is lower. PushLayer,
+	// having no engine, checks it against the default limits.
 	Jobs int
 	// ChunkSize is the bytes per upload request, at most 1 GiB; 0 means a whole stored blob
 	// per request and 16 MiB chunks of a streamed layer.
@@ -106,7 +107,15 @@ func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handl
 
 // Push pushes image ref of the layout to target, "HOST/REPO[:TAG]" (without a tag, by
 // digest). Blobs the registry has are skipped; manifests go last, children before parents.
-func (e *Engine) Push(ref, target string, opts *RegistryOptions) (TransferReport, error) {
+//
+// ctx is looked at once, before anything is sent: a done ctx returns its error. A push under
+// way is not interrupted by ctx; it ends by itself within the engine's registry limits (each
+// document request within LimitRegistryTimeout seconds, each blob moving at least
+// LimitRegistryMinRate bytes/s; past either, ErrTooLarge).
+func (e *Engine) Push(ctx context.Context, ref, target string, opts *RegistryOptions) (TransferReport, error) {
+	if err := ctx.Err(); err != nil {
+		return TransferReport{}, err
+	}
 	var args cArgs
 	defer args.free()
 	cRef, cTarget := args.str("ref", ref), args.str("target", target)
@@ -115,14 +124,22 @@ func (e *Engine) Push(ref, target string, opts *RegistryOptions) (TransferReport
 		return TransferReport{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_registry_push(e.ptr(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_registry_push(e.use(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
+	e.done()
 	return transferResult(status, message, out, handle, callback)
 }
 
 // Pull pulls source, "HOST/REPO[:TAG][@DIGEST]", into the layout and tags it ref ("" means
 // the tag). A pull that stopped resumes each blob where it stopped; a failed pull tags nothing.
-func (e *Engine) Pull(source, ref string, opts *RegistryOptions) (TransferReport, error) {
+// A blob that another pull (in this or another process) is fetching into the same layout is
+// waited for while that pull moves it, then taken from the store.
+//
+// ctx is looked at once, before anything is sent, as for Push; the same limits bound a pull
+// under way.
+func (e *Engine) Pull(ctx context.Context, source, ref string, opts *RegistryOptions) (TransferReport, error) {
+	if err := ctx.Err(); err != nil {
+		return TransferReport{}, err
+	}
 	var args cArgs
 	defer args.free()
 	cSource, cRef := args.str("source", source), args.optionalStr("ref", ref)
@@ -131,8 +148,8 @@ func (e *Engine) Pull(source, ref string, opts *RegistryOptions) (TransferReport
 		return TransferReport{}, args.err
 	}
 	var out, message *C.char
-	status := C.go_registry_pull(e.ptr(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_registry_pull(e.use(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
+	e.done()
 	return transferResult(status, message, out, handle, callback)
 }
 
@@ -151,7 +168,9 @@ func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Han
 // PushLayer compresses the uncompressed tar that source gives and uploads it to repo
 // ("HOST/REPO") while it is compressed, nothing written to disk: the seed's
 // remote.WriteLayer(repo, stream.NewLayer(source)) in one pass. Cancelling ctx stops it at the
-// next read of source; nothing is completed in the registry then.
+// next read of source; nothing is completed in the registry then. A request under way is not
+// interrupted by ctx: the default registry limits bound it (LimitRegistryTimeout 300 s for
+// documents, LimitRegistryMinRate 16 KiB/s for the upload; past either, ErrTooLarge).
 func PushLayer(ctx context.Context, repo string, source io.Reader, opts *RegistryOptions, layerOpts ...LayerOption) (LayerDescriptor, error) {
 	var args cArgs
 	defer args.free()

@@ -78,7 +78,7 @@ func TestPushThenPullGivesTheSameImage(t *testing.T) {
 			completed[p.Digest] = true
 		}
 	}}
-	pushed, err := source.Push("app", host+"/go/app:v1", options)
+	pushed, err := source.Push(context.Background(), "app", host+"/go/app:v1", options)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPushThenPullGivesTheSameImage(t *testing.T) {
 	}
 
 	target := newEngine(t)
-	pulled, err := target.Pull(host+"/go/app:v1", "", &RegistryOptions{Insecure: true})
+	pulled, err := target.Pull(context.Background(), host+"/go/app:v1", "", &RegistryOptions{Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestPushThenPullGivesTheSameImage(t *testing.T) {
 	if ref, err := target.GetRef("v1"); err != nil || ref.Digest != image.Digest {
 		t.Fatalf("ref v1: %+v, %v", ref, err)
 	}
-	again, err := target.Pull(host+"/go/app:v1", "", &RegistryOptions{Insecure: true})
+	again, err := target.Pull(context.Background(), host+"/go/app:v1", "", &RegistryOptions{Insecure: true})
 	if err != nil || again.Blobs.Bytes != 0 {
 		t.Fatalf("second pull %+v, %v", again, err)
 	}
@@ -110,13 +110,13 @@ func TestPullErrorsAreSentinels(t *testing.T) {
 	host := startRegistry(t)
 	noDockerConfig(t)
 	engine := newEngine(t)
-	_, err := engine.Pull(host+"/go/missing:v1", "", &RegistryOptions{Insecure: true})
+	_, err := engine.Pull(context.Background(), host+"/go/missing:v1", "", &RegistryOptions{Insecure: true})
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.Pull("127.0.0.1:1/go/missing:v1", "", &RegistryOptions{Insecure: true})
+	_, err = engine.Pull(context.Background(), "127.0.0.1:1/go/missing:v1", "", &RegistryOptions{Insecure: true})
 	wantErr(t, err, ErrRemote)
-	_, err = engine.Push("no-such-ref", host+"/go/x:v1", &RegistryOptions{Insecure: true})
+	_, err = engine.Push(context.Background(), "no-such-ref", host+"/go/x:v1", &RegistryOptions{Insecure: true})
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.Pull(host+"/go/x:v1", "", &RegistryOptions{Insecure: true, Platforms: []string{"linux\x00amd64"}})
+	_, err = engine.Pull(context.Background(), host+"/go/x:v1", "", &RegistryOptions{Insecure: true, Platforms: []string{"linux\x00amd64"}})
 	wantErr(t, err, ErrInvalidArgument)
 }
 
@@ -161,10 +161,57 @@ func TestPushLayerStopsWhenItsContextIsCancelled(t *testing.T) {
 
 func TestNegativeJobsOrChunkSizeAreInvalidArguments(t *testing.T) {
 	engine := newEngine(t)
-	for _, opts := range []*RegistryOptions{{Jobs: -1}, {ChunkSize: -1}, {ChunkSize: 1<<30 + 1}, {Jobs: 65}} {
-		_, err := engine.Pull("127.0.0.1:1/a/b:v1", "b", opts)
+	for _, opts := range []*RegistryOptions{{Jobs: -1}, {ChunkSize: -1}, {ChunkSize: 1<<30 + 1}, {Jobs: 1025}} {
+		_, err := engine.Pull(context.Background(), "127.0.0.1:1/a/b:v1", "b", opts)
 		wantErr(t, err, ErrInvalidArgument)
 		_, err = PushLayer(context.Background(), "127.0.0.1:1/a/b", strings.NewReader(""), opts)
 		wantErr(t, err, ErrInvalidArgument)
+	}
+}
+
+func TestJobsOverTheThreadsLimitAreInvalidArguments(t *testing.T) {
+	engine := newEngine(t)
+	if err := engine.SetLimit(LimitThreads, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := engine.Pull(context.Background(), "127.0.0.1:1/a/b:v1", "b", &RegistryOptions{Jobs: 3})
+	wantErr(t, err, ErrInvalidArgument)
+	if !strings.Contains(err.Error(), "--limit threads=N") {
+		t.Fatalf("the message names the limit: %v", err)
+	}
+	// The default job count stays within the limit: the pull gets as far as the network.
+	_, err = engine.Pull(context.Background(), "127.0.0.1:1/a/b:v1", "b", &RegistryOptions{Insecure: true})
+	wantErr(t, err, ErrRemote)
+}
+
+func TestPushAndPullLookAtTheirContextBeforeStarting(t *testing.T) {
+	engine := newEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// A registry that would refuse the connection: only the context can explain the error.
+	if _, err := engine.Pull(ctx, "127.0.0.1:1/a/b:v1", "b", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("pull: got %v, want context.Canceled", err)
+	}
+	if _, err := engine.Push(ctx, "b", "127.0.0.1:1/a/b:v1", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("push: got %v, want context.Canceled", err)
+	}
+}
+
+func TestARegistryThatNeverAnswersFailsAtTheRegistryTimeout(t *testing.T) {
+	// A listener that accepts connections (in the kernel's backlog) and never answers.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	noDockerConfig(t)
+	engine := newEngine(t)
+	if err := engine.SetLimit(LimitRegistryTimeout, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err = engine.Pull(context.Background(), silent.Addr().String()+"/a/b:v1", "b", &RegistryOptions{Insecure: true})
+	wantErr(t, err, ErrTooLarge)
+	if !strings.Contains(err.Error(), "registry_timeout") || !strings.Contains(err.Error(), silent.Addr().String()) {
+		t.Fatalf("the message names the registry and the limit: %v", err)
 	}
 }

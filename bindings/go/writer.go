@@ -44,9 +44,10 @@ import (
 
 // Writer writes the content of one ingest ref, as containerd's content.Writer: Write appends,
 // Commit stores the blob, Close leaves an uncommitted ingest on disk to be resumed by the
-// next Writer of the same ref. Use a Writer from one goroutine at a time.
+// next Writer of the same ref. Calls from several goroutines take turns (the order of their
+// writes is theirs to arrange); Close waits for the one in flight.
 type Writer struct {
-	writer  *C.ocicas_writer
+	handle[*C.ocicas_writer]
 	ctx     context.Context
 	cleanup runtime.Cleanup
 }
@@ -96,21 +97,14 @@ func (e *Engine) Writer(ctx context.Context, ref string, opts *WriterOptions) (*
 	}
 	var writer *C.ocicas_writer
 	var message *C.char
-	status := C.go_writer_open(e.ptr(), cref, expectedSize, expectedDigest, &writer, &message)
-	runtime.KeepAlive(e)
+	status := C.go_writer_open(e.use(), cref, expectedSize, expectedDigest, &writer, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
-	w := &Writer{writer: writer, ctx: ctx}
+	w := &Writer{handle: newSerialHandle("Writer", writer), ctx: ctx}
 	w.cleanup = runtime.AddCleanup(w, func(writer *C.ocicas_writer) { C.ocicas_writer_close(writer) }, writer)
 	return w, nil
-}
-
-func (w *Writer) ptr() *C.ocicas_writer {
-	if w.writer == nil {
-		panic("ocicas: Writer used after Close")
-	}
-	return w.writer
 }
 
 // Write appends p. ErrSizeMismatch, with nothing written, when p would pass the expected size.
@@ -119,8 +113,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	var message *C.char
-	status := C.go_writer_write(w.ptr(), bytesPointer(p), C.size_t(len(p)), &message)
-	runtime.KeepAlive(w)
+	status := C.go_writer_write(w.use(), bytesPointer(p), C.size_t(len(p)), &message)
+	w.done()
 	runtime.KeepAlive(p)
 	if err := toError(status, message); err != nil {
 		return 0, err
@@ -131,8 +125,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Status is the state of the writer's ingest.
 func (w *Writer) Status() (Status, error) {
 	var out, message *C.char
-	status := C.go_writer_status(w.ptr(), &out, &message)
-	runtime.KeepAlive(w)
+	status := C.go_writer_status(w.use(), &out, &message)
+	w.done()
 	if err := toError(status, message); err != nil {
 		return Status{}, err
 	}
@@ -143,8 +137,8 @@ func (w *Writer) Status() (Status, error) {
 // Digest is the digest of everything written so far.
 func (w *Writer) Digest() (string, error) {
 	var out, message *C.char
-	status := C.go_writer_digest(w.ptr(), &out, &message)
-	runtime.KeepAlive(w)
+	status := C.go_writer_digest(w.use(), &out, &message)
+	w.done()
 	if err := toError(status, message); err != nil {
 		return "", err
 	}
@@ -158,8 +152,8 @@ func (w *Writer) Truncate(size int64) error {
 		return invalidArgument("negative size %d", size)
 	}
 	var message *C.char
-	status := C.go_writer_truncate(w.ptr(), C.uint64_t(size), &message)
-	runtime.KeepAlive(w)
+	status := C.go_writer_truncate(w.use(), C.uint64_t(size), &message)
+	w.done()
 	return toError(status, message)
 }
 
@@ -207,8 +201,8 @@ func (w *Writer) Commit(size int64, expected string, opts ...CommitOption) (stri
 		csize = C.int64_t(size)
 	}
 	var out, message *C.char
-	status := C.go_writer_commit(w.ptr(), csize, cexpected, clabels, &out, &message)
-	runtime.KeepAlive(w)
+	status := C.go_writer_commit(w.use(), csize, cexpected, clabels, &out, &message)
+	w.done()
 	if err := toError(status, message); err != nil {
 		return "", err
 	}
@@ -217,14 +211,14 @@ func (w *Writer) Commit(size int64, expected string, opts ...CommitOption) (stri
 
 // Close closes the writer. An uncommitted ingest stays on disk, resumable, with its hash
 // state saved; the error says when saving it failed (a resume then re-reads the data).
-// Closing again does nothing.
+// A call in flight in another goroutine ends first. Closing again does nothing.
 func (w *Writer) Close() error {
-	if w.writer == nil {
+	writer, open := w.close()
+	if !open {
 		return nil
 	}
 	w.cleanup.Stop()
 	var message *C.char
-	status := C.go_writer_close(w.writer, &message)
-	w.writer = nil
+	status := C.go_writer_close(writer, &message)
 	return toError(status, message)
 }

@@ -3,7 +3,6 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use super::reader::MANIFEST_LIMIT_NAME;
 use super::reader::{
     ArchiveImage, ArchiveReader, GZIP_MAGIC, Guarded, HeaderGuard, ZSTD_MAGIC, decompressed, header_limit_error,
 };
@@ -12,7 +11,8 @@ use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::gc::LeaseResource;
-use crate::layout::{Engine, Limits, read_capped};
+use crate::layout::Engine;
+use crate::limits::{Limit, Limits};
 use crate::spec::{Descriptor, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::stream::{LayerOptions, LayerStream};
 
@@ -183,7 +183,7 @@ pub fn read_manifest_items_with(input: impl Read, limits: &Limits) -> Result<Vec
         })?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         if clean_path("", &name).as_deref() == Some("manifest.json") {
-            let bytes = read_capped(entry, limits.archive_manifest_size, "manifest.json", MANIFEST_LIMIT_NAME)?;
+            let bytes = limits.read_capped(entry, Limit::ArchiveManifestSize, "manifest.json")?;
             return serde_json::from_slice(&bytes)
                 .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
         }

@@ -19,7 +19,8 @@ use super::{ImageChoice, ManifestItem, Member, choose_items, clean_path, invalid
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::{Engine, JSON_LIMIT_NAME, Limits, read_capped};
+use crate::layout::Engine;
+use crate::limits::{Limit, Limits};
 use crate::spec::{
     Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,
     MEDIA_TYPE_IMAGE_MANIFEST, canonical_json, parse_document,
@@ -224,8 +225,7 @@ impl ArchiveReader {
     fn image(&self, item: ManifestItem) -> Result<ArchiveImage> {
         let config_member = self.resolve_name(&item.config)?;
         let what = format!("config {:?}", item.config);
-        let bytes =
-            read_capped(self.open_member(&config_member)?, self.engine.max_json_size(), &what, JSON_LIMIT_NAME)?;
+        let bytes = self.engine.limits().read_capped(self.open_member(&config_member)?, Limit::JsonSize, &what)?;
         let Document::Config(config) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
             .map_err(|e| invalid_archive(format!("config {:?}: {}", item.config, e.message())))?
         else {
@@ -444,18 +444,18 @@ fn scan<R: Read>(
             match name.as_str() {
                 "manifest.json" => {
                     scanned.manifest_json =
-                        Some(read_json_member(&name, &mut entry, limits.archive_manifest_size, MANIFEST_LIMIT_NAME)?)
+                        Some(read_json_member(&name, &mut entry, limits, Limit::ArchiveManifestSize)?)
                 }
                 "repositories" => {
                     scanned.repositories =
-                        Some(read_json_member(&name, &mut entry, limits.archive_manifest_size, MANIFEST_LIMIT_NAME)?)
+                        Some(read_json_member(&name, &mut entry, limits, Limit::ArchiveManifestSize)?)
                 }
                 // The inner layout's own files: the images are found through manifest.json.
                 "oci-layout" | "index.json" => {}
                 _ if name.ends_with("/VERSION") => {}
                 _ if name.ends_with("/json") => {
                     let id = name.trim_end_matches("/json").to_owned();
-                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, limits.json_size, JSON_LIMIT_NAME)?);
+                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, limits, Limit::JsonSize)?);
                 }
                 _ => {
                     let member = on_file(&name, &mut entry)?;
@@ -479,10 +479,10 @@ struct Scanned {
 }
 
 /// Reads a small metadata member whole, up to `limit` bytes.
-fn read_json_member(name: &str, entry: impl Read, limit: u64, limit_name: &str) -> Result<Vec<u8>> {
+fn read_json_member(name: &str, entry: impl Read, limits: &Limits, limit: Limit) -> Result<Vec<u8>> {
     let mut failed = None;
     let source = SourceRead { inner: entry, failed: &mut failed };
-    read_capped(source, limit, name, limit_name).map_err(|err| match failed {
+    limits.read_capped(source, limit, name).map_err(|err| match failed {
         Some(reason) => invalid_archive(format!("{name} is truncated or corrupt: {reason}")),
         None => err,
     })
@@ -490,17 +490,11 @@ fn read_json_member(name: &str, entry: impl Read, limit: u64, limit_name: &str) 
 
 /// The error of a `HeaderGuard` that tripped before member `member` (counted from 1).
 pub(super) fn header_limit_error(member: u64, limits: &Limits) -> Error {
-    Error::new(
-        ErrorKind::TooLarge,
-        format!(
-            "invalid docker archive: the headers before member {member} (long names, PAX records) pass the header limit (archive_header_size) of {} bytes",
-            limits.archive_header_size
-        ),
+    limits.exceeded(
+        Limit::ArchiveHeaderSize,
+        format!("invalid docker archive: the headers before member {member} (long names, PAX records)"),
     )
 }
-
-/// How messages name `Limits::archive_manifest_size`.
-pub(crate) const MANIFEST_LIMIT_NAME: &str = "the manifest.json limit (archive_manifest_size)";
 
 /// Counts what the tar reader reads while it is looking for the next member: headers, GNU long
 /// names and PAX records, which it reads whole into memory (a hostile archive could declare a

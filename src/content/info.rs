@@ -1,16 +1,15 @@
 //! Blob info and labels (`.ocicas/labels/<alg>/<hex>`), and walking blobs with filters.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::format_time;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::filters::Filters;
-use crate::ingest::format_time;
-use crate::layout::Engine;
+use crate::layout::{Engine, LABELS_DIR, modified_time};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -67,14 +66,15 @@ pub fn validate_labels(labels: &Labels, limit: u64) -> Result<()> {
 
 impl Engine {
     fn labels_path(&self, digest: &Digest) -> PathBuf {
-        self.private_dir().join("labels").join(digest.algorithm().name()).join(digest.hex())
+        Path::new(LABELS_DIR).join(digest.algorithm().name()).join(digest.hex())
     }
 
     fn read_labels(&self, digest: &Digest) -> Result<Labels> {
         let path = self.labels_path(digest);
         match self.read_json_file(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| crate::error::invalid_image(format!("{} is not a label map: {e}", path.display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                crate::error::invalid_image(format!("{} is not a label map: {e}", self.display(&path).display()))
+            }),
             Err(err) if err.kind() == crate::ErrorKind::NotFound => Ok(Labels::new()),
             Err(err) => Err(err),
         }
@@ -87,13 +87,13 @@ impl Engine {
             return match self.storage().remove_file(&path) {
                 Ok(()) => self.sync_parent(&path),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(Error::io("cannot remove", &path, err)),
+                Err(err) => Err(self.io_error("cannot remove", &path, err)),
             };
         }
         if let Some(dir) = path.parent() {
             self.create_dir(dir)?;
         }
-        self.replace_file(&path, &crate::spec::canonical_json(labels)?)
+        self.replace_json_file(&path, &crate::spec::canonical_json(labels)?)
     }
 
     /// Digest, size, times and labels of a stored blob.
@@ -101,8 +101,8 @@ impl Engine {
         let reader = self.open_blob(digest)?;
         let labels = self.read_labels(digest)?;
         let blob_mtime =
-            fs::metadata(self.blob_path(digest)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-        let labels_mtime = fs::metadata(self.labels_path(digest)).and_then(|m| m.modified()).ok();
+            self.dir().stat(&self.blob_path(digest)).map_or(SystemTime::UNIX_EPOCH, |stat| modified_time(&stat));
+        let labels_mtime = self.dir().stat(&self.labels_path(digest)).ok().map(|stat| modified_time(&stat));
         Ok(BlobInfo {
             digest: digest.clone(),
             size: reader.size(),
@@ -158,11 +158,11 @@ impl Engine {
 
     fn info_without_labels(&self, digest: &Digest) -> Result<BlobInfo> {
         let path = self.blob_path(digest);
-        let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("cannot stat blob", &path, e))?;
-        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let stat = self.dir().stat(&path).map_err(|e| self.io_error("cannot stat blob", &path, e))?;
+        let mtime = modified_time(&stat);
         Ok(BlobInfo {
             digest: digest.clone(),
-            size: meta.len(),
+            size: stat.st_size as u64,
             created_at: mtime,
             updated_at: mtime,
             labels: Labels::new(),
@@ -201,19 +201,15 @@ impl Engine {
     fn labelled_blobs(&self) -> Result<HashSet<Digest>> {
         let mut labelled = HashSet::new();
         for algorithm in Algorithm::ALL {
-            let dir = self.private_dir().join("labels").join(algorithm.name());
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(Error::io("cannot list", &dir, err)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
-                if let Some(digest) = entry.file_name().to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
-                {
-                    labelled.insert(digest);
-                }
-            }
+            let dir = Path::new(LABELS_DIR).join(algorithm.name());
+            self.dir()
+                .for_each_entry(&dir, |name, _| {
+                    if let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {
+                        labelled.insert(digest);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.io_error("cannot list", &dir, e))?;
         }
         Ok(labelled)
     }

@@ -1,24 +1,38 @@
-//! Committed blobs: putting, reading (random access and verified), stat, delete, list; and in
-//! `info`, their labels and filtered walks.
+//! The content store: committed blobs (putting, reading random access and verified, stat,
+//! delete, list); in `info` their labels and filtered walks; in `ingest`, `writer` and
+//! `hash_state` the ref-named ingests that become blobs.
 
+mod hash_state;
 mod info;
+mod ingest;
+mod writer;
 
 pub use info::{BlobInfo, Labels, validate_labels};
+pub use ingest::{IngestStatus, WriterOptions};
+pub use writer::{CopySource, IngestWriter, ReadAt, ReadSeek};
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_image, not_found};
-use crate::layout::{Engine, JSON_LIMIT_NAME, TempFile, read_capped};
+use crate::layout::{Engine, EntryKind, TempFile};
+use crate::limits::Limit;
 use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
 pub(crate) const IO_CHUNK: usize = 128 << 10;
+
+/// RFC 3339 with nanoseconds, UTC: how blob info and ingest status show times. These are file
+/// times, which a layout can set before 1970 or after 9999: they are shown clamped to what RFC
+/// 3339 can write.
+pub fn format_time(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_nanos(time.clamp(std::time::UNIX_EPOCH, crate::timestamp::latest())).to_string()
+}
 
 /// A blob that is in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +59,13 @@ impl BlobReader {
         &self.digest
     }
 
-    /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end.
+    /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end, whatever the offset
+    /// (pread itself refuses offsets past i64::MAX).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
-        self.file
-            .read_at(buf, offset)
+        if offset >= self.size {
+            return Ok(0);
+        }
+        FileExt::read_at(&self.file, buf, offset)
             .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read blob {}: {e}", self.digest)))
     }
 }
@@ -134,85 +151,96 @@ impl Engine {
         labels: &Labels,
     ) -> Result<bool> {
         let storage = self.storage();
-        storage.sync_file(file).map_err(|e| Error::io("cannot fsync", path, e))?;
-        storage.set_read_only(file).map_err(|e| Error::io("cannot chmod", path, e))?;
+        self.check_still_at(file, path)?;
+        storage.sync_file(file).map_err(|e| self.io_error("cannot fsync", path, e))?;
+        storage.set_read_only(file).map_err(|e| self.io_error("cannot chmod", path, e))?;
         let _lock = self.lock_shared()?;
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
         let dest = self.blob_path(digest);
-        if self.is_intact(digest, size) {
-            self.touch(&dest)?;
+        // Deleted between the look and the touch (deletes take the shared lock too): publish.
+        if self.is_intact(digest, size) && self.touch(&dest)? {
             return Ok(false);
         }
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
         self.create_dir(&self.blob_dir(digest.algorithm()))?;
-        self.touch(path)?;
+        if !self.touch(path)? {
+            return Err(not_found(format!("{} vanished before it was committed", self.display(path).display())));
+        }
         storage
             .rename(path, &dest)
-            .map_err(|e| Error::io(&format!("cannot rename {} to", path.display()), &dest, e))?;
+            .map_err(|e| self.io_error(&format!("cannot rename {} to", self.display(path).display()), &dest, e))?;
         self.sync_parent(&dest)?;
         Ok(true)
+    }
+
+    /// Whether the file open as `file` is still the one at `path`: what a rename of `path` would
+    /// publish. Something else there (a link planted since the file was opened) is refused.
+    fn check_still_at(&self, file: &File, path: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let held = file.metadata().map_err(|e| self.io_error("cannot stat", path, e))?;
+        let there = self.dir().stat(path).map_err(|e| self.io_error("cannot stat", path, e))?;
+        if there.st_ino != held.ino() || there.st_dev != held.dev() {
+            return Err(invalid_image(format!(
+                "{} was replaced while it was being committed; nothing was published",
+                self.display(path).display()
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
     /// as a commit would, so a caller told it already exists can go on and reference it.
     pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
         let _lock = self.lock_shared()?;
-        if !self.has_blob(digest)? {
-            return Ok(false);
-        }
-        self.touch(&self.blob_path(digest))?;
-        Ok(true)
+        Ok(self.has_blob(digest)? && self.touch(&self.blob_path(digest))?)
     }
 
-    /// Sets a file's mtime to now. A layout of another owner (a shared read-mostly store)
-    /// may refuse it; the commit still stands, with the grace of the file's own mtime.
-    fn touch(&self, path: &Path) -> Result<()> {
+    /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
+    /// layout of another owner (a shared read-mostly store) may refuse it; the commit still
+    /// stands, with the grace of the file's own mtime.
+    fn touch(&self, path: &Path) -> Result<bool> {
         match self.storage().touch(path) {
-            Err(err) if !matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-                Err(Error::io("cannot set the mtime of", path, err))
-            }
-            _ => Ok(()),
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Ok(true),
+            Err(err) => Err(self.io_error("cannot set the mtime of", path, err)),
         }
     }
 
     /// Whether `blobs/` holds a regular file of `size` bytes for `digest`. An intact blob is
     /// kept as it is; a truncated or odd entry of that name may be replaced by a commit.
     pub(crate) fn is_intact(&self, digest: &Digest, size: u64) -> bool {
-        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|meta| meta.is_file() && meta.len() == size)
+        self.dir()
+            .stat(&self.blob_path(digest))
+            .is_ok_and(|stat| EntryKind::of_stat(&stat) == EntryKind::File && stat.st_size as u64 == size)
     }
 
     /// Opens a committed blob for random access.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         let path = self.blob_path(digest);
-        // O_NOFOLLOW: never follow a symlink planted under blobs/; O_NONBLOCK: never hang on a FIFO.
-        let file =
-            OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path).map_err(
-                |err| match err.kind() {
-                    io::ErrorKind::NotFound => self.blob_not_found(digest),
-                    _ if err.raw_os_error() == Some(libc::ELOOP) => {
-                        invalid_image(format!("{} is a symlink, not a blob", path.display()))
-                    }
-                    _ => Error::io("cannot open blob", &path, err),
-                },
-            )?;
-        let meta = file.metadata().map_err(|e| Error::io("cannot stat blob", &path, e))?;
-        if !meta.is_file() {
-            return Err(invalid_image(format!("{} is not a regular file", path.display())));
-        }
+        let file = self.dir().open_read(&path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => self.blob_not_found(digest),
+            _ => self.io_error("cannot open blob", &path, err),
+        })?;
+        let meta = file.metadata().map_err(|e| self.io_error("cannot stat blob", &path, e))?;
         Ok(BlobReader { file, size: meta.len(), digest: digest.clone() })
     }
 
     /// Size of a committed blob (one stat; a symlink or other non-file is not a blob).
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
         let path = self.blob_path(digest);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => Ok(meta.len()),
-            Ok(_) => Err(invalid_image(format!("{} is not a regular file", path.display()))),
+        match self.dir().stat(&path) {
+            Ok(stat) => match EntryKind::of_stat(&stat) {
+                EntryKind::File => Ok(stat.st_size as u64),
+                kind => {
+                    Err(invalid_image(format!("{} is {}, not a blob", self.display(&path).display(), kind.describe())))
+                }
+            },
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(self.blob_not_found(digest)),
-            Err(err) => Err(Error::io("cannot stat blob", &path, err)),
+            Err(err) => Err(self.io_error("cannot stat blob", &path, err)),
         }
     }
 
@@ -252,7 +280,11 @@ impl Engine {
                 format!("blob {digest} is {} bytes, over the limit of {limit}", reader.size()),
             ));
         }
-        let bytes = read_capped(reader, limit, &format!("blob {digest}"), "the limit")?;
+        let mut bytes = Vec::new();
+        reader
+            .take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read blob {digest}: {e}")))?;
         check_digest(digest, Digest::of_bytes(digest.algorithm(), &bytes))?;
         Ok(bytes)
     }
@@ -261,15 +293,9 @@ impl Engine {
     /// size is checked against the JSON limit before anything is read, and against the bytes.
     pub fn read_document(&self, descriptor: &Descriptor) -> Result<Document> {
         if descriptor.size > self.max_json_size() {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "{} {} declares {} bytes, over {JSON_LIMIT_NAME} of {}",
-                    descriptor.media_type,
-                    descriptor.digest,
-                    descriptor.size,
-                    self.max_json_size()
-                ),
+            return Err(self.limits().exceeded(
+                Limit::JsonSize,
+                format!("{} {} declares {} bytes", descriptor.media_type, descriptor.digest, descriptor.size),
             ));
         }
         let bytes = self.read_blob(&descriptor.digest, self.max_json_size())?;
@@ -295,7 +321,7 @@ impl Engine {
         match self.storage().remove_file(&path) {
             Ok(()) => self.sync_parent(&path)?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(Error::io("cannot remove blob", &path, err)),
+            Err(err) => return Err(self.io_error("cannot remove blob", &path, err)),
         }
         self.write_labels(digest, &Labels::new())
     }
@@ -306,19 +332,16 @@ impl Engine {
         let mut digests = Vec::new();
         for algorithm in Algorithm::ALL {
             let dir = self.blob_dir(algorithm);
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(Error::io("cannot list", &dir, err)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
-                let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
-                let digest = entry.file_name().to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok());
-                if let (true, Some(digest)) = (is_file, digest) {
-                    digests.push(digest);
-                }
-            }
+            self.dir()
+                .for_each_entry(&dir, |name, kind| {
+                    if kind == EntryKind::File
+                        && let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
+                    {
+                        digests.push(digest);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.io_error("cannot list", &dir, e))?;
         }
         digests.sort();
         Ok(digests)
@@ -337,4 +360,17 @@ fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn file_times_rfc_3339_cannot_write_are_shown_clamped() {
+        let before_1970 = UNIX_EPOCH - Duration::from_secs(10 * 365 * 86400);
+        assert_eq!(super::format_time(before_1970), "1970-01-01T00:00:00.000000000Z");
+        let after_9999 = crate::timestamp::latest() + Duration::from_secs(1);
+        assert_eq!(super::format_time(after_9999), "9999-12-31T23:59:59.999999999Z");
+    }
 }

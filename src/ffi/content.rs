@@ -4,8 +4,8 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_digest, arg_filters, arg_out, arg_ref, arg_str, arg_str_array, boundary, for_each_until_stopped,
-    free_handle, into_c_string, into_handle, ocicas_status,
+    arg_bytes, arg_bytes_mut, arg_digest, arg_filters, arg_out, arg_ref, arg_str, arg_str_array, boundary,
+    for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status,
 };
 use crate::content::BlobReader;
 use crate::error::invalid_argument;
@@ -108,11 +108,7 @@ pub unsafe extern "C" fn ocicas_reader_read_at(
     boundary(|| {
         let reader = unsafe { arg_ref(reader, "reader") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
-        let buf: &mut [u8] = match (buf.is_null(), len) {
-            (true, 0) => &mut [],
-            (true, _) => return Err(invalid_argument("argument buf is NULL")),
-            (false, _) => unsafe { std::slice::from_raw_parts_mut(buf, len) },
-        };
+        let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
         *out_read = reader.reader.read_at(buf, offset)?;
         Ok(())
     })

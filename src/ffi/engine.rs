@@ -2,9 +2,10 @@
 
 use std::ffi::c_char;
 
-use super::{arg_mut, arg_out, arg_str, boundary, free_handle, into_handle, ocicas_status};
+use super::{arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_handle, ocicas_status};
 use crate::error::{ErrorKind, invalid_argument};
 use crate::layout::{Engine, OpenOptions};
+use crate::limits::Limit;
 
 /// An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
 pub struct ocicas_engine {
@@ -65,30 +66,55 @@ pub unsafe extern "C" fn ocicas_engine_close(engine: *mut ocicas_engine) {
     unsafe { free_handle(engine) }
 }
 
-/// `ocicas_engine_set_limit` limit: the largest JSON document read (index.json, manifests,
-/// configs, labels, leases), in bytes. Default 4 MiB.
+/// `ocicas_engine_set_limit` limit `json_size`: the largest JSON document read or written
+/// (index.json, manifests, configs, labels, leases), in bytes. Default 4 MiB.
 pub const OCICAS_LIMIT_JSON_SIZE: u32 = 1;
-/// `ocicas_engine_set_limit` limit: the largest `manifest.json` (or `repositories`) of a
-/// docker-archive, in bytes. Default 1 MiB.
+/// `ocicas_engine_set_limit` limit `archive_manifest_size`: the largest `manifest.json` (or
+/// `repositories`) of a docker-archive, in bytes. Default 1 MiB.
 pub const OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE: u32 = 2;
-/// `ocicas_engine_set_limit` limit: the most bytes read to reach one docker-archive member (its
-/// tar header blocks, GNU long names, PAX records). Default 1 MiB.
+/// `ocicas_engine_set_limit` limit `archive_header_size`: the most bytes read to reach one
+/// docker-archive member (its tar header blocks, GNU long names, PAX records). Default 1 MiB.
 pub const OCICAS_LIMIT_ARCHIVE_HEADER_SIZE: u32 = 3;
-/// `ocicas_engine_set_limit` limit: the most members of one docker-archive. Default 100000.
+/// `ocicas_engine_set_limit` limit `archive_members`: the most members of one docker-archive.
+/// Default 100000.
 pub const OCICAS_LIMIT_ARCHIVE_MEMBERS: u32 = 4;
-/// `ocicas_engine_set_limit` limit: the largest label, key and value together, in bytes.
-/// Default 4096.
+/// `ocicas_engine_set_limit` limit `label_size`: the largest label, key and value together, in
+/// bytes. Default 4096.
 pub const OCICAS_LIMIT_LABEL_SIZE: u32 = 5;
-/// `ocicas_engine_set_limit` limit: how many levels of nested documents GC and fsck follow.
-/// Default 16.
+/// `ocicas_engine_set_limit` limit `walk_depth`: how many levels of nested documents GC, fsck,
+/// push and pull follow. Default 16.
 pub const OCICAS_LIMIT_WALK_DEPTH: u32 = 6;
+/// `ocicas_engine_set_limit` limit `metadata_size`: the largest private metadata file of the
+/// layout (an ingest's ref, total, expected digest, times, saved hash state), in bytes.
+/// Default 64 KiB.
+pub const OCICAS_LIMIT_METADATA_SIZE: u32 = 7;
+/// `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
+/// docker-archive read holds in memory, all members together. Default 64 MiB.
+pub const OCICAS_LIMIT_ARCHIVE_JSON_TOTAL: u32 = 8;
+/// `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
+/// import writes into the store. Default 1 TiB.
+pub const OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE: u32 = 9;
+/// `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
+/// (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
+pub const OCICAS_LIMIT_THREADS: u32 = 10;
+/// `ocicas_engine_set_limit` limit `registry_timeout`: the deadline of one registry request for
+/// a document (manifest, token, HEAD), first byte sent to last byte read, in seconds.
+/// Default 300.
+pub const OCICAS_LIMIT_REGISTRY_TIMEOUT: u32 = 11;
+/// `ocicas_engine_set_limit` limit `registry_min_rate`: the slowest a registry blob transfer may
+/// be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
+pub const OCICAS_LIMIT_REGISTRY_MIN_RATE: u32 = 12;
 
-/// Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Input over a limit gives
-/// `OCICAS_ERR_TOO_LARGE` with a message naming the limit (fsck reports a document nested past
+/// Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Every resource one operation
+/// uses is bounded by one of these; input over a limit gives `OCICAS_ERR_TOO_LARGE` with a
+/// message naming the limit and how to raise it (fsck reports a document nested past
 /// `OCICAS_LIMIT_WALK_DEPTH` as a problem). Applies to what the engine does afterwards, and to
-/// readers, writers and streams opened afterwards.
+/// readers, writers and streams opened afterwards. The CLI's `--limit NAME=VALUE` and Go's
+/// `Engine.SetLimit` set the same limits by the names given with each constant.
 ///
-/// Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or an unknown `limit`.
+/// Returns `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine, an unknown `limit`, or a value out
+/// of the limit's range (0 for any limit but `OCICAS_LIMIT_WALK_DEPTH`; over 1024 for
+/// `OCICAS_LIMIT_THREADS`).
 ///
 /// # Safety
 /// `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
@@ -97,18 +123,48 @@ pub const OCICAS_LIMIT_WALK_DEPTH: u32 = 6;
 pub unsafe extern "C" fn ocicas_engine_set_limit(engine: *mut ocicas_engine, limit: u32, value: u64) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_mut(engine, "engine") }?;
+        let limit = limit_from_c(limit)?;
         let mut limits = *engine.engine.limits();
-        let field = match limit {
-            OCICAS_LIMIT_JSON_SIZE => &mut limits.json_size,
-            OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE => &mut limits.archive_manifest_size,
-            OCICAS_LIMIT_ARCHIVE_HEADER_SIZE => &mut limits.archive_header_size,
-            OCICAS_LIMIT_ARCHIVE_MEMBERS => &mut limits.archive_members,
-            OCICAS_LIMIT_LABEL_SIZE => &mut limits.label_size,
-            OCICAS_LIMIT_WALK_DEPTH => &mut limits.walk_depth,
-            _ => return Err(invalid_argument(format!("unknown limit {limit} for ocicas_engine_set_limit"))),
-        };
-        *field = value;
+        limits.set(limit, value)?;
         engine.engine.set_limits(limits);
         Ok(())
+    })
+}
+
+/// Writes the current value of one of the engine's limits (`OCICAS_LIMIT_*`) to `*out_value`.
+///
+/// Returns `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or an unknown `limit`.
+///
+/// # Safety
+/// `engine` is a handle from `ocicas_engine_open`; `out_value` points at writable storage.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_engine_get_limit(
+    engine: *const ocicas_engine,
+    limit: u32,
+    out_value: *mut u64,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let out_value = unsafe { arg_out(out_value, "out_value") }?;
+        *out_value = engine.engine.limits().get(limit_from_c(limit)?);
+        Ok(())
+    })
+}
+
+fn limit_from_c(limit: u32) -> crate::Result<Limit> {
+    Ok(match limit {
+        OCICAS_LIMIT_JSON_SIZE => Limit::JsonSize,
+        OCICAS_LIMIT_ARCHIVE_MANIFEST_SIZE => Limit::ArchiveManifestSize,
+        OCICAS_LIMIT_ARCHIVE_HEADER_SIZE => Limit::ArchiveHeaderSize,
+        OCICAS_LIMIT_ARCHIVE_MEMBERS => Limit::ArchiveMembers,
+        OCICAS_LIMIT_LABEL_SIZE => Limit::LabelSize,
+        OCICAS_LIMIT_WALK_DEPTH => Limit::WalkDepth,
+        OCICAS_LIMIT_METADATA_SIZE => Limit::MetadataSize,
+        OCICAS_LIMIT_ARCHIVE_JSON_TOTAL => Limit::ArchiveJsonTotal,
+        OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE => Limit::ArchiveImportSize,
+        OCICAS_LIMIT_THREADS => Limit::Threads,
+        OCICAS_LIMIT_REGISTRY_TIMEOUT => Limit::RegistryTimeout,
+        OCICAS_LIMIT_REGISTRY_MIN_RATE => Limit::RegistryMinRate,
+        _ => return Err(invalid_argument(format!("unknown limit {limit}"))),
     })
 }

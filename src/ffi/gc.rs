@@ -77,7 +77,8 @@ pub unsafe extern "C" fn ocicas_gc_run(
 /// Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
 /// (negative: never). `*out_id` receives its id (free with `ocicas_string_free`).
 /// `OCICAS_ERR_ALREADY_EXISTS` when the id is taken; `OCICAS_ERR_INVALID_ARGUMENT` for an id
-/// outside 1–128 of [A-Za-z0-9._-].
+/// outside 1–128 of [A-Za-z0-9._-], or an expiry past the end of year 9999 (the last an RFC 3339
+/// time can name).
 ///
 /// # Safety
 /// `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.

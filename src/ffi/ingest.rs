@@ -10,9 +10,9 @@ use super::{
     arg_bytes, arg_digest, arg_filters, arg_mut, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped,
     into_c_string, into_handle, ocicas_status,
 };
+use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::Digest;
 use crate::error::{Result, invalid_argument};
-use crate::ingest::{IngestWriter, WriterOptions};
 
 /// A live ingest writer of one ref. Use it from one thread at a time.
 pub struct ocicas_writer {

@@ -82,7 +82,7 @@ pub(crate) unsafe fn arg_str_array<'a>(ptr: *const *const c_char, n: usize, name
     let pointers: &[*const c_char] = match (ptr.is_null(), n) {
         (true, 0) => &[],
         (true, _) => return Err(null_argument(name)),
-        (false, _) => unsafe { std::slice::from_raw_parts(ptr, n) },
+        (false, _) => unsafe { std::slice::from_raw_parts(ptr, slice_len::<*const c_char>(n, name)?) },
     };
     pointers.iter().map(|&p| unsafe { arg_str(p, name) }).collect()
 }
@@ -114,8 +114,29 @@ pub(crate) unsafe fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Re
     match (ptr.is_null(), len) {
         (true, 0) => Ok(&[]),
         (true, _) => Err(null_argument(name)),
-        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, len) }),
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, slice_len::<u8>(len, name)?) }),
     }
+}
+
+/// Borrows `len` writable bytes; NULL is allowed only when `len` is 0.
+///
+/// # Safety
+/// `ptr` is NULL or points at `len` writable bytes that nothing else uses during the call.
+pub(crate) unsafe fn arg_bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> Result<&'a mut [u8]> {
+    match (ptr.is_null(), len) {
+        (true, 0) => Ok(&mut []),
+        (true, _) => Err(null_argument(name)),
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts_mut(ptr, slice_len::<u8>(len, name)?) }),
+    }
+}
+
+/// `len`, when an array of `len` `T` can exist: no object is larger than `isize::MAX` bytes,
+/// and a slice claiming more is undefined behaviour before it is ever read.
+fn slice_len<T>(len: usize, name: &str) -> Result<usize> {
+    if len.checked_mul(size_of::<T>()).is_none_or(|bytes| bytes > isize::MAX as usize) {
+        return Err(invalid_argument(format!("argument {name} cannot be {len} items long")));
+    }
+    Ok(len)
 }
 
 /// Parses a digest argument strictly.

@@ -8,6 +8,7 @@ use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb};
 use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
+use crate::limits::Limits;
 use crate::registry::{Credentials, Progress, ProgressCallback, RegistryOptions, push_layer};
 
 /// `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
@@ -30,7 +31,9 @@ pub struct ocicas_registry_options {
     pub password: *const c_char,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Blobs moved at once, at most 64; 0 means 4.
+    /// Blobs moved at once (each a thread), at most the engine's `OCICAS_LIMIT_THREADS` (more
+    /// is `OCICAS_ERR_INVALID_ARGUMENT`; `ocicas_registry_push_layer`, which has no engine,
+    /// uses the default limits); 0 means 4, or that limit when it is lower.
     pub jobs: u32,
     /// Bytes per upload request, at most 1 GiB; 0 means a whole stored blob per request, 16 MiB
     /// chunks of a streamed layer (which holds two in memory).
@@ -47,7 +50,8 @@ pub struct ocicas_registry_options {
     pub progress_user_data: *mut c_void,
 }
 
-/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs, default chunks.
+/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs (at most the
+/// threads limit), default chunks.
 ///
 /// # Safety
 /// `options` is NULL (then nothing happens) or writable.
@@ -125,9 +129,16 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
 /// digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
 /// manifests last, children first; manifests of the layout's index whose `subject` is the
 /// image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+/// Every request has a deadline from the engine's limits: a document exchange (manifest, token,
+/// HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
+/// moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
+/// period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The call
+/// cannot be interrupted otherwise.
 /// `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
 /// refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
-/// error, `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options.
+/// error (or answers plain HTTP while `insecure` is not set: the message says so),
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options (`jobs` over the threads
+/// limit).
 ///
 /// # Safety
 /// `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
@@ -154,10 +165,14 @@ pub unsafe extern "C" fn ocicas_registry_push(
 /// Pulls `source` (`HOST/REPO[:TAG][@DIGEST]`) into the layout and tags it `ref_name` (NULL:
 /// the tag). Manifests are checked against their digests, blobs verified on commit; blobs
 /// already stored are not fetched, and a pull that stopped resumes each blob from its ingest.
-/// The ref moves last: a failed pull tags nothing. `*out_report_json` as for push.
+/// A blob that another writer (another pull, in this or another process) is ingesting is
+/// waited for while that writer moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE`, then taken
+/// from the store (or its ingest resumed when that writer stopped). The ref moves last: a
+/// failed pull tags nothing. Deadlines and `*out_report_json` as for push.
 /// `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
 /// the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
-/// elsewhere and `force` is not set, `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`.
+/// elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
+/// `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`.
 ///
 /// # Safety
 /// As `ocicas_registry_push`; `ref_name` may be NULL.
@@ -185,7 +200,10 @@ pub unsafe extern "C" fn ocicas_registry_pull(
 /// (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
 /// completed with the digest after the last chunk. `*out_descriptor_json` receives
 /// `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
-/// `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then).
+/// Having no engine, it uses the default limits: requests have push's deadlines with
+/// `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
+/// `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
+/// `OCICAS_ERR_TOO_LARGE` when a deadline passed.
 ///
 /// # Safety
 /// `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
@@ -209,7 +227,8 @@ pub unsafe extern "C" fn ocicas_registry_push_layer(
         }
         let options = unsafe { registry_options(options) }?;
         let out_descriptor_json = unsafe { arg_out(out_descriptor_json, "out_descriptor_json") }?;
-        let descriptor = push_layer(CallbackReader { callback, user_data }, target, &layer, &options)?;
+        let descriptor =
+            push_layer(CallbackReader { callback, user_data }, target, &layer, &options, &Limits::default())?;
         *out_descriptor_json = into_c_string(descriptor.to_json().to_string());
         Ok(())
     })

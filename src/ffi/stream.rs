@@ -6,7 +6,8 @@ use std::io::{self, Read};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status,
+    arg_bytes, arg_bytes_mut, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle,
+    ocicas_status,
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
@@ -32,6 +33,9 @@ pub struct ocicas_layer_options {
     /// Docker layer media types instead of OCI ones (gzip or none only).
     pub docker_media_types: bool,
     /// Compression threads; 0 means every available core. The output is the same for any count.
+    /// More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at most 256, unless set) is
+    /// `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is held to that
+    /// limit's default.
     pub threads: u32,
     /// Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
     /// written under (NULL: a unique one).
@@ -123,7 +127,8 @@ pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Resu
 /// Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
 /// `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
 /// `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
-/// stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options.
+/// stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than
+/// `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
 ///
 /// # Safety
 /// `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
@@ -147,6 +152,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_new(
 /// Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
 /// `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
 /// `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than the default
+/// `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
 ///
 /// # Safety
 /// `read_cb` is valid and `user_data` what it expects, for the stream's life.
@@ -237,13 +244,10 @@ pub unsafe extern "C" fn ocicas_layer_stream_read(
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
-        if buf.is_null() && len > 0 {
-            return Err(invalid_argument("argument buf is NULL"));
-        }
+        let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
         let StreamMode::Pull(reader) = &mut stream.mode else {
             return Err(invalid_argument("this layer stream is in push mode: it has nothing to read"));
         };
-        let buf: &mut [u8] = if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(buf, len) } };
         *out_read = reader.read_chunk(buf)?;
         Ok(())
     })

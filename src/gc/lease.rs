@@ -2,7 +2,6 @@
 //! and ingest refs that GC must keep until the lease is released or expires. Operations that
 //! write several blobs before anything references them run inside one.
 
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
-use crate::layout::Engine;
+use crate::layout::{Engine, LEASES_DIR};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -60,7 +59,7 @@ fn validate_lease_id(id: &str) -> Result<()> {
 
 impl Engine {
     fn leases_dir(&self) -> PathBuf {
-        self.private_dir().join("leases")
+        PathBuf::from(LEASES_DIR)
     }
 
     /// Creates a lease, with `id` or a generated one, expiring after `expiry` (never when None).
@@ -81,23 +80,28 @@ impl Engine {
         let lease = Lease {
             id,
             created_at: now,
-            expires_at: expiry.map(|e| now + e),
+            expires_at: expiry.map(|e| crate::timestamp::checked_after(now, e, "lease expiry")).transpose()?,
             digests: Vec::new(),
             ingests: Vec::new(),
         };
         let _lock = self.lock_exclusive()?;
-        if self.leases_dir().join(&lease.id).exists() {
+        let path = self.leases_dir().join(&lease.id);
+        if self.dir().kind(&path).map_err(|e| self.io_error("cannot stat", &path, e))?.is_some() {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("lease {:?} already exists", lease.id)));
         }
         self.write_lease(&lease)?;
         Ok(lease)
     }
 
-    /// Adds a blob or an ingest ref to a lease (idempotent). `NotFound` for an unknown lease.
+    /// Adds a blob or an ingest ref to a lease (idempotent). `NotFound` for an unknown lease,
+    /// and for an expired one (GC no longer keeps what it holds, swept or not).
     pub fn lease_add(&self, id: &str, resource: LeaseResource) -> Result<()> {
         validate_lease_id(id)?;
         let _lock = self.lock_exclusive()?;
         let mut lease = self.read_lease(id)?;
+        if !lease.is_live(SystemTime::now()) {
+            return Err(not_found(format!("lease {id:?} has expired")));
+        }
         match resource {
             LeaseResource::Blob(digest) if !lease.digests.contains(&digest) => lease.digests.push(digest),
             LeaseResource::Ingest(ref_name) if !lease.ingests.contains(&ref_name) => lease.ingests.push(ref_name),
@@ -119,7 +123,7 @@ impl Engine {
         match self.storage().remove_file(&path) {
             Ok(()) => self.sync_parent(&path),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(not_found(format!("no lease {id:?}"))),
-            Err(err) => Err(Error::io("cannot remove lease", &path, err)),
+            Err(err) => Err(self.io_error("cannot remove lease", &path, err)),
         }
     }
 
@@ -131,16 +135,18 @@ impl Engine {
     /// Every lease, live or expired, sorted by id.
     pub fn lease_list(&self) -> Result<Vec<Lease>> {
         let dir = self.leases_dir();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(Error::io("cannot list", &dir, err)),
-        };
+        let mut ids = Vec::new();
+        self.dir()
+            .for_each_entry(&dir, |name, _| {
+                if let Some(id) = name.to_str().filter(|id| validate_lease_id(id).is_ok()) {
+                    ids.push(id.to_owned());
+                }
+                Ok(())
+            })
+            .map_err(|e| self.io_error("cannot list", &dir, e))?;
         let mut leases = Vec::new();
-        for entry in entries {
-            let name = entry.map_err(|e| Error::io("cannot list", &dir, e))?.file_name();
-            let Some(id) = name.to_str().filter(|id| validate_lease_id(id).is_ok()) else { continue };
-            match self.read_lease(id) {
+        for id in ids {
+            match self.read_lease(&id) {
                 Ok(lease) => leases.push(lease),
                 // Released since it was listed.
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
@@ -158,12 +164,12 @@ impl Engine {
             _ => err,
         })?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| crate::error::invalid_image(format!("{} is not a lease: {e}", path.display())))
+            .map_err(|e| crate::error::invalid_image(format!("{} is not a lease: {e}", self.display(&path).display())))
     }
 
     fn write_lease(&self, lease: &Lease) -> Result<()> {
         self.create_dir(&self.leases_dir())?;
-        self.replace_file(&self.leases_dir().join(&lease.id), &crate::spec::canonical_json(lease)?)
+        self.replace_json_file(&self.leases_dir().join(&lease.id), &crate::spec::canonical_json(lease)?)
     }
 }
 

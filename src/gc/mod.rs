@@ -15,7 +15,6 @@
 mod lease;
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::time::{Duration, SystemTime};
 
 pub use lease::{Lease, LeaseResource};
@@ -23,7 +22,7 @@ pub use lease::{Lease, LeaseResource};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
-use crate::layout::Engine;
+use crate::layout::{Engine, modified_time};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -31,7 +30,7 @@ pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
 pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
 /// Blobs whose mtime is this close to the GC's start count as committed during it.
 const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
-/// Unlinks run this many at once in the sweep.
+/// Most unlinks run at once in the sweep (fewer when the `threads` limit is lower).
 const SWEEP_THREADS: usize = 32;
 /// Ingests untouched for longer than this are removed by default.
 pub const DEFAULT_INGEST_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -136,6 +135,8 @@ struct Roots {
 
 impl Engine {
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        // A planted link where a directory of the layout belongs stops GC before anything goes.
+        self.check_structure()?;
         let started = SystemTime::now();
         // File times come from a coarse kernel clock that can lag the system clock by a tick.
         let grace_start = started - COMMIT_GRACE_MARGIN;
@@ -169,11 +170,11 @@ impl Engine {
             if walk.visited.contains_key(digest) {
                 continue;
             }
-            let Ok(meta) = fs::symlink_metadata(self.blob_path(digest)) else { continue };
-            if meta.modified().is_ok_and(|t| t >= grace_start) {
+            let Ok(stat) = self.dir().stat(&self.blob_path(digest)) else { continue };
+            if modified_time(&stat) >= grace_start {
                 young.push(young_root(digest.clone()));
             }
-            unmarked.push((digest, meta.len()));
+            unmarked.push((digest, stat.st_size as u64));
         }
         walk.walk(young, |reached, node| marks.observe(reached, node));
         if let Some(err) = marks.unknown_children {
@@ -197,8 +198,11 @@ impl Engine {
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
                 let dir = self.blob_dir(algorithm);
-                if dir.is_dir() {
-                    self.storage().sync_dir(&dir).map_err(|e| Error::io("cannot fsync directory", &dir, e))?;
+                match self.storage().sync_dir(&dir) {
+                    Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(self.io_error("cannot fsync directory", &dir, err));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -256,16 +260,19 @@ impl Engine {
         let remove = |batch: &[(&Digest, u64)]| -> Result<()> {
             for (digest, _) in batch {
                 let path = self.blob_path(digest);
-                self.storage().remove_file(&path).map_err(|e| Error::io("cannot remove blob", &path, e))?;
+                self.storage().remove_file(&path).map_err(|e| self.io_error("cannot remove blob", &path, e))?;
                 if labelled.contains(*digest) {
                     self.write_labels(digest, &Default::default())?;
                 }
             }
             Ok(())
         };
-        let batch_size = garbage.len().div_ceil(SWEEP_THREADS).max(1);
+        let batch_size = garbage.len().div_ceil((self.limits().threads as usize).clamp(1, SWEEP_THREADS)).max(1);
         std::thread::scope(|scope| {
-            let batches: Vec<_> = garbage.chunks(batch_size).map(|batch| scope.spawn(move || remove(batch))).collect();
+            let batches: Vec<_> = garbage
+                .chunks(batch_size)
+                .map(|batch| crate::threads::spawn_scoped(scope, "gc sweep", move || remove(batch)))
+                .collect::<Result<_>>()?;
             // Every batch runs to its end or its first error; the first error is reported.
             batches
                 .into_iter()
@@ -474,12 +481,25 @@ mod tests {
     #[test]
     fn expired_leases_protect_nothing_and_are_removed() {
         let (_dir, engine) = engine();
-        let lease = engine.lease_new(Some("short"), Some(Duration::from_millis(1))).unwrap();
+        let lease = engine.lease_new(Some("short"), Some(Duration::from_millis(500))).unwrap();
         let blob = engine.put_blob(b"briefly leased").unwrap();
-        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest)).unwrap();
+        engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest.clone())).unwrap();
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.leases_removed), (1, 1));
         assert!(engine.lease_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn adding_to_an_expired_lease_is_not_found_even_before_gc_sweeps_it() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(Some("expired"), Some(Duration::from_millis(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let blob = engine.put_blob(b"too late").unwrap();
+        let err = engine.lease_add(&lease.id, LeaseResource::Blob(blob.digest)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+        assert!(err.message().contains("expired"), "{err}");
+        let err = engine.lease_add(&lease.id, LeaseResource::Ingest("r".into())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     }
 
     #[test]

@@ -1,76 +1,36 @@
 //! The on-disk OCI image layout: creating and validating it, its paths, the store lock, and
-//! atomic file replacement. Every write goes through the `Storage` seam.
+//! atomic file replacement. Every file access goes through `confined` (beneath the layout's
+//! directory handle, no link followed) and every write also through the `Storage` seam.
 
+pub mod confined;
 mod storage;
+mod structure;
 
-use std::fs::{self, File};
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+pub use confined::{Entry, EntryKind, Root};
+use storage::LayoutStorage;
 pub use storage::{OsStorage, Storage};
+use structure::{BLOBS_DIR, LOCK_FILE, PRIVATE_DIR, TEMP_DIR};
+pub(crate) use structure::{INGEST_DIR, LABELS_DIR, LEASES_DIR};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
+use crate::limits::{Limit, Limits};
 use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
+
+/// See `Engine::read_index_to_mend`.
+const MEND_FACTOR: u64 = 16;
 
 /// Temp files younger than this are never swept: they may not be flocked yet.
 const TEMP_FILE_MIN_AGE: Duration = Duration::from_secs(1);
 
 pub const LAYOUT_VERSION: &str = "1.0.0";
-/// Documents larger than this are refused before they are parsed.
-pub const DEFAULT_MAX_JSON_SIZE: u64 = 4 << 20;
-
-/// The bounds on what input (a layout, a document, an archive, a caller) can make the store
-/// hold in memory or follow. Each one is enforced where its input is read; over it is
-/// `TooLarge` with a message that names the limit (fsck reports a walk cut at `walk_depth`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest JSON document read from the layout or an archive (index.json, manifests,
-    /// configs, labels, leases), in bytes.
-    pub json_size: u64,
-    /// Largest `manifest.json` (and `repositories`) of a docker-archive, in bytes.
-    pub archive_manifest_size: u64,
-    /// Most bytes the tar reader may read to reach one archive member: its header blocks,
-    /// GNU long names and PAX records, which it holds in memory whole.
-    pub archive_header_size: u64,
-    /// Most members one docker-archive may have.
-    pub archive_members: u64,
-    /// Largest label: its key and value together, in bytes.
-    pub label_size: u64,
-    /// How many levels of nested indexes and manifests fsck, GC, push and pull follow from a
-    /// root (see `Limits::follows_children_at`).
-    pub walk_depth: u64,
-}
-
-impl Limits {
-    /// Whether the children of an index or manifest at `depth` (a root is at 0) are followed:
-    /// only below `walk_depth`. Configs and layers have none, so no depth is too deep for them.
-    pub fn follows_children_at(&self, depth: u64) -> bool {
-        depth < self.walk_depth
-    }
-}
-
-impl Default for Limits {
-    /// The defaults of issue #8: JSON 4 MiB, `manifest.json` 1 MiB, headers 1 MiB, 100k
-    /// members, labels 4 KiB (containerd's), walk depth 16.
-    fn default() -> Self {
-        Limits {
-            json_size: DEFAULT_MAX_JSON_SIZE,
-            archive_manifest_size: 1 << 20,
-            archive_header_size: 1 << 20,
-            archive_members: 100_000,
-            label_size: 4096,
-            walk_depth: 16,
-        }
-    }
-}
-
-/// How messages name `Limits::json_size`.
-pub(crate) const JSON_LIMIT_NAME: &str = "the JSON document limit (json_size)";
 
 /// How to open a layout.
 #[derive(Debug, Clone, Default)]
@@ -85,14 +45,14 @@ pub struct OpenOptions {
 /// engines (in this or other processes) may use one layout at once.
 #[derive(Clone)]
 pub struct Engine {
-    root: PathBuf,
+    root: Arc<Root>,
     storage: Arc<dyn Storage>,
     limits: Limits,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("root", &self.root).finish()
+        f.debug_struct("Engine").field("root", &self.root.path()).finish()
     }
 }
 
@@ -122,28 +82,28 @@ impl Engine {
     }
 
     fn open_existing(path: &Path, options: &OpenOptions, storage: Arc<dyn Storage>) -> Result<Engine> {
-        let root = absolute(path)?;
-        let engine = Engine { root, storage, limits: options.limits };
+        let root = open_root(&absolute(path)?)?;
+        let engine = Engine { root: Arc::new(root), storage, limits: options.limits };
         engine.validate()?;
         Ok(engine)
     }
 
+    /// The layout's own directory is the caller's path, created (with an fsync of its parent)
+    /// before the layout's handle exists; everything inside it goes through the handle.
     fn create_with(path: &Path, storage: Arc<dyn Storage>, limits: Limits) -> Result<Engine> {
-        let root = absolute(path)?;
-        match path_state(&root)? {
-            PathState::Missing => {
-                storage.create_dir_all(&root).map_err(|e| Error::io("cannot create layout", &root, e))?
-            }
+        let path = absolute(path)?;
+        match path_state(&path)? {
+            PathState::Missing => create_layout_dir(&path)?,
             PathState::EmptyDir => {}
-            PathState::Occupied => return Err(already_exists(&root)),
+            PathState::Occupied => return Err(already_exists(&path)),
         }
-        let engine = Engine { root, storage, limits };
+        let engine = Engine { root: Arc::new(open_root(&path)?), storage, limits };
         for algorithm in Algorithm::ALL {
             engine.create_dir(&engine.blob_dir(algorithm))?;
         }
         engine.create_dir(&engine.private_dir())?;
         let oci_layout = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
-        engine.replace_file(&engine.root.join("oci-layout"), &crate::spec::canonical_json(&oci_layout)?)?;
+        engine.replace_file(Path::new("oci-layout"), &crate::spec::canonical_json(&oci_layout)?)?;
         // index.json last: its presence is what makes the directory a layout.
         engine.write_index(&ImageIndex::empty())?;
         Ok(engine)
@@ -155,42 +115,58 @@ impl Engine {
         if !version.starts_with("1.") {
             return Err(invalid_image(format!(
                 "{}: unsupported imageLayoutVersion {version:?} (expected {LAYOUT_VERSION:?})",
-                self.root.join("oci-layout").display()
+                self.display(Path::new("oci-layout")).display()
             )));
         }
-        self.read_index()?;
-        let blobs = self.root.join("blobs");
-        match fs::metadata(&blobs) {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(invalid_image(format!("{} is not a directory", blobs.display()))),
-            Err(err) => Err(invalid_image(format!("{} is missing: {err}", blobs.display()))),
+        self.read_index_to_mend()?;
+        let blobs = Path::new(BLOBS_DIR);
+        match self.root.kind(blobs) {
+            Ok(Some(EntryKind::Dir)) => Ok(()),
+            Ok(Some(kind)) => {
+                Err(invalid_image(format!("{} is {}, not a directory", self.display(blobs).display(), kind.describe())))
+            }
+            Ok(None) => Err(invalid_image(format!("{} is missing", self.display(blobs).display()))),
+            Err(err) => Err(self.io_error("cannot stat", blobs, err)),
         }
     }
 
     /// The `imageLayoutVersion` of the layout's oci-layout file.
     pub(crate) fn layout_version(&self) -> Result<String> {
-        let oci_layout_path = self.root.join("oci-layout");
-        let bytes = self.read_json_file(&oci_layout_path).map_err(|err| match err.kind() {
+        let oci_layout_path = Path::new("oci-layout");
+        let shown = self.display(oci_layout_path);
+        let bytes = self.read_json_file(oci_layout_path).map_err(|err| match err.kind() {
             ErrorKind::NotFound => invalid_image(format!(
                 "{} is not an OCI image layout: {} is missing",
-                self.root.display(),
-                oci_layout_path.display()
+                self.root().display(),
+                shown.display()
             )),
             _ => err,
         })?;
         let value: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid_image(format!("{} is not valid JSON: {e}", oci_layout_path.display())))?;
+            .map_err(|e| invalid_image(format!("{} is not valid JSON: {e}", shown.display())))?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(version) => Ok(version.to_owned()),
-            None => Err(invalid_image(format!(
-                "{}: imageLayoutVersion is missing or not a string",
-                oci_layout_path.display()
-            ))),
+            None => Err(invalid_image(format!("{}: imageLayoutVersion is missing or not a string", shown.display()))),
         }
     }
 
     pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Confined access to the layout's files, for reads (writes go through `storage`).
+    pub(crate) fn dir(&self) -> &Root {
         &self.root
+    }
+
+    /// A path of the layout as messages show it.
+    pub(crate) fn display(&self, rel: &Path) -> PathBuf {
+        self.root.display(rel)
+    }
+
+    /// The error of an I/O operation `what` on the layout's path `rel`.
+    pub(crate) fn io_error(&self, what: &str, rel: &Path, err: io::Error) -> Error {
+        Error::io(what, &self.display(rel), err)
     }
 
     /// The largest JSON document this engine reads (`limits().json_size`).
@@ -207,44 +183,85 @@ impl Engine {
         self.limits = limits;
     }
 
-    pub(crate) fn storage(&self) -> &dyn Storage {
-        &*self.storage
+    /// The writes of this layout (the `Storage` seam bound to its root).
+    pub(crate) fn storage(&self) -> LayoutStorage<'_> {
+        LayoutStorage { storage: &*self.storage, root: &self.root }
     }
 
     pub(crate) fn blob_dir(&self, algorithm: Algorithm) -> PathBuf {
-        self.root.join("blobs").join(algorithm.name())
+        Path::new(BLOBS_DIR).join(algorithm.name())
     }
 
     pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blob_dir(digest.algorithm()).join(digest.hex())
     }
 
-    pub(crate) fn index_path(&self) -> PathBuf {
-        self.root.join("index.json")
+    pub(crate) fn index_path(&self) -> &'static Path {
+        Path::new("index.json")
     }
 
     /// `.ocicas/`: our private state, which other OCI tools ignore.
     pub(crate) fn private_dir(&self) -> PathBuf {
-        self.root.join(".ocicas")
+        PathBuf::from(PRIVATE_DIR)
     }
 
+    /// Creates the directory `path` and its missing parents, each made durable in its parent
+    /// (an fsync of the parent after the mkdir), so a blob or ingest placed in it survives a
+    /// power loss with its directory. A link or file where a directory belongs is refused.
     pub(crate) fn create_dir(&self, path: &Path) -> Result<()> {
-        self.storage.create_dir_all(path).map_err(|e| Error::io("cannot create directory", path, e))
+        let mut prefix = PathBuf::new();
+        for component in path.iter() {
+            prefix.push(component);
+            let created = self
+                .storage
+                .create_dir(&self.root, &prefix)
+                .map_err(|e| self.io_error("cannot create directory", &prefix, e))?;
+            if created {
+                self.sync_parent(&prefix)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads index.json as an image index.
     pub fn read_index(&self) -> Result<ImageIndex> {
+        Ok(self.read_index_within(&self.limits)?.0)
+    }
+
+    /// index.json for opening the layout and for listing and removing references, with its size
+    /// in bytes: up to `MEND_FACTOR` times the JSON limit, so that a layout whose index.json grew
+    /// over the limit (written by another tool, or before the limit was lowered) can still be
+    /// opened, listed and mended; everything else refuses it.
+    pub(crate) fn read_index_to_mend(&self) -> Result<(ImageIndex, u64)> {
+        let json_size = self.limits.json_size.saturating_mul(MEND_FACTOR);
+        self.read_index_within(&Limits { json_size, ..self.limits })
+    }
+
+    /// Writes index.json after a removal of references: allowed over the JSON limit when it
+    /// shrinks index.json (from `read_size` bytes), so mending an oversized layout is possible.
+    pub(crate) fn write_mended_index(&self, index: &ImageIndex, read_size: u64) -> Result<()> {
+        let bytes = crate::spec::canonical_json(index)?;
+        if (bytes.len() as u64) < read_size {
+            self.replace_file(self.index_path(), &bytes)
+        } else {
+            self.replace_json_file(self.index_path(), &bytes)
+        }
+    }
+
+    fn read_index_within(&self, limits: &Limits) -> Result<(ImageIndex, u64)> {
         let path = self.index_path();
-        let bytes = self.read_json_file(&path).map_err(|err| match err.kind() {
-            ErrorKind::NotFound => invalid_image(format!("{} is missing", path.display())),
-            _ => err,
+        let shown = self.display(path);
+        let file = self.root.open_read(path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => invalid_image(format!("{} is missing", shown.display())),
+            _ => self.io_error("cannot open", path, err),
         })?;
+        let bytes = limits.read_capped(file, Limit::JsonSize, &shown.display().to_string())?;
         let index: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| invalid_image(format!("{} is not an OCI image index: {e}", path.display())))?;
+            .map_err(|e| invalid_image(format!("{} is not an OCI image index: {e}", shown.display())))?;
         if index.schema_version != 2 {
             return Err(invalid_image(format!(
                 "{} is not an OCI image index: schemaVersion is {}, expected 2",
-                path.display(),
+                shown.display(),
                 index.schema_version
             )));
         }
@@ -253,26 +270,47 @@ impl Engine {
         {
             return Err(invalid_image(format!(
                 "{} is not an OCI image index: mediaType is {media_type:?}",
-                path.display()
+                shown.display()
             )));
         }
-        Ok(index)
+        Ok((index, bytes.len() as u64))
     }
 
     /// Replaces index.json atomically. Callers hold the exclusive store lock.
     pub(crate) fn write_index(&self, index: &ImageIndex) -> Result<()> {
-        self.replace_file(&self.index_path(), &crate::spec::canonical_json(index)?)
+        self.replace_json_file(self.index_path(), &crate::spec::canonical_json(index)?)
     }
 
-    /// Reads a whole file that holds a JSON document, refusing one over the size limit before
-    /// reading it.
+    /// Reads the whole file `path`, which holds a JSON document, up to the JSON size limit.
     pub(crate) fn read_json_file(&self, path: &Path) -> Result<Vec<u8>> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        read_capped(file, self.limits.json_size, &path.display().to_string(), JSON_LIMIT_NAME)
+        self.read_file_capped(path, Limit::JsonSize)
+    }
+
+    /// Reads the whole private metadata file `path` (an ingest's ref, times, hash state), up to
+    /// the metadata size limit.
+    pub(crate) fn read_metadata_file(&self, path: &Path) -> Result<Vec<u8>> {
+        self.read_file_capped(path, Limit::MetadataSize)
+    }
+
+    fn read_file_capped(&self, path: &Path, limit: Limit) -> Result<Vec<u8>> {
+        let file = self.root.open_read(path).map_err(|e| self.io_error("cannot open", path, e))?;
+        self.limits.read_capped(file, limit, &self.display(path).display().to_string())
+    }
+
+    /// `replace_file` for a JSON document, which is never written larger than the reader's
+    /// limit: a write that would make a document unreadable fails and changes nothing.
+    pub(crate) fn replace_json_file(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 > self.limits.json_size {
+            return Err(self.limits.exceeded(
+                Limit::JsonSize,
+                format!("writing {} would make it {} bytes", self.display(dest).display(), bytes.len()),
+            ));
+        }
+        self.replace_file(dest, bytes)
     }
 
     /// Write to a temp file, fsync, rename over `dest`, fsync the directory: `dest` is always
-    /// either its old or its new content.
+    /// either its old or its new content, even after a power loss.
     pub(crate) fn replace_file(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)?;
@@ -281,16 +319,28 @@ impl Engine {
         self.sync_parent(dest)
     }
 
+    /// `replace_file` without the fsyncs: readers see the old or the new content, but a power
+    /// loss may leave either, or neither. For private state whose loss costs only work.
+    pub(crate) fn replace_file_unsynced(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        let mut temp = self.temp_file()?;
+        temp.write_all(bytes)?;
+        temp.rename_to(dest)
+    }
+
     pub(crate) fn sync_parent(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().unwrap_or(&self.root);
-        self.storage.sync_dir(dir).map_err(|e| Error::io("cannot fsync directory", dir, e))
+        let dir = path.parent().unwrap_or(Path::new(""));
+        self.storage.sync_dir(&self.root, dir).map_err(|e| self.io_error("cannot fsync directory", dir, e))
+    }
+
+    fn temp_dir(&self) -> PathBuf {
+        PathBuf::from(TEMP_DIR)
     }
 
     /// A new, uniquely named temp file under `.ocicas/tmp/`, on the same file system as
     /// `blobs/` so that a rename can publish it. Removed on drop unless renamed.
     pub(crate) fn temp_file(&self) -> Result<TempFile<'_>> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let dir = self.private_dir().join("tmp");
+        let dir = self.temp_dir();
         self.create_dir(&dir)?;
         loop {
             let name = format!(
@@ -303,71 +353,72 @@ impl Engine {
                     .unwrap_or(0)
             );
             let path = dir.join(name);
-            match self.storage.create_new(&path) {
+            match self.storage.create_new(&self.root, &path) {
                 Ok(file) => {
                     // Marks the file live for GC (see sweep_temp_files); released with the file.
-                    file.try_lock().map_err(|e| Error::io("cannot lock temp file", &path, io::Error::other(e)))?;
+                    file.try_lock().map_err(|e| self.io_error("cannot lock temp file", &path, io::Error::other(e)))?;
                     return Ok(TempFile { engine: self, path, file: Some(file) });
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(err) => return Err(Error::io("cannot create temp file", &path, err)),
+                Err(err) => return Err(self.io_error("cannot create temp file", &path, err)),
             }
         }
     }
 
     /// GC's part: removes the temp files under `.ocicas/tmp/` that no live writer holds (each
-    /// writer flocks its temp file from creation to rename). Returns how many.
+    /// writer flocks its temp file from creation to rename). Returns how many. Entries that are
+    /// not regular files were planted, not made by a writer: they are left to fsck.
     pub(crate) fn sweep_temp_files(&self, dry_run: bool) -> Result<u64> {
-        let dir = self.private_dir().join("tmp");
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(err) => return Err(Error::io("cannot list", &dir, err)),
-        };
+        let dir = self.temp_dir();
         let mut removed = 0;
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io("cannot list", &dir, e))?.path();
-            // A file this young may be between its creation and its writer's flock.
-            let age = fs::symlink_metadata(&path).ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
-            if age.is_none_or(|age| age < TEMP_FILE_MIN_AGE) {
-                continue;
-            }
-            let Ok(file) =
-                fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path)
-            else {
-                continue;
-            };
-            if file.try_lock().is_err() {
-                continue;
-            }
-            if !dry_run {
-                match self.storage.remove_file(&path) {
-                    Ok(()) => {}
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(Error::io("cannot remove", &path, err)),
+        self.root
+            .for_each_entry(&dir, |name, kind| {
+                let path = dir.join(name);
+                if kind != EntryKind::File || !self.is_old_unlocked_temp_file(&path) {
+                    return Ok(());
                 }
-            }
-            removed += 1;
-        }
+                if !dry_run {
+                    match self.storage.remove_file(&self.root, &path) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                        Err(err) => return Err(err),
+                    }
+                }
+                removed += 1;
+                Ok(())
+            })
+            .map_err(|e| self.io_error("cannot sweep temp files in", &dir, e))?;
         Ok(removed)
+    }
+
+    /// A temp file no writer holds: older than `TEMP_FILE_MIN_AGE` (a younger one may be between
+    /// its creation and its writer's flock) and not flocked.
+    fn is_old_unlocked_temp_file(&self, path: &Path) -> bool {
+        let old = self
+            .root
+            .stat(path)
+            .ok()
+            .and_then(|stat| modified_time(&stat).elapsed().ok())
+            .is_some_and(|age| age >= TEMP_FILE_MIN_AGE);
+        old && self.root.open_read(path).is_ok_and(|file| file.try_lock().is_ok())
     }
 
     /// The store lock, shared: held while committing blobs so a GC sweep cannot interleave.
     pub(crate) fn lock_shared(&self) -> Result<StoreLock> {
         let file = self.open_lock_file()?;
-        file.lock_shared().map_err(|e| Error::io("cannot lock", &self.lock_path(), e))?;
+        file.lock_shared().map_err(|e| self.io_error("cannot lock", &self.lock_path(), e))?;
         Ok(StoreLock { _file: file })
     }
 
     /// The store lock, exclusive: index.json read-modify-write and GC sweeps.
     pub(crate) fn lock_exclusive(&self) -> Result<StoreLock> {
         let file = self.open_lock_file()?;
-        file.lock().map_err(|e| Error::io("cannot lock", &self.lock_path(), e))?;
+        file.lock().map_err(|e| self.io_error("cannot lock", &self.lock_path(), e))?;
         Ok(StoreLock { _file: file })
     }
 
     fn lock_path(&self) -> PathBuf {
-        self.private_dir().join("lock")
+        PathBuf::from(LOCK_FILE)
     }
 
     /// A fresh open file description per lock, so that threads of one process exclude each
@@ -375,8 +426,14 @@ impl Engine {
     fn open_lock_file(&self) -> Result<File> {
         self.create_dir(&self.private_dir())?;
         let path = self.lock_path();
-        self.storage.open_lock(&path).map_err(|e| Error::io("cannot open lock file", &path, e))
+        self.storage.open_lock(&self.root, &path).map_err(|e| self.io_error("cannot open lock file", &path, e))
     }
+}
+
+/// A file's modification time from its status.
+pub(crate) fn modified_time(stat: &rustix::fs::Stat) -> std::time::SystemTime {
+    let since_epoch = Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32);
+    std::time::UNIX_EPOCH + since_epoch
 }
 
 /// Held lock on `.ocicas/lock`; released when dropped.
@@ -398,7 +455,7 @@ impl TempFile<'_> {
 
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let file = self.file.as_mut().expect("temp file used after rename");
-        self.engine.storage.write_all(file, bytes).map_err(|e| Error::io("cannot write", &self.path, e))
+        self.engine.storage.write_all(file, bytes).map_err(|e| self.engine.io_error("cannot write", &self.path, e))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -406,7 +463,7 @@ impl TempFile<'_> {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.engine.storage.sync_file(self.file()).map_err(|e| Error::io("cannot fsync", &self.path, e))
+        self.engine.storage.sync_file(self.file()).map_err(|e| self.engine.io_error("cannot fsync", &self.path, e))
     }
 
     /// The file was moved away by its owner: do not remove anything on drop.
@@ -416,10 +473,10 @@ impl TempFile<'_> {
 
     /// Renames the temp file to `dest` (the caller fsyncs the directory).
     pub(crate) fn rename_to(mut self, dest: &Path) -> Result<()> {
-        self.engine
-            .storage
-            .rename(&self.path, dest)
-            .map_err(|e| Error::io(&format!("cannot rename {} to", self.path.display()), dest, e))?;
+        let engine = self.engine;
+        engine.storage.rename(&engine.root, &self.path, dest).map_err(|e| {
+            engine.io_error(&format!("cannot rename {} to", engine.display(&self.path).display()), dest, e)
+        })?;
         self.file = None;
         Ok(())
     }
@@ -429,23 +486,9 @@ impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             // Best effort: a leftover temp file is private state that GC removes.
-            let _ = self.engine.storage.remove_file(&self.path);
+            let _ = self.engine.storage.remove_file(&self.engine.root, &self.path);
         }
     }
-}
-
-/// Reads at most `limit` bytes of `reader`; `TooLarge` when there is more, naming `what` and
-/// the limit (`limit_name`, e.g. "the JSON document limit").
-pub(crate) fn read_capped(reader: impl Read, limit: u64, what: &str, limit_name: &str) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {what}: {e}")))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::new(ErrorKind::TooLarge, format!("{what} is larger than {limit_name} of {limit} bytes")));
-    }
-    Ok(bytes)
 }
 
 fn already_exists(root: &Path) -> Error {
@@ -459,8 +502,9 @@ enum PathState {
     Occupied,
 }
 
+/// What is at the caller's layout path (outside the layout: the caller chose it).
 fn path_state(path: &Path) -> Result<PathState> {
-    match fs::read_dir(path) {
+    match std::fs::read_dir(path) {
         Ok(mut entries) => match entries.next() {
             None => Ok(PathState::EmptyDir),
             Some(_) => Ok(PathState::Occupied),
@@ -469,6 +513,22 @@ fn path_state(path: &Path) -> Result<PathState> {
         Err(err) if err.kind() == io::ErrorKind::NotADirectory => Ok(PathState::Occupied),
         Err(err) => Err(Error::io("cannot read", path, err)),
     }
+}
+
+/// Creates the caller's layout directory (and its missing parents) and makes its entry durable.
+fn create_layout_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create layout", path, e))?;
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    File::open(parent).and_then(|dir| dir.sync_all()).map_err(|e| Error::io("cannot fsync directory", parent, e))
+}
+
+fn open_root(path: &Path) -> Result<Root> {
+    Root::open(path).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => {
+            invalid_image(format!("{} is not an OCI image layout: {err}", path.display()))
+        }
+        _ => Error::io("cannot open layout", path, err),
+    })
 }
 
 /// The layout's absolute path, so that a later change of working directory does not matter.

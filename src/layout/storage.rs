@@ -1,22 +1,25 @@
-//! The one seam every file-system write of a layout goes through. Tests substitute an
-//! implementation that fails the Nth operation or records a trace for crash simulation.
+//! The one seam every file-system write of a layout goes through. Paths are relative to the
+//! layout's `Root` and resolved beneath it (see `confined`). Tests substitute an implementation
+//! that fails the Nth operation or records a trace for crash simulation.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{File, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use super::confined::Root;
 
 /// File-system writes, in the smallest set the layout needs. Reads do not go through here:
 /// they cannot lose data.
 pub trait Storage: Send + Sync {
-    /// Creates a directory and its missing parents.
-    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates one directory (its parent exists); false when a directory is already there.
+    fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool>;
     /// Creates a file that must not exist yet, open for writing, mode 0644.
-    fn create_new(&self, path: &Path) -> io::Result<File>;
+    fn create_new(&self, root: &Root, path: &Path) -> io::Result<File>;
     /// Opens a file for appending data, creating it when missing.
-    fn open_append(&self, path: &Path) -> io::Result<File>;
+    fn open_append(&self, root: &Root, path: &Path) -> io::Result<File>;
     /// Opens (creating when missing) a file used only for flock.
-    fn open_lock(&self, path: &Path) -> io::Result<File>;
+    fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File>;
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
     fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
     /// fsync of a file's data and metadata.
@@ -27,12 +30,13 @@ pub trait Storage: Send + Sync {
     /// Makes a file read-only (mode 0444), as committed blobs are.
     fn set_read_only(&self, file: &File) -> io::Result<()>;
     /// Sets a file's modification time to now (without following a symlink).
-    fn touch(&self, path: &Path) -> io::Result<()>;
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// fsync of a directory, so that a rename or unlink in it is durable.
-    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    fn touch(&self, root: &Root, path: &Path) -> io::Result<()>;
+    fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()>;
+    /// Removes the directory `path`, open as `dir`, and everything in it, through the handle.
+    fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()>;
+    /// fsync of a directory, so that a rename, unlink or mkdir in it is durable.
+    fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()>;
 }
 
 /// The real file system.
@@ -40,20 +44,20 @@ pub trait Storage: Send + Sync {
 pub struct OsStorage;
 
 impl Storage for OsStorage {
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::create_dir_all(path)
+    fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool> {
+        root.mkdir(path)
     }
 
-    fn create_new(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().write(true).create_new(true).mode(0o644).open(path)
+    fn create_new(&self, root: &Root, path: &Path) -> io::Result<File> {
+        root.create_new(path, 0o644)
     }
 
-    fn open_append(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).append(true).create(true).mode(0o644).open(path)
+    fn open_append(&self, root: &Root, path: &Path) -> io::Result<File> {
+        root.open_append(path, 0o644)
     }
 
-    fn open_lock(&self, path: &Path) -> io::Result<File> {
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(path)
+    fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File> {
+        root.open_read_write(path, 0o644)
     }
 
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
@@ -70,9 +74,10 @@ impl Storage for OsStorage {
 
     fn start_writeback(&self, file: &File, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
         // SAFETY: a plain syscall on a valid descriptor; its result is only a hint.
         unsafe {
-            libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
         }
     }
 
@@ -80,28 +85,80 @@ impl Storage for OsStorage {
         file.set_permissions(Permissions::from_mode(0o444))
     }
 
-    fn touch(&self, path: &Path) -> io::Result<()> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(path.as_os_str().as_bytes())?;
-        // SAFETY: a valid NUL-terminated path; NULL times mean "now", which the owner of a
-        // read-only file may set.
-        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), std::ptr::null(), libc::AT_SYMLINK_NOFOLLOW) };
-        if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    fn touch(&self, root: &Root, path: &Path) -> io::Result<()> {
+        root.touch(path)
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+    fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
+        root.rename(from, to)
     }
 
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+    fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
+        root.unlink(path)
     }
 
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        fs::remove_dir_all(path)
+    fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
+        root.remove_tree(path, dir)
     }
 
-    fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+    fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()> {
+        root.open_dir(path)?.sync_all()
+    }
+}
+
+/// The storage seam bound to one layout's root: what `Engine::storage` hands out, so callers
+/// name only paths inside the layout.
+pub(crate) struct LayoutStorage<'e> {
+    pub(super) storage: &'e dyn Storage,
+    pub(super) root: &'e Root,
+}
+
+impl LayoutStorage<'_> {
+    pub(crate) fn create_dir(&self, path: &Path) -> io::Result<bool> {
+        self.storage.create_dir(self.root, path)
+    }
+
+    pub(crate) fn open_append(&self, path: &Path) -> io::Result<File> {
+        self.storage.open_append(self.root, path)
+    }
+
+    pub(crate) fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
+        self.storage.write_all(file, bytes)
+    }
+
+    pub(crate) fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
+        self.storage.set_len(file, len)
+    }
+
+    pub(crate) fn sync_file(&self, file: &File) -> io::Result<()> {
+        self.storage.sync_file(file)
+    }
+
+    pub(crate) fn start_writeback(&self, file: &File, offset: u64, len: u64) {
+        self.storage.start_writeback(file, offset, len)
+    }
+
+    pub(crate) fn set_read_only(&self, file: &File) -> io::Result<()> {
+        self.storage.set_read_only(file)
+    }
+
+    pub(crate) fn touch(&self, path: &Path) -> io::Result<()> {
+        self.storage.touch(self.root, path)
+    }
+
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.storage.rename(self.root, from, to)
+    }
+
+    pub(crate) fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.storage.remove_file(self.root, path)
+    }
+
+    pub(crate) fn remove_dir_all(&self, path: &Path, dir: &File) -> io::Result<()> {
+        self.storage.remove_dir_all(self.root, path, dir)
+    }
+
+    pub(crate) fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.storage.sync_dir(self.root, path)
     }
 }

@@ -1,9 +1,12 @@
-//! One registry, one set of repository scopes: the HTTP agent, the `/v2/` ping, and the
+//! One registry, one set of repository scopes: the HTTP agents, the `/v2/` ping, and the
 //! `Authorization` header, fetched from the challenge and refreshed when a request gets 401.
+//! Every request has a deadline from the engine's limits: a document exchange (manifest,
+//! token, HEAD, upload start and end) must end within `registry_timeout`; a blob transfer must
+//! move at least `registry_min_rate` bytes per second averaged over each `registry_timeout`.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::http::{Response, StatusCode};
 use ureq::tls::{RootCerts, TlsConfig};
@@ -12,6 +15,7 @@ use ureq::{Agent, Body};
 use super::auth::{Challenge, Credentials, docker_config_credentials};
 use super::{RegistryOptions, RemoteRef};
 use crate::error::{Error, ErrorKind, Result};
+use crate::limits::{Limit, Limits};
 
 /// Error bodies are short JSON; more than this is not read.
 const MAX_ERROR_BODY: u64 = 64 * 1024;
@@ -19,7 +23,12 @@ const MAX_ERROR_BODY: u64 = 64 * 1024;
 const MAX_TOKEN_BODY: u64 = 1024 * 1024;
 
 pub(crate) struct Client {
-    agent: Agent,
+    /// For documents: each request ends within `registry_timeout`, body included.
+    documents: Agent,
+    /// For blobs: no overall deadline (a blob may be large), but no read, write or wait for an
+    /// answer may take `registry_timeout`, and bodies are read through `Paced`.
+    blobs: Agent,
+    limits: Limits,
     /// `https://host` (or `http://` for an insecure registry).
     base_url: String,
     insecure: bool,
@@ -34,25 +43,24 @@ pub(crate) struct Client {
 /// What a request gets back: the status and headers are read, the body is still to read.
 pub(crate) type HttpResponse = Response<Body>;
 
+/// Which deadline a request has (see `Client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exchange {
+    Document,
+    Blob,
+}
+
 impl Client {
     /// Connects to the registry of `remote` for `actions` (`"pull"` or `"pull,push"`) on its
-    /// repository and `extra_pull_repositories` (the source of a cross-repository mount).
+    /// repository and `extra_pull_repositories` (the source of a cross-repository mount), with
+    /// the deadlines of `limits`.
     pub(crate) fn connect(
         remote: &RemoteRef,
         actions: &str,
         extra_pull_repositories: &[&str],
         options: &RegistryOptions,
+        limits: &Limits,
     ) -> Result<Client> {
-        let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .user_agent(concat!("ocicas/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .timeout_per_write(Some(Duration::from_secs(120)))
-            .build()
-            .into();
         let scheme = if options.insecure { "http" } else { "https" };
         let credentials = match &options.credentials {
             Some(credentials) => Some(credentials.clone()),
@@ -60,8 +68,11 @@ impl Client {
         };
         let mut scopes = vec![format!("repository:{}:{actions}", remote.repository)];
         scopes.extend(extra_pull_repositories.iter().map(|repository| format!("repository:{repository}:pull")));
+        let timeout = Duration::from_secs(limits.registry_timeout);
         let client = Client {
-            agent,
+            documents: agent(timeout, Some(timeout)),
+            blobs: agent(timeout, None),
+            limits: *limits,
             base_url: format!("{scheme}://{}", remote.api_host()),
             insecure: options.insecure,
             host: remote.host.clone(),
@@ -77,7 +88,9 @@ impl Client {
     /// that no request with a body has to be sent twice.
     fn ping(&self) -> Result<()> {
         let url = self.url("/v2/");
-        let response = self.agent.get(&url).call().map_err(|err| transport_error(&format!("GET {url}"), err))?;
+        let what = format!("GET {url}");
+        let response =
+            self.documents.get(&url).call().map_err(|err| self.transport_error(Exchange::Document, &what, err))?;
         match response.status() {
             status if status.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -85,8 +98,12 @@ impl Client {
                 *self.lock_authorization() = Some(header);
                 Ok(())
             }
-            _ => Err(error_from_response(&format!("GET {url}"), response)),
+            _ => Err(self.error_from_response(&what, response)),
         }
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The URL of an API path (`/v2/...`).
@@ -106,21 +123,28 @@ impl Client {
     /// on the registry itself (never to another host an upload `Location` may name). On 401 it
     /// authenticates again from the new challenge (a token may have expired) and sends once
     /// more; a second 401 is `Unauthorized`. Any other status is returned for the caller.
+    /// `exchange` says which deadline the request has.
     pub(crate) fn send(
         &self,
+        exchange: Exchange,
         url: &str,
         what: &str,
         mut send: impl FnMut(&Agent, Option<&str>) -> Result<HttpResponse, ureq::Error>,
     ) -> Result<HttpResponse> {
+        let agent = match exchange {
+            Exchange::Document => &self.documents,
+            Exchange::Blob => &self.blobs,
+        };
         let on_registry = origin(url).is_some_and(|origin_of_url| Some(origin_of_url) == origin(&self.base_url));
         let authorization = if on_registry { self.lock_authorization().clone() } else { None };
-        let response = send(&self.agent, authorization.as_deref()).map_err(|err| transport_error(what, err))?;
+        let response =
+            send(agent, authorization.as_deref()).map_err(|err| self.transport_error(exchange, what, err))?;
         if response.status() != StatusCode::UNAUTHORIZED || !on_registry {
             return Ok(response);
         }
         let refreshed = self.authorize(&response)?;
         *self.lock_authorization() = Some(refreshed.clone());
-        let response = send(&self.agent, Some(&refreshed)).map_err(|err| transport_error(what, err))?;
+        let response = send(agent, Some(&refreshed)).map_err(|err| self.transport_error(exchange, what, err))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(self.unauthorized(what));
         }
@@ -149,7 +173,7 @@ impl Client {
     /// A Bearer token from the token server `realm`, for our scopes and any the challenge named.
     fn fetch_token(&self, realm: &str, service: Option<&str>, challenge_scope: Option<&str>) -> Result<String> {
         let what = format!("token request to {realm}");
-        let mut request = self.agent.get(realm);
+        let mut request = self.documents.get(realm);
         if let Some(service) = service {
             request = request.query("service", service);
         }
@@ -166,18 +190,18 @@ impl Client {
             }
             request = request.header("Authorization", credentials.basic_header());
         }
-        let mut response = request.call().map_err(|err| transport_error(&what, err))?;
+        let mut response = request.call().map_err(|err| self.transport_error(Exchange::Document, &what, err))?;
         match response.status() {
             status if status.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.unauthorized(&what)),
-            _ => return Err(error_from_response(&what, response)),
+            _ => return Err(self.error_from_response(&what, response)),
         }
         let body = response
             .body_mut()
             .with_config()
             .limit(MAX_TOKEN_BODY)
             .read_to_vec()
-            .map_err(|err| transport_error(&what, err))?;
+            .map_err(|err| self.transport_error(Exchange::Document, &what, err))?;
         let body: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: the answer is not JSON: {err}")))?;
         let token = body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str());
@@ -197,6 +221,175 @@ impl Client {
 
     fn lock_authorization(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.authorization.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A failure to reach the registry or to finish an exchange with it: a deadline passed is
+    /// `TooLarge` naming the limit, anything else `Remote`.
+    pub(crate) fn transport_error(&self, exchange: Exchange, what: &str, err: ureq::Error) -> Error {
+        // rustls's word for a first byte that starts no TLS record, such as the `H` of `HTTP/1.1`.
+        if !self.insecure && err.to_string().contains("InvalidContentType") {
+            return Error::new(
+                ErrorKind::Remote,
+                format!(
+                    "{what}: registry {} answered in plain HTTP, not HTTPS ({err}); to allow plain HTTP, \
+                     pass --insecure (the insecure field of ocicas_registry_options in C, \
+                     RegistryOptions.Insecure in Go, RegistryOptions::insecure in Rust)",
+                    self.host
+                ),
+            );
+        }
+        match err {
+            ureq::Error::Io(err) => self.body_error(exchange, what, err),
+            ureq::Error::Timeout(_) => match exchange {
+                Exchange::Document => self.limits.exceeded(
+                    Limit::RegistryTimeout,
+                    format!("{what}: registry {} did not finish answering in time", self.host),
+                ),
+                Exchange::Blob => self.too_slow(0).with_context(what),
+            },
+            err => Error::new(ErrorKind::Remote, format!("{what}: {err}")),
+        }
+    }
+
+    /// A failure while reading or sending a body: ours (a transfer too slow, a blob that
+    /// cannot be read) as it is, the transport's as `transport_error` says.
+    pub(crate) fn body_error(&self, exchange: Exchange, what: &str, err: io::Error) -> Error {
+        if let Some(ours) = err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+            return Error::new(ours.kind(), format!("{what}: {}", ours.message()));
+        }
+        match ureq::Error::from(err) {
+            ureq::Error::Io(err) => Error::new(ErrorKind::Remote, format!("{what}: {err}")),
+            err => self.transport_error(exchange, what, err),
+        }
+    }
+
+    /// The error of a blob transfer that moved `moved` bytes in a whole `registry_timeout`,
+    /// fewer than `registry_min_rate` asks.
+    pub(crate) fn too_slow(&self, moved: u64) -> Error {
+        let timeout = self.limits.registry_timeout;
+        self.limits.fell_short(
+            Limit::RegistryMinRate,
+            format!(
+                "registry {} moved {moved} bytes in {timeout} seconds (registry_timeout, over which the rate is \
+                 averaged)",
+                self.host
+            ),
+        )
+    }
+
+    /// The error a registry answered with: its `errors[]` codes and messages when the body is
+    /// the distribution spec's JSON, the kind chosen by status and code.
+    pub(crate) fn error_from_response(&self, what: &str, mut response: HttpResponse) -> Error {
+        let status = response.status();
+        let mut body = String::new();
+        let reader = Paced::new(response.body_mut().as_reader(), self);
+        let _ = reader.take(MAX_ERROR_BODY).read_to_string(&mut body);
+        let errors: Vec<(String, String)> = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|value| value.get("errors").and_then(|e| e.as_array()).cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|error| {
+                let field = |name: &str| error.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                (field("code"), field("message"))
+            })
+            .collect();
+        let codes: Vec<&str> = errors.iter().map(|(code, _)| code.as_str()).collect();
+        let kind = if codes.iter().any(|c| matches!(*c, "DIGEST_INVALID" | "SIZE_INVALID")) {
+            ErrorKind::DigestMismatch
+        } else if status == StatusCode::NOT_FOUND
+            || codes.iter().any(|c| matches!(*c, "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN"))
+        {
+            ErrorKind::NotFound
+        } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            ErrorKind::Unauthorized
+        } else {
+            ErrorKind::Remote
+        };
+        let detail = if errors.is_empty() {
+            body.chars().take(200).collect::<String>().trim().to_string()
+        } else {
+            errors.iter().map(|(code, message)| format!("{code}: {message}")).collect::<Vec<_>>().join("; ")
+        };
+        let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+        Error::new(kind, format!("{what}: the registry answered {status}{detail}"))
+    }
+}
+
+/// An HTTP agent whose name lookups, connects, reads, writes and waits for an answer each end
+/// within `timeout`, and whose requests end within `overall` when it is set.
+fn agent(timeout: Duration, overall: Option<Duration>) -> Agent {
+    let tls = TlsConfig::builder().root_certs(RootCerts::PlatformVerifier).build();
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(tls)
+        .user_agent(concat!("ocicas/", env!("CARGO_PKG_VERSION")))
+        .timeout_global(overall)
+        .timeout_resolve(Some(timeout))
+        .timeout_connect(Some(timeout))
+        .timeout_recv_response(Some(timeout))
+        .timeout_per_read(Some(timeout))
+        .timeout_per_write(Some(timeout))
+        .build()
+        .into()
+}
+
+/// Bytes moved in the current window of `registry_timeout`: a transfer that moves fewer than
+/// `registry_min_rate` times that in a whole window is too slow.
+pub(crate) struct RateWindow {
+    length: Duration,
+    min_bytes: u64,
+    start: Instant,
+    moved: u64,
+}
+
+impl RateWindow {
+    pub(crate) fn new(limits: &Limits) -> RateWindow {
+        RateWindow {
+            length: Duration::from_secs(limits.registry_timeout),
+            min_bytes: limits.registry_min_rate.saturating_mul(limits.registry_timeout),
+            start: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Counts `n` more bytes. Once the window is over, `Err(bytes it moved)` when they are too
+    /// few, else a new window starts.
+    pub(crate) fn record(&mut self, n: u64) -> std::result::Result<(), u64> {
+        self.moved = self.moved.saturating_add(n);
+        if self.start.elapsed() < self.length {
+            return Ok(());
+        }
+        if self.moved < self.min_bytes {
+            return Err(self.moved);
+        }
+        self.start = Instant::now();
+        self.moved = 0;
+        Ok(())
+    }
+}
+
+/// A body of a blob exchange, read no slower than the registry limits allow (each read of the
+/// transport is bounded by the agent; this bounds a trickle of bytes).
+pub(crate) struct Paced<'c, R> {
+    inner: R,
+    client: &'c Client,
+    window: RateWindow,
+}
+
+impl<'c, R> Paced<'c, R> {
+    pub(crate) fn new(inner: R, client: &'c Client) -> Self {
+        Paced { inner, client, window: RateWindow::new(&client.limits) }
+    }
+}
+
+impl<R: Read> Read for Paced<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.window.record(n as u64) {
+            Ok(()) => Ok(n),
+            Err(moved) => Err(io::Error::other(self.client.too_slow(moved))),
+        }
     }
 }
 
@@ -286,48 +479,6 @@ fn remove_dot_segments(path: &str) -> String {
 /// A header's value as text, if present and text.
 pub(crate) fn header<'r>(response: &'r HttpResponse, name: &str) -> Option<&'r str> {
     response.headers().get(name).and_then(|value| value.to_str().ok())
-}
-
-/// A failure to reach the registry or to finish an exchange with it.
-pub(crate) fn transport_error(what: &str, err: ureq::Error) -> Error {
-    Error::new(ErrorKind::Remote, format!("{what}: {err}"))
-}
-
-/// The error a registry answered with: its `errors[]` codes and messages when the body is the
-/// distribution spec's JSON, the kind chosen by status and code.
-pub(crate) fn error_from_response(what: &str, mut response: HttpResponse) -> Error {
-    let status = response.status();
-    let mut body = String::new();
-    let _ = response.body_mut().as_reader().take(MAX_ERROR_BODY).read_to_string(&mut body);
-    let errors: Vec<(String, String)> = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|value| value.get("errors").and_then(|e| e.as_array()).cloned())
-        .unwrap_or_default()
-        .iter()
-        .map(|error| {
-            let field = |name: &str| error.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            (field("code"), field("message"))
-        })
-        .collect();
-    let codes: Vec<&str> = errors.iter().map(|(code, _)| code.as_str()).collect();
-    let kind = if codes.iter().any(|c| matches!(*c, "DIGEST_INVALID" | "SIZE_INVALID")) {
-        ErrorKind::DigestMismatch
-    } else if status == StatusCode::NOT_FOUND
-        || codes.iter().any(|c| matches!(*c, "BLOB_UNKNOWN" | "MANIFEST_UNKNOWN" | "NAME_UNKNOWN"))
-    {
-        ErrorKind::NotFound
-    } else if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        ErrorKind::Unauthorized
-    } else {
-        ErrorKind::Remote
-    };
-    let detail = if errors.is_empty() {
-        body.chars().take(200).collect::<String>().trim().to_string()
-    } else {
-        errors.iter().map(|(code, message)| format!("{code}: {message}")).collect::<Vec<_>>().join("; ")
-    };
-    let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
-    Error::new(kind, format!("{what}: the registry answered {status}{detail}"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The OCI distribution API: push an image of the layout to a registry, pull one into it, and
 //! stream a layer straight into a registry. A blocking client (no async runtime inside a C
 //! library); blobs move in `jobs` threads at once, children before the manifests naming them.
+//! Every request has a deadline from the limits `registry_timeout` and `registry_min_rate`.
 
 mod auth;
 mod client;
@@ -18,12 +19,15 @@ pub use auth::Credentials;
 pub use push::push_layer;
 pub use reference::RemoteRef;
 
+use client::{Client, Paced};
+
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
+use crate::limits::{Limit, Limits};
 use crate::spec::Descriptor;
 
-/// Blobs moved at once when the caller does not say.
+/// Blobs moved at once when the caller does not say (fewer when the `threads` limit is lower).
 pub const DEFAULT_JOBS: usize = 4;
 /// Bytes per upload request (PATCH) of a streamed layer when the caller does not say: it holds
 /// two chunks in memory. A stored blob goes in one request unless the caller says otherwise
@@ -32,8 +36,6 @@ pub const DEFAULT_JOBS: usize = 4;
 pub const DEFAULT_STREAM_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
 /// The largest chunk size accepted (a streamed layer holds two chunks in memory).
 pub const MAX_CHUNK_SIZE: u64 = 1024 * 1024 * 1024;
-/// The most blobs moved at once (each job is a thread).
-pub const MAX_JOBS: usize = 64;
 /// Progress is reported at least every this many bytes of a blob.
 const PROGRESS_STEP: u64 = 1024 * 1024;
 
@@ -55,7 +57,8 @@ pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Blobs moved at once, at most `MAX_JOBS`; 0 means `DEFAULT_JOBS`.
+    /// Blobs moved at once (each a thread), at most the `threads` limit; 0 means `DEFAULT_JOBS`
+    /// or the `threads` limit, whichever is lower.
     pub jobs: usize,
     /// Bytes per upload request, at most `MAX_CHUNK_SIZE`; 0 means a whole stored blob per request, and
     /// `DEFAULT_STREAM_CHUNK_SIZE` for a streamed layer.
@@ -85,10 +88,12 @@ impl std::fmt::Debug for RegistryOptions {
 }
 
 impl RegistryOptions {
-    /// `InvalidArgument` for a job count or chunk size over its limit.
-    fn check(&self) -> Result<()> {
-        if self.jobs > MAX_JOBS {
-            return Err(invalid_argument(format!("jobs {} is over the limit of {MAX_JOBS}", self.jobs)));
+    /// `InvalidArgument` for a job count over the `threads` limit or a chunk size over its
+    /// maximum.
+    fn check(&self, limits: &Limits) -> Result<()> {
+        if self.jobs as u64 > limits.threads {
+            let over = limits.exceeded(Limit::Threads, format!("jobs {}", self.jobs));
+            return Err(invalid_argument(over.message()));
         }
         if self.chunk_size > MAX_CHUNK_SIZE {
             return Err(invalid_argument(format!(
@@ -99,8 +104,11 @@ impl RegistryOptions {
         Ok(())
     }
 
-    fn jobs(&self) -> usize {
-        if self.jobs == 0 { DEFAULT_JOBS } else { self.jobs }
+    fn jobs(&self, limits: &Limits) -> usize {
+        match self.jobs {
+            0 => usize::try_from(limits.threads).unwrap_or(usize::MAX).min(DEFAULT_JOBS),
+            jobs => jobs,
+        }
     }
 
     /// The bytes per request for a blob of `size` (a stored one) or of a streamed layer (None).
@@ -173,8 +181,10 @@ impl Tally {
     }
 }
 
-/// One blob on the move: where its bytes are counted and its progress reported.
+/// One blob on the move: where its bytes are counted and its progress reported, and the
+/// registry whose limits pace it.
 struct BlobMeter<'a> {
+    client: &'a Client,
     options: &'a RegistryOptions,
     tally: &'a Tally,
     /// None for a streamed layer until it ends.
@@ -182,9 +192,10 @@ struct BlobMeter<'a> {
     total: Option<u64>,
 }
 
-/// Counts the bytes of one blob as they are read, into the tally and the progress callback.
+/// Counts the bytes of one blob as they are read, into the tally and the progress callback;
+/// a read fails when they come slower than the registry limits allow.
 struct Metered<'a, R> {
-    inner: R,
+    inner: Paced<'a, R>,
     meter: &'a BlobMeter<'a>,
     done: u64,
     reported: u64,
@@ -194,7 +205,7 @@ impl<'a, R> Metered<'a, R> {
     /// Reads `inner`, whose first byte is byte `done` of the blob.
     fn new(inner: R, meter: &'a BlobMeter<'a>, done: u64) -> Self {
         meter.options.report_progress(meter.digest, done, meter.total);
-        Metered { inner, meter, done, reported: done }
+        Metered { inner: Paced::new(inner, meter.client), meter, done, reported: done }
     }
 }
 
@@ -228,7 +239,10 @@ fn for_each_parallel<T: Sync>(items: &[T], jobs: usize, work: impl Fn(&T) -> Res
     };
     std::thread::scope(|scope| {
         for _ in 1..jobs.clamp(1, items.len().max(1)) {
-            scope.spawn(worker);
+            // A thread the system refuses leaves the work to the ones there are.
+            if crate::threads::spawn_scoped(scope, "registry job", worker).is_err() {
+                break;
+            }
         }
         worker();
     });

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use ureq::http::StatusCode;
 
-use super::client::{Client, error_from_response, header};
+use super::client::{Client, Exchange, RateWindow, header};
 use super::upload::{MANIFEST_ACCEPT, manifest_digest, with_authorization};
 use super::{
     BlobMeter, Metered, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel,
 };
+use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::gc::LeaseResource;
-use crate::ingest::WriterOptions;
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, Platform, detect_media_type, is_document_media_type, parse_document};
 
@@ -25,6 +25,8 @@ use crate::spec::{Descriptor, Document, Platform, detect_media_type, is_document
 const PULL_LEASE_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 /// How often one blob's download is resumed after its connection failed.
 const BLOB_RETRIES: u32 = 3;
+/// How often the ingest of a blob that another writer holds is looked at.
+const LOCKED_POLL: Duration = Duration::from_millis(200);
 const DOWNLOAD_BUFFER: usize = 1024 * 1024;
 
 /// What a pull stores: blobs (fetched in parallel) and documents, children first.
@@ -39,7 +41,7 @@ impl Engine {
     /// `ref_name` (default: the tag). Blobs already stored are not fetched. Everything runs
     /// under a lease; the ref moves last, so a failed pull tags nothing.
     pub fn pull(&self, source: &str, ref_name: Option<&str>, options: &RegistryOptions) -> Result<TransferReport> {
-        options.check()?;
+        options.check(self.limits())?;
         let mut remote = RemoteRef::parse(source)?;
         if remote.tag.is_none() && remote.digest.is_none() {
             remote.tag = Some("latest".to_string());
@@ -52,7 +54,7 @@ impl Engine {
             }
         };
         crate::refs::validate_ref_name(&ref_name)?;
-        let client = Client::connect(&remote, "pull", &[], options)?;
+        let client = Client::connect(&remote, "pull", &[], options, self.limits())?;
         let lease = self.lease_new(None, Some(PULL_LEASE_EXPIRY))?;
         let pulled = self.pull_leased(&client, &remote, &ref_name, options, &lease.id)?;
         // Kept on failure: until it expires, it keeps what was stored for a pull that resumes.
@@ -84,7 +86,7 @@ impl Engine {
         puller.plan(root.clone(), root_bytes, 0, &mut plan)?;
         // Largest first, so that the jobs end together rather than one big blob ending alone.
         plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
-        for_each_parallel(&plan.blobs, options.jobs(), |blob| puller.pull_blob(blob))?;
+        for_each_parallel(&plan.blobs, options.jobs(self.limits()), |blob| puller.pull_blob(blob))?;
         for (descriptor, bytes) in &plan.documents {
             self.lease_add(lease, LeaseResource::Blob(descriptor.digest.clone()))?;
             let stored = self.put_blob_leased(lease, descriptor.digest.algorithm(), bytes.as_slice())?;
@@ -146,11 +148,14 @@ impl Puller<'_> {
     ) -> Result<(Descriptor, Vec<u8>)> {
         let url = self.client.url(&api_path(&self.remote.repository, "manifests", reference));
         let what = format!("GET {url}");
-        let mut response = self.client.send(&url, &what, |agent, authorization| {
+        let mut response = self.client.send(Exchange::Document, &url, &what, |agent, authorization| {
             with_authorization(agent.get(&url), authorization).header("Accept", MANIFEST_ACCEPT).call()
         })?;
         if !response.status().is_success() {
-            return Err(error_from_response(&what, response).with_context(&format!("pull of {}", self.remote)));
+            return Err(self
+                .client
+                .error_from_response(&what, response)
+                .with_context(&format!("pull of {}", self.remote)));
         }
         let content_type =
             header(&response, "content-type").map(|t| t.split(';').next().unwrap_or(t).trim().to_string());
@@ -160,9 +165,9 @@ impl Puller<'_> {
         response
             .body_mut()
             .as_reader()
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut bytes)
-            .map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: {err}")))?;
+            .map_err(|err| self.client.body_error(Exchange::Document, &what, err))?;
         if bytes.len() as u64 > limit {
             return Err(Error::new(
                 ErrorKind::TooLarge,
@@ -269,7 +274,8 @@ impl Puller<'_> {
 
     /// Fetches one blob into its ingest (`pull:<digest>:<size>`, so a descriptor that lies about
     /// the size does not meet the ingest of a truthful one), resuming from the ingest's offset,
-    /// and commits it, verified. A blob already stored is only joined to the lease.
+    /// and commits it, verified. A blob already stored is only joined to the lease (and a
+    /// leftover ingest of it removed).
     fn pull_blob(&self, blob: &Descriptor) -> Result<()> {
         let ingest_ref = format!("pull:{}:{}", blob.digest, blob.size);
         self.engine.lease_add(self.lease, LeaseResource::Blob(blob.digest.clone()))?;
@@ -284,16 +290,10 @@ impl Puller<'_> {
     }
 
     fn fetch_blob(&self, blob: &Descriptor, ingest_ref: &str) -> Result<()> {
-        let writer_options =
-            WriterOptions { expected_size: Some(blob.size), expected_digest: Some(blob.digest.clone()) };
-        let mut writer = match self.engine.writer(ingest_ref, &writer_options) {
-            Ok(writer) => writer,
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => {
-                Tally::count(&self.tally.skipped, 1);
-                self.options.report_progress(Some(&blob.digest), blob.size, Some(blob.size));
-                return Ok(());
-            }
-            Err(err) => return Err(err),
+        let Some(mut writer) = self.open_writer(blob, ingest_ref)? else {
+            Tally::count(&self.tally.skipped, 1);
+            self.options.report_progress(Some(&blob.digest), blob.size, Some(blob.size));
+            return Ok(());
         };
         let mut failures = 0;
         while writer.status().offset < blob.size {
@@ -312,12 +312,55 @@ impl Puller<'_> {
         Ok(())
     }
 
+    /// The writer of the blob's ingest, or None when the blob is stored. While another writer
+    /// (a pull of the same blob in another process, say) holds the ingest, waits for it as
+    /// long as it moves at least `registry_min_rate`, showing its offset as progress; then
+    /// uses the blob it stored, or resumes its ingest when it stopped short.
+    fn open_writer(&self, blob: &Descriptor, ingest_ref: &str) -> Result<Option<IngestWriter>> {
+        let writer_options =
+            WriterOptions { expected_size: Some(blob.size), expected_digest: Some(blob.digest.clone()) };
+        let mut window = RateWindow::new(self.client.limits());
+        let mut last_offset = None;
+        loop {
+            match self.engine.writer(ingest_ref, &writer_options) {
+                Ok(writer) => return Ok(Some(writer)),
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+                    self.remove_leftover_ingest(ingest_ref)?;
+                    return Ok(None);
+                }
+                Err(err) if err.kind() == ErrorKind::Locked => {}
+                Err(err) => return Err(err),
+            }
+            let offset = self.engine.ingest_status(ingest_ref).map_or(0, |status| status.offset);
+            self.options.report_progress(Some(&blob.digest), offset, Some(blob.size));
+            let moved = last_offset.map_or(0, |last| offset.saturating_sub(last));
+            last_offset = Some(offset);
+            if let Err(moved) = window.record(moved) {
+                return Err(self.client.too_slow(moved).with_context(&format!(
+                    "waiting for the other writer of ingest {ingest_ref:?} (it holds {offset} of {} bytes)",
+                    blob.size
+                )));
+            }
+            std::thread::sleep(LOCKED_POLL);
+        }
+    }
+
+    /// Removes the ingest a pull stopped at the wrong moment left of a blob that is stored
+    /// (the blob is there; resuming it could only fail). One a live writer holds is its own.
+    fn remove_leftover_ingest(&self, ingest_ref: &str) -> Result<()> {
+        match self.engine.ingest_abort(ingest_ref) {
+            Ok(()) => Ok(()),
+            Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Locked) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
     /// One GET of the blob from the writer's offset (`Range` when it is past 0), into the writer.
-    fn download(&self, blob: &Descriptor, writer: &mut crate::ingest::IngestWriter) -> Result<()> {
+    fn download(&self, blob: &Descriptor, writer: &mut IngestWriter) -> Result<()> {
         let offset = writer.status().offset;
         let url = self.client.url(&api_path(&self.remote.repository, "blobs", &blob.digest.to_string()));
         let what = format!("GET {url}");
-        let mut response = self.client.send(&url, &what, |agent, authorization| {
+        let mut response = self.client.send(Exchange::Blob, &url, &what, |agent, authorization| {
             let request = with_authorization(agent.get(&url), authorization);
             if offset > 0 { request.header("Range", format!("bytes={offset}-")).call() } else { request.call() }
         })?;
@@ -331,15 +374,23 @@ impl Puller<'_> {
             }
             StatusCode::OK if offset > 0 => writer.truncate(0)?,
             StatusCode::OK => {}
-            _ => return Err(error_from_response(&what, response).with_context(&format!("pull of {}", self.remote))),
+            _ => {
+                let err = self.client.error_from_response(&what, response);
+                return Err(err.with_context(&format!("pull of {}", self.remote)));
+            }
         }
         let start = writer.status().offset;
-        let meter =
-            BlobMeter { options: self.options, tally: self.tally, digest: Some(&blob.digest), total: Some(blob.size) };
+        let meter = BlobMeter {
+            client: self.client,
+            options: self.options,
+            tally: self.tally,
+            digest: Some(&blob.digest),
+            total: Some(blob.size),
+        };
         let mut body = Metered::new(response.body_mut().as_reader(), &meter, start);
         let mut buf = vec![0u8; DOWNLOAD_BUFFER];
         loop {
-            let n = body.read(&mut buf).map_err(|err| Error::new(ErrorKind::Remote, format!("{what}: {err}")))?;
+            let n = body.read(&mut buf).map_err(|err| self.client.body_error(Exchange::Blob, &what, err))?;
             if n == 0 {
                 let received = writer.status().offset;
                 if received < blob.size {

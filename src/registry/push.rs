@@ -9,13 +9,14 @@ use std::sync::mpsc;
 
 use ureq::http::StatusCode;
 
-use super::client::{Client, error_from_response};
+use super::client::{Client, Exchange};
 use super::upload::{Started, UploadSource, check_content_digest, exists, manifest_digest, with_authorization};
 use super::{BlobMeter, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
 use crate::content::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
+use crate::limits::Limits;
 use crate::spec::{Descriptor, Document, is_document_media_type};
 use crate::stream::{LayerDescriptor, LayerOptions, LayerReader};
 
@@ -105,7 +106,7 @@ impl Engine {
     /// from that repository when the registry can. Manifests go last, children before parents;
     /// manifests of the layout's index that refer to the image (`subject`) go too.
     pub fn push(&self, ref_name: &str, target: &str, options: &RegistryOptions) -> Result<TransferReport> {
-        options.check()?;
+        options.check(self.limits())?;
         let remote = RemoteRef::parse(target)?;
         if remote.digest.is_some() {
             return Err(invalid_argument(format!("push target {target:?} names a digest; give HOST/REPO[:TAG]")));
@@ -121,11 +122,11 @@ impl Engine {
         plan.add_referrers(self)?;
 
         let mount: Vec<&str> = options.mount_from.iter().map(String::as_str).collect();
-        let client = Client::connect(&remote, "pull,push", &mount, options)?;
+        let client = Client::connect(&remote, "pull,push", &mount, options, self.limits())?;
         let tally = Tally::default();
         // Largest first, so that the jobs end together rather than one big blob ending alone.
         plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
-        for_each_parallel(&plan.blobs, options.jobs(), |blob| {
+        for_each_parallel(&plan.blobs, options.jobs(self.limits()), |blob| {
             push_blob(self, &client, &remote, blob, options, &tally)
         })?;
         for (descriptor, bytes) in &plan.documents {
@@ -201,7 +202,7 @@ fn upload_blob<'t>(
         }
         Started::Session(session) => session,
     };
-    let meter = BlobMeter { options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
+    let meter = BlobMeter { client, options, tally, digest: Some(&blob.digest), total: Some(blob.size) };
     while session.offset() < blob.size {
         let end = blob.size.min(session.offset().saturating_add(options.chunk_size(Some(blob.size))));
         session.send_chunk(reader, end, &meter)?;
@@ -248,13 +249,13 @@ fn put_manifest(
 ) -> Result<()> {
     let url = client.url(&api_path(repository, "manifests", reference));
     let what = format!("PUT {url}");
-    let response = client.send(&url, &what, |agent, authorization| {
+    let response = client.send(Exchange::Document, &url, &what, |agent, authorization| {
         with_authorization(agent.put(&url), authorization)
             .header("Content-Type", descriptor.media_type.as_str())
             .send(bytes)
     })?;
     if response.status() != StatusCode::CREATED {
-        return Err(error_from_response(&what, response));
+        return Err(client.error_from_response(&what, response));
     }
     check_content_digest(&response, &descriptor.digest, &what)
 }
@@ -282,19 +283,21 @@ impl UploadSource for HeldChunk {
 /// is compressed, nothing written to disk: the digest is only known at the end, so the upload
 /// is completed with `PUT ?digest=` after the last chunk. Returns the layer's descriptor and
 /// DiffID. Compression runs on the calling thread (which reads `source`), the upload on another.
+/// `limits` gives the registry deadlines (`registry_timeout`, `registry_min_rate`) and `threads`.
 pub fn push_layer(
     source: impl Read,
     target: &str,
     layer_options: &LayerOptions,
     options: &RegistryOptions,
+    limits: &Limits,
 ) -> Result<LayerDescriptor> {
-    options.check()?;
+    options.check(limits)?;
     let remote = RemoteRef::parse(target)?;
     if remote.tag.is_some() || remote.digest.is_some() {
         return Err(invalid_argument(format!("push-layer target {target:?} must be HOST/REPO, without tag or digest")));
     }
     let mut layer = LayerReader::new(source, layer_options)?;
-    let client = Client::connect(&remote, "pull,push", &[], options)?;
+    let client = Client::connect(&remote, "pull,push", &[], options, limits)?;
     let Started::Session(mut session) = client.start_upload(&remote.repository, None)? else {
         return Err(Error::new(ErrorKind::Remote, "the registry mounted a blob it was not asked to mount"));
     };
@@ -306,15 +309,15 @@ pub fn push_layer(
         // the uploader is free). The sender lives in this closure, so that a panic while
         // filling closes the channel and the uploader ends before the scope waits for it.
         let (to_upload, uploads) = mpsc::sync_channel::<HeldChunk>(0);
-        let uploader = scope.spawn(|| -> Result<()> {
-            let meter = BlobMeter { options, tally: &tally, digest: None, total: None };
+        let uploader = crate::threads::spawn_scoped(scope, "registry upload", || -> Result<()> {
+            let meter = BlobMeter { client: &client, options, tally: &tally, digest: None, total: None };
             for chunk in uploads {
                 let end = chunk.start + chunk.bytes.len() as u64;
                 session.send_chunk(&chunk, end, &meter)?;
                 let _ = uploaded.send(chunk.bytes);
             }
             Ok(())
-        });
+        })?;
         let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
         drop(to_upload);
         let upload =

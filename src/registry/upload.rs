@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use ureq::SendBody;
 use ureq::http::StatusCode;
 
-use super::client::{Client, HttpResponse, error_from_response, header};
+use super::client::{Client, Exchange, HttpResponse, header};
 use super::{BlobMeter, Metered, api_path};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
@@ -42,7 +42,7 @@ impl Drop for UploadSession<'_> {
     fn drop(&mut self) {
         if !self.finished {
             let url = self.location.clone();
-            let _ = self.client.send(&url, &format!("DELETE {url}"), |agent, authorization| {
+            let _ = self.client.send(Exchange::Document, &url, &format!("DELETE {url}"), |agent, authorization| {
                 with_authorization(agent.delete(&url), authorization).call()
             });
         }
@@ -58,7 +58,7 @@ impl Client {
             url = format!("{url}?mount={digest}&from={from}");
         }
         let what = format!("POST {url}");
-        let response = self.send(&url, &what, |agent, authorization| {
+        let response = self.send(Exchange::Document, &url, &what, |agent, authorization| {
             with_authorization(agent.post(&url), authorization).header("Content-Length", "0").send_empty()
         })?;
         match response.status() {
@@ -67,7 +67,7 @@ impl Client {
                 let location = self.resolve_location(&url, &response, &what)?;
                 Ok(Started::Session(UploadSession { client: self, location, offset: 0, finished: false }))
             }
-            _ => Err(error_from_response(&what, response)),
+            _ => Err(self.error_from_response(&what, response)),
         }
     }
 }
@@ -114,7 +114,7 @@ impl UploadSession<'_> {
     fn patch(&mut self, source: &dyn UploadSource, end: u64, meter: &BlobMeter<'_>) -> Result<()> {
         let (start, url) = (self.offset, self.location.clone());
         let what = format!("PATCH {url} (bytes {start}-{})", end.saturating_sub(1));
-        let response = self.client.send(&url, &what, |agent, authorization| {
+        let response = self.client.send(Exchange::Blob, &url, &what, |agent, authorization| {
             let range = source.read_range(start, end).map_err(|err| ureq::Error::Io(io::Error::other(err)))?;
             let mut body = Metered::new(range, meter, start);
             with_authorization(agent.patch(&url), authorization)
@@ -124,7 +124,7 @@ impl UploadSession<'_> {
                 .send(SendBody::from_reader(&mut body))
         })?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(error_from_response(&what, response));
+            return Err(self.client.error_from_response(&what, response));
         }
         self.location = self.client.resolve_location(&url, &response, &what)?;
         let held = held_bytes(&response, end).unwrap_or(end);
@@ -139,11 +139,11 @@ impl UploadSession<'_> {
     fn resync(&mut self) -> Result<()> {
         let url = self.location.clone();
         let what = format!("GET {url} (upload status)");
-        let response = self
-            .client
-            .send(&url, &what, |agent, authorization| with_authorization(agent.get(&url), authorization).call())?;
+        let response = self.client.send(Exchange::Document, &url, &what, |agent, authorization| {
+            with_authorization(agent.get(&url), authorization).call()
+        })?;
         if response.status() != StatusCode::NO_CONTENT {
-            return Err(error_from_response(&what, response));
+            return Err(self.client.error_from_response(&what, response));
         }
         self.location = self.client.resolve_location(&url, &response, &what)?;
         self.offset = held_bytes(&response, self.offset).unwrap_or(0);
@@ -155,11 +155,11 @@ impl UploadSession<'_> {
         let separator = if self.location.contains('?') { '&' } else { '?' };
         let url = format!("{}{separator}digest={digest}", self.location);
         let what = format!("PUT {url}");
-        let response = self.client.send(&url, &what, |agent, authorization| {
+        let response = self.client.send(Exchange::Document, &url, &what, |agent, authorization| {
             with_authorization(agent.put(&url), authorization).header("Content-Length", "0").send_empty()
         })?;
         if response.status() != StatusCode::CREATED {
-            return Err(error_from_response(&what, response));
+            return Err(self.client.error_from_response(&what, response));
         }
         self.finished = true;
         check_content_digest(&response, digest, &what)
@@ -200,12 +200,13 @@ pub(crate) fn with_authorization<B>(
 pub(crate) fn exists(client: &Client, repository: &str, kind: &str, digest: &Digest) -> Result<bool> {
     let url = client.url(&api_path(repository, kind, &digest.to_string()));
     let what = format!("HEAD {url}");
-    let response =
-        client.send(&url, &what, |agent, authorization| with_authorization(agent.head(&url), authorization).call())?;
+    let response = client.send(Exchange::Document, &url, &what, |agent, authorization| {
+        with_authorization(agent.head(&url), authorization).call()
+    })?;
     match response.status() {
         status if status.is_success() => Ok(true),
         StatusCode::NOT_FOUND => Ok(false),
-        _ => Err(error_from_response(&what, response)),
+        _ => Err(client.error_from_response(&what, response)),
     }
 }
 
@@ -214,7 +215,7 @@ pub(crate) fn exists(client: &Client, repository: &str, kind: &str, digest: &Dig
 pub(crate) fn manifest_digest(client: &Client, repository: &str, reference: &str) -> Result<Option<Digest>> {
     let url = client.url(&api_path(repository, "manifests", reference));
     let what = format!("HEAD {url}");
-    let response = client.send(&url, &what, |agent, authorization| {
+    let response = client.send(Exchange::Document, &url, &what, |agent, authorization| {
         with_authorization(agent.head(&url), authorization).header("Accept", MANIFEST_ACCEPT).call()
     })?;
     match response.status() {
@@ -222,7 +223,7 @@ pub(crate) fn manifest_digest(client: &Client, repository: &str, reference: &str
             Ok(header(&response, "docker-content-digest").and_then(|digest| digest.parse().ok()))
         }
         StatusCode::NOT_FOUND => Ok(None),
-        _ => Err(error_from_response(&what, response)),
+        _ => Err(client.error_from_response(&what, response)),
     }
 }
 

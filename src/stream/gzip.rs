@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use super::Sink;
 use super::libdeflate::{Compressor, MAX_HISTORY};
 use crate::error::{Error, ErrorKind, Result};
+use crate::threads::spawn;
 
 /// Input bytes per block (see above).
 pub const BLOCK_SIZE: usize = 1 << 20;
@@ -58,27 +59,21 @@ pub(crate) struct ParallelGzip {
 }
 
 impl ParallelGzip {
-    /// Starts the workers. `level` is one `Compression::validate` accepted (0–9).
+    /// Starts the workers: `threads`, but no more than blocks can be in flight (the others
+    /// would never get one). `level` is one `Compression::validate` accepted (0–9). A thread
+    /// the system refuses is an error, and the workers already started end.
     pub(crate) fn new(level: u32, threads: usize) -> Result<ParallelGzip> {
-        let threads = threads.max(1);
+        let threads = threads.clamp(1, MAX_IN_FLIGHT as usize);
         // Made here, so that a refused level is an error on the caller's thread.
         let compressors = (0..threads).map(|_| Compressor::new(level)).collect::<Result<Vec<_>>>()?;
         let max_in_flight = (2 * threads as u64 + 2).min(MAX_IN_FLIGHT);
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
         let (done_tx, done_rx) = sync_channel::<Done>(max_in_flight as usize);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let workers = compressors
-            .into_iter()
-            .map(|compressor| {
-                let jobs = Arc::clone(&job_rx);
-                let done = done_tx.clone();
-                std::thread::spawn(move || compress_blocks(compressor, &jobs, &done))
-            })
-            .collect();
-        Ok(ParallelGzip {
+        let mut gzip = ParallelGzip {
             jobs: Some(job_tx),
             results: done_rx,
-            workers,
+            workers: Vec::with_capacity(threads),
             next_seq: 0,
             next_emit: 0,
             ready: BTreeMap::new(),
@@ -87,7 +82,15 @@ impl ParallelGzip {
             crc: crc32fast::Hasher::new(),
             total_in: 0,
             header_written: false,
-        })
+        };
+        for compressor in compressors {
+            let jobs = Arc::clone(&job_rx);
+            let done = done_tx.clone();
+            // On failure, dropping `gzip` closes the job channel and joins those started.
+            let worker = spawn("gzip worker", move || compress_blocks(compressor, &jobs, &done))?;
+            gzip.workers.push(worker);
+        }
+        Ok(gzip)
     }
 
     /// Takes more input, handing full blocks to the workers and any finished output to `sink`.

@@ -13,10 +13,11 @@ use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 use zstd::zstd_safe::CParameter;
 
 use crate::content::{IO_CHUNK, Labels};
+use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::ingest::{IngestWriter, WriterOptions};
 use crate::layout::Engine;
+use crate::limits::{Limit, Limits};
 use crate::spec::Descriptor;
 
 pub use gzip::BLOCK_SIZE as GZIP_BLOCK_SIZE;
@@ -59,8 +60,10 @@ pub enum MediaTypeStyle {
 pub struct LayerOptions {
     pub compression: Compression,
     pub style: MediaTypeStyle,
-    /// Compression threads; 0 means every available core. zstd takes fewer when more would pass
-    /// the 64 MiB memory bound, and one more with 0 (see `zstd_workers`).
+    /// Compression threads; 0 means every available core. More than the engine's `threads`
+    /// limit is an invalid argument (a `LayerReader`, which has no engine, is held to the
+    /// default limit). gzip takes no more than it can keep busy; zstd takes fewer when more
+    /// would pass the 64 MiB memory bound, and one more with 0 (see `zstd_workers`).
     pub threads: usize,
     /// Ingest ref of a push-mode stream; a unique one is made when None.
     pub ref_name: Option<String>,
@@ -96,10 +99,22 @@ impl LayerOptions {
         })
     }
 
-    fn threads(&self) -> usize {
+    /// The compression threads to start: as many as asked for, or with 0 every core and
+    /// `spare` more; never more than `limits.threads`, and asking for more is an invalid
+    /// argument naming the limit.
+    fn threads(&self, limits: &Limits, spare: usize) -> Result<usize> {
+        // At least 1: the fields of `Limits` can be set to 0 without `Limits::set`.
+        let limit = usize::try_from(limits.threads).unwrap_or(usize::MAX).max(1);
         match self.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
+            0 => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                Ok(cores.saturating_add(spare).min(limit))
+            }
+            asked if asked > limit => {
+                let over = limits.exceeded(Limit::Threads, format!("{asked} compression threads"));
+                Err(invalid_argument(over.message()))
+            }
+            asked => Ok(asked),
         }
     }
 }
@@ -135,16 +150,17 @@ enum Encoder {
 }
 
 impl Encoder {
-    fn new(options: &LayerOptions) -> Result<Encoder> {
+    fn new(options: &LayerOptions, limits: &Limits) -> Result<Encoder> {
         options.compression.validate()?;
         Ok(match options.compression {
-            Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads())?),
+            Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads(limits, 0)?)?),
             Compression::Zstd(level) => {
                 let zstd_error = |e: io::Error| Error::new(ErrorKind::Io, format!("zstd: {e}"));
                 let mut encoder = zstd::stream::raw::Encoder::new(level).map_err(zstd_error)?;
                 // Always the multithreaded mode, even for one thread: its output does not
                 // depend on the worker count, while the single-threaded mode's differs.
-                encoder.set_parameter(CParameter::NbWorkers(zstd_workers(level, options))).map_err(zstd_error)?;
+                let workers = zstd_workers(level, options.threads(limits, 1)?);
+                encoder.set_parameter(CParameter::NbWorkers(workers)).map_err(zstd_error)?;
                 encoder.set_parameter(CParameter::JobSize(ZSTD_JOB_SIZE as u32)).map_err(zstd_error)?;
                 Encoder::Zstd(encoder, vec![0u8; IO_CHUNK])
             }
@@ -199,18 +215,18 @@ const ZSTD_JOB_SIZE: usize = 2 << 20;
 /// is input and output buffers).
 const ZSTD_WORKERS_MEMORY: usize = 48 << 20;
 
-/// The zstd workers for `options`: as many as threads were asked for, and with the default (every
-/// core) one more. zstd queues no job ahead of its workers, so a worker that finishes waits until
-/// the calling thread, which feeds zstd and hashes both streams on the same cores, hands it the
-/// next; one spare worker keeps a job ready (the bench tar on 2 cores: 1.15 s with 2 workers, 1.06
-/// s with 3, median of 5). An explicit thread count is a limit and is kept.
+/// The zstd workers for `wanted` threads, which with the default (every core) is one more than
+/// the cores (`LayerOptions::threads` adds it, within the limit). zstd queues no job ahead of its
+/// workers, so a worker that finishes waits until the calling thread, which feeds zstd and hashes
+/// both streams on the same cores, hands it the next; one spare worker keeps a job ready (the
+/// bench tar on 2 cores: 1.15 s with 2 workers, 1.06 s with 3, median of 5). An explicit thread
+/// count is a limit and is kept.
 ///
 /// Never more than fit in `ZSTD_WORKERS_MEMORY`: each worker has its level's match tables, the
 /// output buffer of its job, and a job's share of the input buffer. From level 10 only one worker
 /// fits; from level 15 one worker's tables alone (66 MB, 83 MB at 19) pass the 64 MiB bound, and
 /// those levels take what zstd needs (127 MB at 19, as the zstd CLI's 115).
-fn zstd_workers(level: i32, options: &LayerOptions) -> u32 {
-    let wanted = if options.threads == 0 { options.threads() + 1 } else { options.threads };
+fn zstd_workers(level: i32, wanted: usize) -> u32 {
     // SAFETY: a pure function of the level.
     let tables = unsafe { zstd::zstd_safe::zstd_sys::ZSTD_estimateCCtxSize(level) };
     let per_worker = tables + 2 * ZSTD_JOB_SIZE;
@@ -249,7 +265,7 @@ pub struct LayerStream {
 impl LayerStream {
     pub fn new(engine: &Engine, options: &LayerOptions) -> Result<LayerStream> {
         let media_type = options.media_type()?;
-        let encoder = Encoder::new(options)?;
+        let encoder = Encoder::new(options, engine.limits())?;
         let ref_name = options.ref_name.clone().unwrap_or_else(unique_layer_ref);
         let writer = engine.writer(&ref_name, &WriterOptions::default())?;
         if writer.status().offset > 0 {
@@ -364,11 +380,13 @@ enum ReaderState {
 }
 
 impl<R: Read> LayerReader<R> {
+    /// A pull-mode layer over `source`. It belongs to no engine, so its threads are held to the
+    /// default `threads` limit.
     pub fn new(source: R, options: &LayerOptions) -> Result<LayerReader<R>> {
         Ok(LayerReader {
             source,
             media_type: options.media_type()?,
-            encoder: Encoder::new(options)?,
+            encoder: Encoder::new(options, &Limits::default())?,
             diff_id: Hasher::new(Algorithm::Sha256),
             compressed: Hasher::new(Algorithm::Sha256),
             compressed_size: 0,
@@ -535,18 +553,45 @@ mod tests {
 
     #[test]
     fn zstd_workers_follow_the_threads_asked_for_within_the_memory_bound() {
-        let asked = |threads| LayerOptions { threads, ..LayerOptions::default() };
-        assert_eq!(zstd_workers(3, &asked(1)), 1);
-        assert_eq!(zstd_workers(3, &asked(2)), 2);
+        let limits = Limits { threads: 1000, ..Limits::default() };
+        let workers = |level, threads| {
+            let options = LayerOptions { threads, ..LayerOptions::default() };
+            zstd_workers(level, options.threads(&limits, 1).unwrap())
+        };
+        assert_eq!(workers(3, 1), 1);
+        assert_eq!(workers(3, 2), 2);
         // The default is every core and one spare, unless the bound allows fewer.
         let cores = std::thread::available_parallelism().unwrap().get() as u32;
-        let most_at_level_1 = zstd_workers(1, &asked(1000));
+        let most_at_level_1 = workers(1, 1000);
         assert!((2..1000).contains(&most_at_level_1), "{most_at_level_1}");
-        assert_eq!(zstd_workers(1, &asked(0)), (cores + 1).min(most_at_level_1));
+        assert_eq!(workers(1, 0), (cores + 1).min(most_at_level_1));
         // Higher levels have bigger tables, so fewer fit; from level 10 only one.
-        assert!(zstd_workers(6, &asked(1000)) < most_at_level_1);
-        assert_eq!(zstd_workers(10, &asked(8)), 1);
-        assert_eq!(zstd_workers(19, &asked(0)), 1);
+        assert!(workers(6, 1000) < most_at_level_1);
+        assert_eq!(workers(10, 8), 1);
+        assert_eq!(workers(19, 0), 1);
+    }
+
+    #[test]
+    fn threads_over_the_limit_are_an_invalid_argument_that_names_it() {
+        let limits = Limits { threads: 3, ..Limits::default() };
+        let asked = |threads| LayerOptions { threads, ..LayerOptions::default() };
+        assert_eq!(asked(3).threads(&limits, 0).unwrap(), 3);
+        for threads in [4, 100_000, usize::MAX] {
+            let err = asked(threads).threads(&limits, 0).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+            assert!(err.message().contains("thread limit (threads) of 3"), "{err}");
+        }
+        // The default, and its spare, stay within the limit.
+        let one = Limits { threads: 1, ..Limits::default() };
+        assert_eq!(asked(0).threads(&one, 1).unwrap(), 1);
+        // Streams are held to their engine's limit.
+        let (_dir, mut engine) = engine();
+        engine.set_limits(limits);
+        for compression in [Compression::Gzip(6), Compression::Zstd(3)] {
+            let err = LayerStream::new(&engine, &options(compression, 4)).err().unwrap();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        }
+        assert!(LayerStream::new(&engine, &options(Compression::Gzip(6), 3)).is_ok());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Test harness for the registry tests: a real `docker-registry` (Debian's distribution 2.8) on
 //! a free loopback port, optionally behind htpasswd Basic auth, and a fault-injecting proxy in
-//! front of it that records requests and can cut, corrupt, slow down or put Bearer-token auth
-//! in front of the answers. Everything listens on 127.0.0.1 only.
+//! front of it that records requests and can cut, corrupt, slow down, hold or put Bearer-token
+//! auth in front of the answers. Everything listens on 127.0.0.1 only.
 
 #![allow(dead_code)] // each test binary uses part of the harness
 
@@ -166,6 +166,13 @@ pub struct Faults {
     pub location_host: Option<String>,
     /// Sleep this long per 64 KiB of blob bodies.
     pub throttle_blobs: Option<Duration>,
+    /// Send manifest GET bodies one byte per this long.
+    pub trickle_manifests: Option<Duration>,
+    /// Send a blob GET body longer than this many bytes up to there, then hold the connection
+    /// open sending nothing (`Proxy::wait_until_holding`) until `Proxy::release_held`.
+    pub hold_blob_gets_after: Option<u64>,
+    /// Read PATCH bodies this many bytes per 100 ms (a registry that takes uploads slowly).
+    pub slow_upload_reads: Option<usize>,
     /// Answer like a registry with token auth: 401 with a Bearer challenge unless a token it
     /// handed out (at /token, for Basic `user:password`) is sent; each token is good for this
     /// many requests, so a client must fetch another on 401.
@@ -178,6 +185,8 @@ pub struct Proxy {
     pub faults: Arc<Mutex<Faults>>,
     log: Arc<Mutex<Vec<Recorded>>>,
     stopped: Arc<AtomicBool>,
+    holding: Arc<AtomicU64>,
+    released: Arc<AtomicBool>,
 }
 
 struct Shared {
@@ -191,6 +200,9 @@ struct Shared {
     dropped_location: Mutex<Option<String>>,
     tokens: Mutex<Vec<(String, u64)>>,
     tokens_issued: AtomicU64,
+    /// Blob GETs held (`Faults::hold_blob_gets_after`) right now.
+    holding: Arc<AtomicU64>,
+    released: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -202,6 +214,8 @@ impl Proxy {
             faults: Arc::new(Mutex::new(faults)),
             log: Arc::new(Mutex::new(Vec::new())),
             stopped: Arc::new(AtomicBool::new(false)),
+            holding: Arc::new(AtomicU64::new(0)),
+            released: Arc::new(AtomicBool::new(false)),
         };
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
@@ -213,6 +227,8 @@ impl Proxy {
             dropped_location: Mutex::new(None),
             tokens: Mutex::new(Vec::new()),
             tokens_issued: AtomicU64::new(0),
+            holding: proxy.holding.clone(),
+            released: proxy.released.clone(),
         });
         let stopped = proxy.stopped.clone();
         std::thread::spawn(move || {
@@ -241,10 +257,26 @@ impl Proxy {
     pub fn clear(&self) {
         self.log.lock().unwrap().clear();
     }
+
+    /// Waits (30 s at most) until a blob GET is held after `Faults::hold_blob_gets_after` bytes.
+    pub fn wait_until_holding(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.holding.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "no blob GET was held: {:?}", self.requests());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Lets held blob GETs (and any later ones) send the rest of their bodies.
+    pub fn release_held(&self) {
+        self.faults.lock().unwrap().hold_blob_gets_after = None;
+        self.released.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        self.released.store(true, Ordering::Relaxed);
         self.stopped.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(&self.host); // wakes the accept loop
     }
@@ -253,7 +285,8 @@ impl Drop for Proxy {
 /// Serves one request: reads it whole, answers itself (token auth) or forwards it with
 /// `Connection: close` and relays the answer, applying the faults.
 fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    let (head, body) = read_message(&mut client)?;
+    let slow_upload_reads = shared.faults.lock().unwrap().slow_upload_reads;
+    let (head, body) = read_message(&mut client, slow_upload_reads)?;
     let head_text = String::from_utf8_lossy(&head).into_owned();
     let mut request_line = head_text.lines().next().unwrap_or_default().split(' ');
     let (method, path) =
@@ -330,10 +363,12 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     if let Some(other) = &faults.location_host {
         answer_head = set_header(&answer_head, "Location", |value| value.replace(&shared.host, other));
     }
-    let (throttle, cut) = (faults.throttle_blobs, faults.cut_first_blob_get_after);
-    if ok && method == "GET" && path.contains("/manifests/") && faults.corrupt_manifests {
+    let (throttle, cut, hold) = (faults.throttle_blobs, faults.cut_first_blob_get_after, faults.hold_blob_gets_after);
+    let manifest_get = ok && method == "GET" && path.contains("/manifests/");
+    if manifest_get && faults.corrupt_manifests {
         flip_last_byte(&mut answer_body);
     }
+    let trickle = faults.trickle_manifests.filter(|_| manifest_get);
     let blob_get = ok && recorded.is_blob_get();
     if blob_get && faults.corrupt_blobs {
         flip_last_byte(&mut answer_body);
@@ -344,8 +379,25 @@ fn serve(mut client: TcpStream, shared: &Shared) -> std::io::Result<()> {
     }
     drop(faults);
     client.write_all(&answer_head)?;
+    if let Some(pause) = trickle {
+        for byte in answer_body.chunks(1) {
+            client.write_all(byte)?;
+            std::thread::sleep(pause);
+        }
+        return Ok(());
+    }
     if !blob_get {
         return client.write_all(&answer_body);
+    }
+    if let Some(hold) = hold.map(|hold| hold as usize).filter(|&hold| hold < answer_body.len()) {
+        client.write_all(&answer_body[..hold])?;
+        shared.holding.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !shared.released.load(Ordering::Relaxed) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        shared.holding.fetch_sub(1, Ordering::Relaxed);
+        return client.write_all(&answer_body[hold..]);
     }
     let first = shared.blob_gets.fetch_add(1, Ordering::Relaxed) == 0;
     let limit = match cut {
@@ -373,8 +425,8 @@ fn respond(client: &mut TcpStream, status: &str, body: &str) -> std::io::Result<
 }
 
 /// Reads one request: its head, and its body by Content-Length or chunked encoding (kept
-/// encoded, as it is forwarded unchanged).
-fn read_message(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
+/// encoded, as it is forwarded unchanged); a PATCH body `slow_upload_reads` bytes per 100 ms.
+fn read_message(stream: &mut TcpStream, slow_upload_reads: Option<usize>) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     let mut buffer = Vec::new();
     let mut byte = [0u8; 8192];
     let split = loop {
@@ -389,26 +441,27 @@ fn read_message(stream: &mut TcpStream) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
     };
     let head = buffer[..split + 4].to_vec();
     let mut body = buffer[split + 4..].to_vec();
+    let (mut piece, pause) = match slow_upload_reads.filter(|_| head.starts_with(b"PATCH ")) {
+        Some(size) => (vec![0u8; size], Some(Duration::from_millis(100))),
+        None => (vec![0u8; 8192], None),
+    };
+    // Reads one piece more of the body; false at its end.
+    let mut read_piece = |body: &mut Vec<u8>| -> std::io::Result<bool> {
+        let n = stream.read(&mut piece)?;
+        body.extend_from_slice(&piece[..n]);
+        if let Some(pause) = pause {
+            std::thread::sleep(pause);
+        }
+        Ok(n > 0)
+    };
     let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
     let length = text
         .lines()
         .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
     if let Some(length) = length {
-        while body.len() < length {
-            let n = stream.read(&mut byte)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&byte[..n]);
-        }
+        while body.len() < length && read_piece(&mut body)? {}
     } else if text.contains("transfer-encoding: chunked") {
-        while !body.ends_with(b"0\r\n\r\n") {
-            let n = stream.read(&mut byte)?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&byte[..n]);
-        }
+        while !body.ends_with(b"0\r\n\r\n") && read_piece(&mut body)? {}
     }
     Ok((head, body))
 }

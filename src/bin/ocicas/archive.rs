@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Subcommand, ValueEnum};
 use ocicas::archive::{ExportFormat, ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
-use ocicas::{Compression, Engine, LayerOptions};
+use ocicas::{Compression, LayerOptions};
 
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
@@ -62,7 +62,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
     let stdout_error = |e: io::Error| ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot write to stdout: {e}"));
     match command {
         ArchiveCommand::Import { layout, archive, refs, tag, index, compress } => {
-            let engine = Engine::open(&layout, &ocicas::OpenOptions::default())?;
+            let engine = crate::open(&layout)?;
             let choice = match (tag, index) {
                 (Some(tag), _) => ImageChoice::Tag(tag),
                 (None, Some(index)) => ImageChoice::Index(index),
@@ -86,7 +86,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             }
         }
         ArchiveCommand::Export { layout, refs, output, tags, format } => {
-            let engine = Engine::open(&layout, &ocicas::OpenOptions::default())?;
+            let engine = crate::open(&layout)?;
             let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
             let tags = if tags.is_empty() {
                 Vec::new()

@@ -3,25 +3,25 @@
 //! run's image) and checks the layout, saying what it does at each step.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ocicas::gc::GcOptions;
-use ocicas::{Document, Engine, Error, ErrorKind, LayerOptions, OpenOptions, Result};
+use ocicas::{Document, Error, ErrorKind, LayerOptions, Result};
 
 const TAG: &str = "demo";
 
 pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     let mut say = |line: String| writeln!(out, "{line}").map_err(|e| Error::new(ErrorKind::Io, e.to_string()));
 
-    let engine = Engine::open(layout, &OpenOptions { create: true, ..OpenOptions::default() })?;
+    let engine = crate::open_with(layout, true)?;
     say(format!("layout      {}", engine.root().display()))?;
 
     let tree = DemoTree::create()?;
-    say(format!("directory   {} (3 files, a symlink, a setuid file)", tree.0.display()))?;
+    say(format!("directory   {} (3 files, a symlink, a setuid file)", tree.0.path().display()))?;
 
     // A fresh image each run: the previous run's blobs become garbage for GC below.
     engine.ref_delete(TAG)?;
-    let input = crate::layer::LayerInput::Dir(tree.0.clone());
+    let input = crate::layer::LayerInput::Dir(tree.0.path().to_owned());
     let (layer, manifest) = crate::layer::append(&engine, TAG, &input, &LayerOptions::default(), "ocicas demo")?;
     say(format!("layer       {} ({} bytes gzip, DiffID {})", layer.digest, layer.size, layer.diff_id))?;
     say(format!("image       {TAG} -> manifest {} ({} bytes)", manifest.digest, manifest.size))?;
@@ -58,14 +58,17 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     say(format!("try         umoci unpack --image {}:{TAG} bundle", layout.display()))
 }
 
-/// A small directory tree under the temp dir, removed when dropped.
-struct DemoTree(PathBuf);
+/// A small directory tree in a new, unpredictably named temp dir, removed when dropped.
+struct DemoTree(tempfile::TempDir);
 
 impl DemoTree {
     fn create() -> Result<DemoTree> {
-        let root = std::env::temp_dir().join(format!("ocicas-demo-{}", std::process::id()));
-        let io = |e: std::io::Error| Error::io("cannot build the demo tree in", &root, e);
-        let _ = std::fs::remove_dir_all(&root);
+        let dir = tempfile::Builder::new()
+            .prefix("ocicas-demo-")
+            .tempdir()
+            .map_err(|e| Error::io("cannot create a temp dir in", &std::env::temp_dir(), e))?;
+        let root = dir.path();
+        let io = |e: std::io::Error| Error::io("cannot build the demo tree in", root, e);
         std::fs::create_dir_all(root.join("etc")).map_err(io)?;
         std::fs::create_dir_all(root.join("usr/bin")).map_err(io)?;
         std::fs::write(root.join("etc/motd"), "Hello from an ocicas demo image.\n").map_err(io)?;
@@ -74,12 +77,6 @@ impl DemoTree {
         std::os::unix::fs::symlink("usr/bin/hello", root.join("hello")).map_err(io)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(root.join("usr/bin/hello"), std::fs::Permissions::from_mode(0o4755)).map_err(io)?;
-        Ok(DemoTree(root))
-    }
-}
-
-impl Drop for DemoTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        Ok(DemoTree(dir))
     }
 }

@@ -8,11 +8,12 @@ mod registry;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
 use ocicas::{
-    Algorithm, CopySource, Digest, Engine, Filters, FsckOptions, GcOptions, GcReport, Labels, LeaseResource,
+    Algorithm, CopySource, Digest, Engine, Filters, FsckOptions, GcOptions, GcReport, Labels, LeaseResource, Limits,
     OpenOptions, WriterOptions,
 };
 
@@ -20,6 +21,10 @@ use ocicas::{
 #[derive(Parser)]
 #[command(name = "ocicas", version)]
 struct Cli {
+    /// Set a limit for this run, NAME=VALUE (repeatable; the names and defaults are in the
+    /// README's limits table, e.g. json_size=8388608, threads=4).
+    #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
+    limits: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -218,7 +223,8 @@ enum LeaseCommand {
         layout: PathBuf,
         #[arg(long)]
         id: Option<String>,
-        /// Expire after this long (e.g. 1h); never when absent.
+        /// Expire after this long (e.g. 1h; at most until the end of year 9999); never when
+        /// absent.
         #[arg(long, value_parser = humantime::parse_duration)]
         expiry: Option<std::time::Duration>,
     },
@@ -236,8 +242,16 @@ enum LeaseCommand {
     Ls { layout: PathBuf },
 }
 
+/// The limits of this run: the defaults with every `--limit` applied.
+static LIMITS: OnceLock<Limits> = OnceLock::new();
+
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    let result = parse_limits(&cli.limits).and_then(|limits| {
+        LIMITS.get_or_init(|| limits);
+        run(cli.command)
+    });
+    match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("ocicas: {err}");
@@ -246,15 +260,33 @@ fn main() -> ExitCode {
     }
 }
 
-fn open(layout: &Path) -> ocicas::Result<Engine> {
-    Engine::open(layout, &OpenOptions::default())
+fn parse_limits(settings: &[String]) -> ocicas::Result<Limits> {
+    let mut limits = Limits::default();
+    for setting in settings {
+        limits.set_from_text(setting)?;
+    }
+    Ok(limits)
+}
+
+pub(crate) fn limits() -> Limits {
+    LIMITS.get().copied().unwrap_or_default()
+}
+
+/// Opens a layout with this run's limits (creating it when `create` and nothing is there).
+pub(crate) fn open_with(layout: &Path, create: bool) -> ocicas::Result<Engine> {
+    Engine::open(layout, &OpenOptions { create, limits: limits() })
+}
+
+pub(crate) fn open(layout: &Path) -> ocicas::Result<Engine> {
+    open_with(layout, false)
 }
 
 fn run(command: Command) -> ocicas::Result<ExitCode> {
     let mut out = io::stdout().lock();
     match command {
         Command::Init { layout } => {
-            let engine = Engine::create(&layout)?;
+            let mut engine = Engine::create(&layout)?;
+            engine.set_limits(limits());
             writeln!(out, "created OCI image layout {}", engine.root().display()).map_err(stdout_error)?;
         }
         Command::Blob(command) => run_blob(command, &mut out)?,

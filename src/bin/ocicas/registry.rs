@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ocicas::registry::{Progress, push_layer};
-use ocicas::{Credentials, Engine, OpenOptions, RegistryOptions};
+use ocicas::{Credentials, RegistryOptions};
 
 use crate::layer::CompressionArgs;
 use crate::stdout_error;
@@ -23,8 +23,9 @@ pub struct RegistryArgs {
     /// USER:PASS; without it, the registry's entry in ~/.docker/config.json (if any).
     #[arg(long, value_name = "USER:PASS")]
     user: Option<String>,
-    /// Blobs moved at once.
-    #[arg(long, default_value_t = ocicas::registry::DEFAULT_JOBS)]
+    /// Blobs moved at once, each a thread: at most the threads limit (`--limit threads=N`);
+    /// default 4, or that limit when it is lower.
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
     jobs: usize,
     /// Bytes per upload request (default: a whole blob; 16 MiB chunks of a streamed layer).
     #[arg(long, default_value_t = 0, hide_default_value = true)]
@@ -53,7 +54,7 @@ pub fn push(
     args: &RegistryArgs,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let engine = Engine::open(layout, &OpenOptions::default())?;
+    let engine = crate::open(layout)?;
     let options = RegistryOptions { mount_from, ..args.options()? };
     let report = engine.push(ref_name, target, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
@@ -68,7 +69,7 @@ pub fn pull(
     args: &RegistryArgs,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let engine = Engine::open(layout, &OpenOptions::default())?;
+    let engine = crate::open(layout)?;
     let options = RegistryOptions { platforms, force, ..args.options()? };
     let report = engine.pull(source, ref_name, &options)?;
     writeln!(out, "{}", report.to_json()).map_err(stdout_error)
@@ -84,10 +85,10 @@ pub fn push_layer_file(
     let layer_options = compression.options()?;
     let options = args.options()?;
     let layer = if file == Path::new("-") {
-        push_layer(io::stdin().lock(), target, &layer_options, &options)?
+        push_layer(io::stdin().lock(), target, &layer_options, &options, &crate::limits())?
     } else {
         let tar = std::fs::File::open(file).map_err(|e| ocicas::Error::io("cannot open", file, e))?;
-        push_layer(tar, target, &layer_options, &options)?
+        push_layer(tar, target, &layer_options, &options, &crate::limits())?
     };
     writeln!(out, "{}", layer.to_json()).map_err(stdout_error)
 }

@@ -1,0 +1,510 @@
+//! Confined file access: every path of a layout is a relative path opened beneath the layout's
+//! directory handle, and no symlink is followed at any component of it (openat2 with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, or, where a kernel or a
+//! seccomp filter refuses openat2, a walk that opens one component at a time with
+//! `O_NOFOLLOW`). Only regular files and directories are opened, and never in a way that blocks
+//! (`O_NONBLOCK`, then a check of what was opened). Changes (create, rename, unlink, set times)
+//! happen at the handle of the parent directory, so a planted link can never lead them outside
+//! the layout. What is refused comes back as an `io::Error` carrying `error::Refused`, which
+//! `Error::io` reports as an invalid layout.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::Refused;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timestamps};
+
+fn refused(what: impl Into<String>) -> io::Error {
+    Refused(what.into()).into_io()
+}
+
+/// What a directory entry is, by its type (`d_type`, or a stat that does not follow it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    /// A FIFO, socket or device.
+    Special,
+}
+
+impl EntryKind {
+    /// What the status `stat` (taken without following a link) describes.
+    pub fn of_stat(stat: &Stat) -> EntryKind {
+        EntryKind::of(FileType::from_raw_mode(stat.st_mode))
+    }
+
+    fn of(file_type: FileType) -> EntryKind {
+        match file_type {
+            FileType::RegularFile => EntryKind::File,
+            FileType::Directory => EntryKind::Dir,
+            FileType::Symlink => EntryKind::Symlink,
+            _ => EntryKind::Special,
+        }
+    }
+
+    /// How refusals and fsck name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a regular file",
+            EntryKind::Dir => "a directory",
+            EntryKind::Symlink => "a symlink",
+            EntryKind::Special => "a FIFO, socket or device",
+        }
+    }
+}
+
+/// One entry of a directory.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub kind: EntryKind,
+}
+
+/// How paths are resolved beneath the root, decided once per process.
+const RESOLVER_UNKNOWN: u8 = 0;
+const RESOLVER_OPENAT2: u8 = 1;
+const RESOLVER_WALK: u8 = 2;
+static RESOLVER: AtomicU8 = AtomicU8::new(RESOLVER_UNKNOWN);
+
+/// Times `mkdir` tries again when the directory it found vanishes before it looks at it.
+const MKDIR_ATTEMPTS: u32 = 100;
+
+/// Directories that `remove_tree` descends into, at most: an ingest directory holds files only,
+/// so anything deeper was planted.
+const MAX_REMOVE_DEPTH: u32 = 8;
+
+/// The layout's directory, held open. Every path handed to its methods is relative to it.
+#[derive(Debug)]
+pub struct Root {
+    fd: OwnedFd,
+    /// For messages only: the path the layout was opened by.
+    path: PathBuf,
+}
+
+impl Root {
+    /// Opens the directory at `path` (which the caller chose, so a symlink in it is followed).
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(Root { fd, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `rel` as messages show it: the layout's path joined with it.
+    pub fn display(&self, rel: &Path) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Opens `rel` for reading: a regular file only.
+    pub fn open_read(&self, rel: &Path) -> io::Result<File> {
+        self.open_regular(rel, OFlags::RDONLY, Mode::empty())
+    }
+
+    /// Creates `rel`, which must not exist yet (not even as a dangling link), for writing.
+    pub fn create_new(&self, rel: &Path, mode: u32) -> io::Result<File> {
+        self.open_regular(rel, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, Mode::from_raw_mode(mode))
+    }
+
+    /// Opens `rel` for reading and appending, creating it when missing.
+    pub fn open_append(&self, rel: &Path, mode: u32) -> io::Result<File> {
+        self.open_regular(rel, OFlags::RDWR | OFlags::APPEND | OFlags::CREATE, Mode::from_raw_mode(mode))
+    }
+
+    /// Opens `rel` for reading and writing, creating it when missing (a lock file).
+    pub fn open_read_write(&self, rel: &Path, mode: u32) -> io::Result<File> {
+        self.open_regular(rel, OFlags::RDWR | OFlags::CREATE, Mode::from_raw_mode(mode))
+    }
+
+    /// Opens the directory `rel` ("" is the root itself), for listing, flock and fsync.
+    pub fn open_dir(&self, rel: &Path) -> io::Result<File> {
+        Ok(File::from(self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?))
+    }
+
+    /// The status of `rel` itself (a symlink is reported as one, not followed).
+    pub fn stat(&self, rel: &Path) -> io::Result<Stat> {
+        if rel.as_os_str().is_empty() {
+            return Ok(rustix::fs::fstat(&self.fd)?);
+        }
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    /// What `rel` is, or None when nothing is there.
+    pub fn kind(&self, rel: &Path) -> io::Result<Option<EntryKind>> {
+        match self.stat(rel) {
+            Ok(stat) => Ok(Some(EntryKind::of_stat(&stat))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The entries of the open directory `dir`, without "." and "..".
+    pub fn entries(&self, dir: &File) -> io::Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        for_each_entry(dir.as_fd(), |name, kind| {
+            entries.push(Entry { name: name.to_owned(), kind });
+            Ok(())
+        })?;
+        Ok(entries)
+    }
+
+    /// Calls `visit` with each entry of the directory `rel`; nothing when it does not exist.
+    pub fn for_each_entry(&self, rel: &Path, visit: impl FnMut(&OsStr, EntryKind) -> io::Result<()>) -> io::Result<()> {
+        let dir = match self.open_dir(rel) {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        for_each_entry(dir.as_fd(), visit)
+    }
+
+    /// Creates the directory `rel` (its parent must exist); false when a directory is already
+    /// there. Anything else there (a link, a file) is refused.
+    pub fn mkdir(&self, rel: &Path) -> io::Result<bool> {
+        let (parent, name) = self.parent(rel)?;
+        // A directory removed between our mkdir's EEXIST and our look at it is made again.
+        for _ in 0..MKDIR_ATTEMPTS {
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)) {
+                Ok(()) => return Ok(true),
+                Err(rustix::io::Errno::EXIST) => {}
+                Err(err) => return Err(err.into()),
+            }
+            match self.kind(rel)? {
+                Some(EntryKind::Dir) => return Ok(false),
+                Some(other) => {
+                    return Err(refused(format!(
+                        "{} is {} where a directory belongs (remove it)",
+                        self.display(rel).display(),
+                        other.describe()
+                    )));
+                }
+                None => continue,
+            }
+        }
+        Err(io::Error::from(rustix::io::Errno::EXIST))
+    }
+
+    /// Removes the file (or the link itself) at `rel`.
+    pub fn unlink(&self, rel: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::unlinkat(&parent, name, AtFlags::empty())?)
+    }
+
+    /// Renames `from` to `to`, replacing what is at `to` (a link is replaced, never followed).
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from_parent, from_name) = self.parent(from)?;
+        let (to_parent, to_name) = self.parent(to)?;
+        Ok(rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)?)
+    }
+
+    /// Sets the modification time of `rel` (not of what a link there points at) to now.
+    pub fn touch(&self, rel: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(rel)?;
+        let now = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW };
+        let times = Timestamps { last_access: now, last_modification: now };
+        Ok(rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    /// Removes the directory `rel`, whose open handle is `dir`, with everything in it: entries are
+    /// removed through the handle (links themselves, never what they point at), subdirectories
+    /// through handles opened from it, so nothing is resolved by path again between the caller's
+    /// check of `dir` (a lock, say) and the removal.
+    pub fn remove_tree(&self, rel: &Path, dir: &File) -> io::Result<()> {
+        clear_dir(dir.as_fd(), 0)?;
+        let (parent, name) = self.parent(rel)?;
+        Ok(rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR)?)
+    }
+
+    /// Opens `rel` with `flags` and checks that a regular file was opened. `O_NONBLOCK` keeps a
+    /// FIFO from blocking the open; it changes nothing for a regular file.
+    fn open_regular(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<File> {
+        let fd = self.resolve(rel, flags | OFlags::NONBLOCK, mode)?;
+        let kind = EntryKind::of_stat(&rustix::fs::fstat(&fd)?);
+        if kind != EntryKind::File {
+            return Err(refused(format!("{} is {}, not a regular file", self.display(rel).display(), kind.describe())));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// The directory that holds `rel`, and `rel`'s last component. (Not `O_PATH`: with
+    /// `O_NOFOLLOW` that would open a symlink itself instead of refusing it.)
+    fn parent<'p>(&self, rel: &'p Path) -> io::Result<(OwnedFd, &'p OsStr)> {
+        let name = rel.file_name().ok_or_else(|| invalid_path(rel))?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        Ok((self.resolve(parent, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?, name))
+    }
+
+    /// Opens `rel` beneath the root without following any symlink.
+    fn resolve(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        check_relative(rel)?;
+        let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
+        let result = match RESOLVER.load(Ordering::Relaxed) {
+            RESOLVER_WALK => walk(&self.fd, rel, flags, mode),
+            RESOLVER_OPENAT2 => openat2(&self.fd, rel, flags, mode),
+            _ => match openat2(&self.fd, rel, flags, mode) {
+                // No openat2 in this kernel, or a seccomp filter (some container runtimes)
+                // refuses it: walk instead, from now on.
+                Err(err) if matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                    RESOLVER.store(RESOLVER_WALK, Ordering::Relaxed);
+                    walk(&self.fd, rel, flags, mode)
+                }
+                result => {
+                    RESOLVER.store(RESOLVER_OPENAT2, Ordering::Relaxed);
+                    result
+                }
+            },
+        };
+        result.map_err(|err| self.explain(rel, err))
+    }
+
+    /// ELOOP means a symlink was met, and so does ENOTDIR when a link stands where a directory
+    /// was asked for (`O_DIRECTORY | O_NOFOLLOW`); EXDEV (RESOLVE_BENEATH) is an escape. All are
+    /// refusals, which name the link when it can be found.
+    fn explain(&self, rel: &Path, err: io::Error) -> io::Error {
+        let link = match err.raw_os_error() {
+            Some(libc::ELOOP) => Some(self.first_link(rel).unwrap_or_else(|| rel.to_owned())),
+            Some(libc::ENOTDIR) => self.first_link(rel),
+            Some(libc::EXDEV) => {
+                return refused(format!("{} leads outside the layout", self.display(rel).display()));
+            }
+            _ => None,
+        };
+        match link {
+            Some(link) => refused(format!(
+                "{} is a symlink (ocicas follows no symlinks inside a layout; remove it)",
+                self.display(&link).display()
+            )),
+            None => err,
+        }
+    }
+
+    /// The first prefix of `rel` that is a symlink. Each prefix is looked at without following
+    /// it, after every shorter one was found to be a directory; for messages only.
+    fn first_link(&self, rel: &Path) -> Option<PathBuf> {
+        let mut prefix = PathBuf::new();
+        for component in rel.iter() {
+            prefix.push(component);
+            let stat = rustix::fs::statat(&self.fd, &prefix, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Symlink => return Some(prefix),
+                FileType::Directory => {}
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+fn invalid_path(rel: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a path inside a layout", rel.display()))
+}
+
+/// Paths inside a layout are built by ocicas from fixed names and validated digests and ids:
+/// anything but plain components is a bug, refused rather than resolved.
+fn check_relative(rel: &Path) -> io::Result<()> {
+    if rel.components().all(|c| matches!(c, Component::Normal(_))) { Ok(()) } else { Err(invalid_path(rel)) }
+}
+
+fn openat2(root: &OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    loop {
+        match rustix::fs::openat2(root, rel, flags, mode, resolve) {
+            // openat2 asks to be retried when a rename raced the lookup.
+            Err(rustix::io::Errno::AGAIN) => continue,
+            result => return Ok(result?),
+        }
+    }
+}
+
+/// openat2's guarantees by hand: each directory on the way is opened with `O_NOFOLLOW` from the
+/// one before, so a symlink anywhere fails (ELOOP, or ENOTDIR where a directory was expected).
+fn walk(root: &OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+    let mut components: Vec<&OsStr> = rel.iter().collect();
+    let Some(last) = components.pop() else {
+        return Ok(rustix::fs::openat(root, ".", flags, mode)?);
+    };
+    let mut dir: Option<OwnedFd> = None;
+    for component in components {
+        let from = dir.as_ref().map_or(root.as_fd(), |fd| fd.as_fd());
+        let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        dir = Some(rustix::fs::openat(from, component, directory, Mode::empty())?);
+    }
+    let from = dir.as_ref().map_or(root.as_fd(), |fd| fd.as_fd());
+    Ok(rustix::fs::openat(from, last, flags, mode)?)
+}
+
+fn for_each_entry(dir: BorrowedFd<'_>, mut visit: impl FnMut(&OsStr, EntryKind) -> io::Result<()>) -> io::Result<()> {
+    let mut entries = Dir::read_from(dir)?;
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let name = OsStr::from_bytes(entry.file_name().to_bytes());
+        if name == "." || name == ".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            // Some file systems leave d_type unset: ask without following.
+            FileType::Unknown => EntryKind::of_stat(&rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?),
+            file_type => EntryKind::of(file_type),
+        };
+        visit(name, kind)?;
+    }
+    Ok(())
+}
+
+/// Removes everything in the directory `dir` through its handle.
+fn clear_dir(dir: BorrowedFd<'_>, depth: u32) -> io::Result<()> {
+    let mut entries = Vec::new();
+    for_each_entry(dir, |name, kind| {
+        entries.push((name.to_owned(), kind));
+        Ok(())
+    })?;
+    for (name, kind) in entries {
+        if kind == EntryKind::Dir {
+            if depth >= MAX_REMOVE_DEPTH {
+                return Err(refused(format!("directories nest deeper than {MAX_REMOVE_DEPTH} levels")));
+            }
+            let sub = rustix::fs::openat(
+                dir,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            clear_dir(sub.as_fd(), depth + 1)?;
+            remove_entry(dir, &name, AtFlags::REMOVEDIR)?;
+        } else {
+            remove_entry(dir, &name, AtFlags::empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes one entry; one that is already gone (a racing remover) is not an error.
+fn remove_entry(dir: BorrowedFd<'_>, name: &OsStr, flags: AtFlags) -> io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, flags) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A layout-like root with a sentinel directory beside it, planted links into the sentinel,
+    /// and a FIFO.
+    struct Planted {
+        _dir: tempfile::TempDir,
+        root: Root,
+        sentinel: PathBuf,
+    }
+
+    fn planted() -> Planted {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        let sentinel = dir.path().join("sentinel");
+        std::fs::create_dir_all(root_path.join("real/sub")).unwrap();
+        std::fs::create_dir_all(&sentinel).unwrap();
+        std::fs::write(sentinel.join("secret"), b"outside").unwrap();
+        std::fs::write(root_path.join("real/file"), b"inside").unwrap();
+        symlink(&sentinel, root_path.join("dirlink")).unwrap();
+        symlink(sentinel.join("secret"), root_path.join("real/filelink")).unwrap();
+        symlink(root_path.join("real"), root_path.join("innerlink")).unwrap();
+        symlink(sentinel.join("missing"), root_path.join("dangling")).unwrap();
+        rustix::fs::mknodat(rustix::fs::CWD, root_path.join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+            .unwrap();
+        let root = Root::open(&root_path).unwrap();
+        Planted { _dir: dir, root, sentinel }
+    }
+
+    fn assert_refused<T: std::fmt::Debug>(result: io::Result<T>, what: &str) {
+        match result {
+            Err(err) if Refused::is(&err) => {}
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Every check runs with each resolver.
+    fn with_each_resolver(check: impl Fn(&Planted)) {
+        for resolver in [RESOLVER_OPENAT2, RESOLVER_WALK] {
+            RESOLVER.store(resolver, Ordering::Relaxed);
+            check(&planted());
+        }
+        RESOLVER.store(RESOLVER_UNKNOWN, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn links_at_any_component_are_refused_and_nothing_outside_changes() {
+        with_each_resolver(|p| {
+            let root = &p.root;
+            assert_eq!(std::io::read_to_string(root.open_read(Path::new("real/file")).unwrap()).unwrap(), "inside");
+            assert_refused(root.open_read(Path::new("dirlink/secret")), "a link as a directory");
+            assert_refused(root.open_read(Path::new("real/filelink")), "a link as the file");
+            assert_refused(root.open_read(Path::new("innerlink/file")), "a link that stays inside");
+            // O_EXCL refuses a dangling link as an existing name.
+            let created = root.create_new(Path::new("dangling"), 0o644);
+            assert_eq!(created.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+            assert_refused(root.open_read_write(Path::new("dangling"), 0o644), "a lock file as a dangling link");
+            assert_refused(root.open_append(Path::new("dirlink/new"), 0o644), "append beneath a link");
+            assert_refused(root.open_dir(Path::new("dirlink")), "a link as a directory to list");
+            assert_refused(root.mkdir(Path::new("dirlink/new")), "mkdir beneath a link");
+            assert_refused(root.unlink(Path::new("dirlink/secret")), "unlink beneath a link");
+            assert_refused(root.rename(Path::new("real/file"), Path::new("dirlink/moved")), "rename into a link");
+            assert_refused(root.touch(Path::new("dirlink/secret")), "touch beneath a link");
+            assert!(!p.sentinel.join("missing").exists());
+            assert!(!p.sentinel.join("new").exists());
+            assert!(!p.sentinel.join("moved").exists());
+            assert_eq!(std::fs::read(p.sentinel.join("secret")).unwrap(), b"outside");
+            assert_eq!(root.kind(Path::new("dirlink")).unwrap(), Some(EntryKind::Symlink));
+        });
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        with_each_resolver(|p| {
+            assert_refused(p.root.open_read(Path::new("fifo")), "read a FIFO");
+            assert_refused(p.root.open_append(Path::new("fifo"), 0o644), "append to a FIFO");
+            assert_refused(p.root.open_read_write(Path::new("fifo"), 0o644), "lock a FIFO");
+            assert_eq!(p.root.kind(Path::new("fifo")).unwrap(), Some(EntryKind::Special));
+        });
+    }
+
+    #[test]
+    fn a_link_where_a_directory_belongs_is_refused_by_mkdir() {
+        with_each_resolver(|p| {
+            assert_refused(p.root.mkdir(Path::new("dirlink")), "mkdir over a link");
+            assert!(!p.root.mkdir(Path::new("real")).unwrap());
+            assert!(p.root.mkdir(Path::new("real/new")).unwrap());
+        });
+    }
+
+    #[test]
+    fn remove_tree_removes_links_themselves_and_nothing_they_point_at() {
+        with_each_resolver(|p| {
+            let dir = p.root.open_dir(Path::new("real")).unwrap();
+            p.root.remove_tree(Path::new("real"), &dir).unwrap();
+            assert_eq!(p.root.kind(Path::new("real")).unwrap(), None);
+            assert_eq!(std::fs::read(p.sentinel.join("secret")).unwrap(), b"outside");
+            assert_refused(p.root.open_dir(Path::new("dirlink")), "a link to remove through");
+        });
+    }
+
+    #[test]
+    fn paths_that_are_not_plain_components_are_invalid() {
+        let p = planted();
+        for rel in ["../sentinel/secret", "/etc/passwd", "real/../real/file", "./real/file"] {
+            let err = p.root.open_read(Path::new(rel)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{rel}");
+        }
+    }
+}
