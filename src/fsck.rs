@@ -3,7 +3,8 @@
 //! blobs it listed are then hashed (and, with `deep`, the layers decompressed) without it.
 //!
 //! Problems (the layout, or an image in it, is broken, or the peers refuse it), each named with
-//! the path of descriptors that leads to it: a blob that does not hash to its name; a reachable
+//! the path of descriptors that leads to it: an entry planted in the layout (a symlink, a FIFO,
+//! a file where a directory belongs); a blob that does not hash to its name; a reachable
 //! blob that is missing, of another size than declared, or that does not parse as the media
 //! type it is reached with (every such pair is checked, not every digest once); a descriptor
 //! whose `data` is not base64 of the blob; a ref name on two index.json entries; an index.json
