@@ -56,6 +56,9 @@ impl Engine {
             // A directory of the layout is not one (reported above): its blobs cannot be listed.
             return Ok(report);
         }
+        report.problems.extend(self.lease_problems()?);
+        report.problems.extend(self.label_problems()?);
+        report.problems.extend(self.ingest_problems()?);
         let blobs = self.list_blobs()?;
         for digest in &blobs {
             report.blobs_checked += 1;

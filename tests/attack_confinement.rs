@@ -305,6 +305,9 @@ impl Storage for BeforeFirstLock {
     fn rename(&self, root: &Root, from: &Path, to: &Path) -> std::io::Result<()> {
         OsStorage.rename(root, from, to)
     }
+    fn link(&self, root: &Root, file: &std::fs::File, from: &Path, to: &Path) -> std::io::Result<()> {
+        OsStorage.link(root, file, from, to)
+    }
     fn remove_file(&self, root: &Root, path: &Path) -> std::io::Result<()> {
         OsStorage.remove_file(root, path)
     }

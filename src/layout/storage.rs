@@ -32,6 +32,8 @@ pub trait Storage: Send + Sync {
     /// Sets a file's modification time to now (without following a symlink).
     fn touch(&self, root: &Root, path: &Path) -> io::Result<()>;
     fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()>;
+    /// Gives the open `file` (named `from`) the new name `to`, which must be free.
+    fn link(&self, root: &Root, file: &File, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()>;
     /// Removes the directory `path`, open as `dir`, and everything in it, through the handle.
     fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()>;
@@ -56,8 +58,15 @@ impl Storage for OsStorage {
         root.open_append(path, 0o644)
     }
 
+    /// Mode 0600, and made so when it was not and we own it: a user who can open the lock can
+    /// hold it, and stall every writer of the layout.
     fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File> {
-        root.open_read_write(path, 0o644)
+        let file = root.open_read_write(path, 0o600)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            // Not ours (EPERM): its owner decides who may use it.
+            let _ = file.set_permissions(Permissions::from_mode(0o600));
+        }
+        Ok(file)
     }
 
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
@@ -91,6 +100,10 @@ impl Storage for OsStorage {
 
     fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
         root.rename(from, to)
+    }
+
+    fn link(&self, root: &Root, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        root.link_open_file(file, from, to)
     }
 
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
@@ -146,8 +159,8 @@ impl LayoutStorage<'_> {
         self.storage.touch(self.root, path)
     }
 
-    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.storage.rename(self.root, from, to)
+    pub(crate) fn link(&self, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        self.storage.link(self.root, file, from, to)
     }
 
     pub(crate) fn remove_file(&self, path: &Path) -> io::Result<()> {
