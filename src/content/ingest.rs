@@ -344,7 +344,7 @@ impl Engine {
     }
 
     /// Every directory under `.ocicas/ingest/`, with the ref its metadata names (None when it
-    /// is missing or damaged).
+    /// is missing or damaged, or names a ref whose directory this is not).
     fn ingest_dirs(&self) -> Result<Vec<(PathBuf, Option<String>)>> {
         let root = self.ingest_root();
         let mut dirs = Vec::new();
@@ -359,7 +359,12 @@ impl Engine {
         Ok(dirs
             .into_iter()
             .map(|dir| {
-                let ref_name = self.read_ingest_meta(&dir).ok().map(|meta| meta.ref_name);
+                // A directory not named for its ref is damaged: that ref's writer would not find it.
+                let ref_name = self
+                    .read_ingest_meta(&dir)
+                    .ok()
+                    .map(|meta| meta.ref_name)
+                    .filter(|ref_name| self.ingest_dir(ref_name) == dir);
                 (dir, ref_name)
             })
             .collect())
@@ -392,6 +397,11 @@ impl Engine {
             if leased.contains(&ref_name) {
                 continue;
             }
+            let Ok(handle) = self.dir().open_dir(&dir) else { continue };
+            if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
+                continue; // a live writer holds it, or it was replaced since it was listed
+            }
+            // Its age is read under its lock, so a writer that resumed it since the listing counts.
             // A damaged ingest counts from its directory's own time.
             let updated_at = match self.read_ingest_status(&ref_name, &dir) {
                 Ok(status) => status.updated_at,
@@ -399,10 +409,6 @@ impl Engine {
             };
             if now.duration_since(updated_at).unwrap_or_default() < expiry {
                 continue;
-            }
-            let Ok(handle) = self.dir().open_dir(&dir) else { continue };
-            if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
-                continue; // a live writer holds it, or it was replaced since it was listed
             }
             if !dry_run && let Err(err) = self.remove_ingest(&LockedIngest { dir, handle }) {
                 failed.push(err.message().to_owned());
@@ -452,11 +458,16 @@ impl Engine {
     }
 }
 
-/// What a writer never leaves as an ingest's data: a file with other links (one may be a blob
-/// the ingest became before a power loss undid its removal, or a file outside the layout), or
-/// one of mostly holes (a writer writes every byte; a planted sparse file of terabytes would be
-/// hashed for hours when it is resumed).
+/// What a writer never leaves as an ingest's data: anything but a regular file (a planted link
+/// or FIFO), a file with other links (one may be a blob the ingest became before a power loss
+/// undid its removal, or a file outside the layout), or one of mostly holes (a writer writes
+/// every byte; a planted sparse file of terabytes would be hashed for hours when resumed). Such
+/// an ingest is started afresh, its data's name removed, never written through.
 fn check_data(stat: &rustix::fs::Stat) -> std::result::Result<(), String> {
+    let kind = EntryKind::of_stat(stat);
+    if kind != EntryKind::File {
+        return Err(format!("its data is {}", kind.describe()));
+    }
     if stat.st_nlink > 1 {
         return Err(format!("its data has {} links", stat.st_nlink));
     }
