@@ -147,6 +147,13 @@
 #define OCICAS_LIMIT_REGISTRY_MIN_RATE 12
 
 /**
+ * `ocicas_engine_set_limit` limit `lock_timeout`: the longest wait for the store lock (held by
+ * a GC sweep, an index.json update or a commit), in seconds; past it the call fails with
+ * `OCICAS_ERR_LOCKED`. Default 300.
+ */
+#define OCICAS_LIMIT_LOCK_TIMEOUT 14
+
+/**
  * `ocicas_fsck_ext` flag: also decompress every layer of every image (gzip, zstd or plain,
  * by its media type) and check it against the DiffID its config gives it.
  */

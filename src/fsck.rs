@@ -4,7 +4,8 @@
 //!
 //! Problems (the layout, or an image in it, is broken, or the peers refuse it), each named with
 //! the path of descriptors that leads to it: an entry planted in the layout (a symlink, a FIFO,
-//! a file where a directory belongs); a blob that does not hash to its name; a reachable
+//! a file where a directory belongs); a lease, labels file or ingest that cannot be read; a
+//! blob that does not hash to its name; a reachable
 //! blob that is missing, of another size than declared, or that does not parse as the media
 //! type it is reached with (every such pair is checked, not every digest once); a descriptor
 //! whose `data` is not base64 of the blob; a ref name on two index.json entries; an index.json
@@ -106,6 +107,10 @@ impl Engine {
             // A directory of the layout is not one (reported above): its blobs cannot be listed.
             return Ok(FsckReport { problems: odd_entries, ..FsckReport::default() });
         }
+        let mut problems = odd_entries;
+        problems.extend(self.lease_problems()?);
+        problems.extend(self.label_problems()?);
+        problems.extend(self.ingest_problems()?);
         let mut findings = Findings::default();
         let (blobs, reachable) = {
             let _lock = self.fsck_lock(&mut findings.notes)?;
@@ -113,7 +118,7 @@ impl Engine {
             let reachable = self.check_graph(&blobs, options.deep, &mut findings)?;
             (blobs, reachable)
         };
-        let mut report = FsckReport { problems: odd_entries, reachable, ..FsckReport::default() };
+        let mut report = FsckReport { problems, reachable, ..FsckReport::default() };
         for digest in &blobs {
             match self.verify_blob(digest) {
                 Ok(()) => report.blobs_checked += 1,

@@ -47,6 +47,9 @@ pub struct Limits {
     /// Slowest a registry blob transfer may be, in bytes per second averaged over
     /// `registry_timeout` seconds, before it is given up.
     pub registry_min_rate: u64,
+    /// Longest wait for the store lock (held by a GC sweep, an index.json update, a commit), in
+    /// seconds.
+    pub lock_timeout: u64,
 }
 
 /// One limit: the name of a field of `Limits`.
@@ -64,11 +67,12 @@ pub enum Limit {
     Threads,
     RegistryTimeout,
     RegistryMinRate,
+    LockTimeout,
 }
 
 impl Limit {
     /// The table, in the order of the C constants.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 13] = [
         Limit::JsonSize,
         Limit::ArchiveManifestSize,
         Limit::ArchiveHeaderSize,
@@ -81,6 +85,7 @@ impl Limit {
         Limit::Threads,
         Limit::RegistryTimeout,
         Limit::RegistryMinRate,
+        Limit::LockTimeout,
     ];
 
     /// The name used by the CLI, Go and messages: the field's name.
@@ -98,6 +103,7 @@ impl Limit {
             Limit::Threads => "threads",
             Limit::RegistryTimeout => "registry_timeout",
             Limit::RegistryMinRate => "registry_min_rate",
+            Limit::LockTimeout => "lock_timeout",
         }
     }
 
@@ -116,6 +122,7 @@ impl Limit {
             Limit::Threads => "thread",
             Limit::RegistryTimeout => "registry request time",
             Limit::RegistryMinRate => "registry transfer rate",
+            Limit::LockTimeout => "lock wait",
         }
     }
 
@@ -125,7 +132,7 @@ impl Limit {
             Limit::ArchiveMembers => " members",
             Limit::WalkDepth => " levels",
             Limit::Threads => " threads",
-            Limit::RegistryTimeout => " seconds",
+            Limit::RegistryTimeout | Limit::LockTimeout => " seconds",
             Limit::RegistryMinRate => " bytes/s",
             _ => " bytes",
         }
@@ -161,6 +168,7 @@ impl Default for Limits {
             threads: default_threads(),
             registry_timeout: 300,
             registry_min_rate: 16 << 10,
+            lock_timeout: 300,
         }
     }
 }
@@ -217,6 +225,13 @@ impl Limits {
         self.outside(limit, what, "under the minimum", "lower")
     }
 
+    /// The error for a wait for a lock `what` over `limit`: `Locked` (someone holds it), naming
+    /// the limit and how to raise it.
+    pub fn waited_too_long(&self, limit: Limit, what: impl std::fmt::Display) -> Error {
+        let err = self.outside(limit, what, "over the", "raise");
+        Error::new(ErrorKind::Locked, err.message())
+    }
+
     fn outside(&self, limit: Limit, what: impl std::fmt::Display, relation: &str, change: &str) -> Error {
         let name = limit.name();
         Error::new(
@@ -266,6 +281,7 @@ impl Limits {
             Limit::Threads => &self.threads,
             Limit::RegistryTimeout => &self.registry_timeout,
             Limit::RegistryMinRate => &self.registry_min_rate,
+            Limit::LockTimeout => &self.lock_timeout,
         }
     }
 
@@ -283,6 +299,7 @@ impl Limits {
             Limit::Threads => &mut self.threads,
             Limit::RegistryTimeout => &mut self.registry_timeout,
             Limit::RegistryMinRate => &mut self.registry_min_rate,
+            Limit::LockTimeout => &mut self.lock_timeout,
         }
     }
 }

@@ -240,6 +240,10 @@ impl Storage for FaultyStorage {
         self.check("rename")?;
         OsStorage.rename(root, from, to)
     }
+    fn link(&self, root: &Root, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        self.check("link")?;
+        OsStorage.link(root, file, from, to)
+    }
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.check("remove_file")?;
         OsStorage.remove_file(root, path)
@@ -428,6 +432,10 @@ impl Storage for RecordingStorage {
     fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
         self.step();
         OsStorage.rename(root, from, to)
+    }
+    fn link(&self, root: &Root, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        self.step();
+        OsStorage.link(root, file, from, to)
     }
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.step();

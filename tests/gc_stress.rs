@@ -10,11 +10,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
+use ocicas::layout::{OsStorage, Root, Storage};
 use ocicas::spec::{ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, canonical_json};
 use ocicas::{
     Algorithm, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, LayerOptions, LayerStream, LeaseResource,
@@ -429,16 +430,18 @@ fn a_blob_a_live_process_is_uploading_survives_gc_with_zero_expiry() {
 // ---------------------------------------------------------------------------------------------
 // A lease's manifest committed while GC waits for the store lock.
 
-/// Blocks until some process waits for an exclusive flock on the file with inode `ino`.
-fn wait_until_lock_is_awaited(ino: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let locks = fs::read_to_string("/proc/locks").unwrap();
-        if locks.lines().any(|l| l.contains("->") && l.contains("WRITE") && l.contains(&format!(":{ino} "))) {
-            return;
+/// The real file system, telling `reached` when the store lock is first opened: in GC, once
+/// its unlocked mark is done and it goes to take the lock to sweep.
+struct SignalsTheLock {
+    reached: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl Storage for SignalsTheLock {
+    fn open_lock(&self, root: &Root, path: &Path) -> std::io::Result<fs::File> {
+        if let Some(reached) = self.reached.lock().unwrap().take() {
+            let _ = reached.send(());
         }
-        assert!(Instant::now() < deadline, "GC never waited for the store lock:\n{locks}");
-        std::thread::sleep(Duration::from_millis(5));
+        OsStorage.open_lock(root, path)
     }
 }
 
@@ -463,19 +466,15 @@ fn children_of_a_leased_manifest_committed_while_gc_waits_for_the_lock_are_kept(
     let lock_path = layout.join(".ocicas/lock");
     let lock = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).unwrap();
     lock.lock_shared().unwrap();
-    let gc = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(["gc", s(&layout), "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_lock_is_awaited(lock.metadata().unwrap().ino());
+    let (reached, lock_reached) = mpsc::channel();
+    let storage = Arc::new(SignalsTheLock { reached: Mutex::new(Some(reached)) });
+    let gc_engine = Engine::open_with(&layout, &OpenOptions::default(), storage).unwrap();
+    let gc = std::thread::spawn(move || gc_engine.gc(&GcOptions::default()));
+    lock_reached.recv_timeout(Duration::from_secs(20)).expect("GC never went for the store lock");
     // Meanwhile the writer commits its manifest (commits share the lock).
     engine.put_blob(&manifest_bytes).unwrap();
     lock.unlock().unwrap();
-    let output = gc.wait_with_output().unwrap();
-    assert_child_succeeded("gc", &output);
-    let report = String::from_utf8_lossy(&output.stdout);
+    let report = format!("{:?}", gc.join().unwrap().unwrap());
 
     // The lease's manifest is stored, so what it references is reachable from a live lease.
     for (what, digest) in

@@ -33,6 +33,8 @@ type GCReport struct {
 	// Missing names each referenced blob that is not stored, and what references it.
 	Missing          []string `json:"missing"`
 	IngestsRemoved   []string `json:"ingestsRemoved"`
+	// NotRemoved names what the sweep meant to remove and could not (fsck says why).
+	NotRemoved []string `json:"notRemoved"`
 	LeasesRemoved    int64    `json:"leasesRemoved"`
 	TempFilesRemoved int64    `json:"tempFilesRemoved"`
 	LabelsRemoved    int64    `json:"labelsRemoved"`

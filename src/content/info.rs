@@ -184,17 +184,30 @@ impl Engine {
 
     /// GC's part: removes label files whose blob is not stored. The caller holds the exclusive
     /// store lock (commits write labels under the shared one).
-    pub(crate) fn sweep_orphan_labels(&self, dry_run: bool) -> Result<u64> {
+    pub(crate) fn sweep_orphan_labels(&self, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
         let mut removed = 0;
         for digest in self.labelled_blobs()? {
             if !self.has_blob(&digest).unwrap_or(true) {
-                if !dry_run {
-                    self.write_labels(&digest, &Labels::new())?;
+                if !dry_run && let Err(err) = self.write_labels(&digest, &Labels::new()) {
+                    failed.push(err.message().to_owned());
+                    continue;
                 }
                 removed += 1;
             }
         }
         Ok(removed)
+    }
+
+    /// fsck's part: every labels file named by a digest is a label map GC can read (one it
+    /// cannot stops GC).
+    pub(crate) fn label_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for digest in self.labelled_blobs()? {
+            if let Err(err) = self.read_labels(&digest) {
+                problems.push(format!("{} (GC stops at it; remove it)", err.message()));
+            }
+        }
+        Ok(problems)
     }
 
     /// Digests that have a labels file, listed once so a walk does not probe every blob.

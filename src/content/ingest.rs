@@ -212,12 +212,10 @@ impl Engine {
         self.remove_ingest(&LockedIngest { dir, handle })
     }
 
-    /// Starts an ingest from nothing: empty data, no hash state; its metadata is written by
-    /// `reconcile_options`.
+    /// Starts an ingest from nothing: no data (its name is removed, never truncated: it may be
+    /// a link to another file), no hash state; its metadata is written by `reconcile_options`.
     fn reset_ingest(&self, ref_name: &str, dir: &Path) -> Result<IngestStatus> {
-        let data_path = dir.join("data");
-        let data = self.storage().open_append(&data_path).map_err(|e| self.io_error("cannot open", &data_path, e))?;
-        self.storage().set_len(&data, 0).map_err(|e| self.io_error("cannot truncate", &data_path, e))?;
+        self.remove_if_present(&dir.join("data"))?;
         self.remove_if_present(&dir.join("hashstate"))?;
         self.remove_if_present(&dir.join(META_FILE))?;
         let now = SystemTime::now();
@@ -301,6 +299,9 @@ impl Engine {
         }
         let started_at = UNIX_EPOCH + Duration::from_nanos(meta.started_at);
         let data = self.dir().stat(&dir.join("data"));
+        if let Ok(stat) = &data {
+            check_data(stat).map_err(|what| damaged(&what))?;
+        }
         let offset = data.as_ref().map_or(0, |stat| stat.st_size as u64);
         let updated_at = data.map_or(started_at, |stat| modified_time(&stat)).max(started_at);
         Ok(IngestStatus {
@@ -343,7 +344,7 @@ impl Engine {
     }
 
     /// Every directory under `.ocicas/ingest/`, with the ref its metadata names (None when it
-    /// is missing or damaged).
+    /// is missing or damaged, or names a ref whose directory this is not).
     fn ingest_dirs(&self) -> Result<Vec<(PathBuf, Option<String>)>> {
         let root = self.ingest_root();
         let mut dirs = Vec::new();
@@ -358,7 +359,12 @@ impl Engine {
         Ok(dirs
             .into_iter()
             .map(|dir| {
-                let ref_name = self.read_ingest_meta(&dir).ok().map(|meta| meta.ref_name);
+                // A directory not named for its ref is damaged: that ref's writer would not find it.
+                let ref_name = self
+                    .read_ingest_meta(&dir)
+                    .ok()
+                    .map(|meta| meta.ref_name)
+                    .filter(|ref_name| self.ingest_dir(ref_name) == dir);
                 (dir, ref_name)
             })
             .collect())
@@ -382,6 +388,7 @@ impl Engine {
         expiry: Duration,
         leased: &HashSet<String>,
         dry_run: bool,
+        failed: &mut Vec<String>,
     ) -> Result<Vec<String>> {
         let now = SystemTime::now();
         let mut removed = Vec::new();
@@ -390,6 +397,11 @@ impl Engine {
             if leased.contains(&ref_name) {
                 continue;
             }
+            let Ok(handle) = self.dir().open_dir(&dir) else { continue };
+            if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
+                continue; // a live writer holds it, or it was replaced since it was listed
+            }
+            // Its age is read under its lock, so a writer that resumed it since the listing counts.
             // A damaged ingest counts from its directory's own time.
             let updated_at = match self.read_ingest_status(&ref_name, &dir) {
                 Ok(status) => status.updated_at,
@@ -398,17 +410,35 @@ impl Engine {
             if now.duration_since(updated_at).unwrap_or_default() < expiry {
                 continue;
             }
-            let Ok(handle) = self.dir().open_dir(&dir) else { continue };
-            if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
-                continue; // a live writer holds it, or it was replaced since it was listed
-            }
-            if !dry_run {
-                self.remove_ingest(&LockedIngest { dir, handle })?;
+            if !dry_run && let Err(err) = self.remove_ingest(&LockedIngest { dir, handle }) {
+                failed.push(err.message().to_owned());
+                continue;
             }
             removed.push(ref_name);
         }
         removed.sort();
         Ok(removed)
+    }
+
+    /// fsck's part: every ingest directory holds files only, which GC can remove (a directory
+    /// planted in one is not removed).
+    pub(crate) fn ingest_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for (dir, _) in self.ingest_dirs()? {
+            self.dir()
+                .for_each_entry(&dir, |name, kind| {
+                    if kind != EntryKind::File {
+                        problems.push(format!(
+                            "{} is {} in an ingest (GC removes ingests of files only; remove it)",
+                            self.display(&dir.join(name)).display(),
+                            kind.describe()
+                        ));
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.io_error("cannot list", &dir, e))?;
+        }
+        Ok(problems)
     }
 
     /// Removes a locked ingest directory through its handle (not durably: one that a power
@@ -426,6 +456,25 @@ impl Engine {
             Err(err) => Err(self.io_error("cannot remove", path, err)),
         }
     }
+}
+
+/// What a writer never leaves as an ingest's data: anything but a regular file (a planted link
+/// or FIFO), a file with other links (one may be a blob the ingest became before a power loss
+/// undid its removal, or a file outside the layout), or one of mostly holes (a writer writes
+/// every byte; a planted sparse file of terabytes would be hashed for hours when resumed). Such
+/// an ingest is started afresh, its data's name removed, never written through.
+fn check_data(stat: &rustix::fs::Stat) -> std::result::Result<(), String> {
+    let kind = EntryKind::of_stat(stat);
+    if kind != EntryKind::File {
+        return Err(format!("its data is {}", kind.describe()));
+    }
+    if stat.st_nlink > 1 {
+        return Err(format!("its data has {} links", stat.st_nlink));
+    }
+    if crate::layout::mostly_holes(stat) {
+        return Err(format!("its data of {} bytes is mostly holes", stat.st_size));
+    }
+    Ok(())
 }
 
 /// A time as `ingest.json` records it: nanoseconds since the epoch (0 before it; saturated in

@@ -24,6 +24,9 @@ use crate::layout::{Engine, EntryKind, TempFile};
 use crate::limits::Limit;
 use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 
+/// Times a publication replaces an odd entry of its blob's name before it gives up.
+const PUBLISH_ATTEMPTS: u32 = 8;
+
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
 pub(crate) const IO_CHUNK: usize = 128 << 10;
 
@@ -129,19 +132,16 @@ impl Engine {
     }
 
     /// Publishes a fully written temp file as the blob `digest`. Returns whether it was new.
+    /// The temp file's name is removed when it drops.
     pub(crate) fn install_blob(&self, temp: TempFile<'_>, digest: &Digest, size: u64) -> Result<bool> {
-        let stored = self.publish_blob(temp.file(), temp.path(), digest, size, &Labels::new())?;
-        if stored {
-            temp.disarm();
-        }
-        Ok(stored)
+        self.publish_blob(temp.file(), temp.path(), digest, size, &Labels::new())
     }
 
-    /// Makes the fully written file at `path` the blob `digest`: fsync, mode 0444, rename into
-    /// `blobs/` under the shared store lock, fsync the directory. Returns false, leaving the
-    /// file where it is, when an intact blob of that digest is already stored. Non-empty
-    /// `labels` are written under the same lock, before the rename, so GC never sees a
-    /// labelled blob without its labels.
+    /// Makes the fully written, open `file` (named `path`) the blob `digest`: fsync, mode 0444,
+    /// a link of the open file into `blobs/` under the shared store lock, fsync the directory.
+    /// The caller removes the name `path`. Returns false when an intact blob of that digest is
+    /// already stored. Non-empty `labels` are written under the same lock, before the link, so
+    /// GC never sees a labelled blob without its labels.
     pub(crate) fn publish_blob(
         &self,
         file: &File,
@@ -151,7 +151,6 @@ impl Engine {
         labels: &Labels,
     ) -> Result<bool> {
         let storage = self.storage();
-        self.check_still_at(file, path)?;
         storage.sync_file(file).map_err(|e| self.io_error("cannot fsync", path, e))?;
         storage.set_read_only(file).map_err(|e| self.io_error("cannot chmod", path, e))?;
         let _lock = self.lock_shared()?;
@@ -169,26 +168,33 @@ impl Engine {
         if !self.touch(path)? {
             return Err(not_found(format!("{} vanished before it was committed", self.display(path).display())));
         }
-        storage
-            .rename(path, &dest)
-            .map_err(|e| self.io_error(&format!("cannot rename {} to", self.display(path).display()), &dest, e))?;
-        self.sync_parent(&dest)?;
-        Ok(true)
-    }
-
-    /// Whether the file open as `file` is still the one at `path`: what a rename of `path` would
-    /// publish. Something else there (a link planted since the file was opened) is refused.
-    fn check_still_at(&self, file: &File, path: &Path) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let held = file.metadata().map_err(|e| self.io_error("cannot stat", path, e))?;
-        let there = self.dir().stat(path).map_err(|e| self.io_error("cannot stat", path, e))?;
-        if there.st_ino != held.ino() || there.st_dev != held.dev() {
-            return Err(invalid_image(format!(
-                "{} was replaced while it was being committed; nothing was published",
-                self.display(path).display()
-            )));
+        // An entry of that name that is not an intact blob (a truncated file, a planted link) is
+        // replaced; a publisher of the same blob racing us (the lock is shared) may win.
+        for _ in 0..PUBLISH_ATTEMPTS {
+            match storage.link(file, path, &dest) {
+                Ok(()) => {
+                    self.sync_parent(&dest)?;
+                    return Ok(true);
+                }
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    if self.is_intact(digest, size) {
+                        return Ok(false);
+                    }
+                    match storage.remove_file(&dest) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(self.io_error("cannot remove", &dest, err)),
+                    }
+                }
+                Err(err) => {
+                    return Err(self.io_error(&format!("cannot link {} to", self.display(path).display()), &dest, err));
+                }
+            }
         }
-        Ok(())
+        Err(Error::new(
+            ErrorKind::Io,
+            format!("{} kept being replaced while it was published", self.display(&dest).display()),
+        ))
     }
 
     /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
@@ -199,12 +205,14 @@ impl Engine {
     }
 
     /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
-    /// layout of another owner (a shared read-mostly store) may refuse it; the commit still
-    /// stands, with the grace of the file's own mtime.
+    /// layout of another owner (a shared read-mostly store) may refuse it, and a hard-linked
+    /// blob is not touched (its time is another file's too); the commit still stands, with the
+    /// grace of the file's own mtime.
     fn touch(&self, path: &Path) -> Result<bool> {
         match self.storage().touch(path) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) if crate::error::Refused::is(&err) => Ok(true),
             Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Ok(true),
             Err(err) => Err(self.io_error("cannot set the mtime of", path, err)),
         }
@@ -254,8 +262,20 @@ impl Engine {
     }
 
     /// Hashes a committed blob and checks it against its name.
+    /// A blob that is mostly holes is not hashed (see `layout::mostly_holes`): it is reported
+    /// as not being one ocicas stored.
     pub fn verify_blob(&self, digest: &Digest) -> Result<()> {
         let mut reader = self.open_blob(digest)?;
+        let stat = rustix::fs::fstat(&reader.file)
+            .map_err(|e| self.io_error("cannot stat", &self.blob_path(digest), e.into()))?;
+        if crate::layout::mostly_holes(&stat) {
+            return Err(invalid_image(format!(
+                "blob {digest} is {} bytes but only {} are on disk: a sparse file, not hashed (ocicas writes \
+                 every byte of a blob)",
+                stat.st_size,
+                (stat.st_blocks as u64).saturating_mul(512)
+            )));
+        }
         let mut hasher = Hasher::new(digest.algorithm());
         let mut buf = vec![0u8; IO_CHUNK];
         loop {

@@ -104,6 +104,10 @@ pub const OCICAS_LIMIT_REGISTRY_TIMEOUT: u32 = 11;
 /// `ocicas_engine_set_limit` limit `registry_min_rate`: the slowest a registry blob transfer may
 /// be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
 pub const OCICAS_LIMIT_REGISTRY_MIN_RATE: u32 = 12;
+/// `ocicas_engine_set_limit` limit `lock_timeout`: the longest wait for the store lock (held by
+/// a GC sweep, an index.json update or a commit), in seconds; past it the call fails with
+/// `OCICAS_ERR_LOCKED`. Default 300.
+pub const OCICAS_LIMIT_LOCK_TIMEOUT: u32 = 14;
 
 /// Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Every resource one operation
 /// uses is bounded by one of these; input over a limit gives `OCICAS_ERR_TOO_LARGE` with a
@@ -165,6 +169,7 @@ fn limit_from_c(limit: u32) -> crate::Result<Limit> {
         OCICAS_LIMIT_THREADS => Limit::Threads,
         OCICAS_LIMIT_REGISTRY_TIMEOUT => Limit::RegistryTimeout,
         OCICAS_LIMIT_REGISTRY_MIN_RATE => Limit::RegistryMinRate,
+        OCICAS_LIMIT_LOCK_TIMEOUT => Limit::LockTimeout,
         _ => return Err(invalid_argument(format!("unknown limit {limit}"))),
     })
 }

@@ -134,18 +134,8 @@ impl Engine {
 
     /// Every lease, live or expired, sorted by id.
     pub fn lease_list(&self) -> Result<Vec<Lease>> {
-        let dir = self.leases_dir();
-        let mut ids = Vec::new();
-        self.dir()
-            .for_each_entry(&dir, |name, _| {
-                if let Some(id) = name.to_str().filter(|id| validate_lease_id(id).is_ok()) {
-                    ids.push(id.to_owned());
-                }
-                Ok(())
-            })
-            .map_err(|e| self.io_error("cannot list", &dir, e))?;
         let mut leases = Vec::new();
-        for id in ids {
+        for id in self.lease_ids()? {
             match self.read_lease(&id) {
                 Ok(lease) => leases.push(lease),
                 // Released since it was listed.
@@ -157,14 +147,53 @@ impl Engine {
         Ok(leases)
     }
 
+    /// The names in the leases directory that are lease ids.
+    fn lease_ids(&self) -> Result<Vec<String>> {
+        let dir = self.leases_dir();
+        let mut ids = Vec::new();
+        self.dir()
+            .for_each_entry(&dir, |name, _| {
+                if let Some(id) = name.to_str().filter(|id| validate_lease_id(id).is_ok()) {
+                    ids.push(id.to_owned());
+                }
+                Ok(())
+            })
+            .map_err(|e| self.io_error("cannot list", &dir, e))?;
+        Ok(ids)
+    }
+
+    /// fsck's part: every file of the leases directory named as a lease is one GC can read (one
+    /// it cannot stops GC).
+    pub(crate) fn lease_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for id in self.lease_ids()? {
+            match self.read_lease(&id) {
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => problems.push(format!("{} (GC stops at it; remove it)", err.message())),
+            }
+        }
+        Ok(problems)
+    }
+
     fn read_lease(&self, id: &str) -> Result<Lease> {
         let path = self.leases_dir().join(id);
         let bytes = self.read_json_file(&path).map_err(|err| match err.kind() {
             ErrorKind::NotFound => not_found(format!("no lease {id:?}")),
             _ => err,
         })?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| crate::error::invalid_image(format!("{} is not a lease: {e}", self.display(&path).display())))
+        let shown = self.display(&path);
+        let lease: Lease = serde_json::from_slice(&bytes)
+            .map_err(|e| crate::error::invalid_image(format!("{} is not a lease: {e}", shown.display())))?;
+        // Leases are written and removed by their file's name: one naming another is not ours.
+        if lease.id != id {
+            return Err(crate::error::invalid_image(format!(
+                "{} holds lease {:?}, not {id:?}",
+                shown.display(),
+                lease.id
+            )));
+        }
+        Ok(lease)
     }
 
     fn write_lease(&self, lease: &Lease) -> Result<()> {

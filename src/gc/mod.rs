@@ -64,6 +64,9 @@ pub struct GcReport {
     pub temp_files_removed: u64,
     /// Label files of blobs that are not stored.
     pub labels_removed: u64,
+    /// Private state the sweep meant to remove and could not (an ingest with a directory
+    /// planted in it, say), one line each: the rest of the sweep went on. fsck reports why.
+    pub not_removed: Vec<String>,
 }
 
 impl GcReport {
@@ -79,6 +82,7 @@ impl GcReport {
             "leasesRemoved": self.leases_removed,
             "tempFilesRemoved": self.temp_files_removed,
             "labelsRemoved": self.labels_removed,
+            "notRemoved": self.not_removed,
         })
     }
 }
@@ -188,11 +192,11 @@ impl Engine {
             self.remove_blobs(&garbage, &roots.labelled)?;
         }
         report.blobs_removed = garbage.len() as u64;
-        report.bytes_removed = garbage.iter().map(|(_, size)| size).sum();
+        report.bytes_removed = garbage.iter().fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
         for digest in &candidates {
             if let Some(size) = kept.get(digest) {
                 report.blobs_kept += 1;
-                report.bytes_kept += size;
+                report.bytes_kept = report.bytes_kept.saturating_add(*size);
             }
         }
         if !options.dry_run && report.blobs_removed > 0 {
@@ -206,10 +210,14 @@ impl Engine {
                 }
             }
         }
-        report.labels_removed = self.sweep_orphan_labels(options.dry_run)?;
-        report.ingests_removed = self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run)?;
-        report.leases_removed = self.sweep_expired_leases(started, options.dry_run)?;
-        report.temp_files_removed = self.sweep_temp_files(options.dry_run)?;
+        // Past the blobs, what cannot be removed is noted and the sweep goes on, so that one
+        // planted entry does not leave the rest of the store unswept, and the report is whole.
+        let failed = &mut report.not_removed;
+        report.labels_removed = self.sweep_orphan_labels(options.dry_run, failed)?;
+        report.ingests_removed =
+            self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run, failed)?;
+        report.leases_removed = self.sweep_expired_leases(started, options.dry_run, failed)?;
+        report.temp_files_removed = self.sweep_temp_files(options.dry_run, failed)?;
         // The first walk may have missed what was committed before the second; each line once.
         let mut missing: Vec<String> =
             marks.missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
@@ -280,12 +288,13 @@ impl Engine {
         })
     }
 
-    fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool) -> Result<u64> {
+    fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
         let mut removed = 0;
         for lease in self.lease_list()? {
             if !lease.is_live(now) {
-                if !dry_run {
-                    self.remove_lease(&lease.id)?;
+                if !dry_run && let Err(err) = self.remove_lease(&lease.id) {
+                    failed.push(err.message().to_owned());
+                    continue;
                 }
                 removed += 1;
             }

@@ -1,12 +1,15 @@
 //! Confined file access: every path of a layout is a relative path opened beneath the layout's
-//! directory handle, and no symlink is followed at any component of it (openat2 with
-//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, or, where a kernel or a
-//! seccomp filter refuses openat2, a walk that opens one component at a time with
-//! `O_NOFOLLOW`). Only regular files and directories are opened, and never in a way that blocks
-//! (`O_NONBLOCK`, then a check of what was opened). Changes (create, rename, unlink, set times)
-//! happen at the handle of the parent directory, so a planted link can never lead them outside
-//! the layout. What is refused comes back as an `io::Error` carrying `error::Refused`, which
-//! `Error::io` reports as an invalid layout.
+//! directory handle, and no symlink is followed and no mount point crossed at any component of
+//! it (openat2 with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+//! RESOLVE_NO_XDEV`, or, where a kernel or a seccomp filter refuses openat2, a walk that opens
+//! one component at a time with `O_NOFOLLOW` and compares mounts). A file is looked at before it
+//! is opened, and opened only when it is a regular file (a device's driver never sees an open),
+//! without blocking (`O_NONBLOCK`), and checked again once open. The store's own files under
+//! `.ocicas/` must also have one link: a hard link there would make a write, a truncation or a
+//! chmod reach a file elsewhere. Changes (create, rename, unlink, set times) happen at the
+//! handle of the parent directory, so a planted link can never lead them outside the layout.
+//! What is refused comes back as an `io::Error` carrying `error::Refused`, which `Error::io`
+//! reports as an invalid layout.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -16,8 +19,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, StatxFlags, Timestamps};
+
+use super::structure::PRIVATE_DIR;
 use crate::error::Refused;
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timestamps};
 
 fn refused(what: impl Into<String>) -> io::Error {
     Refused(what.into()).into_io()
@@ -83,15 +88,36 @@ const MAX_REMOVE_DEPTH: u32 = 8;
 #[derive(Debug)]
 pub struct Root {
     fd: OwnedFd,
+    /// The mount the layout is on: nothing on another is opened or removed.
+    mount: Mount,
     /// For messages only: the path the layout was opened by.
     path: PathBuf,
+}
+
+/// Which mount a file is on: the mount id where the kernel tells it (5.8+), else the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mount {
+    Id(u64),
+    Device(u64),
+}
+
+impl Mount {
+    fn of(fd: BorrowedFd<'_>) -> io::Result<Mount> {
+        let statx = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+        Ok(if StatxFlags::from_bits_retain(statx.stx_mask).contains(StatxFlags::MNT_ID) {
+            Mount::Id(statx.stx_mnt_id)
+        } else {
+            Mount::Device(rustix::fs::makedev(statx.stx_dev_major, statx.stx_dev_minor))
+        })
+    }
 }
 
 impl Root {
     /// Opens the directory at `path` (which the caller chose, so a symlink in it is followed).
     pub fn open(path: &Path) -> io::Result<Root> {
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Root { fd, path: path.to_owned() })
+        let mount = Mount::of(fd.as_fd())?;
+        Ok(Root { fd, mount, path: path.to_owned() })
     }
 
     pub fn path(&self) -> &Path {
@@ -205,9 +231,39 @@ impl Root {
         Ok(rustix::fs::renameat(&from_parent, from_name, &to_parent, to_name)?)
     }
 
-    /// Sets the modification time of `rel` (not of what a link there points at) to now.
+    /// Gives the open `file` the name `to`, which must be free: a hard link to the very inode that
+    /// is open (through `/proc/self/fd`), so no name is resolved between the caller's checks of
+    /// the file and its publication. Where procfs is not mounted, `from` (the file's name) is
+    /// renamed instead, once it is found to still name the open file.
+    pub fn link_open_file(&self, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (to_parent, to_name) = self.parent(to)?;
+        let open_file = format!("/proc/self/fd/{}", file.as_raw_fd());
+        match rustix::fs::linkat(rustix::fs::CWD, &open_file, &to_parent, to_name, AtFlags::SYMLINK_FOLLOW) {
+            Err(rustix::io::Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => {}
+            result => return Ok(result?),
+        }
+        let (from_parent, from_name) = self.parent(from)?;
+        let there = rustix::fs::statat(&from_parent, from_name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let held = rustix::fs::fstat(file)?;
+        if (there.st_dev, there.st_ino) != (held.st_dev, held.st_ino) {
+            return Err(refused(format!("{} was replaced while it was being published", self.display(from).display())));
+        }
+        Ok(rustix::fs::renameat_with(&from_parent, from_name, &to_parent, to_name, rustix::fs::RenameFlags::NOREPLACE)?)
+    }
+
+    /// Sets the modification time of `rel` (not of what a link there points at) to now. A file
+    /// with more than one link is refused: its time is another file's too.
     pub fn touch(&self, rel: &Path) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
+        let stat = rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if stat.st_nlink > 1 {
+            return Err(refused(format!(
+                "{} has {} links, so its time belongs to other files too",
+                self.display(rel).display(),
+                stat.st_nlink
+            )));
+        }
         let now = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW };
         let times = Timestamps { last_access: now, last_modification: now };
         Ok(rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
@@ -218,20 +274,43 @@ impl Root {
     /// through handles opened from it, so nothing is resolved by path again between the caller's
     /// check of `dir` (a lock, say) and the removal.
     pub fn remove_tree(&self, rel: &Path, dir: &File) -> io::Result<()> {
-        clear_dir(dir.as_fd(), 0)?;
+        clear_dir(dir.as_fd(), self.mount, 0)?;
         let (parent, name) = self.parent(rel)?;
         Ok(rustix::fs::unlinkat(&parent, name, AtFlags::REMOVEDIR)?)
     }
 
-    /// Opens `rel` with `flags` and checks that a regular file was opened. `O_NONBLOCK` keeps a
-    /// FIFO from blocking the open; it changes nothing for a regular file.
+    /// Opens `rel` with `flags` when it is a regular file (or, with `O_CREAT`, nothing is there),
+    /// and checks again what was opened (it may have been swapped in between). `O_NONBLOCK` keeps
+    /// a FIFO swapped in from blocking the open; it changes nothing for a regular file.
     fn open_regular(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<File> {
-        let fd = self.resolve(rel, flags | OFlags::NONBLOCK, mode)?;
-        let kind = EntryKind::of_stat(&rustix::fs::fstat(&fd)?);
+        let (parent, name) = self.parent(rel)?;
+        match rustix::fs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => self.check_regular(rel, &stat)?,
+            Err(rustix::io::Errno::NOENT) if flags.contains(OFlags::CREATE) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let fd = self
+            .resolve_from(parent.as_fd(), Path::new(name), flags | OFlags::NONBLOCK, mode)
+            .map_err(|err| self.explain(rel, err))?;
+        self.check_regular(rel, &rustix::fs::fstat(&fd)?)?;
+        Ok(File::from(fd))
+    }
+
+    /// A regular file, and for the store's own files one with a single link.
+    fn check_regular(&self, rel: &Path, stat: &Stat) -> io::Result<()> {
+        let kind = EntryKind::of_stat(stat);
         if kind != EntryKind::File {
             return Err(refused(format!("{} is {}, not a regular file", self.display(rel).display(), kind.describe())));
         }
-        Ok(File::from(fd))
+        if stat.st_nlink > 1 && rel.starts_with(PRIVATE_DIR) {
+            return Err(refused(format!(
+                "{} has {} links: the store's own files are never hard-linked (one may be a file outside \
+                 the layout); remove it",
+                self.display(rel).display(),
+                stat.st_nlink
+            )));
+        }
+        Ok(())
     }
 
     /// The directory that holds `rel`, and `rel`'s last component. (Not `O_PATH`: with
@@ -242,27 +321,20 @@ impl Root {
         Ok((self.resolve(parent, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?, name))
     }
 
-    /// Opens `rel` beneath the root without following any symlink.
+    /// Opens `rel` beneath the root without following any symlink or crossing a mount.
     fn resolve(&self, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        self.resolve_from(self.fd.as_fd(), rel, flags, mode).map_err(|err| self.explain(rel, err))
+    }
+
+    /// Opens `rel` beneath `base` (the root, or a directory opened beneath it) the same way.
+    fn resolve_from(&self, base: BorrowedFd<'_>, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
         check_relative(rel)?;
         let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY;
-        let result = match RESOLVER.load(Ordering::Relaxed) {
-            RESOLVER_WALK => walk(&self.fd, rel, flags, mode),
-            RESOLVER_OPENAT2 => openat2(&self.fd, rel, flags, mode),
-            _ => match openat2(&self.fd, rel, flags, mode) {
-                // No openat2 in this kernel, or a seccomp filter (some container runtimes)
-                // refuses it: walk instead, from now on.
-                Err(err) if matches!(err.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
-                    RESOLVER.store(RESOLVER_WALK, Ordering::Relaxed);
-                    walk(&self.fd, rel, flags, mode)
-                }
-                result => {
-                    RESOLVER.store(RESOLVER_OPENAT2, Ordering::Relaxed);
-                    result
-                }
-            },
-        };
-        result.map_err(|err| self.explain(rel, err))
+        if resolver(self.fd.as_fd()) == RESOLVER_OPENAT2 {
+            openat2(base, rel, flags, mode)
+        } else {
+            walk(base, rel, flags, mode, self.mount)
+        }
     }
 
     /// ELOOP means a symlink was met, and so does ENOTDIR when a link stands where a directory
@@ -273,7 +345,10 @@ impl Root {
             Some(libc::ELOOP) => Some(self.first_link(rel).unwrap_or_else(|| rel.to_owned())),
             Some(libc::ENOTDIR) => self.first_link(rel),
             Some(libc::EXDEV) => {
-                return refused(format!("{} leads outside the layout", self.display(rel).display()));
+                return refused(format!(
+                    "{} crosses a mount point or leads outside the layout",
+                    self.display(rel).display()
+                ));
             }
             _ => None,
         };
@@ -313,33 +388,67 @@ fn check_relative(rel: &Path) -> io::Result<()> {
     if rel.components().all(|c| matches!(c, Component::Normal(_))) { Ok(()) } else { Err(invalid_path(rel)) }
 }
 
-fn openat2(root: &OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
+
+/// Times openat2 is asked again when it reports that a rename raced its lookup (it does so only
+/// while resolving `..`, which no path of ours holds).
+const OPENAT2_ATTEMPTS: u32 = 16;
+
+/// Which resolver this process uses: openat2, unless a first harmless call of it (opening the
+/// root itself) is refused, by an old kernel (ENOSYS) or a seccomp filter (EPERM).
+fn resolver(root: BorrowedFd<'_>) -> u8 {
+    match RESOLVER.load(Ordering::Relaxed) {
+        RESOLVER_UNKNOWN => {
+            let probe = rustix::fs::openat2(root, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), RESOLVE);
+            let chosen = match probe {
+                Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => RESOLVER_WALK,
+                _ => RESOLVER_OPENAT2,
+            };
+            RESOLVER.store(chosen, Ordering::Relaxed);
+            chosen
+        }
+        chosen => chosen,
+    }
+}
+
+fn openat2(base: BorrowedFd<'_>, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let mut attempts = 0;
     loop {
-        match rustix::fs::openat2(root, rel, flags, mode, resolve) {
-            // openat2 asks to be retried when a rename raced the lookup.
-            Err(rustix::io::Errno::AGAIN) => continue,
+        match rustix::fs::openat2(base, rel, flags, mode, RESOLVE) {
+            Err(rustix::io::Errno::AGAIN) if attempts < OPENAT2_ATTEMPTS => attempts += 1,
             result => return Ok(result?),
         }
     }
 }
 
 /// openat2's guarantees by hand: each directory on the way is opened with `O_NOFOLLOW` from the
-/// one before, so a symlink anywhere fails (ELOOP, or ENOTDIR where a directory was expected).
-fn walk(root: &OwnedFd, rel: &Path, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+/// one before, so a symlink anywhere fails (ELOOP, or ENOTDIR where a directory was expected),
+/// and whatever is opened must be on the root's mount (EXDEV otherwise, as openat2 says it).
+fn walk(base: BorrowedFd<'_>, rel: &Path, flags: OFlags, mode: Mode, mount: Mount) -> io::Result<OwnedFd> {
     let mut components: Vec<&OsStr> = rel.iter().collect();
     let Some(last) = components.pop() else {
-        return Ok(rustix::fs::openat(root, ".", flags, mode)?);
+        return Ok(rustix::fs::openat(base, ".", flags, mode)?);
     };
     let mut dir: Option<OwnedFd> = None;
     for component in components {
-        let from = dir.as_ref().map_or(root.as_fd(), |fd| fd.as_fd());
+        let from = dir.as_ref().map_or(base, |fd| fd.as_fd());
         let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        dir = Some(rustix::fs::openat(from, component, directory, Mode::empty())?);
+        dir = Some(on_mount(rustix::fs::openat(from, component, directory, Mode::empty())?, mount)?);
     }
-    let from = dir.as_ref().map_or(root.as_fd(), |fd| fd.as_fd());
-    Ok(rustix::fs::openat(from, last, flags, mode)?)
+    let from = dir.as_ref().map_or(base, |fd| fd.as_fd());
+    on_mount(rustix::fs::openat(from, last, flags, mode)?, mount)
+}
+
+/// `fd` when it is on `mount`; EXDEV when a mount point was crossed to reach it.
+fn on_mount(fd: OwnedFd, mount: Mount) -> io::Result<OwnedFd> {
+    if Mount::of(fd.as_fd())? != mount {
+        return Err(rustix::io::Errno::XDEV.into());
+    }
+    Ok(fd)
 }
 
 fn for_each_entry(dir: BorrowedFd<'_>, mut visit: impl FnMut(&OsStr, EntryKind) -> io::Result<()>) -> io::Result<()> {
@@ -360,8 +469,9 @@ fn for_each_entry(dir: BorrowedFd<'_>, mut visit: impl FnMut(&OsStr, EntryKind) 
     Ok(())
 }
 
-/// Removes everything in the directory `dir` through its handle.
-fn clear_dir(dir: BorrowedFd<'_>, depth: u32) -> io::Result<()> {
+/// Removes everything in the directory `dir` through its handle; a subdirectory on another
+/// mount (a mount point inside the layout) is refused, never descended into.
+fn clear_dir(dir: BorrowedFd<'_>, mount: Mount, depth: u32) -> io::Result<()> {
     let mut entries = Vec::new();
     for_each_entry(dir, |name, kind| {
         entries.push((name.to_owned(), kind));
@@ -378,7 +488,9 @@ fn clear_dir(dir: BorrowedFd<'_>, depth: u32) -> io::Result<()> {
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            clear_dir(sub.as_fd(), depth + 1)?;
+            let sub = on_mount(sub, mount)
+                .map_err(|_| refused(format!("{} is a mount point inside the layout", name.to_string_lossy())))?;
+            clear_dir(sub.as_fd(), mount, depth + 1)?;
             remove_entry(dir, &name, AtFlags::REMOVEDIR)?;
         } else {
             remove_entry(dir, &name, AtFlags::empty())?;
@@ -451,9 +563,7 @@ mod tests {
             assert_refused(root.open_read(Path::new("dirlink/secret")), "a link as a directory");
             assert_refused(root.open_read(Path::new("real/filelink")), "a link as the file");
             assert_refused(root.open_read(Path::new("innerlink/file")), "a link that stays inside");
-            // O_EXCL refuses a dangling link as an existing name.
-            let created = root.create_new(Path::new("dangling"), 0o644);
-            assert_eq!(created.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+            assert_refused(root.create_new(Path::new("dangling"), 0o644), "create through a dangling link");
             assert_refused(root.open_read_write(Path::new("dangling"), 0o644), "a lock file as a dangling link");
             assert_refused(root.open_append(Path::new("dirlink/new"), 0o644), "append beneath a link");
             assert_refused(root.open_dir(Path::new("dirlink")), "a link as a directory to list");
@@ -496,6 +606,25 @@ mod tests {
             assert_eq!(p.root.kind(Path::new("real")).unwrap(), None);
             assert_eq!(std::fs::read(p.sentinel.join("secret")).unwrap(), b"outside");
             assert_refused(p.root.open_dir(Path::new("dirlink")), "a link to remove through");
+        });
+    }
+
+    #[test]
+    fn the_stores_own_files_are_refused_when_hard_linked_and_blobs_are_not_touched_then() {
+        with_each_resolver(|p| {
+            let private = p.root.path().join(".ocicas");
+            std::fs::create_dir_all(&private).unwrap();
+            std::fs::hard_link(p.sentinel.join("secret"), private.join("data")).unwrap();
+            std::fs::hard_link(p.sentinel.join("secret"), p.root.path().join("real/linked")).unwrap();
+            assert_refused(p.root.open_append(Path::new(".ocicas/data"), 0o644), "append to a hard link");
+            assert_refused(p.root.open_read(Path::new(".ocicas/data")), "read a private hard link");
+            assert_eq!(
+                std::io::read_to_string(p.root.open_read(Path::new("real/linked")).unwrap()).unwrap(),
+                "outside"
+            );
+            let before = std::fs::metadata(p.sentinel.join("secret")).unwrap().modified().unwrap();
+            assert_refused(p.root.touch(Path::new("real/linked")), "touch a hard link");
+            assert_eq!(std::fs::metadata(p.sentinel.join("secret")).unwrap().modified().unwrap(), before);
         });
     }
 

@@ -6,12 +6,12 @@ pub mod confined;
 mod storage;
 mod structure;
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use confined::{Entry, EntryKind, Root};
 use storage::LayoutStorage;
@@ -23,6 +23,9 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
 use crate::limits::{Limit, Limits};
 use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
+
+/// The longest pause between two tries of the store lock.
+const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// See `Engine::read_index_to_mend`.
 const MEND_FACTOR: u64 = 16;
@@ -368,7 +371,7 @@ impl Engine {
     /// GC's part: removes the temp files under `.ocicas/tmp/` that no live writer holds (each
     /// writer flocks its temp file from creation to rename). Returns how many. Entries that are
     /// not regular files were planted, not made by a writer: they are left to fsck.
-    pub(crate) fn sweep_temp_files(&self, dry_run: bool) -> Result<u64> {
+    pub(crate) fn sweep_temp_files(&self, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
         let dir = self.temp_dir();
         let mut removed = 0;
         self.root
@@ -381,7 +384,10 @@ impl Engine {
                     match self.storage.remove_file(&self.root, &path) {
                         Ok(()) => {}
                         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-                        Err(err) => return Err(err),
+                        Err(err) => {
+                            failed.push(self.io_error("cannot remove", &path, err).message().to_owned());
+                            return Ok(());
+                        }
                     }
                 }
                 removed += 1;
@@ -392,29 +398,44 @@ impl Engine {
     }
 
     /// A temp file no writer holds: older than `TEMP_FILE_MIN_AGE` (a younger one may be between
-    /// its creation and its writer's flock) and not flocked.
+    /// its creation and its writer's flock) and not flocked, or one with other links (the name
+    /// a published blob kept when its writer stopped before removing it).
     fn is_old_unlocked_temp_file(&self, path: &Path) -> bool {
-        let old = self
-            .root
-            .stat(path)
-            .ok()
-            .and_then(|stat| modified_time(&stat).elapsed().ok())
-            .is_some_and(|age| age >= TEMP_FILE_MIN_AGE);
-        old && self.root.open_read(path).is_ok_and(|file| file.try_lock().is_ok())
+        let Ok(stat) = self.root.stat(path) else { return false };
+        let old = modified_time(&stat).elapsed().is_ok_and(|age| age >= TEMP_FILE_MIN_AGE);
+        old && (stat.st_nlink > 1 || self.root.open_read(path).is_ok_and(|file| file.try_lock().is_ok()))
     }
 
     /// The store lock, shared: held while committing blobs so a GC sweep cannot interleave.
     pub(crate) fn lock_shared(&self) -> Result<StoreLock> {
-        let file = self.open_lock_file()?;
-        file.lock_shared().map_err(|e| self.io_error("cannot lock", &self.lock_path(), e))?;
-        Ok(StoreLock { _file: file })
+        self.lock_store(File::try_lock_shared)
     }
 
     /// The store lock, exclusive: index.json read-modify-write and GC sweeps.
     pub(crate) fn lock_exclusive(&self) -> Result<StoreLock> {
+        self.lock_store(File::try_lock)
+    }
+
+    /// Takes the store lock with `try_lock` (flock has no deadline of its own), trying again
+    /// with waits from 1 ms to 50 ms until `lock_timeout` passes.
+    fn lock_store(&self, try_lock: fn(&File) -> std::result::Result<(), TryLockError>) -> Result<StoreLock> {
         let file = self.open_lock_file()?;
-        file.lock().map_err(|e| self.io_error("cannot lock", &self.lock_path(), e))?;
-        Ok(StoreLock { _file: file })
+        let deadline = Instant::now() + Duration::from_secs(self.limits.lock_timeout);
+        let mut wait = Duration::from_millis(1);
+        loop {
+            match try_lock(&file) {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(LOCK_POLL_MAX);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let what = format!("the store lock {}", self.display(&self.lock_path()).display());
+                    return Err(self.limits.waited_too_long(Limit::LockTimeout, what));
+                }
+                Err(TryLockError::Error(err)) => return Err(self.io_error("cannot lock", &self.lock_path(), err)),
+            }
+        }
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -428,6 +449,19 @@ impl Engine {
         let path = self.lock_path();
         self.storage.open_lock(&self.root, &path).map_err(|e| self.io_error("cannot open lock file", &path, e))
     }
+}
+
+/// Files this large whose disk blocks hold less than a sixteenth of their size are mostly
+/// holes: nothing ocicas writes is, and hashing one that was planted (terabytes of nothing)
+/// would take hours.
+const SPARSE_MIN_SIZE: u64 = 64 << 20;
+
+/// Whether the file of status `stat` is a large file that is mostly holes. (A file system that
+/// keeps zeros as holes, as ZFS with compression does, can make a real file look so too.)
+pub(crate) fn mostly_holes(stat: &rustix::fs::Stat) -> bool {
+    let size = stat.st_size as u64;
+    let allocated = (stat.st_blocks as u64).saturating_mul(512);
+    size >= SPARSE_MIN_SIZE && allocated < size / 16
 }
 
 /// A file's modification time from its status.
@@ -464,11 +498,6 @@ impl TempFile<'_> {
 
     pub(crate) fn sync(&self) -> Result<()> {
         self.engine.storage.sync_file(self.file()).map_err(|e| self.engine.io_error("cannot fsync", &self.path, e))
-    }
-
-    /// The file was moved away by its owner: do not remove anything on drop.
-    pub(crate) fn disarm(mut self) {
-        self.file = None;
     }
 
     /// Renames the temp file to `dest` (the caller fsyncs the directory).

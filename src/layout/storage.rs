@@ -10,54 +10,34 @@ use std::path::Path;
 use super::confined::Root;
 
 /// File-system writes, in the smallest set the layout needs. Reads do not go through here:
-/// they cannot lose data.
+/// they cannot lose data. Each method does its work on the real file system unless an
+/// implementation overrides it (a test's failing or recording storage overrides what it needs).
 pub trait Storage: Send + Sync {
     /// Creates one directory (its parent exists); false when a directory is already there.
-    fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool>;
-    /// Creates a file that must not exist yet, open for writing, mode 0644.
-    fn create_new(&self, root: &Root, path: &Path) -> io::Result<File>;
-    /// Opens a file for appending data, creating it when missing.
-    fn open_append(&self, root: &Root, path: &Path) -> io::Result<File>;
-    /// Opens (creating when missing) a file used only for flock.
-    fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File>;
-    fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()>;
-    fn set_len(&self, file: &File, len: u64) -> io::Result<()>;
-    /// fsync of a file's data and metadata.
-    fn sync_file(&self, file: &File) -> io::Result<()>;
-    /// Starts writing back a range of a file without waiting: a hint that makes a later fsync
-    /// short. Promises nothing about durability.
-    fn start_writeback(&self, file: &File, offset: u64, len: u64);
-    /// Makes a file read-only (mode 0444), as committed blobs are.
-    fn set_read_only(&self, file: &File) -> io::Result<()>;
-    /// Sets a file's modification time to now (without following a symlink).
-    fn touch(&self, root: &Root, path: &Path) -> io::Result<()>;
-    fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()>;
-    fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()>;
-    /// Removes the directory `path`, open as `dir`, and everything in it, through the handle.
-    fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()>;
-    /// fsync of a directory, so that a rename, unlink or mkdir in it is durable.
-    fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()>;
-}
-
-/// The real file system.
-#[derive(Debug, Default)]
-pub struct OsStorage;
-
-impl Storage for OsStorage {
     fn create_dir(&self, root: &Root, path: &Path) -> io::Result<bool> {
         root.mkdir(path)
     }
 
+    /// Creates a file that must not exist yet, open for writing, mode 0644.
     fn create_new(&self, root: &Root, path: &Path) -> io::Result<File> {
         root.create_new(path, 0o644)
     }
 
+    /// Opens a file for appending data, creating it when missing.
     fn open_append(&self, root: &Root, path: &Path) -> io::Result<File> {
         root.open_append(path, 0o644)
     }
 
+    /// Opens (creating when missing) a file used only for flock: mode 0600, and made so when it
+    /// was not and we own it, since a user who can open the lock can hold it and stall every
+    /// writer of the layout.
     fn open_lock(&self, root: &Root, path: &Path) -> io::Result<File> {
-        root.open_read_write(path, 0o644)
+        let file = root.open_read_write(path, 0o600)?;
+        if file.metadata()?.permissions().mode() & 0o077 != 0 {
+            // Not ours (EPERM): its owner decides who may use it.
+            let _ = file.set_permissions(Permissions::from_mode(0o600));
+        }
+        Ok(file)
     }
 
     fn write_all(&self, file: &mut File, bytes: &[u8]) -> io::Result<()> {
@@ -68,10 +48,13 @@ impl Storage for OsStorage {
         file.set_len(len)
     }
 
+    /// fsync of a file's data and metadata.
     fn sync_file(&self, file: &File) -> io::Result<()> {
         file.sync_all()
     }
 
+    /// Starts writing back a range of a file without waiting: a hint that makes a later fsync
+    /// short. Promises nothing about durability.
     fn start_writeback(&self, file: &File, offset: u64, len: u64) {
         use std::os::fd::AsRawFd;
         let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
@@ -81,10 +64,12 @@ impl Storage for OsStorage {
         }
     }
 
+    /// Makes a file read-only (mode 0444), as committed blobs are.
     fn set_read_only(&self, file: &File) -> io::Result<()> {
         file.set_permissions(Permissions::from_mode(0o444))
     }
 
+    /// Sets a file's modification time to now (without following a symlink).
     fn touch(&self, root: &Root, path: &Path) -> io::Result<()> {
         root.touch(path)
     }
@@ -93,18 +78,31 @@ impl Storage for OsStorage {
         root.rename(from, to)
     }
 
+    /// Gives the open `file` (named `from`) the new name `to`, which must be free.
+    fn link(&self, root: &Root, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        root.link_open_file(file, from, to)
+    }
+
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         root.unlink(path)
     }
 
+    /// Removes the directory `path`, open as `dir`, and everything in it, through the handle.
     fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         root.remove_tree(path, dir)
     }
 
+    /// fsync of a directory, so that a rename, unlink or mkdir in it is durable.
     fn sync_dir(&self, root: &Root, path: &Path) -> io::Result<()> {
         root.open_dir(path)?.sync_all()
     }
 }
+
+/// The real file system.
+#[derive(Debug, Default)]
+pub struct OsStorage;
+
+impl Storage for OsStorage {}
 
 /// The storage seam bound to one layout's root: what `Engine::storage` hands out, so callers
 /// name only paths inside the layout.
@@ -146,8 +144,8 @@ impl LayoutStorage<'_> {
         self.storage.touch(self.root, path)
     }
 
-    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.storage.rename(self.root, from, to)
+    pub(crate) fn link(&self, file: &File, from: &Path, to: &Path) -> io::Result<()> {
+        self.storage.link(self.root, file, from, to)
     }
 
     pub(crate) fn remove_file(&self, path: &Path) -> io::Result<()> {

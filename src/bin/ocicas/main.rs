@@ -481,6 +481,9 @@ fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
     for missing in &report.missing {
         writeln!(out, "missing: {missing}")?;
     }
+    for not_removed in &report.not_removed {
+        writeln!(out, "not removed: {not_removed}")?;
+    }
     Ok(())
 }
 
