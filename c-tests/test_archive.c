@@ -86,6 +86,36 @@ int main(void) {
     CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
+    CASE("import limits: memory held, bytes written and decompression are TOO_LARGE past their limit");
+    struct {
+        uint32_t limit;
+        uint64_t value;
+        const char *name;
+        int compressed;
+    } limits[] = {
+        {OCICAS_LIMIT_ARCHIVE_JSON_TOTAL, 64, "archive_json_total", 0},
+        {OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE, 1000, "archive_import_size", 0},
+        {OCICAS_LIMIT_ARCHIVE_EXPANSION, 1, "archive_expansion", 1},
+    };
+    char compressed[4400], command[9000];
+    snprintf(compressed, sizeof compressed, "%s.gz", archive);
+    snprintf(command, sizeof command, "gzip -c '%s' > '%s'", archive, compressed);
+    CHECK(system(command) == 0);
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        char limited_root[4096], limited_layout[4200];
+        ocicas_engine *limited = new_layout(limited_root, sizeof limited_root, limited_layout, sizeof limited_layout);
+        const char *path = limits[i].compressed ? compressed : archive;
+        CHECK_OK(ocicas_archive_import(limited, path, NULL, NULL, NULL, NULL, &result));
+        ocicas_string_free(result);
+        CHECK_OK(ocicas_engine_set_limit(limited, limits[i].limit, limits[i].value));
+        result = NULL;
+        CHECK_STATUS(ocicas_archive_import(limited, path, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_TOO_LARGE);
+        CHECK_MESSAGE(limits[i].name);
+        CHECK(result == NULL);
+        ocicas_engine_close(limited);
+        remove_tree(limited_root);
+    }
+
     ocicas_engine_close(other);
     ocicas_engine_close(engine);
     remove_tree(other_root);

@@ -116,14 +116,15 @@
 #define OCICAS_LIMIT_METADATA_SIZE 7
 
 /**
- * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
- * docker-archive read holds in memory, all members together. Default 64 MiB.
+ * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes one docker-archive read
+ * holds in memory, all together (member names, JSON members, a stream's small members).
+ * Default 64 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_JSON_TOTAL 8
 
 /**
  * `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
- * import writes into the store. Default 1 TiB.
+ * import writes into the store, staged members included. Default 1 TiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE 9
 
@@ -145,6 +146,13 @@
  * be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
  */
 #define OCICAS_LIMIT_REGISTRY_MIN_RATE 12
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_expansion`: the most bytes one compressed byte of a
+ * docker-archive (or of a compressed layer in it) may decompress to, over everything read so
+ * far. Default 1024 (deflate never passes 1032 to 1).
+ */
+#define OCICAS_LIMIT_ARCHIVE_EXPANSION 13
 
 /**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of

@@ -334,6 +334,19 @@ impl Engine {
         self.remove_ingest_dir(&dir)
     }
 
+    /// Opens the data an ingest holds so far for reading, without a writer: the docker-archive
+    /// reader reads back the members it staged. Never follows a symlink nor blocks on a FIFO.
+    pub(crate) fn open_ingest_data(&self, ref_name: &str) -> Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.ingest_dir(ref_name).join("data");
+        fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path).map_err(|err| {
+            match err.kind() {
+                io::ErrorKind::NotFound => not_found(format!("no ingest for ref {ref_name:?}")),
+                _ => Error::io("cannot open", &path, err),
+            }
+        })
+    }
+
     /// GC's part: removes the ingests that no live writer holds, no live lease names, and that
     /// were not updated within `expiry` (zero: all of them). Returns their refs.
     pub(crate) fn sweep_ingests(

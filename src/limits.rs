@@ -34,10 +34,11 @@ pub struct Limits {
     /// Largest private metadata file of the layout (an ingest's `ref`, `total`, `expected`,
     /// times and saved hash state), in bytes.
     pub metadata_size: u64,
-    /// Most bytes of JSON members (`manifest.json`, `repositories`, `<id>/json`, configs) one
-    /// docker-archive read may hold in memory at once, all members together.
+    /// Most bytes one docker-archive read may hold in memory at once, all together: member
+    /// names, the JSON members (`manifest.json`, `repositories`, `<id>/json`, configs) and the
+    /// small members of a stream.
     pub archive_json_total: u64,
-    /// Most bytes one docker-archive import may write into the store.
+    /// Most bytes one docker-archive import may write into the store (staged members included).
     pub archive_import_size: u64,
     /// Most worker threads one operation may start (compression, GC sweep, registry jobs).
     pub threads: u64,
@@ -47,6 +48,10 @@ pub struct Limits {
     /// Slowest a registry blob transfer may be, in bytes per second averaged over
     /// `registry_timeout` seconds, before it is given up.
     pub registry_min_rate: u64,
+    /// Most bytes one compressed byte of a docker-archive (or of a compressed layer in it) may
+    /// decompress to, counted over everything read so far: deflate cannot pass 1032, so only
+    /// zstd (or nested compression) of extremely redundant data reaches the default.
+    pub archive_expansion: u64,
 }
 
 /// One limit: the name of a field of `Limits`.
@@ -64,11 +69,12 @@ pub enum Limit {
     Threads,
     RegistryTimeout,
     RegistryMinRate,
+    ArchiveExpansion,
 }
 
 impl Limit {
     /// The table, in the order of the C constants.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 13] = [
         Limit::JsonSize,
         Limit::ArchiveManifestSize,
         Limit::ArchiveHeaderSize,
@@ -81,6 +87,7 @@ impl Limit {
         Limit::Threads,
         Limit::RegistryTimeout,
         Limit::RegistryMinRate,
+        Limit::ArchiveExpansion,
     ];
 
     /// The name used by the CLI, Go and messages: the field's name.
@@ -98,6 +105,7 @@ impl Limit {
             Limit::Threads => "threads",
             Limit::RegistryTimeout => "registry_timeout",
             Limit::RegistryMinRate => "registry_min_rate",
+            Limit::ArchiveExpansion => "archive_expansion",
         }
     }
 
@@ -111,11 +119,12 @@ impl Limit {
             Limit::LabelSize => "label",
             Limit::WalkDepth => "walk depth",
             Limit::MetadataSize => "metadata file",
-            Limit::ArchiveJsonTotal => "archive JSON total",
+            Limit::ArchiveJsonTotal => "archive memory",
             Limit::ArchiveImportSize => "archive import size",
             Limit::Threads => "thread",
             Limit::RegistryTimeout => "registry request time",
             Limit::RegistryMinRate => "registry transfer rate",
+            Limit::ArchiveExpansion => "archive decompression",
         }
     }
 
@@ -127,6 +136,7 @@ impl Limit {
             Limit::Threads => " threads",
             Limit::RegistryTimeout => " seconds",
             Limit::RegistryMinRate => " bytes/s",
+            Limit::ArchiveExpansion => " bytes per compressed byte",
             _ => " bytes",
         }
     }
@@ -161,6 +171,7 @@ impl Default for Limits {
             threads: default_threads(),
             registry_timeout: 300,
             registry_min_rate: 16 << 10,
+            archive_expansion: 1024,
         }
     }
 }
@@ -256,6 +267,7 @@ impl Limits {
             Limit::Threads => &self.threads,
             Limit::RegistryTimeout => &self.registry_timeout,
             Limit::RegistryMinRate => &self.registry_min_rate,
+            Limit::ArchiveExpansion => &self.archive_expansion,
         }
     }
 
@@ -273,6 +285,7 @@ impl Limits {
             Limit::Threads => &mut self.threads,
             Limit::RegistryTimeout => &mut self.registry_timeout,
             Limit::RegistryMinRate => &mut self.registry_min_rate,
+            Limit::ArchiveExpansion => &mut self.archive_expansion,
         }
     }
 }

@@ -33,6 +33,7 @@ const (
 	LimitThreads             Limit = C.OCICAS_LIMIT_THREADS               // threads
 	LimitRegistryTimeout     Limit = C.OCICAS_LIMIT_REGISTRY_TIMEOUT      // registry_timeout
 	LimitRegistryMinRate     Limit = C.OCICAS_LIMIT_REGISTRY_MIN_RATE     // registry_min_rate
+	LimitArchiveExpansion    Limit = C.OCICAS_LIMIT_ARCHIVE_EXPANSION     // archive_expansion
 )
 
 // SetLimit sets one of the engine's limits. Set limits before sharing the Engine between
