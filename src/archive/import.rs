@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::reader::ArchiveReader;
 use super::stage::Staged;
-use super::{ImageChoice, LAYER_TAR, excerpt, normalized_image_name};
+use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, normalized_image_name};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Engine;
@@ -25,6 +25,8 @@ pub struct ImportOptions {
     pub ref_names: Vec<String>,
     /// Recompress uncompressed layers with these options; None stores them as they are.
     pub compression: Option<LayerOptions>,
+    /// Told the bytes staged into the store so far.
+    pub progress: Option<ArchiveProgress>,
 }
 
 /// An image the import stored and tagged.
@@ -57,17 +59,18 @@ struct PreparedLayer {
 impl Engine {
     /// Imports a docker-archive file (plain: read in place; gzip or zstd: read once).
     pub fn import_docker_archive_file(&self, path: &Path, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.open_docker_archive(path)?, options)
+        self.import_from_reader(&self.open_docker_archive_reporting(path, options.progress.clone())?, options)
     }
 
     /// Imports a docker-archive read once from `input` (plain, gzip or zstd; told by magic
     /// bytes). On any failure nothing is stored or tagged.
     pub fn import_docker_archive(&self, input: impl Read, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.read_docker_archive(input)?, options)
+        self.import_from_reader(&self.read_docker_archive_reporting(input, options.progress.clone())?, options)
     }
 
     /// Stores the chosen images of an open archive as OCI images and tags them.
     pub fn import_from_reader(&self, reader: &ArchiveReader, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
+        reader.staging.report_to(options.progress.clone());
         let chosen = reader.choose(&options.choice)?;
         if !options.ref_names.is_empty() && chosen.len() != 1 {
             return Err(crate::error::invalid_argument(format!(

@@ -10,6 +10,7 @@
 mod export;
 mod import;
 mod reader;
+mod reference;
 mod scan;
 mod stage;
 mod writer;
@@ -25,9 +26,10 @@ use crate::error::{Error, ErrorKind, Result};
 pub use export::ExportOptions;
 pub use import::{ImportOptions, ImportedImage};
 pub use reader::{ArchiveImage, ArchiveReader, ManifestFormat};
-pub use scan::{read_manifest_items, read_manifest_items_with};
+pub use scan::{list_docker_archive, read_manifest_items, read_manifest_items_with};
 pub use writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 
+use reference::Reference;
 use stage::Staged;
 
 pub(crate) const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -37,6 +39,17 @@ const LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 const EXCERPT_CHARS: usize = 80;
 /// Most links followed to resolve one path.
 const MAX_LINK_HOPS: usize = 16;
+
+/// Told the bytes done so far, as an import stages them into the store or an export writes the
+/// archive: what a progress bar shows.
+#[derive(Clone)]
+pub struct ArchiveProgress(pub Arc<dyn Fn(u64) + Send + Sync>);
+
+impl std::fmt::Debug for ArchiveProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArchiveProgress")
+    }
+}
 
 /// One image of `manifest.json` (containers/image's `ManifestItem`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +71,8 @@ pub enum ImageChoice {
     /// Every image of the archive.
     #[default]
     All,
-    /// The image whose RepoTags contain this tag.
+    /// The first image one of whose RepoTags is this tag, both normalized as docker does
+    /// (`busybox` is `docker.io/library/busybox:latest`).
     Tag(String),
     /// The image at this position in manifest.json.
     Index(usize),
@@ -66,10 +80,11 @@ pub enum ImageChoice {
     Single,
 }
 
+/// The images `choice` picks, as containers/image's `ChooseManifestItem` does.
 pub(crate) fn choose_items(items: &[ManifestItem], choice: &ImageChoice) -> Result<Vec<ManifestItem>> {
     let chosen: Vec<ManifestItem> = match choice {
         ImageChoice::All => items.to_vec(),
-        ImageChoice::Tag(tag) => items.iter().filter(|i| i.repo_tags.iter().any(|t| t == tag)).cloned().collect(),
+        ImageChoice::Tag(tag) => item_tagged(items, tag)?.into_iter().collect(),
         ImageChoice::Index(index) => items.get(*index).cloned().into_iter().collect(),
         ImageChoice::Single if items.len() == 1 => items.to_vec(),
         ImageChoice::Single => {
@@ -89,6 +104,23 @@ pub(crate) fn choose_items(items: &[ManifestItem], choice: &ImageChoice) -> Resu
         (true, _) => Err(invalid_archive("manifest.json lists no images")),
         (false, _) => Ok(chosen),
     }
+}
+
+/// The first image with RepoTag `tag`, compared normalized; an invalid RepoTag met on the way
+/// is an error, as in containers/image.
+fn item_tagged(items: &[ManifestItem], tag: &str) -> Result<Option<ManifestItem>> {
+    let wanted = Reference::parse_tagged(tag)?.to_string();
+    for (index, item) in items.iter().enumerate() {
+        for repo_tag in &item.repo_tags {
+            let normalized = Reference::parse_normalized(repo_tag).map_err(|err| {
+                invalid_archive(format!("RepoTag {} of image #{index}: {}", excerpt(repo_tag), err.message()))
+            })?;
+            if normalized.to_string() == wanted {
+                return Ok(Some(item.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 pub(crate) fn invalid_archive(message: impl Into<String>) -> Error {
@@ -144,8 +176,9 @@ impl Codec {
     }
 }
 
-/// Normalizes a member name or link target to a path relative to the archive's root, or
-/// `None` when it would leave the archive. `base` is the directory a relative link is in.
+/// Normalizes a member name or link target to a path relative to the archive's root (empty
+/// for the root itself), or `None` when it would leave the archive. `base` is the directory a
+/// relative link is in.
 pub(crate) fn clean_path(base: &str, path: &str) -> Option<String> {
     let mut parts: Vec<&str> =
         if path.starts_with('/') { Vec::new() } else { base.split('/').filter(|p| !p.is_empty()).collect() };
@@ -158,19 +191,13 @@ pub(crate) fn clean_path(base: &str, path: &str) -> Option<String> {
             part => parts.push(part),
         }
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    Some(parts.join("/"))
 }
 
 /// The full image name containerd and docker 25 use for a RepoTag (`busybox:latest` →
-/// `docker.io/library/busybox:latest`).
+/// `docker.io/library/busybox:latest`); a name that is no docker reference is kept as it is.
 pub(crate) fn normalized_image_name(repo_tag: &str) -> String {
-    let first = repo_tag.split('/').next().unwrap_or("");
-    let has_registry = repo_tag.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    match (has_registry, repo_tag.contains('/')) {
-        (true, _) => repo_tag.to_owned(),
-        (false, true) => format!("docker.io/{repo_tag}"),
-        (false, false) => format!("docker.io/library/{repo_tag}"),
-    }
+    Reference::parse_normalized(repo_tag).map_or_else(|_| repo_tag.to_owned(), |reference| reference.to_string())
 }
 
 /// What the reader learned about one member.
@@ -229,7 +256,8 @@ mod tests {
         assert_eq!(clean_path("dir", "/abs/y").as_deref(), Some("abs/y"));
         assert_eq!(clean_path("", "../../etc/passwd"), None);
         assert_eq!(clean_path("a", "../../b"), None);
-        assert_eq!(clean_path("", "."), None);
+        assert_eq!(clean_path("", "./").as_deref(), Some(""));
+        assert_eq!(clean_path("", "./x").as_deref(), clean_path("", "x").as_deref());
     }
 
     #[test]

@@ -14,9 +14,15 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::scan::{InputGuard, MemoryBudget, Scanned, SourceRead, V1Layers, guarded_input, items_of, scan};
+use super::scan::{
+    ArchiveFile, InputGuard, MemoryBudget, Scanned, SourceRead, V1Layers, guarded_input, items_of, open_archive_file,
+    scan_file, scan_stream,
+};
 use super::stage::{Staged, Staging};
-use super::{Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, invalid_archive, resolve};
+use super::{
+    ArchiveProgress, Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, invalid_archive,
+    resolve,
+};
 use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
@@ -85,25 +91,24 @@ pub(super) struct LayerFacts {
 
 impl Engine {
     /// Opens a docker-archive file. A plain tar is indexed and read in place; a gzip or zstd
-    /// one is read once (see `read_docker_archive`).
+    /// one, or a path that is not a regular file (a pipe, a FIFO), is read once (see
+    /// `read_docker_archive`).
     pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0).map_err(|e| Error::io("cannot read", path, e))?;
-        if n == 0 {
-            return Err(invalid_archive(format!("{} is empty", path.display())));
-        }
-        if Codec::detect(&head[..n]).is_some() {
-            return self.read_docker_archive(file);
-        }
-        let mut reader = ArchiveReader::new(self)?;
-        let guard = InputGuard::new(self.limits(), "invalid docker archive");
-        let mut archive = tar::Archive::new(super::scan::Guarded { inner: &file, guard: guard.clone() });
-        let entries = archive.entries_with_seek().map_err(|e| not_a_tar(&e))?;
-        let scanned = scan(entries, &guard, &reader.memory, self.limits(), true, |_, entry| {
-            Ok(Some(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() }))
-        })?;
-        drop(archive);
+        self.open_docker_archive_reporting(path, None)
+    }
+
+    /// `open_docker_archive`, reporting what is staged to `progress`.
+    pub(super) fn open_docker_archive_reporting(
+        &self,
+        path: &Path,
+        progress: Option<ArchiveProgress>,
+    ) -> Result<ArchiveReader> {
+        let file = match open_archive_file(path)? {
+            ArchiveFile::Stream(file) => return self.read_docker_archive_reporting(file, progress),
+            ArchiveFile::InPlace(file) => file,
+        };
+        let mut reader = ArchiveReader::new(self, progress)?;
+        let scanned = scan_file(&file, &reader.memory, self.limits())?;
         reader.file = Some(file);
         reader.set_contents(scanned)?;
         Ok(reader)
@@ -112,37 +117,29 @@ impl Engine {
     /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes):
     /// members of a stream are held in memory when small and staged otherwise (see the module).
     pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
-        let mut reader = ArchiveReader::new(self)?;
-        let guard = InputGuard::new(self.limits(), "invalid docker archive");
-        let (input, empty) = guarded_input(input, &guard)?;
-        if empty {
-            return Err(invalid_archive("it is empty"));
-        }
-        let mut archive = tar::Archive::new(input);
-        let entries = archive.entries().map_err(|e| not_a_tar(&e))?;
-        let scanned = scan(entries, &guard, &reader.memory, self.limits(), false, |name, entry| {
-            reader.take_member(name, entry).map(Some)
-        })?;
-        // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected; what
-        // follows the last member is held to the header limit (it is read as headers are).
-        guard.count_headers();
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| {
-            let err = invalid_archive(format!("corrupt after its last member: {}", excerpt(&e.to_string())));
-            guard.explain(err, self.limits(), u64::try_from(scanned.members.len()).unwrap_or(u64::MAX))
-        })?;
+        self.read_docker_archive_reporting(input, None)
+    }
+
+    /// `read_docker_archive`, reporting what is staged to `progress`.
+    pub(super) fn read_docker_archive_reporting(
+        &self,
+        input: impl Read,
+        progress: Option<ArchiveProgress>,
+    ) -> Result<ArchiveReader> {
+        let mut reader = ArchiveReader::new(self, progress)?;
+        let scanned =
+            scan_stream(input, &reader.memory, self.limits(), |name, entry| reader.take_member(name, entry).map(Some))?;
         reader.set_contents(scanned)?;
         Ok(reader)
     }
 }
 
-fn not_a_tar(err: &io::Error) -> Error {
-    invalid_archive(format!("not a tar archive: {}", excerpt(&err.to_string())))
-}
-
 impl ArchiveReader {
-    fn new(engine: &Engine) -> Result<Self> {
+    fn new(engine: &Engine, progress: Option<ArchiveProgress>) -> Result<Self> {
+        let staging = Staging::new(engine)?;
+        staging.report_to(progress);
         Ok(ArchiveReader {
-            staging: Staging::new(engine)?,
+            staging,
             file: None,
             members: HashMap::new(),
             items: Vec::new(),

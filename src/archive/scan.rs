@@ -6,7 +6,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -25,11 +28,73 @@ pub(super) struct Scanned {
     pub(super) v1_json: HashMap<String, Vec<u8>>,
 }
 
+/// How an archive file is read: a plain regular file in place; anything else (compressed, a
+/// pipe, a FIFO, a device) once, as a stream.
+pub(super) enum ArchiveFile {
+    InPlace(File),
+    Stream(File),
+}
+
+pub(super) fn open_archive_file(path: &Path) -> Result<ArchiveFile> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let metadata = file.metadata().map_err(|e| Error::io("cannot stat", path, e))?;
+    if !metadata.is_file() {
+        return Ok(ArchiveFile::Stream(file));
+    }
+    let mut head = [0u8; 4];
+    let n = file.read_at(&mut head, 0).map_err(|e| Error::io("cannot read", path, e))?;
+    match (n, Codec::detect(&head[..n])) {
+        (0, _) => Err(invalid_archive(format!("{} is empty", path.display()))),
+        (_, Some(_)) => Ok(ArchiveFile::Stream(file)),
+        (_, None) => Ok(ArchiveFile::InPlace(file)),
+    }
+}
+
+/// Indexes a plain archive file: its regular members are recorded where they are.
+pub(super) fn scan_file(file: &File, memory: &MemoryBudget, limits: &Limits) -> Result<Scanned> {
+    let guard = InputGuard::new(limits, "invalid docker archive");
+    let mut archive = tar::Archive::new(Guarded { inner: file, guard: guard.clone() });
+    let entries = archive.entries_with_seek().map_err(|e| not_a_tar(&e))?;
+    scan(entries, &guard, memory, limits, true, |_, entry| {
+        Ok(Some(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() }))
+    })
+}
+
+/// Reads an archive once from `input` (plain, gzip or zstd, told by magic bytes), handing its
+/// regular members to `on_file`, to the very end: a gzip CRC, trailing garbage or truncation is
+/// an error, and what follows the last member is held to the header limit (it is read as
+/// headers are).
+pub(super) fn scan_stream<'a>(
+    input: impl Read + 'a,
+    memory: &MemoryBudget,
+    limits: &Limits,
+    on_file: impl FnMut(&str, &mut tar::Entry<'_, Guarded<Box<dyn Read + 'a>>>) -> Result<Option<Member>>,
+) -> Result<Scanned> {
+    let guard = InputGuard::new(limits, "invalid docker archive");
+    let (input, empty) = guarded_input(input, &guard)?;
+    if empty {
+        return Err(invalid_archive("it is empty"));
+    }
+    let mut archive = tar::Archive::new(input);
+    let entries = archive.entries().map_err(|e| not_a_tar(&e))?;
+    let scanned = scan(entries, &guard, memory, limits, false, on_file)?;
+    guard.count_headers();
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| {
+        let err = invalid_archive(format!("corrupt after its last member: {}", excerpt(&e.to_string())));
+        guard.explain(err, limits, u64::MAX)
+    })?;
+    Ok(scanned)
+}
+
+fn not_a_tar(err: &io::Error) -> Error {
+    invalid_archive(format!("not a tar archive: {}", excerpt(&err.to_string())))
+}
+
 /// Goes through the members of an archive once, checking each (see the module), recording
 /// links, reading the metadata members into memory and handing every other regular member to
 /// `on_file`, which records what it returns. From a stream (`seekable` false) what `on_file`
 /// leaves unread of a member is read to its end here, so that it is not taken for header bytes.
-pub(super) fn scan<R: Read>(
+fn scan<R: Read>(
     mut entries: tar::Entries<'_, R>,
     guard: &InputGuard,
     memory: &MemoryBudget,
@@ -83,8 +148,12 @@ fn scan_member<R: Read>(
     let name = clean_path("", &raw_name)
         .ok_or_else(|| invalid_archive(format!("member {} leaves the archive", excerpt(&raw_name))))?;
     let kind = entry.header().entry_type();
+    // `./` and the like are the archive's root, as `tar -C dir -cf a.tar .` writes it.
     if kind.is_dir() {
         return Ok(());
+    }
+    if name.is_empty() {
+        return Err(invalid_archive(format!("member {} names the archive's root", excerpt(&raw_name))));
     }
     if !seen.insert(name.clone()) {
         return Err(invalid_archive(format!("member {} appears twice", excerpt(&name))));
@@ -257,17 +326,21 @@ pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
 /// `read_manifest_items` with `limits` (what it holds in memory, the header bytes before each
 /// member, decompression, the metadata sizes).
 pub fn read_manifest_items_with(input: impl Read, limits: &Limits) -> Result<Vec<ManifestItem>> {
-    let guard = InputGuard::new(limits, "invalid docker archive");
     let memory = MemoryBudget::new(limits);
-    let (input, empty) = guarded_input(input, &guard)?;
-    if empty {
-        return Err(invalid_archive("it is empty"));
-    }
-    let mut archive = tar::Archive::new(input);
-    let entries =
-        archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {}", excerpt(&e.to_string()))))?;
-    let scanned = scan(entries, &guard, &memory, limits, false, |_, _| Ok(None))?;
+    let scanned = scan_stream(input, &memory, limits, |_, _| Ok(None))?;
     items_of(&scanned, &memory)
+}
+
+/// The images of the archive file at `path`, found as an import finds them: a plain file is
+/// indexed in place, anything else (compressed, a pipe) read once.
+pub fn list_docker_archive(path: &Path, limits: &Limits) -> Result<Vec<ManifestItem>> {
+    match open_archive_file(path)? {
+        ArchiveFile::Stream(file) => read_manifest_items_with(file, limits),
+        ArchiveFile::InPlace(file) => {
+            let memory = MemoryBudget::new(limits);
+            items_of(&scan_file(&file, &memory, limits)?, &memory)
+        }
+    }
 }
 
 /// What one archive read holds in memory (member names, metadata, small members, configs):

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::ArchiveProgress;
 use crate::content::{IO_CHUNK, Labels};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
@@ -20,6 +21,10 @@ use crate::limits::Limit;
 
 /// The lease outlives a crashed process by at most this long.
 const LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
+/// How long the staging waits for one of its own closed ingests to be unlocked: a child that
+/// another thread forks holds a copy of every open file description, the ingest lock's too,
+/// until it execs.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// Bytes written to an ingest of the staging, not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +42,7 @@ pub(super) struct Staging {
     /// Every ingest staged, by ref: whether it was published (its bytes are a blob now).
     ingests: Mutex<HashMap<String, bool>>,
     next_ref: AtomicU64,
+    progress: Mutex<Option<ArchiveProgress>>,
 }
 
 impl Staging {
@@ -48,7 +54,13 @@ impl Staging {
             written: AtomicU64::new(0),
             ingests: Mutex::new(HashMap::new()),
             next_ref: AtomicU64::new(0),
+            progress: Mutex::new(None),
         })
+    }
+
+    /// Reports every byte staged from now on to `progress`.
+    pub(super) fn report_to(&self, progress: Option<ArchiveProgress>) {
+        *self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = progress;
     }
 
     pub(super) fn engine(&self) -> &Engine {
@@ -82,6 +94,9 @@ impl Staging {
     /// Counts `bytes` more toward what this import writes; `TooLarge` past `archive_import_size`.
     fn charge(&self, bytes: u64) -> Result<()> {
         let written = self.written.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
+        if let Some(progress) = self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
+            (progress.0)(written);
+        }
         let limits = self.engine.limits();
         match written > limits.archive_import_size {
             true => Err(limits.exceeded(
@@ -107,7 +122,7 @@ impl Staging {
             return Ok(());
         }
         self.engine.lease_add(&self.lease, LeaseResource::Blob(staged.digest.clone()))?;
-        let mut writer = self.engine.writer(&staged.ref_name, &WriterOptions::default())?;
+        let mut writer = waiting_for_lock(|| self.engine.writer(&staged.ref_name, &WriterOptions::default()))?;
         match writer.commit(Some(staged.size), Some(&staged.digest), &Labels::new()) {
             Err(err) if err.kind() != ErrorKind::AlreadyExists => return Err(err),
             _ => {}
@@ -126,9 +141,22 @@ impl Drop for Staging {
         // Best effort: what is left is removed by GC once the lease has expired.
         for (ref_name, published) in self.ingests().iter() {
             if !published {
-                let _ = self.engine.ingest_abort(ref_name);
+                let _ = waiting_for_lock(|| self.engine.ingest_abort(ref_name));
             }
         }
         let _ = self.engine.lease_release(&self.lease);
+    }
+}
+
+/// `open()`, again while it fails with `Locked`, until `LOCK_WAIT` has passed.
+fn waiting_for_lock<T>(mut open: impl FnMut() -> Result<T>) -> Result<T> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match open() {
+            Err(err) if err.kind() == ErrorKind::Locked && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result,
+        }
     }
 }

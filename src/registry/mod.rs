@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub use auth::Credentials;
 pub use push::push_layer;
 pub use reference::RemoteRef;
+pub(crate) use reference::{valid_repository, valid_tag};
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};

@@ -155,3 +155,27 @@ pub fn leftovers(engine: &Engine) -> (Vec<Digest>, usize, usize) {
     let ingests = engine.ingest_list(&ocicas::Filters::parse::<&str>(&[]).unwrap()).unwrap().len();
     (engine.list_blobs().unwrap(), ingests, engine.lease_list().unwrap().len())
 }
+
+/// A pre-1.10 `docker save` archive: no manifest.json, only `repositories` and per-layer
+/// `<id>/json` files chained by `parent`.
+pub fn pre_1_10_archive(base_parent: Option<&str>) -> Vec<u8> {
+    let (base_id, top_id) = ("a".repeat(64), "b".repeat(64));
+    let mut base_json = serde_json::json!({"id": base_id, "created": "2015-01-01T00:00:00Z",
+        "container_config": {"Cmd": ["/bin/sh", "-c", "#(nop) ADD file"]}, "os": "linux"});
+    if let Some(parent) = base_parent {
+        base_json["parent"] = parent.into();
+    }
+    let top_json = serde_json::json!({"id": top_id, "parent": base_id, "created": "2015-01-02T00:00:00Z",
+        "config": {"Cmd": ["/app"]}, "architecture": "amd64", "os": "linux", "Size": 5});
+    tar(&[
+        Member::File(&format!("{base_id}/VERSION"), b"1.0".to_vec()),
+        Member::File(&format!("{base_id}/json"), serde_json::to_vec(&base_json).unwrap()),
+        Member::File(&format!("{base_id}/layer.tar"), tar(&[Member::File("base.txt", b"base\n".to_vec())])),
+        Member::File(&format!("{top_id}/json"), serde_json::to_vec(&top_json).unwrap()),
+        Member::File(&format!("{top_id}/layer.tar"), tar(&[Member::File("app", b"app\n".to_vec())])),
+        Member::File(
+            "repositories",
+            format!(r#"{{"example/old":{{"1":"{top_id}","latest":"{top_id}"}}}}"#).into_bytes(),
+        ),
+    ])
+}
