@@ -241,4 +241,17 @@ fn errors_quote_input_only_as_a_short_escaped_excerpt() {
     let archive = tar(&[Member::File("manifest.json", bad_json.into_bytes())]);
     let err = engine.import_docker_archive(&archive[..], &ImportOptions::default()).unwrap_err();
     check(err.message());
+    // A RepoTag that is no reference name, in an image that is otherwise sound.
+    let (layer, config, config_hex) = archive_common::image_parts();
+    let config_name = format!("{config_hex}.json");
+    let bad_tag = format!("{} {secret}:1", "x".repeat(300));
+    let manifest =
+        serde_json::json!([{"Config": config_name, "RepoTags": [bad_tag], "Layers": ["abc/layer.tar"]}]).to_string();
+    let archive = tar(&[
+        Member::File(&config_name, config),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest.into_bytes()),
+    ]);
+    let err = engine.import_docker_archive(&archive[..], &ImportOptions::default()).unwrap_err();
+    check(err.message());
 }

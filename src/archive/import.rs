@@ -107,10 +107,8 @@ impl Engine {
             to_publish.push(manifest.clone());
             manifests.push((image, Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, manifest.digest, manifest.size)));
         }
-        for staged in &to_publish {
-            reader.staging.publish(staged)?;
-        }
-        // Every tag in one update of index.json: a bad name among them tags nothing.
+        // Every tag in one update of index.json, after every name was checked: a bad name among
+        // them tags and publishes nothing.
         let mut images = Vec::new();
         let mut tags = Vec::new();
         for (image, manifest) in manifests {
@@ -123,6 +121,18 @@ impl Engine {
                 tags.push((name.clone(), tagged));
             }
             images.push(ImportedImage { manifest, refs: names, repo_tags: image.item.repo_tags.clone() });
+        }
+        for (name, _) in &tags {
+            crate::refs::validate_ref_name(name).map_err(|_| {
+                crate::error::invalid_argument(format!(
+                    "{} is not a reference name (components of [A-Za-z0-9] joined by one of -._:@+ or --, \
+                     separated by /)",
+                    excerpt(name)
+                ))
+            })?;
+        }
+        for staged in &to_publish {
+            reader.staging.publish(staged)?;
         }
         self.ref_put_all(&tags)?;
         Ok(images)

@@ -350,8 +350,12 @@ impl ArchiveReader {
             Some(_) => {
                 let (layer, guard) = self.open_layer(name)?;
                 let (diff_id, size) = hash_all(layer).map_err(|e| {
-                    let err = invalid_archive(format!("layer {} does not decompress: {}", excerpt(name), e));
-                    guard.explain(err, self.staging.engine().limits(), 0)
+                    let err = invalid_archive(format!(
+                        "layer {} does not decompress: {}",
+                        excerpt(name),
+                        excerpt(&e.to_string())
+                    ));
+                    guard.explain(err, self.staging.engine().limits(), "in the layer")
                 })?;
                 LayerFacts { uncompressed_size: size, diff_id: Some(diff_id) }
             }

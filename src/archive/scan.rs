@@ -81,7 +81,7 @@ pub(super) fn scan_stream<'a>(
     guard.count_headers();
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| {
         let err = invalid_archive(format!("corrupt after its last member: {}", excerpt(&e.to_string())));
-        guard.explain(err, limits, u64::MAX)
+        guard.explain(err, limits, "after its last member")
     })?;
     Ok(scanned)
 }
@@ -117,7 +117,7 @@ fn scan<R: Read>(
                 1 => invalid_archive(format!("not a tar archive: {}", excerpt(&e.to_string()))),
                 n => invalid_archive(format!("cannot read member {n}: {}", excerpt(&e.to_string()))),
             };
-            guard.explain(err, limits, count)
+            guard.explain(err, limits, &format!("before member {count}"))
         })?;
         if count > limits.archive_members {
             return Err(limits.exceeded(Limit::ArchiveMembers, "invalid docker archive: it has more members"));
@@ -129,7 +129,7 @@ fn scan<R: Read>(
             }),
             _ => Ok(()),
         };
-        result.and(drained).map_err(|err| guard.explain(err, limits, count))?;
+        result.and(drained).map_err(|err| guard.explain(err, limits, &format!("before member {count}")))?;
     }
     Ok(scanned)
 }
@@ -428,14 +428,14 @@ impl InputGuard {
         self.0.header_bytes.set(None);
     }
 
-    /// The error to report for `err`, which came of reading through this guard at member
-    /// `member` (from 1): the limit's, when one tripped.
-    pub(super) fn explain(&self, err: Error, limits: &Limits, member: u64) -> Error {
+    /// The error to report for `err`, which came of reading through this guard: the limit's,
+    /// when one tripped. `position` says where header bytes were being read ("before member 3").
+    pub(super) fn explain(&self, err: Error, limits: &Limits, position: &str) -> Error {
         let state = &self.0;
         match state.tripped.get() {
             Some(Limit::ArchiveHeaderSize) => limits.exceeded(
                 Limit::ArchiveHeaderSize,
-                format!("{}: the headers before member {member} (long names, PAX records)", state.subject),
+                format!("{}: the header bytes {position} (long names, PAX records)", state.subject),
             ),
             Some(limit) => limits.exceeded(
                 limit,
