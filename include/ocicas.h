@@ -150,7 +150,7 @@
 /**
  * `ocicas_engine_set_limit` limit `archive_expansion`: the most bytes one compressed byte of a
  * docker-archive (or of a compressed layer in it) may decompress to, over everything read so
- * far. Default 1024 (deflate never passes 1032 to 1).
+ * far. Default 2048 (twice deflate's ceiling: no gzip input is refused by it).
  */
 #define OCICAS_LIMIT_ARCHIVE_EXPANSION 13
 

@@ -49,8 +49,9 @@ pub struct Limits {
     /// `registry_timeout` seconds, before it is given up.
     pub registry_min_rate: u64,
     /// Most bytes one compressed byte of a docker-archive (or of a compressed layer in it) may
-    /// decompress to, counted over everything read so far: deflate cannot pass 1032, so only
-    /// zstd (or nested compression) of extremely redundant data reaches the default.
+    /// decompress to, counted over everything read so far. Twice deflate's ceiling (about 1032,
+    /// reached by runs of zeros), so no gzip input is ever refused by it; zstd's ratio has no
+    /// ceiling.
     pub archive_expansion: u64,
 }
 
@@ -171,7 +172,7 @@ impl Default for Limits {
             threads: default_threads(),
             registry_timeout: 300,
             registry_min_rate: 16 << 10,
-            archive_expansion: 1024,
+            archive_expansion: 2048,
         }
     }
 }

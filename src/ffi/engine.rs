@@ -107,7 +107,7 @@ pub const OCICAS_LIMIT_REGISTRY_TIMEOUT: u32 = 11;
 pub const OCICAS_LIMIT_REGISTRY_MIN_RATE: u32 = 12;
 /// `ocicas_engine_set_limit` limit `archive_expansion`: the most bytes one compressed byte of a
 /// docker-archive (or of a compressed layer in it) may decompress to, over everything read so
-/// far. Default 1024 (deflate never passes 1032 to 1).
+/// far. Default 2048 (twice deflate's ceiling: no gzip input is refused by it).
 pub const OCICAS_LIMIT_ARCHIVE_EXPANSION: u32 = 13;
 
 /// Sets one of the engine's limits (`OCICAS_LIMIT_*`) to `value`. Every resource one operation
