@@ -49,7 +49,6 @@ impl ImportedImage {
 
 /// A layer ready to publish: its descriptor in the manifest, the bytes, the DiffID they were
 /// checked against.
-#[derive(Clone)]
 struct PreparedLayer {
     descriptor: Descriptor,
     staged: Staged,
@@ -91,14 +90,18 @@ impl Engine {
             }
             let mut layers = Vec::new();
             for ((member, diff_id), path) in image.layer_members.iter().zip(&image.diff_ids).zip(&image.item.layers) {
-                let layer = match prepared.get(member) {
+                let descriptor = match prepared.get(member) {
                     Some(layer) if layer.diff_id != *diff_id => return Err(mismatch(path, &layer.diff_id, diff_id)),
-                    Some(layer) => layer.clone(),
-                    None => prepare_layer(reader, member, path, diff_id, options.compression.as_ref())?,
+                    Some(layer) => layer.descriptor.clone(),
+                    None => {
+                        let layer = prepare_layer(reader, member, path, diff_id, options.compression.as_ref())?;
+                        to_publish.push(layer.staged.clone());
+                        let descriptor = layer.descriptor.clone();
+                        prepared.insert(member.clone(), layer);
+                        descriptor
+                    }
                 };
-                layers.push(layer.descriptor.clone());
-                to_publish.push(layer.staged.clone());
-                prepared.insert(member.clone(), layer);
+                layers.push(descriptor);
             }
             let config_descriptor = Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config.digest.clone(), config.size);
             let bytes = reader.manifest_bytes(&image.item, MEDIA_TYPE_IMAGE_MANIFEST, config_descriptor, layers)?;
