@@ -28,7 +28,11 @@ in_bytes=$(stat -c %s "$archive")
 echo "archive: $archive, $((in_bytes / 1000000)) MB, made by skopeo $(skopeo --version | cut -d' ' -f3)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
-time_of() { local start end; start=$(date +%s.%N); "$@" >/dev/null 2>"$work/stderr.txt"; end=$(date +%s.%N); echo "$end - $start" | bc; }
+# time_of COMMAND...: "WALL CPU" in seconds (CPU: user + system, the whole process tree).
+time_of() {
+  /usr/bin/time -f '%e %U %S' -o "$work/time.txt" "$@" >/dev/null 2>"$work/stderr.txt"
+  awk '{printf "%s %.2f\n", $1, $2 + $3}' "$work/time.txt"
+}
 median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 # Untimed, before each run: fresh outputs, the archive in the page cache, no writeback pending.
 fresh() {
@@ -43,7 +47,7 @@ layers_size() {
   find "$1/blobs/sha256" -type f -size +1M -printf '%s\n' | awk '{s += $1} END {print s + 0}'
 }
 
-declare -A seconds sizes
+declare -A seconds cpu sizes
 # compare A_NAME A_COMMAND B_NAME B_COMMAND: three rounds, A then B then B then A then A then B.
 compare() {
   local a=$1 a_cmd=$2 b=$3 b_cmd=$4 ta=() tb=()
@@ -54,26 +58,30 @@ compare() {
       else tb+=("$(time_of bash -c "$b_cmd")"); sizes[$b]=$(layers_size "$work/out/$b"); fi
     done
   done
-  seconds[$a]=$(median "${ta[@]}")
-  seconds[$b]=$(median "${tb[@]}")
+  seconds[$a]=$(median "${ta[@]%% *}")
+  seconds[$b]=$(median "${tb[@]%% *}")
+  cpu[$a]=$(median "${ta[@]##* }")
+  cpu[$b]=$(median "${tb[@]##* }")
 }
-row() {  # row NAME: seconds, MB/s of the archive, and the layers stored when there are any
+row() {  # row NAME: seconds, MB/s of the archive, CPU seconds, and the layers stored if any
   local layers=""
   [ "${sizes[$1]:-0}" -gt 0 ] && layers="   layers $(( sizes[$1] / 1000000 )) MB"
-  printf '%-44s %7.2f s %8.1f MB/s%s\n' "$1" "${seconds[$1]}" \
-    "$(echo "scale=1; $in_bytes / 1000000 / ${seconds[$1]}" | bc)" "$layers"
+  printf '%-44s %7.2f s %8.1f MB/s   cpu %6.2f s%s\n' "$1" "${seconds[$1]}" \
+    "$(echo "scale=1; $in_bytes / 1000000 / ${seconds[$1]}" | bc)" "${cpu[$1]:-0}" "$layers"
 }
 
 # Import, layers kept as they are: skopeo into an OCI layout that accepts uncompressed layers.
 compare ocicas "'$ocicas' docker-archive import '$work/out/ocicas' '$archive'" \
   skopeo "skopeo copy --quiet --dest-oci-accept-uncompressed-layers docker-archive:'$archive' oci:'$work/out/skopeo':x"
-seconds[floor]=$( (fresh; time_of "$ocicas" blob put "$work/out/ocicas" "$archive") )
+floor=$( (fresh; time_of "$ocicas" blob put "$work/out/ocicas" "$archive") )
+seconds[floor]=${floor%% *}
 echo
 echo "import, layers as they are"
 row ocicas; row skopeo
 printf '%-44s %7.2f s %8.1f MB/s\n' "floor: ocicas blob put of the archive" "${seconds[floor]}" \
   "$(echo "scale=1; $in_bytes / 1000000 / ${seconds[floor]}" | bc)"
 import_ratio=$(echo "scale=2; ${seconds[skopeo]} / ${seconds[ocicas]}" | bc)
+import_cpu=$(echo "scale=2; ${cpu[skopeo]} / ${cpu[ocicas]}" | bc)
 
 # Import recompressing with gzip, at the lowest level whose output is no larger than skopeo's
 # (which compresses with pgzip's default level): 2 on this archive (393 MB; level 1 is 407 MB,
@@ -85,6 +93,7 @@ echo
 echo "import --compress gzip (level $level) vs skopeo copy to oci: (pgzip)"
 row ocicas; row skopeo
 gzip_ratio=$(echo "scale=2; ${seconds[skopeo]} / ${seconds[ocicas]}" | bc)
+gzip_cpu=$(echo "scale=2; ${cpu[skopeo]} / ${cpu[ocicas]}" | bc)
 [ "${sizes[ocicas]}" -le "${sizes[skopeo]}" ] || echo "NOTE: ocicas's gzip layers are larger than skopeo's"
 
 # Export from one OCI layout with gzip layers (skopeo's, from the run above), to a docker-archive.
@@ -96,7 +105,9 @@ echo
 echo "export from gzip layers to a docker-archive"
 row ocicas; row skopeo
 export_ratio=$(echo "scale=2; ${seconds[skopeo]} / ${seconds[ocicas]}" | bc)
+export_cpu=$(echo "scale=2; ${cpu[skopeo]} / ${cpu[ocicas]}" | bc)
 
 echo
 echo "ocicas / skopeo throughput: import ${import_ratio}x, import --compress gzip ${gzip_ratio}x (want >= 1.5), export ${export_ratio}x (want >= 1.5)"
+echo "skopeo / ocicas CPU seconds: import ${import_cpu}x, import --compress gzip ${gzip_cpu}x, export ${export_cpu}x"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
