@@ -139,6 +139,28 @@ pub(crate) fn excerpt(text: &str) -> String {
     }
 }
 
+/// Feeds everything `reader` yields to `each`, `IO_CHUNK` bytes at a time; returns how many
+/// bytes. A failure to read is `read_error`'s error; one of `each` is returned as it is.
+pub(crate) fn for_each_chunk(
+    mut reader: impl Read,
+    read_error: impl Fn(std::io::Error) -> Error,
+    mut each: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    let mut buf = vec![0u8; crate::content::IO_CHUNK];
+    let mut total = 0u64;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                each(&buf[..n])?;
+                total += n as u64;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(read_error(err)),
+        }
+    }
+}
+
 /// The compressions a layer or an archive may come in, told by their magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {

@@ -20,10 +20,9 @@ use super::scan::{
 };
 use super::stage::{Staged, Staging};
 use super::{
-    ArchiveProgress, Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, invalid_archive,
-    resolve,
+    ArchiveProgress, Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, for_each_chunk,
+    invalid_archive, resolve,
 };
-use crate::content::IO_CHUNK;
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Engine;
@@ -217,7 +216,7 @@ impl ArchiveReader {
         if let Member::Staged(staged) = self.member(name)? {
             return Ok(staged.digest.clone());
         }
-        hash_all(self.open_member(name)?).map(|(digest, _)| digest).map_err(|e| read_error(name, e))
+        hash_all(self.open_member(name)?, |e| read_error(name, e)).map(|(digest, _)| digest)
     }
 
     /// The images `manifest.json` lists.
@@ -349,7 +348,7 @@ impl ArchiveReader {
         let facts = match self.member_codec(name)? {
             Some(_) => {
                 let (layer, guard) = self.open_layer(name)?;
-                let (diff_id, size) = hash_all(layer).map_err(|e| {
+                let (diff_id, size) = hash_all(layer, |e| {
                     let err = invalid_archive(format!(
                         "layer {} does not decompress: {}",
                         excerpt(name),
@@ -442,21 +441,13 @@ fn read_error(name: &str, err: io::Error) -> Error {
 }
 
 /// The sha256 and the length of everything `reader` yields.
-pub(super) fn hash_all(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+fn hash_all(reader: impl Read, read_error: impl Fn(io::Error) -> Error) -> Result<(Digest, u64)> {
     let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; IO_CHUNK];
-    let mut size = 0u64;
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok((hasher.finish(), size)),
-            Ok(n) => {
-                hasher.update(&buf[..n]);
-                size += n as u64;
-            }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
+    let size = for_each_chunk(reader, read_error, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok((hasher.finish(), size))
 }
 
 /// A byte range of a file, read with pread so that several can be open at once.

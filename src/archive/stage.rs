@@ -5,13 +5,13 @@
 //! `archive_import_size`.
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::ArchiveProgress;
-use crate::content::{IO_CHUNK, Labels};
+use super::{ArchiveProgress, for_each_chunk};
+use crate::content::Labels;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gc::LeaseResource;
@@ -74,17 +74,11 @@ impl Staging {
         let mut writer = self.engine.writer(&ref_name, &WriterOptions::default())?;
         self.ingests().insert(ref_name.clone(), false);
         self.engine.lease_add(&self.lease, LeaseResource::Ingest(ref_name.clone()))?;
-        let mut buf = vec![0u8; IO_CHUNK];
-        loop {
-            let n = match source.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(Error::new(ErrorKind::Io, format!("cannot read a member to stage: {err}"))),
-            };
-            self.charge(n as u64)?;
-            writer.write(&buf[..n])?;
-        }
+        let read_error = |err| Error::new(ErrorKind::Io, format!("cannot read a member to stage: {err}"));
+        for_each_chunk(source, read_error, |chunk| {
+            self.charge(chunk.len() as u64)?;
+            writer.write(chunk)
+        })?;
         let staged = Staged { ref_name, digest: writer.digest(), size: writer.status().offset };
         // Closed, so that a reader with many members holds no descriptor for each.
         writer.close()?;

@@ -11,8 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::reference::Reference;
-use super::{ManifestItem, excerpt, normalized_image_name};
-use crate::content::IO_CHUNK;
+use super::{ManifestItem, excerpt, for_each_chunk, normalized_image_name};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::limits::{Limit, Limits};
@@ -349,29 +348,14 @@ impl<W: Write + Seek> ArchiveWriter<W> {
 
 /// Writes member `name` with the bytes of `data` (hashed on the way), its header first as a
 /// placeholder and then, once the size is known, for real. Returns the size.
-fn write_sized_after<W: Write + Seek>(
-    out: &mut W,
-    name: &str,
-    mut data: impl Read,
-    hasher: &mut Hasher,
-) -> Result<u64> {
+fn write_sized_after<W: Write + Seek>(out: &mut W, name: &str, data: impl Read, hasher: &mut Hasher) -> Result<u64> {
     let start = out.stream_position().map_err(write_error)?;
     out.write_all(&[0u8; 512]).map_err(write_error)?;
-    let mut buf = vec![0u8; IO_CHUNK];
-    let mut size = 0u64;
-    loop {
-        let n = match data.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                return Err(Error::new(ErrorKind::Io, format!("cannot read {name} for the docker archive: {err}")));
-            }
-        };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(write_error)?;
-        size += n as u64;
-    }
+    let read_error = |err| Error::new(ErrorKind::Io, format!("cannot read {name} for the docker archive: {err}"));
+    let size = for_each_chunk(data, read_error, |chunk| {
+        hasher.update(chunk);
+        out.write_all(chunk).map_err(write_error)
+    })?;
     out.write_all(&[0u8; 512][..((512 - size % 512) % 512) as usize]).map_err(write_error)?;
     let end = out.stream_position().map_err(write_error)?;
     let mut header = member_header(size, tar::EntryType::Regular);
