@@ -45,7 +45,7 @@ int main(void) {
     char other_root[4096], other_layout[4200];
     ocicas_engine *other = new_layout(other_root, sizeof other_root, other_layout, sizeof other_layout);
     char *result = NULL;
-    CHECK_OK(ocicas_archive_import(other, archive, NULL, NULL, NULL, NULL, &result));
+    CHECK_OK(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"example/app:1.0\"]") != NULL);
     ocicas_string_free(result);
     char *descriptor = NULL;
@@ -56,7 +56,7 @@ int main(void) {
     CASE("import from a read callback under another name");
     FILE *in = fopen(archive, "rb");
     CHECK(in != NULL);
-    CHECK_OK(ocicas_archive_import(other, NULL, read_from_file, in, "example/app:1.0", "renamed", &result));
+    CHECK_OK(ocicas_archive_import(other, NULL, read_from_file, in, "example/app:1.0", -1, "renamed", &result));
     fclose(in);
     CHECK(strstr(result, "\"refs\":[\"renamed\"]") != NULL);
     ocicas_string_free(result);
@@ -65,26 +65,73 @@ int main(void) {
     CHECK(strstr(report, "\"sound\":true") != NULL);
     ocicas_string_free(report);
 
-    CASE("the docker 25+ form exports and imports under its RepoTag");
+    CASE("the docker 25+ form exports and imports under its several RepoTags");
     char oci_archive[4300];
     snprintf(oci_archive, sizeof oci_archive, "%s/app-oci.tar", root);
-    const char *tags[] = {"example/app:oci"};
+    const char *image_tags[] = {"example/app:oci", "example/app:latest", NULL};
+    const char *const *tags[] = {image_tags};
     out = fopen(oci_archive, "wb");
     CHECK(out != NULL);
     CHECK_OK(ocicas_archive_export(engine, refs, tags, 1, OCICAS_ARCHIVE_OCI, write_to_file, out));
     fclose(out);
-    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, NULL, &result));
-    CHECK(strstr(result, "\"refs\":[\"example/app:oci\"]") != NULL);
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, -1, NULL, &result));
+    CHECK(strstr(result, "\"refs\":[\"example/app:oci\",\"example/app:latest\"]") != NULL);
     ocicas_string_free(result);
+    const char *bad_tags[] = {"example/app", NULL};
+    const char *const *bad[] = {bad_tags};
+    CHECK_STATUS(ocicas_archive_export(engine, refs, bad, 1, OCICAS_ARCHIVE_OCI, write_to_file, stdout),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("not NAME:TAG");
+
+    CASE("an image is chosen by tag as docker normalizes it, or by index");
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, "docker.io/example/app", -1, "by-tag", &result));
+    CHECK(strstr(result, "\"refs\":[\"by-tag\"]") != NULL);
+    ocicas_string_free(result);
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 0, "by-index", &result));
+    CHECK(strstr(result, "\"refs\":[\"by-index\"]") != NULL);
+    ocicas_string_free(result);
+    result = NULL;
+    CHECK_STATUS(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 1, NULL, &result), OCICAS_ERR_NOT_FOUND);
+    CHECK(result == NULL);
 
     CASE("import errors: garbage, unknown tag, nothing to read");
     char garbage[4300];
     snprintf(garbage, sizeof garbage, "%s/garbage.tar", root);
     write_file(root, "garbage.tar", "this is not a tar archive at all, not even close................");
-    CHECK_STATUS(ocicas_archive_import(other, garbage, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_INVALID_IMAGE);
-    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, "no/such:tag", NULL, &result), OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_import(other, garbage, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_INVALID_IMAGE);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, "no/such:tag", -1, NULL, &result), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+
+    CASE("import limits: memory held, bytes written and decompression are TOO_LARGE past their limit");
+    struct {
+        uint32_t limit;
+        uint64_t value;
+        const char *name;
+        int compressed;
+    } limits[] = {
+        {OCICAS_LIMIT_ARCHIVE_JSON_TOTAL, 64, "archive_json_total", 0},
+        {OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE, 1000, "archive_import_size", 0},
+        {OCICAS_LIMIT_ARCHIVE_EXPANSION, 1, "archive_expansion", 1},
+    };
+    char compressed[4400], command[9000];
+    snprintf(compressed, sizeof compressed, "%s.gz", archive);
+    snprintf(command, sizeof command, "gzip -c '%s' > '%s'", archive, compressed);
+    CHECK(system(command) == 0);
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        char limited_root[4096], limited_layout[4200];
+        ocicas_engine *limited = new_layout(limited_root, sizeof limited_root, limited_layout, sizeof limited_layout);
+        const char *path = limits[i].compressed ? compressed : archive;
+        CHECK_OK(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, &result));
+        ocicas_string_free(result);
+        CHECK_OK(ocicas_engine_set_limit(limited, limits[i].limit, limits[i].value));
+        result = NULL;
+        CHECK_STATUS(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_TOO_LARGE);
+        CHECK_MESSAGE(limits[i].name);
+        CHECK(result == NULL);
+        ocicas_engine_close(limited);
+        remove_tree(limited_root);
+    }
 
     ocicas_engine_close(other);
     ocicas_engine_close(engine);

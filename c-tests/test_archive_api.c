@@ -83,10 +83,11 @@ int main(void) {
         digest_after(manifest, "\"layers\":[{\"digest\":\"", layer);
         ocicas_string_free(manifest);
         config_bytes.len = layer_bytes.len = 0;
-        CHECK_OK(ocicas_archive_reader_read_blob(readers[i], NULL, 0, config, append_to_buffer, &config_bytes));
-        CHECK(config_bytes.len > 0 && config_bytes.data[0] == '{');
-        CHECK_OK(ocicas_archive_reader_read_blob(readers[i], NULL, -1, layer, append_to_buffer, &layer_bytes));
-        CHECK(layer_bytes.len == 2048 && memcmp(layer_bytes.data, "hello.txt", 9) == 0);
+        uint64_t size = 0;
+        CHECK_OK(ocicas_archive_reader_read_blob(readers[i], NULL, 0, config, append_to_buffer, &config_bytes, &size));
+        CHECK(config_bytes.len > 0 && config_bytes.data[0] == '{' && size == config_bytes.len);
+        CHECK_OK(ocicas_archive_reader_read_blob(readers[i], NULL, -1, layer, append_to_buffer, &layer_bytes, &size));
+        CHECK(layer_bytes.len == 2048 && memcmp(layer_bytes.data, "hello.txt", 9) == 0 && size == 2048);
     }
 
     CASE("reader errors");
@@ -109,13 +110,17 @@ int main(void) {
     CHECK_STATUS(ocicas_archive_reader_manifest(reader, NULL, -1, OCICAS_MANIFEST_OCI, NULL),
                  OCICAS_ERR_INVALID_ARGUMENT);
     const char *stranger = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
-    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, stranger, append_to_buffer, &layer_bytes),
+    uint64_t size = 7;
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, stranger, append_to_buffer, &layer_bytes, &size),
                  OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, "sha256:short", append_to_buffer, &layer_bytes),
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, "sha256:short", append_to_buffer, &layer_bytes, &size),
                  OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, fail_write, NULL), OCICAS_ERR_IO);
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, NULL, NULL, &size), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, fail_write, NULL, &size), OCICAS_ERR_IO);
     CHECK_MESSAGE("write callback failed");
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, append_to_buffer, &layer_bytes, NULL),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(size == 7);
     ocicas_archive_reader_free(readers[0]);
     ocicas_archive_reader_free(readers[1]);
     ocicas_archive_reader_free(NULL);
@@ -147,7 +152,7 @@ int main(void) {
     ocicas_archive_writer_free(writer);
     char *result = NULL;
     copy.pos = 0;
-    CHECK_OK(ocicas_archive_import(engine, NULL, read_from_buffer, &copy, NULL, NULL, &result));
+    CHECK_OK(ocicas_archive_import(engine, NULL, read_from_buffer, &copy, NULL, -1, NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"example/copy:2\"]") != NULL);
     ocicas_string_free(result);
 

@@ -116,14 +116,15 @@
 #define OCICAS_LIMIT_METADATA_SIZE 7
 
 /**
- * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
- * docker-archive read holds in memory, all members together. Default 64 MiB.
+ * `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes one docker-archive read
+ * holds in memory, all together (member names, JSON members, a stream's small members).
+ * Default 64 MiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_JSON_TOTAL 8
 
 /**
  * `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
- * import writes into the store. Default 1 TiB.
+ * import writes into the store, staged members included. Default 1 TiB.
  */
 #define OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE 9
 
@@ -145,6 +146,13 @@
  * be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
  */
 #define OCICAS_LIMIT_REGISTRY_MIN_RATE 12
+
+/**
+ * `ocicas_engine_set_limit` limit `archive_expansion`: the most bytes one compressed byte of a
+ * docker-archive (or of a compressed layer in it) may decompress to, over everything read so
+ * far. Default 2048 (twice deflate's ceiling: no gzip input is refused by it).
+ */
+#define OCICAS_LIMIT_ARCHIVE_EXPANSION 13
 
 /**
  * `ocicas_engine_set_limit` limit `lock_timeout`: the longest wait for the store lock (held by
@@ -489,14 +497,18 @@ const char *ocicas_version(void);
 
 /**
  * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
- * gzip or zstd) from the file at `path`, or, when `path` is NULL, from `read_cb` (read once,
- * never spooled). `tag` selects the image with that RepoTag (NULL: every image); `ref_name`
- * (NULL: the RepoTags) names the reference of the single image imported. `*out_result`
- * receives a JSON array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
+ * gzip or zstd) from the file at `path` (a pipe or FIFO is read as a stream), or, when `path`
+ * is NULL, from `read_cb` (read once, never spooled whole). `tag` selects the first image
+ * with that RepoTag, both normalized as docker does (`busybox` matches
+ * `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
+ * `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
+ * RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
+ * array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
  * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
  * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
- * when a layer does not hash to its DiffID, `OCICAS_ERR_TOO_LARGE` past a size limit. On
- * failure nothing is tagged.
+ * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
+ * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
+ * nothing is stored or tagged.
  *
  * # Safety
  * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
@@ -507,22 +519,26 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     ocicas_read_cb read_cb,
                                     void *user_data,
                                     const char *tag,
+                                    int64_t index,
                                     const char *ref_name,
                                     char **out_result);
 
 /**
  * Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
- * `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI` (`format`), the
- * docker 25+ form (an OCI layout inside), written through `write_cb`. `repo_tags` is
- * NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
- * `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
+ * `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI`
+ * (`format`), the docker 25+ form (an OCI layout inside), written through `write_cb`.
+ * `repo_tags` is NULL (each image's RepoTags is its reference name when that is `repo:tag`)
+ * or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
+ * image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
+ * written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
  *
  * # Safety
- * `engine` is a live engine; `refs` (and `repo_tags` unless NULL) point at `n_refs` strings.
+ * `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
+ * at `n_refs` NULL-terminated arrays of strings.
  */
 ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     const char *const *refs,
-                                    const char *const *repo_tags,
+                                    const char *const *const *repo_tags,
                                     size_t n_refs,
                                     uint32_t format,
                                     ocicas_write_cb write_cb,
@@ -572,22 +588,23 @@ ocicas_status ocicas_archive_reader_manifest(const struct ocicas_archive_reader 
 
 /**
  * Writes a blob of the chosen image (as in `ocicas_archive_reader_manifest`) through
- * `write_cb`: its config by digest, or a layer by DiffID (uncompressed). The bytes are
- * verified as they pass: when they do not hash to `digest`, the call fails with
- * `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was written (discard them).
- * `OCICAS_ERR_NOT_FOUND` when the image has no such blob; `OCICAS_ERR_IO` when `write_cb`
- * fails.
+ * `write_cb`: its config by digest, or a layer by DiffID (uncompressed); then `*out_size`
+ * receives its size in bytes. The bytes are verified as they pass: when they do not hash to
+ * `digest`, the call fails with `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was
+ * written (discard them). `OCICAS_ERR_NOT_FOUND` when the image has no such blob;
+ * `OCICAS_ERR_IO` when `write_cb` fails.
  *
  * # Safety
  * `reader` is a live reader; strings NULL or NUL-terminated as documented;
- * `write_cb`/`user_data` valid for the call.
+ * `write_cb`/`user_data` valid for the call; `out_size` writable.
  */
 ocicas_status ocicas_archive_reader_read_blob(const struct ocicas_archive_reader *reader,
                                               const char *tag,
                                               int64_t index,
                                               const char *digest,
                                               ocicas_write_cb write_cb,
-                                              void *user_data);
+                                              void *user_data,
+                                              uint64_t *out_size);
 
 /**
  * Closes a reader and releases its lease. NULL is a no-op.

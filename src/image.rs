@@ -96,7 +96,7 @@ impl Engine {
     /// A layer's uncompressed tar bytes, decompressed as its media type says (gzip, zstd, or
     /// none).
     pub(crate) fn uncompressed_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read>> {
-        let reader = self.open_blob(&layer.digest)?;
+        let reader = std::io::BufReader::with_capacity(crate::content::IO_CHUNK, self.open_blob(&layer.digest)?);
         Ok(if layer.media_type.ends_with("gzip") {
             Box::new(flate2::read::MultiGzDecoder::new(reader))
         } else if layer.media_type.ends_with("zstd") {

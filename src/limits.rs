@@ -34,10 +34,11 @@ pub struct Limits {
     /// Largest private metadata file of the layout (an ingest's `ref`, `total`, `expected`,
     /// times and saved hash state), in bytes.
     pub metadata_size: u64,
-    /// Most bytes of JSON members (`manifest.json`, `repositories`, `<id>/json`, configs) one
-    /// docker-archive read may hold in memory at once, all members together.
+    /// Most bytes one docker-archive read may hold in memory at once, all together: member
+    /// names, the JSON members (`manifest.json`, `repositories`, `<id>/json`, configs) and the
+    /// small members of a stream.
     pub archive_json_total: u64,
-    /// Most bytes one docker-archive import may write into the store.
+    /// Most bytes one docker-archive import may write into the store (staged members included).
     pub archive_import_size: u64,
     /// Most worker threads one operation may start (compression, GC sweep, registry jobs).
     pub threads: u64,
@@ -47,6 +48,11 @@ pub struct Limits {
     /// Slowest a registry blob transfer may be, in bytes per second averaged over
     /// `registry_timeout` seconds, before it is given up.
     pub registry_min_rate: u64,
+    /// Most bytes one compressed byte of a docker-archive (or of a compressed layer in it) may
+    /// decompress to, counted over everything read so far. Twice deflate's ceiling (about 1032,
+    /// reached by runs of zeros), so no gzip input is ever refused by it; zstd's ratio has no
+    /// ceiling.
+    pub archive_expansion: u64,
     /// Longest wait for the store lock (held by a GC sweep, an index.json update, a commit), in
     /// seconds.
     pub lock_timeout: u64,
@@ -67,12 +73,13 @@ pub enum Limit {
     Threads,
     RegistryTimeout,
     RegistryMinRate,
+    ArchiveExpansion,
     LockTimeout,
 }
 
 impl Limit {
     /// The table, in the order of the C constants.
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 14] = [
         Limit::JsonSize,
         Limit::ArchiveManifestSize,
         Limit::ArchiveHeaderSize,
@@ -85,6 +92,7 @@ impl Limit {
         Limit::Threads,
         Limit::RegistryTimeout,
         Limit::RegistryMinRate,
+        Limit::ArchiveExpansion,
         Limit::LockTimeout,
     ];
 
@@ -103,6 +111,7 @@ impl Limit {
             Limit::Threads => "threads",
             Limit::RegistryTimeout => "registry_timeout",
             Limit::RegistryMinRate => "registry_min_rate",
+            Limit::ArchiveExpansion => "archive_expansion",
             Limit::LockTimeout => "lock_timeout",
         }
     }
@@ -117,11 +126,12 @@ impl Limit {
             Limit::LabelSize => "label",
             Limit::WalkDepth => "walk depth",
             Limit::MetadataSize => "metadata file",
-            Limit::ArchiveJsonTotal => "archive JSON total",
+            Limit::ArchiveJsonTotal => "archive memory",
             Limit::ArchiveImportSize => "archive import size",
             Limit::Threads => "thread",
             Limit::RegistryTimeout => "registry request time",
             Limit::RegistryMinRate => "registry transfer rate",
+            Limit::ArchiveExpansion => "archive decompression",
             Limit::LockTimeout => "lock wait",
         }
     }
@@ -134,6 +144,7 @@ impl Limit {
             Limit::Threads => " threads",
             Limit::RegistryTimeout | Limit::LockTimeout => " seconds",
             Limit::RegistryMinRate => " bytes/s",
+            Limit::ArchiveExpansion => " bytes per compressed byte",
             _ => " bytes",
         }
     }
@@ -168,6 +179,7 @@ impl Default for Limits {
             threads: default_threads(),
             registry_timeout: 300,
             registry_min_rate: 16 << 10,
+            archive_expansion: 2048,
             lock_timeout: 300,
         }
     }
@@ -281,6 +293,7 @@ impl Limits {
             Limit::Threads => &self.threads,
             Limit::RegistryTimeout => &self.registry_timeout,
             Limit::RegistryMinRate => &self.registry_min_rate,
+            Limit::ArchiveExpansion => &self.archive_expansion,
             Limit::LockTimeout => &self.lock_timeout,
         }
     }
@@ -299,6 +312,7 @@ impl Limits {
             Limit::Threads => &mut self.threads,
             Limit::RegistryTimeout => &mut self.registry_timeout,
             Limit::RegistryMinRate => &mut self.registry_min_rate,
+            Limit::ArchiveExpansion => &mut self.archive_expansion,
             Limit::LockTimeout => &mut self.lock_timeout,
         }
     }

@@ -5,7 +5,7 @@ mod archive_common;
 
 use std::io::Read;
 
-use archive_common::{Member, image_parts, manifest_json, store, tar};
+use archive_common::{Member, image_parts, manifest_json, pre_1_10_archive, store, tar};
 use ocicas::archive::{ArchiveBlob, ArchiveWriter, ExportFormat, ExportOptions, ImageChoice, ManifestFormat};
 use ocicas::spec::parse_document;
 use ocicas::{Algorithm, Digest, Document, ErrorKind};
@@ -140,20 +140,22 @@ fn a_writer_copies_an_archive_image_by_image_writing_shared_blobs_once() {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect::<Vec<_>>();
-        let layer_members = members.iter().filter(|m| m.ends_with("layer.tar") || m.starts_with("blobs/")).count();
+        let layer_members = members.iter().filter(|m| m.ends_with(".tar") || m.starts_with("blobs/")).count();
         let expected = match format {
-            ExportFormat::Legacy => 1,
+            // the layer's tar, and its v1 directory's link to it
+            ExportFormat::Legacy => 2,
             // config, layer, and the manifest (the same for both images)
             ExportFormat::Oci => 3,
         };
         assert_eq!(layer_members, expected, "{format:?}: {members:?}");
 
+        // Both images have the same config: containers/image makes them one image with both tags.
         let copied = engine.read_docker_archive(&copy[..]).unwrap();
         assert_eq!(
             copied.items().iter().map(|i| i.repo_tags.join(",")).collect::<Vec<_>>(),
-            ["example/app:1", "example/other:2"]
+            ["example/app:1,example/other:2"]
         );
-        let image = copied.choose(&ImageChoice::Index(1)).unwrap().remove(0);
+        let image = copied.choose(&ImageChoice::Tag("example/other:2".to_owned())).unwrap().remove(0);
         let (blob, _) = copied.open_blob(&image, &image.diff_ids[0]).unwrap();
         assert_eq!(read_all(blob).unwrap(), layer);
     }
@@ -197,30 +199,6 @@ fn a_failed_export_to_a_file_leaves_nothing() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only the layout is left");
 }
 
-/// A pre-1.10 `docker save` archive: no manifest.json, only `repositories` and per-layer
-/// `<id>/json` files chained by `parent`.
-fn pre_1_10_archive(base_parent: Option<&str>) -> Vec<u8> {
-    let (base_id, top_id) = ("a".repeat(64), "b".repeat(64));
-    let mut base_json = serde_json::json!({"id": base_id, "created": "2015-01-01T00:00:00Z",
-        "container_config": {"Cmd": ["/bin/sh", "-c", "#(nop) ADD file"]}, "os": "linux"});
-    if let Some(parent) = base_parent {
-        base_json["parent"] = parent.into();
-    }
-    let top_json = serde_json::json!({"id": top_id, "parent": base_id, "created": "2015-01-02T00:00:00Z",
-        "config": {"Cmd": ["/app"]}, "architecture": "amd64", "os": "linux", "Size": 5});
-    tar(&[
-        Member::File(&format!("{base_id}/VERSION"), b"1.0".to_vec()),
-        Member::File(&format!("{base_id}/json"), serde_json::to_vec(&base_json).unwrap()),
-        Member::File(&format!("{base_id}/layer.tar"), tar(&[Member::File("base.txt", b"base\n".to_vec())])),
-        Member::File(&format!("{top_id}/json"), serde_json::to_vec(&top_json).unwrap()),
-        Member::File(&format!("{top_id}/layer.tar"), tar(&[Member::File("app", b"app\n".to_vec())])),
-        Member::File(
-            "repositories",
-            format!(r#"{{"example/old":{{"1":"{top_id}","latest":"{top_id}"}}}}"#).into_bytes(),
-        ),
-    ])
-}
-
 #[test]
 fn a_pre_1_10_archive_with_only_repositories_imports_with_its_layer_chain() {
     let archive = pre_1_10_archive(None);
@@ -254,4 +232,80 @@ fn a_pre_1_10_archive_whose_parents_loop_is_refused() {
     assert_eq!(err.kind(), ErrorKind::InvalidImage);
     assert!(err.message().contains("loop"), "{err}");
     assert!(engine.ref_list().unwrap().is_empty());
+}
+
+#[test]
+fn a_staged_member_locked_a_moment_by_another_holder_still_publishes() {
+    // Between fork and exec, a child of another thread holds a copy of every open file
+    // description: for a moment it holds the lock of an ingest the reader closed.
+    let (layer, config, _) = image_parts();
+    let mut padded = layer.clone();
+    padded.resize(200_000, 0); // past the size held in memory: staged in an ingest
+    let diff_id = Digest::of_bytes(Algorithm::Sha256, &padded);
+    let config = String::from_utf8(config)
+        .unwrap()
+        .replace(&Digest::of_bytes(Algorithm::Sha256, &layer).to_string(), &diff_id.to_string());
+    let archive = tar(&[
+        Member::File("c.json", config.into_bytes()),
+        Member::File("abc/layer.tar", padded),
+        Member::File("manifest.json", manifest_json("c.json", &["abc/layer.tar"])),
+    ]);
+    let (dir, engine) = store();
+    let reader = engine.read_docker_archive(&archive[..]).unwrap();
+    let ingests: Vec<_> = std::fs::read_dir(dir.path().join("layout/.ocicas/ingest")).unwrap().collect();
+    assert_eq!(ingests.len(), 1, "the layer is staged");
+    let held = std::fs::File::open(ingests[0].as_ref().unwrap().path()).unwrap();
+    held.lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        drop(held);
+    });
+    let images = engine.import_from_reader(&reader, &Default::default()).unwrap();
+    release.join().unwrap();
+    assert_eq!(images[0].refs, ["example/app:1"]);
+}
+
+#[test]
+fn an_export_to_a_file_is_the_export_to_a_stream_with_compressed_layers_read_once() {
+    // Layers stored gzip and zstd: to a file their sizes are filled in after their bytes; to a
+    // stream they are counted first. Both give the same archive.
+    let (layer, config, _) = image_parts();
+    let (dir, engine) = store();
+    let gzip = {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, &layer).unwrap();
+        encoder.finish().unwrap()
+    };
+    let zstd = zstd::encode_all(&layer[..], 3).unwrap();
+    let config = engine.put_blob(&config).unwrap();
+    for (name, bytes, media_type) in [
+        ("gzip", gzip, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        ("zstd", zstd, "application/vnd.oci.image.layer.v1.tar+zstd"),
+    ] {
+        let blob = engine.put_blob(&bytes).unwrap();
+        let manifest = ocicas::spec::ImageManifest {
+            schema_version: 2,
+            media_type: Some(ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST.to_owned()),
+            artifact_type: None,
+            config: ocicas::Descriptor::new(ocicas::spec::MEDIA_TYPE_IMAGE_CONFIG, config.digest.clone(), config.size),
+            layers: vec![ocicas::Descriptor::new(media_type, blob.digest, blob.size)],
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let descriptor = engine.put_json(ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+        engine.ref_put(name, &descriptor, false).unwrap();
+        for format in [ExportFormat::Legacy, ExportFormat::Oci] {
+            let options = ExportOptions { format, ..ExportOptions::default() };
+            let tags = [vec!["example/app:1".to_owned()]];
+            let streamed = engine.export_docker_archive(&[name], &tags, Vec::new(), &options).unwrap();
+            let path = dir.path().join(format!("{name}.tar"));
+            engine.export_docker_archive_file(&[name], &tags, &path, &options).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), streamed, "{name} {format:?}");
+            let reader = engine.read_docker_archive(&streamed[..]).unwrap();
+            let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
+            let (blob, size) = reader.open_blob(&image, &image.diff_ids[0]).unwrap();
+            assert_eq!((read_all(blob).unwrap(), size), (layer.clone(), layer.len() as u64));
+        }
+    }
 }

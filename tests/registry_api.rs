@@ -139,7 +139,8 @@ fn errors_have_the_kinds_a_caller_acts_on() {
     target.pull(&by_digest, Some("pinned"), &insecure()).unwrap();
     assert_eq!(target.ref_get("pinned").unwrap().digest, index.digest);
 
-    let other = put(&target, CONFIG, &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}));
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}});
+    let other = put(&target, CONFIG, &config);
     target.ref_put("taken", &other, false).unwrap();
     let clobber = target.pull(&format!("{host}/errors/app:v1"), Some("taken"), &insecure()).unwrap_err();
     assert_eq!(clobber.kind(), ErrorKind::Clobber);

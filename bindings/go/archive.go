@@ -4,17 +4,18 @@ package ocicas
 #include "ocicas_go.h"
 
 static ocicas_status go_archive_import_file(const ocicas_engine *engine, const char *path, const char *tag,
-                                            const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, ref_name, out), message);
+                                            int64_t index, const char *ref_name, char **out, char **message) {
+    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, out), message);
 }
 
 static ocicas_status go_archive_import_reader(const ocicas_engine *engine, uintptr_t handle, const char *tag,
-                                              const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, ref_name, out), message);
+                                              int64_t index, const char *ref_name, char **out, char **message) {
+    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, out), message);
 }
 
-static ocicas_status go_archive_export(const ocicas_engine *engine, const char *const *refs, const char *const *repo_tags,
-                                       size_t n_refs, uint32_t format, uintptr_t handle, char **message) {
+static ocicas_status go_archive_export(const ocicas_engine *engine, const char *const *refs,
+                                       const char *const *const *repo_tags, size_t n_refs, uint32_t format,
+                                       uintptr_t handle, char **message) {
     return ocicas_go_result(ocicas_archive_export(engine, refs, repo_tags, n_refs, format, ocicas_go_write_cb, (void *)handle), message);
 }
 */
@@ -25,12 +26,17 @@ import (
 	"io"
 	"runtime"
 	"runtime/cgo"
+	"unsafe"
 )
 
 // ImportOptions choose what ImportArchive imports; nil imports every image under its RepoTags.
 type ImportOptions struct {
-	// Tag imports only the image with this RepoTag ("": every image).
+	// Tag imports only the first image with this RepoTag, both normalized as docker does
+	// ("busybox" matches "docker.io/library/busybox:latest").
 	Tag string
+	// Index, when not nil (and Tag is ""), imports only the image at this position in the
+	// archive's manifest.json.
+	Index *int
 	// RefName names the reference of the single image imported ("": its RepoTags).
 	RefName string
 }
@@ -54,9 +60,10 @@ const (
 
 // ExportOptions change what ExportArchive writes; nil means the defaults.
 type ExportOptions struct {
-	// RepoTags, when not nil, has one RepoTag per ref, in order. By default an image's
-	// RepoTags is its reference name when that has the form repo:tag.
-	RepoTags []string
+	// RepoTags, when not nil, has the RepoTags ("name:tag") of each ref, in order. By default
+	// (or when a ref's list is empty) an image's RepoTags is its reference name when that has
+	// the form repo:tag.
+	RepoTags [][]string
 	// Format is ArchiveLegacy (the default) or ArchiveOCI.
 	Format ArchiveFormat
 }
@@ -69,12 +76,12 @@ func (e *Engine) ImportArchiveFile(path string, opts *ImportOptions) ([]Imported
 	var args cArgs
 	defer args.free()
 	cpath := args.str("path", path)
-	ctag, cref := importArgs(&args, opts)
+	ctag, index, cref := importArgs(&args, opts)
 	if args.err != nil {
 		return nil, args.err
 	}
 	var out, message *C.char
-	status := C.go_archive_import_file(e.ptr(), cpath, ctag, cref, &out, &message)
+	status := C.go_archive_import_file(e.ptr(), cpath, ctag, index, cref, &out, &message)
 	runtime.KeepAlive(e)
 	if err := toError(status, message); err != nil {
 		return nil, err
@@ -88,7 +95,7 @@ func (e *Engine) ImportArchiveFile(path string, opts *ImportOptions) ([]Imported
 func (e *Engine) ImportArchive(source io.Reader, opts *ImportOptions) ([]ImportedImage, error) {
 	var args cArgs
 	defer args.free()
-	ctag, cref := importArgs(&args, opts)
+	ctag, index, cref := importArgs(&args, opts)
 	if args.err != nil {
 		return nil, args.err
 	}
@@ -96,25 +103,53 @@ func (e *Engine) ImportArchive(source io.Reader, opts *ImportOptions) ([]Importe
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var out, message *C.char
-	status := C.go_archive_import_reader(e.ptr(), C.uintptr_t(handle), ctag, cref, &out, &message)
+	status := C.go_archive_import_reader(e.ptr(), C.uintptr_t(handle), ctag, index, cref, &out, &message)
 	runtime.KeepAlive(e)
-	err := toError(status, message)
-	callback.repanic()
-	if err != nil {
-		if callback.err != nil && callback.err != io.EOF {
-			return nil, fmt.Errorf("%w (reading the archive failed: %w)", err, callback.err)
-		}
+	if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
 		return nil, err
 	}
 	var images []ImportedImage
 	return images, decodeJSON("import result", takeString(out), &images)
 }
 
-func importArgs(args *cArgs, opts *ImportOptions) (tag, refName *C.char) {
+func importArgs(args *cArgs, opts *ImportOptions) (tag *C.char, index C.int64_t, refName *C.char) {
 	if opts == nil {
-		return nil, nil
+		return nil, -1, nil
 	}
-	return args.optionalStr("Tag", opts.Tag), args.optionalStr("RefName", opts.RefName)
+	return args.optionalStr("Tag", opts.Tag), indexArg(args, opts.Index), args.optionalStr("RefName", opts.RefName)
+}
+
+// indexArg is the ABI's image index: -1 for none.
+func indexArg(args *cArgs, index *int) C.int64_t {
+	switch {
+	case index == nil:
+		return -1
+	case *index < 0:
+		args.err = invalidArgument("negative image index %d", *index)
+		return -1
+	}
+	return C.int64_t(*index)
+}
+
+// tagLists is the ABI's RepoTags: one NULL-terminated array of strings per image, NULL for none.
+func tagLists(args *cArgs, lists [][]string) ***C.char {
+	if lists == nil {
+		return nil
+	}
+	pointerSize := C.size_t(unsafe.Sizeof((*C.char)(nil)))
+	outer := (***C.char)(C.malloc(C.size_t(max(len(lists), 1)) * C.size_t(unsafe.Sizeof((**C.char)(nil)))))
+	args.allocations = append(args.allocations, unsafe.Pointer(outer))
+	for i, tags := range lists {
+		inner := (**C.char)(C.malloc(C.size_t(len(tags)+1) * pointerSize))
+		args.allocations = append(args.allocations, unsafe.Pointer(inner))
+		items := unsafe.Slice(inner, len(tags)+1)
+		for j, tag := range tags {
+			items[j] = args.str("RepoTags", tag)
+		}
+		items[len(tags)] = nil
+		unsafe.Slice(outer, len(lists))[i] = inner
+	}
+	return outer
 }
 
 // ExportArchive writes the images refs point at to sink as one docker-archive, which docker
@@ -131,7 +166,7 @@ func (e *Engine) ExportArchive(sink io.Writer, refs []string, opts *ExportOption
 	var args cArgs
 	defer args.free()
 	crefs, nrefs := args.array("refs", refs)
-	ctags, _ := args.array("RepoTags", options.RepoTags)
+	ctags := tagLists(&args, options.RepoTags)
 	if args.err != nil {
 		return args.err
 	}
@@ -141,10 +176,25 @@ func (e *Engine) ExportArchive(sink io.Writer, refs []string, opts *ExportOption
 	var message *C.char
 	status := C.go_archive_export(e.ptr(), crefs, ctags, nrefs, C.uint32_t(options.Format), C.uintptr_t(handle), &message)
 	runtime.KeepAlive(e)
-	err := toError(status, message)
+	return withWriteError(toError(status, message), callback, "the archive")
+}
+
+// withReadError is err with the source's own error, when reading it is what failed; a panic of
+// the source is raised again here.
+func withReadError(err error, callback *readCallback, what string) error {
+	callback.repanic()
+	if err != nil && callback.err != nil && callback.err != io.EOF {
+		return fmt.Errorf("%w (reading %s failed: %w)", err, what, callback.err)
+	}
+	return err
+}
+
+// withWriteError is err with the sink's own error, when writing to it is what failed; a panic
+// of the sink is raised again here.
+func withWriteError(err error, callback *writeCallback, what string) error {
 	callback.repanic()
 	if err != nil && callback.err != nil {
-		return fmt.Errorf("%w (writing the archive failed: %w)", err, callback.err)
+		return fmt.Errorf("%w (writing %s failed: %w)", err, what, callback.err)
 	}
 	return err
 }

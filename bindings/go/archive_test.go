@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,21 +76,36 @@ func TestExportThenImportFromAStreamAndAFile(t *testing.T) {
 	}
 }
 
-func TestExportWithRepoTags(t *testing.T) {
+func TestExportWithSeveralRepoTagsAndImportByTagOrIndex(t *testing.T) {
 	engine := newEngine(t)
 	if _, err := engine.AppendLayer("local", writeLayer(t, engine, []byte("tar"))); err != nil {
 		t.Fatal(err)
 	}
+	tags := []string{"registry.example/local:v2", "registry.example/local:latest"}
 	var archive bytes.Buffer
-	err := engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: []string{"registry.example/local:v2"}})
+	err := engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{tags}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, err := newEngine(t).ImportArchive(&archive, nil)
-	if err != nil || len(images) != 1 || !slices.Equal(images[0].RepoTags, []string{"registry.example/local:v2"}) {
+	images, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), nil)
+	if err != nil || len(images) != 1 || !slices.Equal(images[0].RepoTags, tags) {
 		t.Fatalf("imported %+v, %v", images, err)
 	}
-	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: []string{}}), ErrInvalidArgument)
+	// A tag matches as docker normalizes it; an index picks the image at that position.
+	byTag, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Tag: "registry.example/local"})
+	if err != nil || len(byTag) != 1 || byTag[0].Manifest.Digest != images[0].Manifest.Digest {
+		t.Fatalf("by tag: %+v, %v", byTag, err)
+	}
+	zero, one := 0, 1
+	byIndex, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &zero, RefName: "first"})
+	if err != nil || len(byIndex) != 1 || !slices.Equal(byIndex[0].Refs, []string{"first"}) {
+		t.Fatalf("by index: %+v, %v", byIndex, err)
+	}
+	_, err = newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &one})
+	wantErr(t, err, ErrNotFound)
+
+	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{}}), ErrInvalidArgument)
+	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{{"no-tag"}}}), ErrInvalidArgument)
 	wantErr(t, engine.ExportArchive(&archive, []string{"absent"}, nil), ErrNotFound)
 }
 
@@ -117,5 +133,108 @@ func TestArchiveErrors(t *testing.T) {
 	err = engine.ExportArchive(failingWriter{full}, []string{"app"}, nil)
 	if !errors.Is(err, ErrIO) || !errors.Is(err, full) {
 		t.Fatalf("export to a failing writer: %v", err)
+	}
+}
+
+func TestArchiveReaderAndWriterCopyAnArchiveImageByImage(t *testing.T) {
+	engine, _, archive := exportImage(t, "example.com/app:1.0", ArchiveLegacy)
+	file := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(file, archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := engine.OpenArchiveFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromFile.Close()
+	fromStream, err := engine.OpenArchive(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fromStream.Close()
+	zero := 0
+	for _, reader := range []*ArchiveReader{fromFile, fromStream} {
+		items, err := reader.Items()
+		if err != nil || len(items) != 1 || !slices.Equal(items[0].RepoTags, []string{"example.com/app:1.0"}) {
+			t.Fatalf("items %+v, %v", items, err)
+		}
+		var manifest struct {
+			Config Descriptor
+			Layers []Descriptor
+		}
+		bytes1, err := reader.Manifest(ArchiveChoice{Tag: "example.com/app:1.0"}, ManifestOCI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes2, err := reader.Manifest(ArchiveChoice{Index: &zero}, ManifestOCI)
+		if err != nil || !bytes.Equal(bytes1, bytes2) {
+			t.Fatalf("by tag and by index differ: %v", err)
+		}
+		if err := json.Unmarshal(bytes1, &manifest); err != nil || len(manifest.Layers) != 1 {
+			t.Fatalf("manifest %s: %v", bytes1, err)
+		}
+
+		var copied bytes.Buffer
+		writer, err := NewArchiveWriter(&copied, ArchiveLegacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, blob := range []struct {
+			kind ArchiveBlobKind
+			desc Descriptor
+		}{{ArchiveConfig, manifest.Config}, {ArchiveLayer, manifest.Layers[0]}} {
+			var data bytes.Buffer
+			size, err := reader.ReadBlob(ArchiveChoice{}, blob.desc.Digest, &data)
+			if err != nil || size != blob.desc.Size || int64(data.Len()) != size {
+				t.Fatalf("blob %s: size %d, %d bytes, %v", blob.desc.Digest, size, data.Len(), err)
+			}
+			if err := writer.PutBlob(blob.kind, blob.desc.Digest, size, &data); err != nil {
+				t.Fatal(err)
+			}
+			if has, err := writer.HasBlob(blob.desc.Digest); err != nil || !has {
+				t.Fatalf("HasBlob %v, %v", has, err)
+			}
+		}
+		tags := []string{"example.com/copy:1", "example.com/copy:latest"}
+		if err := writer.AddImage(manifest.Config.Digest, []string{manifest.Layers[0].Digest}, tags); err != nil {
+			t.Fatal(err)
+		}
+		if err := writer.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		writer.Close()
+		writer.Close()
+		images, err := newEngine(t).ImportArchive(&copied, nil)
+		if err != nil || len(images) != 1 || !slices.Equal(images[0].Refs, tags) {
+			t.Fatalf("imported the copy: %+v, %v", images, err)
+		}
+
+		_, err = reader.ReadBlob(ArchiveChoice{}, "sha256:"+strings.Repeat("0", 64), io.Discard)
+		wantErr(t, err, ErrNotFound)
+		one := 1
+		_, err = reader.Manifest(ArchiveChoice{Index: &one}, ManifestDocker)
+		wantErr(t, err, ErrNotFound)
+	}
+}
+
+func TestArchiveWriterRefusesWrongBytesAndStaysFailed(t *testing.T) {
+	writer, err := NewArchiveWriter(io.Discard, ArchiveOCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	wantErr(t, writer.PutBlob(ArchiveLayer, digest, 3, strings.NewReader("abc")), ErrDigestMismatch)
+	wantErr(t, writer.Commit(), ErrInvalidArgument)
+	full := errors.New("disk full")
+	failing, err := NewArchiveWriter(failingWriter{full}, ArchiveLegacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer failing.Close()
+	layer := []byte(strings.Repeat("x", 4096))
+	err = failing.PutBlob(ArchiveLayer, sha256Digest(layer), int64(len(layer)), bytes.NewReader(layer))
+	if !errors.Is(err, ErrIO) || !errors.Is(err, full) {
+		t.Fatalf("a failing sink: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ const (
 	LimitThreads             Limit = C.OCICAS_LIMIT_THREADS               // threads
 	LimitRegistryTimeout     Limit = C.OCICAS_LIMIT_REGISTRY_TIMEOUT      // registry_timeout
 	LimitRegistryMinRate     Limit = C.OCICAS_LIMIT_REGISTRY_MIN_RATE     // registry_min_rate
+	LimitArchiveExpansion    Limit = C.OCICAS_LIMIT_ARCHIVE_EXPANSION     // archive_expansion
 	LimitLockTimeout         Limit = C.OCICAS_LIMIT_LOCK_TIMEOUT          // lock_timeout
 )
 

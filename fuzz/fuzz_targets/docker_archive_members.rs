@@ -3,15 +3,16 @@
 //! manifest.json checks: layers (plain, gzip or zstd) under legacy or blob names, configs whose
 //! DiffIDs are right unless the fuzzer spoils one, a manifest.json naming them (directly or
 //! through links), extra files, links and directories, and the `repositories` and `<id>/json`
-//! of pre-1.10 archives (read when there is no manifest.json). The archive is imported from a
-//! stream (and from a file when plain) into a fresh layout: on error nothing is tagged, on
-//! success every tagged image verifies (see `check_import`).
+//! of pre-1.10 archives (read when there is no manifest.json). The archive is imported (every
+//! image, or one chosen by a tag matched as docker normalizes it, or by index) from a stream
+//! (and from a file when plain) into a fresh layout: on error nothing is tagged or stored, on
+//! success every tagged image verifies and nothing else is stored (see `check_import`).
 
 use std::io::Write;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use ocicas::archive::{ImportOptions, ManifestItem};
+use ocicas::archive::{ImageChoice, ImportOptions, ManifestItem};
 use ocicas_fuzz::{check_import, fresh_store, sha256};
 
 #[derive(Arbitrary, Debug)]
@@ -21,6 +22,14 @@ struct ArchiveSpec {
     extras: Vec<Extra>,
     manifest_first: bool,
     compression: Codec,
+    choice: Choice,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Choice {
+    All,
+    Tag(Tag),
+    Index(u8),
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -97,16 +106,22 @@ enum Member {
 
 fuzz_target!(|spec: ArchiveSpec| {
     let archive = wrap(spec.compression, &tar(&members(&spec)));
+    let choice = match &spec.choice {
+        Choice::All => ImageChoice::All,
+        Choice::Tag(tag) => ImageChoice::Tag(tag_text(tag)),
+        Choice::Index(index) => ImageChoice::Index(usize::from(*index)),
+    };
+    let options = ImportOptions { choice, ..ImportOptions::default() };
 
     let (_dir, engine) = fresh_store();
-    let result = engine.import_docker_archive(&archive[..], &ImportOptions::default());
+    let result = engine.import_docker_archive(&archive[..], &options);
     check_import(&engine, &result);
 
     if let Codec::Plain = spec.compression {
         let (dir, engine) = fresh_store();
         let path = dir.path().join("archive.tar");
         std::fs::write(&path, &archive).expect("the archive file is writable");
-        let result = engine.import_docker_archive_file(&path, &ImportOptions::default());
+        let result = engine.import_docker_archive_file(&path, &options);
         check_import(&engine, &result);
     }
 });
@@ -161,14 +176,7 @@ fn members(spec: &ArchiveSpec) -> Vec<Member> {
                 layers.push(name);
             }
         }
-        let repo_tags = image
-            .repo_tags
-            .iter()
-            .map(|tag| match tag {
-                Tag::Valid(n) => format!("example/app:{n}"),
-                Tag::Raw(tag) => tag.clone(),
-            })
-            .collect();
+        let repo_tags = image.repo_tags.iter().map(tag_text).collect();
         items.push(ManifestItem {
             config: config_name,
             repo_tags,
@@ -211,6 +219,13 @@ fn members(spec: &ArchiveSpec) -> Vec<Member> {
         }
     }
     members
+}
+
+fn tag_text(tag: &Tag) -> String {
+    match tag {
+        Tag::Valid(n) => format!("example/app:{n}"),
+        Tag::Raw(tag) => tag.clone(),
+    }
 }
 
 /// A tar of `members`, names and link targets written raw (cut to the 100 bytes a header

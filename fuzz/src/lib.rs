@@ -19,19 +19,33 @@ pub fn sha256(bytes: &[u8]) -> Digest {
     Digest::of_bytes(Algorithm::Sha256, bytes)
 }
 
-/// The promises of a docker-archive import: on failure nothing is tagged; on success every
-/// reference names an image whose blobs are all stored, hash to their names, and whose layers
-/// decompress to the DiffIDs of its config. Either way the reader's lease is released.
+/// The promises of a docker-archive import into a fresh store: on failure nothing is tagged
+/// or stored; on success every reference names an image whose blobs are all stored, hash to
+/// their names, and whose layers decompress to the DiffIDs of its config, and nothing else is
+/// stored. Either way the reader's lease is released and no ingest is left.
 pub fn check_import(engine: &Engine, result: &Result<Vec<ImportedImage>>) {
     let refs = engine.ref_list().expect("index.json is readable after an import");
     assert!(engine.lease_list().expect("leases are readable").is_empty(), "the import's lease was not released");
+    let ingests = engine.ingest_list(&ocicas::Filters::parse::<&str>(&[]).expect("no filters")).expect("ingests list");
+    assert!(ingests.is_empty(), "the import left ingests: {ingests:?}");
+    let stored: BTreeSet<Digest> = engine.list_blobs().expect("blobs list").into_iter().collect();
     let images = match result {
         Err(err) => {
             assert!(refs.is_empty(), "a failed import ({err}) left tags: {refs:?}");
+            assert!(stored.is_empty(), "a failed import ({err}) left blobs: {stored:?}");
             return;
         }
         Ok(images) => images,
     };
+    let mut referenced = BTreeSet::new();
+    for (_, descriptor) in &refs {
+        referenced.insert(descriptor.digest.clone());
+        if let Ok(Document::Manifest(manifest)) = engine.read_document(descriptor) {
+            referenced.insert(manifest.config.digest.clone());
+            referenced.extend(manifest.layers.iter().map(|layer| layer.digest.clone()));
+        }
+    }
+    assert_eq!(stored, referenced, "the import stored blobs no image references");
     let tagged: BTreeSet<&str> = refs.iter().map(|(name, _)| name.as_str()).collect();
     let reported: BTreeSet<&str> = images.iter().flat_map(|image| &image.refs).map(String::as_str).collect();
     assert_eq!(tagged, reported, "the tags in index.json are not the ones the import reported");

@@ -3,10 +3,13 @@
 //! written once however many images share it), then `manifest.json` and `repositories`.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
+use super::{ArchiveProgress, Codec};
+use crate::content::IO_CHUNK;
+use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document};
@@ -14,6 +17,8 @@ use crate::spec::{Descriptor, Document};
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
     pub format: ExportFormat,
+    /// Told the bytes of the archive written so far.
+    pub progress: Option<ArchiveProgress>,
 }
 
 impl Engine {
@@ -27,14 +32,33 @@ impl Engine {
         out: W,
         options: &ExportOptions,
     ) -> Result<W> {
+        self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
+            // A tar member needs its size first: a compressed layer is counted in a first pass.
+            let size = io::copy(&mut self.uncompressed_layer(layer)?, &mut io::sink())
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
+            writer.put_blob(ArchiveBlob::Layer, diff_id, size, self.uncompressed_layer(layer)?)
+        })
+    }
+
+    /// The export, with `put_compressed` putting each compressed layer, uncompressed.
+    fn export_with<W: Write>(
+        &self,
+        refs: &[&str],
+        tags: &[Vec<String>],
+        out: W,
+        options: &ExportOptions,
+        mut put_compressed: impl FnMut(&mut ArchiveWriter<CountedWriter<W>>, &Descriptor, &Digest) -> Result<()>,
+    ) -> Result<W> {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
         }
-        let mut writer = ArchiveWriter::new(out, options.format);
+        let out = CountedWriter { inner: out, written: 0, progress: options.progress.clone() };
+        let mut writer = ArchiveWriter::with_limits(out, options.format, self.limits());
         for (i, name) in refs.iter().enumerate() {
-            self.export_image(&mut writer, name, tags.get(i).cloned().unwrap_or_default())?;
+            let repo_tags = tags.get(i).cloned().unwrap_or_default();
+            self.export_image(&mut writer, name, repo_tags, &mut put_compressed)?;
         }
-        writer.commit()
+        Ok(writer.commit()?.inner)
     }
 
     /// `export_docker_archive` into the file at `path`, which appears only when the archive is
@@ -51,7 +75,11 @@ impl Engine {
         let partial = path.with_file_name(format!(".{}.partial-{}", file_name.to_string_lossy(), std::process::id()));
         let result = (|| {
             let file = File::create(&partial).map_err(|e| Error::io("cannot create", &partial, e))?;
-            let file = self.export_docker_archive(refs, tags, io::BufWriter::new(file), options)?;
+            let out = io::BufWriter::with_capacity(IO_CHUNK, file);
+            let file = self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
+                // The file seeks: a compressed layer is read once, its size filled in after.
+                writer.put_layer_unsized(diff_id, self.uncompressed_layer(layer)?)
+            })?;
             let file = file.into_inner().map_err(|e| Error::io("cannot write", &partial, e.into_error()))?;
             file.sync_all().map_err(|e| Error::io("cannot fsync", &partial, e))?;
             fs::rename(&partial, path).map_err(|e| Error::io("cannot rename the archive to", path, e))
@@ -62,7 +90,13 @@ impl Engine {
         result
     }
 
-    fn export_image<W: Write>(&self, writer: &mut ArchiveWriter<W>, name: &str, repo_tags: Vec<String>) -> Result<()> {
+    fn export_image<W: Write>(
+        &self,
+        writer: &mut ArchiveWriter<W>,
+        name: &str,
+        repo_tags: Vec<String>,
+        put_compressed: &mut impl FnMut(&mut ArchiveWriter<W>, &Descriptor, &Digest) -> Result<()>,
+    ) -> Result<()> {
         let descriptor = self.ref_get(name)?;
         let Document::Manifest(manifest) = self.read_document(&descriptor)? else {
             return Err(invalid_argument(format!(
@@ -85,14 +119,12 @@ impl Engine {
             writer.put_blob(ArchiveBlob::Config, &manifest.config.digest, manifest.config.size, reader)?;
         }
         for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            if !writer.has_blob(diff_id) {
-                // A tar member needs its size first: a compressed layer is counted in a first pass.
-                let size = match is_compressed(layer) {
-                    true => io::copy(&mut self.uncompressed_layer(layer)?, &mut io::sink())
-                        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?,
-                    false => layer.size,
-                };
-                writer.put_blob(ArchiveBlob::Layer, diff_id, size, self.uncompressed_layer(layer)?)?;
+            match (writer.has_blob(diff_id), layer_codec(layer)) {
+                (true, _) => {}
+                (false, Some(_)) => put_compressed(writer, layer, diff_id)?,
+                (false, None) => {
+                    writer.put_blob(ArchiveBlob::Layer, diff_id, layer.size, self.open_blob(&layer.digest)?)?
+                }
             }
         }
         let repo_tags = if repo_tags.is_empty() && name.contains(':') { vec![name.to_owned()] } else { repo_tags };
@@ -100,6 +132,41 @@ impl Engine {
     }
 }
 
-fn is_compressed(layer: &Descriptor) -> bool {
-    layer.media_type.ends_with("gzip") || layer.media_type.ends_with("zstd")
+/// How a layer is compressed, told by its media type.
+fn layer_codec(layer: &Descriptor) -> Option<Codec> {
+    if layer.media_type.ends_with("gzip") {
+        Some(Codec::Gzip)
+    } else if layer.media_type.ends_with("zstd") {
+        Some(Codec::Zstd)
+    } else {
+        None
+    }
+}
+
+/// The archive's output, counted for the progress callback.
+struct CountedWriter<W> {
+    inner: W,
+    written: u64,
+    progress: Option<ArchiveProgress>,
+}
+
+impl<W: Write> Write for CountedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if let Some(progress) = &self.progress {
+            (progress.0)(self.written);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for CountedWriter<W> {
+    fn seek(&mut self, position: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(position)
+    }
 }

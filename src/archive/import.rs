@@ -1,24 +1,20 @@
-//! One-pass import of a docker-archive into the store.
+//! Import of a docker-archive into the store as OCI images. Every blob the chosen images need
+//! is staged and checked first (each distinct member once); only when all of them checked out
+//! are they published and the images tagged, so a refused import stores nothing.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::collections::HashMap;
+use std::io::{self, Read};
 use std::path::Path;
 
-use super::reader::{
-    ArchiveImage, ArchiveReader, GZIP_MAGIC, Guarded, HeaderGuard, ZSTD_MAGIC, decompressed, header_limit_error,
-};
-use super::{ImageChoice, ManifestItem, clean_path, invalid_archive, normalized_image_name};
-use crate::content::IO_CHUNK;
-use crate::digest::{Algorithm, Digest, Hasher};
+use super::reader::ArchiveReader;
+use super::stage::Staged;
+use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, normalized_image_name};
+use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::gc::LeaseResource;
 use crate::layout::Engine;
-use crate::limits::{Limit, Limits};
-use crate::spec::{Descriptor, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
-use crate::stream::{LayerOptions, LayerStream};
+use crate::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
+use crate::stream::{LayerOptions, LayerReader};
 
-const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// Annotation containerd and docker 25 give an image's full name.
 const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 
@@ -29,6 +25,8 @@ pub struct ImportOptions {
     pub ref_names: Vec<String>,
     /// Recompress uncompressed layers with these options; None stores them as they are.
     pub compression: Option<LayerOptions>,
+    /// Told the bytes staged into the store so far.
+    pub progress: Option<ArchiveProgress>,
 }
 
 /// An image the import stored and tagged.
@@ -49,21 +47,29 @@ impl ImportedImage {
     }
 }
 
+/// A layer ready to publish: its descriptor in the manifest, the bytes, the DiffID they were
+/// checked against.
+struct PreparedLayer {
+    descriptor: Descriptor,
+    staged: Staged,
+    diff_id: Digest,
+}
+
 impl Engine {
     /// Imports a docker-archive file (plain: read in place; gzip or zstd: read once).
     pub fn import_docker_archive_file(&self, path: &Path, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.open_docker_archive(path)?, options)
+        self.import_from_reader(&self.open_docker_archive_reporting(path, options.progress.clone())?, options)
     }
 
     /// Imports a docker-archive read once from `input` (plain, gzip or zstd; told by magic
-    /// bytes). Members go into the store as they stream past, under the reader's lease; on any
-    /// failure nothing is tagged and GC takes what was stored.
+    /// bytes). On any failure nothing is stored or tagged.
     pub fn import_docker_archive(&self, input: impl Read, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.read_docker_archive(input)?, options)
+        self.import_from_reader(&self.read_docker_archive_reporting(input, options.progress.clone())?, options)
     }
 
     /// Stores the chosen images of an open archive as OCI images and tags them.
     pub fn import_from_reader(&self, reader: &ArchiveReader, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
+        reader.staging.report_to(options.progress.clone());
         let chosen = reader.choose(&options.choice)?;
         if !options.ref_names.is_empty() && chosen.len() != 1 {
             return Err(crate::error::invalid_argument(format!(
@@ -71,15 +77,44 @@ impl Engine {
                 chosen.len()
             )));
         }
-        // Build every manifest before tagging anything, so a bad image tags nothing.
-        let mut built = Vec::new();
+        let mut prepared: HashMap<String, PreparedLayer> = HashMap::new();
+        let mut to_publish = Vec::new();
+        let mut manifests = Vec::new();
         for image in &chosen {
-            built.push((image, self.store_image(reader, image, options)?));
+            let config = reader.staged_member(&image.config_member)?;
+            if config.digest != image.config.digest {
+                return Err(Error::new(
+                    ErrorKind::DigestMismatch,
+                    format!("config {} changed while it was read", excerpt(&image.item.config)),
+                ));
+            }
+            let mut layers = Vec::new();
+            for ((member, diff_id), path) in image.layer_members.iter().zip(&image.diff_ids).zip(&image.item.layers) {
+                let descriptor = match prepared.get(member) {
+                    Some(layer) if layer.diff_id != *diff_id => return Err(mismatch(path, &layer.diff_id, diff_id)),
+                    Some(layer) => layer.descriptor.clone(),
+                    None => {
+                        let layer = prepare_layer(reader, member, path, diff_id, options.compression.as_ref())?;
+                        to_publish.push(layer.staged.clone());
+                        let descriptor = layer.descriptor.clone();
+                        prepared.insert(member.clone(), layer);
+                        descriptor
+                    }
+                };
+                layers.push(descriptor);
+            }
+            let config_descriptor = Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config.digest.clone(), config.size);
+            let bytes = reader.manifest_bytes(&image.item, MEDIA_TYPE_IMAGE_MANIFEST, config_descriptor, layers)?;
+            let manifest = reader.staging.stage(&mut &bytes[..])?;
+            to_publish.push(config);
+            to_publish.push(manifest.clone());
+            manifests.push((image, Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, manifest.digest, manifest.size)));
         }
-        // Every tag in one update of index.json: a bad name among them tags nothing.
+        // Every tag in one update of index.json, after every name was checked: a bad name among
+        // them tags and publishes nothing.
         let mut images = Vec::new();
         let mut tags = Vec::new();
-        for (image, manifest) in built {
+        for (image, manifest) in manifests {
             let names =
                 if options.ref_names.is_empty() { image.item.repo_tags.clone() } else { options.ref_names.clone() };
             let names = if names.is_empty() { vec![manifest.digest.hex().to_owned()] } else { names };
@@ -90,121 +125,83 @@ impl Engine {
             }
             images.push(ImportedImage { manifest, refs: names, repo_tags: image.item.repo_tags.clone() });
         }
+        for (name, _) in &tags {
+            crate::refs::validate_ref_name(name).map_err(|_| {
+                crate::error::invalid_argument(format!(
+                    "{} is not a reference name (components of [A-Za-z0-9] joined by one of -._:@+ or --, \
+                     separated by /)",
+                    excerpt(name)
+                ))
+            })?;
+        }
+        for staged in &to_publish {
+            reader.staging.publish(staged)?;
+        }
         self.ref_put_all(&tags)?;
         Ok(images)
     }
-
-    /// Builds and stores the OCI manifest of one archive image (under the reader's lease);
-    /// returns its descriptor.
-    fn store_image(&self, reader: &ArchiveReader, image: &ArchiveImage, options: &ImportOptions) -> Result<Descriptor> {
-        let ((config_digest, config_size), members) = reader.store_image_members(image)?;
-        let mut layers = Vec::new();
-        for (((digest, size), diff_id), path) in members.iter().zip(&image.diff_ids).zip(&image.item.layers) {
-            let media_type = self.check_layer(path, digest, diff_id)?;
-            let layer = match (&options.compression, media_type) {
-                (Some(layer_options), LAYER_TAR) => self.recompress(digest, layer_options, reader.lease())?,
-                _ => Descriptor::new(media_type, digest.clone(), *size),
-            };
-            layers.push(layer);
-        }
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.to_owned()),
-            artifact_type: None,
-            config: Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config_digest, config_size),
-            layers,
-            subject: None,
-            annotations: Default::default(),
-            extra: Default::default(),
-        };
-        let bytes = crate::spec::canonical_json(&manifest)?;
-        let blob = self.put_blob_leased(reader.lease(), Algorithm::Sha256, &bytes[..])?;
-        Ok(Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, blob.digest, blob.size))
-    }
-
-    /// Checks that a layer blob's uncompressed bytes hash to its DiffID; returns its media type.
-    fn check_layer(&self, path: &str, digest: &Digest, diff_id: &Digest) -> Result<&'static str> {
-        if digest == diff_id {
-            return Ok(LAYER_TAR);
-        }
-        let mut reader = BufReader::new(self.open_blob(digest)?);
-        let head = reader
-            .fill_buf()
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {path:?}: {e}")))?
-            .to_vec();
-        let (media_type, decoded): (&'static str, Box<dyn Read>) = if head.starts_with(&GZIP_MAGIC) {
-            (LAYER_TAR_GZIP, Box::new(flate2::read::MultiGzDecoder::new(reader)))
-        } else if head.starts_with(&ZSTD_MAGIC) {
-            let decoder = zstd::Decoder::with_buffer(reader).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?;
-            (LAYER_TAR_ZSTD, Box::new(decoder))
-        } else {
-            return Err(mismatch(path, digest, diff_id));
-        };
-        let actual =
-            hash_all(decoded).map_err(|e| invalid_archive(format!("layer {path:?} does not decompress: {e}")))?;
-        if actual != *diff_id {
-            return Err(mismatch(path, &actual, diff_id));
-        }
-        Ok(media_type)
-    }
-
-    fn recompress(&self, digest: &Digest, options: &LayerOptions, lease: &str) -> Result<Descriptor> {
-        let options = LayerOptions { lease: Some(lease.to_owned()), ..options.clone() };
-        let mut stream = LayerStream::new(self, &options)?;
-        self.lease_add(lease, LeaseResource::Ingest(stream.ref_name().to_owned()))?;
-        let mut reader = self.open_blob(digest)?;
-        io::copy(&mut reader, &mut stream)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot recompress layer {digest}: {e}")))?;
-        Ok(stream.finish()?.descriptor())
-    }
 }
 
-/// The images an archive's `manifest.json` lists, read in one pass without storing anything,
-/// with the default limits.
-pub fn read_manifest_items(input: impl Read) -> Result<Vec<ManifestItem>> {
-    read_manifest_items_with(input, &Limits::default())
+/// Stages one layer member as the image will have it, checked against its DiffID: a plain tar
+/// as it is or recompressed with `compression` (the plain tar then never becomes a blob), a
+/// compressed one as it is.
+fn prepare_layer(
+    reader: &ArchiveReader,
+    member: &str,
+    path: &str,
+    diff_id: &Digest,
+    compression: Option<&LayerOptions>,
+) -> Result<PreparedLayer> {
+    let (staged, media_type) = match (reader.member_codec(member)?, compression) {
+        (None, Some(options)) => {
+            // A staged member's digest is known: a wrong layer is refused before it is compressed.
+            if let Some(actual) = reader.layer_facts(member)?.diff_id.filter(|actual| actual != diff_id) {
+                return Err(mismatch(path, &actual, diff_id));
+            }
+            let mut layer = LayerReader::new(reader.open_member(member)?, options)?;
+            let staged = reader.staging.stage(&mut LayerChunks(&mut layer))?;
+            let actual = layer.diff_id()?;
+            if actual != *diff_id {
+                return Err(mismatch(path, &actual, diff_id));
+            }
+            (staged, layer.media_type().to_owned())
+        }
+        (None, None) => {
+            let staged = reader.staged_member(member)?;
+            if staged.digest != *diff_id {
+                return Err(mismatch(path, &staged.digest, diff_id));
+            }
+            (staged, LAYER_TAR.to_owned())
+        }
+        (Some(codec), _) => {
+            // Staged first: the DiffID is checked on the very bytes that are published.
+            let staged = reader.staged_member(member)?;
+            let actual = reader.layer_facts(member)?.diff_id;
+            if let Some(actual) = actual.filter(|actual| actual != diff_id) {
+                return Err(mismatch(path, &actual, diff_id));
+            }
+            (staged, codec.layer_media_type().to_owned())
+        }
+    };
+    let descriptor = Descriptor::new(media_type, staged.digest.clone(), staged.size);
+    Ok(PreparedLayer { descriptor, staged, diff_id: diff_id.clone() })
 }
 
-/// `read_manifest_items` with `limits` (the manifest.json size, and the header bytes before each
-/// member, which the tar reader holds in memory).
-pub fn read_manifest_items_with(input: impl Read, limits: &Limits) -> Result<Vec<ManifestItem>> {
-    let guard = HeaderGuard::new(limits.archive_header_size);
-    let mut archive = tar::Archive::new(Guarded { inner: decompressed(input)?, guard: guard.clone() });
-    let mut entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-    let mut members = 0u64;
-    loop {
-        guard.count_from_zero();
-        let Some(entry) = entries.next() else { break };
-        guard.pause();
-        members += 1;
-        let entry = entry.map_err(|e| match guard.tripped() {
-            true => header_limit_error(members, limits),
-            false => invalid_archive(format!("cannot read a member: {e}")),
-        })?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        if clean_path("", &name).as_deref() == Some("manifest.json") {
-            let bytes = limits.read_capped(entry, Limit::ArchiveManifestSize, "manifest.json")?;
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")));
-        }
+/// A layer compressed in pull mode, as a reader of its compressed bytes.
+struct LayerChunks<'a, R>(&'a mut LayerReader<R>);
+
+impl<R: Read> Read for LayerChunks<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_chunk(buf).map_err(io::Error::other)
     }
-    Err(invalid_archive("it has no manifest.json"))
 }
 
 fn mismatch(path: &str, actual: &Digest, diff_id: &Digest) -> Error {
     Error::new(
         ErrorKind::DigestMismatch,
-        format!("invalid docker archive: layer {path:?} hashes to {actual}, but the config's DiffID is {diff_id}"),
+        format!(
+            "invalid docker archive: layer {} hashes to {actual}, but the config's DiffID is {diff_id}",
+            excerpt(path)
+        ),
     )
-}
-
-fn hash_all(mut reader: impl Read) -> io::Result<Digest> {
-    let mut hasher = Hasher::new(Algorithm::Sha256);
-    let mut buf = vec![0u8; IO_CHUNK];
-    loop {
-        match reader.read(&mut buf)? {
-            0 => return Ok(hasher.finish()),
-            n => hasher.update(&buf[..n]),
-        }
-    }
 }

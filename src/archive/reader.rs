@@ -2,36 +2,40 @@
 //! archive holds, and any blob of one of them.
 //!
 //! A plain tar file is indexed once and its members are read in place. A stream (or a
-//! compressed file) is read once: every regular member goes straight into the store under the
-//! reader's lease and is read from there; nothing is spooled whole. The lease is released when
-//! the reader is dropped, so what was stored and not tagged meanwhile is garbage for GC.
+//! compressed file) is read once: members of up to `SMALL_MEMBER` bytes are held in memory, the
+//! others staged in ingests of the reader's own (see `stage`), published only when an import
+//! uses them. Each distinct config is parsed once and each compressed layer decompressed once,
+//! whatever number of images and layers name it.
 
-use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::rc::Rc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{ImageChoice, ManifestItem, Member, choose_items, clean_path, invalid_archive, resolve};
-use crate::content::IO_CHUNK;
+use super::scan::{
+    ArchiveFile, InputGuard, MemoryBudget, Scanned, SourceRead, V1Layers, guarded_input, items_of, open_archive_file,
+    scan_file, scan_stream,
+};
+use super::stage::{Staged, Staging};
+use super::{
+    ArchiveProgress, Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, for_each_chunk,
+    invalid_archive, resolve,
+};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::Engine;
-use crate::limits::{Limit, Limits};
+use crate::limits::Limit;
 use crate::spec::{
     Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,
     MEDIA_TYPE_IMAGE_MANIFEST, canonical_json, parse_document,
 };
 
-pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-/// The reader's lease outlives a crashed process by at most this long.
-const READER_LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
+/// Members of a stream up to this size are held in memory (against `archive_json_total`)
+/// rather than staged: configs, the empty layers of `docker save`, small files.
+const SMALL_MEMBER: u64 = 64 << 10;
 const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-const MEDIA_TYPE_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// The manifest a reader synthesizes for an archive image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,167 +53,170 @@ pub struct ArchiveImage {
     pub config: Descriptor,
     /// One per layer, in order: the sha256 of its uncompressed tar.
     pub diff_ids: Vec<Digest>,
-    config_member: String,
-    layer_members: Vec<String>,
+    pub(super) config_member: String,
+    pub(super) layer_members: Vec<String>,
 }
 
 /// An open docker-archive.
 pub struct ArchiveReader {
-    engine: Engine,
-    lease: String,
+    pub(super) staging: Staging,
     /// The archive file, when its members are read in place.
     file: Option<File>,
     members: HashMap<String, Member>,
     items: Vec<ManifestItem>,
+    memory: MemoryBudget,
+    /// Configs read so far, by member.
+    configs: Mutex<HashMap<String, Arc<ParsedConfig>>>,
+    /// Layers measured so far, by member.
+    layers: Mutex<HashMap<String, LayerFacts>>,
+    /// Copies staged for an import of members read in place or held in memory, by member.
+    copies: Mutex<HashMap<String, Staged>>,
+}
+
+/// What an image needs of its config.
+struct ParsedConfig {
+    descriptor: Descriptor,
+    diff_ids: Vec<Digest>,
+}
+
+/// What a layer member is uncompressed.
+#[derive(Debug, Clone)]
+pub(super) struct LayerFacts {
+    pub(super) uncompressed_size: u64,
+    /// The sha256 of the uncompressed bytes, when they were read (a compressed layer, or a
+    /// staged one).
+    pub(super) diff_id: Option<Digest>,
 }
 
 impl Engine {
     /// Opens a docker-archive file. A plain tar is indexed and read in place; a gzip or zstd
-    /// one is read once into the store (see `read_docker_archive`).
+    /// one, or a path that is not a regular file (a pipe, a FIFO), is read once (see
+    /// `read_docker_archive`).
     pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader> {
-        let mut file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0).map_err(|e| Error::io("cannot read", path, e))?;
-        if n == 0 {
-            return Err(invalid_archive(format!("{} is empty", path.display())));
-        }
-        if head[..n].starts_with(&GZIP_MAGIC) || head[..n].starts_with(&ZSTD_MAGIC) {
-            return self.read_docker_archive(file);
-        }
-        let mut reader = ArchiveReader::new(self)?;
-        let guard = HeaderGuard::new(self.limits().archive_header_size);
-        let mut archive = tar::Archive::new(Guarded { inner: &mut file, guard: guard.clone() });
-        let entries = archive.entries_with_seek().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, &guard, self.limits(), |_, entry| {
-            Ok(Member::InPlace { offset: entry.raw_file_position(), size: entry.size() })
-        })?;
-        drop(archive);
+        self.open_docker_archive_reporting(path, None)
+    }
+
+    /// `open_docker_archive`, reporting what is staged to `progress`.
+    pub(super) fn open_docker_archive_reporting(
+        &self,
+        path: &Path,
+        progress: Option<ArchiveProgress>,
+    ) -> Result<ArchiveReader> {
+        let file = match open_archive_file(path)? {
+            ArchiveFile::Stream(file) => return self.read_docker_archive_reporting(file, progress),
+            ArchiveFile::InPlace(file) => file,
+        };
+        let mut reader = ArchiveReader::new(self, progress)?;
+        let scanned = scan_file(&file, &reader.memory, self.limits())?;
         reader.file = Some(file);
         reader.set_contents(scanned)?;
         Ok(reader)
     }
 
-    /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes),
-    /// storing every regular member under the reader's lease as it streams past.
+    /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes):
+    /// members of a stream are held in memory when small and staged otherwise (see the module).
     pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
-        let mut reader = ArchiveReader::new(self)?;
-        let guard = HeaderGuard::new(self.limits().archive_header_size);
-        let mut archive = tar::Archive::new(Guarded { inner: decompressed(input)?, guard: guard.clone() });
-        let entries = archive.entries().map_err(|e| invalid_archive(format!("not a tar archive: {e}")))?;
-        let scanned = scan(entries, &guard, self.limits(), |name, entry| reader.store_entry(name, entry))?;
-        // Read to the very end, so a gzip CRC, trailing garbage or truncation is detected.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
-            .map_err(|e| invalid_archive(format!("corrupt after its last member: {e}")))?;
+        self.read_docker_archive_reporting(input, None)
+    }
+
+    /// `read_docker_archive`, reporting what is staged to `progress`.
+    pub(super) fn read_docker_archive_reporting(
+        &self,
+        input: impl Read,
+        progress: Option<ArchiveProgress>,
+    ) -> Result<ArchiveReader> {
+        let mut reader = ArchiveReader::new(self, progress)?;
+        let scanned =
+            scan_stream(input, &reader.memory, self.limits(), |name, entry| reader.take_member(name, entry).map(Some))?;
         reader.set_contents(scanned)?;
         Ok(reader)
     }
 }
 
 impl ArchiveReader {
-    fn new(engine: &Engine) -> Result<Self> {
-        let lease = engine.lease_new(None, Some(READER_LEASE_EXPIRY))?.id;
-        Ok(ArchiveReader { engine: engine.clone(), lease, file: None, members: HashMap::new(), items: Vec::new() })
+    fn new(engine: &Engine, progress: Option<ArchiveProgress>) -> Result<Self> {
+        let staging = Staging::new(engine)?;
+        staging.report_to(progress);
+        Ok(ArchiveReader {
+            staging,
+            file: None,
+            members: HashMap::new(),
+            items: Vec::new(),
+            memory: MemoryBudget::new(engine.limits()),
+            configs: Mutex::new(HashMap::new()),
+            layers: Mutex::new(HashMap::new()),
+            copies: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One regular member of a stream: held in memory when small, else staged.
+    fn take_member<R: Read>(&self, name: &str, entry: &mut tar::Entry<'_, R>) -> Result<Member> {
+        let size = entry.size();
+        let mut failed = None;
+        let mut source = SourceRead { inner: entry, failed: &mut failed };
+        let member = match size <= SMALL_MEMBER {
+            true => self.memory.hold(size, excerpt(name)).and_then(|()| {
+                let mut bytes = Vec::new();
+                source
+                    .by_ref()
+                    .take(SMALL_MEMBER)
+                    .read_to_end(&mut bytes)
+                    .map(|_| Member::Memory(bytes.into()))
+                    .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))
+            }),
+            false => self.staging.stage(&mut source).map(Member::Staged),
+        };
+        member.map_err(|err| match &failed {
+            Some(reason) => {
+                invalid_archive(format!("member {} is truncated or corrupt: {}", excerpt(name), excerpt(reason)))
+            }
+            None => err,
+        })
     }
 
     fn set_contents(&mut self, scanned: Scanned) -> Result<()> {
+        self.items = items_of(&scanned, &self.memory)?;
         self.members = scanned.members;
-        self.items = match (scanned.manifest_json, scanned.repositories) {
-            (Some(manifest_json), _) => serde_json::from_slice(&manifest_json)
-                .map_err(|e| invalid_archive(format!("manifest.json is not a list of images: {e}")))?,
-            (None, Some(repositories)) => self.items_from_repositories(&repositories, &scanned.v1_json)?,
-            (None, None) => return Err(invalid_archive("it has neither manifest.json nor repositories")),
-        };
+        if scanned.manifest_json.is_none() {
+            let layers = V1Layers::new(&scanned.v1_json);
+            for item in self.items.clone() {
+                self.add_v1_config(&item, &layers)?;
+            }
+        }
         Ok(())
     }
 
-    /// The images of a pre-1.10 archive (no manifest.json; containers/image refuses these):
-    /// each tag in `repositories` names its top layer, whose `<id>/json` names its parent, and
-    /// so on down. The config of each image is made from its top layer's v1 JSON, with the
-    /// DiffIDs of its layers, and stored under the reader's lease.
-    fn items_from_repositories(
-        &mut self,
-        repositories: &[u8],
-        v1_json: &HashMap<String, Vec<u8>>,
-    ) -> Result<Vec<ManifestItem>> {
-        let repositories: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_slice(repositories)
-            .map_err(|e| invalid_archive(format!("repositories is not a map of repositories to tags: {e}")))?;
-        let mut items: Vec<ManifestItem> = Vec::new();
-        for (repo, tags) in repositories {
-            for (tag, top) in tags {
-                let repo_tag = format!("{repo}:{tag}");
-                if let Some(item) = items.iter_mut().find(|i| i.layers.last() == Some(&format!("{top}/layer.tar"))) {
-                    item.repo_tags.push(repo_tag);
-                    continue;
-                }
-                items.push(self.v1_image(&top, v1_json, repo_tag)?);
-            }
-        }
-        Ok(items)
-    }
-
-    fn v1_image(&mut self, top: &str, v1_json: &HashMap<String, Vec<u8>>, repo_tag: String) -> Result<ManifestItem> {
-        let parse = |id: &str| -> Result<serde_json::Map<String, serde_json::Value>> {
-            let bytes = v1_json.get(id).ok_or_else(|| invalid_archive(format!("layer {id:?} has no {id}/json")))?;
-            serde_json::from_slice(bytes).map_err(|e| invalid_archive(format!("{id}/json is not a JSON object: {e}")))
-        };
-        // Top to base, a bounded number of layers (a parent loop cannot be longer).
-        let mut chain = vec![(top.to_owned(), parse(top)?)];
-        while let Some(parent) = chain.last().and_then(|(_, json)| json.get("parent")?.as_str().map(str::to_owned)) {
-            if chain.len() > v1_json.len() {
-                return Err(invalid_archive(format!("the parents of layer {top:?} form a loop")));
-            }
-            let json = parse(&parent)?;
-            chain.push((parent, json));
-        }
-        chain.reverse();
+    /// The config of a pre-1.10 image (whose `Config` is `<top>/json`), made from its top
+    /// layer's v1 JSON with the DiffIDs of its layers and a history from theirs, held in
+    /// memory under the name `<top>/json` (which no member has: those files are read apart).
+    fn add_v1_config(&mut self, item: &ManifestItem, layers: &V1Layers<'_>) -> Result<()> {
+        let top = item.config.trim_end_matches("/json");
         let mut diff_ids = Vec::new();
         let mut history = Vec::new();
-        for (id, json) in &chain {
-            let name = resolve(&self.members, &format!("{id}/layer.tar"))?;
-            diff_ids.push(serde_json::Value::String(self.hash_member(&name)?.to_string()));
-            let cmd = json.get("container_config").and_then(|c| c.get("Cmd")).and_then(|c| c.as_array());
-            let created_by = cmd.map(|cmd| cmd.iter().filter_map(|part| part.as_str()).collect::<Vec<_>>().join(" "));
-            history.push(serde_json::json!({"created": json.get("created"), "created_by": created_by}));
+        for layer in &item.layers {
+            let id = layer.trim_end_matches("/layer.tar");
+            diff_ids.push(serde_json::Value::String(self.member_digest(&self.resolve_name(layer)?)?.to_string()));
+            let v1 = layers.layer(id)?;
+            history.push(serde_json::json!({"created": v1.created, "created_by": v1.created_by}));
         }
-        let mut config = chain.pop().map(|(_, json)| json).unwrap_or_default();
+        let mut config = layers.object(top)?;
         for v1_only in ["id", "parent", "Size", "layer_id", "checksum"] {
             config.remove(v1_only);
         }
         config.insert("rootfs".to_owned(), serde_json::json!({"type": "layers", "diff_ids": diff_ids}));
         config.insert("history".to_owned(), serde_json::Value::Array(history));
         let bytes = canonical_json(&config)?;
-        let blob = self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, &bytes[..])?;
-        // The config takes the name of the v1 JSON it was made from (never a member's name).
-        let config_name = format!("{top}/json");
-        self.members.insert(config_name.clone(), Member::Stored { digest: blob.digest, size: blob.size });
-        Ok(ManifestItem {
-            config: config_name,
-            repo_tags: vec![repo_tag],
-            layers: chain.iter().map(|(id, _)| format!("{id}/layer.tar")).chain([format!("{top}/layer.tar")]).collect(),
-            parent: String::new(),
-            layer_sources: Default::default(),
-        })
+        self.memory.hold(bytes.len() as u64, excerpt(&item.config))?;
+        self.members.insert(item.config.clone(), Member::Memory(bytes.into()));
+        Ok(())
     }
 
     /// The sha256 of a member's bytes as they are in the archive.
-    fn hash_member(&self, name: &str) -> Result<Digest> {
-        if let Member::Stored { digest, .. } = &self.members[name] {
-            return Ok(digest.clone());
+    fn member_digest(&self, name: &str) -> Result<Digest> {
+        if let Member::Staged(staged) = self.member(name)? {
+            return Ok(staged.digest.clone());
         }
-        let mut hasher = Hasher::new(Algorithm::Sha256);
-        let mut reader = self.open_member(name)?;
-        let mut buf = vec![0u8; IO_CHUNK];
-        loop {
-            match reader.read(&mut buf).map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))? {
-                0 => return Ok(hasher.finish()),
-                n => hasher.update(&buf[..n]),
-            }
-        }
-    }
-
-    /// The lease every blob this reader stores is added to (released on drop).
-    pub(crate) fn lease(&self) -> &str {
-        &self.lease
+        hash_all(self.open_member(name)?, |e| read_error(name, e)).map(|(digest, _)| digest)
     }
 
     /// The images `manifest.json` lists.
@@ -224,33 +231,46 @@ impl ArchiveReader {
 
     fn image(&self, item: ManifestItem) -> Result<ArchiveImage> {
         let config_member = self.resolve_name(&item.config)?;
-        let what = format!("config {:?}", item.config);
-        let bytes = self.engine.limits().read_capped(self.open_member(&config_member)?, Limit::JsonSize, &what)?;
-        let Document::Config(config) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
-            .map_err(|e| invalid_archive(format!("config {:?}: {}", item.config, e.message())))?
-        else {
-            return Err(invalid_archive(format!("config {:?} is not an image config", item.config)));
-        };
-        if config.rootfs.diff_ids.len() != item.layers.len() {
+        let config = self.config(&config_member, &item.config)?;
+        if config.diff_ids.len() != item.layers.len() {
             return Err(invalid_archive(format!(
-                "image {:?} lists {} layers but its config has {} diff_ids",
-                item.repo_tags,
+                "image {} lists {} layers but its config has {} diff_ids",
+                excerpt(&item.repo_tags.join(",")),
                 item.layers.len(),
-                config.rootfs.diff_ids.len()
+                config.diff_ids.len()
             )));
         }
         let layer_members = item.layers.iter().map(|l| self.resolve_name(l)).collect::<Result<Vec<_>>>()?;
         Ok(ArchiveImage {
-            config: Descriptor::new(
-                MEDIA_TYPE_DOCKER_CONFIG,
-                Digest::of_bytes(Algorithm::Sha256, &bytes),
-                bytes.len() as u64,
-            ),
-            diff_ids: config.rootfs.diff_ids,
+            config: config.descriptor.clone(),
+            diff_ids: config.diff_ids.clone(),
             item,
             config_member,
             layer_members,
         })
+    }
+
+    /// The config in member `member` (named `path` by manifest.json), read and parsed once.
+    fn config(&self, member: &str, path: &str) -> Result<Arc<ParsedConfig>> {
+        if let Some(config) = lock(&self.configs).get(member) {
+            return Ok(config.clone());
+        }
+        let what = format!("config {}", excerpt(path));
+        let limits = self.staging.engine().limits();
+        let bytes = limits.read_capped(self.open_member(member)?, Limit::JsonSize, &what)?;
+        self.memory.hold(bytes.len() as u64, &what)?;
+        let Document::Config(parsed) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
+            .map_err(|e| invalid_archive(format!("{what}: {}", excerpt(e.message()))))?
+        else {
+            return Err(invalid_archive(format!("{what} is not an image config")));
+        };
+        let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
+        let config = Arc::new(ParsedConfig {
+            descriptor: Descriptor::new(MEDIA_TYPE_DOCKER_CONFIG, digest, bytes.len() as u64),
+            diff_ids: parsed.rootfs.diff_ids,
+        });
+        lock(&self.configs).insert(member.to_owned(), config.clone());
+        Ok(config)
     }
 
     /// Opens a blob of `image`: its config by digest, or a layer by DiffID (uncompressed, as
@@ -262,11 +282,12 @@ impl ArchiveReader {
             return Ok((Box::new(VerifyingReader::new(reader, digest)), image.config.size));
         }
         let index = image.diff_ids.iter().position(|d| d == digest).ok_or_else(|| {
-            crate::error::not_found(format!("blob {digest} is not part of image {:?}", image.item.repo_tags))
+            crate::error::not_found(format!("blob {digest} is not part of image {}", excerpt(&image.item.config)))
         })?;
         let member = &image.layer_members[index];
-        let size = self.uncompressed_size(member)?;
-        Ok((Box::new(VerifyingReader::new(self.open_layer(member)?, digest)), size))
+        let size = self.layer_facts(member)?.uncompressed_size;
+        let (layer, _) = self.open_layer(member)?;
+        Ok((Box::new(VerifyingReader::new(layer, digest)), size))
     }
 
     /// The image's manifest, synthesized: its config and its layers by DiffID, uncompressed.
@@ -276,58 +297,109 @@ impl ArchiveReader {
             ManifestFormat::DockerSchema2 => {
                 (MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER)
             }
-            ManifestFormat::Oci => (MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_OCI_LAYER),
+            ManifestFormat::Oci => (MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG, LAYER_TAR),
         };
         let mut layers = Vec::new();
         for (member, diff_id) in image.layer_members.iter().zip(&image.diff_ids) {
-            layers.push(Descriptor::new(layer_type, diff_id.clone(), self.uncompressed_size(member)?));
+            layers.push(Descriptor::new(layer_type, diff_id.clone(), self.layer_facts(member)?.uncompressed_size));
         }
+        let config = Descriptor::new(config_type, image.config.digest.clone(), image.config.size);
+        let bytes = self.manifest_bytes(&image.item, media_type, config, layers)?;
+        let descriptor = Descriptor::new(media_type, Digest::of_bytes(Algorithm::Sha256, &bytes), bytes.len() as u64);
+        Ok((descriptor, bytes))
+    }
+
+    /// A manifest of `config` and `layers` as canonical JSON, no larger than the JSON size
+    /// limit (so that the store can read it back).
+    pub(super) fn manifest_bytes(
+        &self,
+        item: &ManifestItem,
+        media_type: &str,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    ) -> Result<Vec<u8>> {
         let manifest = ImageManifest {
             schema_version: 2,
             media_type: Some(media_type.to_owned()),
             artifact_type: None,
-            config: Descriptor::new(config_type, image.config.digest.clone(), image.config.size),
+            config,
             layers,
             subject: None,
             annotations: Default::default(),
             extra: Default::default(),
         };
         let bytes = canonical_json(&manifest)?;
-        let descriptor = Descriptor::new(media_type, Digest::of_bytes(Algorithm::Sha256, &bytes), bytes.len() as u64);
-        Ok((descriptor, bytes))
-    }
-
-    /// The config and layer members of `image` as stored blobs (copied into the store under
-    /// the reader's lease when they are read in place): `(config, layers)`, digests and sizes
-    /// of the member bytes as they are in the archive.
-    pub(crate) fn store_image_members(&self, image: &ArchiveImage) -> Result<((Digest, u64), Vec<(Digest, u64)>)> {
-        let config = self.store_member(&image.config_member)?;
-        let layers = image.layer_members.iter().map(|m| self.store_member(m)).collect::<Result<Vec<_>>>()?;
-        Ok((config, layers))
-    }
-
-    fn store_member(&self, name: &str) -> Result<(Digest, u64)> {
-        match &self.members[name] {
-            Member::Stored { digest, size } => Ok((digest.clone(), *size)),
-            _ => {
-                let blob = self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, self.open_member(name)?)?;
-                Ok((blob.digest, blob.size))
-            }
+        let limits = self.staging.engine().limits();
+        if bytes.len() as u64 > limits.json_size {
+            return Err(limits.exceeded(
+                Limit::JsonSize,
+                format!("the manifest of image {} would be {} bytes", excerpt(&item.config), bytes.len()),
+            ));
         }
+        Ok(bytes)
     }
 
-    /// Stores one streamed member under the lease. A failure to read the archive itself (a
-    /// truncation, a bad CRC) is the archive's fault, not an I/O error of the store.
-    fn store_entry(&self, name: &str, entry: impl Read) -> Result<Member> {
-        let mut source_error = None;
-        let entry = SourceRead { inner: entry, failed: &mut source_error };
-        match (self.engine.put_blob_leased(&self.lease, Algorithm::Sha256, entry), source_error) {
-            (Ok(blob), _) => Ok(Member::Stored { digest: blob.digest, size: blob.size }),
-            (Err(_), Some(reason)) => {
-                Err(invalid_archive(format!("member {name:?} is truncated or corrupt: {reason}")))
-            }
-            (Err(err), None) => Err(err),
+    /// A layer member's uncompressed size and (when read) DiffID; a compressed
+    /// layer is decompressed once to learn them, whatever number of images name it.
+    pub(super) fn layer_facts(&self, name: &str) -> Result<LayerFacts> {
+        if let Some(facts) = lock(&self.layers).get(name) {
+            return Ok(facts.clone());
         }
+        let facts = match self.member_codec(name)? {
+            Some(_) => {
+                let (layer, guard) = self.open_layer(name)?;
+                let (diff_id, size) = hash_all(layer, |e| {
+                    let err = invalid_archive(format!(
+                        "layer {} does not decompress: {}",
+                        excerpt(name),
+                        excerpt(&e.to_string())
+                    ));
+                    guard.explain(err, self.staging.engine().limits(), "in the layer")
+                })?;
+                LayerFacts { uncompressed_size: size, diff_id: Some(diff_id) }
+            }
+            None => {
+                let member = self.member(name)?;
+                let diff_id = match member {
+                    Member::Staged(staged) => Some(staged.digest.clone()),
+                    _ => None,
+                };
+                LayerFacts { uncompressed_size: member.size(), diff_id }
+            }
+        };
+        lock(&self.layers).insert(name.to_owned(), facts.clone());
+        Ok(facts)
+    }
+
+    /// How a member is compressed, told by its first bytes.
+    pub(super) fn member_codec(&self, name: &str) -> Result<Option<Codec>> {
+        let mut head = Vec::with_capacity(4);
+        self.open_member(name)?.take(4).read_to_end(&mut head).map_err(|e| read_error(name, e))?;
+        Ok(Codec::detect(&head))
+    }
+
+    /// The member staged, as an import publishes it: a staged member as it is, any other
+    /// copied into an ingest once.
+    pub(super) fn staged_member(&self, name: &str) -> Result<Staged> {
+        if let Member::Staged(staged) = self.member(name)? {
+            return Ok(staged.clone());
+        }
+        if let Some(copy) = lock(&self.copies).get(name) {
+            return Ok(copy.clone());
+        }
+        let mut failed = None;
+        let mut source = SourceRead { inner: self.open_member(name)?, failed: &mut failed };
+        let copy = self.staging.stage(&mut source).map_err(|err| match &failed {
+            Some(reason) => read_error(name, io::Error::other(reason.clone())),
+            None => err,
+        })?;
+        lock(&self.copies).insert(name.to_owned(), copy.clone());
+        Ok(copy)
+    }
+
+    /// A regular member or link, by its cleaned name.
+    fn member(&self, name: &str) -> Result<&Member> {
+        self.members.get(name).ok_or_else(|| invalid_archive(format!("{} is not in the archive", excerpt(name))))
     }
 
     /// The name of the stored or in-place member `path` leads to, links followed.
@@ -335,268 +407,47 @@ impl ArchiveReader {
         resolve(&self.members, path)
     }
 
-    /// The bytes of a (resolved) member, as they are in the archive.
-    fn open_member(&self, name: &str) -> Result<Box<dyn Read + '_>> {
-        match (&self.members[name], &self.file) {
-            (Member::Stored { digest, .. }, _) => Ok(Box::new(self.engine.open_blob(digest)?)),
+    /// The bytes of a (resolved) member, as they are in the archive: from a copy the reader
+    /// staged when there is one (what an import checks is then what it publishes).
+    pub(super) fn open_member(&self, name: &str) -> Result<Box<dyn Read + '_>> {
+        if let Some(copy) = lock(&self.copies).get(name) {
+            return Ok(self.staging.open(copy)?);
+        }
+        match (self.member(name)?, &self.file) {
+            (Member::Staged(staged), _) => Ok(self.staging.open(staged)?),
+            (Member::Memory(bytes), _) => Ok(Box::new(io::Cursor::new(bytes.clone()))),
             (Member::InPlace { offset, size }, Some(file)) => {
                 Ok(Box::new(FileRange { file, offset: *offset, remaining: *size }))
             }
-            _ => unreachable!("resolve() returns only stored or in-place members"),
+            _ => Err(Error::new(ErrorKind::InvalidImage, format!("{} is not a regular member", excerpt(name)))),
         }
     }
 
-    /// A layer member's uncompressed tar bytes.
-    fn open_layer(&self, name: &str) -> Result<Box<dyn Read + '_>> {
-        let mut reader = BufReader::with_capacity(IO_CHUNK, self.open_member(name)?);
-        let head = reader.fill_buf().map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))?;
-        Ok(if head.starts_with(&GZIP_MAGIC) {
-            Box::new(flate2::read::MultiGzDecoder::new(reader))
-        } else if head.starts_with(&ZSTD_MAGIC) {
-            Box::new(zstd::Decoder::with_buffer(reader).map_err(|e| Error::new(ErrorKind::Io, format!("zstd: {e}")))?)
-        } else {
-            Box::new(reader)
-        })
-    }
-
-    /// Size of a layer's uncompressed tar: the member's own size when it is plain, else
-    /// counted by decompressing it once.
-    fn uncompressed_size(&self, name: &str) -> Result<u64> {
-        if self.is_compressed(name)? {
-            return io::copy(&mut self.open_layer(name)?, &mut io::sink())
-                .map_err(|e| invalid_archive(format!("layer {name:?} does not decompress: {e}")));
-        }
-        match &self.members[name] {
-            Member::Stored { size, .. } | Member::InPlace { size, .. } => Ok(*size),
-            Member::Link(_) => unreachable!("resolve() returns only stored or in-place members"),
-        }
-    }
-
-    fn is_compressed(&self, name: &str) -> Result<bool> {
-        let mut head = [0u8; 4];
-        let n = read_full(&mut self.open_member(name)?, &mut head)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read {name:?}: {e}")))?;
-        Ok(head[..n].starts_with(&GZIP_MAGIC) || head[..n].starts_with(&ZSTD_MAGIC))
+    /// A layer member's uncompressed tar bytes, and the guard that bounds their decompression.
+    fn open_layer(&self, name: &str) -> Result<(Box<dyn Read + '_>, InputGuard)> {
+        let limits = self.staging.engine().limits();
+        let guard = InputGuard::new(limits, format!("invalid docker archive: layer {}", excerpt(name)));
+        let (layer, _) = guarded_input(self.open_member(name)?, &guard)?;
+        Ok((Box::new(layer), guard))
     }
 }
 
-impl Drop for ArchiveReader {
-    fn drop(&mut self) {
-        // Best effort: an unreleased lease expires by itself.
-        let _ = self.engine.lease_release(&self.lease);
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Goes through the members of an archive once, enforcing the safety rules (paths inside,
-/// no duplicates, a bounded member count), recording links, reading `manifest.json` into
-/// memory (and `repositories` and the `<id>/json` files of pre-1.10 archives, which may have
-/// no `manifest.json`) and handing every other regular member to `on_file`.
-fn scan<R: Read>(
-    mut entries: tar::Entries<'_, R>,
-    guard: &HeaderGuard,
-    limits: &Limits,
-    mut on_file: impl FnMut(&str, &mut tar::Entry<'_, R>) -> Result<Member>,
-) -> Result<Scanned> {
-    let mut scanned = Scanned::default();
-    let mut seen = HashSet::new();
-    loop {
-        // What the tar reader reads to find the next member (headers, long names, PAX
-        // records) is held in memory whole: it is capped; the member's own bytes are not.
-        guard.count_from_zero();
-        let Some(entry) = entries.next() else { break };
-        guard.pause();
-        let mut entry = entry.map_err(|e| match (guard.tripped(), seen.is_empty()) {
-            (true, _) => header_limit_error(seen.len() as u64 + 1, limits),
-            (false, true) => invalid_archive(format!("not a tar archive: {e}")),
-            (false, false) => invalid_archive(format!("cannot read the member after {} members: {e}", seen.len())),
-        })?;
-        if seen.len() as u64 >= limits.archive_members {
-            return Err(Error::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "invalid docker archive: it has more than the member limit (archive_members) of {} members",
-                    limits.archive_members
-                ),
-            ));
-        }
-        let raw_name = String::from_utf8(entry.path_bytes().into_owned())
-            .map_err(|_| invalid_archive("a member name is not UTF-8"))?;
-        let name = clean_path("", &raw_name)
-            .ok_or_else(|| invalid_archive(format!("member {raw_name:?} leaves the archive")))?;
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        if !seen.insert(name.clone()) {
-            return Err(invalid_archive(format!("member {name:?} appears twice")));
-        }
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .and_then(|t| String::from_utf8(t.into_owned()).ok())
-                .ok_or_else(|| invalid_archive(format!("link {name:?} has no UTF-8 target")))?;
-            // Symlinks are relative to their directory, hard links to the archive root.
-            let base = if kind.is_symlink() { name.rsplit_once('/').map_or("", |(dir, _)| dir) } else { "" };
-            let target = clean_path(base, &target)
-                .ok_or_else(|| invalid_archive(format!("link {name:?} -> {target:?} leaves the archive")))?;
-            scanned.members.insert(name, Member::Link(target));
-        } else if kind.is_file() {
-            match name.as_str() {
-                "manifest.json" => {
-                    scanned.manifest_json =
-                        Some(read_json_member(&name, &mut entry, limits, Limit::ArchiveManifestSize)?)
-                }
-                "repositories" => {
-                    scanned.repositories =
-                        Some(read_json_member(&name, &mut entry, limits, Limit::ArchiveManifestSize)?)
-                }
-                // The inner layout's own files: the images are found through manifest.json.
-                "oci-layout" | "index.json" => {}
-                _ if name.ends_with("/VERSION") => {}
-                _ if name.ends_with("/json") => {
-                    let id = name.trim_end_matches("/json").to_owned();
-                    scanned.v1_json.insert(id, read_json_member(&name, &mut entry, limits, Limit::JsonSize)?);
-                }
-                _ => {
-                    let member = on_file(&name, &mut entry)?;
-                    scanned.members.insert(name, member);
-                }
-            }
-        }
-    }
-    guard.pause();
-    Ok(scanned)
+fn read_error(name: &str, err: io::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("cannot read member {}: {err}", excerpt(name)))
 }
 
-/// What one pass over an archive found.
-#[derive(Default)]
-struct Scanned {
-    members: HashMap<String, Member>,
-    manifest_json: Option<Vec<u8>>,
-    repositories: Option<Vec<u8>>,
-    /// Pre-1.10 layer metadata (`<id>/json`), by layer id.
-    v1_json: HashMap<String, Vec<u8>>,
-}
-
-/// Reads a small metadata member whole, up to `limit` bytes.
-fn read_json_member(name: &str, entry: impl Read, limits: &Limits, limit: Limit) -> Result<Vec<u8>> {
-    let mut failed = None;
-    let source = SourceRead { inner: entry, failed: &mut failed };
-    limits.read_capped(source, limit, name).map_err(|err| match failed {
-        Some(reason) => invalid_archive(format!("{name} is truncated or corrupt: {reason}")),
-        None => err,
-    })
-}
-
-/// The error of a `HeaderGuard` that tripped before member `member` (counted from 1).
-pub(super) fn header_limit_error(member: u64, limits: &Limits) -> Error {
-    limits.exceeded(
-        Limit::ArchiveHeaderSize,
-        format!("invalid docker archive: the headers before member {member} (long names, PAX records)"),
-    )
-}
-
-/// Counts what the tar reader reads while it is looking for the next member: headers, GNU long
-/// names and PAX records, which it reads whole into memory (a hostile archive could declare a
-/// long name of many gigabytes), up to `Limits::archive_header_size`; paused while a member's
-/// own bytes are read.
-#[derive(Clone)]
-pub(super) struct HeaderGuard {
-    state: Rc<Cell<GuardState>>,
-    limit: u64,
-}
-
-#[derive(Clone, Copy, Default)]
-enum GuardState {
-    #[default]
-    Paused,
-    Counting(u64),
-    Tripped,
-}
-
-impl HeaderGuard {
-    pub(super) fn new(limit: u64) -> Self {
-        HeaderGuard { state: Rc::new(Cell::new(GuardState::Paused)), limit }
-    }
-
-    pub(super) fn count_from_zero(&self) {
-        self.state.set(GuardState::Counting(0));
-    }
-
-    pub(super) fn pause(&self) {
-        if !self.tripped() {
-            self.state.set(GuardState::Paused);
-        }
-    }
-
-    pub(super) fn tripped(&self) -> bool {
-        matches!(self.state.get(), GuardState::Tripped)
-    }
-
-    fn add(&self, n: usize) -> io::Result<()> {
-        match self.state.get() {
-            GuardState::Counting(count) if count.saturating_add(n as u64) > self.limit => {
-                self.state.set(GuardState::Tripped);
-                Err(io::Error::new(io::ErrorKind::InvalidData, "tar headers over the limit"))
-            }
-            GuardState::Counting(count) => {
-                self.state.set(GuardState::Counting(count + n as u64));
-                Ok(())
-            }
-            GuardState::Paused | GuardState::Tripped => Ok(()),
-        }
-    }
-}
-
-/// The archive's input, as the tar reader sees it, counted by a `HeaderGuard`.
-pub(super) struct Guarded<R> {
-    pub(super) inner: R,
-    pub(super) guard: HeaderGuard,
-}
-
-impl<R: Read> Read for Guarded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.guard.add(n)?;
-        Ok(n)
-    }
-}
-
-impl<R: io::Seek> io::Seek for Guarded<R> {
-    fn seek(&mut self, position: io::SeekFrom) -> io::Result<u64> {
-        self.inner.seek(position)
-    }
-}
-
-/// The archive's tar stream, decompressed when it starts with gzip or zstd magic. gzip is
-/// decoded across all members.
-pub(crate) fn decompressed<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
-    let mut buffered = BufReader::with_capacity(IO_CHUNK, input);
-    let head = buffered.fill_buf().map_err(|e| Error::new(ErrorKind::Io, format!("cannot read the archive: {e}")))?;
-    if head.is_empty() {
-        return Err(invalid_archive("it is empty"));
-    }
-    Ok(if head.starts_with(&GZIP_MAGIC) {
-        Box::new(flate2::read::MultiGzDecoder::new(buffered))
-    } else if head.starts_with(&ZSTD_MAGIC) {
-        Box::new(zstd::Decoder::with_buffer(buffered).map_err(|e| Error::new(ErrorKind::Io, format!("zstd: {e}")))?)
-    } else {
-        Box::new(buffered)
-    })
-}
-
-/// Remembers the first error of the reader it wraps.
-struct SourceRead<'a, R> {
-    inner: R,
-    failed: &'a mut Option<String>,
-}
-
-impl<R: Read> Read for SourceRead<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|err| {
-            self.failed.get_or_insert_with(|| err.to_string());
-        })
-    }
+/// The sha256 and the length of everything `reader` yields.
+fn hash_all(reader: impl Read, read_error: impl Fn(io::Error) -> Error) -> Result<(Digest, u64)> {
+    let mut hasher = Hasher::new(Algorithm::Sha256);
+    let size = for_each_chunk(reader, read_error, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })?;
+    Ok((hasher.finish(), size))
 }
 
 /// A byte range of a file, read with pread so that several can be open at once.
@@ -651,15 +502,4 @@ impl<R: Read> Read for VerifyingReader<R> {
         }
         Ok(n)
     }
-}
-
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }

@@ -31,9 +31,10 @@ use crate::filters::Filters;
 use crate::layout::{Engine, EntryKind, INGEST_DIR, modified_time};
 
 /// How long an open waits for an ingest's lock to be released before it reports `Locked`: an
-/// abort, a commit or a GC removing the ingest holds it for milliseconds, a live writer for as
-/// long as it writes.
-const LOCK_WAIT: Duration = Duration::from_millis(200);
+/// abort, a commit or a GC removing the ingest holds it for milliseconds, and so does a child
+/// that another thread of a process forks (it holds a copy of every open file description, an
+/// ingest's lock too, until it execs); a live writer holds it for as long as it writes.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
 const LOCK_POLL: Duration = Duration::from_millis(2);
 /// Opens retried when the ingest directory is removed or replaced under them.
 const OPEN_ATTEMPTS: u32 = 1000;
@@ -379,6 +380,16 @@ impl Engine {
         }
         let locked = self.lock_ingest(ref_name, None)?;
         self.remove_ingest(&locked)
+    }
+
+    /// Opens the data an ingest holds so far for reading, without a writer: the docker-archive
+    /// reader reads back the members it staged.
+    pub(crate) fn open_ingest_data(&self, ref_name: &str) -> Result<File> {
+        let path = self.ingest_dir(ref_name).join("data");
+        self.dir().open_read(&path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => not_found(format!("no ingest for ref {ref_name:?}")),
+            _ => self.io_error("cannot open", &path, err),
+        })
     }
 
     /// GC's part: removes the ingests that no live writer holds, no live lease names, and that

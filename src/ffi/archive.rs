@@ -51,14 +51,18 @@ impl Write for CallbackWriter {
 }
 
 /// Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
-/// gzip or zstd) from the file at `path`, or, when `path` is NULL, from `read_cb` (read once,
-/// never spooled). `tag` selects the image with that RepoTag (NULL: every image); `ref_name`
-/// (NULL: the RepoTags) names the reference of the single image imported. `*out_result`
-/// receives a JSON array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
+/// gzip or zstd) from the file at `path` (a pipe or FIFO is read as a stream), or, when `path`
+/// is NULL, from `read_cb` (read once, never spooled whole). `tag` selects the first image
+/// with that RepoTag, both normalized as docker does (`busybox` matches
+/// `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
+/// `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
+/// RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
+/// array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
 /// `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
 /// or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
-/// when a layer does not hash to its DiffID, `OCICAS_ERR_TOO_LARGE` past a size limit. On
-/// failure nothing is tagged.
+/// when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
+/// or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
+/// nothing is stored or tagged.
 ///
 /// # Safety
 /// `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
@@ -70,17 +74,20 @@ pub unsafe extern "C" fn ocicas_archive_import(
     read_cb: ocicas_read_cb,
     user_data: *mut c_void,
     tag: *const c_char,
+    index: i64,
     ref_name: *const c_char,
     out_result: *mut *mut c_char,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let out_result = unsafe { arg_out(out_result, "out_result") }?;
-        let choice =
-            if tag.is_null() { ImageChoice::All } else { ImageChoice::Tag(unsafe { arg_str(tag, "tag") }?.to_owned()) };
+        let choice = match unsafe { image_choice(tag, index) }? {
+            ImageChoice::Single => ImageChoice::All,
+            choice => choice,
+        };
         let ref_names =
             if ref_name.is_null() { Vec::new() } else { vec![unsafe { arg_str(ref_name, "ref_name") }?.to_owned()] };
-        let options = ImportOptions { choice, ref_names, compression: None };
+        let options = ImportOptions { choice, ref_names, ..ImportOptions::default() };
         let images = if path.is_null() {
             let callback = read_cb.ok_or_else(|| invalid_argument("give a path or a read_cb"))?;
             engine.engine.import_docker_archive(CallbackReader { callback, user_data }, &options)?
@@ -95,18 +102,21 @@ pub unsafe extern "C" fn ocicas_archive_import(
 }
 
 /// Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
-/// `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI` (`format`), the
-/// docker 25+ form (an OCI layout inside), written through `write_cb`. `repo_tags` is
-/// NULL (each image's RepoTags is its reference name when that is `repo:tag`) or
-/// `n_refs` strings, each the RepoTag of the matching image. Shared layers are written once.
+/// `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI`
+/// (`format`), the docker 25+ form (an OCI layout inside), written through `write_cb`.
+/// `repo_tags` is NULL (each image's RepoTags is its reference name when that is `repo:tag`)
+/// or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
+/// image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
+/// written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
 ///
 /// # Safety
-/// `engine` is a live engine; `refs` (and `repo_tags` unless NULL) point at `n_refs` strings.
+/// `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
+/// at `n_refs` NULL-terminated arrays of strings.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_archive_export(
     engine: *const ocicas_engine,
     refs: *const *const c_char,
-    repo_tags: *const *const c_char,
+    repo_tags: *const *const *const c_char,
     n_refs: usize,
     format: u32,
     write_cb: ocicas_write_cb,
@@ -119,18 +129,16 @@ pub unsafe extern "C" fn ocicas_archive_export(
         let tags: Vec<Vec<String>> = if repo_tags.is_null() {
             Vec::new()
         } else {
-            unsafe { arg_str_array(repo_tags, n_refs, "repo_tags") }?.into_iter().map(|t| vec![t.to_owned()]).collect()
+            (0..n_refs)
+                .map(|i| unsafe { null_terminated_strings(*repo_tags.add(i), "repo_tags") })
+                .collect::<Result<_>>()?
         };
-        let format = match format {
-            OCICAS_ARCHIVE_LEGACY => ExportFormat::Legacy,
-            OCICAS_ARCHIVE_OCI => ExportFormat::Oci,
-            other => return Err(invalid_argument(format!("unknown archive format {other}"))),
-        };
+        let format = export_format(format)?;
         engine.engine.export_docker_archive(
             &names,
             &tags,
             CallbackWriter { callback, user_data },
-            &ExportOptions { format },
+            &ExportOptions { format, ..ExportOptions::default() },
         )?;
         Ok(())
     })
@@ -205,15 +213,40 @@ pub unsafe extern "C" fn ocicas_archive_reader_items(
     })
 }
 
-/// The image chosen by `tag` (when not NULL), else by `index` (when not negative), else the
-/// archive's only image (`OCICAS_ERR_INVALID_ARGUMENT` when it holds several).
-unsafe fn chosen_image(reader: &ArchiveReader, tag: *const c_char, index: i64) -> Result<ArchiveImage> {
-    let choice = match (tag.is_null(), usize::try_from(index)) {
+/// The strings of a NULL-terminated array (none when `array` is NULL), at most
+/// `MAX_STRING_LIST` of them.
+unsafe fn null_terminated_strings(array: *const *const c_char, what: &str) -> Result<Vec<String>> {
+    let mut strings = Vec::new();
+    if array.is_null() {
+        return Ok(strings);
+    }
+    for i in 0..MAX_STRING_LIST {
+        let string = unsafe { *array.add(i) };
+        if string.is_null() {
+            return Ok(strings);
+        }
+        strings.push(unsafe { arg_str(string, what) }?.to_owned());
+    }
+    Err(invalid_argument(format!("{what}: a list has more than {MAX_STRING_LIST} strings or no NULL at its end")))
+}
+
+/// Most strings read from one NULL-terminated array.
+const MAX_STRING_LIST: usize = 4096;
+
+/// The image choice of `tag` (when not NULL), else `index` (when not negative), else the
+/// archive's only image.
+unsafe fn image_choice(tag: *const c_char, index: i64) -> Result<ImageChoice> {
+    Ok(match (tag.is_null(), usize::try_from(index)) {
         (false, _) => ImageChoice::Tag(unsafe { arg_str(tag, "tag") }?.to_owned()),
         (true, Ok(index)) => ImageChoice::Index(index),
         (true, Err(_)) => ImageChoice::Single,
-    };
-    Ok(reader.choose(&choice)?.remove(0))
+    })
+}
+
+/// The image chosen by `tag` (when not NULL), else by `index` (when not negative), else the
+/// archive's only image (`OCICAS_ERR_INVALID_ARGUMENT` when it holds several).
+unsafe fn chosen_image(reader: &ArchiveReader, tag: *const c_char, index: i64) -> Result<ArchiveImage> {
+    Ok(reader.choose(&unsafe { image_choice(tag, index) }?)?.remove(0))
 }
 
 /// `*out_manifest` receives the manifest of the chosen image (see `chosen_image`: `tag`, else
@@ -248,15 +281,15 @@ pub unsafe extern "C" fn ocicas_archive_reader_manifest(
 }
 
 /// Writes a blob of the chosen image (as in `ocicas_archive_reader_manifest`) through
-/// `write_cb`: its config by digest, or a layer by DiffID (uncompressed). The bytes are
-/// verified as they pass: when they do not hash to `digest`, the call fails with
-/// `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was written (discard them).
-/// `OCICAS_ERR_NOT_FOUND` when the image has no such blob; `OCICAS_ERR_IO` when `write_cb`
-/// fails.
+/// `write_cb`: its config by digest, or a layer by DiffID (uncompressed); then `*out_size`
+/// receives its size in bytes. The bytes are verified as they pass: when they do not hash to
+/// `digest`, the call fails with `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was
+/// written (discard them). `OCICAS_ERR_NOT_FOUND` when the image has no such blob;
+/// `OCICAS_ERR_IO` when `write_cb` fails.
 ///
 /// # Safety
 /// `reader` is a live reader; strings NULL or NUL-terminated as documented;
-/// `write_cb`/`user_data` valid for the call.
+/// `write_cb`/`user_data` valid for the call; `out_size` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_archive_reader_read_blob(
     reader: *const ocicas_archive_reader,
@@ -265,18 +298,23 @@ pub unsafe extern "C" fn ocicas_archive_reader_read_blob(
     digest: *const c_char,
     write_cb: ocicas_write_cb,
     user_data: *mut c_void,
+    out_size: *mut u64,
 ) -> ocicas_status {
     boundary(|| {
         let reader = unsafe { arg_ref(reader, "reader") }?;
         let digest = unsafe { arg_digest(digest, "digest") }?;
         let callback = write_cb.ok_or_else(|| invalid_argument("argument write_cb is NULL"))?;
+        let out_size = unsafe { arg_out(out_size, "out_size") }?;
         let image = unsafe { chosen_image(&reader.reader, tag, index) }?;
-        let (mut blob, _) = reader.reader.open_blob(&image, &digest)?;
+        let (mut blob, size) = reader.reader.open_blob(&image, &digest)?;
         let mut out = CallbackWriter { callback, user_data };
         let mut buf = vec![0u8; crate::content::IO_CHUNK];
         loop {
             let n = match blob.read(&mut buf) {
-                Ok(0) => return Ok(()),
+                Ok(0) => {
+                    *out_size = size;
+                    return Ok(());
+                }
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::InvalidData => {
                     return Err(Error::new(ErrorKind::DigestMismatch, format!("blob {digest}: {err}")));

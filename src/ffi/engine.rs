@@ -88,11 +88,12 @@ pub const OCICAS_LIMIT_WALK_DEPTH: u32 = 6;
 /// layout (an ingest's ref, total, expected digest, times, saved hash state), in bytes.
 /// Default 64 KiB.
 pub const OCICAS_LIMIT_METADATA_SIZE: u32 = 7;
-/// `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes of JSON members one
-/// docker-archive read holds in memory, all members together. Default 64 MiB.
+/// `ocicas_engine_set_limit` limit `archive_json_total`: the most bytes one docker-archive read
+/// holds in memory, all together (member names, JSON members, a stream's small members).
+/// Default 64 MiB.
 pub const OCICAS_LIMIT_ARCHIVE_JSON_TOTAL: u32 = 8;
 /// `ocicas_engine_set_limit` limit `archive_import_size`: the most bytes one docker-archive
-/// import writes into the store. Default 1 TiB.
+/// import writes into the store, staged members included. Default 1 TiB.
 pub const OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE: u32 = 9;
 /// `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
 /// (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
@@ -104,6 +105,10 @@ pub const OCICAS_LIMIT_REGISTRY_TIMEOUT: u32 = 11;
 /// `ocicas_engine_set_limit` limit `registry_min_rate`: the slowest a registry blob transfer may
 /// be, in bytes per second averaged over `registry_timeout` seconds. Default 16 KiB/s.
 pub const OCICAS_LIMIT_REGISTRY_MIN_RATE: u32 = 12;
+/// `ocicas_engine_set_limit` limit `archive_expansion`: the most bytes one compressed byte of a
+/// docker-archive (or of a compressed layer in it) may decompress to, over everything read so
+/// far. Default 2048 (twice deflate's ceiling: no gzip input is refused by it).
+pub const OCICAS_LIMIT_ARCHIVE_EXPANSION: u32 = 13;
 /// `ocicas_engine_set_limit` limit `lock_timeout`: the longest wait for the store lock (held by
 /// a GC sweep, an index.json update or a commit), in seconds; past it the call fails with
 /// `OCICAS_ERR_LOCKED`. Default 300.
@@ -169,6 +174,7 @@ fn limit_from_c(limit: u32) -> crate::Result<Limit> {
         OCICAS_LIMIT_THREADS => Limit::Threads,
         OCICAS_LIMIT_REGISTRY_TIMEOUT => Limit::RegistryTimeout,
         OCICAS_LIMIT_REGISTRY_MIN_RATE => Limit::RegistryMinRate,
+        OCICAS_LIMIT_ARCHIVE_EXPANSION => Limit::ArchiveExpansion,
         OCICAS_LIMIT_LOCK_TIMEOUT => Limit::LockTimeout,
         _ => return Err(invalid_argument(format!("unknown limit {limit}"))),
     })

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 pub use auth::Credentials;
 pub use push::push_layer;
 pub use reference::RemoteRef;
+pub(crate) use reference::{valid_repository, valid_tag};
 
 use client::{Client, Paced};
 

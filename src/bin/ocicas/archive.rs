@@ -1,11 +1,16 @@
 //! `ocicas docker-archive`: import, export and list docker-archive tarballs.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
-use ocicas::archive::{ExportFormat, ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
-use ocicas::{Compression, LayerOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use ocicas::LayerOptions;
+use ocicas::archive::{
+    ArchiveProgress, ExportFormat, ExportOptions, ImageChoice, ImportOptions, list_docker_archive,
+    read_manifest_items_with,
+};
 
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
@@ -22,9 +27,12 @@ pub enum ArchiveCommand {
         /// Import only the image at this position in manifest.json.
         #[arg(long)]
         index: Option<usize>,
-        /// Recompress uncompressed layers.
+        /// Recompress uncompressed layers (the plain layers are then never stored).
         #[arg(long, value_enum)]
         compress: Option<CompressKind>,
+        /// Compression level (gzip 0-9, default 6; zstd 1-19, default 3).
+        #[arg(long, requires = "compress")]
+        level: Option<i32>,
     },
     /// Export images to a docker-archive that docker load and skopeo read.
     Export {
@@ -61,26 +69,28 @@ pub enum CompressKind {
 pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> {
     let stdout_error = |e: io::Error| ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot write to stdout: {e}"));
     match command {
-        ArchiveCommand::Import { layout, archive, refs, tag, index, compress } => {
+        ArchiveCommand::Import { layout, archive, refs, tag, index, compress, level } => {
             let engine = crate::open(&layout)?;
             let choice = match (tag, index) {
                 (Some(tag), _) => ImageChoice::Tag(tag),
                 (None, Some(index)) => ImageChoice::Index(index),
                 (None, None) => ImageChoice::All,
             };
-            let compression = compress.map(|kind| LayerOptions {
-                compression: match kind {
-                    CompressKind::Gzip => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-                    CompressKind::Zstd => Compression::Zstd(Compression::DEFAULT_ZSTD_LEVEL),
-                },
-                ..LayerOptions::default()
-            });
-            let options = ImportOptions { choice, ref_names: refs, compression };
+            let compression = compress
+                .map(|kind| -> ocicas::Result<LayerOptions> {
+                    let compression = crate::layer::compression(matches!(kind, CompressKind::Zstd), level)?;
+                    Ok(LayerOptions { compression, ..LayerOptions::default() })
+                })
+                .transpose()?;
+            let bar = progress_bar("stored");
+            let options = ImportOptions { choice, ref_names: refs, compression, progress: reporter(&bar) };
             let images = if archive == Path::new("-") {
-                engine.import_docker_archive(io::stdin().lock(), &options)?
+                engine.import_docker_archive(io::stdin().lock(), &options)
             } else {
-                engine.import_docker_archive_file(&archive, &options)?
+                engine.import_docker_archive_file(&archive, &options)
             };
+            finish(bar);
+            let images = images?;
             for image in images {
                 writeln!(out, "{}", image.to_json()).map_err(stdout_error)?;
             }
@@ -99,23 +109,23 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 FormatKind::Legacy => ExportFormat::Legacy,
                 FormatKind::Oci => ExportFormat::Oci,
             };
-            let options = ExportOptions { format };
-            if output == Path::new("-") {
+            let bar = progress_bar("written");
+            let options = ExportOptions { format, progress: reporter(&bar) };
+            let exported = if output == Path::new("-") {
                 engine
-                    .export_docker_archive(&refs, &tags, io::stdout().lock(), &options)?
-                    .flush()
-                    .map_err(stdout_error)?;
+                    .export_docker_archive(&refs, &tags, io::stdout().lock(), &options)
+                    .and_then(|mut out| out.flush().map_err(stdout_error))
             } else {
-                engine.export_docker_archive_file(&refs, &tags, &output, &options)?;
-            }
+                engine.export_docker_archive_file(&refs, &tags, &output, &options)
+            };
+            finish(bar);
+            exported?;
         }
         ArchiveCommand::Ls { archive } => {
             let items = if archive == Path::new("-") {
-                read_manifest_items(io::stdin().lock())?
+                read_manifest_items_with(io::stdin().lock(), &crate::limits())?
             } else {
-                read_manifest_items(
-                    std::fs::File::open(&archive).map_err(|e| ocicas::Error::io("cannot open", &archive, e))?,
-                )?
+                list_docker_archive(&archive, &crate::limits())?
             };
             for item in items {
                 writeln!(out, "{}", serde_json::to_string(&item).unwrap_or_default()).map_err(stdout_error)?;
@@ -123,4 +133,27 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
         }
     }
     Ok(())
+}
+
+/// A spinner with the bytes done and the rate, as `layer` shows, on stderr when it is a
+/// terminal; nothing otherwise.
+fn progress_bar(what: &str) -> Option<ProgressBar> {
+    io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new_spinner();
+        let template = format!("{{spinner}} {{bytes}} {what}, {{bytes_per_sec}}, {{elapsed}}");
+        if let Ok(style) = ProgressStyle::with_template(&template) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+fn reporter(bar: &Option<ProgressBar>) -> Option<ArchiveProgress> {
+    bar.clone().map(|bar| ArchiveProgress(Arc::new(move |done| bar.set_position(done))))
+}
+
+fn finish(bar: Option<ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
 }

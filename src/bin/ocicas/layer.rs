@@ -32,18 +32,25 @@ pub struct CompressionArgs {
 
 impl CompressionArgs {
     pub fn options(&self) -> ocicas::Result<LayerOptions> {
-        let compression = match (self.zstd, self.uncompressed, self.level) {
-            (true, _, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
-            (false, true, _) => Compression::None,
-            (false, false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-            (false, false, Some(level)) => Compression::Gzip(
-                u32::try_from(level)
-                    .map_err(|_| ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9")))?,
-            ),
+        let compression = match self.uncompressed {
+            true => Compression::None,
+            false => compression(self.zstd, self.level)?,
         };
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
         Ok(LayerOptions { compression, style, threads: self.threads, ..LayerOptions::default() })
     }
+}
+
+/// gzip (or zstd) at `level`, or at its default level.
+pub fn compression(zstd: bool, level: Option<i32>) -> ocicas::Result<Compression> {
+    Ok(match (zstd, level) {
+        (true, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
+        (false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+        (false, Some(level)) => Compression::Gzip(
+            u32::try_from(level)
+                .map_err(|_| ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9")))?,
+        ),
+    })
 }
 
 /// Where an appended layer comes from.

@@ -386,9 +386,12 @@ fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
                     result?
                 }
                 (Some(ref_name), expect) => {
-                    // A file is skipped ahead by seeking; stdin by reading and discarding.
+                    // A regular file is skipped ahead by seeking; stdin, a pipe or a FIFO by
+                    // reading and discarding.
+                    let seekable = opened_file.as_ref().is_some_and(|f| f.metadata().is_ok_and(|m| m.is_file()));
                     let source = match opened_file.as_mut() {
-                        Some(f) => CopySource::Seeker(f),
+                        Some(f) if seekable => CopySource::Seeker(f),
+                        Some(f) => CopySource::Reader(f),
                         None => CopySource::Reader(&mut stdin),
                     };
                     put_resumable(&engine, &ref_name, source, expect, &labels)?
