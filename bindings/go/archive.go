@@ -24,7 +24,6 @@ import "C"
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"runtime/cgo"
 	"unsafe"
 )
@@ -81,8 +80,8 @@ func (e *Engine) ImportArchiveFile(path string, opts *ImportOptions) ([]Imported
 		return nil, args.err
 	}
 	var out, message *C.char
-	status := C.go_archive_import_file(e.ptr(), cpath, ctag, index, cref, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_archive_import_file(e.use(), cpath, ctag, index, cref, &out, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -103,8 +102,8 @@ func (e *Engine) ImportArchive(source io.Reader, opts *ImportOptions) ([]Importe
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var out, message *C.char
-	status := C.go_archive_import_reader(e.ptr(), C.uintptr_t(handle), ctag, index, cref, &out, &message)
-	runtime.KeepAlive(e)
+	status := C.go_archive_import_reader(e.use(), C.uintptr_t(handle), ctag, index, cref, &out, &message)
+	e.done()
 	if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
 		return nil, err
 	}
@@ -174,8 +173,8 @@ func (e *Engine) ExportArchive(sink io.Writer, refs []string, opts *ExportOption
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_archive_export(e.ptr(), crefs, ctags, nrefs, C.uint32_t(options.Format), C.uintptr_t(handle), &message)
-	runtime.KeepAlive(e)
+	status := C.go_archive_export(e.use(), crefs, ctags, nrefs, C.uint32_t(options.Format), C.uintptr_t(handle), &message)
+	e.done()
 	return withWriteError(toError(status, message), callback, "the archive")
 }
 

@@ -68,7 +68,7 @@ const (
 // stream is read once, its members staged in the engine's store (never published) until
 // Close. Use it from one goroutine at a time; the Engine must stay open while it is.
 type ArchiveReader struct {
-	reader  *C.ocicas_archive_reader
+	handle[*C.ocicas_archive_reader]
 	engine  *Engine
 	cleanup runtime.Cleanup
 }
@@ -84,8 +84,8 @@ func (e *Engine) OpenArchiveFile(path string) (*ArchiveReader, error) {
 	}
 	var reader *C.ocicas_archive_reader
 	var message *C.char
-	status := C.go_archive_reader_open_file(e.ptr(), cpath, &reader, &message)
-	runtime.KeepAlive(e)
+	status := C.go_archive_reader_open_file(e.use(), cpath, &reader, &message)
+	e.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -99,8 +99,8 @@ func (e *Engine) OpenArchive(source io.Reader) (*ArchiveReader, error) {
 	defer handle.Delete()
 	var reader *C.ocicas_archive_reader
 	var message *C.char
-	status := C.go_archive_reader_open_stream(e.ptr(), C.uintptr_t(handle), &reader, &message)
-	runtime.KeepAlive(e)
+	status := C.go_archive_reader_open_stream(e.use(), C.uintptr_t(handle), &reader, &message)
+	e.done()
 	if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
 		return nil, err
 	}
@@ -108,24 +108,17 @@ func (e *Engine) OpenArchive(source io.Reader) (*ArchiveReader, error) {
 }
 
 func newArchiveReader(engine *Engine, reader *C.ocicas_archive_reader) *ArchiveReader {
-	r := &ArchiveReader{reader: reader, engine: engine}
+	r := &ArchiveReader{handle: newSerialHandle("ArchiveReader", reader), engine: engine}
 	r.cleanup = runtime.AddCleanup(r, func(reader *C.ocicas_archive_reader) { C.ocicas_archive_reader_free(reader) }, reader)
 	return r
-}
-
-func (r *ArchiveReader) ptr() *C.ocicas_archive_reader {
-	if r.reader == nil {
-		panic("ocicas: ArchiveReader used after Close")
-	}
-	return r.reader
 }
 
 // Items returns the images of the archive's manifest.json (or of a pre-1.10 archive's
 // repositories).
 func (r *ArchiveReader) Items() ([]ArchiveItem, error) {
 	var out, message *C.char
-	status := C.go_archive_reader_items(r.ptr(), &out, &message)
-	runtime.KeepAlive(r)
+	status := C.go_archive_reader_items(r.use(), &out, &message)
+	r.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -145,8 +138,8 @@ func (r *ArchiveReader) Manifest(choice ArchiveChoice, format ManifestFormat) ([
 		return nil, args.err
 	}
 	var out, message *C.char
-	status := C.go_archive_reader_manifest(r.ptr(), ctag, index, C.uint32_t(format), &out, &message)
-	runtime.KeepAlive(r)
+	status := C.go_archive_reader_manifest(r.use(), ctag, index, C.uint32_t(format), &out, &message)
+	r.done()
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
@@ -171,8 +164,8 @@ func (r *ArchiveReader) ReadBlob(choice ArchiveChoice, digest string, sink io.Wr
 	defer handle.Delete()
 	var size C.uint64_t
 	var message *C.char
-	status := C.go_archive_reader_read_blob(r.ptr(), ctag, index, cdigest, C.uintptr_t(handle), &size, &message)
-	runtime.KeepAlive(r)
+	status := C.go_archive_reader_read_blob(r.use(), ctag, index, cdigest, C.uintptr_t(handle), &size, &message)
+	r.done()
 	if err := withWriteError(toError(status, message), callback, "the blob"); err != nil {
 		return 0, err
 	}
@@ -182,12 +175,12 @@ func (r *ArchiveReader) ReadBlob(choice ArchiveChoice, digest string, sink io.Wr
 // Close frees the reader and what it staged; closing it again does nothing. The error is
 // always nil.
 func (r *ArchiveReader) Close() error {
-	if r.reader == nil {
+	reader, open := r.close()
+	if !open {
 		return nil
 	}
 	r.cleanup.Stop()
-	C.ocicas_archive_reader_free(r.reader)
-	r.reader = nil
+	C.ocicas_archive_reader_free(reader)
 	runtime.KeepAlive(r.engine)
 	return nil
 }

@@ -53,9 +53,9 @@ const (
 // manifest.json on Commit, so an archive abandoned before Commit is not loadable. After any
 // failure the writer takes nothing more. Use it from one goroutine at a time.
 type ArchiveWriter struct {
-	writer   *C.ocicas_archive_writer
+	handle[*C.ocicas_archive_writer]
 	callback *writeCallback
-	handle   cgo.Handle
+	sink     cgo.Handle
 	cleanup  runtime.Cleanup
 }
 
@@ -75,19 +75,12 @@ func NewArchiveWriter(sink io.Writer, format ArchiveFormat) (*ArchiveWriter, err
 		handle.Delete()
 		return nil, err
 	}
-	w := &ArchiveWriter{writer: writer, callback: callback, handle: handle}
+	w := &ArchiveWriter{handle: newSerialHandle("ArchiveWriter", writer), callback: callback, sink: handle}
 	w.cleanup = runtime.AddCleanup(w, func(r archiveWriterResources) {
 		C.ocicas_archive_writer_free(r.writer)
 		r.handle.Delete()
 	}, archiveWriterResources{writer, handle})
 	return w, nil
-}
-
-func (w *ArchiveWriter) ptr() *C.ocicas_archive_writer {
-	if w.writer == nil {
-		panic("ocicas: ArchiveWriter used after Close")
-	}
-	return w.writer
 }
 
 // failure is err with the sink's own error, when writing to the sink is what failed.
@@ -105,8 +98,8 @@ func (w *ArchiveWriter) HasBlob(digest string) (bool, error) {
 	}
 	var has C.bool
 	var message *C.char
-	status := C.go_archive_writer_has_blob(w.ptr(), cdigest, &has, &message)
-	runtime.KeepAlive(w)
+	status := C.go_archive_writer_has_blob(w.use(), cdigest, &has, &message)
+	w.done()
 	return bool(has), toError(status, message)
 }
 
@@ -127,8 +120,8 @@ func (w *ArchiveWriter) PutBlob(kind ArchiveBlobKind, digest string, size int64,
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var message *C.char
-	status := C.go_archive_writer_put_blob(w.ptr(), C.uint32_t(kind), cdigest, C.uint64_t(size), C.uintptr_t(handle), &message)
-	runtime.KeepAlive(w)
+	status := C.go_archive_writer_put_blob(w.use(), C.uint32_t(kind), cdigest, C.uint64_t(size), C.uintptr_t(handle), &message)
+	w.done()
 	return withReadError(w.failure(toError(status, message)), callback, "the blob")
 }
 
@@ -144,28 +137,28 @@ func (w *ArchiveWriter) AddImage(config string, diffIDs, repoTags []string) erro
 		return args.err
 	}
 	var message *C.char
-	status := C.go_archive_writer_add_image(w.ptr(), cconfig, cdiffIDs, nlayers, ctags, ntags, &message)
-	runtime.KeepAlive(w)
+	status := C.go_archive_writer_add_image(w.use(), cconfig, cdiffIDs, nlayers, ctags, ntags, &message)
+	w.done()
 	return w.failure(toError(status, message))
 }
 
 // Commit writes manifest.json (and the rest of the format) and ends the archive.
 func (w *ArchiveWriter) Commit() error {
 	var message *C.char
-	status := C.go_archive_writer_commit(w.ptr(), &message)
-	runtime.KeepAlive(w)
+	status := C.go_archive_writer_commit(w.use(), &message)
+	w.done()
 	return w.failure(toError(status, message))
 }
 
 // Close frees the writer; one not committed is abandoned. Closing it again does nothing. The
 // error is always nil.
 func (w *ArchiveWriter) Close() error {
-	if w.writer == nil {
+	writer, open := w.close()
+	if !open {
 		return nil
 	}
 	w.cleanup.Stop()
-	C.ocicas_archive_writer_free(w.writer)
-	w.handle.Delete()
-	w.writer = nil
+	C.ocicas_archive_writer_free(writer)
+	w.sink.Delete()
 	return nil
 }

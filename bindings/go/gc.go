@@ -31,10 +31,10 @@ type GCReport struct {
 	BlobsKept    int64 `json:"blobsKept"`
 	BytesKept    int64 `json:"bytesKept"`
 	// Missing names each referenced blob that is not stored, and what references it.
-	Missing          []string `json:"missing"`
-	IngestsRemoved   []string `json:"ingestsRemoved"`
+	Missing        []string `json:"missing"`
+	IngestsRemoved []string `json:"ingestsRemoved"`
 	// NotRemoved names what the sweep meant to remove and could not (fsck says why).
-	NotRemoved []string `json:"notRemoved"`
+	NotRemoved       []string `json:"notRemoved"`
 	LeasesRemoved    int64    `json:"leasesRemoved"`
 	TempFilesRemoved int64    `json:"tempFilesRemoved"`
 	LabelsRemoved    int64    `json:"labelsRemoved"`
