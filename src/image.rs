@@ -4,7 +4,7 @@ use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::gc::LeaseResource;
+use crate::lease::LeaseResource;
 use crate::layout::Engine;
 use crate::refs::RefUpdate;
 use crate::spec::{

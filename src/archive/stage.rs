@@ -15,7 +15,7 @@ use crate::content::Labels;
 use crate::content::WriterOptions;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::gc::LeaseResource;
+use crate::lease::LeaseResource;
 use crate::layout::Engine;
 use crate::limits::Limit;
 

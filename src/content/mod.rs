@@ -117,7 +117,7 @@ impl Engine {
         }
         let digest = hasher.finish();
         if let Some(lease) = lease {
-            self.lease_add(lease, crate::gc::LeaseResource::Blob(digest.clone()))?;
+            self.lease_add(lease, crate::lease::LeaseResource::Blob(digest.clone()))?;
         }
         self.install_blob(temp, &digest, size)?;
         Ok(StoredBlob { digest, size })

@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::engine::ocicas_engine;
 use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
-use crate::gc::{GcOptions, LeaseResource};
+use crate::gc::GcOptions;
+use crate::lease::LeaseResource;
 
 /// Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
 #[repr(C)]
@@ -133,9 +134,6 @@ pub unsafe extern "C" fn ocicas_lease_add_ingest(
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let id = unsafe { arg_str(id, "id") }?;
         let ref_name = unsafe { arg_str(r#ref, "ref") }?;
-        if ref_name.is_empty() {
-            return Err(invalid_argument("an ingest ref must not be empty"));
-        }
         engine.engine.lease_add(id, LeaseResource::Ingest(ref_name.to_owned()))
     })
 }

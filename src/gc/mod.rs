@@ -12,12 +12,8 @@
 //! committed again: a commit refreshes the blob's mtime) is kept with everything it references,
 //! so a writer that commits and then tags or leases in two steps is not raced.
 
-mod lease;
-
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
-
-pub use lease::{Lease, LeaseResource};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result};
@@ -306,6 +302,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::LeaseResource;
     use crate::spec::{
         Descriptor, Document, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, RootFs,
     };
@@ -496,6 +493,15 @@ mod tests {
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.leases_removed), (1, 1));
         assert!(engine.lease_list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_empty_ingest_ref_is_refused_by_lease_add() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(None, None).unwrap();
+        let err = engine.lease_add(&lease.id, LeaseResource::Ingest(String::new())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(engine.lease_get(&lease.id).unwrap().ingests.is_empty());
     }
 
     #[test]

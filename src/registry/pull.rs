@@ -16,7 +16,7 @@ use super::{
 use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::gc::LeaseResource;
+use crate::lease::LeaseResource;
 use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, Platform, detect_media_type, is_document_media_type, parse_document};
 

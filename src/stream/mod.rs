@@ -304,7 +304,7 @@ impl LayerStream {
         let digest = writer.digest();
         let size = writer.status().offset;
         if let Some(lease) = &self.lease {
-            self.engine.lease_add(lease, crate::gc::LeaseResource::Blob(digest.clone()))?;
+            self.engine.lease_add(lease, crate::lease::LeaseResource::Blob(digest.clone()))?;
         }
         match writer.commit(Some(size), Some(&digest), &Labels::new()) {
             Ok(_) => {}

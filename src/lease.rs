@@ -97,6 +97,9 @@ impl Engine {
     /// and for an expired one (GC no longer keeps what it holds, swept or not).
     pub fn lease_add(&self, id: &str, resource: LeaseResource) -> Result<()> {
         validate_lease_id(id)?;
+        if resource == LeaseResource::Ingest(String::new()) {
+            return Err(invalid_argument("an ingest ref must not be empty"));
+        }
         let _lock = self.lock_exclusive()?;
         let mut lease = self.read_lease(id)?;
         if !lease.is_live(SystemTime::now()) {
@@ -118,7 +121,7 @@ impl Engine {
     }
 
     /// Removes a lease file; the caller holds the exclusive store lock.
-    pub(super) fn remove_lease(&self, id: &str) -> Result<()> {
+    pub(crate) fn remove_lease(&self, id: &str) -> Result<()> {
         let path = self.leases_dir().join(id);
         match self.storage().remove_file(&path) {
             Ok(()) => self.sync_parent(&path),
