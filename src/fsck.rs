@@ -28,9 +28,10 @@ use base64::Engine as _;
 
 use crate::content::IO_CHUNK;
 use crate::digest::{Digest, Hasher};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, Reached, index_entry_name, index_roots, missing_line};
-use crate::layout::{Engine, LAYOUT_VERSION, StoreLock};
+use crate::layout::{LAYOUT_VERSION, StoreLock};
 use crate::spec::{
     Descriptor, Document, ImageIndex, ImageManifest, is_image_config_media_type, is_layer_media_type,
     is_manifest_media_type, unusable_entry_ref_name,
@@ -102,8 +103,8 @@ impl Engine {
     /// Checks the layout (see the module comment). Problems are not an error: the report says
     /// whether the layout is sound.
     pub fn fsck_with(&self, options: &FsckOptions) -> Result<FsckReport> {
-        let odd_entries = self.odd_entries()?;
-        if self.check_structure().is_err() {
+        let odd_entries = self.layout.odd_entries()?;
+        if self.layout.check_structure().is_err() {
             // A directory of the layout is not one (reported above): its blobs cannot be listed.
             return Ok(FsckReport { problems: odd_entries, ..FsckReport::default() });
         }
@@ -141,7 +142,7 @@ impl Engine {
     /// The shared store lock, or none on a layout this process cannot lock (one read-only to
     /// it), which it then reads as it finds it, with a note saying so.
     fn fsck_lock(&self, notes: &mut Vec<String>) -> Result<Option<StoreLock>> {
-        match self.lock_shared() {
+        match self.layout.lock_shared() {
             Ok(lock) => Ok(Some(lock)),
             Err(err) if err.kind() == ErrorKind::Io => {
                 notes.push(format!(
@@ -157,7 +158,7 @@ impl Engine {
     /// Checks oci-layout, index.json and everything reachable from it; returns how many
     /// distinct blobs are reachable.
     fn check_graph(&self, blobs: &[Digest], deep: bool, findings: &mut Findings) -> Result<usize> {
-        let version = self.layout_version()?;
+        let version = self.layout.layout_version()?;
         if version != LAYOUT_VERSION {
             findings.problems.push(format!(
                 "oci-layout: imageLayoutVersion is {version:?}; the image-spec defines only {LAYOUT_VERSION:?} (umoci and oci-image-tool refuse the layout)"

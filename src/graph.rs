@@ -21,8 +21,8 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::Engine;
 use crate::spec::{
     Child, Descriptor, Document, ImageIndex, descriptor_shaped_objects, is_document_media_type, is_layer_media_type,
     is_manifest_media_type, media_type_of, parse_document,

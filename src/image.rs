@@ -3,9 +3,9 @@
 use std::io::Read;
 use std::time::{Duration, SystemTime};
 
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::lease::LeaseResource;
-use crate::layout::Engine;
 use crate::refs::RefUpdate;
 use crate::spec::{
     Descriptor, Document, History, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST,

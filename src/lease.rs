@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
-use crate::layout::{Engine, LEASES_DIR};
+use crate::layout::LEASES_DIR;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -84,9 +85,9 @@ impl Engine {
             digests: Vec::new(),
             ingests: Vec::new(),
         };
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         let path = self.leases_dir().join(&lease.id);
-        if self.dir().kind(&path).map_err(|e| self.io_error("cannot stat", &path, e))?.is_some() {
+        if self.layout.dir().kind(&path).map_err(|e| self.layout.io_error("cannot stat", &path, e))?.is_some() {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("lease {:?} already exists", lease.id)));
         }
         self.write_lease(&lease)?;
@@ -100,7 +101,7 @@ impl Engine {
         if resource == LeaseResource::Ingest(String::new()) {
             return Err(invalid_argument("an ingest ref must not be empty"));
         }
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         let mut lease = self.read_lease(id)?;
         if !lease.is_live(SystemTime::now()) {
             return Err(not_found(format!("lease {id:?} has expired")));
@@ -116,17 +117,17 @@ impl Engine {
     /// Ends a lease; what it held is then kept only if something else references it.
     pub fn lease_release(&self, id: &str) -> Result<()> {
         validate_lease_id(id)?;
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         self.remove_lease(id)
     }
 
     /// Removes a lease file; the caller holds the exclusive store lock.
     pub(crate) fn remove_lease(&self, id: &str) -> Result<()> {
         let path = self.leases_dir().join(id);
-        match self.storage().remove_file(&path) {
-            Ok(()) => self.sync_parent(&path),
+        match self.layout.storage().remove_file(&path) {
+            Ok(()) => self.layout.sync_parent(&path),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(not_found(format!("no lease {id:?}"))),
-            Err(err) => Err(self.io_error("cannot remove lease", &path, err)),
+            Err(err) => Err(self.layout.io_error("cannot remove lease", &path, err)),
         }
     }
 
@@ -154,14 +155,15 @@ impl Engine {
     fn lease_ids(&self) -> Result<Vec<String>> {
         let dir = self.leases_dir();
         let mut ids = Vec::new();
-        self.dir()
+        self.layout
+            .dir()
             .for_each_entry(&dir, |name, _| {
                 if let Some(id) = name.to_str().filter(|id| validate_lease_id(id).is_ok()) {
                     ids.push(id.to_owned());
                 }
                 Ok(())
             })
-            .map_err(|e| self.io_error("cannot list", &dir, e))?;
+            .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         Ok(ids)
     }
 
@@ -181,11 +183,11 @@ impl Engine {
 
     fn read_lease(&self, id: &str) -> Result<Lease> {
         let path = self.leases_dir().join(id);
-        let bytes = self.read_json_file(&path).map_err(|err| match err.kind() {
+        let bytes = self.layout.read_json_file(&path).map_err(|err| match err.kind() {
             ErrorKind::NotFound => not_found(format!("no lease {id:?}")),
             _ => err,
         })?;
-        let shown = self.display(&path);
+        let shown = self.layout.display(&path);
         let lease: Lease = serde_json::from_slice(&bytes)
             .map_err(|e| crate::error::invalid_image(format!("{} is not a lease: {e}", shown.display())))?;
         // Leases are written and removed by their file's name: one naming another is not ours.
@@ -200,8 +202,8 @@ impl Engine {
     }
 
     fn write_lease(&self, lease: &Lease) -> Result<()> {
-        self.create_dir(&self.leases_dir())?;
-        self.replace_json_file(&self.leases_dir().join(&lease.id), &crate::spec::canonical_json(lease)?)
+        self.layout.create_dir(&self.leases_dir())?;
+        self.layout.replace_json_file(&self.leases_dir().join(&lease.id), &crate::spec::canonical_json(lease)?)
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod engine;
 pub mod error;
 pub mod filters;
 pub mod fsck;
@@ -25,12 +26,12 @@ mod ffi;
 
 pub use content::{BlobInfo, BlobReader, CopySource, IngestStatus, IngestWriter, Labels, StoredBlob, WriterOptions};
 pub use digest::{Algorithm, Digest};
+pub use engine::{Engine, OpenOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use filters::Filters;
 pub use fsck::{FsckOptions, FsckReport};
 pub use gc::{GcOptions, GcReport};
 pub use lease::{Lease, LeaseResource};
-pub use layout::{Engine, OpenOptions};
 pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};

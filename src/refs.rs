@@ -2,8 +2,8 @@
 //! names them. Updates are read-modify-write under the exclusive store lock with an atomic
 //! replace, so concurrent taggers in several processes never lose an update.
 
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
-use crate::layout::Engine;
 use crate::spec::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, is_document_media_type, unusable_entry_ref_name};
 
 /// Checks a reference name against the grammar of the OCI `ref.name` annotation:
@@ -68,7 +68,7 @@ impl Engine {
     /// equal to `descriptor`.
     pub fn ref_update(&self, name: &str, descriptor: &Descriptor, condition: RefUpdate<'_>) -> Result<()> {
         validate_ref_name(name)?;
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         let entry = self.index_entry(name, descriptor)?;
         let mut index = self.read_index()?;
         let existing: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(name)).collect();
@@ -98,7 +98,7 @@ impl Engine {
         }
         remove_ref(&mut index, name);
         index.manifests.push(entry);
-        self.write_index(&index)
+        self.layout.write_index(&index)
     }
 
     /// Points every name at its descriptor (moving names that exist) in one update of
@@ -107,14 +107,14 @@ impl Engine {
         for (name, _) in refs {
             validate_ref_name(name)?;
         }
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         let entries = refs.iter().map(|(name, d)| self.index_entry(name, d)).collect::<Result<Vec<_>>>()?;
         let mut index = self.read_index()?;
         for (name, _) in refs {
             remove_ref(&mut index, name);
         }
         index.manifests.extend(entries);
-        self.write_index(&index)
+        self.layout.write_index(&index)
     }
 
     /// The index.json entry of tag `name`: `descriptor` with its ref-name annotation, once the
@@ -155,18 +155,18 @@ impl Engine {
     /// Removes `name`; removing a name that is not there is not an error.
     pub fn ref_delete(&self, name: &str) -> Result<()> {
         validate_ref_name(name)?;
-        let _lock = self.lock_exclusive()?;
-        let (mut index, read_size) = self.read_index_to_mend()?;
+        let _lock = self.layout.lock_exclusive()?;
+        let (mut index, read_size) = self.layout.read_index_to_mend()?;
         if !remove_ref(&mut index, name) {
             return Ok(());
         }
-        self.write_mended_index(&index, read_size)
+        self.layout.write_mended_index(&index, read_size)
     }
 
     /// Every named reference with its descriptor, in index.json order. (Like `ref_delete`, it
     /// reads an index.json over the JSON limit, so an oversized layout can be mended.)
     pub fn ref_list(&self) -> Result<Vec<(String, Descriptor)>> {
-        let (index, _) = self.read_index_to_mend()?;
+        let (index, _) = self.layout.read_index_to_mend()?;
         Ok(index.manifests.into_iter().filter_map(|d| Some((d.ref_name()?.to_owned(), d))).collect())
     }
 }

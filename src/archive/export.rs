@@ -10,8 +10,8 @@ use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 use super::{ArchiveProgress, Codec};
 use crate::content::IO_CHUNK;
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::layout::Engine;
 use crate::spec::{Descriptor, Document};
 
 #[derive(Debug, Clone, Default)]

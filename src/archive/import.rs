@@ -10,8 +10,8 @@ use super::reader::ArchiveReader;
 use super::stage::Staged;
 use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, normalized_image_name};
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::Engine;
 use crate::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::stream::{LayerOptions, LayerReader};
 

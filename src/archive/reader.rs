@@ -24,8 +24,8 @@ use super::{
     invalid_archive, resolve,
 };
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::layout::Engine;
 use crate::limits::Limit;
 use crate::spec::{
     Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,

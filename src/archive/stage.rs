@@ -14,9 +14,9 @@ use super::{ArchiveProgress, for_each_chunk};
 use crate::content::Labels;
 use crate::content::WriterOptions;
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lease::LeaseResource;
-use crate::layout::Engine;
 use crate::limits::Limit;
 
 /// The lease outlives a crashed process by at most this long.

@@ -7,9 +7,10 @@ use std::time::SystemTime;
 
 use super::format_time;
 use crate::digest::{Algorithm, Digest};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::filters::Filters;
-use crate::layout::{Engine, LABELS_DIR, modified_time};
+use crate::layout::{LABELS_DIR, modified_time};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -71,9 +72,9 @@ impl Engine {
 
     fn read_labels(&self, digest: &Digest) -> Result<Labels> {
         let path = self.labels_path(digest);
-        match self.read_json_file(&path) {
+        match self.layout.read_json_file(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                crate::error::invalid_image(format!("{} is not a label map: {e}", self.display(&path).display()))
+                crate::error::invalid_image(format!("{} is not a label map: {e}", self.layout.display(&path).display()))
             }),
             Err(err) if err.kind() == crate::ErrorKind::NotFound => Ok(Labels::new()),
             Err(err) => Err(err),
@@ -84,25 +85,28 @@ impl Engine {
     pub(crate) fn write_labels(&self, digest: &Digest, labels: &Labels) -> Result<()> {
         let path = self.labels_path(digest);
         if labels.is_empty() {
-            return match self.storage().remove_file(&path) {
-                Ok(()) => self.sync_parent(&path),
+            return match self.layout.storage().remove_file(&path) {
+                Ok(()) => self.layout.sync_parent(&path),
                 Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(self.io_error("cannot remove", &path, err)),
+                Err(err) => Err(self.layout.io_error("cannot remove", &path, err)),
             };
         }
         if let Some(dir) = path.parent() {
-            self.create_dir(dir)?;
+            self.layout.create_dir(dir)?;
         }
-        self.replace_json_file(&path, &crate::spec::canonical_json(labels)?)
+        self.layout.replace_json_file(&path, &crate::spec::canonical_json(labels)?)
     }
 
     /// Digest, size, times and labels of a stored blob.
     pub fn info(&self, digest: &Digest) -> Result<BlobInfo> {
         let reader = self.open_blob(digest)?;
         let labels = self.read_labels(digest)?;
-        let blob_mtime =
-            self.dir().stat(&self.blob_path(digest)).map_or(SystemTime::UNIX_EPOCH, |stat| modified_time(&stat));
-        let labels_mtime = self.dir().stat(&self.labels_path(digest)).ok().map(|stat| modified_time(&stat));
+        let blob_mtime = self
+            .layout
+            .dir()
+            .stat(&self.layout.blob_path(digest))
+            .map_or(SystemTime::UNIX_EPOCH, |stat| modified_time(&stat));
+        let labels_mtime = self.layout.dir().stat(&self.labels_path(digest)).ok().map(|stat| modified_time(&stat));
         Ok(BlobInfo {
             digest: digest.clone(),
             size: reader.size(),
@@ -117,7 +121,7 @@ impl Engine {
     /// field is `InvalidArgument`. Returns the updated info.
     pub fn update_labels(&self, digest: &Digest, labels: &Labels, field_paths: &[&str]) -> Result<BlobInfo> {
         validate_labels(labels, self.limits().label_size)?;
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         self.open_blob(digest)?;
         let mut updated = if field_paths.is_empty() { labels.clone() } else { self.read_labels(digest)? };
         for path in field_paths {
@@ -157,8 +161,8 @@ impl Engine {
     }
 
     fn info_without_labels(&self, digest: &Digest) -> Result<BlobInfo> {
-        let path = self.blob_path(digest);
-        let stat = self.dir().stat(&path).map_err(|e| self.io_error("cannot stat blob", &path, e))?;
+        let path = self.layout.blob_path(digest);
+        let stat = self.layout.dir().stat(&path).map_err(|e| self.layout.io_error("cannot stat blob", &path, e))?;
         let mtime = modified_time(&stat);
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -215,14 +219,15 @@ impl Engine {
         let mut labelled = HashSet::new();
         for algorithm in Algorithm::ALL {
             let dir = Path::new(LABELS_DIR).join(algorithm.name());
-            self.dir()
+            self.layout
+                .dir()
                 .for_each_entry(&dir, |name, _| {
                     if let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {
                         labelled.insert(digest);
                     }
                     Ok(())
                 })
-                .map_err(|e| self.io_error("cannot list", &dir, e))?;
+                .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         }
         Ok(labelled)
     }

@@ -26,9 +26,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::format_time;
 use super::writer::IngestWriter;
 use crate::digest::{Algorithm, Digest};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, invalid_image, not_found};
 use crate::filters::Filters;
-use crate::layout::{Engine, EntryKind, INGEST_DIR, modified_time};
+use crate::layout::{EntryKind, INGEST_DIR, modified_time};
 
 /// How long an open waits for an ingest's lock to be released before it reports `Locked`: an
 /// abort, a commit or a GC removing the ingest holds it for milliseconds, and so does a child
@@ -140,7 +141,7 @@ impl Engine {
     /// `AlreadyExists` then, and an idle ingest of the ref is removed.
     fn lock_ingest(&self, ref_name: &str, expected: Option<&Digest>) -> Result<LockedIngest> {
         let dir = self.ingest_dir(ref_name);
-        self.create_dir(&self.ingest_root())?;
+        self.layout.create_dir(&self.ingest_root())?;
         for _ in 0..OPEN_ATTEMPTS {
             if let Some(expected) = expected
                 && self.claim_stored_blob(expected)?
@@ -152,12 +153,15 @@ impl Engine {
                 ));
             }
             // Not made durable: an ingest need not survive a power loss.
-            self.storage().create_dir(&dir).map_err(|e| self.io_error("cannot create ingest", &dir, e))?;
-            let handle = match self.dir().open_dir(&dir) {
+            self.layout
+                .storage()
+                .create_dir(&dir)
+                .map_err(|e| self.layout.io_error("cannot create ingest", &dir, e))?;
+            let handle = match self.layout.dir().open_dir(&dir) {
                 Ok(handle) => handle,
                 // Removed between our mkdir and our open.
                 Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(self.io_error("cannot open ingest", &dir, err)),
+                Err(err) => return Err(self.layout.io_error("cannot open ingest", &dir, err)),
             };
             if !self.wait_for_lock(&handle, &dir, ref_name)? {
                 continue;
@@ -177,7 +181,7 @@ impl Engine {
             match handle.try_lock() {
                 Ok(()) => return Ok(true),
                 Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(err)) => return Err(self.io_error("cannot lock ingest", dir, err)),
+                Err(TryLockError::Error(err)) => return Err(self.layout.io_error("cannot lock ingest", dir, err)),
             }
             if !self.is_at(handle, dir)? {
                 return Ok(false);
@@ -191,21 +195,21 @@ impl Engine {
 
     /// Whether the directory open as `handle` is still the one at `dir`.
     fn is_at(&self, handle: &File, dir: &Path) -> Result<bool> {
-        let held = handle.metadata().map_err(|e| self.io_error("cannot stat ingest", dir, e))?;
-        match self.dir().stat(dir) {
+        let held = handle.metadata().map_err(|e| self.layout.io_error("cannot stat ingest", dir, e))?;
+        match self.layout.dir().stat(dir) {
             Ok(now) => Ok(now.st_ino == held.ino() && now.st_dev == held.dev()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(err) => Err(self.io_error("cannot stat ingest", dir, err)),
+            Err(err) => Err(self.layout.io_error("cannot stat ingest", dir, err)),
         }
     }
 
     /// Removes the ingest of `ref_name` unless a live writer holds it.
     fn remove_idle_ingest(&self, ref_name: &str) -> Result<()> {
         let dir = self.ingest_dir(ref_name);
-        let handle = match self.dir().open_dir(&dir) {
+        let handle = match self.layout.dir().open_dir(&dir) {
             Ok(handle) => handle,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(self.io_error("cannot open ingest", &dir, err)),
+            Err(err) => return Err(self.layout.io_error("cannot open ingest", &dir, err)),
         };
         if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
             return Ok(());
@@ -273,14 +277,14 @@ impl Engine {
                 format!("ref {:?} holds {} bytes, more than its total {total}", status.ref_name, status.offset),
             ));
         }
-        if status != recorded || self.dir().kind(&dir.join(META_FILE)).ok().flatten().is_none() {
+        if status != recorded || self.layout.dir().kind(&dir.join(META_FILE)).ok().flatten().is_none() {
             let meta = IngestMeta {
                 ref_name: status.ref_name.clone(),
                 started_at: nanos(status.started_at),
                 total: status.total,
                 expected: status.expected.clone(),
             };
-            self.replace_file_unsynced(&dir.join(META_FILE), &crate::spec::canonical_json(&meta)?)?;
+            self.layout.replace_file_unsynced(&dir.join(META_FILE), &crate::spec::canonical_json(&meta)?)?;
         }
         Ok(status)
     }
@@ -289,7 +293,7 @@ impl Engine {
     /// `InvalidImage` when its metadata is missing, damaged or too large, or names another ref.
     fn read_ingest_status(&self, ref_name: &str, dir: &Path) -> Result<IngestStatus> {
         let damaged = |what: &str| Error::new(ErrorKind::InvalidImage, format!("ingest {ref_name:?}: {what}"));
-        match self.dir().kind(dir).map_err(|e| self.io_error("cannot stat", dir, e))? {
+        match self.layout.dir().kind(dir).map_err(|e| self.layout.io_error("cannot stat", dir, e))? {
             Some(EntryKind::Dir) => {}
             None => return Err(not_found(format!("no ingest for ref {ref_name:?}"))),
             Some(kind) => return Err(damaged(&format!("its directory is {}", kind.describe()))),
@@ -299,7 +303,7 @@ impl Engine {
             return Err(damaged(&format!("{META_FILE} names another ref")));
         }
         let started_at = UNIX_EPOCH + Duration::from_nanos(meta.started_at);
-        let data = self.dir().stat(&dir.join("data"));
+        let data = self.layout.dir().stat(&dir.join("data"));
         if let Ok(stat) = &data {
             check_data(stat).map_err(|what| damaged(&what))?;
         }
@@ -318,9 +322,9 @@ impl Engine {
     /// The parsed `ingest.json` of the ingest directory `dir`.
     fn read_ingest_meta(&self, dir: &Path) -> Result<IngestMeta> {
         let path = dir.join(META_FILE);
-        let bytes = self.read_metadata_file(&path)?;
+        let bytes = self.layout.read_metadata_file(&path)?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| invalid_image(format!("{} is not ingest metadata: {e}", self.display(&path).display())))
+            .map_err(|e| invalid_image(format!("{} is not ingest metadata: {e}", self.layout.display(&path).display())))
     }
 
     /// The state of the ingest of `ref_name`, whether or not a writer holds it.
@@ -349,14 +353,15 @@ impl Engine {
     fn ingest_dirs(&self) -> Result<Vec<(PathBuf, Option<String>)>> {
         let root = self.ingest_root();
         let mut dirs = Vec::new();
-        self.dir()
+        self.layout
+            .dir()
             .for_each_entry(&root, |name, kind| {
                 if kind == EntryKind::Dir {
                     dirs.push(root.join(name));
                 }
                 Ok(())
             })
-            .map_err(|e| self.io_error("cannot list", &root, e))?;
+            .map_err(|e| self.layout.io_error("cannot list", &root, e))?;
         Ok(dirs
             .into_iter()
             .map(|dir| {
@@ -375,7 +380,7 @@ impl Engine {
     /// writer holds it.
     pub fn ingest_abort(&self, ref_name: &str) -> Result<()> {
         let dir = self.ingest_dir(ref_name);
-        if self.dir().kind(&dir).map_err(|e| self.io_error("cannot stat", &dir, e))?.is_none() {
+        if self.layout.dir().kind(&dir).map_err(|e| self.layout.io_error("cannot stat", &dir, e))?.is_none() {
             return Err(not_found(format!("no ingest for ref {ref_name:?}")));
         }
         let locked = self.lock_ingest(ref_name, None)?;
@@ -386,9 +391,9 @@ impl Engine {
     /// reader reads back the members it staged.
     pub(crate) fn open_ingest_data(&self, ref_name: &str) -> Result<File> {
         let path = self.ingest_dir(ref_name).join("data");
-        self.dir().open_read(&path).map_err(|err| match err.kind() {
+        self.layout.dir().open_read(&path).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => not_found(format!("no ingest for ref {ref_name:?}")),
-            _ => self.io_error("cannot open", &path, err),
+            _ => self.layout.io_error("cannot open", &path, err),
         })
     }
 
@@ -408,7 +413,7 @@ impl Engine {
             if leased.contains(&ref_name) {
                 continue;
             }
-            let Ok(handle) = self.dir().open_dir(&dir) else { continue };
+            let Ok(handle) = self.layout.dir().open_dir(&dir) else { continue };
             if handle.try_lock().is_err() || !self.is_at(&handle, &dir)? {
                 continue; // a live writer holds it, or it was replaced since it was listed
             }
@@ -416,7 +421,7 @@ impl Engine {
             // A damaged ingest counts from its directory's own time.
             let updated_at = match self.read_ingest_status(&ref_name, &dir) {
                 Ok(status) => status.updated_at,
-                Err(_) => self.dir().stat(&dir).map_or(now, |stat| modified_time(&stat)),
+                Err(_) => self.layout.dir().stat(&dir).map_or(now, |stat| modified_time(&stat)),
             };
             if now.duration_since(updated_at).unwrap_or_default() < expiry {
                 continue;
@@ -436,18 +441,19 @@ impl Engine {
     pub(crate) fn ingest_problems(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
         for (dir, _) in self.ingest_dirs()? {
-            self.dir()
+            self.layout
+                .dir()
                 .for_each_entry(&dir, |name, kind| {
                     if kind != EntryKind::File {
                         problems.push(format!(
                             "{} is {} in an ingest (GC removes ingests of files only; remove it)",
-                            self.display(&dir.join(name)).display(),
+                            self.layout.display(&dir.join(name)).display(),
                             kind.describe()
                         ));
                     }
                     Ok(())
                 })
-                .map_err(|e| self.io_error("cannot list", &dir, e))?;
+                .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         }
         Ok(problems)
     }
@@ -455,16 +461,17 @@ impl Engine {
     /// Removes a locked ingest directory through its handle (not durably: one that a power
     /// loss brings back has lost its data to the blob it became, or is garbage GC removes).
     pub(super) fn remove_ingest(&self, locked: &LockedIngest) -> Result<()> {
-        self.storage()
+        self.layout
+            .storage()
             .remove_dir_all(&locked.dir, &locked.handle)
-            .map_err(|e| self.io_error("cannot remove ingest", &locked.dir, e))
+            .map_err(|e| self.layout.io_error("cannot remove ingest", &locked.dir, e))
     }
 
     pub(super) fn remove_if_present(&self, path: &Path) -> Result<()> {
-        match self.storage().remove_file(path) {
+        match self.layout.storage().remove_file(path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(self.io_error("cannot remove", path, err)),
+            Err(err) => Err(self.layout.io_error("cannot remove", path, err)),
         }
     }
 }

@@ -19,8 +19,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_image, not_found};
-use crate::layout::{Engine, EntryKind, TempFile};
+use crate::layout::{EntryKind, TempFile};
 use crate::limits::Limit;
 use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 
@@ -98,7 +99,7 @@ impl Engine {
     }
 
     fn put_blob_with(&self, algorithm: Algorithm, mut reader: impl Read, lease: Option<&str>) -> Result<StoredBlob> {
-        let mut temp = self.temp_file()?;
+        let mut temp = self.layout.temp_file()?;
         let mut hasher = Hasher::new(algorithm);
         let mut buf = vec![0u8; IO_CHUNK];
         let mut size = 0u64;
@@ -150,13 +151,13 @@ impl Engine {
         size: u64,
         labels: &Labels,
     ) -> Result<bool> {
-        let storage = self.storage();
-        storage.sync_file(file).map_err(|e| self.io_error("cannot fsync", path, e))?;
-        storage.set_read_only(file).map_err(|e| self.io_error("cannot chmod", path, e))?;
-        let _lock = self.lock_shared()?;
+        let storage = self.layout.storage();
+        storage.sync_file(file).map_err(|e| self.layout.io_error("cannot fsync", path, e))?;
+        storage.set_read_only(file).map_err(|e| self.layout.io_error("cannot chmod", path, e))?;
+        let _lock = self.layout.lock_shared()?;
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
-        let dest = self.blob_path(digest);
+        let dest = self.layout.blob_path(digest);
         // Deleted between the look and the touch (deletes take the shared lock too): publish.
         if self.is_intact(digest, size) && self.touch(&dest)? {
             return Ok(false);
@@ -164,16 +165,16 @@ impl Engine {
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
-        self.create_dir(&self.blob_dir(digest.algorithm()))?;
+        self.layout.create_dir(&self.layout.blob_dir(digest.algorithm()))?;
         if !self.touch(path)? {
-            return Err(not_found(format!("{} vanished before it was committed", self.display(path).display())));
+            return Err(not_found(format!("{} vanished before it was committed", self.layout.display(path).display())));
         }
         // An entry of that name that is not an intact blob (a truncated file, a planted link) is
         // replaced; a publisher of the same blob racing us (the lock is shared) may win.
         for _ in 0..PUBLISH_ATTEMPTS {
             match storage.link(file, path, &dest) {
                 Ok(()) => {
-                    self.sync_parent(&dest)?;
+                    self.layout.sync_parent(&dest)?;
                     return Ok(true);
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
@@ -183,25 +184,29 @@ impl Engine {
                     match storage.remove_file(&dest) {
                         Ok(()) => {}
                         Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                        Err(err) => return Err(self.io_error("cannot remove", &dest, err)),
+                        Err(err) => return Err(self.layout.io_error("cannot remove", &dest, err)),
                     }
                 }
                 Err(err) => {
-                    return Err(self.io_error(&format!("cannot link {} to", self.display(path).display()), &dest, err));
+                    return Err(self.layout.io_error(
+                        &format!("cannot link {} to", self.layout.display(path).display()),
+                        &dest,
+                        err,
+                    ));
                 }
             }
         }
         Err(Error::new(
             ErrorKind::Io,
-            format!("{} kept being replaced while it was published", self.display(&dest).display()),
+            format!("{} kept being replaced while it was published", self.layout.display(&dest).display()),
         ))
     }
 
     /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
     /// as a commit would, so a caller told it already exists can go on and reference it.
     pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
-        let _lock = self.lock_shared()?;
-        Ok(self.has_blob(digest)? && self.touch(&self.blob_path(digest))?)
+        let _lock = self.layout.lock_shared()?;
+        Ok(self.has_blob(digest)? && self.touch(&self.layout.blob_path(digest))?)
     }
 
     /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
@@ -209,46 +214,49 @@ impl Engine {
     /// blob is not touched (its time is another file's too); the commit still stands, with the
     /// grace of the file's own mtime.
     fn touch(&self, path: &Path) -> Result<bool> {
-        match self.storage().touch(path) {
+        match self.layout.storage().touch(path) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) if crate::error::Refused::is(&err) => Ok(true),
             Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Ok(true),
-            Err(err) => Err(self.io_error("cannot set the mtime of", path, err)),
+            Err(err) => Err(self.layout.io_error("cannot set the mtime of", path, err)),
         }
     }
 
     /// Whether `blobs/` holds a regular file of `size` bytes for `digest`. An intact blob is
     /// kept as it is; a truncated or odd entry of that name may be replaced by a commit.
     pub(crate) fn is_intact(&self, digest: &Digest, size: u64) -> bool {
-        self.dir()
-            .stat(&self.blob_path(digest))
+        self.layout
+            .dir()
+            .stat(&self.layout.blob_path(digest))
             .is_ok_and(|stat| EntryKind::of_stat(&stat) == EntryKind::File && stat.st_size as u64 == size)
     }
 
     /// Opens a committed blob for random access.
     pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
-        let path = self.blob_path(digest);
-        let file = self.dir().open_read(&path).map_err(|err| match err.kind() {
+        let path = self.layout.blob_path(digest);
+        let file = self.layout.dir().open_read(&path).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => self.blob_not_found(digest),
-            _ => self.io_error("cannot open blob", &path, err),
+            _ => self.layout.io_error("cannot open blob", &path, err),
         })?;
-        let meta = file.metadata().map_err(|e| self.io_error("cannot stat blob", &path, e))?;
+        let meta = file.metadata().map_err(|e| self.layout.io_error("cannot stat blob", &path, e))?;
         Ok(BlobReader { file, size: meta.len(), digest: digest.clone() })
     }
 
     /// Size of a committed blob (one stat; a symlink or other non-file is not a blob).
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
-        let path = self.blob_path(digest);
-        match self.dir().stat(&path) {
+        let path = self.layout.blob_path(digest);
+        match self.layout.dir().stat(&path) {
             Ok(stat) => match EntryKind::of_stat(&stat) {
                 EntryKind::File => Ok(stat.st_size as u64),
-                kind => {
-                    Err(invalid_image(format!("{} is {}, not a blob", self.display(&path).display(), kind.describe())))
-                }
+                kind => Err(invalid_image(format!(
+                    "{} is {}, not a blob",
+                    self.layout.display(&path).display(),
+                    kind.describe()
+                ))),
             },
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(self.blob_not_found(digest)),
-            Err(err) => Err(self.io_error("cannot stat blob", &path, err)),
+            Err(err) => Err(self.layout.io_error("cannot stat blob", &path, err)),
         }
     }
 
@@ -267,7 +275,7 @@ impl Engine {
     pub fn verify_blob(&self, digest: &Digest) -> Result<()> {
         let mut reader = self.open_blob(digest)?;
         let stat = rustix::fs::fstat(&reader.file)
-            .map_err(|e| self.io_error("cannot stat", &self.blob_path(digest), e.into()))?;
+            .map_err(|e| self.layout.io_error("cannot stat", &self.layout.blob_path(digest), e.into()))?;
         if crate::layout::mostly_holes(&stat) {
             return Err(invalid_image(format!(
                 "blob {digest} is {} bytes but only {} are on disk: a sparse file, not hashed (ocicas writes \
@@ -336,12 +344,12 @@ impl Engine {
 
     /// Removes a blob; removing one that is not there is not an error.
     pub fn delete_blob(&self, digest: &Digest) -> Result<()> {
-        let path = self.blob_path(digest);
-        let _lock = self.lock_shared()?;
-        match self.storage().remove_file(&path) {
-            Ok(()) => self.sync_parent(&path)?,
+        let path = self.layout.blob_path(digest);
+        let _lock = self.layout.lock_shared()?;
+        match self.layout.storage().remove_file(&path) {
+            Ok(()) => self.layout.sync_parent(&path)?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(self.io_error("cannot remove blob", &path, err)),
+            Err(err) => return Err(self.layout.io_error("cannot remove blob", &path, err)),
         }
         self.write_labels(digest, &Labels::new())
     }
@@ -351,8 +359,9 @@ impl Engine {
     pub fn list_blobs(&self) -> Result<Vec<Digest>> {
         let mut digests = Vec::new();
         for algorithm in Algorithm::ALL {
-            let dir = self.blob_dir(algorithm);
-            self.dir()
+            let dir = self.layout.blob_dir(algorithm);
+            self.layout
+                .dir()
                 .for_each_entry(&dir, |name, kind| {
                     if kind == EntryKind::File
                         && let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
@@ -361,7 +370,7 @@ impl Engine {
                     }
                     Ok(())
                 })
-                .map_err(|e| self.io_error("cannot list", &dir, e))?;
+                .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         }
         digests.sort();
         Ok(digests)

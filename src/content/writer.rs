@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use super::ingest::{IngestStatus, LockedIngest, WriterOptions};
 use super::{IO_CHUNK, Labels, hash_state, validate_labels};
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::layout::Engine;
 
 /// Hash state is saved (after an fsync of the data) every this many bytes, so a writer closed
 /// mid-ingest resumes without reading the data again.
@@ -53,10 +53,13 @@ impl IngestWriter {
     /// hash restored from the saved state when that is provably about these bytes, else hashed.
     pub(super) fn open(engine: &Engine, ingest: LockedIngest, status: IngestStatus) -> Result<IngestWriter> {
         let data_path = ingest.dir.join("data");
-        let data =
-            engine.storage().open_append(&data_path).map_err(|e| engine.io_error("cannot open", &data_path, e))?;
+        let data = engine
+            .layout
+            .storage()
+            .open_append(&data_path)
+            .map_err(|e| engine.layout.io_error("cannot open", &data_path, e))?;
         let algorithm = status.expected.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
-        let saved = engine.read_metadata_file(&ingest.dir.join("hashstate")).ok();
+        let saved = engine.layout.read_metadata_file(&ingest.dir.join("hashstate")).ok();
         let hasher = match saved.and_then(|saved| hash_state::restore(&saved, algorithm, &data)) {
             Some(hasher) => hasher,
             None => hash_prefix(&data, algorithm, status.offset)?,
@@ -103,14 +106,15 @@ impl IngestWriter {
             ));
         }
         self.engine
+            .layout
             .storage()
             .write_all(&mut self.data, bytes)
-            .map_err(|e| self.engine.io_error("cannot write", &self.data_path(), e))?;
+            .map_err(|e| self.engine.layout.io_error("cannot write", &self.data_path(), e))?;
         self.hasher.update(bytes);
         let written_back = self.status.offset / WRITEBACK_BYTES;
         if end / WRITEBACK_BYTES > written_back {
             let from = written_back * WRITEBACK_BYTES;
-            self.engine.storage().start_writeback(&self.data, from, end - from);
+            self.engine.layout.storage().start_writeback(&self.data, from, end - from);
         }
         self.status.offset = end;
         self.status.updated_at = SystemTime::now();
@@ -129,9 +133,10 @@ impl IngestWriter {
             return Err(Error::new(ErrorKind::NotImplemented, "an ingest can only be truncated to 0"));
         }
         self.engine
+            .layout
             .storage()
             .set_len(&self.data, 0)
-            .map_err(|e| self.engine.io_error("cannot truncate", &self.data_path(), e))?;
+            .map_err(|e| self.engine.layout.io_error("cannot truncate", &self.data_path(), e))?;
         self.engine.remove_if_present(&self.ingest.dir.join("hashstate"))?;
         self.hasher = Hasher::new(self.hasher.algorithm());
         self.status.offset = 0;
@@ -196,11 +201,12 @@ impl IngestWriter {
     /// resume hashes the data again).
     fn checkpoint(&mut self) -> Result<()> {
         self.engine
+            .layout
             .storage()
             .sync_file(&self.data)
-            .map_err(|e| self.engine.io_error("cannot fsync", &self.data_path(), e))?;
+            .map_err(|e| self.engine.layout.io_error("cannot fsync", &self.data_path(), e))?;
         if let Some(state) = hash_state::save(&self.hasher, &self.data) {
-            self.engine.replace_file_unsynced(&self.ingest.dir.join("hashstate"), &state)?;
+            self.engine.layout.replace_file_unsynced(&self.ingest.dir.join("hashstate"), &state)?;
         }
         self.hashed_since_checkpoint = 0;
         Ok(())

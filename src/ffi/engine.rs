@@ -3,8 +3,8 @@
 use std::ffi::c_char;
 
 use super::{arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_handle, ocicas_status};
+use crate::engine::{Engine, OpenOptions};
 use crate::error::{ErrorKind, invalid_argument};
-use crate::layout::{Engine, OpenOptions};
 use crate::limits::Limit;
 
 /// An open OCI image layout. Thread-safe: one engine may be used by many threads at once.

@@ -16,9 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use crate::digest::{Algorithm, Digest};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
-use crate::layout::{Engine, modified_time};
+use crate::layout::modified_time;
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -136,7 +137,7 @@ struct Roots {
 impl Engine {
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
         // A planted link where a directory of the layout belongs stops GC before anything goes.
-        self.check_structure()?;
+        self.layout.check_structure()?;
         let started = SystemTime::now();
         // File times come from a coarse kernel clock that can lag the system clock by a tick.
         let grace_start = started - COMMIT_GRACE_MARGIN;
@@ -149,7 +150,7 @@ impl Engine {
         let mut marks = Marks::default();
         walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
 
-        let _lock = self.lock_exclusive()?;
+        let _lock = self.layout.lock_exclusive()?;
         let roots = self.gc_roots(started)?;
         if marks.unknown_children.take().is_some() {
             // Decided again under the lock, from scratch: the reference may be gone by now.
@@ -170,7 +171,7 @@ impl Engine {
             if walk.visited.contains_key(digest) {
                 continue;
             }
-            let Ok(stat) = self.dir().stat(&self.blob_path(digest)) else { continue };
+            let Ok(stat) = self.layout.dir().stat(&self.layout.blob_path(digest)) else { continue };
             if modified_time(&stat) >= grace_start {
                 young.push(young_root(digest.clone()));
             }
@@ -197,10 +198,10 @@ impl Engine {
         }
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
-                let dir = self.blob_dir(algorithm);
-                match self.storage().sync_dir(&dir) {
+                let dir = self.layout.blob_dir(algorithm);
+                match self.layout.storage().sync_dir(&dir) {
                     Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(self.io_error("cannot fsync directory", &dir, err));
+                        return Err(self.layout.io_error("cannot fsync directory", &dir, err));
                     }
                     _ => {}
                 }
@@ -213,7 +214,7 @@ impl Engine {
         report.ingests_removed =
             self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run, failed)?;
         report.leases_removed = self.sweep_expired_leases(started, options.dry_run, failed)?;
-        report.temp_files_removed = self.sweep_temp_files(options.dry_run, failed)?;
+        report.temp_files_removed = self.layout.sweep_temp_files(options.dry_run, failed)?;
         // The first walk may have missed what was committed before the second; each line once.
         let mut missing: Vec<String> =
             marks.missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
@@ -263,8 +264,11 @@ impl Engine {
     fn remove_blobs(&self, garbage: &[(&Digest, u64)], labelled: &HashSet<Digest>) -> Result<()> {
         let remove = |batch: &[(&Digest, u64)]| -> Result<()> {
             for (digest, _) in batch {
-                let path = self.blob_path(digest);
-                self.storage().remove_file(&path).map_err(|e| self.io_error("cannot remove blob", &path, e))?;
+                let path = self.layout.blob_path(digest);
+                self.layout
+                    .storage()
+                    .remove_file(&path)
+                    .map_err(|e| self.layout.io_error("cannot remove blob", &path, e))?;
                 if labelled.contains(*digest) {
                     self.write_labels(digest, &Default::default())?;
                 }
@@ -592,7 +596,7 @@ mod tests {
     fn list_in_index(engine: &Engine, descriptor: Descriptor) {
         let mut index = engine.read_index().unwrap();
         index.manifests.push(descriptor);
-        engine.write_index(&index).unwrap();
+        engine.layout.write_index(&index).unwrap();
     }
 
     /// GC fails with InvalidImage naming `culprit`, and every blob stays.

@@ -27,7 +27,7 @@ use crate::spec::{ImageIndex, MEDIA_TYPE_IMAGE_INDEX};
 /// The longest pause between two tries of the store lock.
 const LOCK_POLL_MAX: Duration = Duration::from_millis(50);
 
-/// See `Engine::read_index_to_mend`.
+/// See `Layout::read_index_to_mend`.
 const MEND_FACTOR: u64 = 16;
 
 /// Temp files younger than this are never swept: they may not be flocked yet.
@@ -35,81 +35,56 @@ const TEMP_FILE_MIN_AGE: Duration = Duration::from_secs(1);
 
 pub const LAYOUT_VERSION: &str = "1.0.0";
 
-/// How to open a layout.
-#[derive(Debug, Clone, Default)]
-pub struct OpenOptions {
-    /// Create the layout when the path does not exist (or is an empty directory).
-    pub create: bool,
-    /// The bounds this engine enforces.
-    pub limits: Limits,
-}
-
-/// An open OCI image layout. Shareable between threads; all state is on disk, so several
-/// engines (in this or other processes) may use one layout at once.
+/// An open OCI image layout: its directory handle, the storage seam its writes go through, and
+/// the limits its reads enforce. `Engine` is the public face over it.
 #[derive(Clone)]
-pub struct Engine {
+pub(crate) struct Layout {
     root: Arc<Root>,
     storage: Arc<dyn Storage>,
     limits: Limits,
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("root", &self.root.path()).finish()
-    }
-}
-
-impl Engine {
-    /// Creates a new layout at `path`; `AlreadyExists` when anything is there already
-    /// (umoci's CreateLayout).
-    pub fn create(path: impl AsRef<Path>) -> Result<Engine> {
-        Engine::create_with(path.as_ref(), Arc::new(OsStorage), Limits::default())
-    }
-
-    /// Opens the layout at `path`, validating it, or creates it when `options.create` is set and
-    /// nothing (or an empty directory) is there.
-    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Engine> {
-        Engine::open_with(path.as_ref(), options, Arc::new(OsStorage))
-    }
-
-    /// `open` over another storage implementation (fault injection in tests).
-    pub fn open_with(path: &Path, options: &OpenOptions, storage: Arc<dyn Storage>) -> Result<Engine> {
-        if options.create && path_state(path)? != PathState::Occupied {
-            return match Engine::create_with(path, storage.clone(), options.limits) {
+impl Layout {
+    /// Opens the layout at `path`, validating it, or creates it when `create` is set and nothing
+    /// (or an empty directory) is there.
+    pub(crate) fn open(path: &Path, create: bool, limits: Limits, storage: Arc<dyn Storage>) -> Result<Layout> {
+        if create && path_state(path)? != PathState::Occupied {
+            return match Layout::create(path, storage.clone(), limits) {
                 // Another process created it in between: open what it made.
-                Err(err) if err.kind() == ErrorKind::AlreadyExists => Engine::open_existing(path, options, storage),
+                Err(err) if err.kind() == ErrorKind::AlreadyExists => Layout::open_existing(path, limits, storage),
                 result => result,
             };
         }
-        Engine::open_existing(path, options, storage)
+        Layout::open_existing(path, limits, storage)
     }
 
-    fn open_existing(path: &Path, options: &OpenOptions, storage: Arc<dyn Storage>) -> Result<Engine> {
+    fn open_existing(path: &Path, limits: Limits, storage: Arc<dyn Storage>) -> Result<Layout> {
         let root = open_root(&absolute(path)?)?;
-        let engine = Engine { root: Arc::new(root), storage, limits: options.limits };
-        engine.validate()?;
-        Ok(engine)
+        let layout = Layout { root: Arc::new(root), storage, limits };
+        layout.validate()?;
+        Ok(layout)
     }
 
     /// The layout's own directory is the caller's path, created (with an fsync of its parent)
     /// before the layout's handle exists; everything inside it goes through the handle.
-    fn create_with(path: &Path, storage: Arc<dyn Storage>, limits: Limits) -> Result<Engine> {
+    /// Creates a new layout at `path`; `AlreadyExists` when anything is there already.
+    pub(crate) fn create(path: &Path, storage: Arc<dyn Storage>, limits: Limits) -> Result<Layout> {
         let path = absolute(path)?;
         match path_state(&path)? {
             PathState::Missing => create_layout_dir(&path)?,
             PathState::EmptyDir => {}
             PathState::Occupied => return Err(already_exists(&path)),
         }
-        let engine = Engine { root: Arc::new(open_root(&path)?), storage, limits };
+        let layout = Layout { root: Arc::new(open_root(&path)?), storage, limits };
         for algorithm in Algorithm::ALL {
-            engine.create_dir(&engine.blob_dir(algorithm))?;
+            layout.create_dir(&layout.blob_dir(algorithm))?;
         }
-        engine.create_dir(&engine.private_dir())?;
+        layout.create_dir(&layout.private_dir())?;
         let oci_layout = serde_json::json!({ "imageLayoutVersion": LAYOUT_VERSION });
-        engine.replace_file(Path::new("oci-layout"), &crate::spec::canonical_json(&oci_layout)?)?;
+        layout.replace_file(Path::new("oci-layout"), &crate::spec::canonical_json(&oci_layout)?)?;
         // index.json last: its presence is what makes the directory a layout.
-        engine.write_index(&ImageIndex::empty())?;
-        Ok(engine)
+        layout.write_index(&ImageIndex::empty())?;
+        Ok(layout)
     }
 
     fn validate(&self) -> Result<()> {
@@ -153,7 +128,7 @@ impl Engine {
         }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.root.path()
     }
 
@@ -172,17 +147,17 @@ impl Engine {
         Error::io(what, &self.display(rel), err)
     }
 
-    /// The largest JSON document this engine reads (`limits().json_size`).
-    pub fn max_json_size(&self) -> u64 {
+    /// The largest JSON document this layout reads (`limits().json_size`).
+    pub(crate) fn max_json_size(&self) -> u64 {
         self.limits.json_size
     }
 
-    pub fn limits(&self) -> &Limits {
+    pub(crate) fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// Changes the limits for what this engine (and clones made from it afterwards) does next.
-    pub fn set_limits(&mut self, limits: Limits) {
+    /// Changes the limits for what this layout (and clones made from it afterwards) does next.
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
     }
 
@@ -227,7 +202,7 @@ impl Engine {
     }
 
     /// Reads index.json as an image index.
-    pub fn read_index(&self) -> Result<ImageIndex> {
+    pub(crate) fn read_index(&self) -> Result<ImageIndex> {
         Ok(self.read_index_within(&self.limits)?.0)
     }
 
@@ -360,7 +335,7 @@ impl Engine {
                 Ok(file) => {
                     // Marks the file live for GC (see sweep_temp_files); released with the file.
                     file.try_lock().map_err(|e| self.io_error("cannot lock temp file", &path, io::Error::other(e)))?;
-                    return Ok(TempFile { engine: self, path, file: Some(file) });
+                    return Ok(TempFile { layout: self, path, file: Some(file) });
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(err) => return Err(self.io_error("cannot create temp file", &path, err)),
@@ -476,7 +451,7 @@ pub(crate) struct StoreLock {
 }
 
 pub(crate) struct TempFile<'e> {
-    engine: &'e Engine,
+    layout: &'e Layout,
     path: PathBuf,
     /// `None` once renamed away.
     file: Option<File>,
@@ -489,7 +464,7 @@ impl TempFile<'_> {
 
     pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         let file = self.file.as_mut().expect("temp file used after rename");
-        self.engine.storage.write_all(file, bytes).map_err(|e| self.engine.io_error("cannot write", &self.path, e))
+        self.layout.storage.write_all(file, bytes).map_err(|e| self.layout.io_error("cannot write", &self.path, e))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -497,14 +472,14 @@ impl TempFile<'_> {
     }
 
     pub(crate) fn sync(&self) -> Result<()> {
-        self.engine.storage.sync_file(self.file()).map_err(|e| self.engine.io_error("cannot fsync", &self.path, e))
+        self.layout.storage.sync_file(self.file()).map_err(|e| self.layout.io_error("cannot fsync", &self.path, e))
     }
 
     /// Renames the temp file to `dest` (the caller fsyncs the directory).
     pub(crate) fn rename_to(mut self, dest: &Path) -> Result<()> {
-        let engine = self.engine;
-        engine.storage.rename(&engine.root, &self.path, dest).map_err(|e| {
-            engine.io_error(&format!("cannot rename {} to", engine.display(&self.path).display()), dest, e)
+        let layout = self.layout;
+        layout.storage.rename(&layout.root, &self.path, dest).map_err(|e| {
+            layout.io_error(&format!("cannot rename {} to", layout.display(&self.path).display()), dest, e)
         })?;
         self.file = None;
         Ok(())
@@ -515,7 +490,7 @@ impl Drop for TempFile<'_> {
     fn drop(&mut self) {
         if self.file.take().is_some() {
             // Best effort: a leftover temp file is private state that GC removes.
-            let _ = self.engine.storage.remove_file(&self.engine.root, &self.path);
+            let _ = self.layout.storage.remove_file(&self.layout.root, &self.path);
         }
     }
 }

@@ -104,7 +104,7 @@ pub struct OsStorage;
 
 impl Storage for OsStorage {}
 
-/// The storage seam bound to one layout's root: what `Engine::storage` hands out, so callers
+/// The storage seam bound to one layout's root: what `Layout::storage` hands out, so callers
 /// name only paths inside the layout.
 pub(crate) struct LayoutStorage<'e> {
     pub(super) storage: &'e dyn Storage,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Engine, EntryKind};
+use super::{EntryKind, Layout};
 use crate::digest::Algorithm;
 use crate::error::{Result, invalid_image};
 
@@ -32,7 +32,7 @@ fn directories() -> Vec<PathBuf> {
 /// The files of a layout that are regular files or absent.
 const FILES: [&str; 3] = ["oci-layout", "index.json", LOCK_FILE];
 
-impl Engine {
+impl Layout {
     /// `InvalidImage` naming the first of the layout's directories that is something else (a
     /// symlink above all): GC checks this before it removes anything.
     pub(crate) fn check_structure(&self) -> Result<()> {

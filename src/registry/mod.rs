@@ -23,8 +23,8 @@ pub(crate) use reference::{valid_repository, valid_tag};
 use client::{Client, Paced};
 
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::layout::Engine;
 use crate::limits::{Limit, Limits};
 use crate::spec::Descriptor;
 

@@ -15,9 +15,9 @@ use super::{
 };
 use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::lease::LeaseResource;
-use crate::layout::Engine;
 use crate::spec::{Descriptor, Document, Platform, detect_media_type, is_document_media_type, parse_document};
 
 /// How long a pull's lease protects what it stored if the pull does not finish (a later pull

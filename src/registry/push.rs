@@ -14,8 +14,8 @@ use super::upload::{Started, UploadSource, check_content_digest, exists, manifes
 use super::{BlobMeter, RegistryOptions, RemoteRef, Tally, TransferReport, api_path, check_depth, for_each_parallel};
 use crate::content::BlobReader;
 use crate::digest::Digest;
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::layout::Engine;
 use crate::limits::Limits;
 use crate::spec::{Descriptor, Document, is_document_media_type};
 use crate::stream::{LayerDescriptor, LayerOptions, LayerReader};

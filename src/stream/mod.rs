@@ -15,8 +15,8 @@ use zstd::zstd_safe::CParameter;
 use crate::content::{IO_CHUNK, Labels};
 use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest, Hasher};
+use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::layout::Engine;
 use crate::limits::{Limit, Limits};
 use crate::spec::Descriptor;
 
