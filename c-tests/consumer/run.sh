@@ -87,6 +87,9 @@ relocated)
 go)
   godir="$4"
   export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
+  # A build cache of this build directory's own: Go's cache keeps the cgo link flags pkg-config
+  # gave it for another prefix (another build directory's, maybe gone) and would link against it.
+  export GOCACHE="$build/go-cache"
   # The go (and gofmt) that CMake found, first on PATH.
   PATH="$(dirname "${GO:-$(command -v go)}"):$PATH"; export PATH
   cd "$godir"
