@@ -4,6 +4,23 @@
 
 use std::path::Path;
 
+/// The global symbols of the vendored libdeflate files; `src/stream/libdeflate.rs` links the
+/// four it calls by their prefixed names.
+const LIBDEFLATE_SYMBOLS: [&str; 12] = [
+    "libdeflate_aligned_free",
+    "libdeflate_aligned_malloc",
+    "libdeflate_alloc_compressor",
+    "libdeflate_alloc_compressor_ex",
+    "libdeflate_default_free_func",
+    "libdeflate_default_malloc_func",
+    "libdeflate_deflate_compress",
+    "libdeflate_deflate_compress_bound",
+    "libdeflate_deflate_compress_part",
+    "libdeflate_free_compressor",
+    "libdeflate_get_compression_level",
+    "libdeflate_set_memory_allocator",
+];
+
 fn main() {
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rerun-if-changed=src/ffi");
@@ -11,12 +28,19 @@ fn main() {
 
     // Only the compressor and its allocator: the rest of libdeflate is not vendored.
     println!("cargo:rerun-if-changed=third_party/libdeflate");
-    cc::Build::new()
+    let mut libdeflate = cc::Build::new();
+    libdeflate
         .files(["third_party/libdeflate/lib/deflate_compress.c", "third_party/libdeflate/lib/utils.c"])
         .include("third_party/libdeflate")
         // Upstream's code is clean under -Wall, not under -Wextra.
-        .extra_warnings(false)
-        .compile("deflate");
+        .extra_warnings(false);
+    // Every global symbol gets our prefix: libocicas.a must not define `libdeflate_*` (with our
+    // changed compressor) in a program that also links the real libdeflate. c-tests/check.sh's
+    // `static` check fails when a symbol is missing here.
+    for symbol in LIBDEFLATE_SYMBOLS {
+        libdeflate.define(symbol, Some(format!("ocicas_{symbol}").as_str()));
+    }
+    libdeflate.compile("deflate");
 
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libocicas.so.{major}");

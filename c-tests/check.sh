@@ -11,6 +11,16 @@ exports)
   [ -z "$others" ] || { echo "exports without the ocicas_ prefix:"; echo "$others"; exit 1; }
   echo "$(echo "$symbols" | wc -l) exported symbols, all ocicas_-prefixed"
   ;;
+static)
+  # The static library defines no global C symbol of the vendored libdeflate without our
+  # prefix: a program linking the real libdeflate beside it would get ours (build.rs).
+  lib="$2"
+  unprefixed=$(nm -g --defined-only "$lib" 2>/dev/null | awk 'NF >= 3 {print $3}' | grep '^libdeflate_' | sort -u || true)
+  [ -z "$unprefixed" ] || { echo "libdeflate symbols without the ocicas_ prefix in $lib:"; echo "$unprefixed"; exit 1; }
+  nm -g --defined-only "$lib" 2>/dev/null | grep -q ' T ocicas_libdeflate_alloc_compressor$' ||
+    { echo "ocicas_libdeflate_alloc_compressor is not defined in $lib"; exit 1; }
+  echo "libdeflate's symbols in $lib all carry the ocicas_ prefix"
+  ;;
 header)
   # The header the build generated must be the committed one (HEAD's copy).
   src=$(cd "$2" && pwd -P)

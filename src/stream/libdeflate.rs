@@ -14,10 +14,15 @@ struct RawCompressor {
     _opaque: [u8; 0],
 }
 
+// build.rs gives libdeflate's symbols our prefix (see LIBDEFLATE_SYMBOLS there).
 unsafe extern "C" {
+    #[link_name = "ocicas_libdeflate_alloc_compressor"]
     fn libdeflate_alloc_compressor(level: c_int) -> *mut RawCompressor;
+    #[link_name = "ocicas_libdeflate_free_compressor"]
     fn libdeflate_free_compressor(compressor: *mut RawCompressor);
+    #[link_name = "ocicas_libdeflate_deflate_compress_bound"]
     fn libdeflate_deflate_compress_bound(compressor: *mut RawCompressor, in_len: usize) -> usize;
+    #[link_name = "ocicas_libdeflate_deflate_compress_part"]
     fn libdeflate_deflate_compress_part(
         compressor: *mut RawCompressor,
         buf: *const c_void,
