@@ -2,6 +2,8 @@
 //! names them. Updates are read-modify-write under the exclusive store lock with an atomic
 //! replace, so concurrent taggers in several processes never lose an update.
 
+use std::collections::HashSet;
+
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument, not_found};
 use crate::spec::{ANNOTATION_REF_NAME, Descriptor, ImageIndex, is_document_media_type, unusable_entry_ref_name};
@@ -102,10 +104,15 @@ impl Engine {
     }
 
     /// Points every name at its descriptor (moving names that exist) in one update of
-    /// index.json: all of them or, on any error, none.
+    /// index.json: all of them or, on any error, none. A name may be given once (twice would
+    /// put it on two entries, which umoci and oci-image-tool refuse as ambiguous).
     pub fn ref_put_all(&self, refs: &[(String, Descriptor)]) -> Result<()> {
+        let mut names = HashSet::new();
         for (name, _) in refs {
             validate_ref_name(name)?;
+            if !names.insert(name) {
+                return Err(invalid_argument(format!("reference {name:?} is given twice in one update")));
+            }
         }
         let _lock = self.layout.lock_exclusive()?;
         let entries = refs.iter().map(|(name, d)| self.index_entry(name, d)).collect::<Result<Vec<_>>>()?;

@@ -258,3 +258,72 @@ fn an_invalid_repo_tag_among_valid_ones_tags_nothing() {
     ]);
     refused(&archive, ErrorKind::InvalidArgument, "not a valid tag");
 }
+
+/// Imports `archive` from a stream and from a file into fresh stores; returns each store's
+/// refs (sorted) and each image's reported refs, after checking fsck finds the store sound.
+fn imported_refs(archive: &[u8]) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let mut outcomes = Vec::new();
+    for from_file in [false, true] {
+        let (dir, engine) = store();
+        let images = if from_file {
+            let path = dir.path().join("archive.tar");
+            std::fs::write(&path, archive).unwrap();
+            engine.import_docker_archive_file(&path, &ImportOptions::default()).unwrap()
+        } else {
+            engine.import_docker_archive(archive, &ImportOptions::default()).unwrap()
+        };
+        let report = engine.fsck().unwrap();
+        assert!(report.is_sound(), "from a {}: {:?}", if from_file { "file" } else { "stream" }, report.problems);
+        let mut refs: Vec<String> = engine.ref_list().unwrap().into_iter().map(|(name, _)| name).collect();
+        refs.sort();
+        outcomes.push((refs, images.into_iter().map(|image| image.refs).collect()));
+    }
+    outcomes
+}
+
+#[test]
+fn a_name_two_images_share_is_tagged_once() {
+    // Found by the docker_archive_members fuzz target: two identical untagged images (one
+    // config under two names) were both tagged with their manifest's hex, which put that name
+    // on two entries of index.json, and fsck (like umoci) refused the store as ambiguous.
+    let (layer, config, config_hex) = image_parts();
+    let legacy = format!("{config_hex}.json");
+    let blob = format!("blobs/sha256/{config_hex}");
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        { "Config": legacy, "RepoTags": [], "Layers": ["abc/layer.tar"] },
+        { "Config": blob, "RepoTags": [], "Layers": ["abc/layer.tar"] },
+        { "Config": legacy, "RepoTags": ["example/app:1", "example/app:1"], "Layers": ["abc/layer.tar"] },
+    ]))
+    .unwrap();
+    let archive = tar(&[
+        Member::File(&legacy, config.clone()),
+        Member::File(&blob, config),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest),
+    ]);
+    for (refs, reported) in imported_refs(&archive) {
+        assert_eq!(refs.len(), 2, "{refs:?}");
+        let hex = refs.iter().find(|name| *name != "example/app:1").unwrap();
+        assert_eq!(reported, vec![vec![hex.clone()], vec![hex.clone()], vec!["example/app:1".to_owned()]]);
+    }
+}
+
+#[test]
+fn a_repo_tag_on_two_different_images_is_refused() {
+    let (layer, config, config_hex) = image_parts();
+    let other = String::from_utf8(config.clone()).unwrap().replace("amd64", "arm64").into_bytes();
+    let other_hex = Digest::of_bytes(Algorithm::Sha256, &other).hex().to_owned();
+    let (config_name, other_name) = (format!("{config_hex}.json"), format!("{other_hex}.json"));
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        { "Config": config_name, "RepoTags": ["example/app:1"], "Layers": ["abc/layer.tar"] },
+        { "Config": other_name, "RepoTags": ["example/app:2", "example/app:1"], "Layers": ["abc/layer.tar"] },
+    ]))
+    .unwrap();
+    let archive = tar(&[
+        Member::File(&config_name, config),
+        Member::File(&other_name, other),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest),
+    ]);
+    refused(&archive, ErrorKind::InvalidImage, "\"example/app:1\" names two different images");
+}

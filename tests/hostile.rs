@@ -679,6 +679,12 @@ fn invalid_reference_names_are_refused_and_foreign_ones_in_index_json_are_kept()
             &shown,
         );
     }
+    // A name given twice would be on two entries of index.json, which umoci refuses as ambiguous.
+    refused(
+        engine.ref_put_all(&[("ok".to_owned(), manifest.clone()), ("ok".to_owned(), manifest.clone())]),
+        ErrorKind::InvalidArgument,
+        "\"ok\" is given twice",
+    );
     assert_eq!(snapshot(&root), before);
     // Names other tools wrote into index.json are listed as they are and kept by our updates.
     let index = std::fs::read_to_string(root.join("index.json")).unwrap();

@@ -2,13 +2,13 @@
 //! is staged and checked first (each distinct member once); only when all of them checked out
 //! are they published and the images tagged, so a refused import stores nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::Path;
 
 use super::reader::ArchiveReader;
 use super::stage::Staged;
-use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, normalized_image_name};
+use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, invalid_archive, normalized_image_name};
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -111,17 +111,37 @@ impl Engine {
             manifests.push((image, Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, manifest.digest, manifest.size)));
         }
         // Every tag in one update of index.json, after every name was checked: a bad name among
-        // them tags and publishes nothing.
+        // them tags and publishes nothing. Each name is tagged once: a RepoTag listed twice, or
+        // identical untagged images, name one manifest; a name on two different images is
+        // refused (docker load would give it to the last, containers/image to the first).
         let mut images = Vec::new();
         let mut tags = Vec::new();
+        let mut tagged_manifests: HashMap<String, Digest> = HashMap::new();
         for (image, manifest) in manifests {
-            let names =
+            let mut names =
                 if options.ref_names.is_empty() { image.item.repo_tags.clone() } else { options.ref_names.clone() };
-            let names = if names.is_empty() { vec![manifest.digest.hex().to_owned()] } else { names };
+            if names.is_empty() {
+                names.push(manifest.digest.hex().to_owned());
+            }
+            let mut listed = HashSet::new();
+            names.retain(|name| listed.insert(name.clone()));
             for name in &names {
-                let mut tagged = manifest.clone();
-                tagged.annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), normalized_image_name(name));
-                tags.push((name.clone(), tagged));
+                match tagged_manifests.get(name) {
+                    Some(earlier) if *earlier != manifest.digest => {
+                        return Err(invalid_archive(format!(
+                            "{} names two different images (manifests {earlier} and {})",
+                            excerpt(name),
+                            manifest.digest
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        tagged_manifests.insert(name.clone(), manifest.digest.clone());
+                        let mut tagged = manifest.clone();
+                        tagged.annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), normalized_image_name(name));
+                        tags.push((name.clone(), tagged));
+                    }
+                }
             }
             images.push(ImportedImage { manifest, refs: names, repo_tags: image.item.repo_tags.clone() });
         }
