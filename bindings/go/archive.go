@@ -22,6 +22,8 @@ static ocicas_status go_archive_export(const ocicas_engine *engine, const char *
 import "C"
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime/cgo"
@@ -71,7 +73,13 @@ type ExportOptions struct {
 // or docker 25+, plain, gzip or zstd). ErrInvalidImage for a malformed or unsafe archive,
 // ErrDigestMismatch when a layer does not hash to its DiffID, ErrTooLarge past a size limit;
 // on failure nothing is tagged.
-func (e *Engine) ImportArchiveFile(path string, opts *ImportOptions) ([]ImportedImage, error) {
+//
+// ctx is looked at once, before the file is opened: a done ctx returns its error. An import
+// under way is bounded by the engine's limits (LimitArchiveImportSize, LimitArchiveExpansion).
+func (e *Engine) ImportArchiveFile(ctx context.Context, path string, opts *ImportOptions) ([]ImportedImage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var args cArgs
 	defer args.free()
 	cpath := args.str("path", path)
@@ -90,21 +98,26 @@ func (e *Engine) ImportArchiveFile(path string, opts *ImportOptions) ([]Imported
 }
 
 // ImportArchive is ImportArchiveFile reading the archive once from source, which need not
-// seek (a pipe, a network stream); it is never spooled to disk whole.
-func (e *Engine) ImportArchive(source io.Reader, opts *ImportOptions) ([]ImportedImage, error) {
+// seek (a pipe, a network stream); it is never spooled to disk whole. Cancelling ctx stops it
+// at the next read of source, with ctx's error; nothing is tagged then.
+func (e *Engine) ImportArchive(ctx context.Context, source io.Reader, opts *ImportOptions) ([]ImportedImage, error) {
 	var args cArgs
 	defer args.free()
 	ctag, index, cref := importArgs(&args, opts)
 	if args.err != nil {
 		return nil, args.err
 	}
-	callback := &readCallback{source: source}
+	callback := &readCallback{source: contextReader{ctx, source}}
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
 	var out, message *C.char
 	status := C.go_archive_import_reader(e.use(), C.uintptr_t(handle), ctag, index, cref, &out, &message)
 	e.done()
 	if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
+		// The archive's cut-off member is what the library saw; the cancellation is the cause.
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(callback.err, ctxErr) {
+			return nil, fmt.Errorf("importing the archive stopped: %w", ctxErr)
+		}
 		return nil, err
 	}
 	var images []ImportedImage

@@ -2,6 +2,7 @@ package ocicas
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -44,7 +45,7 @@ func TestExportThenImportFromAStreamAndAFile(t *testing.T) {
 	for _, format := range []ArchiveFormat{ArchiveLegacy, ArchiveOCI} {
 		source, manifest, archive := exportImage(t, "example.com/app:1.0", format)
 		target := newEngine(t)
-		images, err := target.ImportArchive(bytes.NewReader(archive), nil)
+		images, err := target.ImportArchive(context.Background(), bytes.NewReader(archive), nil)
 		if err != nil {
 			t.Fatalf("format %d: %v", format, err)
 		}
@@ -69,7 +70,7 @@ func TestExportThenImportFromAStreamAndAFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		renamed := newEngine(t)
-		images, err = renamed.ImportArchiveFile(file, &ImportOptions{Tag: "example.com/app:1.0", RefName: "renamed"})
+		images, err = renamed.ImportArchiveFile(context.Background(), file, &ImportOptions{Tag: "example.com/app:1.0", RefName: "renamed"})
 		if err != nil || len(images) != 1 || !slices.Equal(images[0].Refs, []string{"renamed"}) {
 			t.Fatalf("format %d: from a file: %+v, %v", format, images, err)
 		}
@@ -87,21 +88,21 @@ func TestExportWithSeveralRepoTagsAndImportByTagOrIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), nil)
+	images, err := newEngine(t).ImportArchive(context.Background(), bytes.NewReader(archive.Bytes()), nil)
 	if err != nil || len(images) != 1 || !slices.Equal(images[0].RepoTags, tags) {
 		t.Fatalf("imported %+v, %v", images, err)
 	}
 	// A tag matches as docker normalizes it; an index picks the image at that position.
-	byTag, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Tag: "registry.example/local"})
+	byTag, err := newEngine(t).ImportArchive(context.Background(), bytes.NewReader(archive.Bytes()), &ImportOptions{Tag: "registry.example/local"})
 	if err != nil || len(byTag) != 1 || byTag[0].Manifest.Digest != images[0].Manifest.Digest {
 		t.Fatalf("by tag: %+v, %v", byTag, err)
 	}
 	zero, one := 0, 1
-	byIndex, err := newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &zero, RefName: "first"})
+	byIndex, err := newEngine(t).ImportArchive(context.Background(), bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &zero, RefName: "first"})
 	if err != nil || len(byIndex) != 1 || !slices.Equal(byIndex[0].Refs, []string{"first"}) {
 		t.Fatalf("by index: %+v, %v", byIndex, err)
 	}
-	_, err = newEngine(t).ImportArchive(bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &one})
+	_, err = newEngine(t).ImportArchive(context.Background(), bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &one})
 	wantErr(t, err, ErrNotFound)
 
 	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{}}), ErrInvalidArgument)
@@ -115,14 +116,14 @@ func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 func TestArchiveErrors(t *testing.T) {
 	engine := newEngine(t)
-	_, err := engine.ImportArchive(strings.NewReader(strings.Repeat("not a tar ", 100)), nil)
+	_, err := engine.ImportArchive(context.Background(), strings.NewReader(strings.Repeat("not a tar ", 100)), nil)
 	wantErr(t, err, ErrInvalidImage)
-	_, err = engine.ImportArchiveFile(filepath.Join(t.TempDir(), "absent.tar"), nil)
+	_, err = engine.ImportArchiveFile(context.Background(), filepath.Join(t.TempDir(), "absent.tar"), nil)
 	if err == nil {
 		t.Fatal("importing an absent file succeeded")
 	}
 	broken := errors.New("network down")
-	_, err = engine.ImportArchive(&failingReader{left: 10, err: broken}, nil)
+	_, err = engine.ImportArchive(context.Background(), &failingReader{left: 10, err: broken}, nil)
 	if !errors.Is(err, broken) {
 		t.Fatalf("import from a failing reader: %v", err)
 	}
@@ -204,7 +205,7 @@ func TestArchiveReaderAndWriterCopyAnArchiveImageByImage(t *testing.T) {
 		}
 		writer.Close()
 		writer.Close()
-		images, err := newEngine(t).ImportArchive(&copied, nil)
+		images, err := newEngine(t).ImportArchive(context.Background(), &copied, nil)
 		if err != nil || len(images) != 1 || !slices.Equal(images[0].Refs, tags) {
 			t.Fatalf("imported the copy: %+v, %v", images, err)
 		}
@@ -236,5 +237,45 @@ func TestArchiveWriterRefusesWrongBytesAndStaysFailed(t *testing.T) {
 	err = failing.PutBlob(ArchiveLayer, sha256Digest(layer), int64(len(layer)), bytes.NewReader(layer))
 	if !errors.Is(err, ErrIO) || !errors.Is(err, full) {
 		t.Fatalf("a failing sink: %v", err)
+	}
+}
+
+// cancellingReader gives its bytes and cancels the import's context after the first `after`.
+type cancellingReader struct {
+	source io.Reader
+	after  int
+	cancel context.CancelFunc
+}
+
+func (r *cancellingReader) Read(p []byte) (int, error) {
+	if r.after <= 0 {
+		r.cancel()
+	}
+	p = p[:min(len(p), max(r.after, 1))]
+	n, err := r.source.Read(p)
+	r.after -= n
+	return n, err
+}
+
+func TestACancelledImportReportsTheCancellationAndTagsNothing(t *testing.T) {
+	_, _, archive := exportImage(t, "app", ArchiveLegacy)
+	engine := newEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	source := &cancellingReader{source: bytes.NewReader(archive), after: len(archive) / 2, cancel: cancel}
+	_, err := engine.ImportArchive(ctx, source, nil)
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("import stopped by a cancelled context: %v", err)
+	}
+	if refs, err := engine.ListRefs(); err != nil || len(refs) != 0 {
+		t.Fatalf("refs after a cancelled import: %v, %v", refs, err)
+	}
+	// A context already done stops an import before it reads anything.
+	path := filepath.Join(t.TempDir(), "app.tar")
+	if err := os.WriteFile(path, archive, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.ImportArchiveFile(ctx, path, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("import of a file with a done context: %v", err)
 	}
 }

@@ -242,7 +242,7 @@ func ExampleEngine_ExportArchive() {
 
 	target, doneTarget := newExampleEngine()
 	defer doneTarget()
-	images, err := target.ImportArchive(&archive, nil)
+	images, err := target.ImportArchive(context.Background(), &archive, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
