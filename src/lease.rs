@@ -114,6 +114,19 @@ impl Engine {
         self.write_lease(&lease)
     }
 
+    /// Makes a live lease expire `expiry` from now. `NotFound` for an unknown or expired lease:
+    /// what it held may be gone already.
+    pub(crate) fn lease_renew(&self, id: &str, expiry: Duration) -> Result<()> {
+        let _lock = self.layout.lock_exclusive()?;
+        let mut lease = self.read_lease(id)?;
+        let now = SystemTime::now();
+        if !lease.is_live(now) {
+            return Err(not_found(format!("lease {id:?} has expired")));
+        }
+        lease.expires_at = Some(crate::timestamp::checked_after(now, expiry, "lease expiry")?);
+        self.write_lease(&lease)
+    }
+
     /// Ends a lease; what it held is then kept only if something else references it.
     pub fn lease_release(&self, id: &str) -> Result<()> {
         validate_lease_id(id)?;

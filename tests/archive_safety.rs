@@ -4,12 +4,12 @@
 
 mod archive_common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
 use archive_common::{Member, image_parts, leftovers, manifest_json, store, tar};
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
-use ocicas::archive::ImportOptions;
+use ocicas::archive::{ImageChoice, ImportOptions};
 use ocicas::{Algorithm, Digest, ErrorKind};
 
 /// Imports `archive`, from a stream and from a file (read in place when plain), expecting
@@ -326,4 +326,55 @@ fn a_repo_tag_on_two_different_images_is_refused() {
         Member::File("manifest.json", manifest),
     ]);
     refused(&archive, ErrorKind::InvalidImage, "\"example/app:1\" names two different images");
+}
+
+/// The reader's lease lasts while the reader is used: a use renews it once a quarter of its
+/// hour has passed; a lease that expired (a reader left unused for an hour, when GC may have
+/// taken what it held) fails the next use with NotFound instead of reading what may be gone.
+#[test]
+fn an_archive_readers_lease_is_renewed_while_it_is_used() {
+    // Over 64 KiB, so that a stream's layer is staged in the store, not kept in memory.
+    let layer = tar(&[Member::File("big.bin", vec![7u8; 200_000])]);
+    let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
+    let config_hex = Digest::of_bytes(Algorithm::Sha256, config.as_bytes()).hex().to_owned();
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config.into_bytes()),
+        Member::File("abc/layer.tar", layer.clone()),
+        Member::File("manifest.json", manifest_json(&format!("{config_hex}.json"), &["abc/layer.tar"])),
+    ]);
+    let (_dir, engine) = store();
+    let reader = engine.read_docker_archive(&archive[..]).unwrap();
+    let image = reader.choose(&ImageChoice::All).unwrap().remove(0);
+    let leases = engine.lease_list().unwrap();
+    assert_eq!(leases.len(), 1, "the reader holds one lease");
+    let lease_file = engine.root().join(".ocicas/leases").join(&leases[0].id);
+    let expire_in = |seconds: i64| {
+        let mut lease: serde_json::Value = serde_json::from_slice(&std::fs::read(&lease_file).unwrap()).unwrap();
+        let at = if seconds >= 0 {
+            std::time::SystemTime::now() + std::time::Duration::from_secs(seconds as u64)
+        } else {
+            std::time::SystemTime::now() - std::time::Duration::from_secs(seconds.unsigned_abs())
+        };
+        lease["expiresAt"] = humantime::format_rfc3339_nanos(at).to_string().into();
+        std::fs::write(&lease_file, serde_json::to_vec(&lease).unwrap()).unwrap();
+    };
+    let read_layer = || -> ocicas::Result<Vec<u8>> {
+        let (mut blob, _) = reader.open_blob(&image, &diff_id)?;
+        let mut bytes = Vec::new();
+        blob.read_to_end(&mut bytes).map_err(|e| ocicas::Error::new(ErrorKind::Io, e.to_string()))?;
+        Ok(bytes)
+    };
+
+    expire_in(10 * 60);
+    assert_eq!(read_layer().unwrap(), layer);
+    let expires = engine.lease_get(&leases[0].id).unwrap().expires_at.unwrap();
+    let left = expires.duration_since(std::time::SystemTime::now()).unwrap();
+    assert!(left > std::time::Duration::from_secs(50 * 60), "the lease was not renewed: {left:?} left");
+
+    expire_in(-1);
+    let err = read_layer().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("expired"), "{err}");
 }

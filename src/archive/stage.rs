@@ -19,8 +19,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::lease::LeaseResource;
 use crate::limits::Limit;
 
-/// The lease outlives a crashed process by at most this long.
+/// The lease outlives a crashed process (or a reader left unused) by at most this long.
 const LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
+/// Each use of the staging renews its lease once this much of its expiry has passed, so a
+/// reader in use keeps it however long it lives.
+const LEASE_RENEW_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// Bytes written to an ingest of the staging, not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +69,7 @@ impl Staging {
     /// Writes everything `source` yields into a new ingest. A failure to read `source` is an
     /// `Io` error; callers that know better (the archive was truncated) say so.
     pub(super) fn stage(&self, source: &mut dyn Read) -> Result<Staged> {
+        self.keep_lease()?;
         let ref_name = format!("{}-member-{}", self.lease, self.next_ref.fetch_add(1, Ordering::Relaxed));
         let mut writer = self.engine.writer(&ref_name, &WriterOptions::default())?;
         self.ingests().insert(ref_name.clone(), false);
@@ -99,6 +103,7 @@ impl Staging {
 
     /// The staged bytes: from the ingest, or from the blob once published.
     pub(super) fn open(&self, staged: &Staged) -> Result<Box<dyn Read + Send>> {
+        self.keep_lease()?;
         match self.ingests().get(&staged.ref_name) {
             Some(true) => Ok(Box::new(self.engine.open_blob(&staged.digest)?)),
             _ => Ok(Box::new(self.engine.open_ingest_data(&staged.ref_name)?.take(staged.size))),
@@ -111,6 +116,7 @@ impl Staging {
         if self.ingests().get(&staged.ref_name) == Some(&true) {
             return Ok(());
         }
+        self.keep_lease()?;
         self.engine.lease_add(&self.lease, LeaseResource::Blob(staged.digest.clone()))?;
         let mut writer = self.engine.writer(&staged.ref_name, &WriterOptions::default())?;
         match writer.commit(Some(staged.size), Some(&staged.digest), &Labels::new()) {
@@ -119,6 +125,24 @@ impl Staging {
         }
         self.ingests().insert(staged.ref_name.clone(), true);
         Ok(())
+    }
+
+    /// Renews the lease when `LEASE_RENEW_AFTER` of it has passed. A lease that expired (the
+    /// reader was left unused for `LEASE_EXPIRY`) is `NotFound`: GC may have taken what it held.
+    fn keep_lease(&self) -> Result<()> {
+        let lease = self.engine.lease_get(&self.lease)?;
+        let now = std::time::SystemTime::now();
+        let left = lease.expires_at.and_then(|expires| expires.duration_since(now).ok()).unwrap_or_default();
+        if left + LEASE_RENEW_AFTER > LEASE_EXPIRY {
+            return Ok(());
+        }
+        self.engine.lease_renew(&self.lease, LEASE_EXPIRY).map_err(|err| match err.kind() {
+            ErrorKind::NotFound => Error::new(
+                ErrorKind::NotFound,
+                format!("the archive reader's lease {:?} expired (unused for an hour): open the archive again", self.lease),
+            ),
+            _ => err,
+        })
     }
 
     fn ingests(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {

@@ -167,7 +167,10 @@ pub struct ocicas_archive_writer {
 /// Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
 /// gzip or zstd one once), or, when `path` is NULL, `read_cb` read once. Members read once go
 /// into the store under the reader's lease, released by `ocicas_archive_reader_free` (GC then
-/// takes what was not tagged). Errors as `ocicas_archive_import`.
+/// takes what was not tagged). The lease lasts an hour past the reader's last use (each use
+/// renews it), so a crashed process keeps nothing for long; a reader left unused longer fails
+/// its next use with `OCICAS_ERR_NOT_FOUND` and must be opened again. Errors as
+/// `ocicas_archive_import`.
 ///
 /// # Safety
 /// `engine` is a live engine that outlives the reader; `path` NULL or NUL-terminated;
