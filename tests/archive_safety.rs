@@ -378,3 +378,36 @@ fn an_archive_readers_lease_is_renewed_while_it_is_used() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("expired"), "{err}");
 }
+
+/// An archive whose RepoTags would make index.json larger than the JSON limit the reader
+/// enforces is refused with TooLarge, and index.json is left as it was: no tag, no lease, no
+/// ingest. The blobs published before the tagging failed are unreferenced: the next GC takes them.
+#[test]
+fn repo_tags_that_would_grow_index_json_past_the_json_limit_are_refused() {
+    let (layer, config, config_hex) = image_parts();
+    let tags: Vec<String> = (0..400).map(|i| format!("example/app:tag-{i:04}")).collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": format!("{config_hex}.json"), "RepoTags": tags, "Layers": ["abc/layer.tar"]
+    }]))
+    .unwrap();
+    let archive = tar(&[
+        Member::File(&format!("{config_hex}.json"), config),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest),
+    ]);
+    let (_dir, mut engine) = store();
+    // 400 entries of about 300 bytes each pass 64 KiB; the archive's own JSON stays under it.
+    engine.set_limits(ocicas::Limits { json_size: 64 << 10, ..*engine.limits() });
+    let index_before = std::fs::read(engine.root().join("index.json")).unwrap();
+    let err = engine.import_docker_archive(&archive[..], &ImportOptions::default()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert!(err.to_string().contains("json_size"), "the error names the limit: {err}");
+    assert_eq!(std::fs::read(engine.root().join("index.json")).unwrap(), index_before);
+    let (_, ingests, leases) = leftovers(&engine);
+    assert_eq!((ingests, leases), (0, 0));
+    assert!(engine.fsck().unwrap().is_sound());
+    // GC keeps blobs committed within its grace (a second) of its start.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    engine.gc(&ocicas::GcOptions::default()).unwrap();
+    assert_eq!(leftovers(&engine), (vec![], 0, 0));
+}
