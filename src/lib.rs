@@ -35,4 +35,6 @@ pub use lease::{Lease, LeaseResource};
 pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};
-pub use stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+pub use stream::{
+    Compression, CompressionKind, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle,
+};

@@ -10,7 +10,9 @@ use super::{
     ocicas_status,
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+use crate::stream::{
+    Compression, CompressionKind, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle,
+};
 
 /// `ocicas_layer_options.compression`: gzip (the default).
 pub const OCICAS_COMPRESSION_GZIP: u32 = 0;
@@ -98,18 +100,14 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
 
 pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
     let Some(options) = (unsafe { options.as_ref() }) else { return Ok(LayerOptions::default()) };
-    let default_level = options.level == OCICAS_LEVEL_DEFAULT;
-    let compression = match options.compression {
-        OCICAS_COMPRESSION_GZIP if default_level => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-        OCICAS_COMPRESSION_GZIP => Compression::Gzip(
-            u32::try_from(options.level)
-                .map_err(|_| invalid_argument(format!("gzip level {} is not in 0-9", options.level)))?,
-        ),
-        OCICAS_COMPRESSION_ZSTD if default_level => Compression::Zstd(Compression::DEFAULT_ZSTD_LEVEL),
-        OCICAS_COMPRESSION_ZSTD => Compression::Zstd(options.level),
-        OCICAS_COMPRESSION_NONE => Compression::None,
+    let kind = match options.compression {
+        OCICAS_COMPRESSION_GZIP => CompressionKind::Gzip,
+        OCICAS_COMPRESSION_ZSTD => CompressionKind::Zstd,
+        OCICAS_COMPRESSION_NONE => CompressionKind::None,
         other => return Err(invalid_argument(format!("unknown compression {other}"))),
     };
+    let level = (options.level != OCICAS_LEVEL_DEFAULT).then_some(options.level);
+    let compression = Compression::from_level(kind, level)?;
     let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
         if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
     };

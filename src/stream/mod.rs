@@ -34,19 +34,45 @@ pub enum Compression {
     None,
 }
 
+/// A compression without its level, as callers choose it (a C constant, a command-line flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionKind {
+    Gzip,
+    Zstd,
+    None,
+}
+
 impl Compression {
     pub const DEFAULT_GZIP_LEVEL: u32 = 6;
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
+    /// `kind` at `level`, or at its default level when `level` is None; `CompressionKind::None`
+    /// has no level and ignores it. A negative gzip level is an invalid argument here; other
+    /// levels out of range are refused when a stream starts, as for any `Compression`.
+    pub fn from_level(kind: CompressionKind, level: Option<i32>) -> Result<Compression> {
+        Ok(match (kind, level) {
+            (CompressionKind::Gzip, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+            (CompressionKind::Gzip, Some(level)) => {
+                Compression::Gzip(u32::try_from(level).map_err(|_| gzip_level_error(level))?)
+            }
+            (CompressionKind::Zstd, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
+            (CompressionKind::None, _) => Compression::None,
+        })
+    }
+
     fn validate(self) -> Result<()> {
         match self {
-            Compression::Gzip(level) if level > 9 => Err(invalid_argument(format!("gzip level {level} is not in 0-9"))),
+            Compression::Gzip(level) if level > 9 => Err(gzip_level_error(level)),
             Compression::Zstd(level) if !(1..=19).contains(&level) => {
                 Err(invalid_argument(format!("zstd level {level} is not in 1-19")))
             }
             _ => Ok(()),
         }
     }
+}
+
+fn gzip_level_error(level: impl std::fmt::Display) -> Error {
+    invalid_argument(format!("gzip level {level} is not in 0-9"))
 }
 
 /// Which family of layer media types to use.
@@ -522,6 +548,26 @@ mod tests {
 
     fn options(compression: Compression, threads: usize) -> LayerOptions {
         LayerOptions { compression, threads, ..LayerOptions::default() }
+    }
+
+    #[test]
+    fn a_level_left_out_is_the_default_and_a_negative_gzip_level_is_refused() {
+        use CompressionKind as Kind;
+        assert_eq!(Compression::from_level(Kind::Gzip, None).unwrap(), Compression::Gzip(6));
+        assert_eq!(Compression::from_level(Kind::Gzip, Some(0)).unwrap(), Compression::Gzip(0));
+        assert_eq!(Compression::from_level(Kind::Zstd, None).unwrap(), Compression::Zstd(3));
+        assert_eq!(Compression::from_level(Kind::None, Some(-7)).unwrap(), Compression::None);
+        let err = Compression::from_level(Kind::Gzip, Some(-1)).unwrap_err();
+        assert_eq!((err.kind(), err.message()), (ErrorKind::InvalidArgument, "gzip level -1 is not in 0-9"));
+        // Out of range but representable: refused, with the same words, when a stream starts.
+        for (compression, message) in [
+            (Compression::from_level(Kind::Gzip, Some(10)), "gzip level 10 is not in 0-9"),
+            (Compression::from_level(Kind::Zstd, Some(-1)), "zstd level -1 is not in 1-19"),
+        ] {
+            let options = LayerOptions { compression: compression.unwrap(), ..LayerOptions::default() };
+            let err = LayerReader::new(&b""[..], &options).err().unwrap();
+            assert_eq!((err.kind(), err.message()), (ErrorKind::InvalidArgument, message));
+        }
     }
 
     #[test]

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use ocicas::LayerOptions;
 use ocicas::archive::{
     ArchiveProgress, ExportFormat, ExportOptions, ImageChoice, ImportOptions, list_docker_archive,
     read_manifest_items_with,
 };
+use ocicas::{Compression, CompressionKind, LayerOptions};
 
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
@@ -78,7 +78,11 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             };
             let compression = compress
                 .map(|kind| -> ocicas::Result<LayerOptions> {
-                    let compression = crate::layer::compression(matches!(kind, CompressKind::Zstd), level)?;
+                    let kind = match kind {
+                        CompressKind::Gzip => CompressionKind::Gzip,
+                        CompressKind::Zstd => CompressionKind::Zstd,
+                    };
+                    let compression = Compression::from_level(kind, level)?;
                     Ok(LayerOptions { compression, ..LayerOptions::default() })
                 })
                 .transpose()?;

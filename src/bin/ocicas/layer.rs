@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ocicas::stream::tar_dir::write_dir_tar;
-use ocicas::{Compression, Engine, LayerDescriptor, LayerOptions, LayerStream, MediaTypeStyle};
+use ocicas::{Compression, CompressionKind, Engine, LayerDescriptor, LayerOptions, LayerStream, MediaTypeStyle};
 
 /// How to compress a layer.
 #[derive(Args, Clone, Debug)]
@@ -32,25 +32,15 @@ pub struct CompressionArgs {
 
 impl CompressionArgs {
     pub fn options(&self) -> ocicas::Result<LayerOptions> {
-        let compression = match self.uncompressed {
-            true => Compression::None,
-            false => compression(self.zstd, self.level)?,
+        let kind = match (self.uncompressed, self.zstd) {
+            (true, _) => CompressionKind::None,
+            (false, true) => CompressionKind::Zstd,
+            (false, false) => CompressionKind::Gzip,
         };
+        let compression = Compression::from_level(kind, self.level)?;
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
         Ok(LayerOptions { compression, style, threads: self.threads, ..LayerOptions::default() })
     }
-}
-
-/// gzip (or zstd) at `level`, or at its default level.
-pub fn compression(zstd: bool, level: Option<i32>) -> ocicas::Result<Compression> {
-    Ok(match (zstd, level) {
-        (true, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
-        (false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-        (false, Some(level)) => Compression::Gzip(
-            u32::try_from(level)
-                .map_err(|_| ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9")))?,
-        ),
-    })
 }
 
 /// Where an appended layer comes from.
