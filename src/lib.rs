@@ -36,5 +36,6 @@ pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};
 pub use stream::{
-    Compression, CompressionKind, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle,
+    Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,
+    StorageOptions,
 };

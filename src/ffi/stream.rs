@@ -11,7 +11,8 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::stream::{
-    Compression, CompressionKind, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle,
+    Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,
+    StorageOptions,
 };
 
 /// `ocicas_layer_options.compression`: gzip (the default).
@@ -98,8 +99,11 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
     }
 }
 
-pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
-    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(LayerOptions::default()) };
+/// The two halves of the C options: how to compress, and (push mode) where to store.
+pub(super) unsafe fn layer_options(
+    options: *const ocicas_layer_options,
+) -> Result<(CompressionOptions, StorageOptions)> {
+    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(Default::default()) };
     let kind = match options.compression {
         OCICAS_COMPRESSION_GZIP => CompressionKind::Gzip,
         OCICAS_COMPRESSION_ZSTD => CompressionKind::Zstd,
@@ -113,13 +117,23 @@ pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Resu
     };
     let ref_name = optional(options.ref_name, "options.ref_name")?;
     let lease = optional(options.lease, "options.lease")?;
-    Ok(LayerOptions {
-        compression,
-        style: if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci },
-        threads: options.threads as usize,
-        ref_name,
-        lease,
-    })
+    let style = if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
+    Ok((
+        CompressionOptions { compression, style, threads: options.threads as usize },
+        StorageOptions { ref_name, lease },
+    ))
+}
+
+/// Refuses the storage half of the C options where `what` (a pull-mode stream, a registry
+/// push-layer) stores nothing: the Rust call it converts to has no place for them.
+pub(super) fn refuse_storage(storage: &StorageOptions, what: &str) -> Result<()> {
+    if *storage != StorageOptions::default() {
+        return Err(invalid_argument(format!(
+            "{what} stores nothing: the layer options ref_name and lease are for push mode \
+             (ocicas_layer_stream_new) and must be NULL"
+        )));
+    }
+    Ok(())
 }
 
 /// Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
@@ -138,9 +152,9 @@ pub unsafe extern "C" fn ocicas_layer_stream_new(
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
-        let options = unsafe { layer_options(options) }?;
+        let (options, storage) = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
-        let stream = LayerStream::new(&engine.engine, &options)?;
+        let stream = LayerStream::new(&engine.engine, &options, &storage)?;
         let media_type = options.media_type()?;
         *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None), media_type });
         Ok(())
@@ -164,13 +178,9 @@ pub unsafe extern "C" fn ocicas_layer_stream_from_reader(
 ) -> ocicas_status {
     boundary(|| {
         let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
-        let options = unsafe { layer_options(options) }?;
+        let (options, storage) = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
-        if options.ref_name.is_some() || options.lease.is_some() {
-            return Err(invalid_argument(
-                "a pull-mode layer stores nothing: options.ref_name and options.lease are for push mode",
-            ));
-        }
+        refuse_storage(&storage, "a pull-mode layer")?;
         let media_type = options.media_type()?;
         let reader = LayerReader::new(CallbackReader { callback, user_data }, &options)?;
         *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Pull(reader), media_type });

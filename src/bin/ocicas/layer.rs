@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ocicas::stream::tar_dir::write_dir_tar;
-use ocicas::{Compression, CompressionKind, Engine, LayerDescriptor, LayerOptions, LayerStream, MediaTypeStyle};
+use ocicas::{
+    Compression, CompressionKind, CompressionOptions, Engine, LayerDescriptor, LayerStream, MediaTypeStyle,
+    StorageOptions,
+};
 
 /// How to compress a layer.
 #[derive(Args, Clone, Debug)]
@@ -31,7 +34,7 @@ pub struct CompressionArgs {
 }
 
 impl CompressionArgs {
-    pub fn options(&self) -> ocicas::Result<LayerOptions> {
+    pub fn options(&self) -> ocicas::Result<CompressionOptions> {
         let kind = match (self.uncompressed, self.zstd) {
             (true, _) => CompressionKind::None,
             (false, true) => CompressionKind::Zstd,
@@ -39,7 +42,7 @@ impl CompressionArgs {
         };
         let compression = Compression::from_level(kind, self.level)?;
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
-        Ok(LayerOptions { compression, style, threads: self.threads, ..LayerOptions::default() })
+        Ok(CompressionOptions { compression, style, threads: self.threads })
     }
 }
 
@@ -56,12 +59,12 @@ pub fn append(
     engine: &Engine,
     ref_name: &str,
     input: &LayerInput,
-    options: &LayerOptions,
+    options: &CompressionOptions,
     created_by: &str,
 ) -> ocicas::Result<(LayerDescriptor, ocicas::Descriptor)> {
     let lease = engine.lease_new(None, Some(std::time::Duration::from_secs(3600)))?;
-    let options = LayerOptions { lease: Some(lease.id.clone()), ..options.clone() };
-    let result = build_layer(engine, input, &options)
+    let storage = StorageOptions { lease: Some(lease.id.clone()), ..StorageOptions::default() };
+    let result = build_layer(engine, input, options, &storage)
         .and_then(|layer| Ok((layer.clone(), engine.append_layer(ref_name, &layer, created_by)?)));
     let released = engine.lease_release(&lease.id);
     let result = result?;
@@ -70,8 +73,13 @@ pub fn append(
 }
 
 /// Streams `input` into a new layer blob and returns its descriptor.
-pub fn build_layer(engine: &Engine, input: &LayerInput, options: &LayerOptions) -> ocicas::Result<LayerDescriptor> {
-    let mut stream = Progress::new(LayerStream::new(engine, options)?);
+pub fn build_layer(
+    engine: &Engine,
+    input: &LayerInput,
+    options: &CompressionOptions,
+    storage: &StorageOptions,
+) -> ocicas::Result<LayerDescriptor> {
+    let mut stream = Progress::new(LayerStream::new(engine, options, storage)?);
     match input {
         LayerInput::Dir(dir) => write_dir_tar(dir, &mut stream)?,
         LayerInput::Tar(file) if file == Path::new("-") => copy_into(io::stdin().lock(), &mut stream)?,
