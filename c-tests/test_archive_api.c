@@ -125,6 +125,25 @@ int main(void) {
     ocicas_archive_reader_free(readers[1]);
     ocicas_archive_reader_free(NULL);
 
+    CASE("a blob whose bytes do not hash to its digest is written whole, then DIGEST_MISMATCH");
+    buffer tampered = {malloc(archive.len), archive.len, archive.len, 0};
+    CHECK(tampered.data != NULL);
+    memcpy(tampered.data, archive.data, archive.len);
+    size_t at = 0; /* the block of the layer's file data: "hello" and zeros */
+    while (at < tampered.len && memcmp(tampered.data + at, "hello", 6) != 0) at += 512;
+    CHECK(at < tampered.len);
+    tampered.data[at] = 'j';
+    CHECK_OK(ocicas_archive_reader_open(engine, NULL, read_from_buffer, &tampered, &reader));
+    buffer written = {0};
+    size = 7;
+    CHECK_STATUS(ocicas_archive_reader_read_blob(reader, NULL, -1, layer, append_to_buffer, &written, &size),
+                 OCICAS_ERR_DIGEST_MISMATCH);
+    CHECK_MESSAGE(layer);
+    CHECK(written.len == 2048 && memcmp(written.data + 512, "jello", 5) == 0 && size == 7);
+    ocicas_archive_reader_free(reader);
+    free(written.data);
+    free(tampered.data);
+
     CASE("a writer copies the image blob by blob; the copy imports");
     buffer copy = {0};
     ocicas_archive_writer *writer = NULL;

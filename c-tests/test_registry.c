@@ -174,6 +174,12 @@ int main(void) {
     source.pos = 0;
     CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
                  OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("stores nothing");
+    stored.ref_name = NULL;
+    stored.lease = "a-lease";
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
+                 OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("stores nothing");
 
     CASE("Basic auth: no credentials or wrong ones are UNAUTHORIZED; right ones work");
     snprintf(target, sizeof target, "%s/c%d/hello:v1", auth_registry, (int)getpid());

@@ -35,4 +35,7 @@ pub use lease::{Lease, LeaseResource};
 pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};
-pub use stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+pub use stream::{
+    Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,
+    StorageOptions,
+};

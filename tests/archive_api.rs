@@ -101,18 +101,61 @@ fn a_gzip_layer_is_served_uncompressed_by_diff_id_and_verified() {
     assert_eq!((read_all(blob).unwrap(), size), (layer.clone(), layer.len() as u64));
 
     // A layer whose bytes do not match its DiffID fails at its end, not silently.
-    let (_, config_bytes, _) = image_parts();
-    let wrong = tar(&[Member::File("x", b"other bytes".to_vec())]);
-    let bad = tar(&[
-        Member::File("c.json", config_bytes),
-        Member::File("abc/layer.tar", wrong),
-        Member::File("manifest.json", manifest_json("c.json", &["abc/layer.tar"])),
-    ]);
+    let (bad, _) = mismatched_layer_archive();
     let reader = engine.read_docker_archive(&bad[..]).unwrap();
     let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
     let (blob, _) = reader.open_blob(&image, &image.diff_ids[0]).unwrap();
     let err = read_all(blob).unwrap_err();
     assert!(err.to_string().contains("hash to"), "{err}");
+}
+
+/// An archive whose layer is other bytes than its config's DiffID, and those bytes.
+fn mismatched_layer_archive() -> (Vec<u8>, Vec<u8>) {
+    let (_, config, _) = image_parts();
+    let wrong = tar(&[Member::File("x", b"other bytes".to_vec())]);
+    let archive = tar(&[
+        Member::File("c.json", config),
+        Member::File("abc/layer.tar", wrong.clone()),
+        Member::File("manifest.json", manifest_json("c.json", &["abc/layer.tar"])),
+    ]);
+    (archive, wrong)
+}
+
+#[test]
+fn copy_blob_writes_verified_bytes_and_fails_on_wrong_ones_after_writing_them() {
+    let (archive, layer, config) = two_image_archive();
+    let (_dir, engine) = store();
+    let reader = engine.read_docker_archive(&archive[..]).unwrap();
+    let image = reader.choose(&ImageChoice::Index(0)).unwrap().remove(0);
+    for blob in [&config, &layer] {
+        let mut out = Vec::new();
+        let size = reader.copy_blob(&image, &Digest::of_bytes(Algorithm::Sha256, blob), &mut out).unwrap();
+        assert_eq!((&out, size), (blob, blob.len() as u64));
+    }
+    let stranger = Digest::of_bytes(Algorithm::Sha256, b"not in the image");
+    assert_eq!(reader.copy_blob(&image, &stranger, Vec::new()).unwrap_err().kind(), ErrorKind::NotFound);
+
+    struct FullDisk;
+    impl std::io::Write for FullDisk {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("no space left"))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let err = reader.copy_blob(&image, &image.diff_ids[0], FullDisk).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io, "{err}");
+    assert!(err.message().contains("no space left"), "{err}");
+
+    let (bad, wrong) = mismatched_layer_archive();
+    let reader = engine.read_docker_archive(&bad[..]).unwrap();
+    let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
+    let mut out = Vec::new();
+    let err = reader.copy_blob(&image, &image.diff_ids[0], &mut out).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+    assert!(err.message().contains(&image.diff_ids[0].to_string()), "{err}");
+    assert_eq!(out, wrong, "every byte is written before the mismatch is known");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use archive_common::{Member, pre_1_10_archive, tar};
 use ocicas::archive::{ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
 use ocicas::spec::Document;
-use ocicas::{Algorithm, Compression, Digest, Engine, LayerOptions};
+use ocicas::{Algorithm, Compression, CompressionOptions, Digest, Engine};
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
@@ -234,7 +234,7 @@ fn a_recompressed_import_never_stores_the_plain_layer() {
     let archive = exported_archive(dir.path());
     let bytes = std::fs::read(&archive).unwrap();
     let options = ImportOptions {
-        compression: Some(LayerOptions { compression: Compression::Gzip(6), ..LayerOptions::default() }),
+        compression: Some(CompressionOptions { compression: Compression::Gzip(6), ..CompressionOptions::default() }),
         ..ImportOptions::default()
     };
     for from_file in [true, false] {

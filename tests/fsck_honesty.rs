@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use graph_common::*;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
-use ocicas::{Compression, Digest, Engine, ErrorKind, FsckOptions, GcOptions, LayerOptions, LayerStream, OpenOptions};
+use ocicas::{
+    Compression, CompressionOptions, Digest, Engine, ErrorKind, FsckOptions, GcOptions, LayerStream, OpenOptions,
+    StorageOptions,
+};
 use serde_json::{Value, json};
 
 fn index_of(engine: &Engine, manifests: &[&Descriptor]) -> Descriptor {
@@ -310,7 +313,8 @@ fn a_layout_of_another_1_x_version_opens_and_fsck_reports_it() {
 
 /// Appends a layer of `content` compressed with `compression` to image `name`.
 fn append(engine: &Engine, name: &str, compression: Compression, content: &[u8]) -> Descriptor {
-    let mut stream = LayerStream::new(engine, &LayerOptions { compression, ..LayerOptions::default() }).unwrap();
+    let options = CompressionOptions { compression, ..CompressionOptions::default() };
+    let mut stream = LayerStream::new(engine, &options, &StorageOptions::default()).unwrap();
     stream.write(content).unwrap();
     let layer = stream.finish().unwrap();
     engine.append_layer(name, &layer, "test").unwrap()

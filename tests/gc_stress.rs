@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use ocicas::layout::{OsStorage, Root, Storage};
 use ocicas::spec::{ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, canonical_json};
 use ocicas::{
-    Algorithm, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, LayerOptions, LayerStream, LeaseResource,
-    OpenOptions, WriterOptions,
+    Algorithm, CompressionOptions, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, LayerStream,
+    LeaseResource, OpenOptions, StorageOptions, WriterOptions,
 };
 
 const ROLE: &str = "OCICAS_STRESS_ROLE";
@@ -165,8 +165,7 @@ fn writer_round(engine: &Engine, writer: &str, round: usize, rng: &mut Rng) {
         layers.push(layer_descriptor(&blob));
     }
     if rng.below(4) == 0 {
-        let options = LayerOptions { lease: Some(lease.id.clone()), threads: 1, ..LayerOptions::default() };
-        let mut stream = LayerStream::new(engine, &options).unwrap();
+        let mut stream = leased_stream(engine, &lease.id);
         stream.write(format!("{writer} {round}").repeat(500).as_bytes()).unwrap();
         layers.push(stream.finish().unwrap().descriptor());
     }
@@ -182,14 +181,19 @@ fn writer_round(engine: &Engine, writer: &str, round: usize, rng: &mut Rng) {
     if round % 5 == 0 {
         // append_layer leases its own new blobs; the layer comes in under ours.
         let lease = engine.lease_new(None, Some(Duration::from_secs(600))).unwrap();
-        let options = LayerOptions { lease: Some(lease.id.clone()), threads: 1, ..LayerOptions::default() };
-        let mut stream = LayerStream::new(engine, &options).unwrap();
+        let mut stream = leased_stream(engine, &lease.id);
         stream.write(&rng.bytes(2000)).unwrap();
         let layer = stream.finish().unwrap();
         let appended = engine.append_layer(&format!("app-{writer}"), &layer, "stress").unwrap();
         assert_still_stored(engine, writer, round, "after appending", &[&layer.digest, &appended.digest]);
         engine.lease_release(&lease.id).unwrap();
     }
+}
+
+/// A one-thread push stream whose blob joins `lease` before it becomes visible.
+fn leased_stream(engine: &Engine, lease: &str) -> LayerStream {
+    let storage = StorageOptions { lease: Some(lease.to_owned()), ..StorageOptions::default() };
+    LayerStream::new(engine, &CompressionOptions { threads: 1, ..CompressionOptions::default() }, &storage).unwrap()
 }
 
 fn tagger_round(engine: &Engine, rng: &mut Rng) {

@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ocicas::{
-    Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, Labels, LayerOptions, LayerStream, OpenOptions,
-    WriterOptions,
+    CompressionOptions, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, Labels, LayerStream, OpenOptions,
+    StorageOptions, WriterOptions,
 };
 
 const ROLE: &str = "OCICAS_SOAK_ROLE";
@@ -42,7 +42,7 @@ fn child_round(engine: &Engine, round: u32, out: &mut impl Write) -> ocicas::Res
         Err(err) => return Err(err),
     }
     // A streamed layer appended to a fresh image, tagged by the append.
-    let mut stream = LayerStream::new(engine, &LayerOptions::default())?;
+    let mut stream = LayerStream::new(engine, &CompressionOptions::default(), &StorageOptions::default())?;
     stream.write(&bytes(200_000, round ^ 0x5555))?;
     let layer = stream.finish()?;
     let name = format!("image-{round}");

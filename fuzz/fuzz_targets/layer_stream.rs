@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use ocicas::stream::GZIP_BLOCK_SIZE;
-use ocicas::{Compression, Engine, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+use ocicas::{Compression, CompressionOptions, Engine, LayerReader, LayerStream, MediaTypeStyle, StorageOptions};
 use ocicas_fuzz::{decompress, fresh_store, sha256};
 
 #[derive(Arbitrary, Debug)]
@@ -51,17 +51,12 @@ fuzz_target!(|input: Input| {
         Codec::Zstd(level) => Compression::Zstd(i32::from(level % 19) + 1),
         Codec::None => Compression::None,
     };
-    let options = LayerOptions {
-        compression,
-        style: MediaTypeStyle::Oci,
-        threads: if input.two_threads { 2 } else { 1 },
-        ref_name: None,
-        lease: None,
-    };
+    let options =
+        CompressionOptions { compression, style: MediaTypeStyle::Oci, threads: if input.two_threads { 2 } else { 1 } };
     let piece = if input.piece == 0 { data.len().max(1) } else { usize::from(input.piece) };
     let (layer, compressed) = if input.push {
         let engine = store();
-        let mut stream = LayerStream::new(engine, &options).expect("a push stream");
+        let mut stream = LayerStream::new(engine, &options, &StorageOptions::default()).expect("a push stream");
         for chunk in data.chunks(piece) {
             stream.write(chunk).expect("a write to a push stream");
         }

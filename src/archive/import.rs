@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
-use crate::stream::{LayerOptions, LayerReader};
+use crate::stream::{CompressionOptions, LayerReader};
 
 /// Annotation containerd and docker 25 give an image's full name.
 const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -24,7 +24,7 @@ pub struct ImportOptions {
     /// References to tag the (single) imported image with, instead of its RepoTags.
     pub ref_names: Vec<String>,
     /// Recompress uncompressed layers with these options; None stores them as they are.
-    pub compression: Option<LayerOptions>,
+    pub compression: Option<CompressionOptions>,
     /// Told the bytes staged into the store so far.
     pub progress: Option<ArchiveProgress>,
 }
@@ -170,7 +170,7 @@ fn prepare_layer(
     member: &str,
     path: &str,
     diff_id: &Digest,
-    compression: Option<&LayerOptions>,
+    compression: Option<&CompressionOptions>,
 ) -> Result<PreparedLayer> {
     let (staged, media_type) = match (reader.member_codec(member)?, compression) {
         (None, Some(options)) => {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -288,6 +288,22 @@ impl ArchiveReader {
         let size = self.layer_facts(member)?.uncompressed_size;
         let (layer, _) = self.open_layer(member)?;
         Ok((Box::new(VerifyingReader::new(layer, digest)), size))
+    }
+
+    /// Writes a blob of `image` (as `open_blob` opens it) to `out` and returns its size. The
+    /// bytes are verified as they pass: when they do not hash to `digest`, `DigestMismatch`
+    /// after the last of them was written (the caller discards them). `Io` when `out` fails.
+    pub fn copy_blob(&self, image: &ArchiveImage, digest: &Digest, mut out: impl Write) -> Result<u64> {
+        let (blob, size) = self.open_blob(image, digest)?;
+        // `VerifyingReader` reports wrong bytes as `InvalidData`.
+        let read_error = |err: io::Error| match err.kind() {
+            io::ErrorKind::InvalidData => Error::new(ErrorKind::DigestMismatch, format!("blob {digest}: {err}")),
+            _ => Error::new(ErrorKind::Io, format!("cannot read blob {digest}: {err}")),
+        };
+        for_each_chunk(blob, read_error, |chunk| {
+            out.write_all(chunk).map_err(|e| Error::new(ErrorKind::Io, format!("blob {digest}: {e}")))
+        })?;
+        Ok(size)
     }
 
     /// The image's manifest, synthesized: its config and its layers by DiffID, uncompressed.

@@ -1,7 +1,7 @@
 //! C ABI of `archive`: docker-archive import and export.
 
 use std::ffi::{c_char, c_void};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, ocicas_read_cb};
@@ -13,7 +13,7 @@ use crate::archive::{
     ArchiveBlob, ArchiveImage, ArchiveReader, ArchiveWriter, ExportFormat, ExportOptions, ImageChoice, ImportOptions,
     ManifestFormat,
 };
-use crate::error::{Error, ErrorKind, Result, invalid_argument};
+use crate::error::{Result, invalid_argument};
 
 /// `ocicas_archive_export` format: `<id>/layer.tar` directories, as docker save wrote before 25.
 pub const OCICAS_ARCHIVE_LEGACY: u32 = 0;
@@ -309,23 +309,8 @@ pub unsafe extern "C" fn ocicas_archive_reader_read_blob(
         let callback = write_cb.ok_or_else(|| invalid_argument("argument write_cb is NULL"))?;
         let out_size = unsafe { arg_out(out_size, "out_size") }?;
         let image = unsafe { chosen_image(&reader.reader, tag, index) }?;
-        let (mut blob, size) = reader.reader.open_blob(&image, &digest)?;
-        let mut out = CallbackWriter { callback, user_data };
-        let mut buf = vec![0u8; crate::content::IO_CHUNK];
-        loop {
-            let n = match blob.read(&mut buf) {
-                Ok(0) => {
-                    *out_size = size;
-                    return Ok(());
-                }
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-                    return Err(Error::new(ErrorKind::DigestMismatch, format!("blob {digest}: {err}")));
-                }
-                Err(err) => return Err(Error::new(ErrorKind::Io, format!("cannot read blob {digest}: {err}"))),
-            };
-            out.write_all(&buf[..n]).map_err(|e| Error::new(ErrorKind::Io, format!("blob {digest}: {e}")))?;
-        }
+        *out_size = reader.reader.copy_blob(&image, &digest, CallbackWriter { callback, user_data })?;
+        Ok(())
     })
 }
 

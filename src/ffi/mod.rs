@@ -16,6 +16,10 @@ mod refs;
 mod registry;
 mod stream;
 
+// cbindgen writes the header's functions in this order: `image` comes last so that
+// `ocicas_image_append` stays after the layer streams whose output it takes.
+mod image;
+
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::engine::ocicas_engine;
-use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb};
+use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb, refuse_storage};
 use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
 use crate::limits::Limits;
@@ -219,12 +219,8 @@ pub unsafe extern "C" fn ocicas_registry_push_layer(
     boundary(|| {
         let target = unsafe { arg_str(target, "target") }?;
         let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
-        let layer = unsafe { layer_options(layer_options_ptr) }?;
-        if layer.ref_name.is_some() || layer.lease.is_some() {
-            return Err(invalid_argument(
-                "push-layer stores nothing locally: layer options ref_name and lease must be NULL",
-            ));
-        }
+        let (layer, storage) = unsafe { layer_options(layer_options_ptr) }?;
+        refuse_storage(&storage, "push-layer")?;
         let options = unsafe { registry_options(options) }?;
         let out_descriptor_json = unsafe { arg_out(out_descriptor_json, "out_descriptor_json") }?;
         let descriptor =

@@ -1,5 +1,5 @@
-//! C ABI of `stream` and `image`: streaming layers (push and pull) and image append. Layer
-//! descriptors are JSON: `{"mediaType":"…","digest":"sha256:…","size":N,"diffID":"sha256:…"}`.
+//! C ABI of `stream`: streaming layers (push and pull). Layer descriptors are JSON:
+//! `{"mediaType":"…","digest":"sha256:…","size":N,"diffID":"sha256:…"}`.
 
 use std::ffi::{c_char, c_void};
 use std::io::{self, Read};
@@ -10,7 +10,10 @@ use super::{
     ocicas_status,
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::stream::{Compression, LayerDescriptor, LayerOptions, LayerReader, LayerStream, MediaTypeStyle};
+use crate::stream::{
+    Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,
+    StorageOptions,
+};
 
 /// `ocicas_layer_options.compression`: gzip (the default).
 pub const OCICAS_COMPRESSION_GZIP: u32 = 0;
@@ -96,32 +99,41 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
     }
 }
 
-pub(super) unsafe fn layer_options(options: *const ocicas_layer_options) -> Result<LayerOptions> {
-    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(LayerOptions::default()) };
-    let default_level = options.level == OCICAS_LEVEL_DEFAULT;
-    let compression = match options.compression {
-        OCICAS_COMPRESSION_GZIP if default_level => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-        OCICAS_COMPRESSION_GZIP => Compression::Gzip(
-            u32::try_from(options.level)
-                .map_err(|_| invalid_argument(format!("gzip level {} is not in 0-9", options.level)))?,
-        ),
-        OCICAS_COMPRESSION_ZSTD if default_level => Compression::Zstd(Compression::DEFAULT_ZSTD_LEVEL),
-        OCICAS_COMPRESSION_ZSTD => Compression::Zstd(options.level),
-        OCICAS_COMPRESSION_NONE => Compression::None,
+/// The two halves of the C options: how to compress, and (push mode) where to store.
+pub(super) unsafe fn layer_options(
+    options: *const ocicas_layer_options,
+) -> Result<(CompressionOptions, StorageOptions)> {
+    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(Default::default()) };
+    let kind = match options.compression {
+        OCICAS_COMPRESSION_GZIP => CompressionKind::Gzip,
+        OCICAS_COMPRESSION_ZSTD => CompressionKind::Zstd,
+        OCICAS_COMPRESSION_NONE => CompressionKind::None,
         other => return Err(invalid_argument(format!("unknown compression {other}"))),
     };
+    let level = (options.level != OCICAS_LEVEL_DEFAULT).then_some(options.level);
+    let compression = Compression::from_level(kind, level)?;
     let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
         if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
     };
     let ref_name = optional(options.ref_name, "options.ref_name")?;
     let lease = optional(options.lease, "options.lease")?;
-    Ok(LayerOptions {
-        compression,
-        style: if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci },
-        threads: options.threads as usize,
-        ref_name,
-        lease,
-    })
+    let style = if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
+    Ok((
+        CompressionOptions { compression, style, threads: options.threads as usize },
+        StorageOptions { ref_name, lease },
+    ))
+}
+
+/// Refuses the storage half of the C options where `what` (a pull-mode stream, a registry
+/// push-layer) stores nothing: the Rust call it converts to has no place for them.
+pub(super) fn refuse_storage(storage: &StorageOptions, what: &str) -> Result<()> {
+    if *storage != StorageOptions::default() {
+        return Err(invalid_argument(format!(
+            "{what} stores nothing: the layer options ref_name and lease are for push mode \
+             (ocicas_layer_stream_new) and must be NULL"
+        )));
+    }
+    Ok(())
 }
 
 /// Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
@@ -140,9 +152,9 @@ pub unsafe extern "C" fn ocicas_layer_stream_new(
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
-        let options = unsafe { layer_options(options) }?;
+        let (options, storage) = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
-        let stream = LayerStream::new(&engine.engine, &options)?;
+        let stream = LayerStream::new(&engine.engine, &options, &storage)?;
         let media_type = options.media_type()?;
         *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None), media_type });
         Ok(())
@@ -166,13 +178,9 @@ pub unsafe extern "C" fn ocicas_layer_stream_from_reader(
 ) -> ocicas_status {
     boundary(|| {
         let callback = read_cb.ok_or_else(|| invalid_argument("argument read_cb is NULL"))?;
-        let options = unsafe { layer_options(options) }?;
+        let (options, storage) = unsafe { layer_options(options) }?;
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
-        if options.ref_name.is_some() || options.lease.is_some() {
-            return Err(invalid_argument(
-                "a pull-mode layer stores nothing: options.ref_name and options.lease are for push mode",
-            ));
-        }
+        refuse_storage(&storage, "a pull-mode layer")?;
         let media_type = options.media_type()?;
         let reader = LayerReader::new(CallbackReader { callback, user_data }, &options)?;
         *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Pull(reader), media_type });
@@ -344,34 +352,4 @@ pub unsafe extern "C" fn ocicas_layer_stream_size(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_layer_stream_free(stream: *mut ocicas_layer_stream) {
     unsafe { free_handle(stream) }
-}
-
-/// Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
-/// `ref`, creating a one-layer image for this host when `ref` does not exist: new config
-/// (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
-/// until then. `*out_manifest` receives the new manifest's descriptor JSON.
-/// `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
-/// the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
-/// manifest.
-///
-/// # Safety
-/// `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_append(
-    engine: *const ocicas_engine,
-    r#ref: *const c_char,
-    layer_json: *const c_char,
-    out_manifest: *mut *mut c_char,
-) -> ocicas_status {
-    boundary(|| {
-        let engine = unsafe { arg_ref(engine, "engine") }?;
-        let ref_name = unsafe { arg_str(r#ref, "ref") }?;
-        let layer_json = unsafe { arg_str(layer_json, "layer_json") }?;
-        let out_manifest = unsafe { arg_out(out_manifest, "out_manifest") }?;
-        let layer: LayerDescriptor = serde_json::from_str(layer_json)
-            .map_err(|e| invalid_argument(format!("layer_json is not a layer descriptor: {e}")))?;
-        let manifest = engine.engine.append_layer(ref_name, &layer, "ocicas_image_append")?;
-        *out_manifest = into_c_string(crate::spec::canonical_json_string(&manifest)?);
-        Ok(())
-    })
 }

@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::limits::Limits;
 use crate::spec::{Descriptor, Document, is_document_media_type};
-use crate::stream::{LayerDescriptor, LayerOptions, LayerReader};
+use crate::stream::{CompressionOptions, LayerDescriptor, LayerReader};
 
 /// How often the upload of a stored blob starts over after it failed (a registry may drop an
 /// upload whose request failed; the bytes can be read again from the start).
@@ -287,7 +287,7 @@ impl UploadSource for HeldChunk {
 pub fn push_layer(
     source: impl Read,
     target: &str,
-    layer_options: &LayerOptions,
+    layer_options: &CompressionOptions,
     options: &RegistryOptions,
     limits: &Limits,
 ) -> Result<LayerDescriptor> {

@@ -34,19 +34,45 @@ pub enum Compression {
     None,
 }
 
+/// A compression without its level, as callers choose it (a C constant, a command-line flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionKind {
+    Gzip,
+    Zstd,
+    None,
+}
+
 impl Compression {
     pub const DEFAULT_GZIP_LEVEL: u32 = 6;
     pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
+    /// `kind` at `level`, or at its default level when `level` is None; `CompressionKind::None`
+    /// has no level and ignores it. A negative gzip level is an invalid argument here; other
+    /// levels out of range are refused when a stream starts, as for any `Compression`.
+    pub fn from_level(kind: CompressionKind, level: Option<i32>) -> Result<Compression> {
+        Ok(match (kind, level) {
+            (CompressionKind::Gzip, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
+            (CompressionKind::Gzip, Some(level)) => {
+                Compression::Gzip(u32::try_from(level).map_err(|_| gzip_level_error(level))?)
+            }
+            (CompressionKind::Zstd, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
+            (CompressionKind::None, _) => Compression::None,
+        })
+    }
+
     fn validate(self) -> Result<()> {
         match self {
-            Compression::Gzip(level) if level > 9 => Err(invalid_argument(format!("gzip level {level} is not in 0-9"))),
+            Compression::Gzip(level) if level > 9 => Err(gzip_level_error(level)),
             Compression::Zstd(level) if !(1..=19).contains(&level) => {
                 Err(invalid_argument(format!("zstd level {level} is not in 1-19")))
             }
             _ => Ok(()),
         }
     }
+}
+
+fn gzip_level_error(level: impl std::fmt::Display) -> Error {
+    invalid_argument(format!("gzip level {level} is not in 0-9"))
 }
 
 /// Which family of layer media types to use.
@@ -56,8 +82,10 @@ pub enum MediaTypeStyle {
     Docker,
 }
 
+/// How a layer is compressed and which media type it gets: what every layer takes, stored or
+/// not (`LayerStream`, `LayerReader`, a registry push-layer).
 #[derive(Debug, Clone)]
-pub struct LayerOptions {
+pub struct CompressionOptions {
     pub compression: Compression,
     pub style: MediaTypeStyle,
     /// Compression threads; 0 means every available core. More than the engine's `threads`
@@ -65,26 +93,30 @@ pub struct LayerOptions {
     /// default limit). gzip takes no more than it can keep busy; zstd takes fewer when more
     /// would pass the 64 MiB memory bound, and one more with 0 (see `zstd_workers`).
     pub threads: usize,
-    /// Ingest ref of a push-mode stream; a unique one is made when None.
-    pub ref_name: Option<String>,
-    /// Push mode: a lease the committed blob is added to before it becomes visible, so no GC
-    /// can take it before the caller references it.
-    pub lease: Option<String>,
 }
 
-impl Default for LayerOptions {
+impl Default for CompressionOptions {
     fn default() -> Self {
-        LayerOptions {
+        CompressionOptions {
             compression: Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
             style: MediaTypeStyle::Oci,
             threads: 0,
-            ref_name: None,
-            lease: None,
         }
     }
 }
 
-impl LayerOptions {
+/// Where a push-mode layer (`LayerStream`) goes in the store: only a layer that is stored
+/// takes these, so a pull-mode layer cannot be given them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The ingest ref the compressed bytes are written under; a unique one is made when None.
+    pub ref_name: Option<String>,
+    /// A lease the committed blob is added to before it becomes visible, so no GC can take it
+    /// before the caller references it.
+    pub lease: Option<String>,
+}
+
+impl CompressionOptions {
     /// The layer media type these options produce.
     pub fn media_type(&self) -> Result<&'static str> {
         Ok(match (self.style, self.compression) {
@@ -150,7 +182,7 @@ enum Encoder {
 }
 
 impl Encoder {
-    fn new(options: &LayerOptions, limits: &Limits) -> Result<Encoder> {
+    fn new(options: &CompressionOptions, limits: &Limits) -> Result<Encoder> {
         options.compression.validate()?;
         Ok(match options.compression {
             Compression::Gzip(level) => Encoder::Gzip(gzip::ParallelGzip::new(level, options.threads(limits, 0)?)?),
@@ -216,11 +248,11 @@ const ZSTD_JOB_SIZE: usize = 2 << 20;
 const ZSTD_WORKERS_MEMORY: usize = 48 << 20;
 
 /// The zstd workers for `wanted` threads, which with the default (every core) is one more than
-/// the cores (`LayerOptions::threads` adds it, within the limit). zstd queues no job ahead of its
-/// workers, so a worker that finishes waits until the calling thread, which feeds zstd and hashes
-/// both streams on the same cores, hands it the next; one spare worker keeps a job ready (the
-/// bench tar on 2 cores: 1.15 s with 2 workers, 1.06 s with 3, median of 5). An explicit thread
-/// count is a limit and is kept.
+/// the cores (`CompressionOptions::threads` adds it, within the limit). zstd queues no job ahead
+/// of its workers, so a worker that finishes waits until the calling thread, which feeds zstd and
+/// hashes both streams on the same cores, hands it the next; one spare worker keeps a job ready
+/// (the bench tar on 2 cores: 1.15 s with 2 workers, 1.06 s with 3, median of 5). An explicit
+/// thread count is a limit and is kept.
 ///
 /// Never more than fit in `ZSTD_WORKERS_MEMORY`: each worker has its level's match tables, the
 /// output buffer of its job, and a job's share of the input buffer. From level 10 only one worker
@@ -263,10 +295,10 @@ pub struct LayerStream {
 }
 
 impl LayerStream {
-    pub fn new(engine: &Engine, options: &LayerOptions) -> Result<LayerStream> {
+    pub fn new(engine: &Engine, options: &CompressionOptions, storage: &StorageOptions) -> Result<LayerStream> {
         let media_type = options.media_type()?;
         let encoder = Encoder::new(options, engine.limits())?;
-        let ref_name = options.ref_name.clone().unwrap_or_else(unique_layer_ref);
+        let ref_name = storage.ref_name.clone().unwrap_or_else(unique_layer_ref);
         let writer = engine.writer(&ref_name, &WriterOptions::default())?;
         if writer.status().offset > 0 {
             // A compressed stream cannot continue from another run's encoder state.
@@ -282,7 +314,7 @@ impl LayerStream {
             diff_id: Hasher::new(Algorithm::Sha256),
             media_type,
             ref_name,
-            lease: options.lease.clone(),
+            lease: storage.lease.clone(),
         })
     }
 
@@ -382,7 +414,7 @@ enum ReaderState {
 impl<R: Read> LayerReader<R> {
     /// A pull-mode layer over `source`. It belongs to no engine, so its threads are held to the
     /// default `threads` limit.
-    pub fn new(source: R, options: &LayerOptions) -> Result<LayerReader<R>> {
+    pub fn new(source: R, options: &CompressionOptions) -> Result<LayerReader<R>> {
         Ok(LayerReader {
             source,
             media_type: options.media_type()?,
@@ -520,8 +552,32 @@ mod tests {
         (0..3_000_000u32).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect()
     }
 
-    fn options(compression: Compression, threads: usize) -> LayerOptions {
-        LayerOptions { compression, threads, ..LayerOptions::default() }
+    fn options(compression: Compression, threads: usize) -> CompressionOptions {
+        CompressionOptions { compression, threads, ..CompressionOptions::default() }
+    }
+
+    fn push_stream(engine: &Engine, options: &CompressionOptions) -> Result<LayerStream> {
+        LayerStream::new(engine, options, &StorageOptions::default())
+    }
+
+    #[test]
+    fn a_level_left_out_is_the_default_and_a_negative_gzip_level_is_refused() {
+        use CompressionKind as Kind;
+        assert_eq!(Compression::from_level(Kind::Gzip, None).unwrap(), Compression::Gzip(6));
+        assert_eq!(Compression::from_level(Kind::Gzip, Some(0)).unwrap(), Compression::Gzip(0));
+        assert_eq!(Compression::from_level(Kind::Zstd, None).unwrap(), Compression::Zstd(3));
+        assert_eq!(Compression::from_level(Kind::None, Some(-7)).unwrap(), Compression::None);
+        let err = Compression::from_level(Kind::Gzip, Some(-1)).unwrap_err();
+        assert_eq!((err.kind(), err.message()), (ErrorKind::InvalidArgument, "gzip level -1 is not in 0-9"));
+        // Out of range but representable: refused, with the same words, when a stream starts.
+        for (compression, message) in [
+            (Compression::from_level(Kind::Gzip, Some(10)), "gzip level 10 is not in 0-9"),
+            (Compression::from_level(Kind::Zstd, Some(-1)), "zstd level -1 is not in 1-19"),
+        ] {
+            let options = CompressionOptions { compression: compression.unwrap(), ..CompressionOptions::default() };
+            let err = LayerReader::new(&b""[..], &options).err().unwrap();
+            assert_eq!((err.kind(), err.message()), (ErrorKind::InvalidArgument, message));
+        }
     }
 
     #[test]
@@ -529,7 +585,7 @@ mod tests {
         let (_dir, engine) = engine();
         let input = input();
         for compression in [Compression::Gzip(6), Compression::Zstd(3), Compression::None] {
-            let mut stream = LayerStream::new(&engine, &options(compression, 2)).unwrap();
+            let mut stream = push_stream(&engine, &options(compression, 2)).unwrap();
             for chunk in input.chunks(4096) {
                 stream.write(chunk).unwrap();
             }
@@ -555,7 +611,7 @@ mod tests {
     fn zstd_workers_follow_the_threads_asked_for_within_the_memory_bound() {
         let limits = Limits { threads: 1000, ..Limits::default() };
         let workers = |level, threads| {
-            let options = LayerOptions { threads, ..LayerOptions::default() };
+            let options = CompressionOptions { threads, ..CompressionOptions::default() };
             zstd_workers(level, options.threads(&limits, 1).unwrap())
         };
         assert_eq!(workers(3, 1), 1);
@@ -574,7 +630,7 @@ mod tests {
     #[test]
     fn threads_over_the_limit_are_an_invalid_argument_that_names_it() {
         let limits = Limits { threads: 3, ..Limits::default() };
-        let asked = |threads| LayerOptions { threads, ..LayerOptions::default() };
+        let asked = |threads| CompressionOptions { threads, ..CompressionOptions::default() };
         assert_eq!(asked(3).threads(&limits, 0).unwrap(), 3);
         for threads in [4, 100_000, usize::MAX] {
             let err = asked(threads).threads(&limits, 0).unwrap_err();
@@ -588,10 +644,10 @@ mod tests {
         let (_dir, mut engine) = engine();
         engine.set_limits(limits);
         for compression in [Compression::Gzip(6), Compression::Zstd(3)] {
-            let err = LayerStream::new(&engine, &options(compression, 4)).err().unwrap();
+            let err = push_stream(&engine, &options(compression, 4)).err().unwrap();
             assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
         }
-        assert!(LayerStream::new(&engine, &options(Compression::Gzip(6), 3)).is_ok());
+        assert!(push_stream(&engine, &options(Compression::Gzip(6), 3)).is_ok());
     }
 
     #[test]
@@ -624,7 +680,7 @@ mod tests {
     #[test]
     fn pull_computes_nothing_until_read_to_the_end_then_is_consumed() {
         let input = input();
-        let mut reader = LayerReader::new(&input[..], &LayerOptions::default()).unwrap();
+        let mut reader = LayerReader::new(&input[..], &CompressionOptions::default()).unwrap();
         assert_eq!(reader.digest().unwrap_err().kind(), ErrorKind::NotComputed);
         let mut buf = vec![0u8; 1000];
         reader.read_chunk(&mut buf).unwrap();
@@ -656,7 +712,7 @@ mod tests {
                 Ok(buf.len())
             }
         }
-        let mut reader = LayerReader::new(Failing(3), &LayerOptions::default()).unwrap();
+        let mut reader = LayerReader::new(Failing(3), &CompressionOptions::default()).unwrap();
         let mut out = Vec::new();
         let err = reader.read_to_end(&mut out).unwrap_err();
         assert!(err.to_string().contains("disk on fire"));
@@ -664,9 +720,22 @@ mod tests {
     }
 
     #[test]
+    fn a_push_stream_writes_under_its_storage_ref_and_leases_its_blob() {
+        let (_dir, engine) = engine();
+        let lease = engine.lease_new(None, None).unwrap();
+        let storage = StorageOptions { ref_name: Some("my-layer".to_owned()), lease: Some(lease.id.clone()) };
+        let mut stream = LayerStream::new(&engine, &CompressionOptions::default(), &storage).unwrap();
+        stream.write(b"layer bytes").unwrap();
+        assert_eq!(stream.ref_name(), "my-layer");
+        assert!(engine.ingest_status("my-layer").is_ok(), "the ingest is under the ref asked for");
+        let layer = stream.finish().unwrap();
+        assert_eq!(engine.lease_list().unwrap()[0].digests, [layer.digest]);
+    }
+
+    #[test]
     fn dropping_an_unfinished_push_stream_commits_nothing() {
         let (_dir, engine) = engine();
-        let mut stream = LayerStream::new(&engine, &LayerOptions::default()).unwrap();
+        let mut stream = push_stream(&engine, &CompressionOptions::default()).unwrap();
         stream.write(&input()).unwrap();
         drop(stream);
         assert!(engine.list_blobs().unwrap().is_empty());

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use ocicas::LayerOptions;
 use ocicas::archive::{
     ArchiveProgress, ExportFormat, ExportOptions, ImageChoice, ImportOptions, list_docker_archive,
     read_manifest_items_with,
 };
+use ocicas::{Compression, CompressionKind, CompressionOptions};
 
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
@@ -77,9 +77,13 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 (None, None) => ImageChoice::All,
             };
             let compression = compress
-                .map(|kind| -> ocicas::Result<LayerOptions> {
-                    let compression = crate::layer::compression(matches!(kind, CompressKind::Zstd), level)?;
-                    Ok(LayerOptions { compression, ..LayerOptions::default() })
+                .map(|kind| -> ocicas::Result<CompressionOptions> {
+                    let kind = match kind {
+                        CompressKind::Gzip => CompressionKind::Gzip,
+                        CompressKind::Zstd => CompressionKind::Zstd,
+                    };
+                    let compression = Compression::from_level(kind, level)?;
+                    Ok(CompressionOptions { compression, ..CompressionOptions::default() })
                 })
                 .transpose()?;
             let bar = progress_bar("stored");

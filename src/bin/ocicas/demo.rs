@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use ocicas::gc::GcOptions;
-use ocicas::{Document, Error, ErrorKind, LayerOptions, Result};
+use ocicas::{CompressionOptions, Document, Error, ErrorKind, Result};
 
 const TAG: &str = "demo";
 
@@ -22,7 +22,7 @@ pub fn run(layout: &Path, out: &mut impl Write) -> Result<()> {
     // A fresh image each run: the previous run's blobs become garbage for GC below.
     engine.ref_delete(TAG)?;
     let input = crate::layer::LayerInput::Dir(tree.0.path().to_owned());
-    let (layer, manifest) = crate::layer::append(&engine, TAG, &input, &LayerOptions::default(), "ocicas demo")?;
+    let (layer, manifest) = crate::layer::append(&engine, TAG, &input, &CompressionOptions::default(), "ocicas demo")?;
     say(format!("layer       {} ({} bytes gzip, DiffID {})", layer.digest, layer.size, layer.diff_id))?;
     say(format!("image       {TAG} -> manifest {} ({} bytes)", manifest.digest, manifest.size))?;
 

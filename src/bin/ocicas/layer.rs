@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use ocicas::stream::tar_dir::write_dir_tar;
-use ocicas::{Compression, Engine, LayerDescriptor, LayerOptions, LayerStream, MediaTypeStyle};
+use ocicas::{
+    Compression, CompressionKind, CompressionOptions, Engine, LayerDescriptor, LayerStream, MediaTypeStyle,
+    StorageOptions,
+};
 
 /// How to compress a layer.
 #[derive(Args, Clone, Debug)]
@@ -31,26 +34,16 @@ pub struct CompressionArgs {
 }
 
 impl CompressionArgs {
-    pub fn options(&self) -> ocicas::Result<LayerOptions> {
-        let compression = match self.uncompressed {
-            true => Compression::None,
-            false => compression(self.zstd, self.level)?,
+    pub fn options(&self) -> ocicas::Result<CompressionOptions> {
+        let kind = match (self.uncompressed, self.zstd) {
+            (true, _) => CompressionKind::None,
+            (false, true) => CompressionKind::Zstd,
+            (false, false) => CompressionKind::Gzip,
         };
+        let compression = Compression::from_level(kind, self.level)?;
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
-        Ok(LayerOptions { compression, style, threads: self.threads, ..LayerOptions::default() })
+        Ok(CompressionOptions { compression, style, threads: self.threads })
     }
-}
-
-/// gzip (or zstd) at `level`, or at its default level.
-pub fn compression(zstd: bool, level: Option<i32>) -> ocicas::Result<Compression> {
-    Ok(match (zstd, level) {
-        (true, level) => Compression::Zstd(level.unwrap_or(Compression::DEFAULT_ZSTD_LEVEL)),
-        (false, None) => Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
-        (false, Some(level)) => Compression::Gzip(
-            u32::try_from(level)
-                .map_err(|_| ocicas::error::invalid_argument(format!("gzip level {level} is not in 0-9")))?,
-        ),
-    })
 }
 
 /// Where an appended layer comes from.
@@ -66,12 +59,12 @@ pub fn append(
     engine: &Engine,
     ref_name: &str,
     input: &LayerInput,
-    options: &LayerOptions,
+    options: &CompressionOptions,
     created_by: &str,
 ) -> ocicas::Result<(LayerDescriptor, ocicas::Descriptor)> {
     let lease = engine.lease_new(None, Some(std::time::Duration::from_secs(3600)))?;
-    let options = LayerOptions { lease: Some(lease.id.clone()), ..options.clone() };
-    let result = build_layer(engine, input, &options)
+    let storage = StorageOptions { lease: Some(lease.id.clone()), ..StorageOptions::default() };
+    let result = build_layer(engine, input, options, &storage)
         .and_then(|layer| Ok((layer.clone(), engine.append_layer(ref_name, &layer, created_by)?)));
     let released = engine.lease_release(&lease.id);
     let result = result?;
@@ -80,8 +73,13 @@ pub fn append(
 }
 
 /// Streams `input` into a new layer blob and returns its descriptor.
-pub fn build_layer(engine: &Engine, input: &LayerInput, options: &LayerOptions) -> ocicas::Result<LayerDescriptor> {
-    let mut stream = Progress::new(LayerStream::new(engine, options)?);
+pub fn build_layer(
+    engine: &Engine,
+    input: &LayerInput,
+    options: &CompressionOptions,
+    storage: &StorageOptions,
+) -> ocicas::Result<LayerDescriptor> {
+    let mut stream = Progress::new(LayerStream::new(engine, options, storage)?);
     match input {
         LayerInput::Dir(dir) => write_dir_tar(dir, &mut stream)?,
         LayerInput::Tar(file) if file == Path::new("-") => copy_into(io::stdin().lock(), &mut stream)?,

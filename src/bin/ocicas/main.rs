@@ -320,7 +320,12 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
         Command::DockerArchive(command) => archive::run(command, &mut out)?,
         Command::Layer { layout, file, compression } => {
             let engine = open(&layout)?;
-            let layer = layer::build_layer(&engine, &layer::LayerInput::Tar(file), &compression.options()?)?;
+            let layer = layer::build_layer(
+                &engine,
+                &layer::LayerInput::Tar(file),
+                &compression.options()?,
+                &ocicas::StorageOptions::default(),
+            )?;
             writeln!(out, "{}", layer.to_json()).map_err(stdout_error)?;
         }
         Command::Append { layout, ref_name, dir, tar, compression } => {
