@@ -2,10 +2,12 @@
 //! synthesized manifests, verified writing, TryReusingBlob, failure and abort.
 
 mod archive_common;
+mod common;
 
 use std::io::Read;
 
-use archive_common::{Member, image_parts, manifest_json, pre_1_10_archive, store, tar};
+use archive_common::{Member, image_parts, manifest_json, pre_1_10_archive, tar};
+use common::fixture::store;
 use ocicas::archive::{ArchiveBlob, ArchiveWriter, ExportFormat, ExportOptions, ImageChoice, ManifestFormat};
 use ocicas::spec::parse_document;
 use ocicas::{Algorithm, Digest, Document, ErrorKind};

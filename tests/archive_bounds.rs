@@ -4,13 +4,16 @@
 //! The crafted archives are generated here, streamed, never held whole.
 
 mod archive_common;
+mod common;
 
 use std::io::Write;
 
 use archive_common::{
-    Member, image_parts, leftovers, manifest_json, run_watched, store, tar, tar_header, tar_padding,
-    write_filled_member,
+    Member, image_parts, leftovers, manifest_json, run_watched, tar, tar_header, tar_padding, write_filled_member,
 };
+use common::cli::ocicas_output;
+use common::fixture::store;
+use common::rng::Rng;
 use ocicas::archive::ImportOptions;
 use ocicas::{Algorithm, Digest, Engine, ErrorKind, Limits, OpenOptions};
 
@@ -160,14 +163,7 @@ fn an_import_writes_no_more_than_archive_import_size() {
 fn a_layer_that_every_layer_of_an_image_names_is_read_and_verified_once() {
     // One gzip layer of 1 MiB of incompressible bytes, listed 1,000 times.
     const REFERENCES: usize = 1000;
-    let mut content = vec![0u8; 1 << 20];
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for byte in content.iter_mut() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
+    let content = Rng(1).bytes(1 << 20);
     let layer = tar(&[Member::File("random.bin", content)]);
     let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
     let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -221,10 +217,8 @@ fn errors_quote_input_only_as_a_short_escaped_excerpt() {
         assert_eq!(err.kind(), ErrorKind::InvalidImage);
         check(err.message());
     }
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(["docker-archive", "import", engine.root().to_str().unwrap(), path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let output =
+        ocicas_output(&["docker-archive", "import", engine.root().to_str().unwrap(), path.to_str().unwrap()], b"");
     check(String::from_utf8_lossy(&output.stderr).trim_end());
 
     // Names and JSON from the archive are quoted the same way.

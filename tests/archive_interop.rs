@@ -4,46 +4,24 @@
 //! carries the v1 metadata of pre-1.10 loaders; progress shows on a terminal only.
 
 mod archive_common;
+mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use archive_common::{Member, pre_1_10_archive, tar};
+use common::cli::{OCICAS, ocicas, output, run, s};
+use common::rng::Rng;
 use ocicas::archive::{ExportOptions, ImageChoice, ImportOptions, read_manifest_items};
 use ocicas::spec::Document;
 use ocicas::{Algorithm, Compression, CompressionOptions, Digest, Engine};
-
-fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
-}
-
-/// Runs `ocicas ARGS`, which must succeed; returns its stdout.
-fn ocicas(args: &[&str]) -> String {
-    let output = run(env!("CARGO_BIN_EXE_ocicas"), args);
-    assert!(output.status.success(), "ocicas {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// A layout holding `app`: one layer with a 2 MiB file of random bytes (past the 1 MiB header
 /// limit, so that a reader counting skipped bodies as headers fails) and a small one.
 fn layout_with_image(dir: &Path) -> PathBuf {
     let tree = dir.join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let random: Vec<u8> = (0..2 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    std::fs::write(tree.join("random.bin"), random).unwrap();
+    std::fs::write(tree.join("random.bin"), Rng(1).bytes(2 << 20)).unwrap();
     std::fs::write(tree.join("hello.txt"), b"hello\n").unwrap();
     let layout = dir.join("layout");
     ocicas(&["init", s(&layout)]);
@@ -63,7 +41,7 @@ fn exported_archive(dir: &Path) -> PathBuf {
 fn skopeo_archive(dir: &Path) -> PathBuf {
     let layout = layout_with_image(dir);
     let archive = dir.join("skopeo.tar");
-    let output = run(
+    run(
         "skopeo",
         &[
             "copy",
@@ -72,7 +50,6 @@ fn skopeo_archive(dir: &Path) -> PathBuf {
             &format!("docker-archive:{}:example/app:1", s(&archive)),
         ],
     );
-    assert!(output.status.success(), "skopeo: {}", String::from_utf8_lossy(&output.stderr));
     archive
 }
 
@@ -118,14 +95,13 @@ fn members_named_from_dot_slash_are_the_same_members() {
     let archive = exported_archive(dir.path());
     let extracted = dir.path().join("extracted");
     std::fs::create_dir(&extracted).unwrap();
-    assert!(run("tar", &["-xf", s(&archive), "-C", s(&extracted)]).status.success());
+    run("tar", &["-xf", s(&archive), "-C", s(&extracted)]);
     let repacked = dir.path().join("repacked.tar");
-    assert!(run("tar", &["-C", s(&extracted), "-cf", s(&repacked), "."]).status.success());
-    let listing = String::from_utf8(run("tar", &["-tf", s(&repacked)]).stdout).unwrap();
+    run("tar", &["-C", s(&extracted), "-cf", s(&repacked), "."]);
+    let listing = run("tar", &["-tf", s(&repacked)]);
     assert!(listing.lines().any(|l| l == "./") && listing.lines().any(|l| l == "./manifest.json"), "{listing}");
     // skopeo reads it; so do we, in place and as a stream.
-    let inspected = run("skopeo", &["inspect", &format!("docker-archive:{}", s(&repacked))]);
-    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    run("skopeo", &["inspect", &format!("docker-archive:{}", s(&repacked))]);
     let engine = Engine::create(dir.path().join("target")).unwrap();
     let from_file = engine.import_docker_archive_file(&repacked, &ImportOptions::default()).unwrap();
     let bytes = std::fs::read(&repacked).unwrap();
@@ -153,25 +129,20 @@ fn ls_lists_a_pre_1_10_archive_by_its_repositories() {
 fn a_pipe_or_a_fifo_given_as_a_path_is_read_as_a_stream() {
     let dir = tempfile::tempdir().unwrap();
     let archive = exported_archive(dir.path());
-    let ocicas_bin = env!("CARGO_BIN_EXE_ocicas");
     let target = dir.path().join("target");
     ocicas(&["init", s(&target)]);
-    let substituted = |command: &str| {
-        let output = run("bash", &["-c", command]);
-        assert!(output.status.success(), "{command}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
-    let imported = substituted(&format!("{ocicas_bin} docker-archive import {} <(cat {})", s(&target), s(&archive)));
+    let substituted = |command: &str| run("bash", &["-c", command]);
+    let imported = substituted(&format!("{OCICAS} docker-archive import {} <(cat {})", s(&target), s(&archive)));
     assert!(imported.contains("example/app:1"), "{imported}");
-    let listed = substituted(&format!("{ocicas_bin} docker-archive ls <(cat {})", s(&archive)));
+    let listed = substituted(&format!("{OCICAS} docker-archive ls <(cat {})", s(&archive)));
     assert_eq!(repo_tags_listed(&listed), ["example/app:1"]);
     let digest = Digest::of_bytes(Algorithm::Sha256, &std::fs::read(&archive).unwrap());
-    let put = substituted(&format!("{ocicas_bin} blob put {} <(cat {}) --ref piped", s(&target), s(&archive)));
+    let put = substituted(&format!("{OCICAS} blob put {} <(cat {}) --ref piped", s(&target), s(&archive)));
     assert_eq!(put.trim(), digest.to_string());
 
     // A FIFO, written by another thread while ocicas reads it.
     let fifo = dir.path().join("fifo");
-    assert!(run("mkfifo", &[s(&fifo)]).status.success());
+    run("mkfifo", &[s(&fifo)]);
     for args in [
         vec!["docker-archive", "import", s(&target), s(&fifo), "--ref", "from-fifo"],
         vec!["blob", "put", s(&target), s(&fifo), "--ref", "fifo-blob"],
@@ -314,8 +285,7 @@ fn the_legacy_export_carries_the_v1_json_that_pre_1_10_loaders_read() {
     // skopeo reads the export.
     let path = dir.path().join("export.tar");
     std::fs::write(&path, &out).unwrap();
-    let inspected = run("skopeo", &["inspect", &format!("docker-archive:{}:example/app:1", s(&path))]);
-    assert!(inspected.status.success(), "{}", String::from_utf8_lossy(&inspected.stderr));
+    run("skopeo", &["inspect", &format!("docker-archive:{}:example/app:1", s(&path))]);
 }
 
 #[test]
@@ -324,20 +294,18 @@ fn progress_shows_on_a_terminal_and_nowhere_else() {
     let archive = exported_archive(dir.path());
     let target = dir.path().join("target");
     ocicas(&["init", s(&target)]);
-    let ocicas_bin = env!("CARGO_BIN_EXE_ocicas");
     let layout = dir.path().join("layout");
     let export = dir.path().join("again.tar");
     let commands = [
-        (format!("{ocicas_bin} docker-archive import {} {}", s(&target), s(&archive)), "stored"),
-        (format!("{ocicas_bin} docker-archive export {} app -o {}", s(&layout), s(&export)), "written"),
+        (format!("{OCICAS} docker-archive import {} {}", s(&target), s(&archive)), "stored"),
+        (format!("{OCICAS} docker-archive export {} app -o {}", s(&layout), s(&export)), "written"),
     ];
     for (command, word) in &commands {
         // Not a terminal: nothing on stderr.
-        let output = Command::new("bash").args(["-c", command]).stdin(Stdio::null()).output().unwrap();
+        let output = output("bash", &["-c", command]);
         assert!(output.status.success() && output.stderr.is_empty(), "{command}: {:?}", output);
         // A terminal (script gives the command a pseudo-terminal): bytes and rate.
-        let output = run("script", &["-qec", command, "/dev/null"]);
-        let shown = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && shown.contains(word) && shown.contains("/s"), "{command}: {shown:?}");
+        let shown = run("script", &["-qec", command, "/dev/null"]);
+        assert!(shown.contains(word) && shown.contains("/s"), "{command}: {shown:?}");
     }
 }

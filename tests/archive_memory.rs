@@ -4,13 +4,15 @@
 //! matched before the end) and never held whole.
 
 mod archive_common;
+mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use archive_common::{file_sizes, proc_value, tar_header, tar_padding};
+use archive_common::{file_sizes, tar_header, tar_padding};
+use common::cli::{OCICAS, peak_rss_kib};
 use sha2::{Digest as _, Sha256};
 
 const LAYERS: usize = 4;
@@ -51,7 +53,7 @@ fn a_1_gib_archive_from_a_pipe_imports_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     ocicas::Engine::create(&layout).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+    let mut child = Command::new(OCICAS)
         .args(["docker-archive", "import", layout.to_str().unwrap(), "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -64,7 +66,7 @@ fn a_1_gib_archive_from_a_pipe_imports_in_bounded_memory() {
     let output = std::thread::scope(|scope| {
         scope.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(proc_value(pid, "status", "VmHWM:").unwrap_or(0), Ordering::Relaxed);
+                peak.fetch_max(peak_rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
                 let largest = file_sizes(&layout.join(".ocicas")).into_iter().max().unwrap_or(0);
                 largest_temp.fetch_max(largest, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(20));
@@ -85,7 +87,7 @@ fn a_1_gib_archive_from_a_pipe_imports_in_bounded_memory() {
         drop(stdin);
         // The peak is read once more before the process is reaped.
         while child.try_wait().unwrap().is_none() {
-            peak.fetch_max(proc_value(pid, "status", "VmHWM:").unwrap_or(0), Ordering::Relaxed);
+            peak.fetch_max(peak_rss_kib(pid).unwrap_or(0), Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(5));
         }
         done.store(true, Ordering::Relaxed);

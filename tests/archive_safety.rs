@@ -3,10 +3,12 @@
 //! hand-built docker 25+ archive (an OCI layout inside) imports.
 
 mod archive_common;
+mod common;
 
 use std::io::{Read, Write};
 
-use archive_common::{Member, image_parts, leftovers, manifest_json, store, tar};
+use archive_common::{Member, image_parts, leftovers, manifest_json, tar};
+use common::fixture::store;
 use flate2::Compression as GzLevel;
 use flate2::write::GzEncoder;
 use ocicas::archive::{ImageChoice, ImportOptions};

@@ -6,17 +6,19 @@
 //! Planting devices and mounting needs root (as CI runs); without it those tests say so and
 //! check nothing.
 
+mod common;
 mod layout_common;
 
 use std::mem::MaybeUninit;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use layout_common::{Sentinel, ingest_dir, new_layout, ocicas, put, spawn_ocicas, stderr};
-use ocicas::layout::{OsStorage, Root, Storage};
+use common::cli::{OCICAS, ocicas_output, peak_rss_kib, spawn_ocicas, stderr};
+use common::fixture::{BeforeFirstLock, age, age_blob, closed_ingest, ingest_dir};
+use layout_common::{Sentinel, new_layout, put};
 use ocicas::{Algorithm, Digest, Engine, GcOptions, Labels, OpenOptions, WriterOptions};
 
 /// No command on a layout this small takes long; one that does is hung.
@@ -75,7 +77,7 @@ fn on_a_tmpfs_layout(commands: &str) -> Option<Output> {
         "$ocicas" init "$layout" >/dev/null
         {commands}"#
     );
-    Some(in_private_mount_namespace(&script, &[dir.path().to_str().unwrap(), env!("CARGO_BIN_EXE_ocicas")]))
+    Some(in_private_mount_namespace(&script, &[dir.path().to_str().unwrap(), OCICAS]))
 }
 
 fn assert_no_panic(out: &Output, what: &str) {
@@ -84,19 +86,6 @@ fn assert_no_panic(out: &Output, what: &str) {
 
 fn now_text() -> String {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos().to_string()
-}
-
-/// An ingest of `ref_name` left by a writer that was closed after `bytes`.
-fn closed_ingest(layout: &Path, ref_name: &str, bytes: &[u8]) {
-    let engine = Engine::open(layout, &OpenOptions::default()).unwrap();
-    let mut writer = engine.writer(ref_name, &WriterOptions::default()).unwrap();
-    writer.write(bytes).unwrap();
-    writer.close().unwrap();
-}
-
-/// Sets the mtime of `path` an hour back, out of GC's commit grace.
-fn age(path: &Path) {
-    std::fs::File::open(path).unwrap().set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
 }
 
 /// A hard link is another name of the same file: planted as an ingest's `data` (a tarball's
@@ -122,7 +111,10 @@ fn a_hard_link_planted_as_ingest_data_is_never_truncated_written_or_chmodded() {
         let before = sentinel.snapshot();
 
         // The input starts with the linked file's bytes, so a resume goes on after them.
-        let put = ocicas(&["blob", "put", layout.to_str().unwrap(), "-", "--ref", "myref"], b"outside bytes, and more");
+        let put = ocicas_output(
+            &["blob", "put", layout.to_str().unwrap(), "-", "--ref", "myref"],
+            b"outside bytes, and more",
+        );
         let after = sentinel.snapshot();
         if after != before {
             let file = &sentinel.path.join("file");
@@ -153,7 +145,7 @@ fn a_hard_link_planted_as_a_blob_keeps_the_time_of_the_file_outside() {
     let digest = digest.to_string();
     let mut changed = Vec::new();
     for args in [vec!["blob", "put", l, "-"], vec!["blob", "put", l, "-", "--ref", "r", "--expect", &digest]] {
-        let out = ocicas(&args, content);
+        let out = ocicas_output(&args, content);
         if sentinel.snapshot() != before {
             changed.push(format!("`ocicas {}` ({})", args.join(" "), stderr(&out).trim()));
         }
@@ -206,7 +198,7 @@ fn a_device_planted_in_the_layout_is_never_opened() {
         let mut args: Vec<&str> = verb.to_vec();
         args.push(layout.to_str().unwrap());
         args.extend_from_slice(rest);
-        let out = ocicas(&args, b"input");
+        let out = ocicas_output(&args, b"input");
         let mut buf = [MaybeUninit::uninit(); 1024];
         let mut reader = inotify::Reader::new(&watch, &mut buf);
         // Only IN_OPEN counts: removing the node (an ingest started afresh) ends the watch with
@@ -254,12 +246,7 @@ fn gc_removes_nothing_beyond_a_mount_point_inside_the_layout() {
         let target = layout.join(mount_point);
         let gc = in_private_mount_namespace(
             script,
-            &[
-                sentinel.path.to_str().unwrap(),
-                target.to_str().unwrap(),
-                env!("CARGO_BIN_EXE_ocicas"),
-                layout.to_str().unwrap(),
-            ],
+            &[sentinel.path.to_str().unwrap(), target.to_str().unwrap(), OCICAS, layout.to_str().unwrap()],
         );
         let after = sentinel.snapshot();
         if after != before {
@@ -268,22 +255,6 @@ fn gc_removes_nothing_beyond_a_mount_point_inside_the_layout() {
         }
     }
     assert!(changed.is_empty(), "gc changed the directory mounted:\n{}", changed.join("\n"));
-}
-
-/// The storage of the real file system, which runs `hook` once, when the store lock is first
-/// opened: in GC, between its unlocked mark and the locked one; in a commit, between the check
-/// that the data file is still the writer's and its rename into `blobs/`.
-struct BeforeFirstLock {
-    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl Storage for BeforeFirstLock {
-    fn open_lock(&self, root: &Root, path: &Path) -> std::io::Result<std::fs::File> {
-        if let Some(hook) = self.hook.lock().unwrap().take() {
-            hook();
-        }
-        OsStorage.open_lock(root, path)
-    }
 }
 
 /// GC marks without the lock, then marks again under it from the roots read again. A label
@@ -306,16 +277,14 @@ fn a_gc_ref_label_added_while_gc_marks_keeps_its_target() {
     };
     engine.update_labels(&root.digest, &root_label(None), &[]).unwrap();
     for digest in [&root.digest, &child.digest] {
-        age(&path.join("blobs/sha256").join(digest.hex()));
+        age_blob(&engine, digest);
     }
 
     let labeller = engine.clone();
     let (root_digest, child_digest) = (root.digest.clone(), child.digest.clone());
-    let storage = BeforeFirstLock {
-        hook: Mutex::new(Some(Box::new(move || {
-            labeller.update_labels(&root_digest, &root_label(Some(&child_digest)), &[]).unwrap();
-        }))),
-    };
+    let storage = BeforeFirstLock::new(move || {
+        labeller.update_labels(&root_digest, &root_label(Some(&child_digest)), &[]).unwrap();
+    });
     let gc_engine = Engine::open_with(&path, &OpenOptions::default(), Arc::new(storage)).unwrap();
     let report = gc_engine.gc(&GcOptions::default()).unwrap();
     assert!(
@@ -343,7 +312,7 @@ fn ingest_data_replaced_by_a_symlink_during_commit_is_never_published() {
         std::fs::rename(&data, data.with_extension("moved")).unwrap();
         std::os::unix::fs::symlink(&outside, &data).unwrap();
     };
-    let storage = BeforeFirstLock { hook: Mutex::new(Some(Box::new(swap))) };
+    let storage = BeforeFirstLock::new(swap);
     let engine = Engine::open_with(&layout, &OpenOptions::default(), Arc::new(storage)).unwrap();
     let mut writer = engine.writer("r", &WriterOptions::default()).unwrap();
     writer.write(b"the writer's bytes").unwrap();
@@ -473,7 +442,7 @@ fn an_ingest_gc_cannot_remove_does_not_stop_gc_halfway() {
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
     let garbage = engine.put_blob(b"garbage").unwrap();
-    age(&layout.join("blobs/sha256").join(garbage.digest.hex()));
+    age_blob(&engine, &garbage.digest);
     let expired = engine.lease_new(Some("expired"), Some(Duration::from_millis(1))).unwrap();
     std::fs::create_dir_all(ingest_dir(&layout, "planted").join("1/2/3/4/5/6/7/8/9/10")).unwrap();
     std::thread::sleep(Duration::from_millis(5));
@@ -489,12 +458,6 @@ fn an_ingest_gc_cannot_remove_does_not_stop_gc_halfway() {
 
 /// Peak memory a command may reach here: an ocicas GC of a small layout needs a few tens of MiB.
 const MEMORY_BOUND_KIB: u64 = 256 << 10;
-
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// Every labels file is read and kept whole until GC has them all: memory grows with their
 /// number times their size, and hard links make that size free. 150 names of one 4 MiB labels
@@ -564,8 +527,8 @@ fn whatever_stops_gc_is_a_problem_fsck_reports() {
         let digest = put(&layout, b"labelled");
         plant(&layout, &digest);
         let l = layout.to_str().unwrap();
-        let gc = ocicas(&["gc", l, "--ingest-expiry", "0s"], b"");
-        let fsck = ocicas(&["fsck", l], b"");
+        let gc = ocicas_output(&["gc", l, "--ingest-expiry", "0s"], b"");
+        let fsck = ocicas_output(&["fsck", l], b"");
         if !gc.status.success() && fsck.status.success() {
             unreported.push(format!("{what}: gc says {:?}, fsck says it is sound", stderr(&gc).trim()));
         }
@@ -618,7 +581,7 @@ fn a_lease_file_is_written_and_removed_only_under_its_own_name() {
     let leased = engine.put_blob(b"kept by a live lease").unwrap();
     engine.lease_new(Some("victim"), None).unwrap();
     engine.lease_add("victim", ocicas::LeaseResource::Blob(leased.digest.clone())).unwrap();
-    age(&layout.join("blobs/sha256").join(leased.digest.hex()));
+    age_blob(&engine, &leased.digest);
     let leases = layout.join(".ocicas/leases");
     std::fs::write(leases.join("other"), br#"{"id":"victim","createdAt":"2020-01-01T00:00:00Z"}"#).unwrap();
     std::fs::write(

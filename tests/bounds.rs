@@ -3,34 +3,17 @@
 //! what to change), never a panic, an abort or the OOM killer; a thread the system refuses is
 //! an error too.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-/// Runs `ocicas ARGS` through `wrapper` (a program and its arguments, or nothing).
+use common::cli::{OCICAS, assert_refused, ocicas_output};
+
+/// Runs `ocicas ARGS` through `wrapper` (a program and its arguments).
 fn run_wrapped(wrapper: &[&str], args: &[&str]) -> Output {
-    let ocicas = env!("CARGO_BIN_EXE_ocicas");
-    let mut command = match wrapper {
-        [] => Command::new(ocicas),
-        [program, wrapper_args @ ..] => {
-            let mut command = Command::new(program);
-            command.args(wrapper_args).arg(ocicas);
-            command
-        }
-    };
-    command.args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn run(args: &[&str]) -> Output {
-    run_wrapped(&[], args)
-}
-
-/// Checks that `output` is the CLI's argument error (exit 2, one line naming `named`), not a
-/// panic (101) or an abort.
-fn assert_refused(output: &Output, named: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains(named), "{stderr:?} does not name {named}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (program, wrapper_args) = wrapper.split_first().unwrap();
+    Command::new(program).args(wrapper_args).arg(OCICAS).args(args).output().unwrap()
 }
 
 /// A new layout in `dir`, and a tar of one small file beside it.
@@ -53,13 +36,16 @@ fn a_thread_count_over_the_limit_is_an_argument_error_naming_the_limit() {
     let (layout, tar) = layout_and_tar(dir.path());
     for threads in ["100000", "18446744073709551615"] {
         for compression in ["--level=6", "--zstd"] {
-            let output = run(&["layer", &layout, &tar, "--threads", threads, compression]);
+            let output = ocicas_output(&["layer", &layout, &tar, "--threads", threads, compression], b"");
             assert_refused(&output, "thread limit (threads)");
             assert!(String::from_utf8_lossy(&output.stderr).contains("--limit threads=N"));
         }
     }
-    assert_refused(&run(&["layer", &layout, &tar, "--threads", "9", "--limit", "threads=8"]), "of 8 threads");
-    let raised = run(&["layer", &layout, &tar, "--threads", "9", "--limit", "threads=9"]);
+    assert_refused(
+        &ocicas_output(&["layer", &layout, &tar, "--threads", "9", "--limit", "threads=8"], b""),
+        "of 8 threads",
+    );
+    let raised = ocicas_output(&["layer", &layout, &tar, "--threads", "9", "--limit", "threads=9"], b"");
     assert!(raised.status.success(), "{}", String::from_utf8_lossy(&raised.stderr));
 }
 
@@ -102,10 +88,10 @@ fn a_lease_expiry_past_the_year_9999_is_an_argument_error() {
     let dir = tempfile::tempdir().unwrap();
     let (layout, _) = layout_and_tar(dir.path());
     for expiry in ["500000000years", "584542046090years"] {
-        assert_refused(&run(&["lease", "new", &layout, "--expiry", expiry]), "lease expiry of");
+        assert_refused(&ocicas_output(&["lease", "new", &layout, "--expiry", expiry], b""), "lease expiry of");
     }
-    let output = run(&["lease", "new", &layout, "--id", "long", "--expiry", "1000years"]);
+    let output = ocicas_output(&["lease", "new", &layout, "--id", "long", "--expiry", "1000years"], b"");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let listed = run(&["lease", "ls", &layout]);
+    let listed = ocicas_output(&["lease", "ls", &layout], b"");
     assert!(String::from_utf8_lossy(&listed.stdout).contains(r#""id":"long""#));
 }

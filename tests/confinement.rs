@@ -3,20 +3,16 @@
 //! driven through the CLI (as it was found) with a sentinel directory beside the layout that
 //! must come out byte for byte unchanged.
 
+mod common;
 mod layout_common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Output;
 
-use layout_common::{Sentinel, ingest_dir, new_layout, ocicas, put, stderr};
+use common::cli::{assert_refused, ocicas_output, stderr};
+use common::fixture::ingest_dir;
+use layout_common::{Sentinel, new_layout, put};
 use ocicas::{Algorithm, Digest, Engine, ErrorKind, OpenOptions, WriterOptions};
-
-/// The command failed with the CLI's error status, a message naming `culprit`, and no panic.
-fn assert_refused(output: &Output, culprit: &str) {
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    assert!(stderr(output).contains(culprit), "stderr does not name {culprit:?}: {}", stderr(output));
-}
 
 /// Replaces the directory `path` by a symlink to `target`.
 fn replace_with_link(path: &Path, target: &Path) {
@@ -37,12 +33,12 @@ fn gc_neither_deletes_nor_creates_through_a_private_directory_replaced_by_a_syml
         put(&layout, b"garbage");
         replace_with_link(&layout.join(private), &sentinel.path);
         let before = sentinel.snapshot();
-        let gc = ocicas(&["gc", layout.to_str().unwrap(), "--ingest-expiry", "0s"], b"");
+        let gc = ocicas_output(&["gc", layout.to_str().unwrap(), "--ingest-expiry", "0s"], b"");
         assert_refused(&gc, "symlink");
         assert!(stderr(&gc).contains(private), "{private}: {}", stderr(&gc));
         assert_eq!(sentinel.snapshot(), before, "{private}: gc changed the directory the link points at");
         assert!(!sentinel.path.join("lock").exists(), "{private}: gc created a lock through the link");
-        let fsck = ocicas(&["fsck", layout.to_str().unwrap()], b"");
+        let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
         assert_eq!(fsck.status.code(), Some(1), "{private}: {fsck:?}");
         assert!(String::from_utf8_lossy(&fsck.stdout).contains("symlink"), "{private}: {fsck:?}");
         assert_eq!(sentinel.snapshot(), before, "{private}: fsck changed the directory the link points at");
@@ -62,11 +58,11 @@ fn an_ingest_data_symlink_is_never_written_through_nor_committed() {
     std::fs::write(ingest.join("ingest.json"), br#"{"ref":"myref","startedAt":1}"#).unwrap();
     symlink(sentinel.path.join("file"), ingest.join("data")).unwrap();
     let before = sentinel.snapshot();
-    let fsck = ocicas(&["fsck", layout.to_str().unwrap()], b"");
+    let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
     assert_eq!(fsck.status.code(), Some(1), "{fsck:?}");
     assert!(String::from_utf8_lossy(&fsck.stdout).contains("data is a symlink"), "{fsck:?}");
 
-    let put = ocicas(&["blob", "put", layout.to_str().unwrap(), "-", "--ref", "myref"], b"hello\n");
+    let put = ocicas_output(&["blob", "put", layout.to_str().unwrap(), "-", "--ref", "myref"], b"hello\n");
     assert!(put.status.success(), "{put:?}");
     assert_eq!(sentinel.snapshot(), before);
     for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
@@ -75,7 +71,7 @@ fn an_ingest_data_symlink_is_never_written_through_nor_committed() {
     }
     let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
     engine.verify_blob(&Digest::of_bytes(Algorithm::Sha256, b"hello\n")).unwrap();
-    assert!(ocicas(&["fsck", layout.to_str().unwrap()], b"").status.success());
+    assert!(ocicas_output(&["fsck", layout.to_str().unwrap()], b"").status.success());
 }
 
 /// Reproduction 3: a dangling `.ocicas/lock` symlink made any write create its target outside.
@@ -99,7 +95,7 @@ fn a_dangling_lock_symlink_creates_nothing_outside() {
         vec!["gc", l],
         vec!["lease", "new", l],
     ] {
-        let out = ocicas(&args, b"new bytes");
+        let out = ocicas_output(&args, b"new bytes");
         assert_refused(&out, "lock is a symlink");
         assert!(!target.exists(), "{args:?} created the lock's target");
     }
@@ -115,13 +111,13 @@ fn gc_never_deletes_another_layouts_blobs_through_a_symlinked_blob_directory() {
     let other = new_layout(dir.path(), "other");
     let theirs: Vec<Digest> = (0..5).map(|i| put(&other, format!("their blob {i}").as_bytes())).collect();
     replace_with_link(&layout.join("blobs/sha256"), &other.join("blobs/sha256"));
-    let gc = ocicas(&["gc", layout.to_str().unwrap()], b"");
+    let gc = ocicas_output(&["gc", layout.to_str().unwrap()], b"");
     assert_refused(&gc, "blobs/sha256");
     let engine = Engine::open(&other, &OpenOptions::default()).unwrap();
     for digest in &theirs {
         engine.verify_blob(digest).unwrap();
     }
-    let fsck = ocicas(&["fsck", layout.to_str().unwrap()], b"");
+    let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
     assert_eq!(fsck.status.code(), Some(1), "{fsck:?}");
 }
 
@@ -149,9 +145,12 @@ fn a_resumed_ingest_whose_data_was_changed_is_hashed_again_and_never_committed_c
     // Through the CLI with the file and --expect, as found: the right bytes are committed.
     tamper("cli");
     let l = layout.to_str().unwrap();
-    let put = ocicas(&["blob", "put", l, file.to_str().unwrap(), "--ref", "cli", "--expect", &digest.to_string()], b"");
+    let put = ocicas_output(
+        &["blob", "put", l, file.to_str().unwrap(), "--ref", "cli", "--expect", &digest.to_string()],
+        b"",
+    );
     assert!(put.status.success(), "{put:?}");
-    let fsck = ocicas(&["fsck", l], b"");
+    let fsck = ocicas_output(&["fsck", l], b"");
     assert!(fsck.status.success(), "{fsck:?}");
 
     // Through the writer: the rest written and committed expecting the digest is a mismatch.
@@ -181,7 +180,7 @@ fn no_write_makes_index_json_larger_than_the_reader_accepts() {
     let mut refused_at = None;
     for i in 0..40 {
         let before = std::fs::read(layout.join("index.json")).unwrap();
-        let out = ocicas(&["ref", "put", l, &name(i), &digest, "--media-type", "application/octet-stream"], b"");
+        let out = ocicas_output(&["ref", "put", l, &name(i), &digest, "--media-type", "application/octet-stream"], b"");
         if !out.status.success() {
             assert_refused(&out, "json_size");
             assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before, "a refused put changed index.json");
@@ -191,17 +190,17 @@ fn no_write_makes_index_json_larger_than_the_reader_accepts() {
     }
     let refused_at = refused_at.expect("40 names of 120 KB fit in index.json");
     assert!(refused_at > 30, "refused after only {refused_at} names");
-    let ls = ocicas(&["ref", "ls", l], b"");
+    let ls = ocicas_output(&["ref", "ls", l], b"");
     assert!(ls.status.success(), "{ls:?}");
     assert_eq!(String::from_utf8_lossy(&ls.stdout).lines().count(), refused_at);
 
     // Made too large by hand (another tool, or a lower limit): still listed and mended.
     let limit = format!("json_size={}", std::fs::metadata(layout.join("index.json")).unwrap().len() / 2);
-    let ls = ocicas(&["ref", "ls", l, "--limit", &limit], b"");
+    let ls = ocicas_output(&["ref", "ls", l, "--limit", &limit], b"");
     assert!(ls.status.success(), "{ls:?}");
     for i in 0..refused_at {
-        let rm = ocicas(&["ref", "rm", l, &name(i), "--limit", &limit], b"");
+        let rm = ocicas_output(&["ref", "rm", l, &name(i), "--limit", &limit], b"");
         assert!(rm.status.success(), "ref rm of name {i}: {rm:?}");
     }
-    assert!(ocicas(&["fsck", l, "--limit", &limit], b"").status.success());
+    assert!(ocicas_output(&["fsck", l, "--limit", &limit], b"").status.success());
 }

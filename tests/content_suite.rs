@@ -1,28 +1,18 @@
 //! A port of containerd's content store test suite (core/content/testsuite), case by case,
 //! against ocicas's ingest writers.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
-use ocicas::{Algorithm, CopySource, Digest, Engine, ErrorKind, Filters, Labels, WriterOptions};
-
-fn store() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::create(dir.path().join("layout")).unwrap();
-    (dir, engine)
-}
+use common::fixture::store;
+use common::rng::Rng;
+use ocicas::{Algorithm, CopySource, Digest, ErrorKind, Filters, Labels, WriterOptions};
 
 /// Deterministic pseudo-random content, as containerd's `createContent`.
 fn content(size: usize, seed: u64) -> (Vec<u8>, Digest) {
-    let mut state = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    let bytes: Vec<u8> = (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let bytes = Rng(seed).bytes(size);
     let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
     (bytes, digest)
 }

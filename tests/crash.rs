@@ -12,6 +12,8 @@
 //! it (un-fsynced data and directory entries dropped) and reopened: every commit and tag
 //! acknowledged by then survived, no blob is partial, index.json is whole.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::fixture::bytes;
 use ocicas::layout::{OsStorage, Root, Storage};
 use ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST;
 use ocicas::{Algorithm, Digest, Engine, GcOptions, LeaseResource, OpenOptions, WriterOptions};
@@ -37,10 +40,6 @@ enum Promise {
     /// A step that failed while changing this name: either the old or the new value may hold.
     Unknown(String),
     Nothing,
-}
-
-fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 fn manifest(engine: &Engine, layer: &Digest, salt: &str) -> ocicas::Result<ocicas::Descriptor> {

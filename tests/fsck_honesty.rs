@@ -3,12 +3,14 @@
 //! committed state while others retag and collect. A tag never names a blob as a document it
 //! does not parse as.
 
+mod common;
 mod graph_common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
+use common::cli::{ocicas_output, s};
+use common::fixture::{age_blob, age_blobs, store};
 use graph_common::*;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{
@@ -45,7 +47,7 @@ fn assert_sound_with_note(engine: &Engine, needles: &[&str]) {
 
 #[test]
 fn a_ref_put_refuses_a_blob_that_does_not_parse_as_the_media_type_given() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, _) = image(&engine, "a", "");
     let index = index_of(&engine, &[&manifest]);
     engine.ref_put("good", &index, false).unwrap();
@@ -59,19 +61,14 @@ fn a_ref_put_refuses_a_blob_that_does_not_parse_as_the_media_type_given() {
         assert_eq!(err.kind(), ErrorKind::InvalidImage, "{err}");
         assert!(err.message().contains("\"bad\"") && err.message().contains(&index.digest.to_string()), "{err}");
     }
-    let out = ocicas(&[
-        "ref",
-        "put",
-        s(engine.root()),
-        "bad",
-        &index.digest.to_string(),
-        "--media-type",
-        MEDIA_TYPE_IMAGE_MANIFEST,
-    ]);
+    let out = ocicas_output(
+        &["ref", "put", s(engine.root()), "bad", &index.digest.to_string(), "--media-type", MEDIA_TYPE_IMAGE_MANIFEST],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let names: Vec<String> = engine.ref_list().unwrap().into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["good"]);
-    age_blobs(&engine);
+    age_blobs(engine.root());
     engine.gc(&GcOptions::default()).unwrap();
 
     // Layers and media types without a parser are not read.
@@ -82,7 +79,7 @@ fn a_ref_put_refuses_a_blob_that_does_not_parse_as_the_media_type_given() {
 #[test]
 fn fsck_checks_every_media_type_a_digest_is_reached_with() {
     for bad_first in [true, false] {
-        let (_dir, engine) = layout();
+        let (_dir, engine) = store();
         let (manifest, _) = image(&engine, "a", "");
         let index = index_of(&engine, &[&manifest]);
         let bad = || add_index_entry(&engine, Some("bad"), entry(MEDIA_TYPE_IMAGE_MANIFEST, &index.digest, index.size));
@@ -94,7 +91,7 @@ fn fsck_checks_every_media_type_a_digest_is_reached_with() {
             bad();
         }
         assert_problem(&engine, &["\"bad\"", &index.digest.to_string()]);
-        age_blobs(&engine);
+        age_blobs(engine.root());
         let err = engine.gc(&GcOptions::default()).unwrap_err();
         assert!(err.message().contains("\"bad\""), "{err}");
         engine.ref_delete("bad").unwrap();
@@ -104,7 +101,7 @@ fn fsck_checks_every_media_type_a_digest_is_reached_with() {
 
 #[test]
 fn a_ref_name_on_two_entries_is_a_problem_and_putting_it_again_leaves_one() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, _) = image(&engine, "a", "");
     engine.ref_put("a", &manifest, false).unwrap();
     edit_index(&engine, |index| {
@@ -130,7 +127,7 @@ fn a_ref_name_on_two_entries_is_a_problem_and_putting_it_again_leaves_one() {
 
 #[test]
 fn an_index_entry_of_an_unknown_media_type_is_a_note() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, _) = image(&engine, "a", "");
     engine.ref_put("a", &manifest, false).unwrap();
     add_index_entry(&engine, Some("foo"), entry("application/x-foo", &manifest.digest, manifest.size));
@@ -148,7 +145,7 @@ fn a_data_field_must_be_the_base64_of_the_blob() {
     ];
     for (data, fault) in cases {
         // On an index.json entry.
-        let (_dir, engine) = layout();
+        let (_dir, engine) = store();
         let (manifest, _) = image(&engine, "a", "");
         engine.ref_put("a", &manifest, false).unwrap();
         let bytes = engine.read_blob(&manifest.digest, 1 << 20).unwrap();
@@ -160,7 +157,7 @@ fn a_data_field_must_be_the_base64_of_the_blob() {
         }
 
         // On a layer descriptor inside a manifest.
-        let (_dir, engine) = layout();
+        let (_dir, engine) = store();
         let layer = put(&engine, LAYER_TAR, b"layer");
         let config = put_json(
             &engine,
@@ -202,7 +199,7 @@ fn image_config(engine: &Engine, kind: &str, diff_ids: &[&Digest]) -> Descriptor
 
 #[test]
 fn a_manifest_with_a_config_or_layers_of_the_wrong_kind_is_a_problem_unless_it_is_an_artifact() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let layer = put(&engine, LAYER_TAR, b"layer");
     let config = image_config(&engine, "layers", &[&layer.digest]);
     let config_as_layer =
@@ -225,7 +222,7 @@ fn a_manifest_with_a_config_or_layers_of_the_wrong_kind_is_a_problem_unless_it_i
 
 #[test]
 fn a_config_whose_rootfs_does_not_match_the_layers_is_a_problem() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let layer = put(&engine, LAYER_TAR, b"layer");
     tag_manifest(&engine, "ok", &image_config(&engine, "layers", &[&layer.digest]), std::slice::from_ref(&layer));
     assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
@@ -243,7 +240,7 @@ fn a_config_whose_rootfs_does_not_match_the_layers_is_a_problem() {
 
 #[test]
 fn an_index_json_whose_manifests_are_null_is_a_note_and_is_mended_by_the_next_tag() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     std::fs::write(engine.root().join("index.json"), br#"{"schemaVersion":2,"manifests":null}"#).unwrap();
     let engine = Engine::open(engine.root(), &OpenOptions::default()).unwrap();
     assert_sound_with_note(&engine, &["null"]);
@@ -257,7 +254,7 @@ fn an_index_json_whose_manifests_are_null_is_a_note_and_is_mended_by_the_next_ta
 
 #[test]
 fn an_index_entry_with_a_digest_ocicas_cannot_parse_is_reported_not_fatal() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, _) = image(&engine, "a", "");
     engine.ref_put("a", &manifest, false).unwrap();
     let sha384 = format!("sha384:{}", "a".repeat(96));
@@ -285,7 +282,7 @@ fn an_index_entry_with_a_digest_ocicas_cannot_parse_is_reported_not_fatal() {
     engine.ref_put("broken", &other, true).unwrap();
     engine.ref_delete("odd").unwrap();
     assert!(!std::fs::read_to_string(engine.root().join("index.json")).unwrap().contains(&sha384));
-    age_blobs(&engine);
+    age_blobs(engine.root());
     engine.gc(&GcOptions::default()).unwrap();
     assert!(engine.fsck().unwrap().is_sound(), "{}", problems(&engine));
 
@@ -301,7 +298,7 @@ fn an_index_entry_with_a_digest_ocicas_cannot_parse_is_reported_not_fatal() {
 
 #[test]
 fn a_layout_of_another_1_x_version_opens_and_fsck_reports_it() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, _) = image(&engine, "a", "");
     engine.ref_put("a", &manifest, false).unwrap();
     std::fs::write(engine.root().join("oci-layout"), br#"{"imageLayoutVersion":"1.1.0"}"#).unwrap();
@@ -322,7 +319,7 @@ fn append(engine: &Engine, name: &str, compression: Compression, content: &[u8])
 
 #[test]
 fn fsck_deep_checks_every_layer_against_its_diff_id() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     for (i, compression) in [Compression::Gzip(6), Compression::Zstd(3), Compression::None].into_iter().enumerate() {
         append(&engine, "app", compression, format!("tar bytes {i}").repeat(1000).as_bytes());
     }
@@ -343,9 +340,9 @@ fn fsck_deep_checks_every_layer_against_its_diff_id() {
         assert!(problem.contains(&layer.digest.to_string()) && problem.contains(&liar.digest.to_string()), "{problem}");
         assert!(problem.contains("\"liar\"") && problem.contains(&wrong.to_string()), "{problem}");
     }
-    let out = ocicas(&["fsck", s(engine.root()), "--deep"]);
+    let out = ocicas_output(&["fsck", s(engine.root()), "--deep"], b"");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let out = ocicas(&["fsck", s(engine.root())]);
+    let out = ocicas_output(&["fsck", s(engine.root())], b"");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     engine.ref_delete("liar").unwrap();
 
@@ -363,17 +360,16 @@ fn fsck_deep_checks_every_layer_against_its_diff_id() {
 #[test]
 fn fsck_during_retags_and_gcs_sees_one_committed_state() {
     const ROUNDS: usize = 60;
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let stop = AtomicBool::new(false);
     let mut fsck_runs = 0;
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
-            let past = SystemTime::now() - Duration::from_secs(3600);
             for round in 0..ROUNDS {
                 // Each round tags a new image and collects the previous one, aged past GC's grace.
                 let (manifest, blobs) = image(&engine, &format!("round {round}"), "");
                 for digest in &blobs {
-                    age_blob(&engine, digest, past);
+                    age_blob(&engine, digest);
                 }
                 engine.ref_put("app", &manifest, true).unwrap();
                 engine.gc(&GcOptions::default()).unwrap();

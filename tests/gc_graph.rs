@@ -4,8 +4,10 @@
 //! has no parser for (by its descriptor-shaped objects); non-JSON blobs of unknown types are
 //! leaves. fsck follows the same edges, so a missing child makes the layout unsound.
 
+mod common;
 mod graph_common;
 
+use common::fixture::{age_blobs, store};
 use graph_common::*;
 use ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST;
 use ocicas::{Digest, ErrorKind, GcOptions, Labels, LeaseResource, WriterOptions};
@@ -23,7 +25,7 @@ enum UntypedRoot {
 fn a_tagged_image_also_reached_untyped_keeps_its_config_and_layers_whatever_its_json_starts_with() {
     for root in [UntypedRoot::Lease, UntypedRoot::Label, UntypedRoot::Ingest] {
         for prefix in ["", "\n  ", "\t\r\n "] {
-            let (_dir, engine) = layout();
+            let (_dir, engine) = store();
             // An ingest that expects the manifest must be opened before the manifest is stored.
             let pending_manifest = image(&engine, "probe", prefix).0;
             engine.delete_blob(&pending_manifest.digest).unwrap();
@@ -59,7 +61,7 @@ fn a_tagged_image_also_reached_untyped_keeps_its_config_and_layers_whatever_its_
 
 #[test]
 fn a_leased_manifest_whose_json_starts_with_whitespace_keeps_its_children() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (manifest, blobs) = image(&engine, "leased", "\n\n    ");
     let lease = engine.lease_new(None, None).unwrap();
     engine.lease_add(&lease.id, LeaseResource::Blob(manifest.digest)).unwrap();
@@ -71,7 +73,7 @@ const MEDIA_TYPE_ARTIFACT_MANIFEST: &str = "application/vnd.oci.artifact.manifes
 
 #[test]
 fn gc_keeps_the_blobs_and_subject_of_a_tagged_artifact_manifest() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (subject, subject_blobs) = image(&engine, "subject", "");
     let signature = put(&engine, "application/vnd.example.signature", b"signed");
     let sbom = put_json(&engine, "application/spdx+json", "", &json!({"spdxVersion": "SPDX-2.3"}));
@@ -99,7 +101,7 @@ fn gc_keeps_the_layers_of_docker_schema1_manifests_signed_or_not() {
         "application/vnd.docker.distribution.manifest.v1+json",
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     ] {
-        let (_dir, engine) = layout();
+        let (_dir, engine) = store();
         let layers: Vec<Digest> = (0..2).map(|i| put(&engine, "", format!("layer {i}").as_bytes()).digest).collect();
         let mut manifest = json!({"schemaVersion": 1, "name": "library/app", "tag": "1", "architecture": "amd64",
                                   "fsLayers": [{"blobSum": layers[0]}, {"blobSum": layers[1]}],
@@ -121,7 +123,7 @@ fn gc_keeps_the_layers_of_docker_schema1_manifests_signed_or_not() {
 
 #[test]
 fn gc_follows_every_descriptor_shaped_object_of_json_of_an_unknown_media_type() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (nested_manifest, nested_blobs) = image(&engine, "nested", "");
     let config = put(&engine, "application/vnd.example.config", b"config bytes");
     let part = put(&engine, "application/vnd.example.part", b"part bytes");
@@ -152,7 +154,7 @@ fn gc_follows_every_descriptor_shaped_object_of_json_of_an_unknown_media_type() 
 
 #[test]
 fn a_blob_of_an_unknown_media_type_that_is_not_json_is_a_leaf() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let target = put(&engine, LAYER_TAR, b"named inside the blob");
     // Bytes that merely mention a descriptor are not a document.
     let text = format!(r#"not json: {{"mediaType":"x","digest":"{}","size":21}}"#, target.digest);
@@ -166,13 +168,13 @@ fn a_blob_of_an_unknown_media_type_that_is_not_json_is_a_leaf() {
 
 #[test]
 fn a_blob_of_an_unknown_media_type_with_the_wrong_size_stops_gc() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let child = put(&engine, LAYER_TAR, b"child");
     let parent = put_json(&engine, "application/vnd.example+json", "", &json!({"child": child}));
     let declared =
         json!({"mediaType": "application/vnd.example+json", "digest": parent.digest, "size": parent.size + 1});
     add_index_entry(&engine, Some("odd"), declared);
-    age_blobs(&engine);
+    age_blobs(engine.root());
     let err = engine.gc(&GcOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidImage, "{err}");
     assert!(err.message().contains(&parent.digest.to_string()) && err.message().contains("\"odd\""), "{err}");
@@ -181,7 +183,7 @@ fn a_blob_of_an_unknown_media_type_with_the_wrong_size_stops_gc() {
 
 #[test]
 fn a_referrer_keeps_its_subject_and_an_index_its_manifests() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let (subject, subject_blobs) = image(&engine, "subject", "");
     let (member, member_blobs) = image(&engine, "member", " ");
     let referrer = json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_IMAGE_MANIFEST,

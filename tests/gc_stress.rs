@@ -7,23 +7,26 @@
 //! manifest. Children are this test binary re-executed in a role chosen by an env var; they exit
 //! non-zero on any failure.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
-use ocicas::layout::{OsStorage, Root, Storage};
+use common::child::{child, child_engine, role};
+use common::cli::{OCICAS, assert_succeeded, ocicas, s};
+use common::fixture::{BeforeFirstLock, age_blob};
+use common::rng::Rng;
 use ocicas::spec::{ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST, canonical_json};
 use ocicas::{
     Algorithm, CompressionOptions, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, LayerStream,
     LeaseResource, OpenOptions, StorageOptions, WriterOptions,
 };
 
-const ROLE: &str = "OCICAS_STRESS_ROLE";
-const LAYOUT: &str = "OCICAS_STRESS_LAYOUT";
 /// How long the soak's children run; each also stops after a bounded number of rounds.
 const RUN_FOR: Duration = Duration::from_secs(10);
 const WRITERS: usize = 3;
@@ -33,72 +36,6 @@ const MAX_GC_ROUNDS: usize = 500;
 const TAGS: [&str; 4] = ["t0", "t1", "t2", "t3"];
 /// Layers every writer puts now and then: the same blobs are garbage, swept, and put again.
 const COMMON_LAYERS: usize = 4;
-
-fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
-}
-
-fn child_engine() -> Engine {
-    Engine::open(std::env::var(LAYOUT).unwrap(), &OpenOptions::default()).unwrap()
-}
-
-/// This test binary again, running only `test`, in `role`.
-fn child(test: &str, role: &str, layout: &Path) -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(ROLE, role).env(LAYOUT, layout);
-    command
-}
-
-fn ocicas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap()
-}
-
-fn ocicas_ok(args: &[&str]) -> String {
-    let output = ocicas(args);
-    assert!(output.status.success(), "ocicas {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn assert_child_succeeded(what: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "the {what} process failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Sets a blob's mtime an hour back, as if committed long ago (no GC grace).
-fn age_blob(engine: &Engine, digest: &Digest) {
-    let path = engine.root().join("blobs/sha256").join(digest.hex());
-    fs::File::open(&path).unwrap().set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn layer_descriptor(blob: &ocicas::StoredBlob) -> Descriptor {
     Descriptor::new("application/vnd.oci.image.layer.v1.tar", blob.digest.clone(), blob.size)
@@ -173,7 +110,7 @@ fn writer_round(engine: &Engine, writer: &str, round: usize, rng: &mut Rng) {
     let mut blobs: Vec<&Digest> = manifest.layers.iter().map(|l| &l.digest).collect();
     blobs.extend([&manifest.config.digest, &descriptor.digest]);
     assert_still_stored(engine, writer, round, "before tagging", &blobs);
-    let tag = TAGS[rng.below(TAGS.len() as u64) as usize];
+    let tag = *rng.pick(&TAGS);
     engine.ref_put(tag, &descriptor, true).unwrap();
     assert_still_stored(engine, writer, round, "after tagging", &blobs);
     engine.lease_release(&lease.id).unwrap();
@@ -197,8 +134,8 @@ fn leased_stream(engine: &Engine, lease: &str) -> LayerStream {
 }
 
 fn tagger_round(engine: &Engine, rng: &mut Rng) {
-    let from = TAGS[rng.below(TAGS.len() as u64) as usize];
-    let to = TAGS[rng.below(TAGS.len() as u64) as usize];
+    let from = *rng.pick(&TAGS);
+    let to = *rng.pick(&TAGS);
     match engine.ref_get(from) {
         Ok(descriptor) => match engine.ref_put(to, &descriptor, true) {
             // The image may have been collected since `from` moved on; the tag must not be made.
@@ -211,7 +148,8 @@ fn tagger_round(engine: &Engine, rng: &mut Rng) {
         Err(err) => panic!("tagger: {err}"),
     }
     if rng.below(6) == 0 {
-        engine.ref_delete(TAGS[rng.below(TAGS.len() as u64) as usize]).unwrap();
+        let tag = rng.pick(&TAGS);
+        engine.ref_delete(tag).unwrap();
     }
     std::thread::sleep(Duration::from_millis(2));
 }
@@ -261,7 +199,7 @@ fn gc_while_processes_write_keeps_every_tagged_image_whole() {
     let mut counts = BTreeMap::new();
     for (role, child) in children {
         let output = child.wait_with_output().unwrap();
-        assert_child_succeeded(&role, &output);
+        assert_succeeded(&format!("the {role} process"), &output);
         let stdout = String::from_utf8_lossy(&output.stdout);
         // libtest may print "test NAME ... " before the child's own line.
         let line = stdout
@@ -341,7 +279,7 @@ fn wait_for_line(stdout: &mut BufReader<ChildStdout>, wanted: &str) {
 fn gc_cli(layout: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["gc", s(layout), "--json"];
     args.extend(extra);
-    serde_json::from_str(&ocicas_ok(&args)).unwrap()
+    serde_json::from_str(&ocicas(&args)).unwrap()
 }
 
 #[test]
@@ -379,7 +317,7 @@ fn an_ingest_held_by_a_live_process_survives_gc_with_zero_expiry_and_idle_ones_d
     // Zero removes the ingests no live writer holds, whatever their age.
     let report = gc_cli(&layout, &["--ingest-expiry", "0s"]);
     assert_eq!(report["ingestsRemoved"], serde_json::json!(["idle", "killed"]), "{report}");
-    let listed = ocicas_ok(&["ingest", "ls", s(&layout)]);
+    let listed = ocicas(&["ingest", "ls", s(&layout)]);
     let refs: Vec<String> = listed
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["ref"].as_str().unwrap().to_owned())
@@ -404,7 +342,7 @@ fn a_blob_a_live_process_is_uploading_survives_gc_with_zero_expiry() {
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
     // `ocicas blob put LAYOUT -` (no --ref) streams stdin into a private temp file.
-    let mut upload = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+    let mut upload = Command::new(OCICAS)
         .args(["blob", "put", s(&layout), "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -425,7 +363,7 @@ fn a_blob_a_live_process_is_uploading_survives_gc_with_zero_expiry() {
     stdin.write_all(b"second half").unwrap();
     drop(stdin);
     let output = upload.wait_with_output().unwrap();
-    assert_child_succeeded(&format!("upload (GC reported {report})"), &output);
+    assert_succeeded(&format!("the upload (GC reported {report}) process"), &output);
     let digest: Digest = String::from_utf8(output.stdout).unwrap().trim().parse().unwrap();
     assert_eq!(digest, Digest::of_bytes(Algorithm::Sha256, b"first half, second half"));
     assert!(engine.has_blob(&digest).unwrap());
@@ -433,21 +371,6 @@ fn a_blob_a_live_process_is_uploading_survives_gc_with_zero_expiry() {
 
 // ---------------------------------------------------------------------------------------------
 // A lease's manifest committed while GC waits for the store lock.
-
-/// The real file system, telling `reached` when the store lock is first opened: in GC, once
-/// its unlocked mark is done and it goes to take the lock to sweep.
-struct SignalsTheLock {
-    reached: Mutex<Option<mpsc::Sender<()>>>,
-}
-
-impl Storage for SignalsTheLock {
-    fn open_lock(&self, root: &Root, path: &Path) -> std::io::Result<fs::File> {
-        if let Some(reached) = self.reached.lock().unwrap().take() {
-            let _ = reached.send(());
-        }
-        OsStorage.open_lock(root, path)
-    }
-}
 
 #[test]
 fn children_of_a_leased_manifest_committed_while_gc_waits_for_the_lock_are_kept() {
@@ -471,7 +394,10 @@ fn children_of_a_leased_manifest_committed_while_gc_waits_for_the_lock_are_kept(
     let lock = fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).unwrap();
     lock.lock_shared().unwrap();
     let (reached, lock_reached) = mpsc::channel();
-    let storage = Arc::new(SignalsTheLock { reached: Mutex::new(Some(reached)) });
+    // GC opens the lock once its unlocked mark is done, to sweep.
+    let storage = Arc::new(BeforeFirstLock::new(move || {
+        let _ = reached.send(());
+    }));
     let gc_engine = Engine::open_with(&layout, &OpenOptions::default(), storage).unwrap();
     let gc = std::thread::spawn(move || gc_engine.gc(&GcOptions::default()));
     lock_reached.recv_timeout(Duration::from_secs(20)).expect("GC never went for the store lock");

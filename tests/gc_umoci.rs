@@ -4,79 +4,20 @@
 //! schema2 images are where we differ on purpose: we keep their config and layers, umoci
 //! deletes them. A missing peer fails the tests unless OCICAS_SKIP_PEERS=1.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, SystemTime};
 
-fn peers_available(names: &[&str]) -> bool {
-    let missing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| Command::new(name).arg("--version").output().map_or(true, |o| !o.status.success()))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("OCICAS_SKIP_PEERS").as_deref() == Ok("1") {
-        eprintln!("skipped: {missing:?} not on PATH and OCICAS_SKIP_PEERS=1");
-        return false;
-    }
-    panic!(
-        "{missing:?} not on PATH: install them (apt-get install -y umoci skopeo), or set OCICAS_SKIP_PEERS=1 to skip"
-    );
-}
-
-/// Runs a command, panicking with its output when it fails; returns stdout.
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn ocicas(args: &[&str]) -> String {
-    run(env!("CARGO_BIN_EXE_ocicas"), args)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::cli::{ocicas, run, s};
+use common::fixture::{age_blobs, blob_files, copy_layout};
+use common::peers::peers_available;
+use common::rng::Rng;
 
 /// `LAYOUT:TAG`, the image argument of umoci.
 fn image(layout: &Path, tag: &str) -> String {
     format!("{}:{tag}", s(layout))
-}
-
-fn blob_files(layout: &Path) -> BTreeSet<String> {
-    match fs::read_dir(layout.join("blobs/sha256")) {
-        Ok(entries) => entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect(),
-        Err(_) => BTreeSet::new(),
-    }
-}
-
-/// Sets every blob's mtime an hour back, so GC's grace for blobs committed while it runs
-/// (mtime within a second of its start) does not keep the garbage we just made.
-fn age_blobs(layout: &Path) {
-    let past = SystemTime::now() - Duration::from_secs(3600);
-    for name in blob_files(layout) {
-        let path = layout.join("blobs/sha256").join(name);
-        // futimens needs ownership of the file, not a writable descriptor (blobs are 0444).
-        fs::File::open(&path).unwrap().set_modified(past).unwrap();
-    }
-}
-
-fn copy_layout(from: &Path, to: &Path) {
-    if to.exists() {
-        fs::remove_dir_all(to).unwrap();
-    }
-    run("cp", &["-a", s(from), s(to)]);
 }
 
 /// `ocicas fsck` passes and, after a GC, reports nothing unreachable.
@@ -121,27 +62,6 @@ fn random_tree(root: &Path, name: &str, files: usize, rng: &mut Rng) -> PathBuf 
         fs::write(file, bytes).unwrap();
     }
     dir
-}
-
-/// splitmix64: a seeded sequence, so a failing history can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// a = empty base + layer1, b = a + layer2, c = a fresh image with its own layer; every step

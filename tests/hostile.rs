@@ -4,16 +4,16 @@
 //! `ErrorKind`, that the message names the culprit, and that the store is unchanged afterwards.
 //! (Changing the working directory is in tests/hostile_cwd.rs: the cwd is process-global.)
 
-mod archive_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use archive_common::store;
+use common::fixture::{age, copy_layout, store};
 use ocicas::spec::{
     ANNOTATION_REF_NAME, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
 };
@@ -271,21 +271,11 @@ fn malformed_digests_are_refused_by_every_api_naming_the_digest_and_change_nothi
     assert_sound(&engine);
 }
 
-fn copy_layout(from: &Path, to: &Path) {
-    let status = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap();
-    assert!(status.success());
-}
-
 /// Runs `f` on another thread; a hang (a FIFO opened blocking, a symlink loop) fails the test.
 fn within_seconds<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || send.send(f()));
     receive.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("{what} hung or panicked"))
-}
-
-fn age(path: &Path) {
-    let file = std::fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
 }
 
 #[test]

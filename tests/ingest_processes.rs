@@ -2,37 +2,24 @@
 //! process dies, and a writer killed with SIGKILL at random points never leaves a partial or
 //! corrupt blob. Children are this test binary re-executed in a role chosen by an env var.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ocicas::{Algorithm, Digest, Engine, ErrorKind, Labels, OpenOptions, WriterOptions};
+use common::child::{child, child_engine, role};
+use common::fixture::bytes;
+use common::rng::Rng;
+use ocicas::{Algorithm, Digest, Engine, ErrorKind, Labels, WriterOptions};
 
-const ROLE: &str = "OCICAS_TEST_ROLE";
-const LAYOUT: &str = "OCICAS_TEST_LAYOUT";
-
-fn child(role: &str, test: &str, layout: &std::path::Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(ROLE, role)
-        .env(LAYOUT, layout)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn child_layout() -> Option<Engine> {
-    std::env::var(ROLE).ok()?;
-    Some(Engine::open(std::env::var(LAYOUT).unwrap(), &OpenOptions::default()).unwrap())
-}
-
-fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
-}
+const HOLD: &str = "a_ref_held_in_another_process_is_locked_until_it_is_killed";
+const KILLED: &str = "writers_killed_at_random_points_never_leave_a_partial_blob";
 
 #[test]
 fn a_ref_held_in_another_process_is_locked_until_it_is_killed() {
-    if let Some(engine) = child_layout() {
+    if role().is_some() {
+        let engine = child_engine();
         // Child: hold the ref with some data written, then wait to be killed.
         let mut writer = engine.writer("shared-ref", &WriterOptions::default()).unwrap();
         writer.write(&bytes(10_000, 1)).unwrap();
@@ -43,7 +30,7 @@ fn a_ref_held_in_another_process_is_locked_until_it_is_killed() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
-    let mut holder = child("hold", "a_ref_held_in_another_process_is_locked_until_it_is_killed", &layout);
+    let mut holder = child(HOLD, "hold", &layout).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     let mut out = BufReader::new(holder.stdout.take().unwrap());
     while !line.contains("ready") {
@@ -67,7 +54,8 @@ fn a_ref_held_in_another_process_is_locked_until_it_is_killed() {
 
 #[test]
 fn writers_killed_at_random_points_never_leave_a_partial_blob() {
-    if let Some(engine) = child_layout() {
+    if role().is_some() {
+        let engine = child_engine();
         // Child: ingest, resume and commit blobs forever, until killed.
         let mut round = 0u32;
         loop {
@@ -97,12 +85,11 @@ fn writers_killed_at_random_points_never_leave_a_partial_blob() {
     let engine = Engine::create(&layout).unwrap();
     let deadline = Instant::now() + Duration::from_secs(25);
     let mut rounds = 0;
-    let mut state = 0x1234_5678u32;
+    let mut rng = Rng(1);
     while rounds < 40 && Instant::now() < deadline {
         rounds += 1;
-        let mut writer = child("loop", "writers_killed_at_random_points_never_leave_a_partial_blob", &layout);
-        state = state.wrapping_mul(1103515245).wrapping_add(12345);
-        std::thread::sleep(Duration::from_millis(20 + u64::from(state >> 16) % 300));
+        let mut writer = child(KILLED, "loop", &layout).stdout(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
         writer.kill().unwrap();
         writer.wait().unwrap();
 

@@ -4,19 +4,21 @@
 //! and every acknowledged tag resolves to a complete image. Children are this test binary
 //! re-executed in a role chosen by an env var.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::child::{child, child_engine, role};
+use common::rng::Rng;
 use ocicas::{
-    CompressionOptions, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, Labels, LayerStream, OpenOptions,
+    CompressionOptions, Descriptor, Digest, Document, Engine, ErrorKind, GcOptions, Labels, LayerStream,
     StorageOptions, WriterOptions,
 };
 
-const ROLE: &str = "OCICAS_SOAK_ROLE";
-const LAYOUT: &str = "OCICAS_SOAK_LAYOUT";
 const TEST: &str = "acknowledged_tags_survive_sigkill_at_random_points";
 const SOAK_FOR: Duration = Duration::from_secs(30);
 
@@ -89,9 +91,9 @@ fn assert_complete(engine: &Engine, name: &str, descriptor: &Descriptor) {
 
 #[test]
 fn acknowledged_tags_survive_sigkill_at_random_points() {
-    if std::env::var(ROLE).is_ok() {
-        let engine = Engine::open(std::env::var(LAYOUT).unwrap(), &OpenOptions::default()).unwrap();
-        let start: u32 = std::env::var(ROLE).unwrap().parse().unwrap();
+    if let Some(role) = role() {
+        let engine = child_engine();
+        let start: u32 = role.parse().unwrap();
         let mut out = std::io::stdout().lock();
         for round in start.. {
             child_round(&engine, round, &mut out).unwrap();
@@ -104,15 +106,9 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
     // The latest acknowledged state of each name.
     let mut acknowledged: BTreeMap<String, Tag> = BTreeMap::new();
     let deadline = Instant::now() + SOAK_FOR;
-    let (mut kills, mut next_round, mut state) = (0u32, 0u32, 0x2545_f491u32);
+    let (mut kills, mut next_round, mut rng) = (0u32, 0u32, Rng(1));
     while Instant::now() < deadline {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
-            .env(ROLE, next_round.to_string())
-            .env(LAYOUT, &layout)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = child(TEST, &next_round.to_string(), &layout).stdout(Stdio::piped()).spawn().unwrap();
         // Lines are read on a thread, so that the kill lands wherever the child is.
         let (lines_tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
@@ -121,8 +117,7 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
                 let _ = lines_tx.send(line);
             }
         });
-        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        std::thread::sleep(Duration::from_millis(30 + u64::from(state >> 16) % 400));
+        std::thread::sleep(Duration::from_millis(30 + rng.below(400)));
         child.kill().unwrap();
         child.wait().unwrap();
         reader.join().unwrap();

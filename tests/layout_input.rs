@@ -5,32 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::ocicas;
-
+use common::cli::ocicas_watched;
+use common::fixture::{closed_ingest, ingest_dir, store};
 use ocicas::{Algorithm, Digest, Engine, ErrorKind, GcOptions, OpenOptions, WriterOptions};
-
-fn layout() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    Engine::create(&layout).unwrap();
-    (dir, layout)
-}
-
-fn ingest_dir(layout: &Path, ref_name: &str) -> PathBuf {
-    layout.join(".ocicas/ingest").join(Digest::of_bytes(Algorithm::Sha256, ref_name.as_bytes()).hex())
-}
-
-/// A closed ingest of `ref_name` holding `bytes`.
-fn closed_ingest(layout: &Path, ref_name: &str, bytes: &[u8]) {
-    let engine = Engine::open(layout, &OpenOptions::default()).unwrap();
-    let mut writer = engine.writer(ref_name, &WriterOptions::default()).unwrap();
-    writer.write(bytes).unwrap();
-    writer.close().unwrap();
-}
 
 #[test]
 fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
@@ -42,8 +23,8 @@ fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
         assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
     };
     for planted in ["index.json", "oci-layout", ".ocicas/leases/l", ".ocicas/labels/sha256/LABEL", "INGEST/ref"] {
-        let (_dir, layout) = layout();
-        let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
+        let (_dir, engine) = store();
+        let layout = engine.root().to_owned();
         let blob = engine.put_blob(b"blob").unwrap();
         engine.update_labels(&blob.digest, &[("k".to_owned(), "v".to_owned())].into(), &[]).unwrap();
         engine.lease_new(Some("l"), None).unwrap();
@@ -56,7 +37,7 @@ fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
         let digest = blob.digest.to_string();
         // fsck reports it (before GC, which removes a damaged ingest with what is in it), or
         // cannot open the layout when it stands for oci-layout or index.json.
-        let fsck = ocicas(&["fsck", l], b"");
+        let fsck = ocicas_watched(&["fsck", l], b"");
         assert!(matches!(fsck.code, Some(1 | 2)), "{planted}: fsck called it sound");
         for args in [
             vec!["ref", "ls", l],
@@ -66,7 +47,7 @@ fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
             vec!["fsck", l],
             vec!["gc", l, "--ingest-expiry", "0s"],
         ] {
-            let run = ocicas(&args, b"");
+            let run = ocicas_watched(&args, b"");
             assert!(
                 matches!(run.code, Some(0..=2)),
                 "{planted}: `ocicas {}`: {:?} {}",
@@ -82,19 +63,19 @@ fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
 /// committed the stale bytes; a file is copied again from its start.
 #[test]
 fn a_file_put_on_a_stale_ingest_commits_the_files_bytes() {
-    let (dir, layout) = layout();
+    let (dir, engine) = store();
+    let layout = engine.root().to_owned();
     let l = layout.to_str().unwrap();
     closed_ingest(&layout, "R", b"longer, different content left by an earlier attempt");
     let small = dir.path().join("small.txt");
     std::fs::write(&small, b"small").unwrap();
-    let run = ocicas(&["blob", "put", l, small.to_str().unwrap(), "--ref", "R"], b"");
+    let run = ocicas_watched(&["blob", "put", l, small.to_str().unwrap(), "--ref", "R"], b"");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
     assert_eq!(engine.list_blobs().unwrap(), vec![Digest::of_bytes(Algorithm::Sha256, b"small")]);
     assert!(engine.fsck().unwrap().is_sound());
     // Through stdin, which cannot be read again, the same is refused and the ingest kept.
     closed_ingest(&layout, "S", b"longer, different content left by an earlier attempt");
-    let run = ocicas(&["blob", "put", l, "-", "--ref", "S"], b"small");
+    let run = ocicas_watched(&["blob", "put", l, "-", "--ref", "S"], b"small");
     assert_eq!(run.code, Some(2), "{}", run.stderr);
     assert!(run.stderr.contains("ingest abort"), "{}", run.stderr);
     assert_eq!(engine.list_blobs().unwrap().len(), 1);

@@ -1,28 +1,18 @@
 //! Issue 18 item 5: metadata files of a gigabyte planted in a layout are refused in bounded
 //! memory. Alone in its test binary, so that the peak memory a child reports is its own (see
-//! `common::Finished::peak_rss_kib`).
+//! `common::cli::Finished::peak_rss_kib`).
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::ocicas;
-use ocicas::{Algorithm, Digest, Engine, OpenOptions, WriterOptions};
+use common::cli::ocicas_watched;
+use common::fixture::{closed_ingest, ingest_dir};
+use ocicas::{Algorithm, Digest, Engine, OpenOptions};
 
 /// Peak memory any command here may use on a tiny layout, planted files of gigabytes included.
 const MEMORY_BOUND_KIB: i64 = 64 * 1024;
 
-fn ingest_dir(layout: &Path, ref_name: &str) -> PathBuf {
-    layout.join(".ocicas/ingest").join(Digest::of_bytes(Algorithm::Sha256, ref_name.as_bytes()).hex())
-}
-
-/// A closed ingest of `ref_name` holding `bytes`.
-fn closed_ingest(layout: &Path, ref_name: &str, bytes: &[u8]) {
-    let engine = Engine::open(layout, &OpenOptions::default()).unwrap();
-    let mut writer = engine.writer(ref_name, &WriterOptions::default()).unwrap();
-    writer.write(bytes).unwrap();
-    writer.close().unwrap();
-}
 /// A sparse file of 1 GiB: no disk, but a reader that trusts its size allocates it.
 fn sparse_gib(path: &Path) {
     std::fs::File::create(path).unwrap().set_len(1 << 30).unwrap();
@@ -55,7 +45,7 @@ fn metadata_files_of_a_gigabyte_are_refused_in_bounded_memory() {
         (vec!["lease", "ls", l], b"", 2),
         (vec!["gc", l, "--ingest-expiry", "0s"], b"", 2),
     ] {
-        let run = ocicas(&args, stdin);
+        let run = ocicas_watched(&args, stdin);
         assert_eq!(run.code, Some(code), "`ocicas {}`: {}", args.join(" "), run.stderr);
         if code == 2 {
             assert!(

@@ -3,22 +3,19 @@
 //! at the depth limit as a problem naming it).
 
 mod archive_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use archive_common::{Member, image_parts, manifest_json, tar};
+use common::cli::ocicas_output;
+use common::fixture::store;
 use ocicas::archive::{ImportOptions, read_manifest_items_with};
 use ocicas::spec::{ImageIndex, ImageManifest, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Descriptor, Engine, ErrorKind, Labels, Limits, OpenOptions, WriterOptions};
 
-/// A new layout, and a function that opens it again with other limits.
-fn layout() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::create(dir.path().join("layout")).unwrap();
-    (dir, engine)
-}
-
+/// The layout of `engine` opened again with other limits.
 fn reopen(engine: &Engine, limits: Limits) -> Engine {
     Engine::open(engine.root(), &OpenOptions { create: false, limits }).unwrap()
 }
@@ -43,7 +40,7 @@ fn the_defaults_are_those_of_issue_8() {
 
 #[test]
 fn a_document_at_the_json_limit_is_read_and_one_byte_over_is_too_large() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     // Larger than index.json, which the engine reads when it opens.
     let mut index = ImageIndex::empty();
     index.annotations.insert("padding".to_owned(), "x".repeat(200));
@@ -164,7 +161,7 @@ fn headers_that_fill_the_header_limit_import_and_one_block_more_is_too_large() {
 
 #[test]
 fn a_label_at_the_label_limit_is_set_and_one_byte_over_is_too_large() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     let engine = reopen(&engine, Limits { label_size: 100, ..Limits::default() });
     let blob = engine.put_blob(b"labelled").unwrap();
     let label = |len: usize| Labels::from([("key".to_owned(), "v".repeat(len - 3))]);
@@ -204,7 +201,7 @@ fn nested_image(engine: &Engine, levels: usize) -> Descriptor {
 
 #[test]
 fn a_walk_as_deep_as_the_depth_limit_checks_everything_and_one_level_more_is_reported() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     nested_image(&engine, 5);
     // The manifest is at depth 5 (the tagged index is 0): following its children needs 6.
     let report = reopen(&engine, Limits { walk_depth: 6, ..Limits::default() }).fsck().unwrap();
@@ -217,7 +214,7 @@ fn a_walk_as_deep_as_the_depth_limit_checks_everything_and_one_level_more_is_rep
 
 #[test]
 fn fsck_gc_and_push_draw_the_depth_line_in_the_same_place() {
-    let (_dir, engine) = layout();
+    let (_dir, engine) = store();
     nested_image(&engine, 5);
     // Push plans the image before it connects: within the limit it gets as far as the
     // (unreachable) registry, one level short it stops at the limit.
@@ -285,7 +282,7 @@ fn readme_and_header_list_every_limit_with_its_default() {
 fn the_cli_sets_limits_by_name_and_refuses_unknown_ones() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
-    let ocicas = |args: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap();
+    let ocicas = |args: &[&str]| ocicas_output(args, b"");
     assert!(ocicas(&["init", layout.to_str().unwrap()]).status.success());
     let index_size = std::fs::metadata(layout.join("index.json")).unwrap().len();
     let under = format!("json_size={}", index_size - 1);

@@ -2,49 +2,16 @@
 //! open here, images we write unpack there, and GC keeps what umoci keeps (and more, for Docker
 //! images). A missing peer fails the test unless OCICAS_SKIP_PEERS=1.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-fn peers_available(names: &[&str]) -> bool {
-    let missing: Vec<&&str> = names
-        .iter()
-        .filter(|n| {
-            Command::new("sh").args(["-c", &format!("command -v {n}")]).output().map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("OCICAS_SKIP_PEERS").as_deref() == Ok("1") {
-        eprintln!("skipped: {missing:?} not installed and OCICAS_SKIP_PEERS=1");
-        return false;
-    }
-    panic!("{missing:?} not installed: apt-get install -y umoci skopeo oci-image-tool (or set OCICAS_SKIP_PEERS=1)");
-}
-
-/// Runs a command, panicking with its output when it fails; returns stdout.
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn ocicas(args: &[&str]) -> String {
-    run(env!("CARGO_BIN_EXE_ocicas"), args)
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::cli::{OCICAS, assert_succeeded, ocicas, ocicas_output, output, run, s};
+use common::fixture::{age_blobs, blob_files, copy_layout};
+use common::peers::{assert_same_tree, peers_available};
 
 /// A small tree with the things layers must carry: nested files, a symlink, a hardlink, a
 /// setuid file, an empty directory.
@@ -61,21 +28,6 @@ fn source_tree(root: &Path) -> PathBuf {
     fs::hard_link(tree.join("usr/bin/tool"), tree.join("usr/bin/tool-link")).unwrap();
     std::os::unix::fs::symlink("../usr/bin/tool", tree.join("etc/tool")).unwrap();
     tree
-}
-
-fn assert_same_tree(expected: &Path, actual: &Path) {
-    run("diff", &["-r", "--no-dereference", s(expected), s(actual)]);
-}
-
-fn blob_files(layout: &Path) -> BTreeSet<String> {
-    fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
-}
-
-/// Sets every blob's mtime an hour back, so GC's grace for just-committed blobs does not apply.
-fn age_blobs(layout: &Path) {
-    for name in blob_files(layout) {
-        run("touch", &["-h", "-d", "1 hour ago", s(&layout.join("blobs/sha256").join(name))]);
-    }
 }
 
 #[test]
@@ -96,10 +48,7 @@ fn a_umoci_layout_opens_lists_checks_and_serves_its_blobs() {
     assert_eq!(names, BTreeSet::from(["base", "other"]));
     assert!(ocicas(&["fsck", s(&layout)]).starts_with("sound"));
     for name in blob_files(&layout) {
-        let got = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-            .args(["blob", "get", s(&layout), &format!("sha256:{name}")])
-            .output()
-            .unwrap();
+        let got = ocicas_output(&["blob", "get", s(&layout), &format!("sha256:{name}")], b"");
         assert!(got.status.success());
         assert_eq!(got.stdout, fs::read(layout.join("blobs/sha256").join(&name)).unwrap(), "blob {name}");
     }
@@ -163,14 +112,9 @@ fn skopeo_archives_import_from_a_path_and_from_a_gzip_pipe_and_our_export_reads_
     ocicas(&["docker-archive", "import", s(&layout), s(&archive), "--ref", "from-path"]);
     let gzipped = run("sh", &["-c", &format!("gzip -c {} > {}.gz && echo ok", s(&archive), s(&archive))]);
     assert_eq!(gzipped.trim(), "ok");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(["docker-archive", "import", s(&layout), "-", "--ref", "from-pipe"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&fs::read(format!("{}.gz", s(&archive))).unwrap()).unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    let gzip = fs::read(format!("{}.gz", s(&archive))).unwrap();
+    let from_pipe = ocicas_output(&["docker-archive", "import", s(&layout), "-", "--ref", "from-pipe"], &gzip);
+    assert_succeeded("the import from a pipe", &from_pipe);
     for name in ["from-path", "from-pipe"] {
         let bundle = dir.path().join(format!("bundle-{name}"));
         run("umoci", &["unpack", "--image", &format!("{}:{name}", s(&layout)), s(&bundle)]);
@@ -223,8 +167,8 @@ fn gc_keeps_exactly_what_umoci_gc_keeps_whatever_the_order_of_removals() {
     for (i, removed) in orders.iter().enumerate() {
         let ours = dir.path().join(format!("ours-{i}"));
         let theirs = dir.path().join(format!("theirs-{i}"));
-        run("cp", &["-a", s(&base), s(&ours)]);
-        run("cp", &["-a", s(&base), s(&theirs)]);
+        copy_layout(&base, &ours);
+        copy_layout(&base, &theirs);
         for tag in *removed {
             run("umoci", &["rm", "--image", &format!("{}:{tag}", s(&theirs))]);
             ocicas(&["ref", "rm", s(&ours), tag]);
@@ -250,7 +194,7 @@ fn docker_schema2_images_keep_their_blobs_through_gc_unlike_umoci() {
     let docker = dir.path().join("docker");
     run("skopeo", &["copy", "--format", "v2s2", &format!("oci:{}:app", s(&source)), &format!("oci:{}:d", s(&docker))]);
     let theirs = dir.path().join("theirs");
-    run("cp", &["-a", s(&docker), s(&theirs)]);
+    copy_layout(&docker, &theirs);
     let before = blob_files(&docker);
     assert_eq!(before.len(), 3);
 
@@ -265,7 +209,7 @@ fn docker_schema2_images_keep_their_blobs_through_gc_unlike_umoci() {
 
 /// What a tool says of a layout: whether it accepts image "a" in it.
 fn accepts(program: &str, args: &[&str]) -> bool {
-    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}")).status.success()
+    output(program, args).status.success()
 }
 
 /// Changes the JSON documents of the layout at this path as another tool could.
@@ -407,13 +351,12 @@ fn fsck_verdicts_agree_with_umoci_and_oci_image_tool_where_they_have_one() {
     ];
     for (case, change, expected) in cases {
         let layout = dir.path().join("layout");
-        let _ = fs::remove_dir_all(&layout);
-        run("cp", &["-a", s(&base), s(&layout)]);
+        copy_layout(&base, &layout);
         change(&Edit(&layout));
         let bundle = dir.path().join("bundle");
         let _ = fs::remove_dir_all(&bundle);
         let verdicts = [
-            accepts(env!("CARGO_BIN_EXE_ocicas"), &["fsck", s(&layout)]),
+            accepts(OCICAS, &["fsck", s(&layout)]),
             accepts("umoci", &["unpack", "--image", &format!("{}:a", s(&layout)), s(&bundle)]),
             accepts("oci-image-tool", &["validate", "--type", "image", "--ref", "name=a", s(&layout)]),
         ];

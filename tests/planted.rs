@@ -3,37 +3,21 @@
 //! layout, each under a deadline. A sentinel directory beside the layout, which every link
 //! points into, must come out byte for byte unchanged; no command may hang or panic.
 
+mod common;
 mod layout_common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::cli::{ocicas, ocicas_watched};
+use common::rng::Rng;
 use layout_common::snapshot;
 use ocicas::spec::{MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Descriptor, Engine, LeaseResource, WriterOptions};
 
-/// Layouts tried; each gets one to three plants.
+/// Layouts tried; each gets one to three plants, drawn from a fixed seed so that a failure
+/// names a layout that can be rebuilt.
 const LAYOUTS: u64 = 40;
-/// No command on a layout this small takes long; one that does is hung.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(20);
-
-/// xorshift64*: a fixed sequence per seed, so a failure names a layout that can be rebuilt.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Plant {
@@ -133,32 +117,15 @@ fn plant(site: &Path, plant: Plant, sentinel: &Path) {
     }
 }
 
-/// Runs one command with stdin from `input`; panics when it hangs, dies of a signal or panics.
-fn run(args: &[&str], input: &Path, what: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(args)
-        .stdin(std::fs::File::open(input).unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + COMMAND_DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("{what}: `ocicas {}` hung", args.join(" "));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+/// Runs one command with `input` as stdin; panics when it hangs, dies of a signal or panics.
+fn run(args: &[&str], input: &[u8], what: &str) {
+    let run = ocicas_watched(args, input);
     assert!(
-        matches!(status.code(), Some(0..=2)) && !stderr.contains("panicked"),
-        "{what}: `ocicas {}` ended with {status:?}: {stderr}",
-        args.join(" ")
+        matches!(run.code, Some(0..=2)) && !run.stderr.contains("panicked"),
+        "{what}: `ocicas {}` ended with {:?}: {}",
+        args.join(" "),
+        run.code,
+        run.stderr
     );
 }
 
@@ -177,15 +144,12 @@ fn planted_links_and_special_files_never_lead_a_command_outside_the_layout() {
     header.set_size(5);
     header.set_mode(0o644);
     tar.append_data(&mut header, "hello.txt", &b"hello"[..]).unwrap();
-    std::fs::write(&input, tar.into_inner().unwrap()).unwrap();
+    let input_bytes = tar.into_inner().unwrap();
+    std::fs::write(&input, &input_bytes).unwrap();
     let source = dir.path().join("source");
     populate(&source);
     let archive = dir.path().join("archive.tar");
-    let export = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(["docker-archive", "export", source.to_str().unwrap(), "app", "-o", archive.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(export.status.success(), "{export:?}");
+    ocicas(&["docker-archive", "export", source.to_str().unwrap(), "app", "-o", archive.to_str().unwrap()]);
     let before = snapshot(&sentinel);
 
     let mut rng = Rng(0x0c1c_a5f0_0d15_ea5e);
@@ -195,8 +159,8 @@ fn planted_links_and_special_files_never_lead_a_command_outside_the_layout() {
         let candidates = sites(&layout);
         let mut planted = Vec::new();
         for _ in 0..1 + rng.below(3) {
-            let site = candidates[rng.below(candidates.len())].clone();
-            let kind = PLANTS[rng.below(PLANTS.len())];
+            let site = rng.pick(&candidates).clone();
+            let kind = *rng.pick(&PLANTS);
             // Planting beneath an earlier plant would go through its link into the sentinel.
             if beneath_real_directories(&layout, &site) {
                 plant(&site, kind, &sentinel);
@@ -227,7 +191,7 @@ fn planted_links_and_special_files_never_lead_a_command_outside_the_layout() {
             vec!["fsck", l],
         ];
         for args in &commands {
-            run(args, &input, &what);
+            run(args, &input_bytes, &what);
             assert_eq!(snapshot(&sentinel), before, "{what}: `ocicas {}` changed the sentinel", args.join(" "));
         }
     }

@@ -3,12 +3,15 @@
 //! progress callback, the errors a caller acts on, the deadlines of the registry limits, and
 //! pulls that meet another writer of the same blob.
 
+mod common;
 mod distribution;
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use distribution::{Faults, Proxy, Registry, peers_available};
+use common::peers::peers_available;
+use common::rng::Rng;
+use distribution::{Faults, Proxy, Registry};
 use ocicas::registry::Progress;
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Engine, ErrorKind, Filters, Limits, RegistryOptions, StoredBlob, WriterOptions};
@@ -305,19 +308,6 @@ fn within_a_minute<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static)
     outcome.recv_timeout(Duration::from_secs(60)).expect("it ended within a minute")
 }
 
-/// `n` bytes that do not compress, from `seed`.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 #[test]
 fn a_manifest_sent_byte_by_byte_fails_at_the_registry_timeout_naming_the_registry_and_the_limit() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,7 +331,7 @@ fn a_manifest_sent_byte_by_byte_fails_at_the_registry_timeout_naming_the_registr
 fn a_blob_slower_than_the_minimum_rate_fails_naming_the_limit_and_is_not_retried() {
     let dir = tempfile::tempdir().unwrap();
     let Some((registry, source)) = registry_with_source(dir.path()) else { return };
-    one_layer_image(&source, "img", &noise(2 << 20, 1));
+    one_layer_image(&source, "img", &Rng(1).bytes(2 << 20));
     source.push("img", &format!("{}/slow/img:v1", registry.host()), &insecure()).unwrap();
     // 64 KiB per 250 ms is 256 KiB/s: the 2 MiB layer would take 8 s.
     let slow = Faults { throttle_blobs: Some(Duration::from_millis(250)), ..Faults::default() };
@@ -364,7 +354,7 @@ fn a_blob_slower_than_the_minimum_rate_fails_naming_the_limit_and_is_not_retried
 fn an_upload_the_registry_takes_slower_than_the_minimum_rate_fails_naming_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let Some((registry, mut source)) = registry_with_source(dir.path()) else { return };
-    one_layer_image(&source, "img", &noise(16 << 20, 2));
+    one_layer_image(&source, "img", &Rng(2).bytes(16 << 20));
     // 8 KiB per 100 ms is 80 KiB/s: the 16 MiB layer would take 200 s.
     let slow = Faults { slow_upload_reads: Some(8 << 10), ..Faults::default() };
     let proxy = Proxy::start(registry.host(), slow);
@@ -400,7 +390,7 @@ fn a_pull_removes_the_leftover_ingest_of_a_blob_it_finds_stored() {
 /// Two images `a` and `b` in `registry`'s repository `shared`: each its own config, both the
 /// same 1 MiB layer. Returns the layer's digest.
 fn images_sharing_a_layer(source: &Engine, registry: &Registry) -> ocicas::Digest {
-    let layer = noise(1 << 20, 3);
+    let layer = Rng(3).bytes(1 << 20);
     for name in ["a", "b"] {
         let manifest = one_layer_manifest(source, name, &layer);
         source.ref_put(name, &manifest, false).unwrap();
@@ -478,7 +468,7 @@ fn registry_with_image_of(dir: &std::path::Path, repository: &str, layer: &[u8])
 #[test]
 fn a_pull_waits_for_another_writer_of_a_blob_and_resumes_its_ingest_when_it_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let layer = noise(300_000, 4);
+    let layer = Rng(4).bytes(300_000);
     let Some((registry, stored)) = registry_with_image_of(dir.path(), "wait", &layer) else { return };
     let proxy = Proxy::start(registry.host(), Faults::default());
     let target = Engine::create(dir.path().join("target")).unwrap();
@@ -503,7 +493,7 @@ fn a_pull_waits_for_another_writer_of_a_blob_and_resumes_its_ingest_when_it_stop
 #[test]
 fn a_pull_gives_up_on_another_writer_of_a_blob_that_does_not_move() {
     let dir = tempfile::tempdir().unwrap();
-    let Some((registry, stored)) = registry_with_image_of(dir.path(), "stuck", &noise(300_000, 5)) else { return };
+    let Some((registry, stored)) = registry_with_image_of(dir.path(), "stuck", &Rng(5).bytes(300_000)) else { return };
     let target = engine_with_deadlines(&dir.path().join("target"), 1, 1);
     let ingest = format!("pull:{}:{}", stored.digest, stored.size);
     let stuck = target.writer(&ingest, &WriterOptions::default()).unwrap();

@@ -2,12 +2,14 @@
 //! skopeo and umoci as the peers that prove interop, and a proxy that cuts, corrupts or slows
 //! the registry's answers (issue #9's tests).
 
+mod common;
 mod distribution;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{OCICAS, assert_succeeded, ocicas, ocicas_fails, ocicas_output, run, s};
+use common::peers::{assert_same_tree, peers_available};
 use distribution::*;
 use sha2::{Digest as _, Sha256};
 
@@ -121,7 +123,7 @@ fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
     let source = format!("{}/kill/app:v1", proxy.host());
 
     // One job: the layer (the largest blob) goes first, and nothing else starts while it is held.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+    let mut child = Command::new(OCICAS)
         .args(["pull", &source, s(&pulled), "--insecure", "--jobs", "1"])
         .stdout(Stdio::null())
         .spawn()
@@ -172,22 +174,9 @@ fn push_layer_from_stdin_gives_a_blob_the_registry_serves_with_the_printed_diges
     let root = tempfile::tempdir().unwrap();
     let tree = source_tree(root.path());
     let tar = Command::new("tar").args(["-cf", "-", "-C", s(&tree), "."]).output().unwrap().stdout;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args([
-            "push-layer",
-            &format!("{}/stream/layer", registry.host()),
-            "-",
-            "--insecure",
-            "--chunk-size",
-            "1000000",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&tar).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
+    let target = format!("{}/stream/layer", registry.host());
+    let output = ocicas_output(&["push-layer", &target, "-", "--insecure", "--chunk-size", "1000000"], &tar);
+    assert_succeeded("push-layer", &output);
     let layer = json(&String::from_utf8(output.stdout).unwrap());
     let digest = layer["digest"].as_str().unwrap();
     let blob = http_get(registry.host(), &format!("/v2/stream/layer/blobs/{digest}"));
@@ -246,9 +235,8 @@ fn basic_auth_takes_the_right_credentials_and_refuses_wrong_ones() {
     let target = format!("{}/private/app:v1", registry.host());
     let config_dir = root.path().join("docker-config");
     std::fs::create_dir_all(&config_dir).unwrap();
-    let with_config = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).env("DOCKER_CONFIG", &config_dir).output().unwrap()
-    };
+    let with_config =
+        |args: &[&str]| Command::new(OCICAS).args(args).env("DOCKER_CONFIG", &config_dir).output().unwrap();
     let refused = with_config(&["push", s(&layout), "app", &target, "--insecure", "--user", "alice:wrong"]);
     assert_eq!(refused.status.code(), Some(2));
     let message = String::from_utf8_lossy(&refused.stderr);

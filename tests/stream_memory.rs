@@ -2,34 +2,28 @@
 //! gzip and with zstd (at more threads than zstd's workers fit in the bound), and the DiffID it
 //! reports is the sha256 of what went in. The input is generated on the fly and never held whole.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
+use common::cli::{OCICAS, peak_rss_kib};
+use common::rng::Rng;
 use sha2::{Digest as _, Sha256};
 
 const INPUT: u64 = 4 << 30;
 const MEMORY_LIMIT_KIB: u64 = 64 << 10;
 
-/// Compressible, deterministic data: words chosen by a xorshift generator.
-fn fill(buf: &mut [u8], state: &mut u64) {
+/// Compressible, deterministic data: words chosen by `rng`.
+fn fill(buf: &mut [u8], rng: &mut Rng) {
     const WORDS: [&[u8]; 8] = [b"usr ", b"lib ", b"share ", b"doc ", b"layer ", b"blob\n", b"tar ", b"oci "];
     let mut i = 0;
     while i < buf.len() {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
-        let word = WORDS[(*state % 8) as usize];
+        let word = rng.pick(&WORDS);
         let n = word.len().min(buf.len() - i);
         buf[i..i + n].copy_from_slice(&word[..n]);
         i += n;
     }
-}
-
-/// Peak resident memory of a process, from /proc (kB).
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Streams 4 GiB through `ocicas layer LAYOUT - ARGS...`; checks the DiffID and the peak memory.
@@ -37,7 +31,7 @@ fn streams_4_gib_in_bounded_memory(args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     ocicas::Engine::create(&layout).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
+    let mut child = Command::new(OCICAS)
         .args(["layer", layout.to_str().unwrap(), "-"])
         .args(args)
         .stdin(Stdio::piped())
@@ -48,11 +42,11 @@ fn streams_4_gib_in_bounded_memory(args: &[&str]) {
     let mut stdin = child.stdin.take().unwrap();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    let mut state = 0x2545F4914F6CDD1Du64;
+    let mut rng = Rng(1);
     let mut peak = 0;
     let mut sent = 0u64;
     while sent < INPUT {
-        fill(&mut buf, &mut state);
+        fill(&mut buf, &mut rng);
         hasher.update(&buf);
         stdin.write_all(&buf).unwrap();
         sent += buf.len() as u64;

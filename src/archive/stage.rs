@@ -139,7 +139,10 @@ impl Staging {
         self.engine.lease_renew(&self.lease, LEASE_EXPIRY).map_err(|err| match err.kind() {
             ErrorKind::NotFound => Error::new(
                 ErrorKind::NotFound,
-                format!("the archive reader's lease {:?} expired (unused for an hour): open the archive again", self.lease),
+                format!(
+                    "the archive reader's lease {:?} expired (unused for an hour): open the archive again",
+                    self.lease
+                ),
             ),
             _ => err,
         })

@@ -3,6 +3,8 @@
 
 use ocicas::{Algorithm, Digest, Engine};
 
+use crate::common::cli::{OCICAS, proc_value};
+
 /// Builds a tar from (name, kind) members.
 pub enum Member<'a> {
     File(&'a str, Vec<u8>),
@@ -56,12 +58,6 @@ pub fn manifest_json(config: &str, layers: &[&str]) -> Vec<u8> {
         .unwrap()
 }
 
-pub fn store() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::create(dir.path().join("layout")).unwrap();
-    (dir, engine)
-}
-
 /// A tar header block of a regular member.
 pub fn tar_header(name: &str, size: u64) -> [u8; 512] {
     let mut header = tar::Header::new_gnu();
@@ -106,12 +102,7 @@ pub struct Watched {
 /// Runs `ocicas ARGS` and samples its memory, what it read and the size of `dir` until it exits.
 pub fn run_watched(args: &[&str], dir: &std::path::Path) -> Watched {
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(OCICAS).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let pid = child.id();
     let (mut peak_rss_kib, mut read_bytes, mut peak_dir_bytes) = (0, 0, 0);
     while child.try_wait().unwrap().is_none() {
@@ -123,13 +114,6 @@ pub fn run_watched(args: &[&str], dir: &std::path::Path) -> Watched {
     let output = child.wait_with_output().unwrap();
     assert!(peak_rss_kib > 0, "could not read the child's memory use");
     Watched { output, peak_rss_kib, read_bytes, peak_dir_bytes }
-}
-
-/// The number after `field` in `/proc/PID/FILE` (VmHWM of status is the peak RSS in KiB).
-pub fn proc_value(pid: u32, file: &str, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Total size of the regular files under `dir`.

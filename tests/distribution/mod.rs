@@ -13,25 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Whether the peers the registry tests need are installed; when they are not, the test is
-/// skipped with a line saying why only if OCICAS_SKIP_PEERS=1, else it fails.
-pub fn peers_available(names: &[&str]) -> bool {
-    let missing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| {
-            !Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("OCICAS_SKIP_PEERS").as_deref() == Ok("1") {
-        eprintln!("skipped: {missing:?} not installed and OCICAS_SKIP_PEERS=1");
-        return false;
-    }
-    panic!("{missing:?} not installed: apt-get install -y docker-registry skopeo umoci apache2-utils");
-}
+use crate::common::cli::{run, s};
+use crate::common::rng::Rng;
 
 /// A docker-registry serving from a temp dir, killed on drop.
 pub struct Registry {
@@ -502,39 +485,6 @@ fn base64_encode(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// Runs a program, panicking with its output when it fails; returns stdout.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs the ocicas CLI and returns stdout; panics when it fails.
-pub fn ocicas(args: &[&str]) -> String {
-    run(env!("CARGO_BIN_EXE_ocicas"), args)
-}
-
-/// Runs the ocicas CLI expecting it to fail; returns stderr.
-pub fn ocicas_fails(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "ocicas {args:?} should fail: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-pub fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// A tree of files for an image: nested text files, a few MB of pseudo-random bytes (so the
 /// layer is big enough to cut midway), a symlink and an empty directory.
 pub fn source_tree(root: &Path) -> PathBuf {
@@ -544,16 +494,7 @@ pub fn source_tree(root: &Path) -> PathBuf {
     for i in 0..20 {
         std::fs::write(tree.join(format!("etc/conf.d/file{i}.conf")), format!("setting {i}\n").repeat(i + 1)).unwrap();
     }
-    let mut state = 0x9e3779b97f4a7c15u64;
-    let noise: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
-    std::fs::write(tree.join("noise.bin"), noise).unwrap();
+    std::fs::write(tree.join("noise.bin"), Rng(1).bytes(3 << 20)).unwrap();
     std::os::unix::fs::symlink("etc/conf.d/file1.conf", tree.join("link")).unwrap();
     tree
 }
@@ -562,11 +503,6 @@ pub fn source_tree(root: &Path) -> PathBuf {
 pub fn unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
     run("umoci", &["unpack", "--rootless", "--image", &format!("{}:{tag}", s(layout)), s(bundle)]);
     bundle.join("rootfs")
-}
-
-/// Fails unless the two trees are the same (`diff -r --no-dereference`).
-pub fn assert_same_tree(a: &Path, b: &Path) {
-    run("diff", &["-r", "--no-dereference", s(a), s(b)]);
 }
 
 /// The JSON the CLI printed.

@@ -3,20 +3,14 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use std::fs;
-use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 use ocicas::spec::{Descriptor, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST};
 use ocicas::{Digest, Engine, GcOptions, GcReport};
 use serde_json::{Value, json};
 
-pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+use crate::common::fixture::age_blobs;
 
-pub fn layout() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::create(dir.path().join("layout")).unwrap();
-    (dir, engine)
-}
+pub const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
 /// Stores `bytes` and returns a descriptor of `media_type` for them.
 pub fn put(engine: &Engine, media_type: &str, bytes: &[u8]) -> Descriptor {
@@ -60,24 +54,10 @@ pub fn edit_index(engine: &Engine, edit: impl FnOnce(&mut Value)) {
     fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
-/// Sets every blob's mtime an hour back, so GC's grace for blobs committed while it runs
-/// does not keep (and walk) them.
-pub fn age_blobs(engine: &Engine) {
-    let past = SystemTime::now() - Duration::from_secs(3600);
-    for digest in engine.list_blobs().unwrap() {
-        age_blob(engine, &digest, past);
-    }
-}
-
-pub fn age_blob(engine: &Engine, digest: &Digest, when: SystemTime) {
-    let path = engine.root().join("blobs").join(digest.algorithm().name()).join(digest.hex());
-    // futimens needs ownership of the file, not a writable descriptor (blobs are 0444).
-    fs::File::open(path).unwrap().set_modified(when).unwrap();
-}
-
-/// Ages every blob and runs a GC that must succeed.
+/// Ages every blob (past GC's grace for blobs committed while it runs, which would keep and
+/// walk them) and runs a GC that must succeed.
 pub fn gc(engine: &Engine) -> GcReport {
-    age_blobs(engine);
+    age_blobs(engine.root());
     engine.gc(&GcOptions::default()).unwrap()
 }
 
@@ -88,12 +68,4 @@ pub fn stored(engine: &Engine, digests: &[Digest]) -> bool {
 /// The report's problems joined, for assertions and their messages.
 pub fn problems(engine: &Engine) -> String {
     engine.fsck().unwrap().problems.join("\n")
-}
-
-pub fn ocicas(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_ocicas")).args(args).output().unwrap()
-}
-
-pub fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }

@@ -1,40 +1,15 @@
-//! What the confinement tests share: the CLI run on a layout, and a sentinel directory beside
-//! the layout that no command may change.
+//! What the confinement tests share: new layouts made by the CLI, and a sentinel directory
+//! beside the layout that no command may change.
 #![allow(dead_code)] // each test file uses its own part
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use ocicas::{Algorithm, Digest};
+use ocicas::Digest;
 
-pub fn ocicas(args: &[&str], stdin: &[u8]) -> Output {
-    spawn_ocicas(args, stdin).wait_with_output().unwrap()
-}
-
-/// The CLI started with `args`, its input written and closed, its output piped.
-pub fn spawn_ocicas(args: &[&str], stdin: &[u8]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocicas"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that does not read its input may end before it is written.
-    match child.stdin.take().unwrap().write_all(stdin) {
-        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
-        result => result.unwrap(),
-    }
-    child
-}
-
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::common::cli::{ocicas, ocicas_output, s};
 
 /// A directory beside the layout with files (one aged two days, one read-only), a
 /// subdirectory, and names a layout would use, that no command may change.
@@ -90,17 +65,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
 
 pub fn new_layout(parent: &Path, name: &str) -> PathBuf {
     let layout = parent.join(name);
-    let out = ocicas(&["init", layout.to_str().unwrap()], b"");
-    assert!(out.status.success(), "{out:?}");
+    ocicas(&["init", s(&layout)]);
     layout
 }
 
 pub fn put(layout: &Path, bytes: &[u8]) -> Digest {
-    let out = ocicas(&["blob", "put", layout.to_str().unwrap(), "-"], bytes);
+    let out = ocicas_output(&["blob", "put", layout.to_str().unwrap(), "-"], bytes);
     assert!(out.status.success(), "{out:?}");
     String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
-}
-
-pub fn ingest_dir(layout: &Path, ref_name: &str) -> PathBuf {
-    layout.join(".ocicas/ingest").join(Digest::of_bytes(Algorithm::Sha256, ref_name.as_bytes()).hex())
 }
