@@ -87,9 +87,10 @@ relocated)
 go)
   godir="$4"
   export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
-  # A build cache of this build directory's own: Go's cache keeps the cgo link flags pkg-config
-  # gave it for another prefix (another build directory's, maybe gone) and would link against it.
-  export GOCACHE="$build/go-cache"
+  # Go's build cache keys a cgo package on CGO_LDFLAGS but not on PKG_CONFIG_PATH: without the
+  # prefix in CGO_LDFLAGS it would reuse the link flags pkg-config gave it for another prefix
+  # (another build directory's, maybe gone). The shared cache stays warm for everything else.
+  export CGO_LDFLAGS="-L$prefix/lib${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
   # The go (and gofmt) that CMake found, first on PATH.
   PATH="$(dirname "${GO:-$(command -v go)}"):$PATH"; export PATH
   cd "$godir"
