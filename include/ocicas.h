@@ -508,7 +508,8 @@ const char *ocicas_version(void);
  * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
  * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
  * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
- * nothing is stored or tagged.
+ * nothing is tagged, and nothing is stored unless only the final index.json update failed
+ * (then the published blobs are unreferenced and the next GC removes them).
  *
  * # Safety
  * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
@@ -548,9 +549,10 @@ ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
  * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
  * gzip or zstd one once), or, when `path` is NULL, `read_cb` read once. Members read once go
  * into the store under the reader's lease, released by `ocicas_archive_reader_free` (GC then
- * takes what was not tagged). The lease lasts an hour past the reader's last use (each use
- * renews it), so a crashed process keeps nothing for long; a reader left unused longer fails
- * its next use with `OCICAS_ERR_NOT_FOUND` and must be opened again. Errors as
+ * takes what was not tagged). The lease lasts an hour past the reader's last read of what it
+ * staged (each such read, and staging itself, renews it), so a crashed process keeps nothing
+ * for long; a reader that read nothing staged for longer fails its next such read with
+ * `OCICAS_ERR_NOT_FOUND` and must be opened again. Errors as
  * `ocicas_archive_import`.
  *
  * # Safety

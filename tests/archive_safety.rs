@@ -330,6 +330,28 @@ fn a_repo_tag_on_two_different_images_is_refused() {
     refused(&archive, ErrorKind::InvalidImage, "\"example/app:1\" names two different images");
 }
 
+/// The same name spelled two ways (`busybox:latest` is `docker.io/library/busybox:latest`) on
+/// two different images is one name on two images.
+#[test]
+fn a_name_spelled_two_ways_on_two_different_images_is_refused() {
+    let (layer, config, config_hex) = image_parts();
+    let other = String::from_utf8(config.clone()).unwrap().replace("amd64", "arm64").into_bytes();
+    let other_hex = Digest::of_bytes(Algorithm::Sha256, &other).hex().to_owned();
+    let (config_name, other_name) = (format!("{config_hex}.json"), format!("{other_hex}.json"));
+    let manifest = serde_json::to_vec(&serde_json::json!([
+        { "Config": config_name, "RepoTags": ["busybox:latest"], "Layers": ["abc/layer.tar"] },
+        { "Config": other_name, "RepoTags": ["docker.io/library/busybox:latest"], "Layers": ["abc/layer.tar"] },
+    ]))
+    .unwrap();
+    let archive = tar(&[
+        Member::File(&config_name, config),
+        Member::File(&other_name, other),
+        Member::File("abc/layer.tar", layer),
+        Member::File("manifest.json", manifest),
+    ]);
+    refused(&archive, ErrorKind::InvalidImage, "names two different images");
+}
+
 /// The reader's lease lasts while the reader is used: a use renews it once a quarter of its
 /// hour has passed; a lease that expired (a reader left unused for an hour, when GC may have
 /// taken what it held) fails the next use with NotFound instead of reading what may be gone.

@@ -99,7 +99,8 @@ func (e *Engine) ImportArchiveFile(ctx context.Context, path string, opts *Impor
 
 // ImportArchive is ImportArchiveFile reading the archive once from source, which need not
 // seek (a pipe, a network stream); it is never spooled to disk whole. Cancelling ctx stops it
-// at the next read of source, with ctx's error; nothing is tagged then.
+// at the next read of source, with ctx's error; nothing is tagged then. Once source has been
+// read to its end, the import finishes whatever ctx does.
 func (e *Engine) ImportArchive(ctx context.Context, source io.Reader, opts *ImportOptions) ([]ImportedImage, error) {
 	var args cArgs
 	defer args.free()

@@ -66,8 +66,9 @@ const (
 // ArchiveReader is an open docker-archive (containers/image's tarfile Reader and Source): its
 // images, and any blob of one of them. A plain file is read in place; a compressed file or a
 // stream is read once, its members staged in the engine's store (never published) until
-// Close, under a lease that lasts an hour past the reader's last use: a reader left unused
-// longer fails with ErrNotFound and must be opened again. Use it from one goroutine at a time;
+// Close, under a lease that lasts an hour past the reader's last read of a staged member: a
+// reader that read none for longer fails its next such read with ErrNotFound and must be
+// opened again. Use it from one goroutine at a time;
 // the Engine must stay open while it is.
 type ArchiveReader struct {
 	handle[*C.ocicas_archive_reader]

@@ -1,6 +1,7 @@
 //! Import of a docker-archive into the store as OCI images. Every blob the chosen images need
 //! is staged and checked first (each distinct member once); only when all of them checked out
-//! are they published and the images tagged, so a refused import stores nothing.
+//! are they published and the images tagged, so a refused archive stores nothing (a failure of
+//! the final index.json update leaves the published blobs unreferenced, for the next GC).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
@@ -62,7 +63,7 @@ impl Engine {
     }
 
     /// Imports a docker-archive read once from `input` (plain, gzip or zstd; told by magic
-    /// bytes). On any failure nothing is stored or tagged.
+    /// bytes). On any failure nothing is tagged (see the module comment for what is stored).
     pub fn import_docker_archive(&self, input: impl Read, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
         self.import_from_reader(&self.read_docker_archive_reporting(input, options.progress.clone())?, options)
     }
@@ -112,11 +113,13 @@ impl Engine {
         }
         // Every tag in one update of index.json, after every name was checked: a bad name among
         // them tags and publishes nothing. Each name is tagged once: a RepoTag listed twice, or
-        // identical untagged images, name one manifest; a name on two different images is
-        // refused (docker load would give it to the last, containers/image to the first).
+        // identical untagged images, name one manifest. A name on two different images is
+        // refused, compared as docker normalizes it (`busybox` is `docker.io/library/busybox:
+        // latest`): docker load would give it to the last, containers/image to the first.
         let mut images = Vec::new();
         let mut tags = Vec::new();
-        let mut tagged_manifests: HashMap<String, Digest> = HashMap::new();
+        let mut tagged_names = HashSet::new();
+        let mut manifest_by_image_name: HashMap<String, Digest> = HashMap::new();
         for (image, manifest) in manifests {
             let mut names =
                 if options.ref_names.is_empty() { image.item.repo_tags.clone() } else { options.ref_names.clone() };
@@ -126,7 +129,8 @@ impl Engine {
             let mut listed = HashSet::new();
             names.retain(|name| listed.insert(name.clone()));
             for name in &names {
-                match tagged_manifests.get(name) {
+                let image_name = normalized_image_name(name);
+                match manifest_by_image_name.get(&image_name) {
                     Some(earlier) if *earlier != manifest.digest => {
                         return Err(invalid_archive(format!(
                             "{} names two different images (manifests {earlier} and {})",
@@ -136,11 +140,13 @@ impl Engine {
                     }
                     Some(_) => {}
                     None => {
-                        tagged_manifests.insert(name.clone(), manifest.digest.clone());
-                        let mut tagged = manifest.clone();
-                        tagged.annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), normalized_image_name(name));
-                        tags.push((name.clone(), tagged));
+                        manifest_by_image_name.insert(image_name.clone(), manifest.digest.clone());
                     }
+                }
+                if tagged_names.insert(name.clone()) {
+                    let mut tagged = manifest.clone();
+                    tagged.annotations.insert(ANNOTATION_IMAGE_NAME.to_owned(), image_name);
+                    tags.push((name.clone(), tagged));
                 }
             }
             images.push(ImportedImage { manifest, refs: names, repo_tags: image.item.repo_tags.clone() });

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{ArchiveProgress, for_each_chunk};
 use crate::content::Labels;
@@ -24,6 +24,8 @@ const LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
 /// Each use of the staging renews its lease once this much of its expiry has passed, so a
 /// reader in use keeps it however long it lives.
 const LEASE_RENEW_AFTER: Duration = Duration::from_secs(15 * 60);
+/// How often a long staging (a huge member, a slow stream) looks at its lease meanwhile.
+const LEASE_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// Bytes written to an ingest of the staging, not yet published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub(super) struct Staging {
     ingests: Mutex<HashMap<String, bool>>,
     next_ref: AtomicU64,
     progress: Mutex<Option<ArchiveProgress>>,
+    /// When `charge` last looked at the lease.
+    lease_checked: Mutex<Instant>,
 }
 
 impl Staging {
@@ -54,6 +58,7 @@ impl Staging {
             ingests: Mutex::new(HashMap::new()),
             next_ref: AtomicU64::new(0),
             progress: Mutex::new(None),
+            lease_checked: Mutex::new(Instant::now()),
         })
     }
 
@@ -90,6 +95,13 @@ impl Staging {
         let written = self.written.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
         if let Some(progress) = self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
             (progress.0)(written);
+        }
+        {
+            let mut checked = self.lease_checked.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if checked.elapsed() >= LEASE_CHECK_EVERY {
+                self.keep_lease()?;
+                *checked = Instant::now();
+            }
         }
         let limits = self.engine.limits();
         match written > limits.archive_import_size {
