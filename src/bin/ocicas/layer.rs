@@ -53,8 +53,8 @@ pub enum LayerInput {
     Tar(PathBuf),
 }
 
-/// Streams `input` into a new layer and appends it to image `ref_name`, the layer leased from
-/// its commit until the image references it. Returns the layer and the new manifest.
+/// Streams `input` into a new layer and appends it to image `ref_name` (the core leases the
+/// layer until the image references it). Returns the layer and the new manifest.
 pub fn append(
     engine: &Engine,
     ref_name: &str,
@@ -62,14 +62,7 @@ pub fn append(
     options: &CompressionOptions,
     created_by: &str,
 ) -> ocicas::Result<(LayerDescriptor, ocicas::Descriptor)> {
-    let lease = engine.lease_new(None, Some(std::time::Duration::from_secs(3600)))?;
-    let storage = StorageOptions { lease: Some(lease.id.clone()), ..StorageOptions::default() };
-    let result = build_layer(engine, input, options, &storage)
-        .and_then(|layer| Ok((layer.clone(), engine.append_layer(ref_name, &layer, created_by)?)));
-    let released = engine.lease_release(&lease.id);
-    let result = result?;
-    released?;
-    Ok(result)
+    engine.append_new_layer(ref_name, options, created_by, |stream| write_input(input, stream))
 }
 
 /// Streams `input` into a new layer blob and returns its descriptor.
@@ -77,9 +70,15 @@ pub fn build_layer(
     engine: &Engine,
     input: &LayerInput,
     options: &CompressionOptions,
-    storage: &StorageOptions,
 ) -> ocicas::Result<LayerDescriptor> {
-    let mut stream = Progress::new(LayerStream::new(engine, options, storage)?);
+    let mut stream = LayerStream::new(engine, options, &StorageOptions::default())?;
+    write_input(input, &mut stream)?;
+    stream.finish()
+}
+
+/// Writes the uncompressed tar of `input` into `stream`, showing progress on a terminal.
+fn write_input(input: &LayerInput, stream: &mut LayerStream) -> ocicas::Result<()> {
+    let mut stream = Progress::new(stream);
     match input {
         LayerInput::Dir(dir) => write_dir_tar(dir, &mut stream)?,
         LayerInput::Tar(file) if file == Path::new("-") => copy_into(io::stdin().lock(), &mut stream)?,
@@ -88,10 +87,11 @@ pub fn build_layer(
             copy_into(tar, &mut stream)?;
         }
     }
-    stream.finish()
+    stream.finish();
+    Ok(())
 }
 
-fn copy_into(input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
+fn copy_into(input: impl Read, stream: &mut Progress<'_>) -> ocicas::Result<()> {
     // Large reads: io::copy's 8 KiB pieces would cost a call through every stage per 8 KiB.
     io::copy(&mut io::BufReader::with_capacity(1 << 20, input), stream)
         .map(|_| ())
@@ -99,13 +99,13 @@ fn copy_into(input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
 }
 
 /// A layer stream that shows bytes in and MB/s on a terminal.
-struct Progress {
-    stream: LayerStream,
+struct Progress<'a> {
+    stream: &'a mut LayerStream,
     bar: Option<ProgressBar>,
 }
 
-impl Progress {
-    fn new(stream: LayerStream) -> Progress {
+impl<'a> Progress<'a> {
+    fn new(stream: &'a mut LayerStream) -> Progress<'a> {
         let bar = io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} in, {bytes_per_sec}, {elapsed}") {
@@ -116,15 +116,14 @@ impl Progress {
         Progress { stream, bar }
     }
 
-    fn finish(self) -> ocicas::Result<LayerDescriptor> {
+    fn finish(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        self.stream.finish()
     }
 }
 
-impl Write for Progress {
+impl Write for Progress<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.stream.write(buf).map_err(io::Error::other).map(|()| buf.len())?;
         if let Some(bar) = &self.bar {

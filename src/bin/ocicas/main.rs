@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use ocicas::spec::{Descriptor, detect_media_type};
 use ocicas::{
     Algorithm, CopySource, Digest, Engine, Filters, FsckOptions, GcOptions, GcReport, Labels, LeaseResource, Limits,
-    OpenOptions, WriterOptions,
+    OpenOptions,
 };
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
@@ -320,12 +320,7 @@ fn run(command: Command) -> ocicas::Result<ExitCode> {
         Command::DockerArchive(command) => archive::run(command, &mut out)?,
         Command::Layer { layout, file, compression } => {
             let engine = open(&layout)?;
-            let layer = layer::build_layer(
-                &engine,
-                &layer::LayerInput::Tar(file),
-                &compression.options()?,
-                &ocicas::StorageOptions::default(),
-            )?;
+            let layer = layer::build_layer(&engine, &layer::LayerInput::Tar(file), &compression.options()?)?;
             writeln!(out, "{}", layer.to_json()).map_err(stdout_error)?;
         }
         Command::Append { layout, ref_name, dir, tar, compression } => {
@@ -364,33 +359,8 @@ fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
             } else {
                 Some(std::fs::File::open(&file).map_err(|e| ocicas::Error::io("cannot open", &file, e))?)
             };
-            let digest = match (ref_name, expect) {
-                (None, None) => {
-                    let input: &mut dyn Read = match opened_file.as_mut() {
-                        Some(f) => f,
-                        None => &mut stdin,
-                    };
-                    let blob = engine.put_blob_from(Algorithm::from_name(&algorithm)?, input)?;
-                    if !labels.is_empty() {
-                        engine.update_labels(&blob.digest, &labels, &[])?;
-                    }
-                    blob.digest
-                }
-                (None, Some(expect)) => {
-                    // Checked while ingesting, so a wrong file never becomes a blob; the
-                    // throwaway ingest is removed on failure.
-                    let ref_name = format!("ocicas-blob-put-{expect}-{}", std::process::id());
-                    let source = match opened_file.as_mut() {
-                        Some(f) => CopySource::Reader(f),
-                        None => CopySource::Reader(&mut stdin),
-                    };
-                    let result = put_resumable(&engine, &ref_name, source, Some(expect), &labels);
-                    if result.is_err() {
-                        let _ = engine.ingest_abort(&ref_name);
-                    }
-                    result?
-                }
-                (Some(ref_name), expect) => {
+            let digest = match ref_name {
+                Some(ref_name) => {
                     // A regular file is skipped ahead by seeking; stdin, a pipe or a FIFO by
                     // reading and discarding.
                     let seekable = opened_file.as_ref().is_some_and(|f| f.metadata().is_ok_and(|m| m.is_file()));
@@ -399,7 +369,23 @@ fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
                         Some(f) => CopySource::Reader(f),
                         None => CopySource::Reader(&mut stdin),
                     };
-                    put_resumable(&engine, &ref_name, source, expect, &labels)?
+                    engine.write_blob(&ref_name, source, None, expect.as_ref(), &labels)?
+                }
+                None => {
+                    let input: &mut dyn Read = match opened_file.as_mut() {
+                        Some(f) => f,
+                        None => &mut stdin,
+                    };
+                    match expect {
+                        Some(expect) => engine.put_blob_expected(input, &expect, &labels)?,
+                        None => {
+                            let blob = engine.put_blob_from(Algorithm::from_name(&algorithm)?, input)?;
+                            if !labels.is_empty() {
+                                engine.update_labels(&blob.digest, &labels, &[])?;
+                            }
+                            blob.digest
+                        }
+                    }
                 }
             };
             writeln!(out, "{digest}").map_err(stdout_error)?;
@@ -529,28 +515,6 @@ fn run_ingest(command: IngestCommand, out: &mut impl Write) -> ocicas::Result<()
         IngestCommand::Abort { layout, ref_name } => open(&layout)?.ingest_abort(&ref_name)?,
     }
     Ok(())
-}
-
-/// An ingest that resumes: opens the ref's writer (at its offset), copies the rest of the
-/// source, commits. Already stored content is not an error: its digest is the result.
-fn put_resumable(
-    engine: &Engine,
-    ref_name: &str,
-    source: CopySource<'_>,
-    expect: Option<Digest>,
-    labels: &Labels,
-) -> ocicas::Result<Digest> {
-    let options = WriterOptions { expected_size: None, expected_digest: expect.clone() };
-    let mut writer = match (engine.writer(ref_name, &options), expect) {
-        (Err(err), Some(expect)) if err.kind() == ocicas::ErrorKind::AlreadyExists => return Ok(expect),
-        (result, _) => result?,
-    };
-    writer.copy_from(source)?;
-    let digest = writer.digest();
-    match writer.commit(None, None, labels) {
-        Err(err) if err.kind() == ocicas::ErrorKind::AlreadyExists => Ok(digest),
-        result => result,
-    }
 }
 
 /// KEY=VALUE arguments; an empty VALUE stands for removal where the command allows it.
