@@ -12,6 +12,8 @@ use ocicas::{
     StorageOptions,
 };
 
+use crate::{open, stdout_error};
+
 /// How to compress a layer.
 #[derive(Args, Clone, Debug)]
 pub struct CompressionArgs {
@@ -51,6 +53,39 @@ pub enum LayerInput {
     Dir(PathBuf),
     /// A tar file, or stdin for `-`.
     Tar(PathBuf),
+}
+
+/// `ocicas layer`: compresses the tar FILE (or stdin) into a layer blob and prints its
+/// descriptor.
+pub fn run_layer(
+    layout: &Path,
+    file: PathBuf,
+    compression: &CompressionArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
+    let engine = open(layout)?;
+    let layer = build_layer(&engine, &LayerInput::Tar(file), &compression.options()?)?;
+    writeln!(out, "{}", layer.to_json()).map_err(stdout_error)
+}
+
+/// `ocicas append`: appends a layer made from `dir` or `tar` to image `ref_name` and prints the
+/// new manifest's descriptor.
+pub fn run_append(
+    layout: &Path,
+    ref_name: &str,
+    dir: Option<PathBuf>,
+    tar: Option<PathBuf>,
+    compression: &CompressionArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
+    let engine = open(layout)?;
+    let input = match (dir, tar) {
+        (Some(dir), _) => LayerInput::Dir(dir),
+        (None, Some(tar)) => LayerInput::Tar(tar),
+        (None, None) => return Err(ocicas::error::invalid_argument("give --dir DIR or --tar FILE")),
+    };
+    let (_, manifest) = append(&engine, ref_name, &input, &compression.options()?, "ocicas append")?;
+    writeln!(out, "{}", ocicas::spec::canonical_json_string(&manifest)?).map_err(stdout_error)
 }
 
 /// Streams `input` into a new layer and appends it to image `ref_name` (the core leases the
