@@ -149,12 +149,7 @@ fn new_image() -> (ImageManifest, String, ImageConfig, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn engine() -> (tempfile::TempDir, Engine) {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::create(dir.path().join("layout")).unwrap();
-        (dir, engine)
-    }
+    use crate::engine::temp_engine;
 
     fn write_tree_tar(stream: &mut LayerStream) -> Result<()> {
         let tree = tempfile::tempdir().unwrap();
@@ -164,7 +159,7 @@ mod tests {
 
     #[test]
     fn append_new_layer_streams_under_a_lease_released_once_the_image_references_the_layer() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let options = CompressionOptions::default();
         let (layer, manifest) = engine
             .append_new_layer("app", &options, "test", |stream| {
@@ -180,7 +175,7 @@ mod tests {
 
     #[test]
     fn append_new_layer_that_fails_to_stream_tags_nothing_and_keeps_no_lease() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let failed = engine.append_new_layer("app", &CompressionOptions::default(), "test", |stream| {
             stream.write(b"half a tar")?;
             Err(invalid_argument("the input failed"))

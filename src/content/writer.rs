@@ -424,17 +424,12 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::temp_engine;
     use crate::filters::Filters;
-
-    fn engine() -> (tempfile::TempDir, Engine) {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::create(dir.path().join("layout")).unwrap();
-        (dir, engine)
-    }
 
     #[test]
     fn closed_writer_resumes_from_saved_hash_state() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let mut writer = engine.writer("ref-a", &WriterOptions::default()).unwrap();
         writer.write(b"hello ").unwrap();
         writer.close().unwrap();
@@ -449,7 +444,7 @@ mod tests {
 
     #[test]
     fn second_writer_of_a_ref_is_locked() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let _held = engine.writer("ref-b", &WriterOptions::default()).unwrap();
         let err = engine.writer("ref-b", &WriterOptions::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Locked);
@@ -457,7 +452,7 @@ mod tests {
 
     #[test]
     fn commit_with_wrong_digest_keeps_ingest_resumable() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let mut writer = engine.writer("ref-c", &WriterOptions::default()).unwrap();
         writer.write(b"abc").unwrap();
         let wrong = Digest::of_bytes(Algorithm::Sha256, b"abd");
@@ -477,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_source_that_does_not_start_with_the_ingest_is_copied_from_its_start_or_refused() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let content = b"the file as it is now".to_vec();
         let digest = Digest::of_bytes(Algorithm::Sha256, &content);
         for stale in [&b"longer, different content from an earlier attempt"[..], b"the filE", b"the file"] {
@@ -511,7 +506,7 @@ mod tests {
 
     #[test]
     fn write_blob_without_an_expected_digest_resumes_and_returns_the_digest() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let content = b"resumed without knowing the digest".to_vec();
         let digest = Digest::of_bytes(Algorithm::Sha256, &content);
         stale_ingest(&engine, "resume", &content[..10]);
@@ -527,7 +522,7 @@ mod tests {
 
     #[test]
     fn put_blob_expected_stores_right_bytes_and_leaves_no_ingest_for_wrong_ones() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let content = b"the expected bytes".to_vec();
         let digest = Digest::of_bytes(Algorithm::Sha256, &content);
         let wrong = Digest::of_bytes(Algorithm::Sha256, b"other bytes");
