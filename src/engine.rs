@@ -76,3 +76,11 @@ impl Engine {
         self.layout.read_index()
     }
 }
+
+/// For unit tests: an engine over a new layout in a temp dir, which lives as long as the guard.
+#[cfg(test)]
+pub(crate) fn temp_engine() -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::create(dir.path().join("layout")).unwrap();
+    (dir, engine)
+}

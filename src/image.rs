@@ -11,7 +11,7 @@ use crate::spec::{
     Descriptor, Document, History, ImageConfig, ImageManifest, MEDIA_TYPE_IMAGE_CONFIG, MEDIA_TYPE_IMAGE_MANIFEST,
     RootFs, host_platform,
 };
-use crate::stream::LayerDescriptor;
+use crate::stream::{CompressionOptions, LayerDescriptor, LayerStream, StorageOptions};
 
 /// How long the lease that protects an append's new blobs may outlive a crashed appender.
 const APPEND_LEASE_EXPIRY: Duration = Duration::from_secs(60 * 60);
@@ -25,12 +25,28 @@ impl Engine {
     /// Returns the new manifest's descriptor.
     pub fn append_layer(&self, ref_name: &str, layer: &LayerDescriptor, created_by: &str) -> Result<Descriptor> {
         crate::refs::validate_ref_name(ref_name)?;
-        let lease = self.lease_new(None, Some(APPEND_LEASE_EXPIRY))?;
-        let result = self.append_under_lease(ref_name, layer, created_by, &lease.id);
-        let released = self.lease_release(&lease.id);
-        let manifest = result?;
-        released?;
-        Ok(manifest)
+        self.with_lease(APPEND_LEASE_EXPIRY, |lease| self.append_under_lease(ref_name, layer, created_by, lease))
+    }
+
+    /// Streams a new layer, the uncompressed tar that `write_tar` writes into the stream, and
+    /// appends it to image `ref_name` as `append_layer` does. The layer blob is leased from its
+    /// commit until the image references it, so no GC can take it in between. Returns the layer
+    /// and the new manifest's descriptor.
+    pub fn append_new_layer(
+        &self,
+        ref_name: &str,
+        options: &CompressionOptions,
+        created_by: &str,
+        write_tar: impl FnOnce(&mut LayerStream) -> Result<()>,
+    ) -> Result<(LayerDescriptor, Descriptor)> {
+        self.with_lease(APPEND_LEASE_EXPIRY, |lease| {
+            let storage = StorageOptions { lease: Some(lease.to_owned()), ..StorageOptions::default() };
+            let mut stream = LayerStream::new(self, options, &storage)?;
+            write_tar(&mut stream)?;
+            let layer = stream.finish()?;
+            let manifest = self.append_layer(ref_name, &layer, created_by)?;
+            Ok((layer, manifest))
+        })
     }
 
     fn append_under_lease(
@@ -128,4 +144,44 @@ fn new_image() -> (ImageManifest, String, ImageConfig, String) {
         extra: Default::default(),
     };
     (manifest, MEDIA_TYPE_IMAGE_MANIFEST.to_owned(), config, MEDIA_TYPE_IMAGE_CONFIG.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::temp_engine;
+
+    fn write_tree_tar(stream: &mut LayerStream) -> Result<()> {
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::write(tree.path().join("file"), b"layer content").unwrap();
+        crate::stream::tar_dir::write_dir_tar(tree.path(), stream)
+    }
+
+    #[test]
+    fn append_new_layer_streams_under_a_lease_released_once_the_image_references_the_layer() {
+        let (_dir, engine) = temp_engine();
+        let options = CompressionOptions::default();
+        let (layer, manifest) = engine
+            .append_new_layer("app", &options, "test", |stream| {
+                assert_eq!(engine.lease_list()?.len(), 1, "the layer is written under a lease");
+                write_tree_tar(stream)
+            })
+            .unwrap();
+        assert!(engine.lease_list().unwrap().is_empty());
+        assert_eq!(engine.ref_get("app").unwrap().digest, manifest.digest);
+        let Document::Manifest(stored) = engine.read_document(&manifest).unwrap() else { panic!("not a manifest") };
+        assert_eq!(stored.layers, [layer.descriptor()]);
+    }
+
+    #[test]
+    fn append_new_layer_that_fails_to_stream_tags_nothing_and_keeps_no_lease() {
+        let (_dir, engine) = temp_engine();
+        let failed = engine.append_new_layer("app", &CompressionOptions::default(), "test", |stream| {
+            stream.write(b"half a tar")?;
+            Err(invalid_argument("the input failed"))
+        });
+        assert_eq!(failed.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        assert!(engine.lease_list().unwrap().is_empty());
+        assert_eq!(engine.ref_get("app").unwrap_err().kind(), ErrorKind::NotFound);
+    }
 }

@@ -134,6 +134,18 @@ impl Engine {
         self.remove_lease(id)
     }
 
+    /// Runs `work` under a new lease expiring after `expiry` (so a crashed caller's lease does
+    /// not keep its blobs forever) and releases it afterwards, whatever `work` returned. An
+    /// error of `work` is returned rather than one of the release.
+    pub(crate) fn with_lease<T>(&self, expiry: Duration, work: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+        let lease = self.lease_new(None, Some(expiry))?;
+        let result = work(&lease.id);
+        let released = self.lease_release(&lease.id);
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
     /// Removes a lease file; the caller holds the exclusive store lock.
     pub(crate) fn remove_lease(&self, id: &str) -> Result<()> {
         let path = self.leases_dir().join(id);

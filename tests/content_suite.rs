@@ -274,8 +274,10 @@ fn write_blob_returns_at_once_when_the_digest_is_stored() {
     }
     let (_dir, engine) = store();
     let (bytes, digest) = content(100, 80);
-    engine.write_blob("wb", CopySource::Reader(&mut &bytes[..]), Some(100), &digest, &no_labels()).unwrap();
-    engine.write_blob("wb", CopySource::Reader(&mut MustNotRead), Some(100), &digest, &no_labels()).unwrap();
+    let written = engine.write_blob("wb", CopySource::Reader(&mut &bytes[..]), Some(100), Some(&digest), &no_labels());
+    assert_eq!(written.unwrap(), digest);
+    let again = engine.write_blob("wb", CopySource::Reader(&mut MustNotRead), Some(100), Some(&digest), &no_labels());
+    assert_eq!(again.unwrap(), digest);
     assert_eq!(engine.read_blob(&digest, 1000).unwrap(), bytes);
 }
 

@@ -381,43 +381,55 @@ impl IngestWriter {
 }
 
 impl Engine {
-    /// containerd's `WriteBlob`: stores what `source` yields under `ref_name`, resuming an
-    /// earlier attempt, and returns at once, reading nothing, when `expected` is already stored.
+    /// containerd's `WriteBlob`: stores what `source` yields under ingest `ref_name`, resuming an
+    /// earlier attempt, checked against `size` and `expected` when they are given, and returns
+    /// its digest. Returns at once, reading nothing, when `expected` is already stored; content
+    /// that was stored before is not an error either (its labels are then left as they are).
     pub fn write_blob(
         &self,
         ref_name: &str,
         source: CopySource<'_>,
         size: Option<u64>,
-        expected: &Digest,
+        expected: Option<&Digest>,
         labels: &Labels,
-    ) -> Result<()> {
-        let options = WriterOptions { expected_size: size, expected_digest: Some(expected.clone()) };
-        let mut writer = match self.writer(ref_name, &options) {
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => return Ok(()),
-            result => result?,
+    ) -> Result<Digest> {
+        let options = WriterOptions { expected_size: size, expected_digest: expected.cloned() };
+        let mut writer = match (self.writer(ref_name, &options), expected) {
+            (Err(err), Some(expected)) if err.kind() == ErrorKind::AlreadyExists => return Ok(expected.clone()),
+            (result, _) => result?,
         };
         writer.copy_from(source)?;
-        match writer.commit(size, Some(expected), labels) {
-            Err(err) if err.kind() == ErrorKind::AlreadyExists => Ok(()),
-            result => result.map(|_| ()),
+        let digest = writer.digest();
+        match writer.commit(size, expected, labels) {
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => Ok(digest),
+            result => result,
         }
+    }
+
+    /// Stores what `source` yields as a blob that must hash to `expected`, checked while it is
+    /// written so that wrong bytes never become a blob: `write_blob` under a throwaway ingest
+    /// ref (named after `expected` and this process), which is removed when the put fails.
+    /// Returns at once, reading nothing, when `expected` is already stored.
+    pub fn put_blob_expected(&self, source: &mut dyn Read, expected: &Digest, labels: &Labels) -> Result<Digest> {
+        let ref_name = format!("ocicas-blob-put-{expected}-{}", std::process::id());
+        let result = self.write_blob(&ref_name, CopySource::Reader(source), None, Some(expected), labels);
+        if result.is_err() {
+            // The error that matters is the put's; a failed removal leaves an ingest GC expires.
+            let _ = self.ingest_abort(&ref_name);
+        }
+        result
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::temp_engine;
     use crate::filters::Filters;
-
-    fn engine() -> (tempfile::TempDir, Engine) {
-        let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::create(dir.path().join("layout")).unwrap();
-        (dir, engine)
-    }
 
     #[test]
     fn closed_writer_resumes_from_saved_hash_state() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let mut writer = engine.writer("ref-a", &WriterOptions::default()).unwrap();
         writer.write(b"hello ").unwrap();
         writer.close().unwrap();
@@ -432,7 +444,7 @@ mod tests {
 
     #[test]
     fn second_writer_of_a_ref_is_locked() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let _held = engine.writer("ref-b", &WriterOptions::default()).unwrap();
         let err = engine.writer("ref-b", &WriterOptions::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Locked);
@@ -440,7 +452,7 @@ mod tests {
 
     #[test]
     fn commit_with_wrong_digest_keeps_ingest_resumable() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let mut writer = engine.writer("ref-c", &WriterOptions::default()).unwrap();
         writer.write(b"abc").unwrap();
         let wrong = Digest::of_bytes(Algorithm::Sha256, b"abd");
@@ -460,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_source_that_does_not_start_with_the_ingest_is_copied_from_its_start_or_refused() {
-        let (_dir, engine) = engine();
+        let (_dir, engine) = temp_engine();
         let content = b"the file as it is now".to_vec();
         let digest = Digest::of_bytes(Algorithm::Sha256, &content);
         for stale in [&b"longer, different content from an earlier attempt"[..], b"the filE", b"the file"] {
@@ -490,5 +502,42 @@ mod tests {
         writer.truncate(0).unwrap();
         writer.copy_from(CopySource::Reader(&mut &content[..])).unwrap();
         assert_eq!(writer.commit(None, None, &Labels::new()).map_err(|e| e.kind()), Err(ErrorKind::AlreadyExists));
+    }
+
+    #[test]
+    fn write_blob_without_an_expected_digest_resumes_and_returns_the_digest() {
+        let (_dir, engine) = temp_engine();
+        let content = b"resumed without knowing the digest".to_vec();
+        let digest = Digest::of_bytes(Algorithm::Sha256, &content);
+        stale_ingest(&engine, "resume", &content[..10]);
+        let labels = Labels::from([("k".to_owned(), "v".to_owned())]);
+        let written = engine.write_blob("resume", CopySource::Reader(&mut &content[..]), None, None, &labels);
+        assert_eq!(written.unwrap(), digest);
+        assert_eq!(engine.info(&digest).unwrap().labels, labels);
+        // Stored already: not an error, the same digest.
+        let again = engine.write_blob("resume", CopySource::Reader(&mut &content[..]), None, None, &Labels::new());
+        assert_eq!(again.unwrap(), digest);
+        assert!(engine.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn put_blob_expected_stores_right_bytes_and_leaves_no_ingest_for_wrong_ones() {
+        let (_dir, engine) = temp_engine();
+        let content = b"the expected bytes".to_vec();
+        let digest = Digest::of_bytes(Algorithm::Sha256, &content);
+        let wrong = Digest::of_bytes(Algorithm::Sha256, b"other bytes");
+        let err = engine.put_blob_expected(&mut &content[..], &wrong, &Labels::new()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DigestMismatch, "{err}");
+        assert!(!engine.has_blob(&wrong).unwrap());
+        assert!(!engine.has_blob(&digest).unwrap(), "wrong bytes never become a blob");
+        assert!(engine.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
+
+        let labels = Labels::from([("k".to_owned(), "v".to_owned())]);
+        assert_eq!(engine.put_blob_expected(&mut &content[..], &digest, &labels).unwrap(), digest);
+        assert_eq!(engine.info(&digest).unwrap().labels, labels);
+        // Stored already: returns at once, reading nothing.
+        let mut nothing: &[u8] = b"";
+        assert_eq!(engine.put_blob_expected(&mut nothing, &digest, &Labels::new()).unwrap(), digest);
+        assert!(engine.ingest_list(&Filters::parse::<&str>(&[]).unwrap()).unwrap().is_empty());
     }
 }

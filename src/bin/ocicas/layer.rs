@@ -12,6 +12,8 @@ use ocicas::{
     StorageOptions,
 };
 
+use crate::{open, stdout_error};
+
 /// How to compress a layer.
 #[derive(Args, Clone, Debug)]
 pub struct CompressionArgs {
@@ -53,8 +55,41 @@ pub enum LayerInput {
     Tar(PathBuf),
 }
 
-/// Streams `input` into a new layer and appends it to image `ref_name`, the layer leased from
-/// its commit until the image references it. Returns the layer and the new manifest.
+/// `ocicas layer`: compresses the tar FILE (or stdin) into a layer blob and prints its
+/// descriptor.
+pub fn run_layer(
+    layout: &Path,
+    file: PathBuf,
+    compression: &CompressionArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
+    let engine = open(layout)?;
+    let layer = build_layer(&engine, &LayerInput::Tar(file), &compression.options()?)?;
+    writeln!(out, "{}", layer.to_json()).map_err(stdout_error)
+}
+
+/// `ocicas append`: appends a layer made from `dir` or `tar` to image `ref_name` and prints the
+/// new manifest's descriptor.
+pub fn run_append(
+    layout: &Path,
+    ref_name: &str,
+    dir: Option<PathBuf>,
+    tar: Option<PathBuf>,
+    compression: &CompressionArgs,
+    out: &mut impl Write,
+) -> ocicas::Result<()> {
+    let engine = open(layout)?;
+    let input = match (dir, tar) {
+        (Some(dir), _) => LayerInput::Dir(dir),
+        (None, Some(tar)) => LayerInput::Tar(tar),
+        (None, None) => return Err(ocicas::error::invalid_argument("give --dir DIR or --tar FILE")),
+    };
+    let (_, manifest) = append(&engine, ref_name, &input, &compression.options()?, "ocicas append")?;
+    writeln!(out, "{}", ocicas::spec::canonical_json_string(&manifest)?).map_err(stdout_error)
+}
+
+/// Streams `input` into a new layer and appends it to image `ref_name` (the core leases the
+/// layer until the image references it). Returns the layer and the new manifest.
 pub fn append(
     engine: &Engine,
     ref_name: &str,
@@ -62,14 +97,7 @@ pub fn append(
     options: &CompressionOptions,
     created_by: &str,
 ) -> ocicas::Result<(LayerDescriptor, ocicas::Descriptor)> {
-    let lease = engine.lease_new(None, Some(std::time::Duration::from_secs(3600)))?;
-    let storage = StorageOptions { lease: Some(lease.id.clone()), ..StorageOptions::default() };
-    let result = build_layer(engine, input, options, &storage)
-        .and_then(|layer| Ok((layer.clone(), engine.append_layer(ref_name, &layer, created_by)?)));
-    let released = engine.lease_release(&lease.id);
-    let result = result?;
-    released?;
-    Ok(result)
+    engine.append_new_layer(ref_name, options, created_by, |stream| write_input(input, stream))
 }
 
 /// Streams `input` into a new layer blob and returns its descriptor.
@@ -77,9 +105,15 @@ pub fn build_layer(
     engine: &Engine,
     input: &LayerInput,
     options: &CompressionOptions,
-    storage: &StorageOptions,
 ) -> ocicas::Result<LayerDescriptor> {
-    let mut stream = Progress::new(LayerStream::new(engine, options, storage)?);
+    let mut stream = LayerStream::new(engine, options, &StorageOptions::default())?;
+    write_input(input, &mut stream)?;
+    stream.finish()
+}
+
+/// Writes the uncompressed tar of `input` into `stream`, showing progress on a terminal.
+fn write_input(input: &LayerInput, stream: &mut LayerStream) -> ocicas::Result<()> {
+    let mut stream = Progress::new(stream);
     match input {
         LayerInput::Dir(dir) => write_dir_tar(dir, &mut stream)?,
         LayerInput::Tar(file) if file == Path::new("-") => copy_into(io::stdin().lock(), &mut stream)?,
@@ -88,10 +122,11 @@ pub fn build_layer(
             copy_into(tar, &mut stream)?;
         }
     }
-    stream.finish()
+    stream.finish();
+    Ok(())
 }
 
-fn copy_into(input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
+fn copy_into(input: impl Read, stream: &mut Progress<'_>) -> ocicas::Result<()> {
     // Large reads: io::copy's 8 KiB pieces would cost a call through every stage per 8 KiB.
     io::copy(&mut io::BufReader::with_capacity(1 << 20, input), stream)
         .map(|_| ())
@@ -99,13 +134,13 @@ fn copy_into(input: impl Read, stream: &mut Progress) -> ocicas::Result<()> {
 }
 
 /// A layer stream that shows bytes in and MB/s on a terminal.
-struct Progress {
-    stream: LayerStream,
+struct Progress<'a> {
+    stream: &'a mut LayerStream,
     bar: Option<ProgressBar>,
 }
 
-impl Progress {
-    fn new(stream: LayerStream) -> Progress {
+impl<'a> Progress<'a> {
+    fn new(stream: &'a mut LayerStream) -> Progress<'a> {
         let bar = io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes} in, {bytes_per_sec}, {elapsed}") {
@@ -116,15 +151,14 @@ impl Progress {
         Progress { stream, bar }
     }
 
-    fn finish(self) -> ocicas::Result<LayerDescriptor> {
+    fn finish(self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        self.stream.finish()
     }
 }
 
-impl Write for Progress {
+impl Write for Progress<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.stream.write(buf).map_err(io::Error::other).map(|()| buf.len())?;
         if let Some(bar) = &self.bar {

@@ -6,56 +6,36 @@
 //! others staged in ingests of the reader's own (see `stage`), published only when an import
 //! uses them. Each distinct config is parsed once and each compressed layer decompressed once,
 //! whatever number of images and layers name it.
+//!
+//! This file is the reader and its member table: opening the archive, holding or staging its
+//! members, resolving their names and reading their bytes; `images` is the image view.
+
+mod images;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use images::{ArchiveImage, ManifestFormat};
 
 use super::scan::{
     ArchiveFile, InputGuard, MemoryBudget, Scanned, SourceRead, V1Layers, guarded_input, items_of, open_archive_file,
     scan_file, scan_stream,
 };
 use super::stage::{Staged, Staging};
-use super::{
-    ArchiveProgress, Codec, ImageChoice, LAYER_TAR, ManifestItem, Member, choose_items, excerpt, for_each_chunk,
-    invalid_archive, resolve,
-};
+use super::{ArchiveProgress, Codec, ManifestItem, Member, excerpt, for_each_chunk, invalid_archive, resolve};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::Limit;
-use crate::spec::{
-    Descriptor, Document, ImageManifest, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG,
-    MEDIA_TYPE_IMAGE_MANIFEST, canonical_json, parse_document,
-};
+use crate::spec::canonical_json;
+use images::ParsedConfig;
 
 /// Members of a stream up to this size are held in memory (against `archive_json_total`)
 /// rather than staged: configs, the empty layers of `docker save`, small files.
 const SMALL_MEMBER: u64 = 64 << 10;
-const MEDIA_TYPE_DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
-
-/// The manifest a reader synthesizes for an archive image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManifestFormat {
-    DockerSchema2,
-    Oci,
-}
-
-/// One image of an archive, resolved: its config read and checked against its layers.
-#[derive(Debug, Clone)]
-pub struct ArchiveImage {
-    /// Its entry in manifest.json.
-    pub item: ManifestItem,
-    /// The config as stored in the archive (Docker config media type).
-    pub config: Descriptor,
-    /// One per layer, in order: the sha256 of its uncompressed tar.
-    pub diff_ids: Vec<Digest>,
-    pub(super) config_member: String,
-    pub(super) layer_members: Vec<String>,
-}
 
 /// An open docker-archive.
 pub struct ArchiveReader {
@@ -71,12 +51,6 @@ pub struct ArchiveReader {
     layers: Mutex<HashMap<String, LayerFacts>>,
     /// Copies staged for an import of members read in place or held in memory, by member.
     copies: Mutex<HashMap<String, Staged>>,
-}
-
-/// What an image needs of its config.
-struct ParsedConfig {
-    descriptor: Descriptor,
-    diff_ids: Vec<Digest>,
 }
 
 /// What a layer member is uncompressed.
@@ -219,142 +193,6 @@ impl ArchiveReader {
         hash_all(self.open_member(name)?, |e| read_error(name, e)).map(|(digest, _)| digest)
     }
 
-    /// The images `manifest.json` lists.
-    pub fn items(&self) -> &[ManifestItem] {
-        &self.items
-    }
-
-    /// The chosen images, each with its config read and its layer count checked.
-    pub fn choose(&self, choice: &ImageChoice) -> Result<Vec<ArchiveImage>> {
-        choose_items(&self.items, choice)?.into_iter().map(|item| self.image(item)).collect()
-    }
-
-    fn image(&self, item: ManifestItem) -> Result<ArchiveImage> {
-        let config_member = self.resolve_name(&item.config)?;
-        let config = self.config(&config_member, &item.config)?;
-        if config.diff_ids.len() != item.layers.len() {
-            return Err(invalid_archive(format!(
-                "image {} lists {} layers but its config has {} diff_ids",
-                excerpt(&item.repo_tags.join(",")),
-                item.layers.len(),
-                config.diff_ids.len()
-            )));
-        }
-        let layer_members = item.layers.iter().map(|l| self.resolve_name(l)).collect::<Result<Vec<_>>>()?;
-        Ok(ArchiveImage {
-            config: config.descriptor.clone(),
-            diff_ids: config.diff_ids.clone(),
-            item,
-            config_member,
-            layer_members,
-        })
-    }
-
-    /// The config in member `member` (named `path` by manifest.json), read and parsed once.
-    fn config(&self, member: &str, path: &str) -> Result<Arc<ParsedConfig>> {
-        if let Some(config) = lock(&self.configs).get(member) {
-            return Ok(config.clone());
-        }
-        let what = format!("config {}", excerpt(path));
-        let limits = self.staging.engine().limits();
-        let bytes = limits.read_capped(self.open_member(member)?, Limit::JsonSize, &what)?;
-        self.memory.hold(bytes.len() as u64, &what)?;
-        let Document::Config(parsed) = parse_document(MEDIA_TYPE_DOCKER_CONFIG, &bytes)
-            .map_err(|e| invalid_archive(format!("{what}: {}", excerpt(e.message()))))?
-        else {
-            return Err(invalid_archive(format!("{what} is not an image config")));
-        };
-        let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
-        let config = Arc::new(ParsedConfig {
-            descriptor: Descriptor::new(MEDIA_TYPE_DOCKER_CONFIG, digest, bytes.len() as u64),
-            diff_ids: parsed.rootfs.diff_ids,
-        });
-        lock(&self.configs).insert(member.to_owned(), config.clone());
-        Ok(config)
-    }
-
-    /// Opens a blob of `image`: its config by digest, or a layer by DiffID (uncompressed, as
-    /// containers/image serves them). The bytes are verified as they are read: a reader that
-    /// reaches the end of wrong bytes fails instead. Returns the reader and the size.
-    pub fn open_blob(&self, image: &ArchiveImage, digest: &Digest) -> Result<(Box<dyn Read + '_>, u64)> {
-        if *digest == image.config.digest {
-            let reader = self.open_member(&image.config_member)?;
-            return Ok((Box::new(VerifyingReader::new(reader, digest)), image.config.size));
-        }
-        let index = image.diff_ids.iter().position(|d| d == digest).ok_or_else(|| {
-            crate::error::not_found(format!("blob {digest} is not part of image {}", excerpt(&image.item.config)))
-        })?;
-        let member = &image.layer_members[index];
-        let size = self.layer_facts(member)?.uncompressed_size;
-        let (layer, _) = self.open_layer(member)?;
-        Ok((Box::new(VerifyingReader::new(layer, digest)), size))
-    }
-
-    /// Writes a blob of `image` (as `open_blob` opens it) to `out` and returns its size. The
-    /// bytes are verified as they pass: when they do not hash to `digest`, `DigestMismatch`
-    /// after the last of them was written (the caller discards them). `Io` when `out` fails.
-    pub fn copy_blob(&self, image: &ArchiveImage, digest: &Digest, mut out: impl Write) -> Result<u64> {
-        let (blob, size) = self.open_blob(image, digest)?;
-        // `VerifyingReader` reports wrong bytes as `InvalidData`.
-        let read_error = |err: io::Error| match err.kind() {
-            io::ErrorKind::InvalidData => Error::new(ErrorKind::DigestMismatch, format!("blob {digest}: {err}")),
-            _ => Error::new(ErrorKind::Io, format!("cannot read blob {digest}: {err}")),
-        };
-        for_each_chunk(blob, read_error, |chunk| {
-            out.write_all(chunk).map_err(|e| Error::new(ErrorKind::Io, format!("blob {digest}: {e}")))
-        })?;
-        Ok(size)
-    }
-
-    /// The image's manifest, synthesized: its config and its layers by DiffID, uncompressed.
-    /// Returns the manifest's descriptor and bytes (canonical JSON).
-    pub fn manifest(&self, image: &ArchiveImage, format: ManifestFormat) -> Result<(Descriptor, Vec<u8>)> {
-        let (media_type, config_type, layer_type) = match format {
-            ManifestFormat::DockerSchema2 => {
-                (MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_DOCKER_CONFIG, MEDIA_TYPE_DOCKER_LAYER)
-            }
-            ManifestFormat::Oci => (MEDIA_TYPE_IMAGE_MANIFEST, MEDIA_TYPE_IMAGE_CONFIG, LAYER_TAR),
-        };
-        let mut layers = Vec::new();
-        for (member, diff_id) in image.layer_members.iter().zip(&image.diff_ids) {
-            layers.push(Descriptor::new(layer_type, diff_id.clone(), self.layer_facts(member)?.uncompressed_size));
-        }
-        let config = Descriptor::new(config_type, image.config.digest.clone(), image.config.size);
-        let bytes = self.manifest_bytes(&image.item, media_type, config, layers)?;
-        let descriptor = Descriptor::new(media_type, Digest::of_bytes(Algorithm::Sha256, &bytes), bytes.len() as u64);
-        Ok((descriptor, bytes))
-    }
-
-    /// A manifest of `config` and `layers` as canonical JSON, no larger than the JSON size
-    /// limit (so that the store can read it back).
-    pub(super) fn manifest_bytes(
-        &self,
-        item: &ManifestItem,
-        media_type: &str,
-        config: Descriptor,
-        layers: Vec<Descriptor>,
-    ) -> Result<Vec<u8>> {
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(media_type.to_owned()),
-            artifact_type: None,
-            config,
-            layers,
-            subject: None,
-            annotations: Default::default(),
-            extra: Default::default(),
-        };
-        let bytes = canonical_json(&manifest)?;
-        let limits = self.staging.engine().limits();
-        if bytes.len() as u64 > limits.json_size {
-            return Err(limits.exceeded(
-                Limit::JsonSize,
-                format!("the manifest of image {} would be {} bytes", excerpt(&item.config), bytes.len()),
-            ));
-        }
-        Ok(bytes)
-    }
-
     /// A layer member's uncompressed size and (when read) DiffID; a compressed
     /// layer is decompressed once to learn them, whatever number of images name it.
     pub(super) fn layer_facts(&self, name: &str) -> Result<LayerFacts> {
@@ -485,37 +323,6 @@ impl Read for FileRange<'_> {
         }
         self.offset += n as u64;
         self.remaining -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Passes bytes through and fails at their end when they do not hash to `expected`.
-struct VerifyingReader<R> {
-    inner: R,
-    hasher: Hasher,
-    expected: Digest,
-}
-
-impl<R: Read> VerifyingReader<R> {
-    fn new(inner: R, expected: &Digest) -> Self {
-        VerifyingReader { inner, hasher: Hasher::new(expected.algorithm()), expected: expected.clone() }
-    }
-}
-
-impl<R: Read> Read for VerifyingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 {
-            self.hasher.update(&buf[..n]);
-        } else if !buf.is_empty() {
-            let actual = self.hasher.current();
-            if actual != self.expected {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("the archive's bytes hash to {actual}, not {}", self.expected),
-                ));
-            }
-        }
         Ok(n)
     }
 }
