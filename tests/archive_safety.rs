@@ -310,23 +310,29 @@ fn a_name_two_images_share_is_tagged_once() {
     }
 }
 
-#[test]
-fn a_repo_tag_on_two_different_images_is_refused() {
+/// An archive of two different images (their configs differ in architecture), sharing one
+/// layer, with these RepoTags.
+fn two_images_tagged(first: &[&str], second: &[&str]) -> Vec<u8> {
     let (layer, config, config_hex) = image_parts();
     let other = String::from_utf8(config.clone()).unwrap().replace("amd64", "arm64").into_bytes();
     let other_hex = Digest::of_bytes(Algorithm::Sha256, &other).hex().to_owned();
     let (config_name, other_name) = (format!("{config_hex}.json"), format!("{other_hex}.json"));
     let manifest = serde_json::to_vec(&serde_json::json!([
-        { "Config": config_name, "RepoTags": ["example/app:1"], "Layers": ["abc/layer.tar"] },
-        { "Config": other_name, "RepoTags": ["example/app:2", "example/app:1"], "Layers": ["abc/layer.tar"] },
+        { "Config": config_name, "RepoTags": first, "Layers": ["abc/layer.tar"] },
+        { "Config": other_name, "RepoTags": second, "Layers": ["abc/layer.tar"] },
     ]))
     .unwrap();
-    let archive = tar(&[
+    tar(&[
         Member::File(&config_name, config),
         Member::File(&other_name, other),
         Member::File("abc/layer.tar", layer),
         Member::File("manifest.json", manifest),
-    ]);
+    ])
+}
+
+#[test]
+fn a_repo_tag_on_two_different_images_is_refused() {
+    let archive = two_images_tagged(&["example/app:1"], &["example/app:2", "example/app:1"]);
     refused(&archive, ErrorKind::InvalidImage, "\"example/app:1\" names two different images");
 }
 
@@ -334,21 +340,7 @@ fn a_repo_tag_on_two_different_images_is_refused() {
 /// two different images is one name on two images.
 #[test]
 fn a_name_spelled_two_ways_on_two_different_images_is_refused() {
-    let (layer, config, config_hex) = image_parts();
-    let other = String::from_utf8(config.clone()).unwrap().replace("amd64", "arm64").into_bytes();
-    let other_hex = Digest::of_bytes(Algorithm::Sha256, &other).hex().to_owned();
-    let (config_name, other_name) = (format!("{config_hex}.json"), format!("{other_hex}.json"));
-    let manifest = serde_json::to_vec(&serde_json::json!([
-        { "Config": config_name, "RepoTags": ["busybox:latest"], "Layers": ["abc/layer.tar"] },
-        { "Config": other_name, "RepoTags": ["docker.io/library/busybox:latest"], "Layers": ["abc/layer.tar"] },
-    ]))
-    .unwrap();
-    let archive = tar(&[
-        Member::File(&config_name, config),
-        Member::File(&other_name, other),
-        Member::File("abc/layer.tar", layer),
-        Member::File("manifest.json", manifest),
-    ]);
+    let archive = two_images_tagged(&["busybox:latest"], &["docker.io/library/busybox:latest"]);
     refused(&archive, ErrorKind::InvalidImage, "names two different images");
 }
 
