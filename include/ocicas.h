@@ -597,7 +597,9 @@ ocicas_status ocicas_archive_reader_manifest(const struct ocicas_archive_reader 
  * receives its size in bytes. The bytes are verified as they pass: when they do not hash to
  * `digest`, the call fails with `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was
  * written (discard them). `OCICAS_ERR_NOT_FOUND` when the image has no such blob;
- * `OCICAS_ERR_IO` when `write_cb` fails.
+ * `OCICAS_ERR_IO` when `write_cb` fails. Reading a staged member renews the reader's lease:
+ * `OCICAS_ERR_NOT_FOUND` when it had expired (see `ocicas_archive_reader_open`),
+ * `OCICAS_ERR_LOCKED` when the store lock to renew it was not had within `lock_timeout`.
  *
  * # Safety
  * `reader` is a live reader; strings NULL or NUL-terminated as documented;
