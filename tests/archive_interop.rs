@@ -253,6 +253,17 @@ fn the_legacy_export_carries_the_v1_json_that_pre_1_10_loaders_read() {
     assert!(v1[0].get("parent").is_none() && v1[1]["parent"] == v1[0]["id"], "{v1:?}");
     assert_eq!(v1[1]["os"], "linux");
     assert!(v1[1].get("config").is_some() && v1[1].get("architecture").is_some(), "{:?}", v1[1]);
+    // The top layer's `created` is the image config's, as docker writes it.
+    let config: serde_json::Value = serde_json::from_slice(
+        &members
+            .iter()
+            .find(|(name, _, _)| !name.contains('/') && name.ends_with(".json") && name != "manifest.json")
+            .unwrap()
+            .2,
+    )
+    .unwrap();
+    assert!(config["created"].is_string(), "the appended image's config has a creation time: {config}");
+    assert_eq!(v1[1]["created"], config["created"]);
     for json in &v1 {
         let id = json["id"].as_str().unwrap();
         let link = members.iter().find(|(name, _, _)| *name == format!("{id}/layer.tar")).unwrap();
