@@ -130,7 +130,8 @@
 
 /**
  * `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
- * (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
+ * (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at least 32, at most
+ * 256.
  */
 #define OCICAS_LIMIT_THREADS 10
 
@@ -452,9 +453,9 @@ typedef struct ocicas_layer_options {
   bool docker_media_types;
   /**
    * Compression threads; 0 means every available core. The output is the same for any count.
-   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at most 256, unless set) is
-   * `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is held to that
-   * limit's default.
+   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at least 32, at most 256,
+   * unless set) is `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is
+   * held to that limit's default.
    */
   uint32_t threads;
   /**

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layout::BlobDirs;
 use crate::spec::{
     Child, Descriptor, Document, ImageIndex, descriptor_shaped_objects, is_document_media_type, is_layer_media_type,
     is_manifest_media_type, media_type_of, parse_document,
@@ -150,6 +151,8 @@ enum Content {
 /// many parents share it.
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,
+    /// Every reached blob is looked up here: one stat each, no path resolved.
+    blob_dirs: BlobDirs<'e>,
     /// Every digest reached and found stored, with its stored size.
     pub visited: HashMap<Digest, u64>,
     seen: HashSet<(Digest, ReadAs, Option<u64>)>,
@@ -159,7 +162,8 @@ pub(crate) struct GraphWalk<'e> {
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges }
+        let blob_dirs = engine.layout.blob_dirs();
+        GraphWalk { engine, blob_dirs, visited: HashMap::new(), seen: HashSet::new(), label_edges }
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
@@ -186,7 +190,7 @@ impl<'e> GraphWalk<'e> {
             if !self.seen.insert(key.clone()) {
                 continue;
             }
-            let stored = match self.engine.blob_size(&reached.digest) {
+            let stored = match self.engine.blob_size_of(&reached.digest, self.blob_dirs.stat(&reached.digest)) {
                 Ok(size) => size,
                 Err(err) if err.kind() == ErrorKind::NotFound => {
                     // Not seen after all: a later walk (GC's second, under the lock) must follow
@@ -202,13 +206,14 @@ impl<'e> GraphWalk<'e> {
             };
             if self.visited.insert(reached.digest.clone(), stored).is_none() {
                 // Label targets carry no media type or size: they are walked untyped.
-                let targets = self.label_edges.get(&reached.digest).into_iter().flatten();
-                let name = format!("{} > label of {}", reached.path, reached.digest);
-                for target in targets {
-                    pending.push_back(Reached {
-                        depth: reached.depth + 1,
-                        ..Reached::untyped(target.clone(), name.clone())
-                    });
+                if let Some(targets) = self.label_edges.get(&reached.digest) {
+                    let name = format!("{} > label of {}", reached.path, reached.digest);
+                    for target in targets {
+                        pending.push_back(Reached {
+                            depth: reached.depth + 1,
+                            ..Reached::untyped(target.clone(), name.clone())
+                        });
+                    }
                 }
             }
             if reached.size.is_some_and(|declared| declared != stored) {

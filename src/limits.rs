@@ -185,10 +185,11 @@ impl Default for Limits {
     }
 }
 
-/// Four threads per core, at most 256.
+/// Four threads per core, at least 32 (GC's sweep, whose threads wait on the disk, needs 32 to
+/// unlink as fast as the file system allows), at most 256.
 fn default_threads() -> u64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    cores.saturating_mul(4).min(256)
+    cores.saturating_mul(4).clamp(32, 256)
 }
 
 impl Limits {

@@ -15,6 +15,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::fixture::bytes;
-use ocicas::layout::{OsStorage, Root, Storage};
+use ocicas::layout::{OsStorage, Root, Storage, Subdir};
 use ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST;
 use ocicas::{Algorithm, Digest, Engine, GcOptions, LeaseResource, OpenOptions, WriterOptions};
 
@@ -250,6 +251,10 @@ impl Storage for FaultyStorage {
         self.check("remove_file")?;
         OsStorage.remove_file(root, path)
     }
+    fn remove_file_in(&self, dir: &Subdir, name: &OsStr) -> io::Result<()> {
+        self.check("remove_file")?;
+        OsStorage.remove_file_in(dir, name)
+    }
     fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         self.check("remove_dir_all")?;
         OsStorage.remove_dir_all(root, path, dir)
@@ -442,6 +447,10 @@ impl Storage for RecordingStorage {
     fn remove_file(&self, root: &Root, path: &Path) -> io::Result<()> {
         self.step();
         OsStorage.remove_file(root, path)
+    }
+    fn remove_file_in(&self, dir: &Subdir, name: &OsStr) -> io::Result<()> {
+        self.step();
+        OsStorage.remove_file_in(dir, name)
     }
     fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         self.step();

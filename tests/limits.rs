@@ -262,7 +262,7 @@ fn readme_and_header_list_every_limit_with_its_default() {
             .unwrap_or_else(|| panic!("README.md's limits table has no row for {name}"));
         assert!(row.contains(&format!("`{constant}`")), "README row of {name} does not name {constant}: {row}");
         let default = if limit == ocicas::Limit::Threads {
-            "4 per core, at most 256".to_owned()
+            "4 per core, at least 32, at most 256".to_owned()
         } else {
             defaults.get(limit).to_string()
         };

@@ -91,8 +91,8 @@ func WithDockerMediaTypes() LayerOption {
 }
 
 // WithThreads sets how many threads compress; 0 (the default) means every core. The bytes
-// are the same for any count. More than the Engine's LimitThreads (4 per core, at most 256,
-// unless set) is ErrInvalidArgument; a Layer, which has no Engine, is held to its default.
+// are the same for any count. More than the Engine's LimitThreads (4 per core, at least 32,
+// at most 256, unless set) is ErrInvalidArgument; a Layer, which has no Engine, is held to its default.
 func WithThreads(threads int) LayerOption {
 	return func(o *layerOptions) { o.threads = threads }
 }

@@ -245,8 +245,13 @@ impl Engine {
 
     /// Size of a committed blob (one stat; a symlink or other non-file is not a blob).
     pub fn blob_size(&self, digest: &Digest) -> Result<u64> {
+        self.blob_size_of(digest, self.layout.dir().stat(&self.layout.blob_path(digest)))
+    }
+
+    /// The blob's size from the result of a stat of its file.
+    pub(crate) fn blob_size_of(&self, digest: &Digest, stat: io::Result<rustix::fs::Stat>) -> Result<u64> {
         let path = self.layout.blob_path(digest);
-        match self.layout.dir().stat(&path) {
+        match stat {
             Ok(stat) => match EntryKind::of_stat(&stat) {
                 EntryKind::File => Ok(stat.st_size as u64),
                 kind => Err(invalid_image(format!(
@@ -358,6 +363,13 @@ impl Engine {
     /// valid digest (other tools' junk, temp files) are not blobs and are skipped.
     pub fn list_blobs(&self) -> Result<Vec<Digest>> {
         let mut digests = Vec::new();
+        self.for_each_blob(|digest| digests.push(digest))?;
+        digests.sort();
+        Ok(digests)
+    }
+
+    /// Calls `visit` with the digest of each stored blob, in directory order.
+    pub(crate) fn for_each_blob(&self, mut visit: impl FnMut(Digest)) -> Result<()> {
         for algorithm in Algorithm::ALL {
             let dir = self.layout.blob_dir(algorithm);
             self.layout
@@ -366,14 +378,13 @@ impl Engine {
                     if kind == EntryKind::File
                         && let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
                     {
-                        digests.push(digest);
+                        visit(digest);
                     }
                     Ok(())
                 })
                 .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         }
-        digests.sort();
-        Ok(digests)
+        Ok(())
     }
 
     fn blob_not_found(&self, digest: &Digest) -> Error {

@@ -96,7 +96,8 @@ pub const OCICAS_LIMIT_ARCHIVE_JSON_TOTAL: u32 = 8;
 /// import writes into the store, staged members included. Default 1 TiB.
 pub const OCICAS_LIMIT_ARCHIVE_IMPORT_SIZE: u32 = 9;
 /// `ocicas_engine_set_limit` limit `threads`: the most worker threads one operation starts
-/// (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at most 256.
+/// (compression, GC sweep, registry jobs); 1 to 1024. Default 4 per core, at least 32, at most
+/// 256.
 pub const OCICAS_LIMIT_THREADS: u32 = 10;
 /// `ocicas_engine_set_limit` limit `registry_timeout`: the deadline of one registry request for
 /// a document (manifest, token, HEAD), first byte sent to last byte read, in seconds.

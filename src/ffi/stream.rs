@@ -36,9 +36,9 @@ pub struct ocicas_layer_options {
     /// Docker layer media types instead of OCI ones (gzip or none only).
     pub docker_media_types: bool,
     /// Compression threads; 0 means every available core. The output is the same for any count.
-    /// More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at most 256, unless set) is
-    /// `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is held to that
-    /// limit's default.
+    /// More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at least 32, at most 256,
+    /// unless set) is `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is
+    /// held to that limit's default.
     pub threads: u32,
     /// Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
     /// written under (NULL: a unique one).

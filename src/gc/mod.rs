@@ -19,7 +19,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
-use crate::layout::modified_time;
+use crate::layout::{BlobDirs, modified_time};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -144,11 +144,17 @@ impl Engine {
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
         // Only blobs stored before marking began can be garbage: whatever is committed later
         // is kept, as is anything committed within a second of the start (file times lag).
-        let candidates = self.list_blobs()?;
-        let roots = self.gc_roots(started)?;
-        let mut walk = GraphWalk::new(self, roots.label_edges);
+        // The listing runs beside the marking: a blob committed meanwhile is young by its mtime.
         let mut marks = Marks::default();
-        walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
+        let (candidates, mut walk) = beside(
+            || self.list_blobs(),
+            || {
+                let roots = self.gc_roots(started)?;
+                let mut walk = GraphWalk::new(self, roots.label_edges);
+                walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
+                Ok(walk)
+            },
+        )?;
 
         let _lock = self.layout.lock_exclusive()?;
         let roots = self.gc_roots(started)?;
@@ -161,32 +167,50 @@ impl Engine {
         walk.walk(reached, |reached, node| marks.observe(reached, node));
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
-        // about to tag: they are kept, and so is everything they reference.
+        // about to tag: they are kept, and so is everything they reference. The unmarked blobs
+        // are looked at beside a second listing, which keeps only the blobs new since the first.
+        let blob_dirs = self.layout.blob_dirs();
+        let unvisited: Vec<&Digest> = candidates.iter().filter(|digest| !walk.visited.contains_key(*digest)).collect();
         let listed: HashSet<&Digest> = candidates.iter().collect();
+        let (committed_since, unmarked) = beside(
+            || {
+                let mut new = Vec::new();
+                self.for_each_blob(|digest| {
+                    if !listed.contains(&digest) {
+                        new.push(digest);
+                    }
+                })?;
+                Ok(new)
+            },
+            || {
+                // (digest, size, committed within the grace) of each unmarked blob still stored.
+                self.in_parallel("gc stat", &unvisited, |batch| {
+                    Ok(batch
+                        .iter()
+                        .filter_map(|digest| {
+                            let stat = blob_dirs.stat(digest).ok()?;
+                            Some((*digest, stat.st_size as u64, modified_time(&stat) >= grace_start))
+                        })
+                        .collect::<Vec<(&Digest, u64, bool)>>())
+                })
+            },
+        )?;
         let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
-        let mut young: Vec<Reached> =
-            self.list_blobs()?.into_iter().filter(|digest| !listed.contains(digest)).map(young_root).collect();
-        let mut unmarked = Vec::new();
-        for digest in &candidates {
-            if walk.visited.contains_key(digest) {
-                continue;
-            }
-            let Ok(stat) = self.layout.dir().stat(&self.layout.blob_path(digest)) else { continue };
-            if modified_time(&stat) >= grace_start {
-                young.push(young_root(digest.clone()));
-            }
-            unmarked.push((digest, stat.st_size as u64));
-        }
+        let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(digest, _, _)| (*digest).clone());
+        let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
         walk.walk(young, |reached, node| marks.observe(reached, node));
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
         let kept = walk.visited;
 
-        let garbage: Vec<(&Digest, u64)> =
-            unmarked.into_iter().filter(|(digest, _)| !kept.contains_key(*digest)).collect();
+        let garbage: Vec<(&Digest, u64)> = unmarked
+            .into_iter()
+            .filter(|(digest, _, _)| !kept.contains_key(*digest))
+            .map(|(d, size, _)| (d, size))
+            .collect();
         if !options.dry_run {
-            self.remove_blobs(&garbage, &roots.labelled)?;
+            self.remove_blobs(&blob_dirs, &garbage, &roots.labelled)?;
         }
         report.blobs_removed = garbage.len() as u64;
         report.bytes_removed = garbage.iter().fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
@@ -261,30 +285,51 @@ impl Engine {
     /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once: each one
     /// waits on the file system (about 80 us here for a file on disk) and they overlap well (GC
     /// of 20,000 synced blobs, half garbage: 0.31 s with 8 threads, 0.21 s with 32, 0.22 s with 64).
-    fn remove_blobs(&self, garbage: &[(&Digest, u64)], labelled: &HashSet<Digest>) -> Result<()> {
-        let remove = |batch: &[(&Digest, u64)]| -> Result<()> {
+    fn remove_blobs(&self, blob_dirs: &BlobDirs, garbage: &[(&Digest, u64)], labelled: &HashSet<Digest>) -> Result<()> {
+        self.in_parallel("gc sweep", garbage, |batch| {
             for (digest, _) in batch {
-                let path = self.layout.blob_path(digest);
-                self.layout
-                    .storage()
-                    .remove_file(&path)
-                    .map_err(|e| self.layout.io_error("cannot remove blob", &path, e))?;
+                blob_dirs
+                    .remove(digest)
+                    .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(digest), e))?;
                 if labelled.contains(*digest) {
                     self.write_labels(digest, &Default::default())?;
                 }
             }
-            Ok(())
-        };
-        let batch_size = garbage.len().div_ceil((self.limits().threads as usize).clamp(1, SWEEP_THREADS)).max(1);
+            Ok(Vec::<()>::new())
+        })?;
+        Ok(())
+    }
+
+    /// `work` over `items` in batches, one thread each, as many as the `threads` limit allows
+    /// up to `SWEEP_THREADS`; the batches' results in order. Stats and unlinks wait on the file
+    /// system (about 80 us for an unlink of a file on disk here) and overlap well: GC of 20,000
+    /// synced blobs, half garbage, removed them in 0.31 s with 8 threads, 0.14 s with 32, as
+    /// fast as bare unlinks. Every batch runs to its end or its first error; the first error
+    /// is returned.
+    fn in_parallel<T: Sync, R: Send>(
+        &self,
+        name: &str,
+        items: &[T],
+        work: impl Fn(&[T]) -> Result<Vec<R>> + Sync,
+    ) -> Result<Vec<R>> {
+        let batch_size = items.len().div_ceil((self.limits().threads as usize).clamp(1, SWEEP_THREADS)).max(1);
+        let work = &work;
         std::thread::scope(|scope| {
-            let batches: Vec<_> = garbage
+            let batches: Vec<_> = items
                 .chunks(batch_size)
-                .map(|batch| crate::threads::spawn_scoped(scope, "gc sweep", move || remove(batch)))
+                .map(|batch| crate::threads::spawn_scoped(scope, name, move || work(batch)))
                 .collect::<Result<_>>()?;
-            // Every batch runs to its end or its first error; the first error is reported.
-            batches
-                .into_iter()
-                .try_for_each(|batch| batch.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            let mut results = Vec::new();
+            let mut first_error = None;
+            for batch in batches {
+                match batch.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+                    Ok(batch) => results.extend(batch),
+                    Err(err) => {
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+            first_error.map_or(Ok(results), Err)
         })
     }
 
@@ -301,6 +346,20 @@ impl Engine {
         }
         Ok(removed)
     }
+}
+
+/// Runs `background` on its own thread while `foreground` runs on this one; both results, or
+/// the first error.
+fn beside<A: Send, B>(
+    background: impl FnOnce() -> Result<A> + Send,
+    foreground: impl FnOnce() -> Result<B>,
+) -> Result<(A, B)> {
+    std::thread::scope(|scope| {
+        let background = crate::threads::spawn_scoped(scope, "gc list", background)?;
+        let foreground = foreground();
+        let background = background.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((background?, foreground?))
+    })
 }
 
 #[cfg(test)]

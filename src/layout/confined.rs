@@ -218,6 +218,13 @@ impl Root {
         Err(io::Error::from(rustix::io::Errno::EXIST))
     }
 
+    /// Opens the directory `rel`, held for many lookups and unlinks of the entries directly in
+    /// it (GC's pass over a blob directory), each one call on its handle with nothing resolved
+    /// again: 20,000 opens fewer for 10,000 garbage blobs.
+    pub fn open_subdir(&self, rel: &Path) -> io::Result<Subdir> {
+        Ok(Subdir { fd: self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?, rel: rel.to_owned() })
+    }
+
     /// Removes the file (or the link itself) at `rel`.
     pub fn unlink(&self, rel: &Path) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
@@ -375,6 +382,43 @@ impl Root {
             }
         }
         None
+    }
+}
+
+/// A directory beneath the root, held open (`Root::open_subdir`). Its entries are named by one
+/// plain component, so a lookup never follows a link nor leaves the directory; were the
+/// directory itself moved meanwhile, the handle stays on the one that was checked.
+#[derive(Debug)]
+pub struct Subdir {
+    fd: OwnedFd,
+    rel: PathBuf,
+}
+
+impl Subdir {
+    /// The directory's path relative to the root (for messages).
+    pub fn path(&self) -> &Path {
+        &self.rel
+    }
+
+    /// The status of the entry `name` itself (a symlink is reported as one, not followed).
+    pub fn stat(&self, name: &OsStr) -> io::Result<Stat> {
+        check_name(name)?;
+        Ok(rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+
+    /// Removes the file (or the link itself) named `name`.
+    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        check_name(name)?;
+        Ok(rustix::fs::unlinkat(&self.fd, name, AtFlags::empty())?)
+    }
+}
+
+/// One plain component: no separator, not `.` or `..`.
+fn check_name(name: &OsStr) -> io::Result<()> {
+    let mut components = Path::new(name).components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(only)), None) if only == name => Ok(()),
+        _ => Err(invalid_path(Path::new(name))),
     }
 }
 
@@ -625,6 +669,28 @@ mod tests {
             let before = std::fs::metadata(p.sentinel.join("secret")).unwrap().modified().unwrap();
             assert_refused(p.root.touch(Path::new("real/linked")), "touch a hard link");
             assert_eq!(std::fs::metadata(p.sentinel.join("secret")).unwrap().modified().unwrap(), before);
+        });
+    }
+
+    #[test]
+    fn a_subdir_is_refused_through_a_link_and_its_entries_are_only_plain_names() {
+        with_each_resolver(|p| {
+            assert_refused(p.root.open_subdir(Path::new("dirlink")), "a subdir through a link");
+            assert_refused(p.root.open_subdir(Path::new("innerlink/sub")), "a subdir under a link");
+            let real = p.root.open_subdir(Path::new("real")).unwrap();
+            for name in ["../../sentinel/secret", "sub/../file", "..", ".", "", "file/"] {
+                let err = real.stat(OsStr::new(name)).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "stat {name:?}");
+                let err = real.unlink(OsStr::new(name)).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "unlink {name:?}");
+            }
+            // A link in it is looked at and removed itself, never followed.
+            assert_eq!(EntryKind::of_stat(&real.stat(OsStr::new("filelink")).unwrap()), EntryKind::Symlink);
+            real.unlink(OsStr::new("filelink")).unwrap();
+            assert_eq!(std::fs::read(p.sentinel.join("secret")).unwrap(), b"outside");
+            assert_eq!(EntryKind::of_stat(&real.stat(OsStr::new("file")).unwrap()), EntryKind::File);
+            real.unlink(OsStr::new("file")).unwrap();
+            assert_eq!(real.stat(OsStr::new("file")).unwrap_err().kind(), io::ErrorKind::NotFound);
         });
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use confined::{Entry, EntryKind, Root};
+pub use confined::{Entry, EntryKind, Root, Subdir};
 use storage::LayoutStorage;
 pub use storage::{OsStorage, Storage};
 use structure::{BLOBS_DIR, LOCK_FILE, PRIVATE_DIR, TEMP_DIR};
@@ -172,6 +172,12 @@ impl Layout {
 
     pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blob_dir(digest.algorithm()).join(digest.hex())
+    }
+
+    /// The blob directories held open, for a pass that looks at or removes many blobs.
+    pub(crate) fn blob_dirs(&self) -> BlobDirs<'_> {
+        let dirs = Algorithm::ALL.map(|algorithm| self.root.open_subdir(&self.blob_dir(algorithm)).ok());
+        BlobDirs { layout: self, dirs }
     }
 
     pub(crate) fn index_path(&self) -> &'static Path {
@@ -446,6 +452,37 @@ pub(crate) fn modified_time(stat: &rustix::fs::Stat) -> std::time::SystemTime {
 }
 
 /// Held lock on `.ocicas/lock`; released when dropped.
+/// The layout's blob directories, each held open (`Layout::blob_dirs`). A directory that could
+/// not be opened (missing, or a planted link) is looked into by path instead, which reports
+/// the blob missing or the link refused as any single lookup does.
+pub(crate) struct BlobDirs<'l> {
+    layout: &'l Layout,
+    dirs: [Option<Subdir>; Algorithm::ALL.len()],
+}
+
+impl BlobDirs<'_> {
+    fn dir(&self, digest: &Digest) -> Option<&Subdir> {
+        let index = Algorithm::ALL.iter().position(|algorithm| *algorithm == digest.algorithm())?;
+        self.dirs[index].as_ref()
+    }
+
+    /// The status of the blob's file itself (not following a link).
+    pub(crate) fn stat(&self, digest: &Digest) -> io::Result<rustix::fs::Stat> {
+        match self.dir(digest) {
+            Some(dir) => dir.stat(digest.hex().as_ref()),
+            None => self.layout.root.stat(&self.layout.blob_path(digest)),
+        }
+    }
+
+    /// Removes the blob's file, through the storage seam.
+    pub(crate) fn remove(&self, digest: &Digest) -> io::Result<()> {
+        match self.dir(digest) {
+            Some(dir) => self.layout.storage().remove_file_in(dir, digest.hex().as_ref()),
+            None => self.layout.storage().remove_file(&self.layout.blob_path(digest)),
+        }
+    }
+}
+
 pub(crate) struct StoreLock {
     _file: File,
 }

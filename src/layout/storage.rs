@@ -2,12 +2,13 @@
 //! layout's `Root` and resolved beneath it (see `confined`). Tests substitute an implementation
 //! that fails the Nth operation or records a trace for crash simulation.
 
+use std::ffi::OsStr;
 use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use super::confined::Root;
+use super::confined::{Root, Subdir};
 
 /// File-system writes, in the smallest set the layout needs. Reads do not go through here:
 /// they cannot lose data. Each method does its work on the real file system unless an
@@ -87,6 +88,11 @@ pub trait Storage: Send + Sync {
         root.unlink(path)
     }
 
+    /// Removes the file `name` of the open directory `dir` (GC's sweep of a blob directory).
+    fn remove_file_in(&self, dir: &Subdir, name: &OsStr) -> io::Result<()> {
+        dir.unlink(name)
+    }
+
     /// Removes the directory `path`, open as `dir`, and everything in it, through the handle.
     fn remove_dir_all(&self, root: &Root, path: &Path, dir: &File) -> io::Result<()> {
         root.remove_tree(path, dir)
@@ -150,6 +156,10 @@ impl LayoutStorage<'_> {
 
     pub(crate) fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.storage.remove_file(self.root, path)
+    }
+
+    pub(crate) fn remove_file_in(&self, dir: &Subdir, name: &OsStr) -> io::Result<()> {
+        self.storage.remove_file_in(dir, name)
     }
 
     pub(crate) fn remove_dir_all(&self, path: &Path, dir: &File) -> io::Result<()> {

@@ -27,7 +27,7 @@ pub struct CompressionArgs {
     #[arg(long, conflicts_with = "zstd")]
     uncompressed: bool,
     /// Compression threads (default: every core). More than the `threads` limit (4 per core,
-    /// at most 256; `--limit threads=N` raises it) is refused.
+    /// at least 32, at most 256; `--limit threads=N` raises it) is refused.
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Docker media types instead of OCI ones.

@@ -23,7 +23,7 @@ use ocicas::{Engine, Limits, OpenOptions};
 #[command(name = "ocicas", version)]
 struct Cli {
     /// Set a limit for this run, NAME=VALUE (repeatable; the names and defaults are in the
-    /// README's limits table, e.g. json_size=8388608, threads=4).
+    /// README's limits table, e.g. json_size=8388608, threads=64).
     #[arg(long = "limit", value_name = "NAME=VALUE", global = true)]
     limits: Vec<String>,
     #[command(subcommand)]
