@@ -7,12 +7,11 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::cli::{OCICAS, s};
 use common::fixture::{BeforeFirstLock, age_blob};
 use ocicas::spec::{ImageManifest, MEDIA_TYPE_IMAGE_MANIFEST, canonical_json};
 use ocicas::{Algorithm, Descriptor, Digest, Engine, GcOptions, OpenOptions};
@@ -98,4 +97,176 @@ fn an_image_tagged_while_gc_waits_for_the_lock_is_kept_when_the_blob_dir_was_rep
     }
     let fsck = engine.fsck().unwrap();
     assert!(fsck.is_sound(), "{:?}", fsck.problems);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regression: blobs/sha256 swapped for a link outside, or renamed away, while GC's threads run.
+
+/// Writes `n` garbage blobs straight into `blobs/sha256` (named by their sha256, aged past the
+/// grace) and, for each, a file of the same name in `victim`, a directory outside the layout
+/// that stands for another layout's blob directory. Returns the names.
+fn plant_garbage_and_victims(layout: &Path, victim: &Path, n: usize) -> Vec<String> {
+    fs::create_dir_all(victim).unwrap();
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    (0..n)
+        .map(|i| {
+            let bytes = format!("garbage {i}");
+            let name = Digest::of_bytes(Algorithm::Sha256, bytes.as_bytes()).hex().to_owned();
+            let path = layout.join("blobs/sha256").join(&name);
+            fs::write(&path, &bytes).unwrap();
+            fs::File::options().write(true).open(&path).unwrap().set_modified(old).unwrap();
+            fs::write(victim.join(&name), b"victim").unwrap();
+            name
+        })
+        .collect()
+}
+
+/// Swaps the two names atomically (renameat2 RENAME_EXCHANGE).
+fn exchange(a: &Path, b: &Path) -> bool {
+    rustix::fs::renameat_with(rustix::fs::CWD, a, rustix::fs::CWD, b, rustix::fs::RenameFlags::EXCHANGE).is_ok()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Swap {
+    /// blobs/sha256 and blobs/x, a symlink to the victim directory, exchanged again and again.
+    ExchangeWithLink,
+    /// blobs/sha256 renamed away, a symlink to the victim directory put in its place, then the
+    /// link removed and the directory renamed back.
+    RenameAwayForLink,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum From {
+    /// From GC's first unlink of a blob: the sweep's threads race the swaps.
+    FirstUnlink,
+    /// From GC's going for the store lock: the second listing, the stats of the unmarked blobs,
+    /// the opening of the blob directories for the sweep and the sweep all race the swaps.
+    Lock,
+}
+
+/// The real file system; starts the swapper (once) when GC reaches the point `from` says.
+struct StartSwapping {
+    from: From,
+    start: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+impl StartSwapping {
+    fn fire(&self, at: From) {
+        if at == self.from
+            && let Some(start) = self.start.lock().unwrap().take()
+        {
+            let _ = start.send(());
+            // Let the swapper get going.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl ocicas::layout::Storage for StartSwapping {
+    fn open_lock(&self, root: &ocicas::layout::Root, path: &Path) -> std::io::Result<fs::File> {
+        self.fire(From::Lock);
+        ocicas::layout::OsStorage.open_lock(root, path)
+    }
+    fn remove_file_in(&self, dir: &ocicas::layout::Subdir, name: &std::ffi::OsStr) -> std::io::Result<()> {
+        self.fire(From::FirstUnlink);
+        ocicas::layout::OsStorage.remove_file_in(dir, name)
+    }
+}
+
+/// Runs GC on `layout` while another thread swaps its blobs/sha256 as `swap` says, from the
+/// point `from`, until GC ends; then puts the real directory back. Returns GC's result and the
+/// number of swaps.
+fn gc_while_swapping(layout: &Path, victim: &Path, swap: Swap, from: From) -> (ocicas::Result<ocicas::GcReport>, usize) {
+    let blobs = layout.join("blobs");
+    let (real, x, away) = (blobs.join("sha256"), blobs.join("x"), blobs.join("away"));
+    if swap == Swap::ExchangeWithLink {
+        symlink(victim, &x).unwrap();
+    }
+    let (start, started) = std::sync::mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let done = done.clone();
+        let (real, x, away, victim) = (real.clone(), x.clone(), away.clone(), victim.to_owned());
+        std::thread::spawn(move || {
+            let mut swaps = 0;
+            if started.recv().is_err() {
+                return 0;
+            }
+            while !done.load(Ordering::Relaxed) {
+                match swap {
+                    Swap::ExchangeWithLink => {
+                        exchange(&real, &x);
+                        std::thread::yield_now();
+                        exchange(&real, &x);
+                    }
+                    Swap::RenameAwayForLink => {
+                        fs::rename(&real, &away).unwrap();
+                        symlink(&victim, &real).unwrap();
+                        std::thread::yield_now();
+                        fs::remove_file(&real).unwrap();
+                        fs::rename(&away, &real).unwrap();
+                    }
+                }
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let storage = Arc::new(StartSwapping { from, start: std::sync::Mutex::new(Some(start)) });
+    let gc_engine = Engine::open_with(layout, &OpenOptions::default(), storage).unwrap();
+    let began = Instant::now();
+    let result = gc_engine.gc(&GcOptions::default());
+    assert!(began.elapsed() < Duration::from_secs(20), "GC took {:?} while blobs/sha256 was swapped", began.elapsed());
+    done.store(true, Ordering::Relaxed);
+    drop(gc_engine);
+    let swaps = swapper.join().unwrap();
+    if fs::symlink_metadata(&real).unwrap().file_type().is_symlink() {
+        assert!(exchange(&real, &x));
+    }
+    let _ = fs::remove_file(&x);
+    assert!(fs::symlink_metadata(&real).unwrap().is_dir());
+    (result, swaps)
+}
+
+/// With 10,000 garbage blobs GC's 32 threads stat and unlink for a while through the handle of
+/// blobs/sha256 it opened once, while the name blobs/sha256 keeps turning into a symlink to a
+/// directory outside the layout that holds a file of every blob's name (as another layout's
+/// blob directory would). GC may fail (a link where a directory belongs), but it must never
+/// panic or hang, and never remove or change a file outside: were any lookup or unlink of a
+/// blob resolved by path following the link (a plain `unlink("blobs/sha256/<hex>")`, a
+/// fallback for a directory that could not be held that follows links), the swaps would lead
+/// part of the sweep into the victim directory. Passes on 7aa8489: kept as a regression test.
+#[test]
+fn blobs_sha256_swapped_for_a_link_outside_while_gc_sweeps_never_reaches_outside() {
+    for (swap, from) in [(Swap::ExchangeWithLink, From::FirstUnlink), (Swap::RenameAwayForLink, From::FirstUnlink)] {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        let victim = dir.path().join("victim");
+        let engine = Engine::create(&layout).unwrap();
+        let (descriptor, _) = old_untagged_image(&engine, "tagged");
+        engine.ref_put("latest", &descriptor, false).unwrap();
+        let names = plant_garbage_and_victims(&layout, &victim, 10_000);
+        // Blob names of the image too: a sweep led outside could take those as well.
+        for name in common::fixture::blob_files(&layout) {
+            fs::write(victim.join(name), b"victim").unwrap();
+        }
+        let planted = fs::read_dir(&victim).unwrap().count();
+
+        let (result, swaps) = gc_while_swapping(&layout, &victim, swap, from);
+        let outcome = match &result {
+            Ok(report) => format!("removed {}", report.blobs_removed),
+            Err(err) => err.to_string(),
+        };
+        eprintln!("{swap:?} from {from:?}: {swaps} swaps, GC: {outcome}");
+        assert!(swaps > 0, "the swapper never ran ({swap:?} from {from:?}): {outcome}");
+        let left: Vec<_> = fs::read_dir(&victim).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(left.len(), planted, "GC removed files outside the layout ({swap:?} from {from:?}; {outcome})");
+        for path in left {
+            assert_eq!(fs::read(&path).unwrap(), b"victim", "{} changed", path.display());
+        }
+        // Whatever GC did, a later GC of the restored layout sweeps all of the garbage.
+        let report = Engine::open(&layout, &OpenOptions::default()).unwrap().gc(&GcOptions::default()).unwrap();
+        let blobs = common::fixture::blob_files(&layout);
+        assert!(names.iter().all(|name| !blobs.contains(name)), "garbage left after a clean GC: {report:?}");
+    }
 }
