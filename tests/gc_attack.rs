@@ -99,6 +99,39 @@ fn an_image_tagged_while_gc_waits_for_the_lock_is_kept_when_the_blob_dir_was_rep
     assert!(fsck.is_sound(), "{:?}", fsck.problems);
 }
 
+/// The same held handle, for a blob committed while GC runs: a writer commits a new manifest
+/// over a config and a layer stored long ago (a pull that finds them stored), to tag it next.
+/// GC keeps a blob committed during its run with everything it references; the new manifest is
+/// found by the second listing, but its stat goes through the walk's old handle: not found,
+/// so its children are not marked and, old, they are removed from the new directory. The tag
+/// that follows names an incomplete image.
+#[test]
+fn children_of_a_manifest_committed_while_gc_waits_for_the_lock_are_kept_when_the_blob_dir_was_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let engine = Engine::create(&layout).unwrap();
+    let (descriptor, digests) = old_untagged_image(&engine, "committed during gc");
+    let manifest_bytes = engine.read_blob(&descriptor.digest, 1 << 20).unwrap();
+    engine.delete_blob(&descriptor.digest).unwrap();
+    let hook_layout = layout.clone();
+    let storage = Arc::new(BeforeFirstLock::new(move || {
+        replace_blob_dir(&hook_layout);
+        Engine::open(&hook_layout, &OpenOptions::default()).unwrap().put_blob(&manifest_bytes).unwrap();
+    }));
+    let gc_engine = Engine::open_with(&layout, &OpenOptions::default(), storage).unwrap();
+    let report = gc_engine.gc(&GcOptions::default()).unwrap();
+
+    let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
+    assert!(engine.has_blob(&descriptor.digest).unwrap(), "{report:?}");
+    engine.ref_put("latest", &descriptor, false).unwrap();
+    for (what, digest) in ["config", "layer"].iter().zip(&digests[1..]) {
+        assert!(
+            engine.has_blob(digest).unwrap(),
+            "GC removed the {what} {digest} of a manifest committed while it ran: {report:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Regression: blobs/sha256 swapped for a link outside, or renamed away, while GC's threads run.
 
