@@ -261,7 +261,7 @@ fn gc_while_swapping(layout: &Path, victim: &Path, swap: Swap, from: From) -> (o
     (result, swaps)
 }
 
-/// With 10,000 garbage blobs GC's 32 threads stat and unlink for a while through the handle of
+/// With 6,000 garbage blobs GC's 32 threads stat and unlink for a while through the handle of
 /// blobs/sha256 it opened once, while the name blobs/sha256 keeps turning into a symlink to a
 /// directory outside the layout that holds a file of every blob's name (as another layout's
 /// blob directory would). GC may fail (a link where a directory belongs), but it must never
@@ -278,7 +278,7 @@ fn blobs_sha256_swapped_for_a_link_outside_while_gc_sweeps_never_reaches_outside
         let engine = Engine::create(&layout).unwrap();
         let (descriptor, _) = old_untagged_image(&engine, "tagged");
         engine.ref_put("latest", &descriptor, false).unwrap();
-        let names = plant_garbage_and_victims(&layout, &victim, 10_000);
+        let names = plant_garbage_and_victims(&layout, &victim, 6_000);
         // Blob names of the image too: a sweep led outside could take those as well.
         for name in common::fixture::blob_files(&layout) {
             fs::write(victim.join(name), b"victim").unwrap();
