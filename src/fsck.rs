@@ -168,7 +168,9 @@ impl Engine {
         findings.check_index(&index);
         let mut walk = GraphWalk::new(self, HashMap::new());
         let max_depth = self.limits().walk_depth;
-        walk.walk(index_roots(&index), |reached, node| findings.observe(self, reached, node, max_depth, deep));
+        walk.walk(&self.layout.blob_dirs(), index_roots(&index), |reached, node| {
+            findings.observe(self, reached, node, max_depth, deep)
+        });
         findings.notes.extend(
             blobs
                 .iter()
@@ -176,7 +178,7 @@ impl Engine {
                 .map(|digest| format!("blob {digest} is not reachable from index.json")),
         );
         for reached in std::mem::take(&mut findings.absent_manifests) {
-            let siblings = reached.parent.as_ref().and_then(|parent| findings.children.get(parent));
+            let siblings = reached.parent.as_ref().and_then(|parent| findings.children.get(&**parent));
             if siblings.is_some_and(|children| children.iter().any(|child| walk.visited.contains_key(child))) {
                 findings.notes.push(format!(
                     "manifest {} ({}) listed by {} is not stored (an index pulled for some platforms only, \

@@ -38,7 +38,7 @@ pub(crate) struct Reached {
     /// None when the referrer does not say.
     pub size: Option<u64>,
     /// The document this is a child of; None for a root.
-    pub parent: Option<Digest>,
+    pub parent: Option<Rc<Digest>>,
     /// How it was reached: the root's name, then the digest of each document on the way.
     pub path: Rc<str>,
     depth: u64,
@@ -151,8 +151,6 @@ enum Content {
 /// many parents share it.
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,
-    /// Every reached blob is looked up here: one stat each, no path resolved.
-    blob_dirs: BlobDirs<'e>,
     /// Every digest reached and found stored, with its stored size.
     pub visited: HashMap<Digest, u64>,
     seen: HashSet<(Digest, ReadAs, Option<u64>)>,
@@ -162,8 +160,7 @@ pub(crate) struct GraphWalk<'e> {
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        let blob_dirs = engine.layout.blob_dirs();
-        GraphWalk { engine, blob_dirs, visited: HashMap::new(), seen: HashSet::new(), label_edges }
+        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges }
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
@@ -180,8 +177,15 @@ impl<'e> GraphWalk<'e> {
             .collect()
     }
 
-    /// Walks from `roots`, calling `on_node` once per newly seen arrival.
-    pub(crate) fn walk(&mut self, roots: Vec<Reached>, mut on_node: impl FnMut(&Reached, Node<'_>)) {
+    /// Walks from `roots`, calling `on_node` once per newly seen arrival. Blobs are looked up
+    /// in `blob_dirs` (one stat each, no path resolved), which the caller opens when the walk's
+    /// view must begin: GC opens them again once it holds the store lock.
+    pub(crate) fn walk(
+        &mut self,
+        blob_dirs: &BlobDirs,
+        roots: Vec<Reached>,
+        mut on_node: impl FnMut(&Reached, Node<'_>),
+    ) {
         let limits = *self.engine.limits();
         let mut pending: VecDeque<Reached> = roots.into();
         while let Some(reached) = pending.pop_front() {
@@ -190,7 +194,7 @@ impl<'e> GraphWalk<'e> {
             if !self.seen.insert(key.clone()) {
                 continue;
             }
-            let stored = match self.engine.blob_size_of(&reached.digest, self.blob_dirs.stat(&reached.digest)) {
+            let stored = match self.engine.blob_size_of(&reached.digest, blob_dirs.stat(&reached.digest)) {
                 Ok(size) => size,
                 Err(err) if err.kind() == ErrorKind::NotFound => {
                     // Not seen after all: a later walk (GC's second, under the lock) must follow
@@ -258,12 +262,14 @@ impl<'e> GraphWalk<'e> {
                 Content::Document(document) => on_node(&reached, Node::Document(document)),
                 _ => on_node(&reached, Node::UnknownJson(children.len())),
             }
+            // Shared by the siblings, which may be many thousands waiting in the queue at once.
             let path: Rc<str> = Rc::from(format!("{} > {}", reached.path, reached.digest));
+            let parent = Rc::new(reached.digest.clone());
             pending.extend(children.into_iter().map(|child| Reached {
                 digest: child.digest,
                 media_type: child.media_type,
                 size: child.size,
-                parent: Some(reached.digest.clone()),
+                parent: Some(parent.clone()),
                 path: path.clone(),
                 depth: reached.depth + 1,
             }));

@@ -209,7 +209,12 @@ impl ocicas::layout::Storage for StartSwapping {
 /// Runs GC on `layout` while another thread swaps its blobs/sha256 as `swap` says, from the
 /// point `from`, until GC ends; then puts the real directory back. Returns GC's result and the
 /// number of swaps.
-fn gc_while_swapping(layout: &Path, victim: &Path, swap: Swap, from: From) -> (ocicas::Result<ocicas::GcReport>, usize) {
+fn gc_while_swapping(
+    layout: &Path,
+    victim: &Path,
+    swap: Swap,
+    from: From,
+) -> (ocicas::Result<ocicas::GcReport>, usize) {
     let blobs = layout.join("blobs");
     let (real, x, away) = (blobs.join("sha256"), blobs.join("x"), blobs.join("away"));
     if swap == Swap::ExchangeWithLink {

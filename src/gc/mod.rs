@@ -151,12 +151,15 @@ impl Engine {
             || {
                 let roots = self.gc_roots(started)?;
                 let mut walk = GraphWalk::new(self, roots.label_edges);
-                walk.walk(roots.reached, |reached, node| marks.observe(reached, node));
+                walk.walk(&self.layout.blob_dirs(), roots.reached, |reached, node| marks.observe(reached, node));
                 Ok(walk)
             },
         )?;
 
         let _lock = self.layout.lock_exclusive()?;
+        // Under the lock, blobs are looked up through handles opened under it: the directory
+        // the first marking looked into may have been replaced since.
+        let blob_dirs = self.layout.blob_dirs();
         let roots = self.gc_roots(started)?;
         if marks.unknown_children.take().is_some() {
             // Decided again under the lock, from scratch: the reference may be gone by now.
@@ -164,12 +167,11 @@ impl Engine {
         }
         let mut reached = walk.set_label_edges(roots.label_edges);
         reached.extend(roots.reached);
-        walk.walk(reached, |reached, node| marks.observe(reached, node));
+        walk.walk(&blob_dirs, reached, |reached, node| marks.observe(reached, node));
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference. The unmarked blobs
         // are looked at beside a second listing, which keeps only the blobs new since the first.
-        let blob_dirs = self.layout.blob_dirs();
         let unvisited: Vec<&Digest> = candidates.iter().filter(|digest| !walk.visited.contains_key(*digest)).collect();
         let listed: HashSet<&Digest> = candidates.iter().collect();
         let (committed_since, unmarked) = beside(
@@ -198,7 +200,7 @@ impl Engine {
         let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
         let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(digest, _, _)| (*digest).clone());
         let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
-        walk.walk(young, |reached, node| marks.observe(reached, node));
+        walk.walk(&blob_dirs, young, |reached, node| marks.observe(reached, node));
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
@@ -502,7 +504,7 @@ mod tests {
             let names: Vec<String> = order.iter().map(|r| r.path.to_string()).collect();
             let mut walk = GraphWalk::new(&engine, roots.label_edges.clone());
             let mut marks = Marks::default();
-            walk.walk(order, |reached, node| marks.observe(reached, node));
+            walk.walk(&engine.layout.blob_dirs(), order, |reached, node| marks.observe(reached, node));
             assert!(marks.unknown_children.is_none() && marks.missing.is_empty(), "{names:?}");
             let kept: std::collections::BTreeSet<Digest> = walk.visited.into_keys().collect();
             assert_eq!(kept, expected, "roots in the order {names:?}");
@@ -605,7 +607,7 @@ mod tests {
         engine.update_labels(&root.digest, &labels, &[]).unwrap();
         let roots = engine.gc_roots(SystemTime::now()).unwrap();
         let mut walk = GraphWalk::new(&engine, roots.label_edges);
-        walk.walk(roots.reached, |_, _| {});
+        walk.walk(&engine.layout.blob_dirs(), roots.reached, |_, _| {});
         assert!(walk.visited.contains_key(&root.digest) && !walk.visited.contains_key(&target.digest));
 
         // As gc() walks again under its lock, after a writer labelled the marked blob.
@@ -614,7 +616,7 @@ mod tests {
         let roots = engine.gc_roots(SystemTime::now()).unwrap();
         let mut reached = walk.set_label_edges(roots.label_edges);
         reached.extend(roots.reached);
-        walk.walk(reached, |_, _| {});
+        walk.walk(&engine.layout.blob_dirs(), reached, |_, _| {});
         assert!(walk.visited.contains_key(&target.digest));
     }
 

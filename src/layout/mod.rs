@@ -451,7 +451,6 @@ pub(crate) fn modified_time(stat: &rustix::fs::Stat) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + since_epoch
 }
 
-/// Held lock on `.ocicas/lock`; released when dropped.
 /// The layout's blob directories, each held open (`Layout::blob_dirs`). A directory that could
 /// not be opened (missing, or a planted link) is looked into by path instead, which reports
 /// the blob missing or the link refused as any single lookup does.
@@ -483,6 +482,7 @@ impl BlobDirs<'_> {
     }
 }
 
+/// Held lock on `.ocicas/lock`; released when dropped.
 pub(crate) struct StoreLock {
     _file: File,
 }
