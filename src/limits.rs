@@ -324,6 +324,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_thread_limit_lets_the_gc_sweep_run_32_threads() {
+        let threads = Limits::default().threads;
+        assert!((32..=256).contains(&threads), "{threads}");
+    }
+
+    #[test]
     fn every_limit_round_trips_by_name_and_zero_is_refused_but_for_walk_depth() {
         let mut limits = Limits::default();
         for (i, limit) in Limit::ALL.into_iter().enumerate() {

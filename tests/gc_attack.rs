@@ -7,14 +7,14 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::fixture::{BeforeFirstLock, age_blob};
 use ocicas::spec::{ImageManifest, MEDIA_TYPE_IMAGE_MANIFEST, canonical_json};
-use ocicas::{Algorithm, Descriptor, Digest, Engine, GcOptions, OpenOptions};
+use ocicas::{Algorithm, Descriptor, Digest, Engine, GcOptions, GcReport, OpenOptions};
 
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -45,6 +45,22 @@ fn old_untagged_image(engine: &Engine, salt: &str) -> (Descriptor, Vec<Digest>) 
     (Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, stored.digest, stored.size), digests)
 }
 
+/// A fresh layout (in the returned directory) holding `old_untagged_image(salt)`.
+fn layout_with_old_image(salt: &str) -> (tempfile::TempDir, PathBuf, Engine, Descriptor, Vec<Digest>) {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let engine = Engine::create(&layout).unwrap();
+    let (descriptor, digests) = old_untagged_image(&engine, salt);
+    (dir, layout, engine, descriptor, digests)
+}
+
+/// GC of `layout`, with `hook` run between its unlocked mark and its locked one.
+fn gc_with_hook(layout: &Path, hook: impl FnOnce() + Send + 'static) -> GcReport {
+    let storage = Arc::new(BeforeFirstLock::new(hook));
+    let gc_engine = Engine::open_with(layout, &OpenOptions::default(), storage).unwrap();
+    gc_engine.gc(&GcOptions::default()).unwrap()
+}
+
 /// Replaces `blobs/sha256` by a new directory holding the same files (same names, bytes and
 /// mtimes: each is renamed over), as a restore or a migration of the directory would. The
 /// store's content is the same before and after.
@@ -72,21 +88,16 @@ fn replace_blob_dir(layout: &Path) {
 /// afresh and the image was kept.
 #[test]
 fn an_image_tagged_while_gc_waits_for_the_lock_is_kept_when_the_blob_dir_was_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let engine = Engine::create(&layout).unwrap();
-    let (descriptor, digests) = old_untagged_image(&engine, "tagged during gc");
+    let (_dir, layout, _, descriptor, digests) = layout_with_old_image("tagged during gc");
     let hook_layout = layout.clone();
     let hook_descriptor = descriptor.clone();
     // Between the unlocked mark and the locked one: a writer tags the image (an old manifest,
     // as when an image already stored is tagged again), and blobs/sha256 is replaced.
-    let storage = Arc::new(BeforeFirstLock::new(move || {
+    let report = gc_with_hook(&layout, move || {
         let writer = Engine::open(&hook_layout, &OpenOptions::default()).unwrap();
         writer.ref_put("latest", &hook_descriptor, false).unwrap();
         replace_blob_dir(&hook_layout);
-    }));
-    let gc_engine = Engine::open_with(&layout, &OpenOptions::default(), storage).unwrap();
-    let report = gc_engine.gc(&GcOptions::default()).unwrap();
+    });
 
     let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
     for (what, digest) in ["manifest", "config", "layer"].iter().zip(&digests) {
@@ -107,19 +118,14 @@ fn an_image_tagged_while_gc_waits_for_the_lock_is_kept_when_the_blob_dir_was_rep
 /// that follows names an incomplete image.
 #[test]
 fn children_of_a_manifest_committed_while_gc_waits_for_the_lock_are_kept_when_the_blob_dir_was_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let layout = dir.path().join("layout");
-    let engine = Engine::create(&layout).unwrap();
-    let (descriptor, digests) = old_untagged_image(&engine, "committed during gc");
+    let (_dir, layout, engine, descriptor, digests) = layout_with_old_image("committed during gc");
     let manifest_bytes = engine.read_blob(&descriptor.digest, 1 << 20).unwrap();
     engine.delete_blob(&descriptor.digest).unwrap();
     let hook_layout = layout.clone();
-    let storage = Arc::new(BeforeFirstLock::new(move || {
+    let report = gc_with_hook(&layout, move || {
         replace_blob_dir(&hook_layout);
         Engine::open(&hook_layout, &OpenOptions::default()).unwrap().put_blob(&manifest_bytes).unwrap();
-    }));
-    let gc_engine = Engine::open_with(&layout, &OpenOptions::default(), storage).unwrap();
-    let report = gc_engine.gc(&GcOptions::default()).unwrap();
+    });
 
     let engine = Engine::open(&layout, &OpenOptions::default()).unwrap();
     assert!(engine.has_blob(&descriptor.digest).unwrap(), "{report:?}");

@@ -249,19 +249,19 @@ impl Engine {
     }
 
     /// The blob's size from the result of a stat of its file.
+    /// The blob's path is built only for an error message: the GC walk calls this per blob.
     pub(crate) fn blob_size_of(&self, digest: &Digest, stat: io::Result<rustix::fs::Stat>) -> Result<u64> {
-        let path = self.layout.blob_path(digest);
         match stat {
             Ok(stat) => match EntryKind::of_stat(&stat) {
                 EntryKind::File => Ok(stat.st_size as u64),
                 kind => Err(invalid_image(format!(
                     "{} is {}, not a blob",
-                    self.layout.display(&path).display(),
+                    self.layout.display(&self.layout.blob_path(digest)).display(),
                     kind.describe()
                 ))),
             },
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(self.blob_not_found(digest)),
-            Err(err) => Err(self.layout.io_error("cannot stat blob", &path, err)),
+            Err(err) => Err(self.layout.io_error("cannot stat blob", &self.layout.blob_path(digest), err)),
         }
     }
 

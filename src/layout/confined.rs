@@ -222,7 +222,7 @@ impl Root {
     /// it (GC's pass over a blob directory), each one call on its handle with nothing resolved
     /// again: 20,000 opens fewer for 10,000 garbage blobs.
     pub fn open_subdir(&self, rel: &Path) -> io::Result<Subdir> {
-        Ok(Subdir { fd: self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?, rel: rel.to_owned() })
+        Ok(Subdir { fd: self.resolve(rel, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())? })
     }
 
     /// Removes the file (or the link itself) at `rel`.
@@ -391,15 +391,9 @@ impl Root {
 #[derive(Debug)]
 pub struct Subdir {
     fd: OwnedFd,
-    rel: PathBuf,
 }
 
 impl Subdir {
-    /// The directory's path relative to the root (for messages).
-    pub fn path(&self) -> &Path {
-        &self.rel
-    }
-
     /// The status of the entry `name` itself (a symlink is reported as one, not followed).
     pub fn stat(&self, name: &OsStr) -> io::Result<Stat> {
         check_name(name)?;
