@@ -42,8 +42,12 @@ fn main() {
     }
     libdeflate.compile("deflate");
 
+    // While the version is 0.x a minor release may break the ABI, so the SONAME carries the minor
+    // (libocicas.so.0.1); from 1.0 on, the major alone. CMakeLists.txt names the same file.
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libocicas.so.{major}");
+    let minor = std::env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets the version");
+    let soname_version = if major == "0" { format!("0.{minor}") } else { major };
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libocicas.so.{soname_version}");
 
     let config =
         cbindgen::Config::from_file(Path::new(&crate_dir).join("cbindgen.toml")).expect("cbindgen.toml is valid");

@@ -23,15 +23,26 @@ build_with_cmake() {  # $1: the prefix to find the package in
   "$work/cmake-build/consumer_cpp" "$TMPDIR/cpp-layout"
 }
 
-build_with_pkg_config() {  # $1: the prefix whose lib/pkgconfig to use
-  PKG_CONFIG_PATH="$1/lib/pkgconfig"; export PKG_CONFIG_PATH
-  [ "$(pkg-config --modversion ocicas)" = "$version" ] ||
-    { echo "pkg-config reports ocicas $(pkg-config --modversion ocicas), expected $version"; exit 1; }
-  libdir=$(pkg-config --variable=libdir ocicas)
-  # shellcheck disable=SC2046 # pkg-config's output is meant to be split
-  "$cc" -std=c11 -Wall -Wextra -Werror "$here/consumer.c" $(pkg-config --cflags --libs ocicas) \
-    -Wl,-rpath,"$libdir" -o "$work/consumer_pkg_config"
-  "$work/consumer_pkg_config"
+# Prints the README's ```sh block that contains $1.
+readme_block() {
+  awk -v want="$1" '/^```sh$/ {on=1; block=""; next}
+    /^```$/ {if (on && index(block, want)) {printf "%s", block; exit} on=0; next}
+    on {block = block $0 "\n"}' "$here/../../README.md"
+}
+
+build_with_pkg_config() {  # $1: the prefix; runs the README's pkg-config lines against it
+  app="$work/pkg-config-app"
+  rm -rf "$app" && mkdir -p "$app/bin"
+  cp "$here/consumer.c" "$app/app.c"
+  # The README's `cc`, with the warnings the other consumers are built with.
+  printf '#!/bin/sh\nexec "%s" -std=c11 -Wall -Wextra -Werror "$@"\n' "$cc" > "$app/bin/cc"
+  chmod +x "$app/bin/cc"
+  readme_block 'pkg-config --cflags --libs ocicas' | sed "s#/opt/ocicas#$1#g" > "$app/steps.sh"
+  [ -s "$app/steps.sh" ] || { echo "README.md has no pkg-config example"; exit 1; }
+  cat "$app/steps.sh"
+  (cd "$app" && PATH="$app/bin:$PATH" sh -eu steps.sh)
+  [ "$(PKG_CONFIG_PATH="$1/lib/pkgconfig" pkg-config --modversion ocicas)" = "$version" ] ||
+    { echo "pkg-config reports another version than $version"; exit 1; }
 }
 
 # The library a program loads must come from under $2.
@@ -43,25 +54,56 @@ check_loads_from() {  # $1: program, $2: directory
   esac
 }
 
+check_no_debug_info() {  # $1: an installed ELF file or archive (.debug_gdb_scripts is not debug info)
+  if readelf -SW "$1" | grep -Eq '\.debug_(info|line|abbrev|str|ranges|rnglists|loclists|aranges) '; then
+    echo "$1 has debug sections"; exit 1
+  fi
+}
+
 case "$mode" in
 install)
   rm -rf "$prefix"
   "$cmake" --install "$build" --prefix "$prefix"
   lib="$prefix/lib"
-  for file in "libocicas.so.$version" libocicas.a; do
-    [ -f "$lib/$file" ] && [ ! -L "$lib/$file" ] || { echo "missing $lib/$file"; exit 1; }
+  for file in "libocicas.so.$version" libocicas.a bin/ocicas; do
+    case "$file" in bin/*) file="$prefix/$file" ;; *) file="$lib/$file" ;; esac
+    [ -f "$file" ] && [ ! -L "$file" ] || { echo "missing $file"; exit 1; }
   done
-  for link in libocicas.so.0 libocicas.so; do
+  # While the version is 0.x the SONAME carries the minor.
+  case "$version" in
+  0.*) soname="libocicas.so.$(echo "$version" | cut -d. -f1-2)" ;;
+  *) soname="libocicas.so.$(echo "$version" | cut -d. -f1)" ;;
+  esac
+  for link in "$soname" libocicas.so; do
     [ -L "$lib/$link" ] || { echo "$lib/$link is not a symlink"; exit 1; }
     [ "$(readlink -f "$lib/$link")" = "$(readlink -f "$lib/libocicas.so.$version")" ] ||
       { echo "$lib/$link does not lead to libocicas.so.$version"; exit 1; }
   done
-  soname=$(readelf -d "$lib/libocicas.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-  [ "$soname" = "libocicas.so.0" ] || { echo "unexpected SONAME: '$soname'"; exit 1; }
+  found=$(readelf -d "$lib/libocicas.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+  [ "$found" = "$soname" ] || { echo "unexpected SONAME: '$found', expected $soname"; exit 1; }
   for file in include/ocicas.h lib/cmake/ocicas/ocicasConfig.cmake lib/cmake/ocicas/ocicasConfigVersion.cmake \
               lib/pkgconfig/ocicas.pc; do
     [ -f "$prefix/$file" ] || { echo "missing $prefix/$file"; exit 1; }
   done
+  # Installed artefacts carry no debug info; the library's and the CLI's is in .debug/ beside them.
+  for file in "$lib/libocicas.so.$version" "$prefix/bin/ocicas"; do
+    check_no_debug_info "$file"
+    debug="$(dirname "$file")/.debug/$(basename "$file").debug"
+    readelf -S "$debug" | grep -q '\.debug_line' || { echo "$debug has no debug info"; exit 1; }
+    [ "$(readelf --string-dump=.gnu_debuglink "$file" | awk '/\[/ {print $3; exit}')" = "$(basename "$debug")" ] ||
+      { echo "$file does not link to $debug"; exit 1; }
+  done
+  check_no_debug_info "$lib/libocicas.a"
+  # `--strip` keeps no debug info at all (into a second prefix; the tests use the first).
+  stripped="$build/test-prefix-stripped"
+  rm -rf "$stripped"
+  "$cmake" --install "$build" --prefix "$stripped" --strip
+  check_no_debug_info "$stripped/lib/libocicas.so.$version"
+  check_no_debug_info "$stripped/bin/ocicas"
+  [ ! -e "$stripped/lib/.debug" ] && [ ! -e "$stripped/bin/.debug" ] || { echo "--strip left .debug files"; exit 1; }
+  du -b "$lib/libocicas.so.$version" "$lib/libocicas.a" "$prefix/bin/ocicas" \
+    "$stripped/lib/libocicas.so.$version" "$stripped/bin/ocicas"
+  rm -rf "$stripped"
   ;;
 find_package)
   build_with_cmake "$prefix"
@@ -69,7 +111,7 @@ find_package)
   ;;
 pkg_config)
   build_with_pkg_config "$prefix"
-  check_loads_from "$work/consumer_pkg_config" "$prefix/lib"
+  check_loads_from "$work/pkg-config-app/app" "$prefix/lib"
   ;;
 relocated)
   # A moved tree must not name the place it was installed to; then build against the copy alone.
@@ -82,7 +124,7 @@ relocated)
   build_with_cmake "$moved"
   check_loads_from "$work/cmake-build/consumer_shared" "$moved/lib"
   build_with_pkg_config "$moved"
-  check_loads_from "$work/consumer_pkg_config" "$moved/lib"
+  check_loads_from "$work/pkg-config-app/app" "$moved/lib"
   ;;
 go)
   godir="$4"
@@ -97,6 +139,15 @@ go)
   test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
   go vet ./...
   go test -race -count=1 ./...
+  # The README's steps for a module outside this repository, with its example as main.go.
+  app="$work/go-app"
+  mkdir -p "$app" && cp "$godir/examples/readme/main.go" "$app/"
+  readme_block 'go mod edit -require' |
+    sed "s#/opt/ocicas#$prefix#g; s#/path/to/ocicas#$(cd "$godir/../.." && pwd)#g" > "$work/go-steps.sh"
+  [ -s "$work/go-steps.sh" ] || { echo "README.md has no Go module example"; exit 1; }
+  cat "$work/go-steps.sh"
+  (cd "$app" && env -u LD_LIBRARY_PATH -u CGO_LDFLAGS sh -eu "$work/go-steps.sh")
+  check_loads_from "$app/app" "$prefix/lib"
   ;;
 *)
   echo "unknown mode $mode"; exit 2
