@@ -48,13 +48,7 @@ fn fifos_in_place_of_layout_files_are_refused_without_blocking() {
             vec!["gc", l, "--ingest-expiry", "0s"],
         ] {
             let run = ocicas_watched(&args, b"");
-            assert!(
-                ended_normally(run.code),
-                "{planted}: `ocicas {}`: {:?} {}",
-                args.join(" "),
-                run.code,
-                run.stderr
-            );
+            assert!(ended_normally(run.code), "{planted}: `ocicas {}`: {:?} {}", args.join(" "), run.code, run.stderr);
         }
     }
 }

@@ -37,7 +37,11 @@ pub const STATUSES: &[Status] = &[
     status(9, Some(ErrorKind::SizeMismatch), "size mismatch: bytes are not as long as declared"),
     status(10, Some(ErrorKind::TooLarge), "too large: over a limit (--limit NAME=VALUE raises it)"),
     status(11, Some(ErrorKind::InvalidArgument), "invalid input: a malformed digest, name, label or value"),
-    status(12, Some(ErrorKind::InvalidImage), "invalid image: no layout there, or it, an archive or a document is not valid"),
+    status(
+        12,
+        Some(ErrorKind::InvalidImage),
+        "invalid image: no layout there, or it, an archive or a document is not valid",
+    ),
     status(13, Some(ErrorKind::UnsupportedMediaType), "unsupported media type"),
     status(14, Some(ErrorKind::NotImplemented), "not implemented: this form of the operation"),
     status(15, Some(ErrorKind::Unauthorized), "unauthorized: the registry refused the credentials"),

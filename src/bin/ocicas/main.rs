@@ -270,9 +270,10 @@ fn pull_order(first: PathBuf, second: String) -> ocicas::Result<(PathBuf, String
     if first.is_dir() || !Path::new(&second).join("oci-layout").is_file() {
         return Ok((first, second));
     }
-    let source = first.into_os_string().into_string().map_err(|source| {
-        ocicas::error::invalid_argument(format!("the registry reference {source:?} is not UTF-8"))
-    })?;
+    let source = first
+        .into_os_string()
+        .into_string()
+        .map_err(|source| ocicas::error::invalid_argument(format!("the registry reference {source:?} is not UTF-8")))?;
     eprintln!("ocicas: warning: `pull SOURCE LAYOUT` is the old order; write `ocicas pull {second} {source}`");
     Ok((PathBuf::from(second), source))
 }

@@ -38,11 +38,7 @@ pub fn gc(
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
     let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;
-    if format.json {
-        print_json(&report.to_json(), out)
-    } else {
-        print_gc_report(&report, out).map_err(stdout_error)
-    }
+    if format.json { print_json(&report.to_json(), out) } else { print_gc_report(&report, out).map_err(stdout_error) }
 }
 
 fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
