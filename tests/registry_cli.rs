@@ -8,7 +8,7 @@ mod distribution;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{OCICAS, TOO_LARGE, assert_succeeded, ocicas, ocicas_fails, ocicas_output, run, s};
+use common::cli::{OCICAS, assert_succeeded, ocicas, ocicas_fails, ocicas_output, run, s};
 use common::peers::{assert_same_tree, peers_available};
 use distribution::*;
 use sha2::{Digest as _, Sha256};
@@ -18,6 +18,7 @@ const PEERS: &[&str] = &["docker-registry", "skopeo", "umoci", "htpasswd"];
 /// Exit statuses of the CLI (docs/CLI.md).
 const NOT_FOUND: i32 = 4;
 const DIGEST_MISMATCH: i32 = 8;
+const INVALID_INPUT: i32 = 11;
 const UNAUTHORIZED: i32 = 15;
 
 /// A layout with image `app` built by `ocicas append --dir` from `source_tree`.
@@ -178,7 +179,7 @@ fn jobs_over_the_threads_limit_are_refused_before_anything_is_sent() {
     ocicas(&["init", s(&layout)]);
     // Nothing listens on port 1: only a check before connecting explains this error.
     let message = ocicas_fails(
-        TOO_LARGE,
+        INVALID_INPUT,
         &["pull", s(&layout), "127.0.0.1:1/x/y:v1", "--insecure", "--jobs", "5", "--limit", "threads=4"],
     );
     assert!(message.contains("jobs 5") && message.contains("--limit threads=N"), "{message}");
