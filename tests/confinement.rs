@@ -9,7 +9,7 @@ mod layout_common;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use common::cli::{assert_refused, ocicas_output, stderr};
+use common::cli::{FSCK_PROBLEMS, assert_refused, ocicas_output, stderr};
 use common::fixture::ingest_dir;
 use layout_common::{Sentinel, new_layout, put};
 use ocicas::{Algorithm, Digest, Engine, ErrorKind, OpenOptions, WriterOptions};
@@ -39,7 +39,7 @@ fn gc_neither_deletes_nor_creates_through_a_private_directory_replaced_by_a_syml
         assert_eq!(sentinel.snapshot(), before, "{private}: gc changed the directory the link points at");
         assert!(!sentinel.path.join("lock").exists(), "{private}: gc created a lock through the link");
         let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
-        assert_eq!(fsck.status.code(), Some(1), "{private}: {fsck:?}");
+        assert_eq!(fsck.status.code(), Some(FSCK_PROBLEMS), "{private}: {fsck:?}");
         assert!(String::from_utf8_lossy(&fsck.stdout).contains("symlink"), "{private}: {fsck:?}");
         assert_eq!(sentinel.snapshot(), before, "{private}: fsck changed the directory the link points at");
     }
@@ -59,7 +59,7 @@ fn an_ingest_data_symlink_is_never_written_through_nor_committed() {
     symlink(sentinel.path.join("file"), ingest.join("data")).unwrap();
     let before = sentinel.snapshot();
     let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
-    assert_eq!(fsck.status.code(), Some(1), "{fsck:?}");
+    assert_eq!(fsck.status.code(), Some(FSCK_PROBLEMS), "{fsck:?}");
     assert!(String::from_utf8_lossy(&fsck.stdout).contains("data is a symlink"), "{fsck:?}");
 
     let put = ocicas_output(&["blob", "put", layout.to_str().unwrap(), "-", "--ref", "myref"], b"hello\n");
@@ -118,7 +118,7 @@ fn gc_never_deletes_another_layouts_blobs_through_a_symlinked_blob_directory() {
         engine.verify_blob(digest).unwrap();
     }
     let fsck = ocicas_output(&["fsck", layout.to_str().unwrap()], b"");
-    assert_eq!(fsck.status.code(), Some(1), "{fsck:?}");
+    assert_eq!(fsck.status.code(), Some(FSCK_PROBLEMS), "{fsck:?}");
 }
 
 /// Reproduction 6: a resumed ingest trusted its saved hash state, so 4 bytes overwritten in its

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::ocicas_watched;
+use common::cli::{TOO_LARGE, ocicas_watched};
 use common::fixture::{closed_ingest, ingest_dir};
 use ocicas::{Algorithm, Digest, Engine, OpenOptions};
 
@@ -41,13 +41,13 @@ fn metadata_files_of_a_gigabyte_are_refused_in_bounded_memory() {
     for (args, stdin, code) in [
         (vec!["ingest", "ls", l], &b""[..], 0),
         (vec!["blob", "put", l, "-", "--ref", "huge-state"], b"hello world", 0),
-        (vec!["blob", "info", l, &digest], b"", 2),
-        (vec!["lease", "ls", l], b"", 2),
-        (vec!["gc", l, "--ingest-expiry", "0s"], b"", 2),
+        (vec!["blob", "info", l, &digest], b"", TOO_LARGE),
+        (vec!["lease", "ls", l], b"", TOO_LARGE),
+        (vec!["gc", l, "--ingest-expiry", "0s"], b"", TOO_LARGE),
     ] {
         let run = ocicas_watched(&args, stdin);
         assert_eq!(run.code, Some(code), "`ocicas {}`: {}", args.join(" "), run.stderr);
-        if code == 2 {
+        if code == TOO_LARGE {
             assert!(
                 run.stderr.contains("_size"),
                 "`ocicas {}` does not name the limit: {}",

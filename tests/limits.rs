@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use archive_common::{Member, image_parts, manifest_json, tar};
-use common::cli::ocicas_output;
+use common::cli::{TOO_LARGE, ocicas_output};
 use common::fixture::store;
 use ocicas::archive::{ImportOptions, read_manifest_items_with};
 use ocicas::spec::{ImageIndex, ImageManifest, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST};
@@ -287,12 +287,12 @@ fn the_cli_sets_limits_by_name_and_refuses_unknown_ones() {
     let index_size = std::fs::metadata(layout.join("index.json")).unwrap().len();
     let under = format!("json_size={}", index_size - 1);
     let out = ocicas(&["gc", layout.to_str().unwrap(), "--limit", &under]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(TOO_LARGE), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("json_size") && stderr.contains("--limit json_size=N"), "{stderr}");
     let at = format!("json_size={index_size}");
     assert!(ocicas(&["--limit", &at, "gc", layout.to_str().unwrap()]).status.success());
     let out = ocicas(&["ref", "ls", layout.to_str().unwrap(), "--limit", "no_such_limit=1"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(11), "invalid input: {out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown limit"), "{out:?}");
 }

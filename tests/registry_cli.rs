@@ -15,6 +15,12 @@ use sha2::{Digest as _, Sha256};
 
 const PEERS: &[&str] = &["docker-registry", "skopeo", "umoci", "htpasswd"];
 
+/// Exit statuses of the CLI (docs/CLI.md).
+const NOT_FOUND: i32 = 4;
+const DIGEST_MISMATCH: i32 = 8;
+const INVALID_INPUT: i32 = 11;
+const UNAUTHORIZED: i32 = 15;
+
 /// A layout with image `app` built by `ocicas append --dir` from `source_tree`.
 fn built_image(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let tree = source_tree(root);
@@ -22,6 +28,16 @@ fn built_image(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBu
     ocicas(&["init", s(&layout)]);
     ocicas(&["append", s(&layout), "app", "--dir", s(&tree)]);
     (layout, tree)
+}
+
+/// Fails unless `report` has the fields docs/CLI.md gives a transfer report.
+fn assert_transfer_report(report: &serde_json::Value) {
+    for field in ["mediaType", "digest", "size"] {
+        assert!(report["descriptor"].get(field).is_some(), "descriptor.{field} is missing: {report}");
+    }
+    for field in ["transferred", "bytes", "skipped", "mounted"] {
+        assert!(report["blobs"][field].is_u64(), "blobs.{field} is missing: {report}");
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -37,7 +53,8 @@ fn image_pushed_by_ocicas_is_copied_back_by_skopeo_and_unpacks_to_the_same_tree(
     let root = tempfile::tempdir().unwrap();
     let (layout, tree) = built_image(root.path());
     let target = format!("{}/test/app:v1", registry.host());
-    let report = json(&ocicas(&["push", s(&layout), "app", &target, "--insecure"]));
+    let report = json(&ocicas(&["push", s(&layout), "app", &target, "--insecure", "--json"]));
+    assert_transfer_report(&report);
     assert_eq!(report["blobs"]["transferred"], 3, "{report}");
     let copied = root.path().join("copied");
     run(
@@ -66,12 +83,13 @@ fn image_pushed_by_skopeo_is_pulled_and_a_second_pull_fetches_no_blob() {
     let pulled = root.path().join("pulled");
     ocicas(&["init", s(&pulled)]);
     let through_proxy = format!("{}/skopeo/app:v1", proxy.host());
-    let first = json(&ocicas(&["pull", &through_proxy, s(&pulled), "--insecure"]));
+    let first = json(&ocicas(&["pull", s(&pulled), &through_proxy, "--insecure", "--json"]));
+    assert_transfer_report(&first);
     assert_eq!(first["blobs"]["transferred"], 3, "{first}");
     assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
 
     proxy.clear();
-    let second = json(&ocicas(&["pull", &through_proxy, s(&pulled), "--insecure"]));
+    let second = json(&ocicas(&["pull", s(&pulled), &through_proxy, "--insecure"]));
     assert_eq!(
         (second["blobs"]["bytes"].as_u64(), second["blobs"]["transferred"].as_u64()),
         (Some(0), Some(0)),
@@ -94,7 +112,7 @@ fn a_pull_whose_connection_drops_resumes_the_blob_with_a_range_request() {
 
     let pulled = root.path().join("pulled");
     ocicas(&["init", s(&pulled)]);
-    ocicas(&["pull", &format!("{}/cut/app:v1", proxy.host()), s(&pulled), "--insecure", "--jobs", "1"]);
+    ocicas(&["pull", s(&pulled), &format!("{}/cut/app:v1", proxy.host()), "--insecure", "--jobs", "1"]);
     let blob_gets: Vec<Recorded> = proxy.requests().into_iter().filter(Recorded::is_blob_get).collect();
     let resumed =
         blob_gets.iter().find(|r| r.range.is_some()).unwrap_or_else(|| panic!("no Range request: {blob_gets:?}"));
@@ -124,7 +142,7 @@ fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
 
     // One job: the layer (the largest blob) goes first, and nothing else starts while it is held.
     let mut child = Command::new(OCICAS)
-        .args(["pull", &source, s(&pulled), "--insecure", "--jobs", "1"])
+        .args(["pull", s(&pulled), &source, "--insecure", "--jobs", "1"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -141,11 +159,11 @@ fn a_killed_pull_resumes_from_the_ingest_offset_on_the_next_run() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(ocicas_fails(&["ref", "get", s(&pulled), "v1"]).contains("v1"), "a killed pull tags nothing");
+    assert!(ocicas_fails(NOT_FOUND, &["ref", "get", s(&pulled), "v1"]).contains("v1"), "a killed pull tags nothing");
 
     proxy.release_held();
     proxy.clear();
-    ocicas(&["pull", &source, s(&pulled), "--insecure"]);
+    ocicas(&["pull", s(&pulled), &source, "--insecure"]);
     let ranges: Vec<Option<String>> =
         proxy.requests().iter().filter(|r| r.is_blob_get()).map(|r| r.range.clone()).collect();
     assert!(ranges.contains(&Some(format!("bytes={HELD}-"))), "the layer resumed from its ingest's offset: {ranges:?}");
@@ -160,8 +178,10 @@ fn jobs_over_the_threads_limit_are_refused_before_anything_is_sent() {
     let layout = root.path().join("layout");
     ocicas(&["init", s(&layout)]);
     // Nothing listens on port 1: only a check before connecting explains this error.
-    let message =
-        ocicas_fails(&["pull", "127.0.0.1:1/x/y:v1", s(&layout), "--insecure", "--jobs", "5", "--limit", "threads=4"]);
+    let message = ocicas_fails(
+        INVALID_INPUT,
+        &["pull", s(&layout), "127.0.0.1:1/x/y:v1", "--insecure", "--jobs", "5", "--limit", "threads=4"],
+    );
     assert!(message.contains("jobs 5") && message.contains("--limit threads=N"), "{message}");
 }
 
@@ -175,9 +195,12 @@ fn push_layer_from_stdin_gives_a_blob_the_registry_serves_with_the_printed_diges
     let tree = source_tree(root.path());
     let tar = Command::new("tar").args(["-cf", "-", "-C", s(&tree), "."]).output().unwrap().stdout;
     let target = format!("{}/stream/layer", registry.host());
-    let output = ocicas_output(&["push-layer", &target, "-", "--insecure", "--chunk-size", "1000000"], &tar);
+    let output = ocicas_output(&["push-layer", &target, "-", "--insecure", "--chunk-size", "1000000", "--json"], &tar);
     assert_succeeded("push-layer", &output);
     let layer = json(&String::from_utf8(output.stdout).unwrap());
+    for field in ["mediaType", "digest", "size", "diffID"] {
+        assert!(layer.get(field).is_some(), "docs/CLI.md's field {field} is missing: {layer}");
+    }
     let digest = layer["digest"].as_str().unwrap();
     let blob = http_get(registry.host(), &format!("/v2/stream/layer/blobs/{digest}"));
     assert_eq!((sha256_hex(&blob).as_str(), blob.len() as u64), (digest, layer["size"].as_u64().unwrap()));
@@ -238,7 +261,7 @@ fn basic_auth_takes_the_right_credentials_and_refuses_wrong_ones() {
     let with_config =
         |args: &[&str]| Command::new(OCICAS).args(args).env("DOCKER_CONFIG", &config_dir).output().unwrap();
     let refused = with_config(&["push", s(&layout), "app", &target, "--insecure", "--user", "alice:wrong"]);
-    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(refused.status.code(), Some(UNAUTHORIZED));
     let message = String::from_utf8_lossy(&refused.stderr);
     assert!(message.contains("unauthorized") && message.contains("alice"), "{message}");
     let anonymous = with_config(&["push", s(&layout), "app", &target, "--insecure"]);
@@ -249,9 +272,9 @@ fn basic_auth_takes_the_right_credentials_and_refuses_wrong_ones() {
     );
     let pulled = root.path().join("pulled");
     ocicas(&["init", s(&pulled)]);
-    let wrong = with_config(&["pull", &target, s(&pulled), "--insecure", "--user", "alice:nope"]);
-    assert_eq!(wrong.status.code(), Some(2));
-    assert!(ocicas_fails(&["ref", "get", s(&pulled), "v1"]).contains("v1"), "nothing tagged");
+    let wrong = with_config(&["pull", s(&pulled), &target, "--insecure", "--user", "alice:nope"]);
+    assert_eq!(wrong.status.code(), Some(UNAUTHORIZED));
+    assert!(ocicas_fails(NOT_FOUND, &["ref", "get", s(&pulled), "v1"]).contains("v1"), "nothing tagged");
 
     // The Docker config's auths entry is used when --user is not given.
     let auth = base64_user("alice:s3cret");
@@ -260,7 +283,7 @@ fn basic_auth_takes_the_right_credentials_and_refuses_wrong_ones() {
         format!("{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}", registry.host()),
     )
     .unwrap();
-    assert!(with_config(&["pull", &target, s(&pulled), "--insecure"]).status.success());
+    assert!(with_config(&["pull", s(&pulled), &target, "--insecure"]).status.success());
     ocicas(&["fsck", s(&pulled)]);
 }
 
@@ -281,12 +304,13 @@ fn bearer_tokens_are_fetched_from_the_challenge_and_refreshed_on_401() {
     let root = tempfile::tempdir().unwrap();
     let (layout, tree) = built_image(root.path());
     let target = format!("{}/tokens/app:v1", proxy.host());
-    let refused = ocicas_fails(&["push", s(&layout), "app", &target, "--insecure", "--user", "bob:wrong"]);
+    let refused =
+        ocicas_fails(UNAUTHORIZED, &["push", s(&layout), "app", &target, "--insecure", "--user", "bob:wrong"]);
     assert!(refused.contains("unauthorized"), "{refused}");
     ocicas(&["push", s(&layout), "app", &target, "--insecure", "--user", "bob:pw", "--jobs", "1"]);
     let pulled = root.path().join("pulled");
     ocicas(&["init", s(&pulled)]);
-    ocicas(&["pull", &target, s(&pulled), "--insecure", "--user", "bob:pw"]);
+    ocicas(&["pull", s(&pulled), &target, "--insecure", "--user", "bob:pw"]);
     assert_same_tree(&tree, &unpack(&pulled, "v1", &root.path().join("bundle")));
     let token_requests = proxy.requests().iter().filter(|r| r.path.starts_with("/token")).count();
     assert!(token_requests > 3, "tokens were refreshed: {token_requests} token requests");
@@ -309,7 +333,7 @@ fn an_unknown_repository_or_tag_fails_clearly_and_leaves_the_layout_unchanged() 
     ocicas(&["init", s(&layout)]);
     let index_before = std::fs::read(layout.join("index.json")).unwrap();
     for source in [format!("{}/nobody/here:v1", registry.host()), format!("{}/nobody/here", registry.host())] {
-        let message = ocicas_fails(&["pull", &source, s(&layout), "--insecure"]);
+        let message = ocicas_fails(NOT_FOUND, &["pull", s(&layout), &source, "--insecure"]);
         assert!(message.contains("nobody/here") && message.contains("404"), "{message}");
     }
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index_before);
@@ -333,13 +357,14 @@ fn a_manifest_or_blob_that_does_not_match_its_digest_is_refused_and_nothing_is_t
         [Faults { corrupt_manifests: true, ..Faults::default() }, Faults { corrupt_blobs: true, ..Faults::default() }]
     {
         let proxy = Proxy::start(registry.host(), faults);
-        let message = ocicas_fails(&["pull", &format!("{}/bad/app:v1", proxy.host()), s(&pulled), "--insecure"]);
+        let message =
+            ocicas_fails(DIGEST_MISMATCH, &["pull", s(&pulled), &format!("{}/bad/app:v1", proxy.host()), "--insecure"]);
         assert!(message.contains("digest mismatch") || message.contains("hashes to"), "{message}");
         assert_eq!(std::fs::read(pulled.join("index.json")).unwrap(), index_before, "nothing tagged");
         ocicas(&["fsck", s(&pulled)]);
         assert!(ocicas(&["ingest", "ls", s(&pulled)]).trim().is_empty(), "a mismatching ingest is not kept to resume");
     }
     // And the same pull without the proxy works.
-    ocicas(&["pull", &format!("{}/bad/app:v1", registry.host()), s(&pulled), "--insecure"]);
+    ocicas(&["pull", s(&pulled), &format!("{}/bad/app:v1", registry.host()), "--insecure"]);
     ocicas(&["fsck", s(&pulled)]);
 }

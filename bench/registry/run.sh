@@ -54,7 +54,7 @@ mbps() { echo "scale=1; $1 / 1000000 / $2" | bc; }
 
 ocicas_push() { "$ocicas" push "$work/layout" app "$host/ocicas/app:v1" --insecure; }
 skopeo_push() { skopeo copy -q --dest-tls-verify=false "oci:$work/layout:app" "docker://$host/skopeo/app:v1"; }
-ocicas_pull() { rm -rf "$work/pulled" && "$ocicas" init "$work/pulled" && "$ocicas" pull "$host/ocicas/app:v1" "$work/pulled" --insecure; }
+ocicas_pull() { rm -rf "$work/pulled" && "$ocicas" init "$work/pulled" && "$ocicas" pull "$work/pulled" "$host/ocicas/app:v1" --insecure; }
 skopeo_pull() { rm -rf "$work/pulled" && skopeo copy -q --src-tls-verify=false "docker://$host/ocicas/app:v1" "oci:$work/pulled:v1"; }
 local_layer() { rm -rf "$work/l" && "$ocicas" init "$work/l" && "$ocicas" layer "$work/l" "$work/input.tar"; }
 push_layer() { "$ocicas" push-layer "$host/stream" "$work/input.tar" --insecure; }

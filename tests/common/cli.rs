@@ -9,6 +9,22 @@ use std::time::{Duration, Instant};
 /// The CLI these tests were built with.
 pub const OCICAS: &str = env!("CARGO_BIN_EXE_ocicas");
 
+/// Exit statuses of the CLI (docs/CLI.md): fsck found problems; an error over a limit.
+pub const FSCK_PROBLEMS: i32 = 3;
+pub const TOO_LARGE: i32 = 10;
+
+/// Whether `code` is one of the CLI's error statuses (docs/CLI.md): a failure it reports, not
+/// success, usage (2), fsck's problems (3), a signal or a panic (101).
+pub fn is_error_status(code: Option<i32>) -> bool {
+    matches!(code, Some(1 | 4..=16))
+}
+
+/// Whether the CLI ended by itself: success, an error, usage or fsck's problems; not a signal
+/// or a panic.
+pub fn ended_normally(code: Option<i32>) -> bool {
+    matches!(code, Some(0..=16))
+}
+
 /// No command on a test's small layout takes this long; one that does is hung.
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -45,14 +61,15 @@ pub fn ocicas(args: &[&str]) -> String {
     run(OCICAS, args)
 }
 
-/// Runs `ocicas ARGS`, which must fail with the CLI's error status (2); returns stderr.
-pub fn ocicas_fails(args: &[&str]) -> String {
+/// Runs `ocicas ARGS`, which must fail with exit status `code`; returns stderr.
+pub fn ocicas_fails(code: i32, args: &[&str]) -> String {
     let output = output(OCICAS, args);
     assert_eq!(
         output.status.code(),
-        Some(2),
-        "ocicas {args:?} should fail: {}",
-        String::from_utf8_lossy(&output.stdout)
+        Some(code),
+        "ocicas {args:?} should fail with {code}: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        stderr(&output)
     );
     stderr(&output)
 }
@@ -83,11 +100,11 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Fails unless `output` is the CLI's refusal: its error status (2), stderr naming `named`,
-/// no panic.
+/// Fails unless `output` is the CLI's refusal: an error status, stderr naming `named`, no
+/// panic.
 pub fn assert_refused(output: &Output, named: &str) {
     let stderr = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(is_error_status(output.status.code()), "{output:?}");
     assert!(stderr.contains(named), "stderr does not name {named:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

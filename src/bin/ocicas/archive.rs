@@ -12,11 +12,17 @@ use ocicas::archive::{
 };
 use ocicas::{Compression, CompressionKind, CompressionOptions};
 
+use crate::{Json, print_json, stdout_error};
+
 #[derive(Subcommand)]
 pub enum ArchiveCommand {
     /// Import the images of a docker-archive (a file, or - for stdin; plain, gzip or zstd).
+    /// Prints one {"manifest","refs","repoTags"} line per image imported (JSON with or without
+    /// --json).
     Import {
+        /// The OCI image layout to import into.
         layout: PathBuf,
+        /// The docker-archive tarball, or - for stdin.
         archive: PathBuf,
         /// Tag the imported image with this name instead of its RepoTags (repeatable).
         #[arg(long = "ref")]
@@ -33,11 +39,15 @@ pub enum ArchiveCommand {
         /// Compression level (gzip 0-9, default 6; zstd 1-19, default 3).
         #[arg(long, requires = "compress")]
         level: Option<i32>,
+        #[command(flatten)]
+        format: Json,
     },
     /// Export images to a docker-archive that docker load and skopeo read.
     Export {
+        /// The OCI image layout that holds the images.
         layout: PathBuf,
-        #[arg(required = true)]
+        /// The references (tags) of the images to export.
+        #[arg(required = true, value_name = "REF")]
         refs: Vec<String>,
         /// Where to write: a file, or - for stdout.
         #[arg(short = 'o', long = "output")]
@@ -50,8 +60,14 @@ pub enum ArchiveCommand {
         #[arg(long, value_enum, default_value = "legacy")]
         format: FormatKind,
     },
-    /// List the images (manifest.json items) of a docker-archive.
-    Ls { archive: PathBuf },
+    /// List the images of a docker-archive: its manifest.json items, one
+    /// {"Config","RepoTags","Layers"} per line (JSON with or without --json).
+    Ls {
+        /// The docker-archive tarball, or - for stdin.
+        archive: PathBuf,
+        #[command(flatten)]
+        format: Json,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,9 +83,8 @@ pub enum CompressKind {
 }
 
 pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> {
-    let stdout_error = |e: io::Error| ocicas::Error::new(ocicas::ErrorKind::Io, format!("cannot write to stdout: {e}"));
     match command {
-        ArchiveCommand::Import { layout, archive, refs, tag, index, compress, level } => {
+        ArchiveCommand::Import { layout, archive, refs, tag, index, compress, level, .. } => {
             let engine = crate::open(&layout)?;
             let choice = match (tag, index) {
                 (Some(tag), _) => ImageChoice::Tag(tag),
@@ -96,7 +111,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             finish(bar);
             let images = images?;
             for image in images {
-                writeln!(out, "{}", image.to_json()).map_err(stdout_error)?;
+                print_json(&image.to_json(), out)?;
             }
         }
         ArchiveCommand::Export { layout, refs, output, tags, format } => {
@@ -125,14 +140,14 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             finish(bar);
             exported?;
         }
-        ArchiveCommand::Ls { archive } => {
+        ArchiveCommand::Ls { archive, .. } => {
             let items = if archive == Path::new("-") {
                 read_manifest_items_with(io::stdin().lock(), &crate::limits())?
             } else {
                 list_docker_archive(&archive, &crate::limits())?
             };
             for item in items {
-                writeln!(out, "{}", serde_json::to_string(&item).unwrap_or_default()).map_err(stdout_error)?;
+                print_json(&serde_json::to_value(&item).unwrap_or_default(), out)?;
             }
         }
     }

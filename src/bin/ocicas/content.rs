@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use ocicas::{Algorithm, CopySource, Digest, Filters, Labels};
 
-use crate::{open, stdout_error};
+use crate::{Json, open, print_json, stdout_error};
 
 #[derive(Subcommand)]
 pub enum BlobCommand {
     /// Store a file (or stdin with `-`) and print its digest. With --ref the upload is an
     /// ingest: killed and run again, it continues where it stopped.
     Put {
+        /// The OCI image layout to store the blob in.
         layout: PathBuf,
+        /// The file to store, or - for stdin.
         #[arg(default_value = "-")]
         file: PathBuf,
         /// Digest algorithm: sha256 or sha512 (without --ref).
@@ -30,34 +32,76 @@ pub enum BlobCommand {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
-    /// Print a blob's info (digest, size, times, labels) as JSON.
-    Info { layout: PathBuf, digest: String },
-    /// Set labels (KEY=VALUE) or remove them (KEY=) on a blob; with none, remove all.
-    Label { layout: PathBuf, digest: String, labels: Vec<String> },
+    /// Print a blob's info {"digest","size","createdAt","updatedAt","labels"} (JSON with or
+    /// without --json).
+    Info {
+        /// The OCI image layout that holds the blob.
+        layout: PathBuf,
+        /// The blob's digest, ALGORITHM:HEX.
+        digest: String,
+        #[command(flatten)]
+        format: Json,
+    },
+    /// Set labels (KEY=VALUE) or remove them (KEY=) on a blob; with none, remove all. Prints
+    /// the blob's info as `info` does.
+    Label {
+        /// The OCI image layout that holds the blob.
+        layout: PathBuf,
+        /// The blob's digest, ALGORITHM:HEX.
+        digest: String,
+        /// KEY=VALUE sets a label, KEY= removes it.
+        labels: Vec<String>,
+        #[command(flatten)]
+        format: Json,
+    },
     /// Write a blob's bytes to stdout, after checking they hash to its digest.
-    Get { layout: PathBuf, digest: String },
+    Get {
+        /// The OCI image layout that holds the blob.
+        layout: PathBuf,
+        /// The blob's digest, ALGORITHM:HEX.
+        digest: String,
+    },
     /// List the digests of all blobs, or of those matching a filter (containerd syntax:
-    /// `labels.k==v,size==5`; several --filter are alternatives).
+    /// `labels.k==v,size==5`; several --filter are alternatives). With --json, each blob's
+    /// info as `info` prints it.
     Ls {
+        /// The OCI image layout whose blobs to list.
         layout: PathBuf,
         #[arg(long = "filter")]
         filters: Vec<String>,
+        #[command(flatten)]
+        format: Json,
     },
     /// Remove a blob (no error when it is absent).
-    Rm { layout: PathBuf, digest: String },
+    Rm {
+        /// The OCI image layout that holds the blob.
+        layout: PathBuf,
+        /// The blob's digest, ALGORITHM:HEX.
+        digest: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum IngestCommand {
-    /// List ingests in progress as JSON lines (ref, offset, total, expected, times).
+    /// List ingests in progress, one {"ref","offset","total","expected","startedAt","updatedAt"}
+    /// per line (JSON with or without --json).
     Ls {
+        /// The OCI image layout whose ingests to list.
         layout: PathBuf,
         /// containerd filter over ref, expected, total, offset.
         #[arg(long = "filter")]
         filters: Vec<String>,
+        #[command(flatten)]
+        format: Json,
     },
     /// Remove an ingest.
-    Abort { layout: PathBuf, ref_name: String },
+    Abort {
+        /// The OCI image layout that holds the ingest.
+        layout: PathBuf,
+        /// The ingest's ref, as given to `blob put --ref`.
+        #[arg(value_name = "REF")]
+        ref_name: String,
+    },
 }
 
 pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()> {
@@ -103,19 +147,15 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
             };
             writeln!(out, "{digest}").map_err(stdout_error)?;
         }
-        BlobCommand::Info { layout, digest } => {
-            let info = open(&layout)?.info(&digest.parse()?)?;
-            writeln!(out, "{}", info.to_json()).map_err(stdout_error)?;
-        }
-        BlobCommand::Label { layout, digest, labels } => {
+        BlobCommand::Info { layout, digest, .. } => print_json(&open(&layout)?.info(&digest.parse()?)?.to_json(), out)?,
+        BlobCommand::Label { layout, digest, labels, .. } => {
             let engine = open(&layout)?;
             let parsed = parse_labels(&labels)?;
             let set: Labels = parsed.into_iter().filter(|(_, v)| !v.is_empty()).collect();
             let paths: Vec<String> =
                 labels.iter().map(|l| format!("labels.{}", l.split('=').next().unwrap_or(l))).collect();
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-            let info = engine.update_labels(&digest.parse()?, &set, &paths)?;
-            writeln!(out, "{}", info.to_json()).map_err(stdout_error)?;
+            print_json(&engine.update_labels(&digest.parse()?, &set, &paths)?.to_json(), out)?;
         }
         BlobCommand::Get { layout, digest } => {
             let engine = open(&layout)?;
@@ -125,10 +165,14 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
             let mut reader = engine.open_blob(&digest)?;
             io::copy(&mut reader, out).map_err(stdout_error)?;
         }
-        BlobCommand::Ls { layout, filters } => {
+        BlobCommand::Ls { layout, filters, format } => {
             let filters = Filters::parse(&filters)?;
             open(&layout)?.walk(&filters, |info| {
-                writeln!(out, "{}", info.digest).map_err(stdout_error)?;
+                if format.json {
+                    print_json(&info.to_json(), out)?;
+                } else {
+                    writeln!(out, "{}", info.digest).map_err(stdout_error)?;
+                }
                 Ok(true)
             })?;
         }
@@ -139,9 +183,9 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
 
 pub fn run_ingest(command: IngestCommand, out: &mut impl Write) -> ocicas::Result<()> {
     match command {
-        IngestCommand::Ls { layout, filters } => {
+        IngestCommand::Ls { layout, filters, .. } => {
             for status in open(&layout)?.ingest_list(&Filters::parse(&filters)?)? {
-                writeln!(out, "{}", status.to_json()).map_err(stdout_error)?;
+                print_json(&status.to_json(), out)?;
             }
         }
         IngestCommand::Abort { layout, ref_name } => open(&layout)?.ingest_abort(&ref_name)?,

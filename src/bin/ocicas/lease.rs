@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use ocicas::LeaseResource;
 
-use crate::{open, stdout_error};
+use crate::{Json, open, print_json, stdout_error};
 
 #[derive(Subcommand)]
 pub enum LeaseCommand {
     /// Create a lease and print its id.
     New {
+        /// The OCI image layout to keep the lease in.
         layout: PathBuf,
+        /// The lease's id (default: a new unique one): 1 to 128 of [A-Za-z0-9._-].
         #[arg(long)]
         id: Option<String>,
         /// Expire after this long (e.g. 1h; at most until the end of year 9999); never when
@@ -22,16 +24,32 @@ pub enum LeaseCommand {
     },
     /// Add a blob (DIGEST) or an ingest (--ingest REF) to a lease.
     Add {
+        /// The OCI image layout that holds the lease.
         layout: PathBuf,
+        /// The lease's id.
         id: String,
+        /// The digest of the blob to keep, ALGORITHM:HEX (it need not be stored yet).
+        #[arg(required_unless_present = "ingest_ref")]
         digest: Option<String>,
-        #[arg(long = "ingest", conflicts_with = "digest")]
+        /// The ref of the ingest to keep.
+        #[arg(long = "ingest", value_name = "REF", conflicts_with = "digest")]
         ingest_ref: Option<String>,
     },
     /// Release a lease.
-    Rm { layout: PathBuf, id: String },
-    /// List leases as JSON lines.
-    Ls { layout: PathBuf },
+    Rm {
+        /// The OCI image layout that holds the lease.
+        layout: PathBuf,
+        /// The lease's id.
+        id: String,
+    },
+    /// List leases, one {"id","createdAt","expiresAt","digests","ingests"} per line (JSON
+    /// with or without --json; expiresAt absent for a lease that never expires).
+    Ls {
+        /// The OCI image layout whose leases to list.
+        layout: PathBuf,
+        #[command(flatten)]
+        format: Json,
+    },
 }
 
 pub fn run(command: LeaseCommand, out: &mut impl Write) -> ocicas::Result<()> {
@@ -49,9 +67,9 @@ pub fn run(command: LeaseCommand, out: &mut impl Write) -> ocicas::Result<()> {
             open(&layout)?.lease_add(&id, resource)?;
         }
         LeaseCommand::Rm { layout, id } => open(&layout)?.lease_release(&id)?,
-        LeaseCommand::Ls { layout } => {
+        LeaseCommand::Ls { layout, .. } => {
             for lease in open(&layout)?.lease_list()? {
-                writeln!(out, "{}", lease.to_json()).map_err(stdout_error)?;
+                print_json(&lease.to_json(), out)?;
             }
         }
     }

@@ -2,17 +2,21 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use ocicas::{FsckOptions, GcOptions, GcReport};
 
-use crate::{open, stdout_error};
+use crate::{Json, exit, open, print_json, stdout_error};
 
-/// Prints the problems (exit status 1 when there are any), or that the store is sound, then
-/// the notes.
-pub fn fsck(layout: &Path, deep: bool, out: &mut impl Write) -> ocicas::Result<ExitCode> {
+/// Prints the problems, or that the store is sound, then the notes (or the report as JSON);
+/// returns the exit status: `FSCK_PROBLEMS` when there are problems.
+pub fn fsck(layout: &Path, deep: bool, format: Json, out: &mut impl Write) -> ocicas::Result<u8> {
     let report = open(layout)?.fsck_with(&FsckOptions { deep })?;
+    let status = if report.is_sound() { exit::OK } else { exit::FSCK_PROBLEMS };
+    if format.json {
+        print_json(&report.to_json(), out)?;
+        return Ok(status);
+    }
     for problem in &report.problems {
         writeln!(out, "{problem}").map_err(stdout_error)?;
     }
@@ -22,23 +26,19 @@ pub fn fsck(layout: &Path, deep: bool, out: &mut impl Write) -> ocicas::Result<E
     for note in &report.notes {
         writeln!(out, "note: {note}").map_err(stdout_error)?;
     }
-    Ok(if report.is_sound() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(status)
 }
 
-/// Runs GC and prints its report, as JSON with `json`.
+/// Runs GC and prints its report (as JSON with --json).
 pub fn gc(
     layout: &Path,
     dry_run: bool,
     ingest_expiry: Duration,
-    json: bool,
+    format: Json,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
     let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;
-    if json {
-        writeln!(out, "{}", report.to_json()).map_err(stdout_error)
-    } else {
-        print_gc_report(&report, out).map_err(stdout_error)
-    }
+    if format.json { print_json(&report.to_json(), out) } else { print_gc_report(&report, out).map_err(stdout_error) }
 }
 
 fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {

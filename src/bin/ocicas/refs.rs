@@ -7,14 +7,17 @@ use clap::Subcommand;
 use ocicas::Digest;
 use ocicas::spec::{Descriptor, detect_media_type};
 
-use crate::{open, stdout_error};
+use crate::{Json, open, print_json, stdout_error};
 
 #[derive(Subcommand)]
 pub enum RefCommand {
     /// Point NAME at the blob DIGEST (media type and size read from the blob).
     Put {
+        /// The OCI image layout whose index.json holds the reference.
         layout: PathBuf,
+        /// The reference name (org.opencontainers.image.ref.name), e.g. app:1.0.
         name: String,
+        /// The digest of the stored blob (a manifest or index) to point at, ALGORITHM:HEX.
         digest: String,
         /// Move the reference even when it points elsewhere.
         #[arg(long)]
@@ -23,12 +26,30 @@ pub enum RefCommand {
         #[arg(long)]
         media_type: Option<String>,
     },
-    /// Print the descriptor NAME points at, as JSON.
-    Get { layout: PathBuf, name: String },
-    /// List references, one `NAME<TAB>DIGEST` line each.
-    Ls { layout: PathBuf },
+    /// Print the descriptor NAME points at (JSON with or without --json).
+    Get {
+        /// The OCI image layout whose index.json holds the reference.
+        layout: PathBuf,
+        /// The reference name.
+        name: String,
+        #[command(flatten)]
+        format: Json,
+    },
+    /// List references, one `NAME<TAB>DIGEST` line each; with --json, one
+    /// {"name","descriptor"} each.
+    Ls {
+        /// The OCI image layout whose references to list.
+        layout: PathBuf,
+        #[command(flatten)]
+        format: Json,
+    },
     /// Remove a reference (no error when it is absent).
-    Rm { layout: PathBuf, name: String },
+    Rm {
+        /// The OCI image layout whose index.json holds the reference.
+        layout: PathBuf,
+        /// The reference name.
+        name: String,
+    },
 }
 
 pub fn run(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
@@ -50,13 +71,17 @@ pub fn run(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
             };
             engine.ref_put(&name, &Descriptor::new(media_type, digest, size), force)?;
         }
-        RefCommand::Get { layout, name } => {
+        RefCommand::Get { layout, name, .. } => {
             let descriptor = open(&layout)?.ref_get(&name)?;
             writeln!(out, "{}", ocicas::spec::canonical_json_string(&descriptor)?).map_err(stdout_error)?;
         }
-        RefCommand::Ls { layout } => {
+        RefCommand::Ls { layout, format } => {
             for (name, descriptor) in open(&layout)?.ref_list()? {
-                writeln!(out, "{name}\t{}", descriptor.digest).map_err(stdout_error)?;
+                if format.json {
+                    print_json(&serde_json::json!({ "name": name, "descriptor": descriptor }), out)?;
+                } else {
+                    writeln!(out, "{name}\t{}", descriptor.digest).map_err(stdout_error)?;
+                }
             }
         }
         RefCommand::Rm { layout, name } => open(&layout)?.ref_delete(&name)?,
