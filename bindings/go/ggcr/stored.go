@@ -107,9 +107,9 @@ func decompress(compressed io.Reader, compression ocicas.Compression) (io.ReadCl
 	case ocicas.Gzip:
 		return gzip.NewReader(compressed)
 	case ocicas.Zstd:
-		// One decoding goroutine: a layer is read as a stream, and the decoder's default
-		// window limit bounds its memory.
-		decoder, err := zstd.NewReader(compressed, zstd.WithDecoderConcurrency(1))
+		// One decoding goroutine: a layer is read as a stream. The window limit bounds the
+		// memory a frame can ask for; 128 MiB is libzstd's default, which ocicas decodes with.
+		decoder, err := zstd.NewReader(compressed, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, err
 		}

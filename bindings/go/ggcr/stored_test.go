@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/klauspost/compress/zstd"
 	ocicas "github.com/ocicas/ocicas/bindings/go"
 )
 
@@ -185,5 +186,38 @@ func TestNewStoredLayerRefusesDescriptorsThatDoNotFitTheStore(t *testing.T) {
 	diffID, _ := layer.DiffID()
 	if digest != diffID {
 		t.Fatalf("uncompressed layer: Digest %v, DiffID %v", digest, diffID)
+	}
+}
+
+// A zstd frame may ask for a window of up to 3.75 TB: one of 256 MiB, above libzstd's default
+// limit of 128 MiB, is refused rather than allocated (the decoder's own default allows 512 MiB).
+func TestStoredZstdLayerAskingForAHugeWindowIsRefused(t *testing.T) {
+	engine, _ := newEngine(t)
+	tarball := fileTar(t, "small", "small")
+	// A frame by hand (RFC 8878): magic; no checksum, no content size; window descriptor
+	// exponent 18 (2^(10+18) bytes); one last raw block holding the tar.
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3}
+	blockHeader := 1 | len(tarball)<<3
+	frame = append(frame, byte(blockHeader), byte(blockHeader>>8), byte(blockHeader>>16))
+	frame = append(frame, tarball...)
+	digest, err := engine.PutBlob(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := NewStoredLayer(engine, ocicas.LayerDescriptor{
+		MediaType: string(types.OCILayerZStd), Digest: digest, Size: int64(len(frame)), DiffID: sha256Of(tarball).String(),
+	})
+	if err != nil {
+		t.Fatalf("NewStoredLayer: %v", err)
+	}
+	wantReadFails(t, "Uncompressed", layer.Uncompressed, zstd.ErrWindowSizeExceeded)
+	// The same frame is a valid one within the decoder's own limit.
+	decoder, err := zstd.NewReader(bytes.NewReader(frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer decoder.Close()
+	if decoded, err := io.ReadAll(decoder); err != nil || !bytes.Equal(decoded, tarball) {
+		t.Fatalf("decoding the frame with the default limit: %v", err)
 	}
 }
