@@ -165,17 +165,19 @@ func run(t *testing.T, program string, args ...string) string {
 }
 
 // startRegistry starts Debian's docker-registry (distribution 2.8) on a free loopback port,
-// storing in a temp dir, and kills it at the end of the test. It returns "127.0.0.1:PORT".
-func startRegistry(t *testing.T) string {
+// storing in a temp dir, and kills it at the end of the test. It returns "127.0.0.1:PORT" and
+// the directory it stores in.
+func startRegistry(t *testing.T) (host, storage string) {
 	t.Helper()
 	program := requirePeer(t, "docker-registry", "docker-registry")
 	dir := t.TempDir()
+	storage = filepath.Join(dir, "data")
 	for attempt := 0; attempt < 10; attempt++ {
-		host := freeLoopbackAddress(t)
+		host = freeLoopbackAddress(t)
 		config := filepath.Join(dir, "config.yml")
 		text := fmt.Sprintf("version: 0.1\nlog: {level: error}\n"+
 			"storage: {filesystem: {rootdirectory: %s}, delete: {enabled: true}}\nhttp: {addr: %s}\n",
-			filepath.Join(dir, "data"), host)
+			storage, host)
 		if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -193,12 +195,12 @@ func startRegistry(t *testing.T) string {
 		stop := func() { cmd.Process.Kill(); <-exited }
 		if waitForRegistry(host, exited) {
 			t.Cleanup(stop)
-			return host
+			return host, storage
 		}
 		stop() // the port was taken meanwhile, or the registry is slow: try another
 	}
 	t.Fatalf("docker-registry did not start; see %s", filepath.Join(dir, "registry.log"))
-	return ""
+	return "", ""
 }
 
 // waitForRegistry waits up to 10 s for GET /v2/ to answer 200, false when the registry exits first.

@@ -2,6 +2,9 @@ package ggcr
 
 import (
 	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -15,7 +18,7 @@ import (
 // Needs Debian's docker-registry: CI installs it (.ci/run); without it the test fails, or
 // skips when OCICAS_SKIP_PEERS=1.
 func TestRemoteWriteLayerOfAStreamLayerReadsBackInGgcr(t *testing.T) {
-	host := startRegistry(t)
+	host, storage := startRegistry(t)
 	repo, err := name.NewRepository(host+"/ocicas/stream", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +37,10 @@ func TestRemoteWriteLayerOfAStreamLayerReadsBackInGgcr(t *testing.T) {
 		t.Fatalf("DiffID after the upload = %v, %v; want %v", diffID, err, sha256Of(tarball))
 	}
 
+	if _, err := os.Stat(registryBlob(storage, digest)); err != nil {
+		t.Fatalf("the registry does not hold the blob: %v", err)
+	}
+
 	pulled, err := remote.Layer(repo.Digest(digest.String()))
 	if err != nil {
 		t.Fatalf("remote.Layer: %v", err)
@@ -45,6 +52,31 @@ func TestRemoteWriteLayerOfAStreamLayerReadsBackInGgcr(t *testing.T) {
 	if err := validate.Layer(pulled); err != nil {
 		t.Fatalf("validate.Layer of the pulled layer: %v", err)
 	}
+}
+
+// A stream whose source fails midway is not committed as a blob: remote.WriteLayer fails, and
+// the layer computes nothing.
+func TestRemoteWriteLayerOfAFailingStreamFails(t *testing.T) {
+	host, storage := startRegistry(t)
+	repo, err := name.NewRepository(host+"/ocicas/failing", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := NewStreamLayer(&failingSource{data: testTar(t), limit: 100 << 10, err: errors.New("disk gone")})
+	if err := remote.WriteLayer(repo, layer); err == nil {
+		t.Fatal("remote.WriteLayer of a failing stream succeeded")
+	}
+	wantNotComputed(t, layer)
+	// registryBlob's path for any digest.
+	blobs, err := filepath.Glob(filepath.Join(storage, "docker", "registry", "v2", "blobs", "*", "*", "*", "data"))
+	if err != nil || len(blobs) != 0 {
+		t.Fatalf("the registry holds blobs after a failed upload: %v, %v", blobs, err)
+	}
+}
+
+// registryBlob is where distribution's filesystem storage keeps a committed blob.
+func registryBlob(storage string, digest v1.Hash) string {
+	return filepath.Join(storage, "docker", "registry", "v2", "blobs", digest.Algorithm, digest.Hex[:2], digest.Hex, "data")
 }
 
 // wantSameLayer fails unless layer has this digest and DiffID.
@@ -61,7 +93,7 @@ func wantSameLayer(t *testing.T, layer v1.Layer, digest, diffID v1.Hash) {
 // An image with a stream layer and a stored layer, pushed by remote.Write: the manifest is
 // made once the stream was uploaded, and the image pulled back validates.
 func TestRemoteWriteOfAnImageWithOcicasLayers(t *testing.T) {
-	host := startRegistry(t)
+	host, _ := startRegistry(t)
 	ref, err := name.NewTag(host+"/ocicas/image:v1", name.Insecure)
 	if err != nil {
 		t.Fatal(err)
