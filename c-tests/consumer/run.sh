@@ -5,12 +5,15 @@
 #      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
 #      pkg_config: build consumer.c against PREFIX with pkg-config and run it
 #      relocated: copy PREFIX elsewhere and build against the copy only
+#      go, go_module: gofmt check, go vet and go test -race in the Go module at GO_DIR (the core
+#      binding, or an adapter module beside it that replaces the core with ../)
 # Environment (from ctest): CMAKE, CC, OCICAS_VERSION; TMPDIR for the consumer's layout.
 set -eu
 mode="$1"; build="$2"; prefix="$3"
 cmake="${CMAKE:-cmake}"; cc="${CC:-cc}"; version="${OCICAS_VERSION:-0.1}"
 here=$(cd "$(dirname "$0")" && pwd)
-work="$build/consumer-$mode"
+# Per Go module too: ctest may run two go_module tests at once, each clearing its own dir.
+work="$build/consumer-$mode${4:+-$(basename "$4")}"
 rm -rf "$work" && mkdir -p "$work/tmp"
 export TMPDIR="$work/tmp"
 
@@ -126,7 +129,7 @@ relocated)
   build_with_pkg_config "$moved"
   check_loads_from "$work/pkg-config-app/app" "$moved/lib"
   ;;
-go)
+go | go_module)
   godir="$4"
   export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
   # Go's build cache keys a cgo package on CGO_LDFLAGS but not on PKG_CONFIG_PATH: without the
