@@ -5,8 +5,10 @@
 #      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
 #      pkg_config: build consumer.c against PREFIX with pkg-config and run it
 #      relocated: copy PREFIX elsewhere and build against the copy only
-#      go, go_module: gofmt check, go vet and go test -race in the Go module at GO_DIR (the core
-#      binding, or an adapter module beside it that replaces the core with ../)
+#      go_module: gofmt check, go vet and go test -race in the Go module at GO_DIR (an adapter
+#      module beside the core binding, which it replaces with ../)
+#      go: the same for the core binding at GO_DIR, then the README's steps for a module outside
+#      this repository
 # Environment (from ctest): CMAKE, CC, OCICAS_VERSION; TMPDIR for the consumer's layout.
 set -eu
 mode="$1"; build="$2"; prefix="$3"
@@ -61,6 +63,22 @@ check_no_debug_info() {  # $1: an installed ELF file or archive (.debug_gdb_scri
   if readelf -SW "$1" | grep -Eq '\.debug_(info|line|abbrev|str|ranges|rnglists|loclists|aranges) '; then
     echo "$1 has debug sections"; exit 1
   fi
+}
+
+test_go_module() {  # gofmt, vet and the race-enabled tests of the module at $godir
+  export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
+  # Go's build cache keys a cgo package on CGO_LDFLAGS but not on PKG_CONFIG_PATH: without the
+  # prefix in CGO_LDFLAGS it would reuse the link flags pkg-config gave it for another prefix
+  # (another build directory's, maybe gone). The shared cache stays warm for everything else.
+  export CGO_LDFLAGS="-L$prefix/lib${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
+  # The go (and gofmt) that CMake found, first on PATH.
+  PATH="$(dirname "${GO:-$(command -v go)}"):$PATH"; export PATH
+  (
+    cd "$godir"
+    test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+    go vet ./...
+    go test -race -count=1 ./...
+  )
 }
 
 case "$mode" in
@@ -131,17 +149,8 @@ relocated)
   ;;
 go | go_module)
   godir="$4"
-  export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
-  # Go's build cache keys a cgo package on CGO_LDFLAGS but not on PKG_CONFIG_PATH: without the
-  # prefix in CGO_LDFLAGS it would reuse the link flags pkg-config gave it for another prefix
-  # (another build directory's, maybe gone). The shared cache stays warm for everything else.
-  export CGO_LDFLAGS="-L$prefix/lib${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
-  # The go (and gofmt) that CMake found, first on PATH.
-  PATH="$(dirname "${GO:-$(command -v go)}"):$PATH"; export PATH
-  cd "$godir"
-  test -z "$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
-  go vet ./...
-  go test -race -count=1 ./...
+  test_go_module
+  [ "$mode" = go ] || { echo "consumer $mode: ok"; exit 0; }
   # The README's steps for a module outside this repository, with its example as main.go.
   app="$work/go-app"
   mkdir -p "$app" && cp "$godir/examples/readme/main.go" "$app/"
