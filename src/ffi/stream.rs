@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::io::{self, Read};
 
+use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::{
     arg_bytes, arg_bytes_mut, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle,
@@ -46,6 +47,11 @@ pub struct ocicas_layer_options {
     /// Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
     /// visible, so GC cannot take it before it is referenced (NULL: none).
     pub lease: *const c_char,
+    /// A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
+    /// requested (NULL: none), at its next chunk of input: every later write, finish or read
+    /// fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
+    /// pull-mode one computes nothing.
+    pub cancel: *const ocicas_cancel,
 }
 
 /// Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
@@ -95,6 +101,7 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
             threads: 0,
             ref_name: std::ptr::null(),
             lease: std::ptr::null(),
+            cancel: std::ptr::null(),
         };
     }
 }
@@ -119,7 +126,12 @@ pub(super) unsafe fn layer_options(
     let lease = optional(options.lease, "options.lease")?;
     let style = if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
     Ok((
-        CompressionOptions { compression, style, threads: options.threads as usize },
+        CompressionOptions {
+            compression,
+            style,
+            threads: options.threads as usize,
+            cancel: unsafe { arg_cancel(options.cancel) },
+        },
         StorageOptions { ref_name, lease },
     ))
 }

@@ -33,7 +33,7 @@ pub fn gc(
     json: bool,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;
+    let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry, ..Default::default() })?;
     if json {
         writeln!(out, "{}", report.to_json()).map_err(stdout_error)
     } else {
