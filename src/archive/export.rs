@@ -61,8 +61,12 @@ impl Engine {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
         }
-        let out =
-            CountedWriter { inner: out, written: 0, progress: options.progress.clone(), cancel: options.cancel.clone() };
+        let out = CountedWriter {
+            inner: out,
+            written: 0,
+            progress: options.progress.clone(),
+            cancel: options.cancel.clone(),
+        };
         let mut writer = ArchiveWriter::with_limits(out, options.format, self.limits());
         for (i, name) in refs.iter().enumerate() {
             options.cancel.check(EXPORT)?;

@@ -661,7 +661,8 @@ mod tests {
 
         let keep_all = engine.gc(&GcOptions::default()).unwrap();
         assert!(keep_all.ingests_removed.is_empty());
-        let report = engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() }).unwrap();
+        let report =
+            engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() }).unwrap();
         assert_eq!(report.ingests_removed, vec!["closed".to_owned()]);
         held.write(b"still writing").unwrap();
     }

@@ -26,9 +26,7 @@ use super::scan::{
     scan_file, scan_stream,
 };
 use super::stage::{Staged, Staging};
-use super::{
-    ArchiveProgress, Codec, IMPORT, ManifestItem, Member, excerpt, for_each_chunk, invalid_archive, resolve,
-};
+use super::{ArchiveProgress, Codec, IMPORT, ManifestItem, Member, excerpt, for_each_chunk, invalid_archive, resolve};
 use crate::cancel::{Cancel, CancelRead};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::engine::Engine;

@@ -87,7 +87,8 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 })
                 .transpose()?;
             let bar = progress_bar("stored");
-            let options = ImportOptions { choice, ref_names: refs, compression, progress: reporter(&bar), ..Default::default() };
+            let options =
+                ImportOptions { choice, ref_names: refs, compression, progress: reporter(&bar), ..Default::default() };
             let images = if archive == Path::new("-") {
                 engine.import_docker_archive(io::stdin().lock(), &options)
             } else {
