@@ -5,18 +5,18 @@ package ocicas
 
 static ocicas_status go_archive_import_file(const ocicas_engine *engine, const char *path, const char *tag,
                                             int64_t index, const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, out), message);
+    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, NULL, out), message);
 }
 
 static ocicas_status go_archive_import_reader(const ocicas_engine *engine, uintptr_t handle, const char *tag,
                                               int64_t index, const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, out), message);
+    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, NULL, out), message);
 }
 
 static ocicas_status go_archive_export(const ocicas_engine *engine, const char *const *refs,
                                        const char *const *const *repo_tags, size_t n_refs, uint32_t format,
                                        uintptr_t handle, char **message) {
-    return ocicas_go_result(ocicas_archive_export(engine, refs, repo_tags, n_refs, format, ocicas_go_write_cb, (void *)handle), message);
+    return ocicas_go_result(ocicas_archive_export(engine, refs, repo_tags, n_refs, format, ocicas_go_write_cb, (void *)handle, NULL), message);
 }
 */
 import "C"
