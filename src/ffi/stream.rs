@@ -205,7 +205,7 @@ fn not_push() -> Error {
 }
 
 /// Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
-/// or on a pull stream.
+/// or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
 ///
 /// # Safety
 /// `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -228,6 +228,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
 
 /// Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
 /// gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+/// `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
 ///
 /// # Safety
 /// `stream` is a live stream; `out_layer` writable.
@@ -250,7 +251,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_finish(
 
 /// Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
 /// 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
-/// callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+/// callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+/// `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
 ///
 /// # Safety
 /// `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
