@@ -20,6 +20,8 @@
  *   updates and blob commits are serialized by a file lock (flock) on .ocicas/lock.
  * - ocicas_reader: ocicas_reader_read_at and ocicas_reader_size may be called concurrently;
  *   ocicas_reader_free must not race with them.
+ * - ocicas_cancel: ocicas_cancel_request may be called from any thread, while the operations
+ *   given the flag run on others; ocicas_cancel_free only once they returned.
  * - ocicas_last_error_message() is per thread.
  */
 
@@ -1380,7 +1382,7 @@ ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
 
 /**
  * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
- * or on a pull stream.
+ * or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
  *
  * # Safety
  * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -1392,6 +1394,7 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
  * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
  *
  * # Safety
  * `stream` is a live stream; `out_layer` writable.
@@ -1401,7 +1404,8 @@ ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, cha
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
  * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
- * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+ * callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+ * `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
  *
  * # Safety
  * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
