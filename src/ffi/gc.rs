@@ -21,7 +21,8 @@ pub struct ocicas_gc_options {
     pub ingest_expiry_seconds: i64,
     /// A flag (from `ocicas_cancel_new`) that stops the run with `OCICAS_ERR_CANCELLED` when
     /// requested (NULL: none): between phases, between the blobs it marks, before each blob it
-    /// removes. Stopped while marking, it removed nothing; stopped while sweeping, every blob it
+    /// removes (a run waiting for the store lock looks once it has it; the wait is bounded by
+    /// `OCICAS_LIMIT_LOCK_TIMEOUT`). Stopped while marking, it removed nothing; stopped while sweeping, every blob it
     /// removed was garbage and went with its labels, and the rest waits for the next run. The
     /// store is consistent either way (`ocicas_fsck` finds no problem it made).
     pub cancel: *const ocicas_cancel,

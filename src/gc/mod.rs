@@ -41,9 +41,10 @@ pub struct GcOptions {
     /// Remove ingests not updated for this long (zero: every ingest no live writer holds).
     pub ingest_expiry: Duration,
     /// Stops the run (`Cancelled`) between its phases, between the blobs it marks and before
-    /// each blob it removes. Stopped while marking, it removed nothing; stopped in the sweep,
-    /// each blob removed was garbage and went with its labels, and the rest stays for the next
-    /// run: the store is consistent either way.
+    /// each blob it removes (a run waiting for the store lock looks once it has it: the wait is
+    /// bounded by `lock_timeout`). Stopped while marking, it removed nothing; stopped in the
+    /// sweep, each blob removed was garbage and went with its labels, and the rest stays for the
+    /// next run: the store is consistent either way.
     pub cancel: Cancel,
 }
 
