@@ -28,24 +28,24 @@ int main(void) {
     FILE *out = fopen(archive, "wb");
     CHECK(out != NULL);
     const char *refs[] = {"example/app:1.0"};
-    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, out));
+    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, out, NULL));
     fclose(out);
 
     CASE("export errors");
-    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, fail_write, NULL), OCICAS_ERR_IO);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, fail_write, NULL, NULL), OCICAS_ERR_IO);
     CHECK_MESSAGE("write callback");
     const char *unknown[] = {"nope"};
-    CHECK_STATUS(ocicas_archive_export(engine, unknown, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout), OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_export(engine, NULL, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, 7, write_to_file, stdout), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, unknown, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout, NULL), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, NULL, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, NULL, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, stdout, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_export(engine, refs, NULL, 1, 7, write_to_file, stdout, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("unknown archive format 7");
 
     CASE("import by path into another layout keeps the RepoTag");
     char other_root[4096], other_layout[4200];
     ocicas_engine *other = new_layout(other_root, sizeof other_root, other_layout, sizeof other_layout);
     char *result = NULL;
-    CHECK_OK(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, &result));
+    CHECK_OK(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"example/app:1.0\"]") != NULL);
     ocicas_string_free(result);
     char *descriptor = NULL;
@@ -56,7 +56,7 @@ int main(void) {
     CASE("import from a read callback under another name");
     FILE *in = fopen(archive, "rb");
     CHECK(in != NULL);
-    CHECK_OK(ocicas_archive_import(other, NULL, read_from_file, in, "example/app:1.0", -1, "renamed", &result));
+    CHECK_OK(ocicas_archive_import(other, NULL, read_from_file, in, "example/app:1.0", -1, "renamed", NULL, &result));
     fclose(in);
     CHECK(strstr(result, "\"refs\":[\"renamed\"]") != NULL);
     ocicas_string_free(result);
@@ -72,36 +72,36 @@ int main(void) {
     const char *const *tags[] = {image_tags};
     out = fopen(oci_archive, "wb");
     CHECK(out != NULL);
-    CHECK_OK(ocicas_archive_export(engine, refs, tags, 1, OCICAS_ARCHIVE_OCI, write_to_file, out));
+    CHECK_OK(ocicas_archive_export(engine, refs, tags, 1, OCICAS_ARCHIVE_OCI, write_to_file, out, NULL));
     fclose(out);
-    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, -1, NULL, &result));
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, -1, NULL, NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"example/app:oci\",\"example/app:latest\"]") != NULL);
     ocicas_string_free(result);
     const char *bad_tags[] = {"example/app", NULL};
     const char *const *bad[] = {bad_tags};
-    CHECK_STATUS(ocicas_archive_export(engine, refs, bad, 1, OCICAS_ARCHIVE_OCI, write_to_file, stdout),
+    CHECK_STATUS(ocicas_archive_export(engine, refs, bad, 1, OCICAS_ARCHIVE_OCI, write_to_file, stdout, NULL),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("not NAME:TAG");
 
     CASE("an image is chosen by tag as docker normalizes it, or by index");
-    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, "docker.io/example/app", -1, "by-tag", &result));
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, "docker.io/example/app", -1, "by-tag", NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"by-tag\"]") != NULL);
     ocicas_string_free(result);
-    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 0, "by-index", &result));
+    CHECK_OK(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 0, "by-index", NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"by-index\"]") != NULL);
     ocicas_string_free(result);
     result = NULL;
-    CHECK_STATUS(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 1, NULL, &result), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_import(other, oci_archive, NULL, NULL, NULL, 1, NULL, NULL, &result), OCICAS_ERR_NOT_FOUND);
     CHECK(result == NULL);
 
     CASE("import errors: garbage, unknown tag, nothing to read");
     char garbage[4300];
     snprintf(garbage, sizeof garbage, "%s/garbage.tar", root);
     write_file(root, "garbage.tar", "this is not a tar archive at all, not even close................");
-    CHECK_STATUS(ocicas_archive_import(other, garbage, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_INVALID_IMAGE);
-    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, "no/such:tag", -1, NULL, &result), OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_import(other, garbage, NULL, NULL, NULL, -1, NULL, NULL, &result), OCICAS_ERR_INVALID_IMAGE);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, "no/such:tag", -1, NULL, NULL, &result), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_archive_import(other, NULL, NULL, NULL, NULL, -1, NULL, NULL, &result), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_archive_import(other, archive, NULL, NULL, NULL, -1, NULL, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("import limits: memory held, bytes written and decompression are TOO_LARGE past their limit");
     struct {
@@ -122,11 +122,11 @@ int main(void) {
         char limited_root[4096], limited_layout[4200];
         ocicas_engine *limited = new_layout(limited_root, sizeof limited_root, limited_layout, sizeof limited_layout);
         const char *path = limits[i].compressed ? compressed : archive;
-        CHECK_OK(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, &result));
+        CHECK_OK(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, NULL, &result));
         ocicas_string_free(result);
         CHECK_OK(ocicas_engine_set_limit(limited, limits[i].limit, limits[i].value));
         result = NULL;
-        CHECK_STATUS(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, &result), OCICAS_ERR_TOO_LARGE);
+        CHECK_STATUS(ocicas_archive_import(limited, path, NULL, NULL, NULL, -1, NULL, NULL, &result), OCICAS_ERR_TOO_LARGE);
         CHECK_MESSAGE(limits[i].name);
         CHECK(result == NULL);
         ocicas_engine_close(limited);

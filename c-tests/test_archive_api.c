@@ -55,7 +55,7 @@ int main(void) {
     tag_hello_image(engine, "example/app:1.0");
     buffer archive = {0};
     const char *refs[] = {"example/app:1.0"};
-    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, append_to_buffer, &archive));
+    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, append_to_buffer, &archive, NULL));
     char path[4300];
     snprintf(path, sizeof path, "%s/app.tar", root);
     FILE *file = fopen(path, "wb");
@@ -171,7 +171,7 @@ int main(void) {
     ocicas_archive_writer_free(writer);
     char *result = NULL;
     copy.pos = 0;
-    CHECK_OK(ocicas_archive_import(engine, NULL, read_from_buffer, &copy, NULL, -1, NULL, &result));
+    CHECK_OK(ocicas_archive_import(engine, NULL, read_from_buffer, &copy, NULL, -1, NULL, NULL, &result));
     CHECK(strstr(result, "\"refs\":[\"example/copy:2\"]") != NULL);
     ocicas_string_free(result);
 

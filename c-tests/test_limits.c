@@ -33,7 +33,7 @@ static ocicas_status import_with_limit(const char *root, const char *name, const
     CHECK_OK(ocicas_engine_open(layout, OCICAS_OPEN_CREATE, &engine));
     CHECK_OK(ocicas_engine_set_limit(engine, which, value));
     char *result = NULL;
-    ocicas_status status = ocicas_archive_import(engine, archive, NULL, NULL, NULL, -1, NULL, &result);
+    ocicas_status status = ocicas_archive_import(engine, archive, NULL, NULL, NULL, -1, NULL, NULL, &result);
     ocicas_string_free(result);
     ocicas_engine_close(engine);
     return status;
@@ -107,7 +107,7 @@ int main(void) {
     FILE *out = fopen(archive, "wb");
     CHECK(out != NULL);
     const char *refs[] = {"example/app:1.0"};
-    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, out));
+    CHECK_OK(ocicas_archive_export(engine, refs, NULL, 1, OCICAS_ARCHIVE_LEGACY, write_to_file, out, NULL));
     fclose(out);
     CHECK_OK(import_with_limit(root, "members-ok", archive, OCICAS_LIMIT_ARCHIVE_MEMBERS, 100000));
     /* A legacy archive of one one-layer image has at least three members. */

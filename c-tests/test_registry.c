@@ -75,6 +75,28 @@ static int64_t read_source(uint8_t *buf, size_t len, void *user_data) {
     return (int64_t)n;
 }
 
+/* A progress callback that requests `cancel` once a blob has moved past `after` bytes. */
+struct cancel_at {
+    const ocicas_cancel *cancel;
+    uint64_t after;
+    int requested;
+};
+
+static void cancel_mid_blob(const char *digest, uint64_t done, uint64_t total, void *user_data) {
+    (void)digest;
+    struct cancel_at *at = user_data;
+    if (done >= at->after && total != OCICAS_PROGRESS_TOTAL_UNKNOWN && done < total) {
+        CHECK_OK(ocicas_cancel_request(at->cancel));
+        at->requested = 1;
+    }
+}
+
+static int count_blob(const char *digest, void *user_data) {
+    (void)digest;
+    (*(int *)user_data)++;
+    return 0;
+}
+
 int main(void) {
     read_host("host", registry, sizeof registry);
     read_host("auth_host", auth_registry, sizeof auth_registry);
@@ -180,6 +202,47 @@ int main(void) {
     CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("stores nothing");
+
+    CASE("push cancelled mid-blob by its progress callback, pull cancelled before it starts: CANCELLED");
+    {
+        uint8_t *big = malloc(4 << 20);
+        CHECK(big != NULL);
+        uint64_t state = 88172645463325252u; /* xorshift64: bytes gzip cannot shrink */
+        for (size_t i = 0; i < (4u << 20); i++) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            big[i] = (uint8_t)state;
+        }
+        tag_image(engine, "big", big, 4 << 20);
+        free(big);
+        ocicas_cancel *cancel = NULL;
+        CHECK_OK(ocicas_cancel_new(&cancel));
+        struct cancel_at at = {cancel, 1 << 20, 0};
+        options.progress = cancel_mid_blob;
+        options.progress_user_data = &at;
+        options.chunk_size = 256 << 10;
+        options.cancel = cancel;
+        snprintf(target, sizeof target, "%s/c%d/big:v1", registry, (int)getpid());
+        CHECK_STATUS(ocicas_registry_push(engine, "big", target, &options, &report), OCICAS_ERR_CANCELLED);
+        CHECK(at.requested);
+        CHECK_MESSAGE("cancelled");
+        options.progress = NULL;
+        options.chunk_size = 0;
+        char root3[4096], layout3[4200];
+        ocicas_engine *third = new_layout(root3, sizeof root3, layout3, sizeof layout3);
+        snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
+        CHECK_STATUS(ocicas_registry_pull(third, target, NULL, &options, &report), OCICAS_ERR_CANCELLED);
+        int blobs = 0;
+        CHECK_OK(ocicas_blob_list(third, count_blob, &blobs));
+        CHECK(blobs == 0);
+        char *none_pulled = NULL;
+        CHECK_STATUS(ocicas_ref_get(third, "v1", &none_pulled), OCICAS_ERR_NOT_FOUND);
+        options.cancel = NULL;
+        ocicas_cancel_free(cancel);
+        ocicas_engine_close(third);
+        remove_tree(root3);
+    }
 
     CASE("Basic auth: no credentials or wrong ones are UNAUTHORIZED; right ones work");
     snprintf(target, sizeof target, "%s/c%d/hello:v1", auth_registry, (int)getpid());

@@ -20,6 +20,8 @@
  *   updates and blob commits are serialized by a file lock (flock) on .ocicas/lock.
  * - ocicas_reader: ocicas_reader_read_at and ocicas_reader_size may be called concurrently;
  *   ocicas_reader_free must not race with them.
+ * - ocicas_cancel: ocicas_cancel_request may be called from any thread, while the operations
+ *   given the flag run on others; ocicas_cancel_free only once they returned.
  * - ocicas_last_error_message() is per thread.
  */
 
@@ -279,6 +281,11 @@ enum ocicas_status
    * A registry could not be reached, or answered with an error or a protocol violation.
    */
   OCICAS_ERR_REMOTE = 17,
+  /**
+   * The caller requested the operation's cancel flag (`ocicas_cancel_request`) and it
+   * stopped; no partial blob was stored (a resumable ingest at most).
+   */
+  OCICAS_ERR_CANCELLED = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -297,6 +304,15 @@ typedef struct ocicas_archive_reader ocicas_archive_reader;
  * A docker-archive being written (containers/image's tarfile Writer and Destination).
  */
 typedef struct ocicas_archive_writer ocicas_archive_writer;
+
+/**
+ * A cancellation flag. Give it to push, pull, push-layer, GC, archive import and export, and
+ * layer streams; `ocicas_cancel_request` makes each of them stop at its next check (between
+ * chunks, blobs, requests and phases) with `OCICAS_ERR_CANCELLED`, storing no partial blob (a
+ * resumable ingest at most). Thread-safe: one flag may be given to several operations at once
+ * and requested from any thread while they run. A requested flag stays requested.
+ */
+typedef struct ocicas_cancel ocicas_cancel;
 
 /**
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
@@ -357,6 +373,15 @@ typedef struct ocicas_gc_options {
    * a negative value removes every ingest that no live writer or lease holds.
    */
   int64_t ingest_expiry_seconds;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the run with `OCICAS_ERR_CANCELLED` when
+   * requested (NULL: none): between phases, between the blobs it marks, before each blob it
+   * removes (a run waiting for the store lock looks once it has it; the wait is bounded by
+   * `OCICAS_LIMIT_LOCK_TIMEOUT`). Stopped while marking, it removed nothing; stopped while sweeping, every blob it
+   * removed was garbage and went with its labels, and the rest waits for the next run. The
+   * store is consistent either way (`ocicas_fsck` finds no problem it made).
+   */
+  const struct ocicas_cancel *cancel;
 } ocicas_gc_options;
 
 /**
@@ -432,6 +457,15 @@ typedef struct ocicas_registry_options {
    */
   ocicas_progress_cb progress;
   void *progress_user_data;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
+   * when requested (NULL: none). It is looked at before every request and at every chunk of
+   * a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
+   * the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+   * blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
+   * push leaves its unfinished uploads to the registry's purge.
+   */
+  const struct ocicas_cancel *cancel;
 } ocicas_registry_options;
 
 /**
@@ -468,6 +502,13 @@ typedef struct ocicas_layer_options {
    * visible, so GC cannot take it before it is referenced (NULL: none).
    */
   const char *lease;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
+   * requested (NULL: none), at its next chunk of input: every later write, finish or read
+   * fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
+   * pull-mode one computes nothing.
+   */
+  const struct ocicas_cancel *cancel;
 } ocicas_layer_options;
 
 #ifdef __cplusplus
@@ -508,13 +549,15 @@ const char *ocicas_version(void);
  * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
  * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
  * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
- * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
+ * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
+ * none) stops the import with `OCICAS_ERR_CANCELLED` when requested, at its next chunk read or
+ * staged (once every member checked out, the import publishes and finishes). On failure
  * nothing is tagged, and nothing is stored unless only the final index.json update failed
  * (then the published blobs are unreferenced and the next GC removes them).
  *
  * # Safety
  * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
- * the call; `out_result` writable.
+ * the call; `cancel` NULL or a live flag; `out_result` writable.
  */
 ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     const char *path,
@@ -523,6 +566,7 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     const char *tag,
                                     int64_t index,
                                     const char *ref_name,
+                                    const struct ocicas_cancel *cancel,
                                     char **out_result);
 
 /**
@@ -533,10 +577,12 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
  * or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
  * image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
  * written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
+ * `cancel` (NULL: none) stops the export with `OCICAS_ERR_CANCELLED` when requested, at its
+ * next chunk read or written: what `write_cb` took is then an archive cut short.
  *
  * # Safety
  * `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
- * at `n_refs` NULL-terminated arrays of strings.
+ * at `n_refs` NULL-terminated arrays of strings; `cancel` NULL or a live flag.
  */
 ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     const char *const *refs,
@@ -544,7 +590,8 @@ ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     size_t n_refs,
                                     uint32_t format,
                                     ocicas_write_cb write_cb,
-                                    void *user_data);
+                                    void *user_data,
+                                    const struct ocicas_cancel *cancel);
 
 /**
  * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
@@ -694,6 +741,32 @@ ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer)
  * `writer` is NULL or a writer not freed before.
  */
 void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
+
+/**
+ * A new flag, not requested, in `*out_cancel` (free with `ocicas_cancel_free`).
+ *
+ * # Safety
+ * `out_cancel` is writable.
+ */
+ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
+
+/**
+ * Requests the stop: every operation given `cancel` stops at its next check. Callable from any
+ * thread, while the operations run; requesting again does nothing more.
+ *
+ * # Safety
+ * `cancel` is a live flag.
+ */
+ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
+
+/**
+ * Frees a flag, once no operation it was given to is running and no thread will request it.
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `cancel` is NULL or a flag not freed before.
+ */
+void ocicas_cancel_free(struct ocicas_cancel *cancel);
 
 /**
  * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
@@ -964,7 +1037,7 @@ ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
  * the path to it. A missing child is reported, not fatal. Safe while other processes write: a
  * blob committed (or committed again) within about a second of the GC's start, or during it, is
  * kept with everything it references, so a writer may commit first and tag or lease next.
- * `options` may be NULL.
+ * `options` may be NULL. `OCICAS_ERR_CANCELLED` when the options' `cancel` was requested.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -1209,8 +1282,8 @@ void ocicas_registry_options_init(struct ocicas_registry_options *options);
  * Every request has a deadline from the engine's limits: a document exchange (manifest, token,
  * HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
  * moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
- * period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The call
- * cannot be interrupted otherwise.
+ * period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The
+ * options' `cancel` flag stops it sooner, with `OCICAS_ERR_CANCELLED`.
  * `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
  * refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
  * error (or answers plain HTTP while `insecure` is not set: the message says so),
@@ -1237,7 +1310,8 @@ ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
  * `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
  * the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
  * elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
- * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`.
+ * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`,
+ * `OCICAS_ERR_CANCELLED` (see the options' `cancel`).
  *
  * # Safety
  * As `ocicas_registry_push`; `ref_name` may be NULL.
@@ -1256,7 +1330,9 @@ ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
  * Having no engine, it uses the default limits: requests have push's deadlines with
  * `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
  * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
- * `OCICAS_ERR_TOO_LARGE` when a deadline passed.
+ * `OCICAS_ERR_TOO_LARGE` when a deadline passed, `OCICAS_ERR_CANCELLED` when the `cancel` of
+ * either options struct was requested (checked at every chunk read or uploaded; nothing is
+ * completed in the registry then).
  *
  * # Safety
  * `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
@@ -1307,7 +1383,7 @@ ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
 
 /**
  * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
- * or on a pull stream.
+ * or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
  *
  * # Safety
  * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -1319,6 +1395,7 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
  * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
  *
  * # Safety
  * `stream` is a live stream; `out_layer` writable.
@@ -1328,7 +1405,8 @@ ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, cha
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
  * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
- * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+ * callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+ * `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
  *
  * # Safety
  * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.

@@ -39,6 +39,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// A registry could not be reached, or answered with an error or a protocol violation.
     Remote,
+    /// The caller asked the operation to stop (`Cancel::request`), and it did.
+    Cancelled,
 }
 
 #[derive(Debug)]

@@ -20,6 +20,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -156,11 +157,19 @@ pub(crate) struct GraphWalk<'e> {
     seen: HashSet<(Digest, ReadAs, Option<u64>)>,
     /// Extra edges from labels (`ocicas.gc.ref.*`), by source digest.
     label_edges: HashMap<Digest, Vec<Digest>>,
+    /// A walk stops early once this is requested (see `stopped_by`).
+    cancel: Cancel,
 }
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges }
+        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges, cancel: Cancel::default() }
+    }
+
+    /// The walk, made to stop before its next blob once `cancel` is requested. A stopped walk
+    /// has not seen everything: its caller checks `cancel` after each walk.
+    pub(crate) fn stopped_by(self, cancel: &Cancel) -> Self {
+        GraphWalk { cancel: cancel.clone(), ..self }
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
@@ -189,6 +198,9 @@ impl<'e> GraphWalk<'e> {
         let limits = *self.engine.limits();
         let mut pending: VecDeque<Reached> = roots.into();
         while let Some(reached) = pending.pop_front() {
+            if self.cancel.is_requested() {
+                return;
+            }
             let read_as = ReadAs::of(&reached.media_type);
             let key = (reached.digest.clone(), read_as.clone(), reached.size);
             if !self.seen.insert(key.clone()) {

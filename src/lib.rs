@@ -3,6 +3,7 @@
 //! The core modules know nothing of C; `ffi` converts between the C ABI and this API.
 
 pub mod archive;
+pub mod cancel;
 pub mod content;
 pub mod digest;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod timestamp;
 
 mod ffi;
 
+pub use cancel::Cancel;
 pub use content::{BlobInfo, BlobReader, CopySource, IngestStatus, IngestWriter, Labels, StoredBlob, WriterOptions};
 pub use digest::{Algorithm, Digest};
 pub use engine::{Engine, OpenOptions};

@@ -125,7 +125,13 @@ fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas
             Ok(Promise::Untagged("gone".into()))
         }),
     );
-    done("gc", None, engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO }).map(|_| Promise::Nothing));
+    done(
+        "gc",
+        None,
+        engine
+            .gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() })
+            .map(|_| Promise::Nothing),
+    );
 }
 
 /// Checks the promises against a layout opened afresh, and that fsck finds nothing wrong.

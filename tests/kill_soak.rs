@@ -61,7 +61,7 @@ fn child_round(engine: &Engine, round: u32, out: &mut impl Write) -> ocicas::Res
         out.flush().unwrap();
     }
     if round % 5 == 0 {
-        engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO })?;
+        engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() })?;
     }
     Ok(())
 }
@@ -160,7 +160,7 @@ fn acknowledged_tags_survive_sigkill_at_random_points() {
     assert!(kills >= 5 && tagged >= 5, "only {kills} kills and {tagged} acknowledged tags");
     // The store stays usable: GC past the commit grace, then fsck again.
     std::thread::sleep(Duration::from_millis(1100));
-    engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO }).unwrap();
+    engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() }).unwrap();
     assert!(engine.fsck().unwrap().is_sound());
     println!("{kills} kills, {tagged} acknowledged tags whole, {} blobs", engine.list_blobs().unwrap().len());
 }

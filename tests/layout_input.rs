@@ -104,7 +104,11 @@ fn opening_a_writer_is_atomic_with_respect_to_removal_of_its_ingest() {
                 round += 1;
                 match round % 3 {
                     0 => drop(engine.ingest_abort("r")),
-                    1 => drop(engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO })),
+                    1 => drop(engine.gc(&GcOptions {
+                        dry_run: false,
+                        ingest_expiry: Duration::ZERO,
+                        ..GcOptions::default()
+                    })),
                     _ => {
                         // Another writer of the same ref committing; then the blob goes again.
                         if let Ok(mut writer) = engine.writer("r", &WriterOptions::default()) {

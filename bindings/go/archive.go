@@ -4,26 +4,27 @@ package ocicas
 #include "ocicas_go.h"
 
 static ocicas_status go_archive_import_file(const ocicas_engine *engine, const char *path, const char *tag,
-                                            int64_t index, const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, out), message);
+                                            int64_t index, const char *ref_name, const ocicas_cancel *cancel,
+                                            char **out, char **message) {
+    return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, cancel, out), message);
 }
 
 static ocicas_status go_archive_import_reader(const ocicas_engine *engine, uintptr_t handle, const char *tag,
-                                              int64_t index, const char *ref_name, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, out), message);
+                                              int64_t index, const char *ref_name, const ocicas_cancel *cancel,
+                                              char **out, char **message) {
+    return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, cancel, out), message);
 }
 
 static ocicas_status go_archive_export(const ocicas_engine *engine, const char *const *refs,
                                        const char *const *const *repo_tags, size_t n_refs, uint32_t format,
-                                       uintptr_t handle, char **message) {
-    return ocicas_go_result(ocicas_archive_export(engine, refs, repo_tags, n_refs, format, ocicas_go_write_cb, (void *)handle), message);
+                                       uintptr_t handle, const ocicas_cancel *cancel, char **message) {
+    return ocicas_go_result(ocicas_archive_export(engine, refs, repo_tags, n_refs, format, ocicas_go_write_cb, (void *)handle, cancel), message);
 }
 */
 import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime/cgo"
@@ -71,58 +72,57 @@ type ExportOptions struct {
 
 // ImportArchiveFile imports the images of a docker-archive file (docker save output, legacy
 // or docker 25+, plain, gzip or zstd). ErrInvalidImage for a malformed or unsafe archive,
-// ErrDigestMismatch when a layer does not hash to its DiffID, ErrTooLarge past a size limit;
-// on failure nothing is tagged.
+// ErrDigestMismatch when a layer does not hash to its DiffID, ErrTooLarge past a size limit
+// (LimitArchiveImportSize, LimitArchiveExpansion); on failure nothing is tagged.
 //
-// ctx is looked at once, before the file is opened: a done ctx returns its error. An import
-// under way is bounded by the engine's limits (LimitArchiveImportSize, LimitArchiveExpansion).
+// When ctx is done, the import stops at its next chunk read or stored, with an error that is
+// both ctx's and ErrCancelled: nothing is tagged or stored (what it had staged is removed).
+// Once every member checked out, it publishes and tags in one short step, whatever ctx does.
 func (e *Engine) ImportArchiveFile(ctx context.Context, path string, opts *ImportOptions) ([]ImportedImage, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var args cArgs
-	defer args.free()
-	cpath := args.str("path", path)
-	ctag, index, cref := importArgs(&args, opts)
-	if args.err != nil {
-		return nil, args.err
-	}
-	var out, message *C.char
-	status := C.go_archive_import_file(e.use(), cpath, ctag, index, cref, &out, &message)
-	e.done()
-	if err := toError(status, message); err != nil {
-		return nil, err
-	}
 	var images []ImportedImage
-	return images, decodeJSON("import result", takeString(out), &images)
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		cpath := args.str("path", path)
+		ctag, index, cref := importArgs(&args, opts)
+		if args.err != nil {
+			return args.err
+		}
+		var out, message *C.char
+		status := C.go_archive_import_file(e.use(), cpath, ctag, index, cref, cancel, &out, &message)
+		e.done()
+		if err := toError(status, message); err != nil {
+			return err
+		}
+		return decodeJSON("import result", takeString(out), &images)
+	})
+	return images, err
 }
 
 // ImportArchive is ImportArchiveFile reading the archive once from source, which need not
-// seek (a pipe, a network stream); it is never spooled to disk whole. Cancelling ctx stops it
-// at the next read of source, with ctx's error; nothing is tagged then. Once source has been
-// read to its end, the import finishes whatever ctx does.
+// seek (a pipe, a network stream); it is never spooled to disk whole. ctx stops it as it stops
+// ImportArchiveFile (a Read of source in flight ends first).
 func (e *Engine) ImportArchive(ctx context.Context, source io.Reader, opts *ImportOptions) ([]ImportedImage, error) {
-	var args cArgs
-	defer args.free()
-	ctag, index, cref := importArgs(&args, opts)
-	if args.err != nil {
-		return nil, args.err
-	}
-	callback := &readCallback{source: contextReader{ctx, source}}
-	handle := cgo.NewHandle(callback)
-	defer handle.Delete()
-	var out, message *C.char
-	status := C.go_archive_import_reader(e.use(), C.uintptr_t(handle), ctag, index, cref, &out, &message)
-	e.done()
-	if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
-		// The archive's cut-off member is what the library saw; the cancellation is the cause.
-		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(callback.err, ctxErr) {
-			return nil, fmt.Errorf("importing the archive stopped: %w", ctxErr)
-		}
-		return nil, err
-	}
 	var images []ImportedImage
-	return images, decodeJSON("import result", takeString(out), &images)
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		ctag, index, cref := importArgs(&args, opts)
+		if args.err != nil {
+			return args.err
+		}
+		callback := &readCallback{source: source}
+		handle := cgo.NewHandle(callback)
+		defer handle.Delete()
+		var out, message *C.char
+		status := C.go_archive_import_reader(e.use(), C.uintptr_t(handle), ctag, index, cref, cancel, &out, &message)
+		e.done()
+		if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
+			return err
+		}
+		return decodeJSON("import result", takeString(out), &images)
+	})
+	return images, err
 }
 
 func importArgs(args *cArgs, opts *ImportOptions) (tag *C.char, index C.int64_t, refName *C.char) {
@@ -166,8 +166,10 @@ func tagLists(args *cArgs, lists [][]string) ***C.char {
 }
 
 // ExportArchive writes the images refs point at to sink as one docker-archive, which docker
-// load and skopeo read. Layers shared by several images are written once.
-func (e *Engine) ExportArchive(sink io.Writer, refs []string, opts *ExportOptions) error {
+// load and skopeo read. Layers shared by several images are written once. When ctx is done,
+// the export stops at its next chunk read or written, with an error that is both ctx's and
+// ErrCancelled: sink then holds an archive cut short.
+func (e *Engine) ExportArchive(ctx context.Context, sink io.Writer, refs []string, opts *ExportOptions) error {
 	var options ExportOptions
 	if opts != nil {
 		options = *opts
@@ -176,20 +178,22 @@ func (e *Engine) ExportArchive(sink io.Writer, refs []string, opts *ExportOption
 		// The ABI reads one RepoTag per ref: a shorter list would be read past its end.
 		return invalidArgument("%d RepoTags for %d refs", len(options.RepoTags), len(refs))
 	}
-	var args cArgs
-	defer args.free()
-	crefs, nrefs := args.array("refs", refs)
-	ctags := tagLists(&args, options.RepoTags)
-	if args.err != nil {
-		return args.err
-	}
-	callback := &writeCallback{sink: sink}
-	handle := cgo.NewHandle(callback)
-	defer handle.Delete()
-	var message *C.char
-	status := C.go_archive_export(e.use(), crefs, ctags, nrefs, C.uint32_t(options.Format), C.uintptr_t(handle), &message)
-	e.done()
-	return withWriteError(toError(status, message), callback, "the archive")
+	return withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		crefs, nrefs := args.array("refs", refs)
+		ctags := tagLists(&args, options.RepoTags)
+		if args.err != nil {
+			return args.err
+		}
+		callback := &writeCallback{sink: sink}
+		handle := cgo.NewHandle(callback)
+		defer handle.Delete()
+		var message *C.char
+		status := C.go_archive_export(e.use(), crefs, ctags, nrefs, C.uint32_t(options.Format), C.uintptr_t(handle), cancel, &message)
+		e.done()
+		return withWriteError(toError(status, message), callback, "the archive")
+	})
 }
 
 // withReadError is err with the source's own error, when reading it is what failed; a panic of

@@ -22,7 +22,7 @@ func exportImage(t *testing.T, ref string, format ArchiveFormat) (*Engine, Descr
 		t.Fatal(err)
 	}
 	var archive bytes.Buffer
-	if err := engine.ExportArchive(&archive, []string{ref}, &ExportOptions{Format: format}); err != nil {
+	if err := engine.ExportArchive(t.Context(), &archive, []string{ref}, &ExportOptions{Format: format}); err != nil {
 		t.Fatal(err)
 	}
 	return engine, manifest, archive.Bytes()
@@ -84,7 +84,7 @@ func TestExportWithSeveralRepoTagsAndImportByTagOrIndex(t *testing.T) {
 	}
 	tags := []string{"registry.example/local:v2", "registry.example/local:latest"}
 	var archive bytes.Buffer
-	err := engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{tags}})
+	err := engine.ExportArchive(t.Context(), &archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{tags}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +105,9 @@ func TestExportWithSeveralRepoTagsAndImportByTagOrIndex(t *testing.T) {
 	_, err = newEngine(t).ImportArchive(context.Background(), bytes.NewReader(archive.Bytes()), &ImportOptions{Index: &one})
 	wantErr(t, err, ErrNotFound)
 
-	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{}}), ErrInvalidArgument)
-	wantErr(t, engine.ExportArchive(&archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{{"no-tag"}}}), ErrInvalidArgument)
-	wantErr(t, engine.ExportArchive(&archive, []string{"absent"}, nil), ErrNotFound)
+	wantErr(t, engine.ExportArchive(t.Context(), &archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{}}), ErrInvalidArgument)
+	wantErr(t, engine.ExportArchive(t.Context(), &archive, []string{"local"}, &ExportOptions{RepoTags: [][]string{{"no-tag"}}}), ErrInvalidArgument)
+	wantErr(t, engine.ExportArchive(t.Context(), &archive, []string{"absent"}, nil), ErrNotFound)
 }
 
 type failingWriter struct{ err error }
@@ -131,7 +131,7 @@ func TestArchiveErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := errors.New("disk full")
-	err = engine.ExportArchive(failingWriter{full}, []string{"app"}, nil)
+	err = engine.ExportArchive(t.Context(), failingWriter{full}, []string{"app"}, nil)
 	if !errors.Is(err, ErrIO) || !errors.Is(err, full) {
 		t.Fatalf("export to a failing writer: %v", err)
 	}

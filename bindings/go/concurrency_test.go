@@ -37,7 +37,7 @@ func TestOneEngineFromManyGoroutines(t *testing.T) {
 				}
 				w.Write(data)
 				w.Write([]byte(" via a writer"))
-				_, err = w.Commit(0, "")
+				_, err = w.Commit(t.Context(), 0, "")
 				w.Close()
 				if err != nil {
 					t.Error(err)
@@ -53,7 +53,7 @@ func TestOneEngineFromManyGoroutines(t *testing.T) {
 					return
 				}
 			}
-			layer := NewLayer(bytes.NewReader(bytes.Repeat([]byte{byte(worker)}, 100000)))
+			layer := NewLayer(t.Context(), bytes.NewReader(bytes.Repeat([]byte{byte(worker)}, 100000)))
 			compressed, err := layer.Compressed()
 			if err != nil {
 				t.Error(err)
@@ -182,7 +182,7 @@ func TestWriterReaderAndLayerCloseWaitForTheCallsInFlight(t *testing.T) {
 	})
 	t.Run("compressed", func(t *testing.T) {
 		closeDuringCalls(t, func() (func() error, func() error) {
-			compressed, err := NewLayer(endless{}, WithCompression(Uncompressed)).Compressed()
+			compressed, err := NewLayer(t.Context(), endless{}, WithCompression(Uncompressed)).Compressed()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,7 @@ const (
 	CodeConsumed             Code = 15
 	CodeUnauthorized         Code = 16
 	CodeRemote               Code = 17
+	CodeCancelled            Code = 18
 )
 
 var codeNames = map[Code]string{
@@ -44,6 +45,7 @@ var codeNames = map[Code]string{
 	CodeConsumed:             "consumed",
 	CodeUnauthorized:         "unauthorized",
 	CodeRemote:               "registry error",
+	CodeCancelled:            "cancelled",
 }
 
 func (c Code) String() string {
@@ -97,6 +99,9 @@ var (
 	ErrUnauthorized = &Error{Code: CodeUnauthorized}
 	// ErrRemote: a registry could not be reached, or answered with an error.
 	ErrRemote = &Error{Code: CodeRemote}
+	// ErrCancelled: the call stopped because its context was done; the error is also ctx's
+	// (errors.Is(err, context.Canceled) or context.DeadlineExceeded).
+	ErrCancelled = &Error{Code: CodeCancelled}
 )
 
 // invalidArgument is an error found on the Go side before any call, with the code the library

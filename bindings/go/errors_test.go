@@ -28,6 +28,7 @@ var sentinelsByCName = map[string]*Error{
 	"OCICAS_ERR_CONSUMED":               ErrConsumed,
 	"OCICAS_ERR_UNAUTHORIZED":           ErrUnauthorized,
 	"OCICAS_ERR_REMOTE":                 ErrRemote,
+	"OCICAS_ERR_CANCELLED":              ErrCancelled,
 }
 
 // The Go codes are the numbers of the C header's enumerators, and every enumerator has a Go

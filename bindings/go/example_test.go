@@ -87,9 +87,9 @@ func ExampleEngine_Writer() {
 	}
 	fmt.Println(status.Ref, status.Offset, "of", status.Total)
 
-	_, err = w.Commit(int64(len(content)), "sha256:"+strings.Repeat("0", 64))
+	_, err = w.Commit(context.Background(), int64(len(content)), "sha256:"+strings.Repeat("0", 64))
 	fmt.Println(errors.Is(err, ocicas.ErrDigestMismatch))
-	digest, err := w.Commit(int64(len(content)), expected, ocicas.WithLabels(map[string]string{"origin": "example"}))
+	digest, err := w.Commit(context.Background(), int64(len(content)), expected, ocicas.WithLabels(map[string]string{"origin": "example"}))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func ExampleEngine_Writer() {
 // compressed bytes are read; digest, DiffID and size are known at the end.
 func ExampleNewLayer() {
 	tar := strings.NewReader("example layer tar")
-	layer := ocicas.NewLayer(tar, ocicas.WithCompressionLevel(9))
+	layer := ocicas.NewLayer(context.Background(), tar, ocicas.WithCompressionLevel(9))
 	_, err := layer.Digest()
 	fmt.Println(errors.Is(err, ocicas.ErrNotComputed))
 
@@ -207,7 +207,7 @@ func ExampleEngine_GC() {
 	// GC spares blobs committed within the last second: a writer may be about to reference them.
 	time.Sleep(1500 * time.Millisecond)
 
-	report, err := engine.GC(nil)
+	report, err := engine.GC(context.Background(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func ExampleEngine_ExportArchive() {
 	}
 
 	var archive bytes.Buffer
-	if err := source.ExportArchive(&archive, []string{"example.com/app:1.0"}, nil); err != nil {
+	if err := source.ExportArchive(context.Background(), &archive, []string{"example.com/app:1.0"}, nil); err != nil {
 		log.Fatal(err)
 	}
 

@@ -10,6 +10,7 @@ static ocicas_status go_gc_run(const ocicas_engine *engine, const ocicas_gc_opti
 import "C"
 
 import (
+	"context"
 	"time"
 )
 
@@ -43,25 +44,34 @@ type GCReport struct {
 // GC removes every blob not reachable from the roots: index.json entries, live leases, blobs
 // labelled ocicas.gc.root and ingests in progress, following OCI and Docker indexes and
 // manifests and ocicas.gc.ref.* labels. It is safe while other processes write.
-func (e *Engine) GC(opts *GCOptions) (GCReport, error) {
-	var options C.ocicas_gc_options
-	if opts != nil {
-		options.dry_run = C.bool(opts.DryRun)
-		switch {
-		case opts.IngestExpiry < 0:
-			options.ingest_expiry_seconds = -1
-		case opts.IngestExpiry > 0:
-			options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
-		}
-	}
-	var out, message *C.char
-	status := C.go_gc_run(e.use(), &options, &out, &message)
-	e.done()
-	if err := toError(status, message); err != nil {
-		return GCReport{}, err
-	}
+//
+// When ctx is done, GC stops between its phases, between the blobs it marks and before each
+// blob it removes, with an error that is both ctx's and ErrCancelled. Stopped while marking, it
+// removed nothing; stopped while sweeping, each blob it removed was garbage (with its labels)
+// and the rest waits for the next run. The store is consistent either way.
+func (e *Engine) GC(ctx context.Context, opts *GCOptions) (GCReport, error) {
 	var report GCReport
-	return report, decodeJSON("GC report", takeString(out), &report)
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var options C.ocicas_gc_options
+		if opts != nil {
+			options.dry_run = C.bool(opts.DryRun)
+			switch {
+			case opts.IngestExpiry < 0:
+				options.ingest_expiry_seconds = -1
+			case opts.IngestExpiry > 0:
+				options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
+			}
+		}
+		options.cancel = cancel
+		var out, message *C.char
+		status := C.go_gc_run(e.use(), &options, &out, &message)
+		e.done()
+		if err := toError(status, message); err != nil {
+			return err
+		}
+		return decodeJSON("GC report", takeString(out), &report)
+	})
+	return report, err
 }
 
 // wholeSeconds rounds a positive duration up to seconds, so that a short one does not become 0,

@@ -37,7 +37,7 @@ func TestGCRemovesWhatNothingReaches(t *testing.T) {
 	garbage := putBlob(t, engine, "garbage")
 	ageBlobs(t, layout)
 
-	dry, err := engine.GC(&GCOptions{DryRun: true})
+	dry, err := engine.GC(t.Context(), &GCOptions{DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestGCRemovesWhatNothingReaches(t *testing.T) {
 	if _, err := engine.BlobSize(garbage); err != nil {
 		t.Fatalf("the dry run removed the garbage: %v", err)
 	}
-	report, err := engine.GC(nil)
+	report, err := engine.GC(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +71,10 @@ func TestGCRemovesStaleIngestsOnlyWhenAskedTo(t *testing.T) {
 	}
 	w.Write([]byte("partial"))
 	w.Close()
-	if report, err := engine.GC(&GCOptions{IngestExpiry: time.Hour}); err != nil || len(report.IngestsRemoved) != 0 {
+	if report, err := engine.GC(t.Context(), &GCOptions{IngestExpiry: time.Hour}); err != nil || len(report.IngestsRemoved) != 0 {
 		t.Fatalf("a fresh ingest was removed: %+v, %v", report, err)
 	}
-	report, err := engine.GC(&GCOptions{IngestExpiry: -1})
+	report, err := engine.GC(t.Context(), &GCOptions{IngestExpiry: -1})
 	if err != nil || !slices.Equal(report.IngestsRemoved, []string{"stale"}) {
 		t.Fatalf("report %+v, %v", report, err)
 	}
@@ -111,13 +111,13 @@ func TestLeasesKeepBlobsUntilReleased(t *testing.T) {
 		t.Fatalf("expiry %v", expires)
 	}
 
-	if report, err := engine.GC(nil); err != nil || report.BlobsRemoved != 0 {
+	if report, err := engine.GC(t.Context(), nil); err != nil || report.BlobsRemoved != 0 {
 		t.Fatalf("GC under the lease: %+v, %v", report, err)
 	}
 	if err := engine.ReleaseLease(id); err != nil {
 		t.Fatal(err)
 	}
-	if report, err := engine.GC(nil); err != nil || report.BlobsRemoved != 1 {
+	if report, err := engine.GC(t.Context(), nil); err != nil || report.BlobsRemoved != 1 {
 		t.Fatalf("GC after release: %+v, %v", report, err)
 	}
 
@@ -155,7 +155,7 @@ func TestTheLongestExpiriesStayLong(t *testing.T) {
 	}
 	w.Write([]byte("partial"))
 	w.Close()
-	if report, err := engine.GC(&GCOptions{IngestExpiry: longest}); err != nil || len(report.IngestsRemoved) != 0 {
+	if report, err := engine.GC(t.Context(), &GCOptions{IngestExpiry: longest}); err != nil || len(report.IngestsRemoved) != 0 {
 		t.Fatalf("an idle ingest was removed by an expiry of 292 years: %+v, %v", report, err)
 	}
 }

@@ -27,6 +27,7 @@ static ocicas_status go_layer_stream_size(const ocicas_layer_stream *stream, uin
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -166,6 +167,7 @@ func (l LayerDescriptor) Descriptor() Descriptor {
 // is ErrConsumed. Nothing is stored: use Engine.NewLayerWriter to store a layer. A Layer may
 // be used from several goroutines; its compressed reader from one at a time.
 type Layer struct {
+	ctx     context.Context
 	source  io.Reader
 	options layerOptions
 
@@ -176,9 +178,11 @@ type Layer struct {
 
 // NewLayer makes a streaming layer of the uncompressed tar that source gives. When source is
 // also an io.Closer, closing the compressed reader closes it, as stream.NewLayer does with
-// its io.ReadCloser. Bad options are reported by Compressed.
-func NewLayer(source io.Reader, opts ...LayerOption) *Layer {
-	return &Layer{source: source, options: newLayerOptions(opts)}
+// its io.ReadCloser. Bad options are reported by Compressed. When ctx is done, a Read of the
+// compressed bytes in flight stops at its next chunk of input, and every later Read fails,
+// with an error that is both ctx's and ErrCancelled; the layer then computes nothing.
+func NewLayer(ctx context.Context, source io.Reader, opts ...LayerOption) *Layer {
+	return &Layer{ctx: ctx, source: source, options: newLayerOptions(opts)}
 }
 
 // Compressed starts the stream and returns its compressed bytes; ErrConsumed when called a
@@ -191,22 +195,31 @@ func (l *Layer) Compressed() (io.ReadCloser, error) {
 		return nil, ErrConsumed
 	}
 	l.consumed = true
+	if err := l.ctx.Err(); err != nil {
+		return nil, err
+	}
 	var args cArgs
 	defer args.free()
 	options := l.options.toC(&args)
 	if args.err != nil {
 		return nil, args.err
 	}
+	cancel, err := watchContext(l.ctx)
+	if err != nil {
+		return nil, err
+	}
+	options.cancel = cancel.flag
 	callback := &readCallback{source: l.source}
 	handle := cgo.NewHandle(callback)
 	var stream *C.ocicas_layer_stream
 	var message *C.char
 	if err := toError(C.go_layer_stream_from_reader(C.uintptr_t(handle), &options, &stream, &message), message); err != nil {
 		handle.Delete()
+		cancel.release()
 		return nil, err
 	}
-	reader := &compressedReader{layer: l, stream: stream, callback: callback, handle: handle}
-	reader.cleanup = runtime.AddCleanup(reader, freeStream, streamResources{stream, handle})
+	reader := &compressedReader{layer: l, stream: stream, callback: callback, handle: handle, cancel: cancel}
+	reader.cleanup = runtime.AddCleanup(reader, freeStream, streamResources{stream, handle, cancel})
 	return reader, nil
 }
 
@@ -252,11 +265,13 @@ func (l *Layer) finishedLayer() (LayerDescriptor, error) {
 type streamResources struct {
 	stream *C.ocicas_layer_stream
 	handle cgo.Handle
+	cancel *contextCancel
 }
 
 func freeStream(resources streamResources) {
 	C.ocicas_layer_stream_free(resources.stream)
 	resources.handle.Delete()
+	resources.cancel.release()
 }
 
 // compressedReader reads a pull-mode stream. Its C stream is freed at the end of the bytes or
@@ -268,6 +283,7 @@ type compressedReader struct {
 	stream   *C.ocicas_layer_stream
 	callback *readCallback
 	handle   cgo.Handle
+	cancel   *contextCancel
 	cleanup  runtime.Cleanup
 	atEnd    bool
 	closed   bool
@@ -289,7 +305,7 @@ func (r *compressedReader) Read(p []byte) (int, error) {
 	var message *C.char
 	status := C.go_layer_stream_read(r.stream, bytesPointer(p), C.size_t(len(p)), &n, &message)
 	runtime.KeepAlive(r)
-	err := toError(status, message)
+	err := r.cancel.explain(toError(status, message))
 	r.callback.repanic()
 	if err != nil {
 		if r.callback.err != nil && r.callback.err != io.EOF {
@@ -343,7 +359,7 @@ func (r *compressedReader) free() {
 		return
 	}
 	r.cleanup.Stop()
-	freeStream(streamResources{r.stream, r.handle})
+	freeStream(streamResources{r.stream, r.handle, r.cancel})
 	r.stream = nil
 }
 

@@ -72,18 +72,18 @@ func TestStreamMatchesTheBufferedLayerAndItsLevel(t *testing.T) {
 		fmt.Fprintf(&text, "entry %d of layer %d\n", i, i*7919%1000)
 	}
 	input := text.Bytes()
-	layer := NewLayer(bytes.NewReader(input))
+	layer := NewLayer(t.Context(), bytes.NewReader(input))
 	output := consume(t, layer)
 	wantComputed(t, layer, input, output)
 	if !bytes.Equal(gunzip(t, output), input) {
 		t.Fatal("the compressed bytes do not decompress to the input")
 	}
 	// The stream is reproducible, and the level changes the bytes.
-	again := NewLayer(bytes.NewReader(input))
+	again := NewLayer(t.Context(), bytes.NewReader(input))
 	if !bytes.Equal(consume(t, again), output) {
 		t.Fatal("the same input and options gave other bytes")
 	}
-	fastest := NewLayer(bytes.NewReader(input), WithCompressionLevel(1))
+	fastest := NewLayer(t.Context(), bytes.NewReader(input), WithCompressionLevel(1))
 	fastOutput := consume(t, fastest)
 	if bytes.Equal(fastOutput, output) {
 		t.Fatal("level 1 gave the bytes of level 6")
@@ -95,7 +95,7 @@ func TestStreamMatchesTheBufferedLayerAndItsLevel(t *testing.T) {
 }
 
 func TestNotComputedBeforeConsumption(t *testing.T) {
-	layer := NewLayer(strings.NewReader("hi"))
+	layer := NewLayer(t.Context(), strings.NewReader("hi"))
 	if _, err := layer.Size(); !errors.Is(err, ErrNotComputed) {
 		t.Errorf("Size: %v", err)
 	}
@@ -120,14 +120,14 @@ func TestNotComputedBeforeConsumption(t *testing.T) {
 }
 
 func TestSecondCompressedIsConsumed(t *testing.T) {
-	layer := NewLayer(strings.NewReader("hello"))
+	layer := NewLayer(t.Context(), strings.NewReader("hello"))
 	consume(t, layer)
 	_, err := layer.Compressed()
 	if !errors.Is(err, ErrConsumed) {
 		t.Fatalf("Compressed after consuming: %v", err)
 	}
 	// Even when the first one was not read at all.
-	unread := NewLayer(strings.NewReader("hello"))
+	unread := NewLayer(t.Context(), strings.NewReader("hello"))
 	first, err := unread.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestSecondCompressedIsConsumed(t *testing.T) {
 }
 
 func TestCloseBeforeConsumingLeavesNothingComputed(t *testing.T) {
-	layer := NewLayer(strings.NewReader("hello"))
+	layer := NewLayer(t.Context(), strings.NewReader("hello"))
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func writeTar(files int) *io.PipeReader {
 
 func TestCloseATarStreamBeforeConsumingClosesItsSource(t *testing.T) {
 	source := writeTar(1000)
-	layer := NewLayer(source)
+	layer := NewLayer(t.Context(), source)
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestCloseATarStreamBeforeConsumingClosesItsSource(t *testing.T) {
 
 func TestStreamableLayerFromATarPipe(t *testing.T) {
 	var input bytes.Buffer
-	layer := NewLayer(io.TeeReader(writeTar(1000), &input))
+	layer := NewLayer(t.Context(), io.TeeReader(writeTar(1000), &input))
 	output := consume(t, layer)
 	wantComputed(t, layer, input.Bytes(), output)
 	tr := tar.NewReader(bytes.NewReader(gunzip(t, output)))
@@ -219,7 +219,7 @@ func TestLargeRandomStream(t *testing.T) {
 	const n = 8 << 20
 	input := make([]byte, n)
 	rand.Read(input)
-	layer := NewLayer(bytes.NewReader(input), WithThreads(2))
+	layer := NewLayer(t.Context(), bytes.NewReader(input), WithThreads(2))
 	output := consume(t, layer)
 	wantComputed(t, layer, input, output)
 	// Random bytes do not compress: gzip adds a little.
@@ -243,17 +243,17 @@ func TestMediaTypeFollowsTheOptions(t *testing.T) {
 		{[]LayerOption{WithDockerMediaTypes(), WithCompression(Uncompressed)}, MediaTypeDockerUncompLayer},
 	}
 	for _, c := range cases {
-		got, err := NewLayer(strings.NewReader("hello"), c.opts...).MediaType()
+		got, err := NewLayer(t.Context(), strings.NewReader("hello"), c.opts...).MediaType()
 		if err != nil || got != c.want {
 			t.Errorf("MediaType: %q, %v; want %q", got, err, c.want)
 		}
 	}
-	_, err := NewLayer(strings.NewReader("x"), WithDockerMediaTypes(), WithCompression(Zstd)).MediaType()
+	_, err := NewLayer(t.Context(), strings.NewReader("x"), WithDockerMediaTypes(), WithCompression(Zstd)).MediaType()
 	wantErr(t, err, ErrInvalidArgument)
 }
 
 func TestUncompressedIsAlwaysAnError(t *testing.T) {
-	layer := NewLayer(strings.NewReader("hello"))
+	layer := NewLayer(t.Context(), strings.NewReader("hello"))
 	_, err := layer.Uncompressed()
 	wantErr(t, err, ErrNotImplemented)
 	consume(t, layer)
@@ -263,7 +263,7 @@ func TestUncompressedIsAlwaysAnError(t *testing.T) {
 
 func TestUncompressedLayerIsTheInputItself(t *testing.T) {
 	input := []byte(strings.Repeat("tar bytes ", 500))
-	layer := NewLayer(bytes.NewReader(input), WithCompression(Uncompressed))
+	layer := NewLayer(t.Context(), bytes.NewReader(input), WithCompression(Uncompressed))
 	output := consume(t, layer)
 	if !bytes.Equal(output, input) {
 		t.Fatal("an uncompressed layer changed its input")
@@ -273,7 +273,7 @@ func TestUncompressedLayerIsTheInputItself(t *testing.T) {
 
 func TestZstdLayer(t *testing.T) {
 	input := []byte(strings.Repeat("zstd input ", 5000))
-	layer := NewLayer(bytes.NewReader(input), WithCompression(Zstd), WithCompressionLevel(19))
+	layer := NewLayer(t.Context(), bytes.NewReader(input), WithCompression(Zstd), WithCompressionLevel(19))
 	output := consume(t, layer)
 	if !bytes.HasPrefix(output, []byte{0x28, 0xb5, 0x2f, 0xfd}) || len(output) >= len(input) {
 		t.Fatalf("not a zstd frame smaller than its input: % x…", output[:4])
@@ -289,7 +289,7 @@ func TestBadOptionsFailAtCompressed(t *testing.T) {
 		{WithCompression(7)},
 		{WithThreads(-1)},
 	} {
-		_, err := NewLayer(strings.NewReader("x"), opts...).Compressed()
+		_, err := NewLayer(t.Context(), strings.NewReader("x"), opts...).Compressed()
 		wantErr(t, err, ErrInvalidArgument)
 	}
 }
@@ -306,7 +306,7 @@ func TestMoreThreadsThanTheLimitIsAnInvalidArgumentNamingIt(t *testing.T) {
 		if !strings.Contains(err.Error(), "thread limit (threads)") {
 			t.Fatalf("%v does not name the limit", err)
 		}
-		_, err = NewLayer(strings.NewReader("x"), WithThreads(threads)).Compressed()
+		_, err = NewLayer(t.Context(), strings.NewReader("x"), WithThreads(threads)).Compressed()
 		wantErr(t, err, ErrInvalidArgument)
 	}
 	if err := engine.SetLimit(LimitThreads, limit+1); err != nil {
@@ -336,7 +336,7 @@ func (r *failingReader) Read(p []byte) (int, error) {
 
 func TestAFailingInputFailsTheStreamAndComputesNothing(t *testing.T) {
 	broken := errors.New("disk on fire")
-	layer := NewLayer(&failingReader{left: 100000, err: broken})
+	layer := NewLayer(t.Context(), &failingReader{left: 100000, err: broken})
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +356,7 @@ type panickingReader struct{}
 func (panickingReader) Read([]byte) (int, error) { panic("reader panicked") }
 
 func TestAPanickingInputPanicsInRead(t *testing.T) {
-	compressed, err := NewLayer(panickingReader{}).Compressed()
+	compressed, err := NewLayer(t.Context(), panickingReader{}).Compressed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func TestAPanickingInputPanicsInRead(t *testing.T) {
 }
 
 func TestEmptyReadIsNotTheEnd(t *testing.T) {
-	layer := NewLayer(strings.NewReader("hello"))
+	layer := NewLayer(t.Context(), strings.NewReader("hello"))
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)

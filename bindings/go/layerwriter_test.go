@@ -28,7 +28,7 @@ func TestLayerWriterStoresWhatTheStreamLayerComputes(t *testing.T) {
 	engine := newEngine(t)
 	input := []byte(strings.Repeat("layer tar data ", 100000))
 	stored := writeLayer(t, engine, input)
-	pulled := NewLayer(bytes.NewReader(input))
+	pulled := NewLayer(t.Context(), bytes.NewReader(input))
 	output := consume(t, pulled)
 	digest, _ := pulled.Digest()
 	diffID, _ := pulled.DiffID()
@@ -54,7 +54,7 @@ func TestLayerMediaTypesAgreeWithTheLibrary(t *testing.T) {
 		{WithDockerMediaTypes(), WithCompression(Uncompressed)},
 	} {
 		stored := writeLayer(t, engine, []byte("tar"), opts...)
-		want, err := NewLayer(nil, opts...).MediaType()
+		want, err := NewLayer(t.Context(), nil, opts...).MediaType()
 		if err != nil || stored.MediaType != want {
 			t.Errorf("library %q, Go %q (%v)", stored.MediaType, want, err)
 		}

@@ -108,25 +108,30 @@ func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handl
 // Push pushes image ref of the layout to target, "HOST/REPO[:TAG]" (without a tag, by
 // digest). Blobs the registry has are skipped; manifests go last, children before parents.
 //
-// ctx is looked at once, before anything is sent: a done ctx returns its error. A push under
-// way is not interrupted by ctx; it ends by itself within the engine's registry limits (each
-// document request within LimitRegistryTimeout seconds, each blob moving at least
-// LimitRegistryMinRate bytes/s; past either, ErrTooLarge).
+// When ctx is done, the push stops before its next request and within the blob body being
+// sent (at its next chunk), with an error that is both ctx's and ErrCancelled; a document
+// request in flight ends first, within the engine's registry limits (each document request
+// within LimitRegistryTimeout seconds, each blob moving at least LimitRegistryMinRate bytes/s;
+// past either, ErrTooLarge). The registry then purges the unfinished upload; nothing is tagged.
 func (e *Engine) Push(ctx context.Context, ref, target string, opts *RegistryOptions) (TransferReport, error) {
-	if err := ctx.Err(); err != nil {
-		return TransferReport{}, err
-	}
-	var args cArgs
-	defer args.free()
-	cRef, cTarget := args.str("ref", ref), args.str("target", target)
-	options, handle, callback := opts.toC(&args)
-	if args.err != nil {
-		return TransferReport{}, args.err
-	}
-	var out, message *C.char
-	status := C.go_registry_push(e.use(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
-	e.done()
-	return transferResult(status, message, out, handle, callback)
+	var report TransferReport
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		cRef, cTarget := args.str("ref", ref), args.str("target", target)
+		options, handle, callback := opts.toC(&args)
+		if args.err != nil {
+			return args.err
+		}
+		options.cancel = cancel
+		var out, message *C.char
+		status := C.go_registry_push(e.use(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
+		e.done()
+		var err error
+		report, err = transferResult(status, message, out, handle, callback)
+		return err
+	})
+	return report, err
 }
 
 // Pull pulls source, "HOST/REPO[:TAG][@DIGEST]", into the layout and tags it ref ("" means
@@ -134,23 +139,28 @@ func (e *Engine) Push(ctx context.Context, ref, target string, opts *RegistryOpt
 // A blob that another pull (in this or another process) is fetching into the same layout is
 // waited for while that pull moves it, then taken from the store.
 //
-// ctx is looked at once, before anything is sent, as for Push; the same limits bound a pull
-// under way.
+// When ctx is done, the pull stops as Push does, with an error that is both ctx's and
+// ErrCancelled: the blobs it finished stay (under a lease that expires), the others are
+// resumable ingests, and nothing is tagged.
 func (e *Engine) Pull(ctx context.Context, source, ref string, opts *RegistryOptions) (TransferReport, error) {
-	if err := ctx.Err(); err != nil {
-		return TransferReport{}, err
-	}
-	var args cArgs
-	defer args.free()
-	cSource, cRef := args.str("source", source), args.optionalStr("ref", ref)
-	options, handle, callback := opts.toC(&args)
-	if args.err != nil {
-		return TransferReport{}, args.err
-	}
-	var out, message *C.char
-	status := C.go_registry_pull(e.use(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
-	e.done()
-	return transferResult(status, message, out, handle, callback)
+	var report TransferReport
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		cSource, cRef := args.str("source", source), args.optionalStr("ref", ref)
+		options, handle, callback := opts.toC(&args)
+		if args.err != nil {
+			return args.err
+		}
+		options.cancel = cancel
+		var out, message *C.char
+		status := C.go_registry_pull(e.use(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
+		e.done()
+		var err error
+		report, err = transferResult(status, message, out, handle, callback)
+		return err
+	})
+	return report, err
 }
 
 func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Handle, callback *progressCallback) (TransferReport, error) {
@@ -167,48 +177,39 @@ func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Han
 
 // PushLayer compresses the uncompressed tar that source gives and uploads it to repo
 // ("HOST/REPO") while it is compressed, nothing written to disk: the seed's
-// remote.WriteLayer(repo, stream.NewLayer(source)) in one pass. Cancelling ctx stops it at the
-// next read of source; nothing is completed in the registry then. A request under way is not
-// interrupted by ctx: the default registry limits bound it (LimitRegistryTimeout 300 s for
-// documents, LimitRegistryMinRate 16 KiB/s for the upload; past either, ErrTooLarge).
+// remote.WriteLayer(repo, stream.NewLayer(source)) in one pass. When ctx is done, it stops at
+// its next chunk read from source or uploaded, with an error that is both ctx's and
+// ErrCancelled; nothing is completed in the registry then. A document request in flight ends
+// first, within the default registry limits (LimitRegistryTimeout 300 s; past it, ErrTooLarge).
 func PushLayer(ctx context.Context, repo string, source io.Reader, opts *RegistryOptions, layerOpts ...LayerOption) (LayerDescriptor, error) {
-	var args cArgs
-	defer args.free()
-	cRepo := args.str("repo", repo)
-	layer := newLayerOptions(layerOpts).toC(&args)
-	options, progress, progressCallback := opts.toC(&args)
-	if args.err != nil {
-		return LayerDescriptor{}, args.err
-	}
-	reader := &readCallback{source: contextReader{ctx, source}}
-	readHandle := cgo.NewHandle(reader)
-	defer readHandle.Delete()
-	var out, message *C.char
-	status := C.go_registry_push_layer(cRepo, C.uintptr_t(readHandle), &layer, &options, C.uintptr_t(progress), &out, &message)
-	if progress != 0 {
-		progress.Delete()
-		progressCallback.repanic()
-	}
-	reader.repanic()
-	if err := toError(status, message); err != nil {
-		if reader.err != nil && reader.err != io.EOF {
-			return LayerDescriptor{}, reader.err
-		}
-		return LayerDescriptor{}, err
-	}
 	var descriptor LayerDescriptor
-	return descriptor, decodeJSON("layer descriptor", takeString(out), &descriptor)
-}
-
-// contextReader stops reading once ctx is done.
-type contextReader struct {
-	ctx    context.Context
-	source io.Reader
-}
-
-func (r contextReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.source.Read(p)
+	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
+		var args cArgs
+		defer args.free()
+		cRepo := args.str("repo", repo)
+		layer := newLayerOptions(layerOpts).toC(&args)
+		options, progress, progressCallback := opts.toC(&args)
+		if args.err != nil {
+			return args.err
+		}
+		options.cancel = cancel
+		reader := &readCallback{source: source}
+		readHandle := cgo.NewHandle(reader)
+		defer readHandle.Delete()
+		var out, message *C.char
+		status := C.go_registry_push_layer(cRepo, C.uintptr_t(readHandle), &layer, &options, C.uintptr_t(progress), &out, &message)
+		if progress != 0 {
+			progress.Delete()
+			progressCallback.repanic()
+		}
+		reader.repanic()
+		if err := toError(status, message); err != nil {
+			if reader.err != nil && reader.err != io.EOF {
+				return reader.err
+			}
+			return err
+		}
+		return decodeJSON("layer descriptor", takeString(out), &descriptor)
+	})
+	return descriptor, err
 }

@@ -48,7 +48,6 @@ import (
 // writes is theirs to arrange); Close waits for the one in flight.
 type Writer struct {
 	handle[*C.ocicas_writer]
-	ctx     context.Context
 	cleanup runtime.Cleanup
 }
 
@@ -75,8 +74,8 @@ type Status struct {
 // Writer opens the writer of ref, resuming at its offset the ingest a closed writer left.
 // ErrLocked while a live writer, in any process, holds ref; ErrAlreadyExists when
 // opts.Digest is already stored (nothing to write); ErrInvalidArgument for an empty ref or
-// options that differ from those the ingest was started with. Once ctx is done, Write and
-// Commit fail with its error and the ingest stays resumable.
+// options that differ from those the ingest was started with. ctx is for the open alone (a
+// done ctx is its error); as in containerd, Commit takes its own and Write none.
 func (e *Engine) Writer(ctx context.Context, ref string, opts *WriterOptions) (*Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -102,16 +101,13 @@ func (e *Engine) Writer(ctx context.Context, ref string, opts *WriterOptions) (*
 	if err := toError(status, message); err != nil {
 		return nil, err
 	}
-	w := &Writer{handle: newSerialHandle("Writer", writer), ctx: ctx}
+	w := &Writer{handle: newSerialHandle("Writer", writer)}
 	w.cleanup = runtime.AddCleanup(w, func(writer *C.ocicas_writer) { C.ocicas_writer_close(writer) }, writer)
 	return w, nil
 }
 
 // Write appends p. ErrSizeMismatch, with nothing written, when p would pass the expected size.
 func (w *Writer) Write(p []byte) (int, error) {
-	if err := w.ctx.Err(); err != nil {
-		return 0, err
-	}
 	var message *C.char
 	status := C.go_writer_write(w.use(), bytesPointer(p), C.size_t(len(p)), &message)
 	w.done()
@@ -173,9 +169,10 @@ func WithLabels(labels map[string]string) CommitOption {
 // containerd) and expected ("": unknown) are checked, size first: ErrSizeMismatch or
 // ErrDigestMismatch store nothing and leave the writer usable and the ingest resumable.
 // ErrAlreadyExists means the blob was already stored: the ingest is removed, the content is
-// there. The Writer must still be closed.
-func (w *Writer) Commit(size int64, expected string, opts ...CommitOption) (string, error) {
-	if err := w.ctx.Err(); err != nil {
+// there. The Writer must still be closed. A done ctx is its error, with nothing stored and the
+// ingest resumable (containerd's Commit(ctx, size, expected, opts...)).
+func (w *Writer) Commit(ctx context.Context, size int64, expected string, opts ...CommitOption) (string, error) {
+	if err := ctx.Err(); err != nil {
 		return "", err
 	}
 	var options commitOptions

@@ -32,7 +32,7 @@ func TestWriterWritesCommitsAndReportsStatus(t *testing.T) {
 	if digest, err := w.Digest(); err != nil || digest != want {
 		t.Fatalf("Digest: %s, %v", digest, err)
 	}
-	digest, err := w.Commit(int64(len(content)), want, WithLabels(map[string]string{"origin": "test"}))
+	digest, err := w.Commit(t.Context(), int64(len(content)), want, WithLabels(map[string]string{"origin": "test"}))
 	if err != nil || digest != want {
 		t.Fatalf("Commit: %s, %v", digest, err)
 	}
@@ -54,9 +54,9 @@ func TestCommitMismatchKeepsTheIngestResumable(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write([]byte("first half,"))
-	_, err = w.Commit(5, "")
+	_, err = w.Commit(t.Context(), 5, "")
 	wantErr(t, err, ErrSizeMismatch)
-	_, err = w.Commit(0, "sha256:"+strings.Repeat("0", 64))
+	_, err = w.Commit(t.Context(), 0, "sha256:"+strings.Repeat("0", 64))
 	wantErr(t, err, ErrDigestMismatch)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestCommitMismatchKeepsTheIngestResumable(t *testing.T) {
 	}
 	resumed.Write([]byte("second half"))
 	whole := "first half,second half"
-	digest, err := resumed.Commit(int64(len(whole)), "")
+	digest, err := resumed.Commit(t.Context(), int64(len(whole)), "")
 	if err != nil || digest != fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(whole))) {
 		t.Fatalf("Commit: %s, %v", digest, err)
 	}
@@ -96,7 +96,7 @@ func TestWriterTruncateRestartsFromNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Write([]byte("right"))
-	digest, err := w.Commit(5, "")
+	digest, err := w.Commit(t.Context(), 5, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +137,13 @@ func TestCommitOfAStoredBlobIsAlreadyExists(t *testing.T) {
 	}
 	defer w.Close()
 	w.Write([]byte("twice"))
-	_, err = w.Commit(0, "")
+	_, err = w.Commit(t.Context(), 0, "")
 	wantErr(t, err, ErrAlreadyExists)
 	_, err = engine.IngestStatus("dup")
 	wantErr(t, err, ErrNotFound)
 }
 
-func TestWriterStopsOnceItsContextIsDone(t *testing.T) {
+func TestWriterCommitTakesItsOwnContextAndTheOpenOnesIsNotKept(t *testing.T) {
 	engine := newEngine(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	w, err := engine.Writer(ctx, "cancelled", nil)
@@ -151,19 +151,22 @@ func TestWriterStopsOnceItsContextIsDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	w.Write([]byte("kept"))
 	cancel()
-	if _, err := w.Write([]byte("dropped")); err != context.Canceled {
-		t.Fatalf("Write after cancel: %v", err)
+	// The open's context was for the open: writing goes on after it is done.
+	if _, err := w.Write([]byte("kept")); err != nil {
+		t.Fatalf("Write after the open's context is done: %v", err)
 	}
-	if _, err := w.Commit(0, ""); err != context.Canceled {
-		t.Fatalf("Commit after cancel: %v", err)
+	if _, err := w.Commit(ctx, 0, ""); err != context.Canceled {
+		t.Fatalf("Commit with a done context: %v", err)
 	}
 	if status, err := engine.IngestStatus("cancelled"); err != nil || status.Offset != 4 {
 		t.Fatalf("ingest %+v, %v", status, err)
 	}
 	if _, err := engine.Writer(ctx, "late", nil); err != context.Canceled {
 		t.Fatalf("Writer with a done context: %v", err)
+	}
+	if _, err := w.Commit(t.Context(), 4, ""); err != nil {
+		t.Fatalf("Commit with a live context after one with a done context: %v", err)
 	}
 }
 

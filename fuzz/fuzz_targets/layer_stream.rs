@@ -51,8 +51,12 @@ fuzz_target!(|input: Input| {
         Codec::Zstd(level) => Compression::Zstd(i32::from(level % 19) + 1),
         Codec::None => Compression::None,
     };
-    let options =
-        CompressionOptions { compression, style: MediaTypeStyle::Oci, threads: if input.two_threads { 2 } else { 1 } };
+    let options = CompressionOptions {
+        compression,
+        style: MediaTypeStyle::Oci,
+        threads: if input.two_threads { 2 } else { 1 },
+        ..CompressionOptions::default()
+    };
     let piece = if input.piece == 0 { data.len().max(1) } else { usize::from(input.piece) };
     let (layer, compressed) = if input.push {
         let engine = store();

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
 use super::{ArchiveProgress, Codec};
+use crate::cancel::{Cancel, CancelRead};
 use crate::content::IO_CHUNK;
 use crate::digest::Digest;
 use crate::engine::Engine;
@@ -19,7 +20,13 @@ pub struct ExportOptions {
     pub format: ExportFormat,
     /// Told the bytes of the archive written so far.
     pub progress: Option<ArchiveProgress>,
+    /// Stops the export (`Cancelled`) at its next chunk read or written; an archive file is
+    /// then removed, a stream is left cut short.
+    pub cancel: Cancel,
 }
+
+/// What a cancelled export says was cancelled.
+const EXPORT: &str = "the docker archive export";
 
 impl Engine {
     /// Writes the images `refs` point at as one docker-archive to `out`. `tags[i]` are the
@@ -32,12 +39,14 @@ impl Engine {
         out: W,
         options: &ExportOptions,
     ) -> Result<W> {
-        self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
+        let exported = self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
             // A tar member needs its size first: a compressed layer is counted in a first pass.
-            let size = io::copy(&mut self.uncompressed_layer(layer)?, &mut io::sink())
+            let mut counted = CancelRead::new(self.uncompressed_layer(layer)?, options.cancel.clone(), EXPORT);
+            let size = io::copy(&mut counted, &mut io::sink())
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
             writer.put_blob(ArchiveBlob::Layer, diff_id, size, self.uncompressed_layer(layer)?)
-        })
+        });
+        options.cancel.explain(EXPORT, exported)
     }
 
     /// The export, with `put_compressed` putting each compressed layer, uncompressed.
@@ -52,9 +61,15 @@ impl Engine {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
         }
-        let out = CountedWriter { inner: out, written: 0, progress: options.progress.clone() };
+        let out = CountedWriter {
+            inner: out,
+            written: 0,
+            progress: options.progress.clone(),
+            cancel: options.cancel.clone(),
+        };
         let mut writer = ArchiveWriter::with_limits(out, options.format, self.limits());
         for (i, name) in refs.iter().enumerate() {
+            options.cancel.check(EXPORT)?;
             let repo_tags = tags.get(i).cloned().unwrap_or_default();
             self.export_image(&mut writer, name, repo_tags, &mut put_compressed)?;
         }
@@ -84,6 +99,7 @@ impl Engine {
             file.sync_all().map_err(|e| Error::io("cannot fsync", &partial, e))?;
             fs::rename(&partial, path).map_err(|e| Error::io("cannot rename the archive to", path, e))
         })();
+        let result = options.cancel.explain(EXPORT, result);
         if result.is_err() {
             let _ = fs::remove_file(&partial);
         }
@@ -143,15 +159,17 @@ fn layer_codec(layer: &Descriptor) -> Option<Codec> {
     }
 }
 
-/// The archive's output, counted for the progress callback.
+/// The archive's output, counted for the progress callback, until the export is cancelled.
 struct CountedWriter<W> {
     inner: W,
     written: u64,
     progress: Option<ArchiveProgress>,
+    cancel: Cancel,
 }
 
 impl<W: Write> Write for CountedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.cancel.check(EXPORT).map_err(io::Error::other)?;
         let n = self.inner.write(buf)?;
         self.written += n as u64;
         if let Some(progress) = &self.progress {

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use super::reader::ArchiveReader;
 use super::stage::Staged;
-use super::{ArchiveProgress, ImageChoice, LAYER_TAR, excerpt, invalid_archive, normalized_image_name};
+use super::{ArchiveProgress, IMPORT, ImageChoice, LAYER_TAR, excerpt, invalid_archive, normalized_image_name};
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -28,6 +29,10 @@ pub struct ImportOptions {
     pub compression: Option<CompressionOptions>,
     /// Told the bytes staged into the store so far.
     pub progress: Option<ArchiveProgress>,
+    /// Stops the import (`Cancelled`) at its next chunk read or staged, or before its next
+    /// layer; nothing is tagged or published then (what was staged is aborted). Once the
+    /// import publishes, it finishes.
+    pub cancel: Cancel,
 }
 
 /// An image the import stored and tagged.
@@ -59,18 +64,25 @@ struct PreparedLayer {
 impl Engine {
     /// Imports a docker-archive file (plain: read in place; gzip or zstd: read once).
     pub fn import_docker_archive_file(&self, path: &Path, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.open_docker_archive_reporting(path, options.progress.clone())?, options)
+        let reader = self.open_docker_archive_reporting(path, options.progress.clone(), options.cancel.clone());
+        options.cancel.explain(IMPORT, reader.and_then(|reader| self.import_from_reader(&reader, options)))
     }
 
     /// Imports a docker-archive read once from `input` (plain, gzip or zstd; told by magic
     /// bytes). On any failure nothing is tagged (see the module comment for what is stored).
     pub fn import_docker_archive(&self, input: impl Read, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
-        self.import_from_reader(&self.read_docker_archive_reporting(input, options.progress.clone())?, options)
+        let reader = self.read_docker_archive_reporting(input, options.progress.clone(), options.cancel.clone());
+        options.cancel.explain(IMPORT, reader.and_then(|reader| self.import_from_reader(&reader, options)))
     }
 
     /// Stores the chosen images of an open archive as OCI images and tags them.
     pub fn import_from_reader(&self, reader: &ArchiveReader, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
         reader.staging.report_to(options.progress.clone());
+        reader.staging.stop_on(options.cancel.clone());
+        options.cancel.explain(IMPORT, self.import_chosen(reader, options))
+    }
+
+    fn import_chosen(&self, reader: &ArchiveReader, options: &ImportOptions) -> Result<Vec<ImportedImage>> {
         let chosen = reader.choose(&options.choice)?;
         if !options.ref_names.is_empty() && chosen.len() != 1 {
             return Err(crate::error::invalid_argument(format!(
@@ -95,6 +107,7 @@ impl Engine {
                     Some(layer) if layer.diff_id != *diff_id => return Err(mismatch(path, &layer.diff_id, diff_id)),
                     Some(layer) => layer.descriptor.clone(),
                     None => {
+                        options.cancel.check(IMPORT)?;
                         let layer = prepare_layer(reader, member, path, diff_id, options.compression.as_ref())?;
                         to_publish.push(layer.staged.clone());
                         let descriptor = layer.descriptor.clone();
@@ -160,6 +173,8 @@ impl Engine {
                 ))
             })?;
         }
+        // The last stop: what follows publishes and tags, all or nothing, in moments.
+        options.cancel.check(IMPORT)?;
         for staged in &to_publish {
             reader.staging.publish(staged)?;
         }

@@ -37,6 +37,8 @@ const LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// Most characters of input text an error message quotes.
 const EXCERPT_CHARS: usize = 80;
+/// What a cancelled import says was cancelled.
+const IMPORT: &str = "the docker archive import";
 /// Most links followed to resolve one path.
 const MAX_LINK_HOPS: usize = 16;
 

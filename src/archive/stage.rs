@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{ArchiveProgress, for_each_chunk};
+use super::{ArchiveProgress, IMPORT, for_each_chunk};
+use crate::cancel::Cancel;
 use crate::content::Labels;
 use crate::content::WriterOptions;
 use crate::digest::Digest;
@@ -44,6 +45,8 @@ pub(super) struct Staging {
     ingests: Mutex<HashMap<String, bool>>,
     next_ref: AtomicU64,
     progress: Mutex<Option<ArchiveProgress>>,
+    /// Stops what is staged or read from now on.
+    cancel: Mutex<Cancel>,
     /// When `charge` last looked at the lease.
     lease_checked: Mutex<Instant>,
 }
@@ -58,6 +61,7 @@ impl Staging {
             ingests: Mutex::new(HashMap::new()),
             next_ref: AtomicU64::new(0),
             progress: Mutex::new(None),
+            cancel: Mutex::new(Cancel::default()),
             lease_checked: Mutex::new(Instant::now()),
         })
     }
@@ -65,6 +69,15 @@ impl Staging {
     /// Reports every byte staged from now on to `progress`.
     pub(super) fn report_to(&self, progress: Option<ArchiveProgress>) {
         *self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = progress;
+    }
+
+    /// Makes what is staged, and the members read, from now on stop once `cancel` is requested.
+    pub(super) fn stop_on(&self, cancel: Cancel) {
+        *self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = cancel;
+    }
+
+    pub(super) fn cancel(&self) -> Cancel {
+        self.cancel.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub(super) fn engine(&self) -> &Engine {
@@ -92,6 +105,7 @@ impl Staging {
 
     /// Counts `bytes` more toward what this import writes; `TooLarge` past `archive_import_size`.
     fn charge(&self, bytes: u64) -> Result<()> {
+        self.cancel().check(IMPORT)?;
         let written = self.written.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
         if let Some(progress) = self.progress.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).as_ref() {
             (progress.0)(written);

@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::io::{self, Write};
 
+use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, ocicas_read_cb};
 use super::{
@@ -61,13 +62,15 @@ impl Write for CallbackWriter {
 /// `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
 /// or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
 /// when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
-/// or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
+/// or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
+/// none) stops the import with `OCICAS_ERR_CANCELLED` when requested, at its next chunk read or
+/// staged (once every member checked out, the import publishes and finishes). On failure
 /// nothing is tagged, and nothing is stored unless only the final index.json update failed
 /// (then the published blobs are unreferenced and the next GC removes them).
 ///
 /// # Safety
 /// `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
-/// the call; `out_result` writable.
+/// the call; `cancel` NULL or a live flag; `out_result` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_archive_import(
     engine: *const ocicas_engine,
@@ -77,6 +80,7 @@ pub unsafe extern "C" fn ocicas_archive_import(
     tag: *const c_char,
     index: i64,
     ref_name: *const c_char,
+    cancel: *const ocicas_cancel,
     out_result: *mut *mut c_char,
 ) -> ocicas_status {
     boundary(|| {
@@ -88,7 +92,8 @@ pub unsafe extern "C" fn ocicas_archive_import(
         };
         let ref_names =
             if ref_name.is_null() { Vec::new() } else { vec![unsafe { arg_str(ref_name, "ref_name") }?.to_owned()] };
-        let options = ImportOptions { choice, ref_names, ..ImportOptions::default() };
+        let cancel = unsafe { arg_cancel(cancel) };
+        let options = ImportOptions { choice, ref_names, cancel, ..ImportOptions::default() };
         let images = if path.is_null() {
             let callback = read_cb.ok_or_else(|| invalid_argument("give a path or a read_cb"))?;
             engine.engine.import_docker_archive(CallbackReader { callback, user_data }, &options)?
@@ -109,10 +114,12 @@ pub unsafe extern "C" fn ocicas_archive_import(
 /// or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
 /// image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
 /// written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
+/// `cancel` (NULL: none) stops the export with `OCICAS_ERR_CANCELLED` when requested, at its
+/// next chunk read or written: what `write_cb` took is then an archive cut short.
 ///
 /// # Safety
 /// `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
-/// at `n_refs` NULL-terminated arrays of strings.
+/// at `n_refs` NULL-terminated arrays of strings; `cancel` NULL or a live flag.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_archive_export(
     engine: *const ocicas_engine,
@@ -122,6 +129,7 @@ pub unsafe extern "C" fn ocicas_archive_export(
     format: u32,
     write_cb: ocicas_write_cb,
     user_data: *mut c_void,
+    cancel: *const ocicas_cancel,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -139,7 +147,7 @@ pub unsafe extern "C" fn ocicas_archive_export(
             &names,
             &tags,
             CallbackWriter { callback, user_data },
-            &ExportOptions { format, ..ExportOptions::default() },
+            &ExportOptions { format, cancel: unsafe { arg_cancel(cancel) }, ..ExportOptions::default() },
         )?;
         Ok(())
     })

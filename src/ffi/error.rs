@@ -46,6 +46,9 @@ pub enum ocicas_status {
     OCICAS_ERR_UNAUTHORIZED = 16,
     /// A registry could not be reached, or answered with an error or a protocol violation.
     OCICAS_ERR_REMOTE = 17,
+    /// The caller requested the operation's cancel flag (`ocicas_cancel_request`) and it
+    /// stopped; no partial blob was stored (a resumable ingest at most).
+    OCICAS_ERR_CANCELLED = 18,
 }
 
 impl From<ErrorKind> for ocicas_status {
@@ -68,6 +71,7 @@ impl From<ErrorKind> for ocicas_status {
             ErrorKind::Consumed => OCICAS_ERR_CONSUMED,
             ErrorKind::Unauthorized => OCICAS_ERR_UNAUTHORIZED,
             ErrorKind::Remote => OCICAS_ERR_REMOTE,
+            ErrorKind::Cancelled => OCICAS_ERR_CANCELLED,
         }
     }
 }

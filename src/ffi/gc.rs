@@ -3,6 +3,7 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::time::Duration;
 
+use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
 use crate::error::{Result, invalid_argument};
@@ -18,6 +19,13 @@ pub struct ocicas_gc_options {
     /// Ingests not updated for this many seconds are removed. 0 means the default (24 hours);
     /// a negative value removes every ingest that no live writer or lease holds.
     pub ingest_expiry_seconds: i64,
+    /// A flag (from `ocicas_cancel_new`) that stops the run with `OCICAS_ERR_CANCELLED` when
+    /// requested (NULL: none): between phases, between the blobs it marks, before each blob it
+    /// removes (a run waiting for the store lock looks once it has it; the wait is bounded by
+    /// `OCICAS_LIMIT_LOCK_TIMEOUT`). Stopped while marking, it removed nothing; stopped while sweeping, every blob it
+    /// removed was garbage and went with its labels, and the rest waits for the next run. The
+    /// store is consistent either way (`ocicas_fsck` finds no problem it made).
+    pub cancel: *const ocicas_cancel,
 }
 
 /// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
@@ -45,7 +53,7 @@ pub type ocicas_lease_list_cb =
 /// the path to it. A missing child is reported, not fatal. Safe while other processes write: a
 /// blob committed (or committed again) within about a second of the GC's start, or during it, is
 /// kept with everything it references, so a writer may commit first and tag or lease next.
-/// `options` may be NULL.
+/// `options` may be NULL. `OCICAS_ERR_CANCELLED` when the options' `cancel` was requested.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
 /// "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -69,6 +77,7 @@ pub unsafe extern "C" fn ocicas_gc_run(
                 seconds if seconds < 0 => Duration::ZERO,
                 seconds => Duration::from_secs(seconds.unsigned_abs()),
             };
+            gc_options.cancel = unsafe { arg_cancel(options.cancel) };
         }
         *out_report = into_c_string(engine.engine.gc(&gc_options)?.to_json().to_string());
         Ok(())

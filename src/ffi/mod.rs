@@ -6,6 +6,7 @@
 #![allow(non_camel_case_types)]
 
 mod archive;
+mod cancel;
 mod content;
 mod engine;
 mod error;

@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
+use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb, refuse_storage};
 use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
@@ -48,6 +49,13 @@ pub struct ocicas_registry_options {
     /// Progress of each blob (NULL: none), with `progress_user_data`.
     pub progress: ocicas_progress_cb,
     pub progress_user_data: *mut c_void,
+    /// A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
+    /// when requested (NULL: none). It is looked at before every request and at every chunk of
+    /// a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
+    /// the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+    /// blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
+    /// push leaves its unfinished uploads to the registry's purge.
+    pub cancel: *const ocicas_cancel,
 }
 
 /// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs (at most the
@@ -70,6 +78,7 @@ pub unsafe extern "C" fn ocicas_registry_options_init(options: *mut ocicas_regis
             force: false,
             progress: None,
             progress_user_data: std::ptr::null_mut(),
+            cancel: std::ptr::null(),
         };
     }
 }
@@ -122,6 +131,7 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
         platforms: platforms.into_iter().map(str::to_owned).collect(),
         force: options.force,
         progress,
+        cancel: unsafe { arg_cancel(options.cancel) },
     })
 }
 
@@ -132,8 +142,8 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
 /// Every request has a deadline from the engine's limits: a document exchange (manifest, token,
 /// HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
 /// moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
-/// period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The call
-/// cannot be interrupted otherwise.
+/// period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The
+/// options' `cancel` flag stops it sooner, with `OCICAS_ERR_CANCELLED`.
 /// `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
 /// refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
 /// error (or answers plain HTTP while `insecure` is not set: the message says so),
@@ -172,7 +182,8 @@ pub unsafe extern "C" fn ocicas_registry_push(
 /// `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
 /// the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
 /// elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
-/// `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`.
+/// `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`,
+/// `OCICAS_ERR_CANCELLED` (see the options' `cancel`).
 ///
 /// # Safety
 /// As `ocicas_registry_push`; `ref_name` may be NULL.
@@ -203,7 +214,9 @@ pub unsafe extern "C" fn ocicas_registry_pull(
 /// Having no engine, it uses the default limits: requests have push's deadlines with
 /// `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
 /// `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
-/// `OCICAS_ERR_TOO_LARGE` when a deadline passed.
+/// `OCICAS_ERR_TOO_LARGE` when a deadline passed, `OCICAS_ERR_CANCELLED` when the `cancel` of
+/// either options struct was requested (checked at every chunk read or uploaded; nothing is
+/// completed in the registry then).
 ///
 /// # Safety
 /// `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.

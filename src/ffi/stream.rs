@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_void};
 use std::io::{self, Read};
 
+use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::{
     arg_bytes, arg_bytes_mut, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle,
@@ -46,6 +47,11 @@ pub struct ocicas_layer_options {
     /// Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
     /// visible, so GC cannot take it before it is referenced (NULL: none).
     pub lease: *const c_char,
+    /// A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
+    /// requested (NULL: none), at its next chunk of input: every later write, finish or read
+    /// fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
+    /// pull-mode one computes nothing.
+    pub cancel: *const ocicas_cancel,
 }
 
 /// Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
@@ -95,6 +101,7 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
             threads: 0,
             ref_name: std::ptr::null(),
             lease: std::ptr::null(),
+            cancel: std::ptr::null(),
         };
     }
 }
@@ -119,7 +126,12 @@ pub(super) unsafe fn layer_options(
     let lease = optional(options.lease, "options.lease")?;
     let style = if options.docker_media_types { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
     Ok((
-        CompressionOptions { compression, style, threads: options.threads as usize },
+        CompressionOptions {
+            compression,
+            style,
+            threads: options.threads as usize,
+            cancel: unsafe { arg_cancel(options.cancel) },
+        },
         StorageOptions { ref_name, lease },
     ))
 }
@@ -193,7 +205,7 @@ fn not_push() -> Error {
 }
 
 /// Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
-/// or on a pull stream.
+/// or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
 ///
 /// # Safety
 /// `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -216,6 +228,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
 
 /// Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
 /// gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+/// `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
 ///
 /// # Safety
 /// `stream` is a live stream; `out_layer` writable.
@@ -238,7 +251,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_finish(
 
 /// Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
 /// 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
-/// callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+/// callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+/// `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
 ///
 /// # Safety
 /// `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.

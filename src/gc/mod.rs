@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
+use crate::cancel::Cancel;
 use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -39,11 +40,17 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Remove ingests not updated for this long (zero: every ingest no live writer holds).
     pub ingest_expiry: Duration,
+    /// Stops the run (`Cancelled`) between its phases, between the blobs it marks and before
+    /// each blob it removes (a run waiting for the store lock looks once it has it: the wait is
+    /// bounded by `lock_timeout`). Stopped while marking, it removed nothing; stopped in the
+    /// sweep, each blob removed was garbage and went with its labels, and the rest stays for the
+    /// next run: the store is consistent either way.
+    pub cancel: Cancel,
 }
 
 impl Default for GcOptions {
     fn default() -> Self {
-        GcOptions { dry_run: false, ingest_expiry: DEFAULT_INGEST_EXPIRY }
+        GcOptions { dry_run: false, ingest_expiry: DEFAULT_INGEST_EXPIRY, cancel: Cancel::default() }
     }
 }
 
@@ -137,6 +144,9 @@ struct Roots {
 
 impl Engine {
     pub fn gc(&self, options: &GcOptions) -> Result<GcReport> {
+        let cancel = &options.cancel;
+        let check_cancel = || cancel.check("GC");
+        check_cancel()?;
         // A planted link where a directory of the layout belongs stops GC before anything goes.
         self.layout.check_structure()?;
         let started = SystemTime::now();
@@ -151,24 +161,27 @@ impl Engine {
             || self.list_blobs(),
             || {
                 let roots = self.gc_roots(started)?;
-                let mut walk = GraphWalk::new(self, roots.label_edges);
+                let mut walk = GraphWalk::new(self, roots.label_edges).stopped_by(cancel);
                 walk.walk(&self.layout.blob_dirs(), roots.reached, |reached, node| marks.observe(reached, node));
                 Ok(walk)
             },
         )?;
+        check_cancel()?;
 
         let _lock = self.layout.lock_exclusive()?;
+        check_cancel()?;
         // Under the lock, blobs are looked up through handles opened under it: the directory
         // the first marking looked into may have been replaced since.
         let blob_dirs = self.layout.blob_dirs();
         let roots = self.gc_roots(started)?;
         if marks.unknown_children.take().is_some() {
             // Decided again under the lock, from scratch: the reference may be gone by now.
-            walk = GraphWalk::new(self, HashMap::new());
+            walk = GraphWalk::new(self, HashMap::new()).stopped_by(cancel);
         }
         let mut reached = walk.set_label_edges(roots.label_edges);
         reached.extend(roots.reached);
         walk.walk(&blob_dirs, reached, |reached, node| marks.observe(reached, node));
+        check_cancel()?;
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference. The unmarked blobs
@@ -202,6 +215,8 @@ impl Engine {
         let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(digest, _, _)| (*digest).clone());
         let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
         walk.walk(&blob_dirs, young, |reached, node| marks.observe(reached, node));
+        // A walk that stopped for the cancel is incomplete: nothing may be removed after it.
+        check_cancel()?;
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
@@ -213,7 +228,7 @@ impl Engine {
             .map(|(d, size, _)| (d, size))
             .collect();
         if !options.dry_run {
-            self.remove_blobs(&blob_dirs, &garbage, &roots.labelled)?;
+            self.remove_blobs(&blob_dirs, &garbage, &roots.labelled, cancel)?;
         }
         report.blobs_removed = garbage.len() as u64;
         report.bytes_removed = garbage.iter().fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
@@ -237,10 +252,14 @@ impl Engine {
         // Past the blobs, what cannot be removed is noted and the sweep goes on, so that one
         // planted entry does not leave the rest of the store unswept, and the report is whole.
         let failed = &mut report.not_removed;
+        check_cancel()?;
         report.labels_removed = self.sweep_orphan_labels(options.dry_run, failed)?;
+        check_cancel()?;
         report.ingests_removed =
             self.sweep_ingests(options.ingest_expiry, &roots.leased_ingests, options.dry_run, failed)?;
+        check_cancel()?;
         report.leases_removed = self.sweep_expired_leases(started, options.dry_run, failed)?;
+        check_cancel()?;
         report.temp_files_removed = self.layout.sweep_temp_files(options.dry_run, failed)?;
         // The first walk may have missed what was committed before the second; each line once.
         let mut missing: Vec<String> =
@@ -285,10 +304,18 @@ impl Engine {
         Ok(Roots { reached, label_edges, leased_ingests, labelled })
     }
 
-    /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once.
-    fn remove_blobs(&self, blob_dirs: &BlobDirs, garbage: &[(&Digest, u64)], labelled: &HashSet<Digest>) -> Result<()> {
+    /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once, until
+    /// `cancel` is requested: a blob goes with its labels or not at all.
+    fn remove_blobs(
+        &self,
+        blob_dirs: &BlobDirs,
+        garbage: &[(&Digest, u64)],
+        labelled: &HashSet<Digest>,
+        cancel: &Cancel,
+    ) -> Result<()> {
         self.in_parallel("gc sweep", garbage, |batch| {
             for (digest, _) in batch {
+                cancel.check("GC")?;
                 blob_dirs
                     .remove(digest)
                     .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(digest), e))?;
@@ -635,7 +662,8 @@ mod tests {
 
         let keep_all = engine.gc(&GcOptions::default()).unwrap();
         assert!(keep_all.ingests_removed.is_empty());
-        let report = engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO }).unwrap();
+        let report =
+            engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() }).unwrap();
         assert_eq!(report.ingests_removed, vec!["closed".to_owned()]);
         held.write(b"still writing").unwrap();
     }

@@ -14,6 +14,7 @@ use ureq::{Agent, Body};
 
 use super::auth::{Challenge, Credentials, docker_config_credentials};
 use super::{RegistryOptions, RemoteRef};
+use crate::cancel::Cancel;
 use crate::error::{Error, ErrorKind, Result};
 use crate::limits::{Limit, Limits};
 
@@ -38,6 +39,8 @@ pub(crate) struct Client {
     scopes: Vec<String>,
     /// What every request sends as `Authorization` (none until a challenge asked for it).
     authorization: Mutex<Option<String>>,
+    /// Looked at before every request and every read of a blob body.
+    cancel: Cancel,
 }
 
 /// What a request gets back: the status and headers are read, the body is still to read.
@@ -79,6 +82,7 @@ impl Client {
             credentials,
             scopes,
             authorization: Mutex::new(None),
+            cancel: options.cancel.clone(),
         };
         client.ping()?;
         Ok(client)
@@ -87,6 +91,7 @@ impl Client {
     /// `GET /v2/`: proves the registry speaks the API, and learns its challenge up front so
     /// that no request with a body has to be sent twice.
     fn ping(&self) -> Result<()> {
+        self.check_cancel()?;
         let url = self.url("/v2/");
         let what = format!("GET {url}");
         let response =
@@ -104,6 +109,11 @@ impl Client {
 
     pub(crate) fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// `Cancelled` once the transfer's caller asked it to stop.
+    pub(crate) fn check_cancel(&self) -> Result<()> {
+        self.cancel.check(&format!("the transfer with registry {}", self.host))
     }
 
     /// The URL of an API path (`/v2/...`).
@@ -131,6 +141,7 @@ impl Client {
         what: &str,
         mut send: impl FnMut(&Agent, Option<&str>) -> Result<HttpResponse, ureq::Error>,
     ) -> Result<HttpResponse> {
+        self.check_cancel()?;
         let agent = match exchange {
             Exchange::Document => &self.documents,
             Exchange::Blob => &self.blobs,
@@ -385,6 +396,7 @@ impl<'c, R> Paced<'c, R> {
 
 impl<R: Read> Read for Paced<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.client.check_cancel().map_err(io::Error::other)?;
         let n = self.inner.read(buf)?;
         match self.window.record(n as u64) {
             Ok(()) => Ok(n),

@@ -22,6 +22,7 @@ pub(crate) use reference::{valid_repository, valid_tag};
 
 use client::{Client, Paced};
 
+use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
@@ -71,6 +72,11 @@ pub struct RegistryOptions {
     /// Pull: move the local ref when it already points to another image.
     pub force: bool,
     pub progress: Option<Arc<Mutex<ProgressCallback>>>,
+    /// Stops the transfer (`Cancelled`) before its next request and within the blob body being
+    /// sent or received (at its next read of a chunk); a document request in flight ends by
+    /// its deadline. A cancelled pull leaves resumable ingests, a cancelled push an upload the
+    /// registry purges (it is not cancelled with a request).
+    pub cancel: Cancel,
 }
 
 impl std::fmt::Debug for RegistryOptions {
@@ -84,6 +90,7 @@ impl std::fmt::Debug for RegistryOptions {
             .field("platforms", &self.platforms)
             .field("force", &self.force)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }

@@ -41,6 +41,10 @@ impl Engine {
     /// `ref_name` (default: the tag). Blobs already stored are not fetched. Everything runs
     /// under a lease; the ref moves last, so a failed pull tags nothing.
     pub fn pull(&self, source: &str, ref_name: Option<&str>, options: &RegistryOptions) -> Result<TransferReport> {
+        options.cancel.explain("pull", self.pull_image(source, ref_name, options))
+    }
+
+    fn pull_image(&self, source: &str, ref_name: Option<&str>, options: &RegistryOptions) -> Result<TransferReport> {
         options.check(self.limits())?;
         let mut remote = RemoteRef::parse(source)?;
         if remote.tag.is_none() && remote.digest.is_none() {
@@ -87,6 +91,8 @@ impl Engine {
         // Largest first, so that the jobs end together rather than one big blob ending alone.
         plan.blobs.sort_by_key(|blob| std::cmp::Reverse(blob.size));
         for_each_parallel(&plan.blobs, options.jobs(self.limits()), |blob| puller.pull_blob(blob))?;
+        // Past this point the pull stores its documents and moves the ref, all local and short.
+        client.check_cancel()?;
         for (descriptor, bytes) in &plan.documents {
             self.lease_add(lease, LeaseResource::Blob(descriptor.digest.clone()))?;
             let stored = self.put_blob_leased(lease, descriptor.digest.algorithm(), bytes.as_slice())?;
@@ -331,6 +337,7 @@ impl Puller<'_> {
                 Err(err) if err.kind() == ErrorKind::Locked => {}
                 Err(err) => return Err(err),
             }
+            self.client.check_cancel()?;
             let offset = self.engine.ingest_status(ingest_ref).map_or(0, |status| status.offset);
             self.options.report_progress(Some(&blob.digest), offset, Some(blob.size));
             let moved = last_offset.map_or(0, |last| offset.saturating_sub(last));

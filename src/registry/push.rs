@@ -106,6 +106,10 @@ impl Engine {
     /// from that repository when the registry can. Manifests go last, children before parents;
     /// manifests of the layout's index that refer to the image (`subject`) go too.
     pub fn push(&self, ref_name: &str, target: &str, options: &RegistryOptions) -> Result<TransferReport> {
+        options.cancel.explain("push", self.push_image(ref_name, target, options))
+    }
+
+    fn push_image(&self, ref_name: &str, target: &str, options: &RegistryOptions) -> Result<TransferReport> {
         options.check(self.limits())?;
         let remote = RemoteRef::parse(target)?;
         if remote.digest.is_some() {
@@ -291,6 +295,16 @@ pub fn push_layer(
     options: &RegistryOptions,
     limits: &Limits,
 ) -> Result<LayerDescriptor> {
+    options.cancel.explain("push-layer", push_layer_chunked(source, target, layer_options, options, limits))
+}
+
+fn push_layer_chunked(
+    source: impl Read,
+    target: &str,
+    layer_options: &CompressionOptions,
+    options: &RegistryOptions,
+    limits: &Limits,
+) -> Result<LayerDescriptor> {
     options.check(limits)?;
     let remote = RemoteRef::parse(target)?;
     if remote.tag.is_some() || remote.digest.is_some() {
@@ -318,7 +332,7 @@ pub fn push_layer(
             }
             Ok(())
         })?;
-        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers);
+        let compressed = fill_chunks(&mut layer, chunk_size, &to_upload, &next_buffers, &client);
         drop(to_upload);
         let upload =
             uploader.join().unwrap_or_else(|_| Err(Error::new(ErrorKind::Remote, "the upload thread panicked")));
@@ -332,12 +346,13 @@ pub fn push_layer(
 }
 
 /// Reads the compressed layer into chunks of `chunk_size` and hands them to the uploader,
-/// reusing the buffers it gives back.
+/// reusing the buffers it gives back, until the transfer is cancelled.
 fn fill_chunks<R: Read>(
     layer: &mut LayerReader<R>,
     chunk_size: usize,
     to_upload: &mpsc::SyncSender<HeldChunk>,
     next_buffers: &mpsc::Receiver<Vec<u8>>,
+    client: &Client,
 ) -> Result<()> {
     let mut start = 0u64;
     loop {
@@ -345,6 +360,7 @@ fn fill_chunks<R: Read>(
         bytes.resize(chunk_size, 0);
         let mut filled = 0;
         while filled < chunk_size {
+            client.check_cancel()?;
             let n = layer.read_chunk(&mut bytes[filled..])?;
             if n == 0 {
                 break;

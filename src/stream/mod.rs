@@ -12,6 +12,7 @@ use std::io::{self, Read};
 use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
 use zstd::zstd_safe::CParameter;
 
+use crate::cancel::Cancel;
 use crate::content::{IO_CHUNK, Labels};
 use crate::content::{IngestWriter, WriterOptions};
 use crate::digest::{Algorithm, Digest, Hasher};
@@ -93,6 +94,9 @@ pub struct CompressionOptions {
     /// default limit). gzip takes no more than it can keep busy; zstd takes fewer when more
     /// would pass the 64 MiB memory bound, and one more with 0 (see `zstd_workers`).
     pub threads: usize,
+    /// Stops the layer at its next chunk of input (`Cancelled`): a push-mode layer commits
+    /// nothing, a pull-mode one computes nothing.
+    pub cancel: Cancel,
 }
 
 impl Default for CompressionOptions {
@@ -101,6 +105,7 @@ impl Default for CompressionOptions {
             compression: Compression::Gzip(Compression::DEFAULT_GZIP_LEVEL),
             style: MediaTypeStyle::Oci,
             threads: 0,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -292,6 +297,7 @@ pub struct LayerStream {
     media_type: &'static str,
     ref_name: String,
     lease: Option<String>,
+    cancel: Cancel,
 }
 
 impl LayerStream {
@@ -315,6 +321,7 @@ impl LayerStream {
             media_type,
             ref_name,
             lease: storage.lease.clone(),
+            cancel: options.cancel.clone(),
         })
     }
 
@@ -324,6 +331,7 @@ impl LayerStream {
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         let writer = self.writer.as_mut().ok_or_else(finished_error)?;
+        self.cancel.check("the layer stream")?;
         self.diff_id.update(bytes);
         self.encoder.write(bytes, &mut |compressed| writer.write(compressed))
     }
@@ -331,6 +339,7 @@ impl LayerStream {
     /// Ends the input, commits the compressed blob and returns its descriptor. A blob that was
     /// already stored is not an error: its descriptor is returned all the same.
     pub fn finish(mut self) -> Result<LayerDescriptor> {
+        self.cancel.check("the layer stream")?;
         let mut writer = self.writer.take().ok_or_else(finished_error)?;
         self.encoder.finish(&mut |compressed| writer.write(compressed))?;
         let digest = writer.digest();
@@ -399,6 +408,7 @@ pub struct LayerReader<R> {
     pending_pos: usize,
     media_type: &'static str,
     state: ReaderState,
+    cancel: Cancel,
 }
 
 enum ReaderState {
@@ -408,7 +418,8 @@ enum ReaderState {
     Done(LayerDescriptor),
     /// The end was reported; a further read is `Consumed`.
     Consumed(LayerDescriptor),
-    Failed(String),
+    /// The input failed or the stream was cancelled: every further read says so again.
+    Failed(ErrorKind, String),
 }
 
 impl<R: Read> LayerReader<R> {
@@ -426,6 +437,7 @@ impl<R: Read> LayerReader<R> {
             pending: Vec::new(),
             pending_pos: 0,
             state: ReaderState::Reading,
+            cancel: options.cancel.clone(),
         })
     }
 
@@ -433,7 +445,7 @@ impl<R: Read> LayerReader<R> {
     pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
         loop {
             match &self.state {
-                ReaderState::Failed(message) => return Err(Error::new(ErrorKind::Io, message.clone())),
+                ReaderState::Failed(kind, message) => return Err(Error::new(*kind, message.clone())),
                 ReaderState::Consumed(_) => {
                     return Err(Error::new(ErrorKind::Consumed, "the compressed layer was already read to its end"));
                 }
@@ -467,7 +479,7 @@ impl<R: Read> LayerReader<R> {
                 continue;
             }
             if let Err(err) = self.pull_input() {
-                self.state = ReaderState::Failed(err.message().to_owned());
+                self.state = ReaderState::Failed(err.kind(), err.message().to_owned());
                 return Err(err);
             }
         }
@@ -475,6 +487,7 @@ impl<R: Read> LayerReader<R> {
 
     /// Reads one chunk of input into the encoder, or finishes the encoder at the end of input.
     fn pull_input(&mut self) -> Result<()> {
+        self.cancel.check("the layer stream")?;
         let n = loop {
             match self.source.read(&mut self.input) {
                 Ok(n) => break n,

@@ -3,6 +3,7 @@ package ggcr_test
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -47,7 +48,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	streamed := ggcr.NewStreamLayer(bytes.NewReader(oneFileTar("streamed.txt", "read once\n")))
+	streamed := ggcr.NewStreamLayer(context.Background(), bytes.NewReader(oneFileTar("streamed.txt", "read once\n")))
 
 	image, err := mutate.AppendLayers(empty.Image, stored, streamed)
 	if err != nil {

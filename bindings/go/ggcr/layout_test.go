@@ -25,7 +25,7 @@ func TestLayoutWriteOfAnImageWithOcicasLayersPassesFsckAndUmoci(t *testing.T) {
 	engine, _ := newEngine(t)
 	stored, _ := newStoredLayer(t, engine, testTar(t))
 	streamedBody := "a file from the stream\n"
-	streamed := NewStreamLayer(bytes.NewReader(fileTar(t, "streamed.txt", streamedBody)))
+	streamed := NewStreamLayer(t.Context(), bytes.NewReader(fileTar(t, "streamed.txt", streamedBody)))
 
 	// umoci unpacks OCI images only; empty.Image is a Docker one.
 	oci := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)

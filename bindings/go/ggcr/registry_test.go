@@ -24,7 +24,7 @@ func TestRemoteWriteLayerOfAStreamLayerReadsBackInGgcr(t *testing.T) {
 		t.Fatal(err)
 	}
 	tarball := testTar(t)
-	layer := NewStreamLayer(bytes.NewReader(tarball))
+	layer := NewStreamLayer(t.Context(), bytes.NewReader(tarball))
 	if err := remote.WriteLayer(repo, layer); err != nil {
 		t.Fatalf("remote.WriteLayer: %v", err)
 	}
@@ -62,7 +62,7 @@ func TestRemoteWriteLayerOfAFailingStreamFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer := NewStreamLayer(&failingSource{data: testTar(t), limit: 100 << 10, err: errors.New("disk gone")})
+	layer := NewStreamLayer(t.Context(), &failingSource{data: testTar(t), limit: 100 << 10, err: errors.New("disk gone")})
 	if err := remote.WriteLayer(repo, layer); err == nil {
 		t.Fatal("remote.WriteLayer of a failing stream succeeded")
 	}
@@ -100,7 +100,7 @@ func TestRemoteWriteOfAnImageWithOcicasLayers(t *testing.T) {
 	}
 	engine, _ := newEngine(t)
 	stored, _ := newStoredLayer(t, engine, testTar(t))
-	streamed := NewStreamLayer(bytes.NewReader(fileTar(t, "streamed", "a file from the stream")))
+	streamed := NewStreamLayer(t.Context(), bytes.NewReader(fileTar(t, "streamed", "a file from the stream")))
 	image, err := mutate.AppendLayers(empty.Image, stored, streamed)
 	if err != nil {
 		t.Fatal(err)

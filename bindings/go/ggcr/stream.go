@@ -6,6 +6,7 @@
 package ggcr
 
 import (
+	"context"
 	"errors"
 	"io"
 
@@ -37,10 +38,11 @@ type StreamLayer struct {
 
 var _ v1.Layer = (*StreamLayer)(nil)
 
-// NewStreamLayer makes a streaming layer of the uncompressed tar that source gives. Bad
-// options are reported by Compressed and MediaType.
-func NewStreamLayer(source io.Reader, opts ...ocicas.LayerOption) *StreamLayer {
-	return &StreamLayer{layer: ocicas.NewLayer(source, opts...)}
+// NewStreamLayer makes a streaming layer of the uncompressed tar that source gives; once ctx
+// is done, reading its Compressed stream stops with ctx's error. Bad options are reported by
+// Compressed and MediaType.
+func NewStreamLayer(ctx context.Context, source io.Reader, opts ...ocicas.LayerOption) *StreamLayer {
+	return &StreamLayer{layer: ocicas.NewLayer(ctx, source, opts...)}
 }
 
 // Compressed starts the stream and returns its compressed bytes; stream.ErrConsumed when

@@ -63,7 +63,7 @@ func gunzip(t *testing.T, compressed []byte) []byte {
 func TestStreamLayerComputesItsValuesOnlyOnceReadToTheEnd(t *testing.T) {
 	tarball := testTar(t)
 	source := &closeCounter{Reader: bytes.NewReader(tarball)}
-	layer := NewStreamLayer(source)
+	layer := NewStreamLayer(t.Context(), source)
 	wantNotComputed(t, layer)
 	if mediaType, err := layer.MediaType(); err != nil || mediaType != types.OCILayer {
 		t.Fatalf("MediaType = %q, %v; want %q", mediaType, err, types.OCILayer)
@@ -118,7 +118,7 @@ func TestConsumedStreamLayerPassesValidateLayer(t *testing.T) {
 		if docker {
 			opts = append(opts, ocicas.WithDockerMediaTypes())
 		}
-		layer := NewStreamLayer(bytes.NewReader(tarball), opts...)
+		layer := NewStreamLayer(t.Context(), bytes.NewReader(tarball), opts...)
 		compressed := readAll(t, "Compressed", layer.Compressed)
 		if err := validate.Layer(replayedLayer{layer, compressed, tarball}); err != nil {
 			t.Fatalf("validate.Layer (Docker media types: %v): %v", docker, err)
@@ -136,7 +136,7 @@ func TestConsumedStreamLayerPassesValidateLayer(t *testing.T) {
 func TestStreamLayerAgreesWithGgcrStreamLayer(t *testing.T) {
 	tarball := testTar(t)
 	for _, level := range []int{1, 6, 9} {
-		ours := NewStreamLayer(bytes.NewReader(tarball), ocicas.WithCompressionLevel(level), ocicas.WithDockerMediaTypes())
+		ours := NewStreamLayer(t.Context(), bytes.NewReader(tarball), ocicas.WithCompressionLevel(level), ocicas.WithDockerMediaTypes())
 		theirs := stream.NewLayer(io.NopCloser(bytes.NewReader(tarball)), stream.WithCompressionLevel(level))
 		ourBytes := readAll(t, "ocicas Compressed", ours.Compressed)
 		theirBytes := readAll(t, "ggcr Compressed", theirs.Compressed)
@@ -179,7 +179,7 @@ func (s *failingSource) Read(p []byte) (int, error) {
 
 func TestStreamLayerWhoseSourceFailsMidwayFailsAndComputesNothing(t *testing.T) {
 	diskGone := errors.New("disk gone")
-	layer := NewStreamLayer(&failingSource{data: testTar(t), limit: 100 << 10, err: diskGone})
+	layer := NewStreamLayer(t.Context(), &failingSource{data: testTar(t), limit: 100 << 10, err: diskGone})
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatalf("Compressed: %v", err)
@@ -196,7 +196,7 @@ func TestStreamLayerWhoseSourceFailsMidwayFailsAndComputesNothing(t *testing.T) 
 
 func TestStreamLayerClosedEarlyComputesNothingAndCannotBeReadAgain(t *testing.T) {
 	source := &closeCounter{Reader: bytes.NewReader(testTar(t))}
-	layer := NewStreamLayer(source)
+	layer := NewStreamLayer(t.Context(), source)
 	compressed, err := layer.Compressed()
 	if err != nil {
 		t.Fatalf("Compressed: %v", err)
@@ -221,11 +221,11 @@ func TestStreamLayerClosedEarlyComputesNothingAndCannotBeReadAgain(t *testing.T)
 }
 
 func TestStreamLayerWithBadOptionsFailsBeforeReading(t *testing.T) {
-	layer := NewStreamLayer(bytes.NewReader(testTar(t)), ocicas.WithCompressionLevel(42))
+	layer := NewStreamLayer(t.Context(), bytes.NewReader(testTar(t)), ocicas.WithCompressionLevel(42))
 	if _, err := layer.Compressed(); !errors.Is(err, ocicas.ErrInvalidArgument) {
 		t.Fatalf("Compressed with gzip level 42: got %v, want ocicas.ErrInvalidArgument", err)
 	}
-	zstdDocker := NewStreamLayer(bytes.NewReader(nil), ocicas.WithCompression(ocicas.Zstd), ocicas.WithDockerMediaTypes())
+	zstdDocker := NewStreamLayer(t.Context(), bytes.NewReader(nil), ocicas.WithCompression(ocicas.Zstd), ocicas.WithDockerMediaTypes())
 	if _, err := zstdDocker.MediaType(); !errors.Is(err, ocicas.ErrInvalidArgument) {
 		t.Fatalf("MediaType of a Docker zstd layer: got %v, want ocicas.ErrInvalidArgument", err)
 	}
@@ -234,7 +234,7 @@ func TestStreamLayerWithBadOptionsFailsBeforeReading(t *testing.T) {
 // Digest, DiffID and Size asked from other goroutines while the stream is read (run with -race).
 func TestStreamLayerValuesMayBeAskedWhileItIsRead(t *testing.T) {
 	tarball := testTar(t)
-	layer := NewStreamLayer(bytes.NewReader(tarball))
+	layer := NewStreamLayer(t.Context(), bytes.NewReader(tarball))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 3 {

@@ -26,7 +26,8 @@ use super::scan::{
     scan_file, scan_stream,
 };
 use super::stage::{Staged, Staging};
-use super::{ArchiveProgress, Codec, ManifestItem, Member, excerpt, for_each_chunk, invalid_archive, resolve};
+use super::{ArchiveProgress, Codec, IMPORT, ManifestItem, Member, excerpt, for_each_chunk, invalid_archive, resolve};
+use crate::cancel::{Cancel, CancelRead};
 use crate::digest::{Algorithm, Digest, Hasher};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -67,20 +68,22 @@ impl Engine {
     /// one, or a path that is not a regular file (a pipe, a FIFO), is read once (see
     /// `read_docker_archive`).
     pub fn open_docker_archive(&self, path: &Path) -> Result<ArchiveReader> {
-        self.open_docker_archive_reporting(path, None)
+        self.open_docker_archive_reporting(path, None, Cancel::default())
     }
 
-    /// `open_docker_archive`, reporting what is staged to `progress`.
+    /// `open_docker_archive`, reporting what is staged to `progress` and stopping once `cancel`
+    /// is requested.
     pub(super) fn open_docker_archive_reporting(
         &self,
         path: &Path,
         progress: Option<ArchiveProgress>,
+        cancel: Cancel,
     ) -> Result<ArchiveReader> {
         let file = match open_archive_file(path)? {
-            ArchiveFile::Stream(file) => return self.read_docker_archive_reporting(file, progress),
+            ArchiveFile::Stream(file) => return self.read_docker_archive_reporting(file, progress, cancel),
             ArchiveFile::InPlace(file) => file,
         };
-        let mut reader = ArchiveReader::new(self, progress)?;
+        let mut reader = ArchiveReader::new(self, progress, cancel)?;
         let scanned = scan_file(&file, &reader.memory, self.limits())?;
         reader.file = Some(file);
         reader.set_contents(scanned)?;
@@ -90,16 +93,19 @@ impl Engine {
     /// Reads a docker-archive once from `input` (plain, gzip or zstd, told by magic bytes):
     /// members of a stream are held in memory when small and staged otherwise (see the module).
     pub fn read_docker_archive(&self, input: impl Read) -> Result<ArchiveReader> {
-        self.read_docker_archive_reporting(input, None)
+        self.read_docker_archive_reporting(input, None, Cancel::default())
     }
 
-    /// `read_docker_archive`, reporting what is staged to `progress`.
+    /// `read_docker_archive`, reporting what is staged to `progress` and stopping at the next
+    /// read of `input` once `cancel` is requested.
     pub(super) fn read_docker_archive_reporting(
         &self,
         input: impl Read,
         progress: Option<ArchiveProgress>,
+        cancel: Cancel,
     ) -> Result<ArchiveReader> {
-        let mut reader = ArchiveReader::new(self, progress)?;
+        let input = CancelRead::new(input, cancel.clone(), IMPORT);
+        let mut reader = ArchiveReader::new(self, progress, cancel)?;
         let scanned =
             scan_stream(input, &reader.memory, self.limits(), |name, entry| reader.take_member(name, entry).map(Some))?;
         reader.set_contents(scanned)?;
@@ -108,9 +114,10 @@ impl Engine {
 }
 
 impl ArchiveReader {
-    fn new(engine: &Engine, progress: Option<ArchiveProgress>) -> Result<Self> {
+    fn new(engine: &Engine, progress: Option<ArchiveProgress>, cancel: Cancel) -> Result<Self> {
         let staging = Staging::new(engine)?;
         staging.report_to(progress);
+        staging.stop_on(cancel);
         Ok(ArchiveReader {
             staging,
             file: None,
@@ -262,19 +269,20 @@ impl ArchiveReader {
     }
 
     /// The bytes of a (resolved) member, as they are in the archive: from a copy the reader
-    /// staged when there is one (what an import checks is then what it publishes).
+    /// staged when there is one (what an import checks is then what it publishes). Reading it
+    /// stops once the staging's cancel is requested.
     pub(super) fn open_member(&self, name: &str) -> Result<Box<dyn Read + '_>> {
-        if let Some(copy) = lock(&self.copies).get(name) {
-            return Ok(self.staging.open(copy)?);
-        }
-        match (self.member(name)?, &self.file) {
-            (Member::Staged(staged), _) => Ok(self.staging.open(staged)?),
-            (Member::Memory(bytes), _) => Ok(Box::new(io::Cursor::new(bytes.clone()))),
-            (Member::InPlace { offset, size }, Some(file)) => {
-                Ok(Box::new(FileRange { file, offset: *offset, remaining: *size }))
+        let copy = lock(&self.copies).get(name).cloned();
+        let member: Box<dyn Read + '_> = match (copy, self.member(name)?, &self.file) {
+            (Some(copy), _, _) => self.staging.open(&copy)?,
+            (None, Member::Staged(staged), _) => self.staging.open(staged)?,
+            (None, Member::Memory(bytes), _) => Box::new(io::Cursor::new(bytes.clone())),
+            (None, Member::InPlace { offset, size }, Some(file)) => {
+                Box::new(FileRange { file, offset: *offset, remaining: *size })
             }
-            _ => Err(Error::new(ErrorKind::InvalidImage, format!("{} is not a regular member", excerpt(name)))),
-        }
+            _ => return Err(Error::new(ErrorKind::InvalidImage, format!("{} is not a regular member", excerpt(name)))),
+        };
+        Ok(Box::new(CancelRead::new(member, self.staging.cancel(), IMPORT)))
     }
 
     /// A layer member's uncompressed tar bytes, and the guard that bounds their decompression.

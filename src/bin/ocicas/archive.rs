@@ -102,7 +102,8 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 })
                 .transpose()?;
             let bar = progress_bar("stored");
-            let options = ImportOptions { choice, ref_names: refs, compression, progress: reporter(&bar) };
+            let options =
+                ImportOptions { choice, ref_names: refs, compression, progress: reporter(&bar), ..Default::default() };
             let images = if archive == Path::new("-") {
                 engine.import_docker_archive(io::stdin().lock(), &options)
             } else {
@@ -129,7 +130,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
                 FormatKind::Oci => ExportFormat::Oci,
             };
             let bar = progress_bar("written");
-            let options = ExportOptions { format, progress: reporter(&bar) };
+            let options = ExportOptions { format, progress: reporter(&bar), ..Default::default() };
             let exported = if output == Path::new("-") {
                 engine
                     .export_docker_archive(&refs, &tags, io::stdout().lock(), &options)

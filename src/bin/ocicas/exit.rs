@@ -49,7 +49,8 @@ pub const STATUSES: &[Status] = &[
 ];
 
 /// The exit status of a command that failed with `kind`. The kinds without a row (a stream's
-/// `NotComputed` and `Consumed`) are misuses of the library's API the CLI does not make.
+/// `NotComputed` and `Consumed`, and `Cancelled`, which the CLI never requests) are misuses of
+/// the library's API the CLI does not make.
 pub fn of_error(kind: ErrorKind) -> u8 {
     STATUSES.iter().find(|status| status.kind == Some(kind)).map_or(OTHER, |status| status.code)
 }

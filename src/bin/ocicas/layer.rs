@@ -44,7 +44,7 @@ impl CompressionArgs {
         };
         let compression = Compression::from_level(kind, self.level)?;
         let style = if self.docker { MediaTypeStyle::Docker } else { MediaTypeStyle::Oci };
-        Ok(CompressionOptions { compression, style, threads: self.threads })
+        Ok(CompressionOptions { compression, style, threads: self.threads, ..Default::default() })
     }
 }
 

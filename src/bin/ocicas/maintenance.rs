@@ -37,7 +37,7 @@ pub fn gc(
     format: Json,
     out: &mut impl Write,
 ) -> ocicas::Result<()> {
-    let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry })?;
+    let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry, ..Default::default() })?;
     if format.json { print_json(&report.to_json(), out) } else { print_gc_report(&report, out).map_err(stdout_error) }
 }
 
