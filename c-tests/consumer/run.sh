@@ -5,6 +5,9 @@
 #      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
 #      pkg_config: build consumer.c against PREFIX with pkg-config and run it
 #      relocated: copy PREFIX elsewhere and build against the copy only
+#      go: gofmt, go vet and go test -race the core Go binding in GO_DIR against PREFIX
+#      go_module: the same for an adapter module in GO_DIR (its own go.mod, requiring the core
+#                 binding through a replace; its dependencies come from the module proxy or cache)
 # Environment (from ctest): CMAKE, CC, OCICAS_VERSION; TMPDIR for the consumer's layout.
 set -eu
 mode="$1"; build="$2"; prefix="$3"
@@ -84,7 +87,7 @@ relocated)
   build_with_pkg_config "$moved"
   check_loads_from "$work/consumer_pkg_config" "$moved/lib"
   ;;
-go)
+go | go_module)
   godir="$4"
   export PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" CGO_ENABLED=1
   # Go's build cache keys a cgo package on CGO_LDFLAGS but not on PKG_CONFIG_PATH: without the
