@@ -342,7 +342,10 @@ fn blob_times_fall_between_the_clock_readings_around_a_commit_and_an_update() {
     let before = SystemTime::now();
     let updated = engine.update_labels(&digest, &one_label("k", "w"), &[]).unwrap();
     let after = SystemTime::now();
-    assert!(before <= updated.updated_at && updated.updated_at <= after, "{updated:?} not within {before:?}..{after:?}");
+    assert!(
+        before <= updated.updated_at && updated.updated_at <= after,
+        "{updated:?} not within {before:?}..{after:?}"
+    );
     assert_eq!(updated.created_at, info.created_at);
 }
 
@@ -381,7 +384,8 @@ fn storing_stored_content_again_keeps_its_created_at() {
     let info = engine.info(&digest).unwrap();
     assert_eq!((info.created_at, info.updated_at), (first.created_at, first.updated_at));
     // The file itself was made young again, for GC.
-    let blob_mtime = std::fs::metadata(engine.root().join("blobs/sha256").join(digest.hex())).unwrap().modified().unwrap();
+    let blob_mtime =
+        std::fs::metadata(engine.root().join("blobs/sha256").join(digest.hex())).unwrap().modified().unwrap();
     assert!(blob_mtime > first.created_at);
     let mut walked = Vec::new();
     engine

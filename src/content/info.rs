@@ -105,14 +105,20 @@ impl Engine {
     /// Removes what the store keeps of a blob beside it (labels, creation record): the blob is
     /// deleted or was never there.
     pub(crate) fn remove_blob_metadata(&self, digest: &Digest) -> Result<()> {
-        for path in [self.labels_path(digest), self.created_path(digest)] {
-            match self.layout.storage().remove_file(&path) {
-                Ok(()) => self.layout.sync_parent(&path)?,
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(self.layout.io_error("cannot remove", &path, err)),
-            }
+        self.remove_metadata_file(&self.labels_path(digest))?;
+        self.remove_creation_record(digest)
+    }
+
+    pub(crate) fn remove_creation_record(&self, digest: &Digest) -> Result<()> {
+        self.remove_metadata_file(&self.created_path(digest))
+    }
+
+    fn remove_metadata_file(&self, path: &Path) -> Result<()> {
+        match self.layout.storage().remove_file(path) {
+            Ok(()) => self.layout.sync_parent(path),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(self.layout.io_error("cannot remove", path, err)),
         }
-        Ok(())
     }
 
     /// The creation time recorded for a blob whose mtime a later commit refreshed; `None` when
@@ -148,12 +154,18 @@ impl Engine {
         }
         let temp = self.layout.temp_file()?;
         let storage = self.layout.storage();
-        storage.set_modified(temp.file(), created).map_err(|e| self.layout.io_error("cannot set the mtime of", temp.path(), e))?;
+        storage
+            .set_modified(temp.file(), created)
+            .map_err(|e| self.layout.io_error("cannot set the mtime of", temp.path(), e))?;
         temp.sync()?;
         match storage.link(temp.file(), temp.path(), &path) {
             Ok(()) => self.layout.sync_parent(&path),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(err) => Err(self.layout.io_error(&format!("cannot link {} to", self.layout.display(temp.path()).display()), &path, err)),
+            Err(err) => Err(self.layout.io_error(
+                &format!("cannot link {} to", self.layout.display(temp.path()).display()),
+                &path,
+                err,
+            )),
         }
     }
 
@@ -163,8 +175,9 @@ impl Engine {
         let labels = self.read_labels(digest)?;
         // The mtime first: a claim records it before refreshing it, so either the record is
         // there now or this mtime is still the creation time.
-        let blob_mtime =
-            reader.modified().map_err(|e| self.layout.io_error("cannot stat blob", &self.layout.blob_path(digest), e))?;
+        let blob_mtime = reader
+            .modified()
+            .map_err(|e| self.layout.io_error("cannot stat blob", &self.layout.blob_path(digest), e))?;
         let created_at = self.recorded_creation(digest)?.unwrap_or(blob_mtime);
         let labels_mtime = self.layout.dir().stat(&self.labels_path(digest)).ok().map(|stat| modified_time(&stat));
         Ok(BlobInfo {

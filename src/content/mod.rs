@@ -216,8 +216,8 @@ impl Engine {
 
     /// Refreshes a stored blob's mtime, as a commit of it does, having first recorded the mtime
     /// as its creation time (once; see `info`). False when the blob is gone (deleted meanwhile:
-    /// a record made for it is removed, the next publication is a new blob). The caller holds the
-    /// shared store lock.
+    /// the record is removed, the next publication is a new blob; its labels are left, as they
+    /// may be a publisher's racing this one). The caller holds the shared store lock.
     fn claim_stored(&self, digest: &Digest) -> Result<bool> {
         let path = self.layout.blob_path(digest);
         let stat = match self.layout.dir().stat(&path) {
@@ -229,7 +229,7 @@ impl Engine {
         if self.touch(&path)? {
             return Ok(true);
         }
-        self.remove_blob_metadata(digest)?;
+        self.remove_creation_record(digest)?;
         Ok(false)
     }
 

@@ -208,9 +208,7 @@ impl IngestWriter {
             Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {}
             Err(err) => return Err(self.engine.layout.io_error("cannot set the mtime of", &self.data_path(), err)),
         }
-        storage
-            .sync_file(&self.data)
-            .map_err(|e| self.engine.layout.io_error("cannot fsync", &self.data_path(), e))?;
+        storage.sync_file(&self.data).map_err(|e| self.engine.layout.io_error("cannot fsync", &self.data_path(), e))?;
         if let Some(state) = hash_state::save(&self.hasher, &self.data) {
             self.engine.layout.replace_file_unsynced(&self.ingest.dir.join("hashstate"), &state)?;
         }
