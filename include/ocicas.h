@@ -882,6 +882,8 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
 /**
  * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
  * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+ * `createdAt` is when the blob was first stored (storing it again does not move it);
+ * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
  * `OCICAS_ERR_NOT_FOUND` when absent.
  *
  * # Safety

@@ -5,10 +5,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
+use std::path::PathBuf;
+use std::time::SystemTime;
 
-use common::fixture::store;
+use common::fixture::{age_blob, store};
 use common::rng::Rng;
-use ocicas::{Algorithm, CopySource, Digest, ErrorKind, Filters, Labels, WriterOptions};
+use ocicas::{Algorithm, CopySource, Digest, Engine, ErrorKind, Filters, GcOptions, Labels, WriterOptions};
 
 /// Deterministic pseudo-random content, as containerd's `createContent`.
 fn content(size: usize, seed: u64) -> (Vec<u8>, Digest) {
@@ -312,4 +314,175 @@ fn ingest_list_filters_and_abort() {
     drop(held);
     engine.ingest_abort("pull-a").unwrap();
     assert_eq!(engine.ingest_abort("pull-a").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+// Blob times, as containerd keeps them: createdAt never moves, updatedAt never goes back.
+
+fn created_record(engine: &Engine, digest: &Digest) -> PathBuf {
+    engine.root().join(".ocicas/created").join(digest.algorithm().name()).join(digest.hex())
+}
+
+fn one_label(key: &str, value: &str) -> Labels {
+    BTreeMap::from([(key.into(), value.into())])
+}
+
+#[test]
+fn blob_times_fall_between_the_clock_readings_around_a_commit_and_an_update() {
+    let (_dir, engine) = store();
+    let (bytes, digest) = content(256, 70);
+    let before = SystemTime::now();
+    let mut writer = engine.writer("times", &WriterOptions::default()).unwrap();
+    writer.write(&bytes).unwrap();
+    writer.commit(None, Some(&digest), &one_label("k", "v")).unwrap();
+    let after = SystemTime::now();
+    let info = engine.info(&digest).unwrap();
+    assert!(before <= info.created_at && info.created_at <= after, "{info:?} not within {before:?}..{after:?}");
+    assert_eq!(info.updated_at, info.created_at);
+
+    let before = SystemTime::now();
+    let updated = engine.update_labels(&digest, &one_label("k", "w"), &[]).unwrap();
+    let after = SystemTime::now();
+    assert!(
+        before <= updated.updated_at && updated.updated_at <= after,
+        "{updated:?} not within {before:?}..{after:?}"
+    );
+    assert_eq!(updated.created_at, info.created_at);
+}
+
+#[test]
+fn closed_ingest_shows_the_update_time_of_its_last_write() {
+    let (_dir, engine) = store();
+    let (bytes, _) = content(300, 71);
+    let mut writer = engine.writer("ingest-times", &WriterOptions::default()).unwrap();
+    let before = SystemTime::now();
+    writer.write(&bytes).unwrap();
+    let after = SystemTime::now();
+    let shown = writer.status().updated_at;
+    writer.close().unwrap();
+    let stored = engine.ingest_status("ingest-times").unwrap();
+    assert_eq!(stored.updated_at, shown);
+    assert!(before <= stored.updated_at && stored.updated_at <= after);
+}
+
+#[test]
+fn storing_stored_content_again_keeps_its_created_at() {
+    let (_dir, engine) = store();
+    let (bytes, digest) = content(100, 72);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    let first = engine.info(&digest).unwrap();
+    assert!(first.created_at < SystemTime::now() - std::time::Duration::from_secs(3000));
+
+    // Every way of storing it again: a put, a commit of an ingest, a writer that expects it.
+    engine.put_blob(&bytes).unwrap();
+    let mut writer = engine.writer("again", &WriterOptions::default()).unwrap();
+    writer.write(&bytes).unwrap();
+    assert_eq!(writer.commit(None, None, &no_labels()).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    let err = engine.writer("again", &options(bytes.len(), &digest)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+
+    let info = engine.info(&digest).unwrap();
+    assert_eq!((info.created_at, info.updated_at), (first.created_at, first.updated_at));
+    // The file itself was made young again, for GC.
+    let blob_mtime =
+        std::fs::metadata(engine.root().join("blobs/sha256").join(digest.hex())).unwrap().modified().unwrap();
+    assert!(blob_mtime > first.created_at);
+    let mut walked = Vec::new();
+    engine
+        .walk(&Filters::parse::<&str>(&[]).unwrap(), |info| {
+            walked.push(info.clone());
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(walked, vec![info]);
+}
+
+#[test]
+fn label_updates_move_updated_at_forward_and_clearing_them_does_not_move_it_back() {
+    let (_dir, engine) = store();
+    let (bytes, digest) = content(100, 73);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    let created = engine.info(&digest).unwrap().created_at;
+
+    let labelled = engine.update_labels(&digest, &one_label("k", "v"), &[]).unwrap();
+    assert!(labelled.updated_at > created);
+    let relabelled = engine.update_labels(&digest, &one_label("k", "w"), &["labels.k"]).unwrap();
+    assert!(relabelled.updated_at >= labelled.updated_at);
+
+    // The last key removed through its field path, then the whole (empty) set replaced.
+    let cleared = engine.update_labels(&digest, &no_labels(), &["labels.k"]).unwrap();
+    assert!(cleared.labels.is_empty());
+    assert!(cleared.updated_at >= relabelled.updated_at);
+    let cleared_again = engine.update_labels(&digest, &no_labels(), &[]).unwrap();
+    assert!(cleared_again.updated_at >= cleared.updated_at);
+    let info = engine.info(&digest).unwrap();
+    assert_eq!((info.created_at, info.updated_at), (created, cleared_again.updated_at));
+    assert!(info.labels.is_empty());
+}
+
+#[test]
+fn deleting_or_collecting_a_blob_forgets_its_created_at() {
+    let (_dir, engine) = store();
+    let (bytes, digest) = content(100, 74);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    engine.put_blob(&bytes).unwrap();
+    assert!(created_record(&engine, &digest).is_file());
+
+    engine.delete_blob(&digest).unwrap();
+    assert!(!created_record(&engine, &digest).exists());
+    let before = SystemTime::now();
+    engine.put_blob(&bytes).unwrap();
+    assert!(engine.info(&digest).unwrap().created_at >= before);
+
+    // Unreferenced and old: GC removes the blob and its record.
+    age_blob(&engine, &digest);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    assert!(created_record(&engine, &digest).is_file());
+    engine.gc(&GcOptions::default()).unwrap();
+    assert!(!engine.has_blob(&digest).unwrap());
+    assert!(!created_record(&engine, &digest).exists());
+}
+
+#[test]
+fn a_link_planted_as_a_creation_record_is_never_followed() {
+    let (dir, engine) = store();
+    let (bytes, digest) = content(100, 75);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, b"not ocicas's").unwrap();
+    let outside_mtime = std::fs::metadata(&outside).unwrap().modified().unwrap();
+    let record = created_record(&engine, &digest);
+    std::fs::create_dir_all(record.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&outside, &record).unwrap();
+
+    // A commit is not stopped by it, info names it, and the target is untouched.
+    engine.put_blob(&bytes).unwrap();
+    let err = engine.info(&digest).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidImage);
+    assert!(err.message().contains(".ocicas/created/sha256"), "{err}");
+    assert_eq!(std::fs::metadata(&outside).unwrap().modified().unwrap(), outside_mtime);
+    assert!(engine.fsck().unwrap().problems.iter().any(|p| p.contains(".ocicas/created/sha256")));
+    // Deleting the blob removes the link itself, not its target.
+    engine.delete_blob(&digest).unwrap();
+    assert!(std::fs::symlink_metadata(&record).is_err());
+    assert_eq!(std::fs::read(&outside).unwrap(), b"not ocicas's");
+}
+
+#[test]
+fn a_link_planted_as_the_creation_records_directory_is_never_followed() {
+    let (dir, engine) = store();
+    let (bytes, digest) = content(100, 76);
+    engine.put_blob(&bytes).unwrap();
+    age_blob(&engine, &digest);
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, engine.root().join(".ocicas/created")).unwrap();
+
+    assert!(engine.put_blob(&bytes).is_err());
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert!(engine.has_blob(&digest).unwrap());
 }

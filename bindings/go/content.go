@@ -51,7 +51,8 @@ import (
 	"unsafe"
 )
 
-// Info is what the store knows of one blob.
+// Info is what the store knows of one blob. CreatedAt is when it was first stored (storing it
+// again does not move it); UpdatedAt is its last label change, never before CreatedAt.
 type Info struct {
 	Digest    string            `json:"digest"`
 	Size      int64             `json:"size"`

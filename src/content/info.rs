@@ -1,4 +1,11 @@
 //! Blob info and labels (`.ocicas/labels/<alg>/<hex>`), and walking blobs with filters.
+//!
+//! Times, as containerd keeps them: `createdAt` is when the blob was first stored and never
+//! moves; `updatedAt` is the last change of its labels, never before `createdAt`. A blob's mtime
+//! is its commit time, but every later commit of the same content refreshes it (GC keeps young
+//! blobs): before the first refresh, the mtime is recorded as the mtime of the empty file
+//! `.ocicas/created/<alg>/<hex>`, which the first claimer links into place and no one replaces.
+//! Labels cleared to none stay as an empty map, whose mtime keeps `updatedAt`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -10,7 +17,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::filters::Filters;
-use crate::layout::{LABELS_DIR, modified_time};
+use crate::layout::{CREATED_DIR, EntryKind, LABELS_DIR, modified_time};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -81,37 +88,103 @@ impl Engine {
         }
     }
 
-    /// Replaces a blob's labels (an empty map removes the file).
+    fn created_path(&self, digest: &Digest) -> PathBuf {
+        Path::new(CREATED_DIR).join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    /// Replaces a blob's labels; an empty map is written too, its mtime being the blob's
+    /// `updatedAt`.
     pub(crate) fn write_labels(&self, digest: &Digest, labels: &Labels) -> Result<()> {
         let path = self.labels_path(digest);
-        if labels.is_empty() {
-            return match self.layout.storage().remove_file(&path) {
-                Ok(()) => self.layout.sync_parent(&path),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(self.layout.io_error("cannot remove", &path, err)),
-            };
-        }
         if let Some(dir) = path.parent() {
             self.layout.create_dir(dir)?;
         }
         self.layout.replace_json_file(&path, &crate::spec::canonical_json(labels)?)
     }
 
+    /// Removes what the store keeps of a blob beside it (labels, creation record): the blob is
+    /// deleted or was never there.
+    pub(crate) fn remove_blob_metadata(&self, digest: &Digest) -> Result<()> {
+        self.remove_metadata_file(&self.labels_path(digest))?;
+        self.remove_creation_record(digest)
+    }
+
+    pub(crate) fn remove_creation_record(&self, digest: &Digest) -> Result<()> {
+        self.remove_metadata_file(&self.created_path(digest))
+    }
+
+    fn remove_metadata_file(&self, path: &Path) -> Result<()> {
+        match self.layout.storage().remove_file(path) {
+            Ok(()) => self.layout.sync_parent(path),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(self.layout.io_error("cannot remove", path, err)),
+        }
+    }
+
+    /// The creation time recorded for a blob whose mtime a later commit refreshed; `None` when
+    /// none was recorded (its mtime is its creation time). Anything but a file there is
+    /// `InvalidImage`.
+    fn recorded_creation(&self, digest: &Digest) -> Result<Option<SystemTime>> {
+        let path = self.created_path(digest);
+        match self.layout.dir().stat(&path) {
+            Ok(stat) if EntryKind::of_stat(&stat) == EntryKind::File => Ok(Some(modified_time(&stat))),
+            Ok(stat) => Err(crate::error::invalid_image(format!(
+                "{} is {}, not a blob's creation record",
+                self.layout.display(&path).display(),
+                EntryKind::of_stat(&stat).describe()
+            ))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(self.layout.io_error("cannot stat", &path, err)),
+        }
+    }
+
+    /// Records `created` (the mtime of a stored blob a commit is about to refresh) as the blob's
+    /// creation time, unless one is recorded already: the record is linked into place, never
+    /// replaced, so of claimers racing the first one's stands, and each reads the mtime before
+    /// its own refresh. The caller holds the shared store lock.
+    pub(crate) fn record_creation(&self, digest: &Digest, created: SystemTime) -> Result<()> {
+        let path = self.created_path(digest);
+        // Recorded already; anything else there is left to `info` and fsck to report, so that
+        // junk planted beside a blob does not stop commits of it.
+        if self.layout.dir().kind(&path).map_err(|e| self.layout.io_error("cannot stat", &path, e))?.is_some() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            self.layout.create_dir(dir)?;
+        }
+        let temp = self.layout.temp_file()?;
+        let storage = self.layout.storage();
+        storage
+            .set_modified(temp.file(), created)
+            .map_err(|e| self.layout.io_error("cannot set the mtime of", temp.path(), e))?;
+        temp.sync()?;
+        match storage.link(temp.file(), temp.path(), &path) {
+            Ok(()) => self.layout.sync_parent(&path),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(err) => Err(self.layout.io_error(
+                &format!("cannot link {} to", self.layout.display(temp.path()).display()),
+                &path,
+                err,
+            )),
+        }
+    }
+
     /// Digest, size, times and labels of a stored blob.
     pub fn info(&self, digest: &Digest) -> Result<BlobInfo> {
         let reader = self.open_blob(digest)?;
         let labels = self.read_labels(digest)?;
-        let blob_mtime = self
-            .layout
-            .dir()
-            .stat(&self.layout.blob_path(digest))
-            .map_or(SystemTime::UNIX_EPOCH, |stat| modified_time(&stat));
+        // The mtime first: a claim records it before refreshing it, so either the record is
+        // there now or this mtime is still the creation time.
+        let blob_mtime = reader
+            .modified()
+            .map_err(|e| self.layout.io_error("cannot stat blob", &self.layout.blob_path(digest), e))?;
+        let created_at = self.recorded_creation(digest)?.unwrap_or(blob_mtime);
         let labels_mtime = self.layout.dir().stat(&self.labels_path(digest)).ok().map(|stat| modified_time(&stat));
         Ok(BlobInfo {
             digest: digest.clone(),
             size: reader.size(),
-            created_at: blob_mtime,
-            updated_at: labels_mtime.map_or(blob_mtime, |t| t.max(blob_mtime)),
+            created_at,
+            updated_at: labels_mtime.map_or(created_at, |t| t.max(created_at)),
             labels,
         })
     }
@@ -144,9 +217,14 @@ impl Engine {
     /// Calls `visit` with the info of every blob matching `filters` (containerd syntax over
     /// `digest`, `size`, `labels.<key>`), in digest order. `visit` returns false to stop.
     pub fn walk(&self, filters: &Filters, mut visit: impl FnMut(&BlobInfo) -> Result<bool>) -> Result<()> {
-        let labelled = self.labelled_blobs()?;
+        let labelled = self.blobs_named_in(LABELS_DIR)?;
+        let recorded = self.blobs_named_in(CREATED_DIR)?;
         for digest in self.list_blobs()? {
-            let info = if labelled.contains(&digest) { self.info(&digest) } else { self.info_without_labels(&digest) };
+            let info = if labelled.contains(&digest) || recorded.contains(&digest) {
+                self.info(&digest)
+            } else {
+                self.info_without_metadata(&digest)
+            };
             let info = match info {
                 Ok(info) => info,
                 // Removed since it was listed.
@@ -160,7 +238,8 @@ impl Engine {
         Ok(())
     }
 
-    fn info_without_labels(&self, digest: &Digest) -> Result<BlobInfo> {
+    /// `info` of a blob with neither labels nor a creation record: one stat.
+    fn info_without_metadata(&self, digest: &Digest) -> Result<BlobInfo> {
         let path = self.layout.blob_path(digest);
         let stat = self.layout.dir().stat(&path).map_err(|e| self.layout.io_error("cannot stat blob", &path, e))?;
         let mtime = modified_time(&stat);
@@ -176,7 +255,7 @@ impl Engine {
     /// Every blob's labels, for GC (its roots and `gc.ref` edges).
     pub(crate) fn all_labels(&self) -> Result<Vec<(Digest, Labels)>> {
         let mut all = Vec::new();
-        for digest in self.labelled_blobs()? {
+        for digest in self.blobs_named_in(LABELS_DIR)? {
             match self.read_labels(&digest) {
                 Ok(labels) => all.push((digest, labels)),
                 Err(err) if err.kind() == crate::ErrorKind::NotFound => {}
@@ -186,17 +265,20 @@ impl Engine {
         Ok(all)
     }
 
-    /// GC's part: removes label files whose blob is not stored. The caller holds the exclusive
-    /// store lock (commits write labels under the shared one).
+    /// GC's part: removes the labels and creation records of blobs that are not stored; returns
+    /// how many labels files. The caller holds the exclusive store lock (commits write both
+    /// under the shared one).
     pub(crate) fn sweep_orphan_labels(&self, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
         let mut removed = 0;
-        for digest in self.labelled_blobs()? {
-            if !self.has_blob(&digest).unwrap_or(true) {
-                if !dry_run && let Err(err) = self.write_labels(&digest, &Labels::new()) {
+        let labelled = self.blobs_named_in(LABELS_DIR)?;
+        let recorded = self.blobs_named_in(CREATED_DIR)?;
+        for digest in labelled.union(&recorded) {
+            if !self.has_blob(digest).unwrap_or(true) {
+                if !dry_run && let Err(err) = self.remove_blob_metadata(digest) {
                     failed.push(err.message().to_owned());
                     continue;
                 }
-                removed += 1;
+                removed += u64::from(labelled.contains(digest));
             }
         }
         Ok(removed)
@@ -206,7 +288,7 @@ impl Engine {
     /// cannot stops GC).
     pub(crate) fn label_problems(&self) -> Result<Vec<String>> {
         let mut problems = Vec::new();
-        for digest in self.labelled_blobs()? {
+        for digest in self.blobs_named_in(LABELS_DIR)? {
             if let Err(err) = self.read_labels(&digest) {
                 problems.push(format!("{} (GC stops at it; remove it)", err.message()));
             }
@@ -214,21 +296,22 @@ impl Engine {
         Ok(problems)
     }
 
-    /// Digests that have a labels file, listed once so a walk does not probe every blob.
-    fn labelled_blobs(&self) -> Result<HashSet<Digest>> {
-        let mut labelled = HashSet::new();
+    /// Digests that have a file in the per-blob directory `per_blob` (labels or creation
+    /// records), listed once so a walk does not probe every blob.
+    fn blobs_named_in(&self, per_blob: &str) -> Result<HashSet<Digest>> {
+        let mut named = HashSet::new();
         for algorithm in Algorithm::ALL {
-            let dir = Path::new(LABELS_DIR).join(algorithm.name());
+            let dir = Path::new(per_blob).join(algorithm.name());
             self.layout
                 .dir()
                 .for_each_entry(&dir, |name, _| {
                     if let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok()) {
-                        labelled.insert(digest);
+                        named.insert(digest);
                     }
                     Ok(())
                 })
                 .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
         }
-        Ok(labelled)
+        Ok(named)
     }
 }

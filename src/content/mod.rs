@@ -63,6 +63,11 @@ impl BlobReader {
         &self.digest
     }
 
+    /// The blob file's mtime: its commit time, or its latest claim's (see `info`).
+    pub(crate) fn modified(&self) -> io::Result<std::time::SystemTime> {
+        self.file.metadata()?.modified()
+    }
+
     /// Reads up to `buf.len()` bytes at `offset`; 0 at or past the end, whatever the offset
     /// (pread itself refuses offsets past i64::MAX).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
@@ -157,11 +162,11 @@ impl Engine {
         let _lock = self.layout.lock_shared()?;
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
-        let dest = self.layout.blob_path(digest);
         // Deleted between the look and the touch (deletes take the shared lock too): publish.
-        if self.is_intact(digest, size) && self.touch(&dest)? {
+        if self.is_intact(digest, size) && self.claim_stored(digest)? {
             return Ok(false);
         }
+        let dest = self.layout.blob_path(digest);
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
@@ -206,7 +211,26 @@ impl Engine {
     /// as a commit would, so a caller told it already exists can go on and reference it.
     pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
         let _lock = self.layout.lock_shared()?;
-        Ok(self.has_blob(digest)? && self.touch(&self.layout.blob_path(digest))?)
+        Ok(self.has_blob(digest)? && self.claim_stored(digest)?)
+    }
+
+    /// Refreshes a stored blob's mtime, as a commit of it does, having first recorded the mtime
+    /// as its creation time (once; see `info`). False when the blob is gone (deleted meanwhile:
+    /// the record is removed, the next publication is a new blob; its labels are left, as they
+    /// may be a publisher's racing this one). The caller holds the shared store lock.
+    fn claim_stored(&self, digest: &Digest) -> Result<bool> {
+        let path = self.layout.blob_path(digest);
+        let stat = match self.layout.dir().stat(&path) {
+            Ok(stat) => stat,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(self.layout.io_error("cannot stat blob", &path, err)),
+        };
+        self.record_creation(digest, crate::layout::modified_time(&stat))?;
+        if self.touch(&path)? {
+            return Ok(true);
+        }
+        self.remove_creation_record(digest)?;
+        Ok(false)
     }
 
     /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
@@ -356,7 +380,7 @@ impl Engine {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(self.layout.io_error("cannot remove blob", &path, err)),
         }
-        self.write_labels(digest, &Labels::new())
+        self.remove_blob_metadata(digest)
     }
 
     /// Every committed blob, sorted by digest. Entries under `blobs/` that are not named by a

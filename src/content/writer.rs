@@ -198,13 +198,17 @@ impl IngestWriter {
     }
 
     /// Makes the data durable, then records the hash state for it (not durably: without it a
-    /// resume hashes the data again).
+    /// resume hashes the data again). The data's mtime becomes the update time the writer shows,
+    /// which the ingest's status shows once it is closed (the kernel's own stamp lags the clock).
     fn checkpoint(&mut self) -> Result<()> {
-        self.engine
-            .layout
-            .storage()
-            .sync_file(&self.data)
-            .map_err(|e| self.engine.layout.io_error("cannot fsync", &self.data_path(), e))?;
+        let storage = self.engine.layout.storage();
+        match storage.set_modified(&self.data, self.status.updated_at) {
+            Ok(()) => {}
+            // Another user's ingest in a shared store: its time stays the kernel's stamp.
+            Err(err) if matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {}
+            Err(err) => return Err(self.engine.layout.io_error("cannot set the mtime of", &self.data_path(), err)),
+        }
+        storage.sync_file(&self.data).map_err(|e| self.engine.layout.io_error("cannot fsync", &self.data_path(), e))?;
         if let Some(state) = hash_state::save(&self.hasher, &self.data) {
             self.engine.layout.replace_file_unsynced(&self.ingest.dir.join("hashstate"), &state)?;
         }

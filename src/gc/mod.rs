@@ -320,7 +320,7 @@ impl Engine {
                     .remove(digest)
                     .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(digest), e))?;
                 if labelled.contains(*digest) {
-                    self.write_labels(digest, &Default::default())?;
+                    self.remove_blob_metadata(digest)?;
                 }
             }
             Ok(Vec::<()>::new())

@@ -259,7 +259,9 @@ impl Root {
         Ok(rustix::fs::renameat_with(&from_parent, from_name, &to_parent, to_name, rustix::fs::RenameFlags::NOREPLACE)?)
     }
 
-    /// Sets the modification time of `rel` (not of what a link there points at) to now. A file
+    /// Sets the modification time of `rel` (not of what a link there points at) to now, read
+    /// from the clock rather than the kernel's file-time clock (which lags it by up to a tick), so
+    /// a blob's commit time falls between the caller's clock readings around the commit. A file
     /// with more than one link is refused: its time is another file's too.
     pub fn touch(&self, rel: &Path) -> io::Result<()> {
         let (parent, name) = self.parent(rel)?;
@@ -271,7 +273,9 @@ impl Root {
                 stat.st_nlink
             )));
         }
-        let now = rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW };
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now =
+            rustix::fs::Timespec { tv_sec: since_epoch.as_secs() as i64, tv_nsec: since_epoch.subsec_nanos().into() };
         let times = Timestamps { last_access: now, last_modification: now };
         Ok(rustix::fs::utimensat(&parent, name, &times, AtFlags::SYMLINK_NOFOLLOW)?)
     }

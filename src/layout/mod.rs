@@ -17,7 +17,7 @@ pub use confined::{Entry, EntryKind, Root, Subdir};
 use storage::LayoutStorage;
 pub use storage::{OsStorage, Storage};
 use structure::{BLOBS_DIR, LOCK_FILE, PRIVATE_DIR, TEMP_DIR};
-pub(crate) use structure::{INGEST_DIR, LABELS_DIR, LEASES_DIR};
+pub(crate) use structure::{CREATED_DIR, INGEST_DIR, LABELS_DIR, LEASES_DIR};
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, ErrorKind, Result, invalid_image};
@@ -294,10 +294,15 @@ impl Layout {
     }
 
     /// Write to a temp file, fsync, rename over `dest`, fsync the directory: `dest` is always
-    /// either its old or its new content, even after a power loss.
+    /// either its old or its new content, even after a power loss. Its mtime is read from the
+    /// clock, not the kernel's file-time clock that lags it by up to a tick: a blob's updatedAt
+    /// is its labels file's mtime, and falls between the caller's clock readings around an update.
     pub(crate) fn replace_file(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
         let mut temp = self.temp_file()?;
         temp.write_all(bytes)?;
+        self.storage
+            .set_modified(temp.file(), std::time::SystemTime::now())
+            .map_err(|e| self.io_error("cannot set the mtime of", temp.path(), e))?;
         temp.sync()?;
         temp.rename_to(dest)?;
         self.sync_parent(dest)

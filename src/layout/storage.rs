@@ -7,6 +7,7 @@ use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::SystemTime;
 
 use super::confined::{Root, Subdir};
 
@@ -73,6 +74,11 @@ pub trait Storage: Send + Sync {
     /// Sets a file's modification time to now (without following a symlink).
     fn touch(&self, root: &Root, path: &Path) -> io::Result<()> {
         root.touch(path)
+    }
+
+    /// Sets an open file's modification time (and access time) to `time`.
+    fn set_modified(&self, file: &File, time: SystemTime) -> io::Result<()> {
+        file.set_times(std::fs::FileTimes::new().set_accessed(time).set_modified(time))
     }
 
     fn rename(&self, root: &Root, from: &Path, to: &Path) -> io::Result<()> {
@@ -148,6 +154,10 @@ impl LayoutStorage<'_> {
 
     pub(crate) fn touch(&self, path: &Path) -> io::Result<()> {
         self.storage.touch(self.root, path)
+    }
+
+    pub(crate) fn set_modified(&self, file: &File, time: SystemTime) -> io::Result<()> {
+        self.storage.set_modified(file, time)
     }
 
     pub(crate) fn link(&self, file: &File, from: &Path, to: &Path) -> io::Result<()> {

@@ -13,6 +13,7 @@ pub(crate) const PRIVATE_DIR: &str = ".ocicas";
 pub(crate) const TEMP_DIR: &str = ".ocicas/tmp";
 pub(crate) const INGEST_DIR: &str = ".ocicas/ingest";
 pub(crate) const LABELS_DIR: &str = ".ocicas/labels";
+pub(crate) const CREATED_DIR: &str = ".ocicas/created";
 pub(crate) const LEASES_DIR: &str = ".ocicas/leases";
 pub(crate) const LOCK_FILE: &str = ".ocicas/lock";
 
@@ -24,8 +25,10 @@ const SCAN_DEPTH: usize = 4;
 fn directories() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = vec![BLOBS_DIR.into()];
     dirs.extend(Algorithm::ALL.iter().map(|a| Path::new(BLOBS_DIR).join(a.name())));
-    dirs.extend([PRIVATE_DIR, TEMP_DIR, INGEST_DIR, LABELS_DIR, LEASES_DIR].map(PathBuf::from));
-    dirs.extend(Algorithm::ALL.iter().map(|a| Path::new(LABELS_DIR).join(a.name())));
+    dirs.extend([PRIVATE_DIR, TEMP_DIR, INGEST_DIR, LABELS_DIR, CREATED_DIR, LEASES_DIR].map(PathBuf::from));
+    for per_blob in [LABELS_DIR, CREATED_DIR] {
+        dirs.extend(Algorithm::ALL.iter().map(|a| Path::new(per_blob).join(a.name())));
+    }
     dirs
 }
 
