@@ -48,9 +48,20 @@ int main(void) {
     CHECK(json_number(report, "blobsRemoved") == 0 && json_number(report, "blobsKept") == 6);
     ocicas_string_free(report);
 
-    CASE("after a ref is deleted, a dry run reports what a real run removes");
+    CASE("after a ref is deleted, min_age keeps its blobs (an hour old) while younger than it");
     CHECK_OK(ocicas_ref_delete(engine, "a"));
     ocicas_gc_options options = {0};
+    options.min_age_seconds = 7200;
+    CHECK_OK(ocicas_gc_run(engine, &options, &report));
+    CHECK(json_number(report, "blobsRemoved") == 0 && json_number(report, "blobsKept") == 6);
+    ocicas_string_free(report);
+    options.min_age_seconds = -1;
+    report = NULL;
+    CHECK_STATUS(ocicas_gc_run(engine, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(report == NULL);
+    options.min_age_seconds = 0;
+
+    CASE("after a ref is deleted, a dry run reports what a real run removes");
     options.dry_run = true;
     CHECK_OK(ocicas_gc_run(engine, &options, &report));
     CHECK(json_number(report, "blobsRemoved") == 3 && strstr(report, "\"dryRun\":true") != NULL);

@@ -22,6 +22,11 @@ type GCOptions struct {
 	// 0 means the default, 24 hours; a negative value removes every ingest that no live writer
 	// or lease holds.
 	IngestExpiry time.Duration
+	// MinAge keeps, with everything they reference, the blobs committed within this long before
+	// the run started (rounded up to whole seconds), as if a writer still meant to tag or lease
+	// them. 0 keeps none but those committed during the run and in the second before it, which
+	// are always kept; negative is ErrInvalidArgument.
+	MinAge time.Duration
 }
 
 // GCReport is what a GC removed and kept.
@@ -60,6 +65,12 @@ func (e *Engine) GC(ctx context.Context, opts *GCOptions) (GCReport, error) {
 				options.ingest_expiry_seconds = -1
 			case opts.IngestExpiry > 0:
 				options.ingest_expiry_seconds = C.int64_t(wholeSeconds(opts.IngestExpiry))
+			}
+			switch {
+			case opts.MinAge < 0:
+				options.min_age_seconds = -1
+			case opts.MinAge > 0:
+				options.min_age_seconds = C.int64_t(wholeSeconds(opts.MinAge))
 			}
 		}
 		options.cancel = cancel

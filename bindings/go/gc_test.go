@@ -63,6 +63,30 @@ func TestGCRemovesWhatNothingReaches(t *testing.T) {
 	}
 }
 
+func TestGCMinAgeKeepsYoungerBlobs(t *testing.T) {
+	engine, layout := newEngineAt(t)
+	garbage := putBlob(t, engine, "garbage")
+	ageBlobs(t, layout) // an hour old
+	kept, err := engine.GC(t.Context(), &GCOptions{MinAge: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.BlobsRemoved != 0 {
+		t.Fatalf("MinAge 2h removed %+v", kept)
+	}
+	_, err = engine.GC(t.Context(), &GCOptions{MinAge: -time.Second})
+	wantErr(t, err, ErrInvalidArgument)
+	removed, err := engine.GC(t.Context(), &GCOptions{MinAge: 30 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed.BlobsRemoved != 1 {
+		t.Fatalf("MinAge 30m kept the hour-old garbage: %+v", removed)
+	}
+	_, err = engine.BlobSize(garbage)
+	wantErr(t, err, ErrNotFound)
+}
+
 func TestGCRemovesStaleIngestsOnlyWhenAskedTo(t *testing.T) {
 	engine := newEngine(t)
 	w, err := engine.Writer(t.Context(), "stale", nil)

@@ -26,6 +26,11 @@ pub struct ocicas_gc_options {
     /// removed was garbage and went with its labels, and the rest waits for the next run. The
     /// store is consistent either way (`ocicas_fsck` finds no problem it made).
     pub cancel: *const ocicas_cancel,
+    /// Blobs committed within this many seconds before the run started are kept, with
+    /// everything they reference, as if a writer still meant to tag or lease them. 0 (the
+    /// default) keeps none but those committed during the run and in the second before it,
+    /// which are always kept; negative is `OCICAS_ERR_INVALID_ARGUMENT`.
+    pub min_age_seconds: i64,
 }
 
 /// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
@@ -52,8 +57,9 @@ pub type ocicas_lease_list_cb =
 /// limit makes the run remove nothing and fail with `OCICAS_ERR_INVALID_IMAGE` naming it and
 /// the path to it. A missing child is reported, not fatal. Safe while other processes write: a
 /// blob committed (or committed again) within about a second of the GC's start, or during it, is
-/// kept with everything it references, so a writer may commit first and tag or lease next.
-/// `options` may be NULL. `OCICAS_ERR_CANCELLED` when the options' `cancel` was requested.
+/// kept with everything it references, so a writer may commit first and tag or lease next;
+/// `min_age_seconds` keeps older ones too. `options` may be NULL. `OCICAS_ERR_CANCELLED` when
+/// the options' `cancel` was requested.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
 /// "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -78,6 +84,10 @@ pub unsafe extern "C" fn ocicas_gc_run(
                 seconds => Duration::from_secs(seconds.unsigned_abs()),
             };
             gc_options.cancel = unsafe { arg_cancel(options.cancel) };
+            gc_options.min_age = match u64::try_from(options.min_age_seconds) {
+                Ok(seconds) => Duration::from_secs(seconds),
+                Err(_) => return Err(invalid_argument("min_age_seconds is negative")),
+            };
         }
         *out_report = into_c_string(engine.engine.gc(&gc_options)?.to_json().to_string());
         Ok(())

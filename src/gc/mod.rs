@@ -40,6 +40,10 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// Remove ingests not updated for this long (zero: every ingest no live writer holds).
     pub ingest_expiry: Duration,
+    /// Keep, with everything they reference, the blobs committed within this long before the
+    /// run started, as if a writer still meant to tag or lease them (zero: none but those
+    /// committed during the run, and in the second before it, which are always kept).
+    pub min_age: Duration,
     /// Stops the run (`Cancelled`) between its phases, between the blobs it marks and before
     /// each blob it removes (a run waiting for the store lock looks once it has it: the wait is
     /// bounded by `lock_timeout`). Stopped while marking, it removed nothing; stopped in the
@@ -50,7 +54,12 @@ pub struct GcOptions {
 
 impl Default for GcOptions {
     fn default() -> Self {
-        GcOptions { dry_run: false, ingest_expiry: DEFAULT_INGEST_EXPIRY, cancel: Cancel::default() }
+        GcOptions {
+            dry_run: false,
+            ingest_expiry: DEFAULT_INGEST_EXPIRY,
+            min_age: Duration::ZERO,
+            cancel: Cancel::default(),
+        }
     }
 }
 
@@ -150,8 +159,10 @@ impl Engine {
         // A planted link where a directory of the layout belongs stops GC before anything goes.
         self.layout.check_structure()?;
         let started = SystemTime::now();
-        // File times come from a coarse kernel clock that can lag the system clock by a tick.
-        let grace_start = started - COMMIT_GRACE_MARGIN;
+        // A blob's time can be a little older than its appearance in blobs/ (the kernel's file
+        // clock lags the system clock by a tick; data is written before it is linked): a second
+        // of margin keeps one that appears after the start with a time just before it.
+        let grace_start = started.checked_sub(COMMIT_GRACE_MARGIN + options.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
         // Only blobs stored before marking began can be garbage: whatever is committed later
         // is kept, as is anything committed within a second of the start (file times lag).
@@ -666,6 +677,39 @@ mod tests {
             engine.gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() }).unwrap();
         assert_eq!(report.ingests_removed, vec!["closed".to_owned()]);
         held.write(b"still writing").unwrap();
+    }
+
+    /// Sets the time GC reads for `digest` to `age` ago.
+    fn commit_time_ago(engine: &Engine, digest: &Digest, age: Duration) {
+        let file = std::fs::File::open(engine.layout.root().join(engine.layout.blob_path(digest))).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn min_age_keeps_younger_blobs_with_what_they_reference() {
+        let (_dir, engine) = engine();
+        let two_hours = Duration::from_secs(7200);
+        // An untagged image whose manifest is 30 minutes old and whose layer and config are two
+        // hours old, and an unreferenced blob two hours old.
+        let manifest = image(&engine, "a", &[b"layer"]);
+        engine.ref_delete("a").unwrap();
+        let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
+        let config = engine.list_blobs().unwrap().into_iter().find(|d| *d != manifest.digest && *d != layer).unwrap();
+        let old = engine.put_blob(b"old and unreferenced").unwrap().digest;
+        for digest in [&layer, &config, &old] {
+            commit_time_ago(&engine, digest, two_hours);
+        }
+        commit_time_ago(&engine, &manifest.digest, Duration::from_secs(1800));
+
+        let report = engine.gc(&GcOptions { min_age: Duration::from_secs(3600), ..GcOptions::default() }).unwrap();
+        assert_eq!(report.blobs_removed, 1, "{report:?}");
+        assert!(!engine.has_blob(&old).unwrap());
+        for digest in [&manifest.digest, &config, &layer] {
+            assert!(engine.has_blob(digest).unwrap(), "{digest} is kept");
+        }
+        // 0 keeps none of them.
+        let report = engine.gc(&GcOptions { min_age: Duration::ZERO, ..GcOptions::default() }).unwrap();
+        assert_eq!(report.blobs_removed, 3, "{report:?}");
     }
 
     #[test]

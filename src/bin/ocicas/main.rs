@@ -67,6 +67,9 @@ enum Command {
         format: Json,
     },
     /// Remove blobs no reference, lease or GC label keeps, expired ingests and leases.
+    ///
+    /// Blobs committed while it runs, or in the second before, are kept with what they
+    /// reference (a writer may commit, then tag); --min-age keeps older ones too.
     Gc {
         /// The OCI image layout to collect.
         layout: PathBuf,
@@ -76,6 +79,10 @@ enum Command {
         /// Remove ingests not updated for this long (e.g. 24h, 30m, 0s = every idle ingest).
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         ingest_expiry: std::time::Duration,
+        /// Keep, with what they reference, blobs committed within this long before the run (e.g.
+        /// 10m). Blobs committed during the run, or in the second before it, are always kept.
+        #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+        min_age: std::time::Duration,
         #[command(flatten)]
         format: Json,
     },
@@ -239,8 +246,9 @@ fn run(command: Command) -> ocicas::Result<u8> {
         Command::Ref(command) => refs::run(command, &mut out)?,
         Command::Ingest(command) => content::run_ingest(command, &mut out)?,
         Command::Fsck { layout, deep, format } => return maintenance::fsck(&layout, deep, format, &mut out),
-        Command::Gc { layout, dry_run, ingest_expiry, format } => {
-            maintenance::gc(&layout, dry_run, ingest_expiry, format, &mut out)?
+        Command::Gc { layout, dry_run, ingest_expiry, min_age, format } => {
+            let options = ocicas::GcOptions { dry_run, ingest_expiry, min_age, ..Default::default() };
+            maintenance::gc(&layout, &options, format, &mut out)?
         }
         Command::Lease(command) => lease::run(command, &mut out)?,
         Command::DockerArchive(command) => archive::run(command, &mut out)?,

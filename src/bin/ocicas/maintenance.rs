@@ -30,14 +30,8 @@ pub fn fsck(layout: &Path, deep: bool, format: Json, out: &mut impl Write) -> oc
 }
 
 /// Runs GC and prints its report (as JSON with --json).
-pub fn gc(
-    layout: &Path,
-    dry_run: bool,
-    ingest_expiry: Duration,
-    format: Json,
-    out: &mut impl Write,
-) -> ocicas::Result<()> {
-    let report = open(layout)?.gc(&GcOptions { dry_run, ingest_expiry, ..Default::default() })?;
+pub fn gc(layout: &Path, options: &GcOptions, format: Json, out: &mut impl Write) -> ocicas::Result<()> {
+    let report = open(layout)?.gc(options)?;
     if format.json { print_json(&report.to_json(), out) } else { print_gc_report(&report, out).map_err(stdout_error) }
 }
 
