@@ -382,6 +382,13 @@ typedef struct ocicas_gc_options {
    * store is consistent either way (`ocicas_fsck` finds no problem it made).
    */
   const struct ocicas_cancel *cancel;
+  /**
+   * Blobs committed within this many seconds before the run started are kept, with
+   * everything they reference, as if a writer still meant to tag or lease them. 0 (the
+   * default) keeps none but those committed during the run and in the second before it,
+   * which are always kept; negative is `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  int64_t min_age_seconds;
 } ocicas_gc_options;
 
 /**
@@ -1038,8 +1045,9 @@ ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
  * limit makes the run remove nothing and fail with `OCICAS_ERR_INVALID_IMAGE` naming it and
  * the path to it. A missing child is reported, not fatal. Safe while other processes write: a
  * blob committed (or committed again) within about a second of the GC's start, or during it, is
- * kept with everything it references, so a writer may commit first and tag or lease next.
- * `options` may be NULL. `OCICAS_ERR_CANCELLED` when the options' `cancel` was requested.
+ * kept with everything it references, so a writer may commit first and tag or lease next;
+ * `min_age_seconds` keeps older ones too. `options` may be NULL. `OCICAS_ERR_CANCELLED` when
+ * the options' `cancel` was requested.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
