@@ -180,7 +180,8 @@ impl UncompressedLayerReader {
     }
 
     /// At the end of the tar: nothing left of the blob after the compressed stream, the blob's
-    /// digest and size, then the DiffID.
+    /// digest and size, then the DiffID. (gzip and zstd read to the blob's end themselves, and
+    /// refuse what is not another member or frame; the blob is drained here whatever they do.)
     fn check_end(&mut self) -> Result<()> {
         let trailing = self.drain_blob()?;
         if trailing > 0 {
