@@ -78,7 +78,7 @@ impl Engine {
         let source = BufReader::with_capacity(IO_CHUNK, CheckedBlob::new(blob, layer));
         let decoder = match compression {
             LayerCompression::None => Decoder::None(source),
-            LayerCompression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(source)),
+            LayerCompression::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(source))),
             LayerCompression::Zstd => {
                 let zstd_error = |e: io::Error| Error::new(ErrorKind::Io, format!("cannot start zstd: {e}"));
                 let mut decoder = zstd::stream::read::Decoder::with_buffer(source).map_err(zstd_error)?;
@@ -117,7 +117,7 @@ enum ReaderState {
 /// The decompressor over the checked blob, kept concrete so the blob is reachable at the end.
 enum Decoder {
     None(BufReader<CheckedBlob>),
-    Gzip(flate2::bufread::MultiGzDecoder<BufReader<CheckedBlob>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<BufReader<CheckedBlob>>>),
     Zstd(zstd::stream::read::Decoder<'static, BufReader<CheckedBlob>>),
 }
 
@@ -140,11 +140,6 @@ impl Decoder {
 }
 
 impl UncompressedLayerReader {
-    /// The layer this reads.
-    pub fn layer(&self) -> &LayerDescriptor {
-        &self.layer
-    }
-
     /// Reads up to `buf.len()` uncompressed bytes. 0 for an empty `buf`, and at the end once the
     /// blob's digest and size and the DiffID were checked; the read that reaches the end returns
     /// `DigestMismatch` or `SizeMismatch` instead when a check fails. A blob that does not
