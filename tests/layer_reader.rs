@@ -216,7 +216,7 @@ fn tree_of_layers(engine: &Engine, layers: &[LayerDescriptor]) -> Tree {
             let mut entry = entry.unwrap();
             let path =
                 entry.path().unwrap().to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned();
-            if path.is_empty() {
+            if path.is_empty() || path == "." {
                 continue;
             }
             assert!(!path.rsplit('/').next().unwrap().starts_with(".wh."), "no whiteouts expected: {path}");
@@ -281,6 +281,12 @@ fn the_layers_of_an_image_umoci_made_are_the_tree_umoci_unpacks() {
     run("umoci", &["new", "--image", &image]);
     run("umoci", &["insert", "--image", &image, s(&first), "/opt"]);
     run("umoci", &["insert", "--image", &image, s(&second), "/etc/app"]);
+    // A third layer by `umoci repack`: a file added to an unpacked tree.
+    let work = dir.path().join("work");
+    run("umoci", &["unpack", "--rootless", "--image", &image, s(&work)]);
+    std::fs::create_dir_all(work.join("rootfs/srv")).unwrap();
+    std::fs::write(work.join("rootfs/srv/added"), rng.bytes(70 << 10)).unwrap();
+    run("umoci", &["repack", "--image", &image, s(&work)]);
     let bundle = dir.path().join("bundle");
     run("umoci", &["unpack", "--rootless", "--image", &image, s(&bundle)]);
 
@@ -289,7 +295,7 @@ fn the_layers_of_an_image_umoci_made_are_the_tree_umoci_unpacks() {
         panic!("app is not a manifest")
     };
     let Document::Config(config) = engine.read_document(&manifest.config).unwrap() else { panic!("not a config") };
-    assert_eq!(manifest.layers.len(), 2);
+    assert_eq!(manifest.layers.len(), 3);
     let layers: Vec<LayerDescriptor> = manifest
         .layers
         .iter()
@@ -306,7 +312,9 @@ fn the_layers_of_an_image_umoci_made_are_the_tree_umoci_unpacks() {
         .collect();
     let from_layers = tree_of_layers(&engine, &layers);
     let unpacked = tree_on_disk(&bundle.join("rootfs"));
-    assert!(from_layers.contains_key("opt/bin/tool") && from_layers.contains_key("etc/app/config.json"));
+    for path in ["opt/bin/tool", "etc/app/config.json", "srv/added"] {
+        assert!(from_layers.contains_key(path), "{path} is in no layer");
+    }
     // umoci makes the parents of an inserted path without putting them in the layer (`etc`).
     let implied: Vec<&String> = unpacked.keys().filter(|path| !from_layers.contains_key(*path)).collect();
     for path in &implied {
