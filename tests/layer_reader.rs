@@ -1,9 +1,9 @@
 //! `Engine::open_layer`: a stored layer read as its uncompressed tar. Layers made by our own
 //! stream, by umoci (gzip) and by the `zstd` program read back as exactly their tar, which for
 //! umoci's image is the tree `umoci unpack` makes. Then the attacks: a blob tampered with,
-//! truncated, or with bytes after its stream, a wrong DiffID, a gzip bomb, a zstd frame asking
-//! for a huge window, media types that are not layers', and a blob path planted as a symlink or
-//! a FIFO. None of them ever ends cleanly.
+//! truncated, or with bytes after its stream, a wrong DiffID, gzip and zstd bombs, a zstd frame
+//! asking for a huge window, media types that are not layers', and a blob path planted as a
+//! symlink or a FIFO. None of them ever ends cleanly.
 
 mod common;
 
@@ -519,37 +519,39 @@ fn an_empty_buffer_reads_nothing_and_does_not_end_the_layer() {
     assert!(failure.is_none() && bytes == tar);
 }
 
-/// Uncompressed bytes of the gzip bomb: 4 GiB of zeros, 64 gzip members of 64 MiB each.
+/// Uncompressed bytes of a bomb: 4 GiB of zeros, 64 gzip members or zstd frames of 64 MiB.
 const BOMB_MEMBER: usize = 64 << 20;
 const BOMB_MEMBERS: usize = 64;
-/// What a child reading the bomb may use at its peak, test harness included.
+/// What a child reading a bomb may use at its peak, test harness included.
 const BOMB_MEMORY_LIMIT_KIB: u64 = 64 << 10;
 
-#[test]
-fn a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory() {
-    if role().as_deref() == Some("read-bomb") {
-        let engine = child_engine();
-        let layer: LayerDescriptor = serde_json::from_str(&std::env::var("OCICAS_TEST_LAYER").unwrap()).unwrap();
-        let mut reader = engine.open_layer(&layer).unwrap();
-        let mut buf = vec![0u8; 128 << 10];
-        let mut total = 0u64;
-        loop {
-            match reader.read_chunk(&mut buf).unwrap() {
-                0 => break,
-                n => total += n as u64,
-            }
-        }
-        let peak = proc_value(std::process::id(), "status", "VmHWM:").unwrap();
-        println!("bomb-read {total} peak-kib {peak}");
-        return;
+/// In the child started by `reads_bomb_in_bounded_memory`: reads the layer to its verified end
+/// and prints how many bytes it gave and the peak memory. Returns whether this is that child.
+fn read_bomb_if_child() -> bool {
+    if role().as_deref() != Some("read-bomb") {
+        return false;
     }
+    let engine = child_engine();
+    let layer: LayerDescriptor = serde_json::from_str(&std::env::var("OCICAS_TEST_LAYER").unwrap()).unwrap();
+    let mut reader = engine.open_layer(&layer).unwrap();
+    let mut buf = vec![0u8; 128 << 10];
+    let mut total = 0u64;
+    loop {
+        match reader.read_chunk(&mut buf).unwrap() {
+            0 => break,
+            n => total += n as u64,
+        }
+    }
+    let peak = proc_value(std::process::id(), "status", "VmHWM:").unwrap();
+    println!("bomb-read {total} peak-kib {peak}");
+    true
+}
+
+/// Stores `member` (64 MiB of zeros, compressed) 64 times over as a `media_type` layer, has
+/// test `test` read it in a child, and checks the child's report.
+fn reads_bomb_in_bounded_memory(test: &str, media_type: &str, member: &[u8]) {
     let (_dir, engine) = store();
     let zeros = vec![0u8; BOMB_MEMBER];
-    let member = {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        encoder.write_all(&zeros).unwrap();
-        encoder.finish().unwrap()
-    };
     let mut diff_id = ocicas::digest::Hasher::new(Algorithm::Sha256);
     for _ in 0..BOMB_MEMBERS {
         diff_id.update(&zeros);
@@ -557,12 +559,12 @@ fn a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory() {
     let bomb = member.repeat(BOMB_MEMBERS);
     let stored = engine.put_blob(&bomb).unwrap();
     let layer = LayerDescriptor {
-        media_type: OCI_GZIP.to_owned(),
+        media_type: media_type.to_owned(),
         digest: stored.digest,
         size: stored.size,
         diff_id: diff_id.finish(),
     };
-    let output = child("a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory", "read-bomb", engine.root())
+    let output = child(test, "read-bomb", engine.root())
         .env("OCICAS_TEST_LAYER", serde_json::to_string(&layer).unwrap())
         .output()
         .unwrap();
@@ -574,5 +576,25 @@ fn a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory() {
     let (total, peak): (u64, u64) = (fields[0].parse().unwrap(), fields[2].parse().unwrap());
     assert_eq!(total, (BOMB_MEMBER * BOMB_MEMBERS) as u64);
     assert!(peak <= BOMB_MEMORY_LIMIT_KIB, "peak RSS {peak} KiB over {BOMB_MEMORY_LIMIT_KIB} KiB");
-    println!("{} bytes of gzip read as 4 GiB, peak RSS {} MiB", bomb.len(), peak / 1024);
+    println!("{} bytes of {media_type} read as 4 GiB, peak RSS {} MiB", bomb.len(), peak / 1024);
+}
+
+#[test]
+fn a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory() {
+    if read_bomb_if_child() {
+        return;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(&vec![0u8; BOMB_MEMBER]).unwrap();
+    let member = encoder.finish().unwrap();
+    reads_bomb_in_bounded_memory("a_gzip_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory", OCI_GZIP, &member);
+}
+
+#[test]
+fn a_zstd_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory() {
+    if read_bomb_if_child() {
+        return;
+    }
+    let member = zstd::encode_all(&vec![0u8; BOMB_MEMBER][..], 19).unwrap();
+    reads_bomb_in_bounded_memory("a_zstd_bomb_of_4_gib_reads_to_its_verified_end_in_bounded_memory", OCI_ZSTD, &member);
 }
