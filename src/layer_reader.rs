@@ -63,7 +63,8 @@ impl LayerCompression {
 impl Engine {
     /// Opens the stored layer `layer` (its media type, compressed digest and size, and DiffID)
     /// as its uncompressed tar. `UnsupportedMediaType` for a media type that is not a layer's
-    /// (see the module for the ones read), `NotFound` when the blob is not stored, `SizeMismatch`
+    /// (OCI's tar, tar+gzip and tar+zstd, distributable or not, Docker's tar and tar.gzip,
+    /// foreign or not), `NotFound` when the blob is not stored, `SizeMismatch`
     /// when it is not `layer.size` bytes, `InvalidImage` when its entry is not a regular file.
     /// The reader holds the blob's open file, not the engine.
     pub fn open_layer(&self, layer: &LayerDescriptor) -> Result<UncompressedLayerReader> {
