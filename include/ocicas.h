@@ -320,6 +320,12 @@ typedef struct ocicas_cancel ocicas_cancel;
 typedef struct ocicas_engine ocicas_engine;
 
 /**
+ * A stored layer's uncompressed tar, read from the start to the end. Use it from one thread
+ * at a time. It holds the layer's open file, not the engine: it may outlive the engine.
+ */
+typedef struct ocicas_layer_reader ocicas_layer_reader;
+
+/**
  * A streaming layer: push mode (`ocicas_layer_stream_new`, write, finish) or pull mode
  * (`ocicas_layer_stream_from_reader`, read). Use it from one thread at a time.
  */
@@ -1473,6 +1479,61 @@ ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
  * `stream` is NULL or a stream not freed before and not in use by another thread.
  */
 void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
+
+/**
+ * Opens the stored layer blob `digest` of `size` bytes as its uncompressed tar, decompressed as
+ * `media_type` says: `application/vnd.oci.image.layer.v1.tar`, `…tar+gzip`, `…tar+zstd` (and
+ * their `nondistributable` forms), Docker's `application/vnd.docker.image.rootfs.diff.tar.gzip`
+ * (and its `foreign` form, and `…diff.tar`). `diff_id` is the layer's DiffID from its image
+ * config's `rootfs.diff_ids`. `*out_reader` receives a handle to free with
+ * `ocicas_layer_reader_free`.
+ *
+ * `OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE` for any other media type; `OCICAS_ERR_INVALID_ARGUMENT`
+ * for a malformed digest or DiffID; `OCICAS_ERR_NOT_FOUND` when the blob is not stored;
+ * `OCICAS_ERR_SIZE_MISMATCH` when it is not `size` bytes; `OCICAS_ERR_INVALID_IMAGE` when its
+ * entry in the layout is not a regular file (a symlink, a FIFO: never followed or waited on).
+ *
+ * # Safety
+ * `engine` is a live engine; `media_type`, `digest` and `diff_id` are NUL-terminated strings;
+ * `out_reader` is writable.
+ */
+ocicas_status ocicas_layer_reader_open(const struct ocicas_engine *engine,
+                                       const char *media_type,
+                                       const char *digest,
+                                       uint64_t size,
+                                       const char *diff_id,
+                                       struct ocicas_layer_reader **out_reader);
+
+/**
+ * Reads up to `len` bytes of the uncompressed tar into `buf`; `*out_read` receives the count.
+ * 0 (with `len` > 0) is the end, given only once the blob's bytes matched its digest and size
+ * and the tar matched the DiffID, and given again by any later read. The bytes before the end
+ * are not yet verified: act on them only after it.
+ *
+ * The read that reaches the end returns `OCICAS_ERR_DIGEST_MISMATCH` instead when the tar does
+ * not hash to the DiffID or the blob does not hash to its digest (also when a corrupt blob fails
+ * to decompress earlier), `OCICAS_ERR_SIZE_MISMATCH` when the blob changed size while it was
+ * read; `OCICAS_ERR_INVALID_IMAGE` when the blob does not decompress as its media type says or
+ * has bytes after its compressed stream (a zstd frame whose window is over 128 MiB included);
+ * `OCICAS_ERR_IO` when reading the file fails. A failed reader gives the same failure at every
+ * later read.
+ *
+ * # Safety
+ * `reader` is a live reader not used by another thread during the call; `buf` points at `len`
+ * writable bytes; `out_read` is writable.
+ */
+ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * Frees a layer reader, read to its end or not. NULL is a no-op.
+ *
+ * # Safety
+ * `reader` is NULL or a reader not freed before and not in use by another thread.
+ */
+void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
 
 /**
  * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image

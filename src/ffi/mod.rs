@@ -16,6 +16,8 @@ mod ingest;
 mod refs;
 mod registry;
 mod stream;
+// After the layer streams that write layers: the reader of a stored layer's tar.
+mod layer_reader;
 
 // cbindgen writes the header's functions in this order: `image` comes last so that
 // `ocicas_image_append` stays after the layer streams whose output it takes.
