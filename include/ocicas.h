@@ -1484,7 +1484,7 @@ void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
  * Opens the stored layer blob `digest` of `size` bytes as its uncompressed tar, decompressed as
  * `media_type` says: `application/vnd.oci.image.layer.v1.tar`, `…tar+gzip`, `…tar+zstd` (and
  * their `nondistributable` forms), Docker's `application/vnd.docker.image.rootfs.diff.tar.gzip`
- * (and its `foreign` form, and `…diff.tar`). `diff_id` is the layer's DiffID from its image
+ * (and its `foreign` form, `…diff.tar`, its `foreign` form, and `…diff.tar.zstd`). `diff_id` is the layer's DiffID from its image
  * config's `rootfs.diff_ids`. `*out_reader` receives a handle to free with
  * `ocicas_layer_reader_free`.
  *

@@ -76,6 +76,15 @@ impl Error {
         &self.message
     }
 
+    /// A failed read: the reader's own error when it carried one in the `io::Error` (a layer
+    /// that failed its checks, a cancelled export), else `Io`; its message prefixed with `context`.
+    pub(crate) fn from_read(err: io::Error, context: &str) -> Error {
+        match err.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+            Some(ours) => Error::new(ours.kind(), format!("{context}: {}", ours.message())),
+            None => Error::new(ErrorKind::Io, format!("{context}: {err}")),
+        }
+    }
+
     /// The same error, its message prefixed with what was being done.
     pub fn with_context(self, context: &str) -> Error {
         Error::new(self.kind, format!("{context}: {}", self.message))

@@ -22,20 +22,19 @@
 //! documents of unknown media types, whose descriptor-shaped objects were followed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
 
 use base64::Engine as _;
 
-use crate::content::IO_CHUNK;
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::engine::Engine;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{ErrorKind, Result};
 use crate::graph::{GraphWalk, Node, Reached, index_entry_name, index_roots, missing_line};
 use crate::layout::{LAYOUT_VERSION, StoreLock};
 use crate::spec::{
     Descriptor, Document, ImageIndex, ImageManifest, is_image_config_media_type, is_layer_media_type,
     is_manifest_media_type, unusable_entry_ref_name,
 };
+use crate::stream::LayerDescriptor;
 
 /// What fsck checks beyond its default.
 #[derive(Debug, Clone, Default)]
@@ -199,43 +198,27 @@ impl Engine {
             if !checked.insert((layer.digest.clone(), diff_id.clone())) {
                 continue;
             }
-            if !["tar", "gzip", "zstd"].iter().any(|suffix| layer.media_type.ends_with(suffix)) {
-                report.notes.push(format!(
-                    "layer {} of manifest {manifest} has media type {:?}, which --deep cannot decompress; not checked",
-                    layer.digest, layer.media_type
-                ));
-                continue;
-            }
-            match self.diff_id_of(&layer, &diff_id) {
-                Ok(actual) if actual == diff_id => {}
+            let layer =
+                LayerDescriptor { media_type: layer.media_type, digest: layer.digest, size: layer.size, diff_id };
+            match self.uncompressed_digest(&layer) {
+                Ok(actual) if actual == layer.diff_id => {}
                 Ok(actual) => report.problems.push(format!(
                     "layer {} of manifest {manifest}: its uncompressed bytes hash to {actual}, but its config's \
-                     rootfs.diff_ids says {diff_id}",
-                    layer.digest
+                     rootfs.diff_ids says {}",
+                    layer.digest, layer.diff_id
+                )),
+                Err(err) if err.kind() == ErrorKind::UnsupportedMediaType => report.notes.push(format!(
+                    "layer {} of manifest {manifest} has media type {:?}, which --deep cannot decompress; not checked",
+                    layer.digest, layer.media_type
                 )),
                 // Removed since the walk (a GC after a retag), or a foreign layer not stored.
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
                 Err(err) => report.problems.push(format!(
-                    "layer {} of manifest {manifest} cannot be decompressed as {}: {}",
+                    "layer {} of manifest {manifest} cannot be read as {}: {}",
                     layer.digest,
                     layer.media_type,
                     err.message()
                 )),
-            }
-        }
-    }
-
-    /// The digest of a layer's uncompressed bytes, by the algorithm of `diff_id`.
-    fn diff_id_of(&self, layer: &Descriptor, diff_id: &Digest) -> Result<Digest> {
-        let mut reader = self.uncompressed_layer(layer)?;
-        let mut hasher = Hasher::new(diff_id.algorithm());
-        let mut buf = vec![0u8; IO_CHUNK];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return Ok(hasher.finish()),
-                Ok(n) => hasher.update(&buf[..n]),
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(Error::new(ErrorKind::InvalidImage, err.to_string())),
             }
         }
     }

@@ -1,10 +1,9 @@
 //! Images, not just blobs: appending a layer to a tagged image.
 
-use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use crate::engine::Engine;
-use crate::error::{Error, ErrorKind, Result, invalid_argument};
+use crate::error::{Result, invalid_argument};
 use crate::lease::LeaseResource;
 use crate::refs::RefUpdate;
 use crate::spec::{
@@ -108,19 +107,6 @@ impl Engine {
         let config_media_type = manifest.config.media_type.clone();
         Ok((manifest, descriptor.media_type.clone(), config, config_media_type))
     }
-
-    /// A layer's uncompressed tar bytes, decompressed as its media type says (gzip, zstd, or
-    /// none).
-    pub(crate) fn uncompressed_layer(&self, layer: &Descriptor) -> Result<Box<dyn Read>> {
-        let reader = std::io::BufReader::with_capacity(crate::content::IO_CHUNK, self.open_blob(&layer.digest)?);
-        Ok(if layer.media_type.ends_with("gzip") {
-            Box::new(flate2::read::MultiGzDecoder::new(reader))
-        } else if layer.media_type.ends_with("zstd") {
-            Box::new(zstd::Decoder::new(reader).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?)
-        } else {
-            Box::new(reader)
-        })
-    }
 }
 
 fn new_image() -> (ImageManifest, String, ImageConfig, String) {
@@ -150,6 +136,7 @@ fn new_image() -> (ImageManifest, String, ImageConfig, String) {
 mod tests {
     use super::*;
     use crate::engine::temp_engine;
+    use crate::error::ErrorKind;
 
     fn write_tree_tar(stream: &mut LayerStream) -> Result<()> {
         let tree = tempfile::tempdir().unwrap();

@@ -30,18 +30,22 @@ enum LayerCompression {
 }
 
 impl LayerCompression {
-    /// The compression of a layer media type: OCI's (distributable or not) and Docker's.
+    /// The compression of a layer media type: OCI's (distributable or not) and Docker's (foreign
+    /// or not, and the `tar.zstd` BuildKit and containers/image write). The one place in the
+    /// crate that maps a layer's media type to how it is decompressed.
     fn of_media_type(media_type: &str) -> Result<LayerCompression> {
         Ok(match media_type {
             "application/vnd.oci.image.layer.v1.tar"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => LayerCompression::None,
+            | "application/vnd.docker.image.rootfs.diff.tar"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => LayerCompression::None,
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"
             | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => LayerCompression::Gzip,
             "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => LayerCompression::Zstd,
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => LayerCompression::Zstd,
             other => {
                 return Err(Error::new(
                     ErrorKind::UnsupportedMediaType,
@@ -64,7 +68,7 @@ impl Engine {
     /// Opens the stored layer `layer` (its media type, compressed digest and size, and DiffID)
     /// as its uncompressed tar. `UnsupportedMediaType` for a media type that is not a layer's
     /// (OCI's tar, tar+gzip and tar+zstd, distributable or not, Docker's tar and tar.gzip,
-    /// foreign or not), `NotFound` when the blob is not stored, `SizeMismatch`
+    /// foreign or not, and tar.zstd), `NotFound` when the blob is not stored, `SizeMismatch`
     /// when it is not `layer.size` bytes, `InvalidImage` when its entry is not a regular file.
     /// The reader holds the blob's open file, not the engine.
     pub fn open_layer(&self, layer: &LayerDescriptor) -> Result<UncompressedLayerReader> {
@@ -94,6 +98,17 @@ impl Engine {
             diff_id: Hasher::new(layer.diff_id.algorithm()),
             state: ReaderState::Reading,
         })
+    }
+
+    /// The digest of `layer`'s uncompressed tar by the algorithm of its DiffID, read as
+    /// `open_layer` reads it and with the blob's digest and size checked the same, but not
+    /// compared with the DiffID: `fsck --deep` reports what it found against what the config says.
+    pub(crate) fn uncompressed_digest(&self, layer: &LayerDescriptor) -> Result<Digest> {
+        let mut reader = self.open_layer(layer)?;
+        let mut buf = vec![0u8; IO_CHUNK];
+        while reader.read_decoded(&mut buf)? > 0 {}
+        reader.check_blob_end()?;
+        Ok(reader.diff_id.current())
     }
 }
 
@@ -153,19 +168,9 @@ impl UncompressedLayerReader {
             ReaderState::Reading if buf.is_empty() => return Ok(0),
             ReaderState::Reading => {}
         }
-        let read = loop {
-            match self.decoder.read(buf) {
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                read => break read,
-            }
-        };
-        let result = match read {
+        let result = match self.read_decoded(buf) {
             Ok(0) => self.check_end().map(|()| 0),
-            Ok(n) => {
-                self.diff_id.update(&buf[..n]);
-                Ok(n)
-            }
-            Err(err) => Err(self.decode_failure(err)),
+            read => read,
         };
         match &result {
             Ok(0) => self.state = ReaderState::Verified,
@@ -175,18 +180,33 @@ impl UncompressedLayerReader {
         result
     }
 
-    /// At the end of the tar: nothing left of the blob after the compressed stream, the blob's
-    /// digest and size, then the DiffID. (gzip and zstd read to the blob's end themselves, and
-    /// refuse what is not another member or frame; the blob is drained here whatever they do.)
-    fn check_end(&mut self) -> Result<()> {
-        let trailing = self.drain_blob()?;
-        if trailing > 0 {
-            return Err(invalid_image(format!(
-                "layer {} has {trailing} bytes after the end of its {} stream",
-                self.layer.digest,
-                self.compression.name()
-            )));
+    /// The tar's size when it is known before it is read: the blob's, for a layer stored
+    /// uncompressed. (It is still checked as it is read.)
+    pub(crate) fn known_size(&self) -> Option<u64> {
+        (self.compression == LayerCompression::None).then_some(self.layer.size)
+    }
+
+    /// Up to `buf.len()` bytes from the decompressor, hashed for the DiffID; 0 at its end, where
+    /// nothing was checked yet.
+    fn read_decoded(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let read = loop {
+            match self.decoder.read(buf) {
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                read => break read,
+            }
+        };
+        match read {
+            Ok(n) => {
+                self.diff_id.update(&buf[..n]);
+                Ok(n)
+            }
+            Err(err) => Err(self.decode_failure(err)),
         }
+    }
+
+    /// At the end of the tar: the blob's checks, then the DiffID.
+    fn check_end(&mut self) -> Result<()> {
+        self.check_blob_end()?;
         let diff_id = self.diff_id.current();
         if diff_id != self.layer.diff_id {
             return Err(Error::new(
@@ -196,6 +216,21 @@ impl UncompressedLayerReader {
                     self.layer.digest, self.layer.diff_id
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    /// At the end of the tar: nothing left of the blob after the compressed stream, and the
+    /// blob's digest and size. (gzip and zstd read to the blob's end themselves, and refuse what
+    /// is not another member or frame; the blob is drained here whatever they do.)
+    fn check_blob_end(&mut self) -> Result<()> {
+        let trailing = self.drain_blob()?;
+        if trailing > 0 {
+            return Err(invalid_image(format!(
+                "layer {} has {trailing} bytes after the end of its {} stream",
+                self.layer.digest,
+                self.compression.name()
+            )));
         }
         Ok(())
     }

@@ -6,14 +6,14 @@ use std::fs::{self, File};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use super::ArchiveProgress;
 use super::writer::{ArchiveBlob, ArchiveWriter, ExportFormat};
-use super::{ArchiveProgress, Codec};
 use crate::cancel::{Cancel, CancelRead};
 use crate::content::IO_CHUNK;
-use crate::digest::Digest;
 use crate::engine::Engine;
-use crate::error::{Error, ErrorKind, Result, invalid_argument};
-use crate::spec::{Descriptor, Document};
+use crate::error::{Error, Result, invalid_argument};
+use crate::spec::Document;
+use crate::stream::LayerDescriptor;
 
 #[derive(Debug, Clone, Default)]
 pub struct ExportOptions {
@@ -39,24 +39,31 @@ impl Engine {
         out: W,
         options: &ExportOptions,
     ) -> Result<W> {
-        let exported = self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
-            // A tar member needs its size first: a compressed layer is counted in a first pass.
-            let mut counted = CancelRead::new(self.uncompressed_layer(layer)?, options.cancel.clone(), EXPORT);
-            let size = io::copy(&mut counted, &mut io::sink())
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read layer {}: {e}", layer.digest)))?;
-            writer.put_blob(ArchiveBlob::Layer, diff_id, size, self.uncompressed_layer(layer)?)
+        let exported = self.export_with(refs, tags, out, options, |writer, layer| {
+            // A tar member needs its size first: a compressed layer is counted (and so checked,
+            // before any of it is written) in a first pass.
+            let reader = self.open_layer(layer)?;
+            let size = match reader.known_size() {
+                Some(size) => size,
+                None => {
+                    let mut counted = CancelRead::new(reader, options.cancel.clone(), EXPORT);
+                    io::copy(&mut counted, &mut io::sink())
+                        .map_err(|e| Error::from_read(e, &format!("cannot read layer {}", layer.digest)))?
+                }
+            };
+            writer.put_blob(ArchiveBlob::Layer, &layer.diff_id, size, self.open_layer(layer)?)
         });
         options.cancel.explain(EXPORT, exported)
     }
 
-    /// The export, with `put_compressed` putting each compressed layer, uncompressed.
+    /// The export, with `put_layer` putting each layer not put yet, uncompressed.
     fn export_with<W: Write>(
         &self,
         refs: &[&str],
         tags: &[Vec<String>],
         out: W,
         options: &ExportOptions,
-        mut put_compressed: impl FnMut(&mut ArchiveWriter<CountedWriter<W>>, &Descriptor, &Digest) -> Result<()>,
+        mut put_layer: impl FnMut(&mut ArchiveWriter<CountedWriter<W>>, &LayerDescriptor) -> Result<()>,
     ) -> Result<W> {
         if refs.is_empty() {
             return Err(invalid_argument("name at least one reference to export"));
@@ -71,7 +78,7 @@ impl Engine {
         for (i, name) in refs.iter().enumerate() {
             options.cancel.check(EXPORT)?;
             let repo_tags = tags.get(i).cloned().unwrap_or_default();
-            self.export_image(&mut writer, name, repo_tags, &mut put_compressed)?;
+            self.export_image(&mut writer, name, repo_tags, &mut put_layer)?;
         }
         Ok(writer.commit()?.inner)
     }
@@ -91,9 +98,9 @@ impl Engine {
         let result = (|| {
             let file = File::create(&partial).map_err(|e| Error::io("cannot create", &partial, e))?;
             let out = io::BufWriter::with_capacity(IO_CHUNK, file);
-            let file = self.export_with(refs, tags, out, options, |writer, layer, diff_id| {
-                // The file seeks: a compressed layer is read once, its size filled in after.
-                writer.put_layer_unsized(diff_id, self.uncompressed_layer(layer)?)
+            let file = self.export_with(refs, tags, out, options, |writer, layer| {
+                // The file seeks: a layer is read once, its size filled in after.
+                writer.put_layer_unsized(&layer.diff_id, self.open_layer(layer)?)
             })?;
             let file = file.into_inner().map_err(|e| Error::io("cannot write", &partial, e.into_error()))?;
             file.sync_all().map_err(|e| Error::io("cannot fsync", &partial, e))?;
@@ -111,7 +118,7 @@ impl Engine {
         writer: &mut ArchiveWriter<W>,
         name: &str,
         repo_tags: Vec<String>,
-        put_compressed: &mut impl FnMut(&mut ArchiveWriter<W>, &Descriptor, &Digest) -> Result<()>,
+        put_layer: &mut impl FnMut(&mut ArchiveWriter<W>, &LayerDescriptor) -> Result<()>,
     ) -> Result<()> {
         let descriptor = self.ref_get(name)?;
         let Document::Manifest(manifest) = self.read_document(&descriptor)? else {
@@ -135,27 +142,22 @@ impl Engine {
             writer.put_blob(ArchiveBlob::Config, &manifest.config.digest, manifest.config.size, reader)?;
         }
         for (layer, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-            match (writer.has_blob(diff_id), layer_codec(layer)) {
-                (true, _) => {}
-                (false, Some(_)) => put_compressed(writer, layer, diff_id)?,
-                (false, None) => {
-                    writer.put_blob(ArchiveBlob::Layer, diff_id, layer.size, self.open_blob(&layer.digest)?)?
-                }
+            if writer.has_blob(diff_id) {
+                continue;
             }
+            let layer = LayerDescriptor {
+                media_type: layer.media_type.clone(),
+                digest: layer.digest.clone(),
+                size: layer.size,
+                diff_id: diff_id.clone(),
+            };
+            // The stored layer, decompressed as its media type says and checked against its
+            // digest, size and DiffID, or the export fails.
+            put_layer(writer, &layer)
+                .map_err(|err| err.with_context(&format!("cannot export layer {} of {name:?}", layer.digest)))?;
         }
         let repo_tags = if repo_tags.is_empty() && name.contains(':') { vec![name.to_owned()] } else { repo_tags };
         writer.add_image(&manifest.config.digest, &config.rootfs.diff_ids, &repo_tags)
-    }
-}
-
-/// How a layer is compressed, told by its media type.
-fn layer_codec(layer: &Descriptor) -> Option<Codec> {
-    if layer.media_type.ends_with("gzip") {
-        Some(Codec::Gzip)
-    } else if layer.media_type.ends_with("zstd") {
-        Some(Codec::Zstd)
-    } else {
-        None
     }
 }
 

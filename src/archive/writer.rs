@@ -128,15 +128,13 @@ impl<W: Write> ArchiveWriter<W> {
         let mut checked =
             CheckedRead { inner: data.take(size), hasher: Hasher::new(digest.algorithm()), count: 0, failed: None };
         let appended = append(&mut self.tar, name, &mut checked, size);
+        let read_error = |err| Error::from_read(err, &format!("cannot read blob {digest} for the docker archive"));
         if let Some(err) = checked.failed {
-            return Err(Error::new(ErrorKind::Io, format!("cannot read blob {digest} for the docker archive: {err}")));
+            return Err(read_error(err));
         }
         appended?;
         let mut extra = [0u8; 1];
-        let more =
-            checked.inner.into_inner().read(&mut extra).map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot read blob {digest} for the docker archive: {e}"))
-            })?;
+        let more = checked.inner.into_inner().read(&mut extra).map_err(read_error)?;
         if checked.count != size || more > 0 {
             return Err(Error::new(
                 ErrorKind::SizeMismatch,
@@ -351,7 +349,7 @@ impl<W: Write + Seek> ArchiveWriter<W> {
 fn write_sized_after<W: Write + Seek>(out: &mut W, name: &str, data: impl Read, hasher: &mut Hasher) -> Result<u64> {
     let start = out.stream_position().map_err(write_error)?;
     out.write_all(&[0u8; 512]).map_err(write_error)?;
-    let read_error = |err| Error::new(ErrorKind::Io, format!("cannot read {name} for the docker archive: {err}"));
+    let read_error = |err| Error::from_read(err, &format!("cannot read {name} for the docker archive"));
     let size = for_each_chunk(data, read_error, |chunk| {
         hasher.update(chunk);
         out.write_all(chunk).map_err(write_error)
