@@ -354,3 +354,98 @@ fn an_export_to_a_file_is_the_export_to_a_stream_with_compressed_layers_read_onc
         }
     }
 }
+
+/// Tags image `name`: one layer stored as `blob` under `media_type`, and a config giving
+/// `diff_id` for it.
+fn tag_one_layer_image(
+    engine: &ocicas::Engine,
+    name: &str,
+    media_type: &str,
+    blob: &[u8],
+    diff_id: &Digest,
+) -> ocicas::Descriptor {
+    let config =
+        format!(r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#);
+    let config = engine.put_blob(config.as_bytes()).unwrap();
+    let blob = engine.put_blob(blob).unwrap();
+    let layer = ocicas::Descriptor::new(media_type, blob.digest, blob.size);
+    let manifest = ocicas::spec::ImageManifest {
+        schema_version: 2,
+        media_type: Some(ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST.to_owned()),
+        artifact_type: None,
+        config: ocicas::Descriptor::new(ocicas::spec::MEDIA_TYPE_IMAGE_CONFIG, config.digest, config.size),
+        layers: vec![layer.clone()],
+        subject: None,
+        annotations: Default::default(),
+        extra: Default::default(),
+    };
+    let descriptor = engine.put_json(ocicas::spec::MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+    engine.ref_put(name, &descriptor, false).unwrap();
+    layer
+}
+
+/// Exports `name` to a stream and to a file in an empty directory, both of which must fail with
+/// `kind` naming `needle`, the file leaving the directory empty.
+fn assert_export_fails(engine: &ocicas::Engine, name: &str, kind: ErrorKind, needle: &str) {
+    for format in [ExportFormat::Legacy, ExportFormat::Oci] {
+        let options = ExportOptions { format, ..ExportOptions::default() };
+        let err = engine.export_docker_archive(&[name], &[], Vec::new(), &options).unwrap_err();
+        assert_eq!(err.kind(), kind, "{name} {format:?} to a stream: {}", err.message());
+        assert!(err.message().contains(needle), "{needle} not in {}", err.message());
+        let out = tempfile::tempdir().unwrap();
+        let err = engine.export_docker_archive_file(&[name], &[], &out.path().join("out.tar"), &options).unwrap_err();
+        assert_eq!(err.kind(), kind, "{name} {format:?} to a file: {}", err.message());
+        assert!(err.message().contains(needle), "{needle} not in {}", err.message());
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "{name} {format:?} left a file");
+    }
+}
+
+#[test]
+fn an_export_refuses_a_tampered_layer_or_a_wrong_diff_id_and_leaves_no_file() {
+    let (layer, _, _) = image_parts();
+    let diff_id = Digest::of_bytes(Algorithm::Sha256, &layer);
+    let gzip = {
+        // Stored blocks: a flipped byte inflates without error, so only the digest can catch it.
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        std::io::Write::write_all(&mut encoder, &layer).unwrap();
+        encoder.finish().unwrap()
+    };
+    let zstd = zstd::encode_all(&layer[..], 3).unwrap();
+    let (_dir, engine) = store();
+    let cases = [
+        ("tar", "application/vnd.oci.image.layer.v1.tar", layer.clone()),
+        ("gzip", "application/vnd.oci.image.layer.v1.tar+gzip", gzip),
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd", zstd.clone()),
+        // Types export read before by their suffix, still read.
+        ("foreign", "application/vnd.docker.image.rootfs.foreign.diff.tar", layer.clone()),
+        ("docker-zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd", zstd),
+    ];
+    for (name, media_type, blob) in cases {
+        let stored = tag_one_layer_image(&engine, name, media_type, &blob, &diff_id);
+        let streamed = engine.export_docker_archive(&[name], &[], Vec::new(), &ExportOptions::default()).unwrap();
+        let reader = engine.read_docker_archive(&streamed[..]).unwrap();
+        let image = reader.choose(&ImageChoice::Single).unwrap().remove(0);
+        let (tar, _) = reader.open_blob(&image, &image.diff_ids[0]).unwrap();
+        assert_eq!(read_all(tar).unwrap(), layer, "{name}");
+
+        // The config says another DiffID.
+        let wrong = Digest::of_bytes(Algorithm::Sha256, b"another tar");
+        tag_one_layer_image(&engine, &format!("{name}-liar"), media_type, &blob, &wrong);
+        assert_export_fails(&engine, &format!("{name}-liar"), ErrorKind::DigestMismatch, &wrong.to_string());
+
+        // A byte of the stored blob changed.
+        let path = engine.root().join("blobs/sha256").join(stored.digest.hex());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let offset = bytes.len() / 2;
+        bytes[offset] ^= 0x01;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_export_fails(&engine, name, ErrorKind::DigestMismatch, &stored.digest.to_string());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &blob).unwrap();
+    }
+
+    // A type no decoder is known for: refused, not copied as it is.
+    tag_one_layer_image(&engine, "bzip2", "application/vnd.oci.image.layer.v1.tar+bzip2", &layer, &diff_id);
+    assert_export_fails(&engine, "bzip2", ErrorKind::UnsupportedMediaType, "tar+bzip2");
+}

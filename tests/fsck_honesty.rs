@@ -357,6 +357,58 @@ fn fsck_deep_checks_every_layer_against_its_diff_id() {
     );
 }
 
+/// fsck --deep reads layers with the layer reader export and the C API use: every layer media
+/// type it knows (Docker's foreign tar and tar.zstd too), the DiffID it found told against the
+/// one the config gives, a tampered blob reported, a type it cannot decompress noted.
+#[test]
+fn fsck_deep_tells_the_diff_id_found_from_the_one_configured_for_every_layer_type() {
+    let (_dir, engine) = store();
+    let content = b"the bytes of a layer tar ".repeat(400);
+    let found = Digest::of_bytes(ocicas::Algorithm::Sha256, &content);
+    let layers = [
+        put(&engine, "application/vnd.docker.image.rootfs.foreign.diff.tar", &content),
+        put(&engine, "application/vnd.docker.image.rootfs.diff.tar.zstd", &zstd::encode_all(&content[..], 3).unwrap()),
+    ];
+    tag_manifest(&engine, "good", &image_config(&engine, "layers", &[&found, &found]), &layers);
+    let deep = FsckOptions { deep: true };
+    let report = engine.fsck_with(&deep).unwrap();
+    assert!(report.is_sound() && report.notes.iter().all(|n| !n.contains("--deep")), "{report:#?}");
+
+    let wrong = Digest::of_bytes(ocicas::Algorithm::Sha256, b"another tar");
+    let liar = tag_manifest(&engine, "liar", &image_config(&engine, "layers", &[&wrong, &found]), &layers);
+    let report = engine.fsck_with(&deep).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:#?}");
+    let problem = &report.problems[0];
+    for needle in [&layers[0].digest.to_string(), &liar.digest.to_string(), &found.to_string(), &wrong.to_string()] {
+        assert!(problem.contains(needle), "{needle} not in {problem}");
+    }
+    assert!(problem.find(&found.to_string()) < problem.find(&wrong.to_string()), "found, then configured: {problem}");
+    engine.ref_delete("liar").unwrap();
+
+    // A type no decoder is known for is noted, not guessed at.
+    let bzip2 = put(&engine, "application/vnd.oci.image.layer.v1.tar+bzip2", b"BZh9 not read");
+    tag_manifest(&engine, "bzip2", &image_config(&engine, "layers", &[&wrong]), std::slice::from_ref(&bzip2));
+    let report = engine.fsck_with(&deep).unwrap();
+    assert!(report.is_sound(), "{report:#?}");
+    assert!(
+        report.notes.iter().any(|n| n.contains(&bzip2.digest.to_string()) && n.contains("--deep cannot decompress")),
+        "{report:#?}"
+    );
+    engine.ref_delete("bzip2").unwrap();
+
+    // A stored layer whose bytes were changed: the blob is corrupt, and --deep says why it cannot
+    // check the DiffID.
+    let path = engine.root().join("blobs/sha256").join(layers[0].digest.hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[7] ^= 0x20;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let report = engine.fsck_with(&deep).unwrap();
+    let layer_problems: Vec<_> = report.problems.iter().filter(|p| p.contains("\"good\"")).collect();
+    assert_eq!(layer_problems.len(), 1, "{report:#?}");
+    assert!(layer_problems[0].contains(&layers[0].digest.to_string()) && layer_problems[0].contains("corrupt"));
+}
+
 #[test]
 fn fsck_during_retags_and_gcs_sees_one_committed_state() {
     const ROUNDS: usize = 60;
