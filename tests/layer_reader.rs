@@ -53,7 +53,7 @@ fn sha256(bytes: &[u8]) -> Digest {
 
 /// Streams `tar` into the store as a layer with `compression` in `style`.
 fn stream_layer(engine: &Engine, tar: &[u8], compression: Compression, style: MediaTypeStyle) -> LayerDescriptor {
-    let options = CompressionOptions { compression, style, threads: 2 };
+    let options = CompressionOptions { compression, style, threads: 2, ..CompressionOptions::default() };
     let mut stream = LayerStream::new(engine, &options, &StorageOptions::default()).unwrap();
     stream.write(tar).unwrap();
     stream.finish().unwrap()
