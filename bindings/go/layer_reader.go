@@ -27,7 +27,7 @@ type layerReader struct {
 // OpenLayer opens the stored layer (its media type, compressed digest and size, and the
 // DiffID from its image config's rootfs.diff_ids) as its uncompressed tar, decompressed as
 // the media type says: OCI's tar, tar+gzip and tar+zstd (distributable or not) and Docker's
-// tar and tar.gzip (foreign or not). Anything else is ErrUnsupportedMediaType; a blob that is
+// tar and tar.gzip (foreign or not) and tar.zstd. Anything else is ErrUnsupportedMediaType; a blob that is
 // not stored ErrNotFound, one of another size ErrSizeMismatch, a blob path that is a symlink
 // or a FIFO ErrInvalidImage.
 //
