@@ -61,6 +61,12 @@
 #define OCICAS_ARCHIVE_BLOB_LAYER 1
 
 /**
+ * `limit` of `ocicas_blob_read` that lets a blob of any size through. A limit is a number of
+ * bytes, so 0 allows only the empty blob.
+ */
+#define OCICAS_NO_LIMIT UINT64_MAX
+
+/**
  * `ocicas_engine_open` flag: create the layout when nothing (or an empty directory) is at
  * the path; open it otherwise.
  */
@@ -297,6 +303,11 @@ typedef struct ocicas_archive_reader ocicas_archive_reader;
  * A docker-archive being written (containers/image's tarfile Writer and Destination).
  */
 typedef struct ocicas_archive_writer ocicas_archive_writer;
+
+/**
+ * A running digest of bytes fed in pieces. Use it from one thread at a time.
+ */
+typedef struct ocicas_digester ocicas_digester;
 
 /**
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
@@ -767,7 +778,8 @@ void ocicas_reader_free(struct ocicas_reader *reader);
  * Reads the whole blob `digest` and checks that it hashes to its name. `*out_data` and
  * `*out_len` receive a buffer to free with `ocicas_bytes_free(data, len)`.
  * `OCICAS_ERR_DIGEST_MISMATCH` for a corrupt blob; `OCICAS_ERR_TOO_LARGE` when the blob is
- * larger than `limit` bytes (nothing is allocated then).
+ * larger than `limit` bytes (nothing is allocated then): 0 allows only the empty blob,
+ * `OCICAS_NO_LIMIT` any size.
  *
  * # Safety
  * `engine` is a live engine; `digest` a NUL-terminated string; the outputs are writable.
@@ -851,6 +863,43 @@ ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
                                size_t n_filters,
                                ocicas_blob_walk_cb callback,
                                void *user_data);
+
+/**
+ * A new digester of `algorithm`, "sha256" or "sha512", in `*out_digester` (free with
+ * `ocicas_digester_free`). `OCICAS_ERR_INVALID_ARGUMENT` for any other algorithm.
+ *
+ * # Safety
+ * `algorithm` is a NUL-terminated string; `out_digester` writable.
+ */
+ocicas_status ocicas_digester_new(const char *algorithm, struct ocicas_digester **out_digester);
+
+/**
+ * Hashes `len` more bytes. `OCICAS_ERR_INVALID_ARGUMENT` after `ocicas_digester_finish`.
+ *
+ * # Safety
+ * `digester` is a live digester; `data` points at `len` readable bytes (NULL when `len` is 0).
+ */
+ocicas_status ocicas_digester_update(struct ocicas_digester *digester,
+                                     const uint8_t *data,
+                                     size_t len);
+
+/**
+ * The digest of everything hashed, "sha256:<hex>" or "sha512:<hex>", in `*out_digest` (free
+ * with `ocicas_string_free`). The digester is finished then: a second finish or an update is
+ * `OCICAS_ERR_INVALID_ARGUMENT`. It must still be freed.
+ *
+ * # Safety
+ * `digester` is a live digester; `out_digest` writable.
+ */
+ocicas_status ocicas_digester_finish(struct ocicas_digester *digester, char **out_digest);
+
+/**
+ * Frees a digester, finished or not. NULL is a no-op.
+ *
+ * # Safety
+ * `digester` is NULL or a digester not freed before and not in use by another thread.
+ */
+void ocicas_digester_free(struct ocicas_digester *digester);
 
 /**
  * Opens the OCI image layout at `path`, validating `oci-layout`, `index.json` and `blobs/`.
@@ -1067,6 +1116,15 @@ ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *d
 ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
 
 /**
+ * The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
+ * a resume, what earlier writers left plus what this one wrote), in `*out_offset`.
+ *
+ * # Safety
+ * `writer` is a live writer; `out_offset` writable.
+ */
+ocicas_status ocicas_writer_offset(const struct ocicas_writer *writer, uint64_t *out_offset);
+
+/**
  * The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
  *
  * # Safety
@@ -1267,6 +1325,19 @@ ocicas_status ocicas_registry_push_layer(const char *target,
                                          const struct ocicas_layer_options *layer_options_ptr,
                                          const struct ocicas_registry_options *options,
                                          char **out_descriptor_json);
+
+/**
+ * The identifier of `status` in this header, e.g. "OCICAS_ERR_NOT_FOUND"; "OCICAS_ERR_UNKNOWN"
+ * for a number that is no status. Never NULL; static storage, do not free.
+ */
+const char *ocicas_status_name(uint32_t status);
+
+/**
+ * A short English description of the kind of `status`, e.g. "not found"; "unknown status"
+ * for a number that is no status. It does not name what failed: ocicas_last_error_message()
+ * does. Never NULL; static storage, do not free.
+ */
+const char *ocicas_status_message(uint32_t status);
 
 /**
  * Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.

@@ -7,6 +7,7 @@
 
 mod archive;
 mod content;
+mod digester;
 mod engine;
 mod error;
 mod fsck;
@@ -14,6 +15,7 @@ mod gc;
 mod ingest;
 mod refs;
 mod registry;
+mod status;
 mod stream;
 
 // cbindgen writes the header's functions in this order: `image` comes last so that
