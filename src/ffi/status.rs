@@ -16,7 +16,7 @@ const fn row(status: ocicas_status, name: &'static CStr, message: &'static CStr)
     StatusText { status, name, message }
 }
 
-const STATUS_TEXTS: [StatusText; 18] = [
+static STATUS_TEXTS: &[StatusText] = &[
     row(OCICAS_OK, c"OCICAS_OK", c"success"),
     row(OCICAS_ERR_INVALID_ARGUMENT, c"OCICAS_ERR_INVALID_ARGUMENT", c"invalid argument"),
     row(OCICAS_ERR_NOT_FOUND, c"OCICAS_ERR_NOT_FOUND", c"not found"),
@@ -38,8 +38,8 @@ const STATUS_TEXTS: [StatusText; 18] = [
 ];
 
 /// What a number that is no status gets, so that neither function ever returns NULL.
-const UNKNOWN_NAME: &CStr = c"OCICAS_ERR_UNKNOWN";
-const UNKNOWN_MESSAGE: &CStr = c"unknown status";
+static UNKNOWN_NAME: &CStr = c"OCICAS_ERR_UNKNOWN";
+static UNKNOWN_MESSAGE: &CStr = c"unknown status";
 
 fn status_text(status: u32) -> Option<&'static StatusText> {
     STATUS_TEXTS.iter().find(|text| text.status as u32 == status)
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn every_row_is_named_as_its_enum_variant() {
-        for text in &STATUS_TEXTS {
+        for text in STATUS_TEXTS {
             assert_eq!(text.name.to_str().unwrap(), format!("{:?}", text.status));
             assert_eq!(name(text.status as u32), format!("{:?}", text.status));
             assert!(!text.message.is_empty(), "{:?} has no message", text.status);
@@ -95,7 +95,8 @@ mod tests {
             .filter_map(|line| line.trim().strip_suffix(',')?.split_once(" = "))
             .map(|(name, number)| (number.parse().unwrap(), name))
             .collect();
-        let table: BTreeMap<u32, &str> = STATUS_TEXTS.iter().map(|text| (text.status as u32, name(text.status as u32))).collect();
+        let table: BTreeMap<u32, &str> =
+            STATUS_TEXTS.iter().map(|text| (text.status as u32, name(text.status as u32))).collect();
         assert_eq!(table.len(), STATUS_TEXTS.len(), "a status has two rows");
         assert_eq!(enumerators, table);
     }
