@@ -26,7 +26,7 @@ func TestOneEngineFromManyGoroutines(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if got, err := engine.GetBlob(digest, 0); err != nil || !bytes.Equal(got, data) {
+				if got, err := engine.GetBlob(digest, NoLimit); err != nil || !bytes.Equal(got, data) {
 					t.Errorf("GetBlob: %q, %v", got, err)
 					return
 				}

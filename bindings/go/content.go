@@ -95,20 +95,24 @@ func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) 
 	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
 }
 
+// NoLimit is the limit of GetBlob that lets a blob of any size through.
+const NoLimit int64 = math.MaxInt64
+
 // GetBlob reads the whole blob and checks that it hashes to its digest (ErrDigestMismatch
-// otherwise). A blob larger than limit bytes is ErrTooLarge, before anything is read;
-// limit <= 0 means no limit.
+// otherwise). A blob larger than limit bytes is ErrTooLarge, before anything is read: as
+// ocicas_blob_read's limit in C, 0 allows only the empty blob and NoLimit any size. A negative
+// limit is ErrInvalidArgument.
 func (e *Engine) GetBlob(digest string, limit int64) ([]byte, error) {
+	if limit < 0 {
+		return nil, invalidArgument("negative limit %d (NoLimit is the limit for none)", limit)
+	}
 	var args cArgs
 	defer args.free()
 	cdigest := args.str("digest", digest)
 	if args.err != nil {
 		return nil, args.err
 	}
-	climit := C.uint64_t(math.MaxUint64)
-	if limit > 0 {
-		climit = C.uint64_t(limit)
-	}
+	climit := C.uint64_t(limit)
 	var data *C.uint8_t
 	var length C.size_t
 	var message *C.char

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,7 @@ func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
 	if again, err := engine.PutBlob(data); err != nil || again != digest {
 		t.Fatalf("putting it again: %s, %v", again, err)
 	}
-	got, err := engine.GetBlob(digest, 0)
+	got, err := engine.GetBlob(digest, NoLimit)
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("GetBlob: %q, %v", got, err)
 	}
@@ -33,7 +34,7 @@ func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
 		t.Fatalf("BlobSize: %d, %v", size, err)
 	}
 	empty := putBlob(t, engine, "")
-	if got, err := engine.GetBlob(empty, 0); err != nil || len(got) != 0 {
+	if got, err := engine.GetBlob(empty, NoLimit); err != nil || len(got) != 0 {
 		t.Fatalf("empty blob: %q, %v", got, err)
 	}
 	digests, err := engine.ListBlobs()
@@ -47,18 +48,44 @@ func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
 	}
 }
 
+// A limit means what ocicas_blob_read's does in C: a number of bytes, 0 included.
+func TestGetBlobLimitIsBytesAsInCZeroIncluded(t *testing.T) {
+	engine := newEngine(t)
+	digest := putBlob(t, engine, "twelve bytes")
+	empty := putBlob(t, engine, "")
+	for _, limit := range []int64{0, 1, 11} {
+		got, err := engine.GetBlob(digest, limit)
+		wantErr(t, err, ErrTooLarge)
+		if got != nil {
+			t.Fatalf("limit %d: %q with the error", limit, got)
+		}
+	}
+	for _, limit := range []int64{12, 13, NoLimit - 1, NoLimit} {
+		if got, err := engine.GetBlob(digest, limit); err != nil || string(got) != "twelve bytes" {
+			t.Fatalf("limit %d: %q, %v", limit, got, err)
+		}
+	}
+	for _, limit := range []int64{0, NoLimit} {
+		if got, err := engine.GetBlob(empty, limit); err != nil || len(got) != 0 {
+			t.Fatalf("empty blob, limit %d: %q, %v", limit, got, err)
+		}
+	}
+	for _, limit := range []int64{-1, -12, math.MinInt64} {
+		_, err := engine.GetBlob(digest, limit)
+		wantErr(t, err, ErrInvalidArgument)
+	}
+}
+
 func TestGetBlobErrors(t *testing.T) {
 	engine := newEngine(t)
 	digest := putBlob(t, engine, "twelve bytes")
-	_, err := engine.GetBlob(digest, 5)
-	wantErr(t, err, ErrTooLarge)
-	_, err = engine.GetBlob("sha256:"+strings.Repeat("0", 64), 0)
+	_, err := engine.GetBlob("sha256:"+strings.Repeat("0", 64), NoLimit)
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.GetBlob("sha256:ABC", 0)
+	_, err = engine.GetBlob("sha256:ABC", NoLimit)
 	wantErr(t, err, ErrInvalidArgument)
 	_, err = engine.BlobSize("sha256:" + strings.Repeat("1", 64))
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.GetBlob(digest+"\x00", 0)
+	_, err = engine.GetBlob(digest+"\x00", NoLimit)
 	wantErr(t, err, ErrInvalidArgument)
 }
 
@@ -72,7 +99,7 @@ func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
 	if err := os.WriteFile(file, []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := engine.GetBlob(digest, 0)
+	_, err := engine.GetBlob(digest, NoLimit)
 	wantErr(t, err, ErrDigestMismatch)
 }
 

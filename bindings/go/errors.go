@@ -1,5 +1,10 @@
 package ocicas
 
+/*
+#include "ocicas_go.h"
+*/
+import "C"
+
 import "fmt"
 
 // Code is an ocicas_status other than OCICAS_OK. The numbers are the C ABI's and never change.
@@ -27,32 +32,16 @@ const (
 	CodeCancelled            Code = 18
 )
 
-var codeNames = map[Code]string{
-	CodeInvalidArgument:      "invalid argument",
-	CodeNotFound:             "not found",
-	CodeAlreadyExists:        "already exists",
-	CodeInvalidImage:         "invalid image",
-	CodeDigestMismatch:       "digest mismatch",
-	CodeSizeMismatch:         "size mismatch",
-	CodeClobber:              "clobber",
-	CodeLocked:               "locked",
-	CodeIO:                   "I/O error",
-	CodeTooLarge:             "too large",
-	CodeUnsupportedMediaType: "unsupported media type",
-	CodeNotImplemented:       "not implemented",
-	CodePanic:                "panic inside ocicas",
-	CodeNotComputed:          "not computed",
-	CodeConsumed:             "consumed",
-	CodeUnauthorized:         "unauthorized",
-	CodeRemote:               "registry error",
-	CodeCancelled:            "cancelled",
+// String is the C identifier of the code, e.g. "OCICAS_ERR_NOT_FOUND" ("OCICAS_ERR_UNKNOWN"
+// for a number that is no status), from the library's table (ocicas_status_name).
+func (c Code) String() string {
+	return C.GoString(C.ocicas_status_name(C.uint32_t(c)))
 }
 
-func (c Code) String() string {
-	if name, ok := codeNames[c]; ok {
-		return name
-	}
-	return fmt.Sprintf("ocicas status %d", uint32(c))
+// Description is a short English description of the code's kind, e.g. "not found", from the
+// library's table (ocicas_status_message).
+func (c Code) Description() string {
+	return C.GoString(C.ocicas_status_message(C.uint32_t(c)))
 }
 
 // Error is a failed ocicas call: its status code and the library's message, which names the
@@ -64,7 +53,7 @@ type Error struct {
 
 func (e *Error) Error() string {
 	if e.Message == "" {
-		return "ocicas: " + e.Code.String()
+		return "ocicas: " + e.Code.Description()
 	}
 	return "ocicas: " + e.Message
 }

@@ -3,6 +3,7 @@ package ocicas
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -31,8 +32,9 @@ var sentinelsByCName = map[string]*Error{
 	"OCICAS_ERR_CANCELLED":              ErrCancelled,
 }
 
-// The Go codes are the numbers of the C header's enumerators, and every enumerator has a Go
-// sentinel: a status added to or renumbered in the header fails here.
+// The Go codes are the numbers of the C header's enumerators, every enumerator has a Go
+// sentinel, and a code's String is its enumerator's name: a status added to or renumbered in
+// the header fails here.
 func TestEveryCodeIsTheCStatusOfTheSameName(t *testing.T) {
 	header, err := os.ReadFile("../../include/ocicas.h")
 	if err != nil {
@@ -55,8 +57,8 @@ func TestEveryCodeIsTheCStatusOfTheSameName(t *testing.T) {
 		if sentinel.Code != Code(number) {
 			t.Errorf("the Go sentinel for %s has code %d, the header says %d", name, sentinel.Code, number)
 		}
-		if _, named := codeNames[sentinel.Code]; !named {
-			t.Errorf("code %d (%s) has no name", sentinel.Code, name)
+		if got := sentinel.Code.String(); got != name {
+			t.Errorf("code %d is named %q, the header says %s", uint32(sentinel.Code), got, name)
 		}
 	}
 	for name := range sentinelsByCName {
@@ -77,14 +79,36 @@ func TestErrorIsMatchesTheCodeWhateverTheMessage(t *testing.T) {
 	}
 }
 
-func TestErrorTextIsTheLibraryMessageOrTheCodeName(t *testing.T) {
+func TestErrorTextIsTheLibraryMessageOrTheCodeDescription(t *testing.T) {
 	if got := (&Error{Code: CodeNotFound, Message: "ref x not found"}).Error(); got != "ocicas: ref x not found" {
 		t.Errorf("Error() = %q", got)
 	}
-	if got := ErrLocked.Error(); got != "ocicas: locked" {
+	if got := ErrLocked.Error(); got != "ocicas: locked by another writer" {
 		t.Errorf("Error() = %q", got)
 	}
-	if got := Code(99).String(); got != "ocicas status 99" {
-		t.Errorf("String() = %q", got)
+	if got := fmt.Sprint(CodeTooLarge); got != "OCICAS_ERR_TOO_LARGE" {
+		t.Errorf("Sprint(CodeTooLarge) = %q", got)
+	}
+	for _, unknown := range []Code{18, 99, math.MaxUint32} {
+		if got := unknown.String(); got != "OCICAS_ERR_UNKNOWN" {
+			t.Errorf("Code(%d).String() = %q", uint32(unknown), got)
+		}
+		if got := unknown.Description(); got != "unknown status" {
+			t.Errorf("Code(%d).Description() = %q", uint32(unknown), got)
+		}
+	}
+}
+
+func TestEveryCodeHasItsOwnDescription(t *testing.T) {
+	seen := map[string]Code{}
+	for _, sentinel := range sentinelsByCName {
+		description := sentinel.Code.Description()
+		if description == "" || description == "unknown status" {
+			t.Errorf("%s has the description %q", sentinel.Code, description)
+		}
+		if other, taken := seen[description]; taken {
+			t.Errorf("%s and %s are both described %q", sentinel.Code, other, description)
+		}
+		seen[description] = sentinel.Code
 	}
 }

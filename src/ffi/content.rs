@@ -137,10 +137,16 @@ pub unsafe extern "C" fn ocicas_reader_free(reader: *mut ocicas_reader) {
     unsafe { free_handle(reader) }
 }
 
+/// `limit` of `ocicas_blob_read` that lets a blob of any size through. A limit is a number of
+/// bytes, so 0 allows only the empty blob.
+#[allow(dead_code, reason = "for C callers: the library compares against it, it never names it")]
+pub const OCICAS_NO_LIMIT: u64 = u64::MAX;
+
 /// Reads the whole blob `digest` and checks that it hashes to its name. `*out_data` and
 /// `*out_len` receive a buffer to free with `ocicas_bytes_free(data, len)`.
 /// `OCICAS_ERR_DIGEST_MISMATCH` for a corrupt blob; `OCICAS_ERR_TOO_LARGE` when the blob is
-/// larger than `limit` bytes (nothing is allocated then).
+/// larger than `limit` bytes (nothing is allocated then): 0 allows only the empty blob,
+/// `OCICAS_NO_LIMIT` any size.
 ///
 /// # Safety
 /// `engine` is a live engine; `digest` a NUL-terminated string; the outputs are writable.

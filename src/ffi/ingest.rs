@@ -105,6 +105,21 @@ pub unsafe extern "C" fn ocicas_writer_status(
     })
 }
 
+/// The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
+/// a resume, what earlier writers left plus what this one wrote), in `*out_offset`.
+///
+/// # Safety
+/// `writer` is a live writer; `out_offset` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_writer_offset(writer: *const ocicas_writer, out_offset: *mut u64) -> ocicas_status {
+    boundary(|| {
+        let writer = unsafe { arg_ref(writer, "writer") }?;
+        let out_offset = unsafe { arg_out(out_offset, "out_offset") }?;
+        *out_offset = writer.writer.status().offset;
+        Ok(())
+    })
+}
+
 /// The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
 ///
 /// # Safety

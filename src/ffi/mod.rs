@@ -8,6 +8,7 @@
 mod archive;
 mod cancel;
 mod content;
+mod digester;
 mod engine;
 mod error;
 mod fsck;
@@ -15,6 +16,7 @@ mod gc;
 mod ingest;
 mod refs;
 mod registry;
+mod status;
 mod stream;
 // After the layer streams that write layers: the reader of a stored layer's tar.
 mod layer_reader;

@@ -66,10 +66,8 @@ enum Command {
         #[command(flatten)]
         format: Json,
     },
-    /// Remove blobs no reference, lease or GC label keeps, expired ingests and leases.
-    ///
-    /// Blobs committed while it runs, or in the second before, are kept with what they
-    /// reference (a writer may commit, then tag); --min-age keeps older ones too.
+    /// Remove blobs no reference, lease or GC label keeps, expired ingests and leases; blobs
+    /// committed while it runs, or in the second before, are kept with what they reference.
     Gc {
         /// The OCI image layout to collect.
         layout: PathBuf,
