@@ -5,7 +5,7 @@
 //! Problems (the layout, or an image in it, is broken, or the peers refuse it), each named with
 //! the path of descriptors that leads to it: an entry planted in the layout (a symlink, a FIFO,
 //! a file where a directory belongs); a lease, labels file or ingest that cannot be read; a
-//! blob that does not hash to its name; a reachable
+//! blob's creation record that is not a file; a blob that does not hash to its name; a reachable
 //! blob that is missing, of another size than declared, or that does not parse as the media
 //! type it is reached with (every such pair is checked, not every digest once); a descriptor
 //! whose `data` is not base64 of the blob; a ref name on two index.json entries; an index.json
@@ -110,6 +110,7 @@ impl Engine {
         let mut problems = odd_entries;
         problems.extend(self.lease_problems()?);
         problems.extend(self.label_problems()?);
+        problems.extend(self.creation_record_problems()?);
         problems.extend(self.ingest_problems()?);
         let mut findings = Findings::default();
         let (blobs, reachable) = {

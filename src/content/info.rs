@@ -105,8 +105,12 @@ impl Engine {
     /// Removes what the store keeps of a blob beside it (labels, creation record): the blob is
     /// deleted or was never there.
     pub(crate) fn remove_blob_metadata(&self, digest: &Digest) -> Result<()> {
-        self.remove_metadata_file(&self.labels_path(digest))?;
+        self.remove_labels(digest)?;
         self.remove_creation_record(digest)
+    }
+
+    pub(crate) fn remove_labels(&self, digest: &Digest) -> Result<()> {
+        self.remove_metadata_file(&self.labels_path(digest))
     }
 
     pub(crate) fn remove_creation_record(&self, digest: &Digest) -> Result<()> {
@@ -291,6 +295,18 @@ impl Engine {
         for digest in self.blobs_named_in(LABELS_DIR)? {
             if let Err(err) = self.read_labels(&digest) {
                 problems.push(format!("{} (GC stops at it; remove it)", err.message()));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// fsck's part: every creation record named by a digest is a file (anything else makes the
+    /// blob's `info`, and so every walk, fail).
+    pub(crate) fn creation_record_problems(&self) -> Result<Vec<String>> {
+        let mut problems = Vec::new();
+        for digest in self.blobs_named_in(CREATED_DIR)? {
+            if let Err(err) = self.recorded_creation(&digest) {
+                problems.push(format!("{} (info and walks fail at it; remove it)", err.message()));
             }
         }
         Ok(problems)

@@ -166,6 +166,10 @@ impl Engine {
         if self.is_intact(digest, size) && self.claim_stored(digest)? {
             return Ok(false);
         }
+        // A record left by a blob of that digest that is gone (removed behind ocicas's back, a GC
+        // cancelled mid-sweep, a truncated file replaced below) is not this blob's creation time.
+        // Removed before the link, so that it never removes the record of a claimer of this blob.
+        self.remove_creation_record(digest)?;
         let dest = self.layout.blob_path(digest);
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;

@@ -330,8 +330,10 @@ impl Engine {
                 blob_dirs
                     .remove(digest)
                     .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(digest), e))?;
+                // Its creation record is swept with the orphan labels, where what cannot be
+                // removed (a planted directory) is noted rather than stopping the sweep midway.
                 if labelled.contains(*digest) {
-                    self.remove_blob_metadata(digest)?;
+                    self.remove_labels(digest)?;
                 }
             }
             Ok(Vec::<()>::new())
