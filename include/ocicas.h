@@ -20,6 +20,8 @@
  *   updates and blob commits are serialized by a file lock (flock) on .ocicas/lock.
  * - ocicas_reader: ocicas_reader_read_at and ocicas_reader_size may be called concurrently;
  *   ocicas_reader_free must not race with them.
+ * - ocicas_cancel: ocicas_cancel_request may be called from any thread, while the operations
+ *   given the flag run on others; ocicas_cancel_free only once they returned.
  * - ocicas_last_error_message() is per thread.
  */
 
@@ -285,6 +287,11 @@ enum ocicas_status
    * A registry could not be reached, or answered with an error or a protocol violation.
    */
   OCICAS_ERR_REMOTE = 17,
+  /**
+   * The caller requested the operation's cancel flag (`ocicas_cancel_request`) and it
+   * stopped; no partial blob was stored (a resumable ingest at most).
+   */
+  OCICAS_ERR_CANCELLED = 18,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -305,6 +312,15 @@ typedef struct ocicas_archive_reader ocicas_archive_reader;
 typedef struct ocicas_archive_writer ocicas_archive_writer;
 
 /**
+ * A cancellation flag. Give it to push, pull, push-layer, GC, archive import and export, and
+ * layer streams; `ocicas_cancel_request` makes each of them stop at its next check (between
+ * chunks, blobs, requests and phases) with `OCICAS_ERR_CANCELLED`, storing no partial blob (a
+ * resumable ingest at most). Thread-safe: one flag may be given to several operations at once
+ * and requested from any thread while they run. A requested flag stays requested.
+ */
+typedef struct ocicas_cancel ocicas_cancel;
+
+/**
  * A running digest of bytes fed in pieces. Use it from one thread at a time.
  */
 typedef struct ocicas_digester ocicas_digester;
@@ -313,6 +329,12 @@ typedef struct ocicas_digester ocicas_digester;
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
  */
 typedef struct ocicas_engine ocicas_engine;
+
+/**
+ * A stored layer's uncompressed tar, read from the start to the end. Use it from one thread
+ * at a time. It holds the layer's open file, not the engine: it may outlive the engine.
+ */
+typedef struct ocicas_layer_reader ocicas_layer_reader;
 
 /**
  * A streaming layer: push mode (`ocicas_layer_stream_new`, write, finish) or pull mode
@@ -368,6 +390,22 @@ typedef struct ocicas_gc_options {
    * a negative value removes every ingest that no live writer or lease holds.
    */
   int64_t ingest_expiry_seconds;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the run with `OCICAS_ERR_CANCELLED` when
+   * requested (NULL: none): between phases, between the blobs it marks, before each blob it
+   * removes (a run waiting for the store lock looks once it has it; the wait is bounded by
+   * `OCICAS_LIMIT_LOCK_TIMEOUT`). Stopped while marking, it removed nothing; stopped while sweeping, every blob it
+   * removed was garbage and went with its labels, and the rest waits for the next run. The
+   * store is consistent either way (`ocicas_fsck` finds no problem it made).
+   */
+  const struct ocicas_cancel *cancel;
+  /**
+   * Blobs committed within this many seconds before the run started are kept, with
+   * everything they reference, as if a writer still meant to tag or lease them. 0 (the
+   * default) keeps none but those committed during the run and in the second before it,
+   * which are always kept; negative is `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  int64_t min_age_seconds;
 } ocicas_gc_options;
 
 /**
@@ -443,6 +481,15 @@ typedef struct ocicas_registry_options {
    */
   ocicas_progress_cb progress;
   void *progress_user_data;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
+   * when requested (NULL: none). It is looked at before every request and at every chunk of
+   * a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
+   * the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+   * blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
+   * push leaves its unfinished uploads to the registry's purge.
+   */
+  const struct ocicas_cancel *cancel;
 } ocicas_registry_options;
 
 /**
@@ -479,6 +526,13 @@ typedef struct ocicas_layer_options {
    * visible, so GC cannot take it before it is referenced (NULL: none).
    */
   const char *lease;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
+   * requested (NULL: none), at its next chunk of input: every later write, finish or read
+   * fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
+   * pull-mode one computes nothing.
+   */
+  const struct ocicas_cancel *cancel;
 } ocicas_layer_options;
 
 #ifdef __cplusplus
@@ -519,13 +573,15 @@ const char *ocicas_version(void);
  * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
  * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
  * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
- * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). On failure
+ * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
+ * none) stops the import with `OCICAS_ERR_CANCELLED` when requested, at its next chunk read or
+ * staged (once every member checked out, the import publishes and finishes). On failure
  * nothing is tagged, and nothing is stored unless only the final index.json update failed
  * (then the published blobs are unreferenced and the next GC removes them).
  *
  * # Safety
  * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
- * the call; `out_result` writable.
+ * the call; `cancel` NULL or a live flag; `out_result` writable.
  */
 ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     const char *path,
@@ -534,6 +590,7 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     const char *tag,
                                     int64_t index,
                                     const char *ref_name,
+                                    const struct ocicas_cancel *cancel,
                                     char **out_result);
 
 /**
@@ -544,10 +601,12 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
  * or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
  * image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
  * written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
+ * `cancel` (NULL: none) stops the export with `OCICAS_ERR_CANCELLED` when requested, at its
+ * next chunk read or written: what `write_cb` took is then an archive cut short.
  *
  * # Safety
  * `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
- * at `n_refs` NULL-terminated arrays of strings.
+ * at `n_refs` NULL-terminated arrays of strings; `cancel` NULL or a live flag.
  */
 ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     const char *const *refs,
@@ -555,7 +614,8 @@ ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
                                     size_t n_refs,
                                     uint32_t format,
                                     ocicas_write_cb write_cb,
-                                    void *user_data);
+                                    void *user_data,
+                                    const struct ocicas_cancel *cancel);
 
 /**
  * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
@@ -707,6 +767,32 @@ ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer)
 void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
 
 /**
+ * A new flag, not requested, in `*out_cancel` (free with `ocicas_cancel_free`).
+ *
+ * # Safety
+ * `out_cancel` is writable.
+ */
+ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
+
+/**
+ * Requests the stop: every operation given `cancel` stops at its next check. Callable from any
+ * thread, while the operations run; requesting again does nothing more.
+ *
+ * # Safety
+ * `cancel` is a live flag.
+ */
+ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
+
+/**
+ * Frees a flag, once no operation it was given to is running and no thread will request it.
+ * NULL is a no-op.
+ *
+ * # Safety
+ * `cancel` is NULL or a flag not freed before.
+ */
+void ocicas_cancel_free(struct ocicas_cancel *cancel);
+
+/**
  * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
  * returns its digest in `*out_digest`, a string to free with `ocicas_string_free`.
  * `data` may be NULL when `len` is 0.
@@ -821,6 +907,8 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
 /**
  * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
  * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+ * `createdAt` is when the blob was first stored (storing it again does not move it);
+ * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
  * `OCICAS_ERR_NOT_FOUND` when absent.
  *
  * # Safety
@@ -1012,8 +1100,9 @@ ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
  * limit makes the run remove nothing and fail with `OCICAS_ERR_INVALID_IMAGE` naming it and
  * the path to it. A missing child is reported, not fatal. Safe while other processes write: a
  * blob committed (or committed again) within about a second of the GC's start, or during it, is
- * kept with everything it references, so a writer may commit first and tag or lease next.
- * `options` may be NULL.
+ * kept with everything it references, so a writer may commit first and tag or lease next;
+ * `min_age_seconds` keeps older ones too. `options` may be NULL. `OCICAS_ERR_CANCELLED` when
+ * the options' `cancel` was requested.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
@@ -1267,8 +1356,8 @@ void ocicas_registry_options_init(struct ocicas_registry_options *options);
  * Every request has a deadline from the engine's limits: a document exchange (manifest, token,
  * HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
  * moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
- * period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The call
- * cannot be interrupted otherwise.
+ * period; past either, `OCICAS_ERR_TOO_LARGE` naming the registry and the limit. The
+ * options' `cancel` flag stops it sooner, with `OCICAS_ERR_CANCELLED`.
  * `OCICAS_ERR_NOT_FOUND` for an unknown ref, `OCICAS_ERR_UNAUTHORIZED` when the registry
  * refuses the credentials, `OCICAS_ERR_REMOTE` when it cannot be reached or answers with an
  * error (or answers plain HTTP while `insecure` is not set: the message says so),
@@ -1295,7 +1384,8 @@ ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
  * `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
  * the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
  * elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
- * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`.
+ * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`,
+ * `OCICAS_ERR_CANCELLED` (see the options' `cancel`).
  *
  * # Safety
  * As `ocicas_registry_push`; `ref_name` may be NULL.
@@ -1314,7 +1404,9 @@ ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
  * Having no engine, it uses the default limits: requests have push's deadlines with
  * `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
  * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
- * `OCICAS_ERR_TOO_LARGE` when a deadline passed.
+ * `OCICAS_ERR_TOO_LARGE` when a deadline passed, `OCICAS_ERR_CANCELLED` when the `cancel` of
+ * either options struct was requested (checked at every chunk read or uploaded; nothing is
+ * completed in the registry then).
  *
  * # Safety
  * `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
@@ -1378,7 +1470,7 @@ ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
 
 /**
  * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
- * or on a pull stream.
+ * or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
  *
  * # Safety
  * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -1390,6 +1482,7 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
  * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
  *
  * # Safety
  * `stream` is a live stream; `out_layer` writable.
@@ -1399,7 +1492,8 @@ ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, cha
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
  * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
- * callback makes this `OCICAS_ERR_IO`, and the stream stays failed.
+ * callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+ * `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
  *
  * # Safety
  * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
@@ -1456,6 +1550,61 @@ ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
  * `stream` is NULL or a stream not freed before and not in use by another thread.
  */
 void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
+
+/**
+ * Opens the stored layer blob `digest` of `size` bytes as its uncompressed tar, decompressed as
+ * `media_type` says: `application/vnd.oci.image.layer.v1.tar`, `…tar+gzip`, `…tar+zstd` (and
+ * their `nondistributable` forms), Docker's `application/vnd.docker.image.rootfs.diff.tar.gzip`
+ * (and its `foreign` form, `…diff.tar`, its `foreign` form, and `…diff.tar.zstd`). `diff_id` is the layer's DiffID from its image
+ * config's `rootfs.diff_ids`. `*out_reader` receives a handle to free with
+ * `ocicas_layer_reader_free`.
+ *
+ * `OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE` for any other media type; `OCICAS_ERR_INVALID_ARGUMENT`
+ * for a malformed digest or DiffID; `OCICAS_ERR_NOT_FOUND` when the blob is not stored;
+ * `OCICAS_ERR_SIZE_MISMATCH` when it is not `size` bytes; `OCICAS_ERR_INVALID_IMAGE` when its
+ * entry in the layout is not a regular file (a symlink, a FIFO: never followed or waited on).
+ *
+ * # Safety
+ * `engine` is a live engine; `media_type`, `digest` and `diff_id` are NUL-terminated strings;
+ * `out_reader` is writable.
+ */
+ocicas_status ocicas_layer_reader_open(const struct ocicas_engine *engine,
+                                       const char *media_type,
+                                       const char *digest,
+                                       uint64_t size,
+                                       const char *diff_id,
+                                       struct ocicas_layer_reader **out_reader);
+
+/**
+ * Reads up to `len` bytes of the uncompressed tar into `buf`; `*out_read` receives the count.
+ * 0 (with `len` > 0) is the end, given only once the blob's bytes matched its digest and size
+ * and the tar matched the DiffID, and given again by any later read. The bytes before the end
+ * are not yet verified: act on them only after it.
+ *
+ * The read that reaches the end returns `OCICAS_ERR_DIGEST_MISMATCH` instead when the tar does
+ * not hash to the DiffID or the blob does not hash to its digest (also when a corrupt blob fails
+ * to decompress earlier), `OCICAS_ERR_SIZE_MISMATCH` when the blob changed size while it was
+ * read; `OCICAS_ERR_INVALID_IMAGE` when the blob does not decompress as its media type says or
+ * has bytes after its compressed stream (a zstd frame whose window is over 128 MiB included);
+ * `OCICAS_ERR_IO` when reading the file fails. A failed reader gives the same failure at every
+ * later read.
+ *
+ * # Safety
+ * `reader` is a live reader not used by another thread during the call; `buf` points at `len`
+ * writable bytes; `out_read` is writable.
+ */
+ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * Frees a layer reader, read to its end or not. NULL is a no-op.
+ *
+ * # Safety
+ * `reader` is NULL or a reader not freed before and not in use by another thread.
+ */
+void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
 
 /**
  * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
