@@ -112,7 +112,7 @@ func TestDigesterGivesTheExpectedDigestOfAWriterCommit(t *testing.T) {
 		if !strings.HasPrefix(expected, algorithm+":") {
 			t.Fatalf("digest %s is not %s", expected, algorithm)
 		}
-		committed, err := writer.Commit(int64(len(data)), expected)
+		committed, err := writer.Commit(t.Context(), int64(len(data)), expected)
 		if err != nil || committed != expected {
 			t.Fatalf("Commit: %s, %v; want %s", committed, err, expected)
 		}

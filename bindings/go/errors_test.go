@@ -89,7 +89,7 @@ func TestErrorTextIsTheLibraryMessageOrTheCodeDescription(t *testing.T) {
 	if got := fmt.Sprint(CodeTooLarge); got != "OCICAS_ERR_TOO_LARGE" {
 		t.Errorf("Sprint(CodeTooLarge) = %q", got)
 	}
-	for _, unknown := range []Code{18, 99, math.MaxUint32} {
+	for _, unknown := range []Code{CodeCancelled + 1, 99, math.MaxUint32} {
 		if got := unknown.String(); got != "OCICAS_ERR_UNKNOWN" {
 			t.Errorf("Code(%d).String() = %q", uint32(unknown), got)
 		}
