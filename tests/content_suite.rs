@@ -486,3 +486,26 @@ fn a_link_planted_as_the_creation_records_directory_is_never_followed() {
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     assert!(engine.has_blob(&digest).unwrap());
 }
+
+/// A batch stores each blob as `put_blob` would, in order, duplicates and stored blobs included,
+/// across more than one group of links (a group holds 256 temp files open).
+#[test]
+fn put_blobs_stores_every_blob_of_a_batch() {
+    let (_dir, engine) = store();
+    let already = engine.put_blob(b"stored before").unwrap();
+    let mut blobs: Vec<Vec<u8>> = (0..600).map(|i| content(4096, i).0).collect();
+    blobs.push(blobs[3].clone());
+    blobs.push(b"stored before".to_vec());
+    let slices: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
+    let stored = engine.put_blobs(&slices).unwrap();
+    assert_eq!(stored.len(), blobs.len());
+    for (blob, bytes) in stored.iter().zip(&blobs) {
+        assert_eq!(blob.digest, Digest::of_bytes(Algorithm::Sha256, bytes));
+        assert_eq!(blob.size, bytes.len() as u64);
+        assert_eq!(engine.read_blob(&blob.digest, u64::MAX).unwrap(), *bytes);
+    }
+    assert_eq!(stored.last().unwrap().digest, already.digest);
+    assert_eq!(engine.list_blobs().unwrap().len(), 601);
+    assert!(engine.fsck().unwrap().problems.is_empty());
+    assert!(engine.put_blobs(&[]).unwrap().is_empty());
+}

@@ -28,6 +28,9 @@ use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 /// Times a publication replaces an odd entry of its blob's name before it gives up.
 const PUBLISH_ATTEMPTS: u32 = 8;
 
+/// Blobs `put_blobs` writes, fsyncs and links as one group: it holds this many temp files open.
+const PUT_GROUP: usize = 256;
+
 /// Read size for hashing and copying: 128 KiB measured fastest for sha2 here (PEERS.md).
 pub(crate) const IO_CHUNK: usize = 128 << 10;
 
@@ -156,10 +159,71 @@ impl Engine {
         size: u64,
         labels: &Labels,
     ) -> Result<bool> {
+        self.seal(file, path)?;
+        let _lock = self.layout.lock_shared()?;
+        let new = self.link_blob(file, path, digest, size, labels)?;
+        if new {
+            self.layout.sync_parent(&self.layout.blob_path(digest))?;
+        }
+        Ok(new)
+    }
+
+    /// Stores each of `blobs` as a sha256 blob (idempotent for those already stored), as
+    /// durably as `put_blob` does, for a caller with many small blobs to commit at once: each is
+    /// written to its own temp file, then a group of them is fsynced (the file system can commit
+    /// them together), linked into `blobs/` under one hold of the store lock, and the blob
+    /// directory fsynced once per group. Stops at the first error; the blobs linked before it
+    /// stay stored, durably.
+    pub fn put_blobs(&self, blobs: &[&[u8]]) -> Result<Vec<StoredBlob>> {
+        let mut stored = Vec::with_capacity(blobs.len());
+        for group in blobs.chunks(PUT_GROUP) {
+            stored.extend(self.put_blob_group(group)?);
+        }
+        Ok(stored)
+    }
+
+    fn put_blob_group(&self, blobs: &[&[u8]]) -> Result<Vec<StoredBlob>> {
+        let mut staged = Vec::with_capacity(blobs.len());
+        for bytes in blobs {
+            let mut temp = self.layout.temp_file()?;
+            temp.write_all(bytes)?;
+            let blob = StoredBlob { digest: Digest::of_bytes(Algorithm::Sha256, bytes), size: bytes.len() as u64 };
+            staged.push((temp, blob));
+        }
+        for (temp, _) in &staged {
+            self.seal(temp.file(), temp.path())?;
+        }
+        let _lock = self.layout.lock_shared()?;
+        let mut linked = false;
+        let mut outcome = Ok(());
+        for (temp, blob) in &staged {
+            match self.link_blob(temp.file(), temp.path(), &blob.digest, blob.size, &Labels::new()) {
+                Ok(new) => linked |= new,
+                Err(err) => {
+                    outcome = Err(err);
+                    break;
+                }
+            }
+        }
+        if linked {
+            self.layout.sync_parent(&self.layout.blob_path(&staged[0].1.digest))?;
+        }
+        outcome?;
+        Ok(staged.into_iter().map(|(_, blob)| blob).collect())
+    }
+
+    /// Makes a written blob file durable and read-only, before it is linked into `blobs/`.
+    fn seal(&self, file: &File, path: &Path) -> Result<()> {
         let storage = self.layout.storage();
         storage.sync_file(file).map_err(|e| self.layout.io_error("cannot fsync", path, e))?;
-        storage.set_read_only(file).map_err(|e| self.layout.io_error("cannot chmod", path, e))?;
-        let _lock = self.layout.lock_shared()?;
+        storage.set_read_only(file).map_err(|e| self.layout.io_error("cannot chmod", path, e))
+    }
+
+    /// Links the sealed `file` into `blobs/` as `digest`, without the directory's fsync (the
+    /// caller's, once for as many links as it makes). The caller holds the shared store lock.
+    /// False when an intact blob of that digest is already stored (it is claimed instead).
+    fn link_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64, labels: &Labels) -> Result<bool> {
+        let storage = self.layout.storage();
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
         // Deleted between the look and the touch (deletes take the shared lock too): publish.
@@ -182,10 +246,7 @@ impl Engine {
         // replaced; a publisher of the same blob racing us (the lock is shared) may win.
         for _ in 0..PUBLISH_ATTEMPTS {
             match storage.link(file, path, &dest) {
-                Ok(()) => {
-                    self.layout.sync_parent(&dest)?;
-                    return Ok(true);
-                }
+                Ok(()) => return Ok(true),
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                     if self.is_intact(digest, size) {
                         return Ok(false);
