@@ -438,9 +438,11 @@ fn fsck_during_retags_and_gcs_sees_one_committed_state() {
     assert!(fsck_runs > 0);
 }
 
-/// The file of `digest` in the layout, rewritten with `bytes` (no lock, as a disk fault would).
+/// The file of `digest` in the layout replaced by one of `bytes` (no lock, as a disk fault
+/// would; a new file, as a blob's may be read-only).
 fn overwrite_blob(engine: &Engine, digest: &Digest, bytes: &[u8]) {
     let path = engine.root().join("blobs").join(digest.algorithm().name()).join(digest.hex());
+    std::fs::remove_file(&path).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
 
