@@ -1,9 +1,11 @@
-/* fsck from C: ocicas_fsck_ext with OCICAS_FSCK_DEEP checks layers against their DiffIDs, unknown
- * flags and NULL arguments are INVALID_ARGUMENT, ocicas_fsck is the same check without flags;
+/* fsck from C: ocicas_fsck_ext with OCICAS_FSCK_DEEP checks layers against their DiffIDs, with
+ * OCICAS_FSCK_NO_HASH the structure only (no blob hashed), unknown flags and NULL arguments are
+ * INVALID_ARGUMENT, ocicas_fsck is the same check without flags;
  * a tag that names a blob as a document it does not parse as is INVALID_IMAGE. */
 #include "test_util.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define LAYER_TYPE "application/vnd.oci.image.layer.v1.tar"
 #define MANIFEST_TYPE "application/vnd.oci.image.manifest.v1+json"
@@ -35,6 +37,15 @@ static void tag_image_with_diff_id(const char *name, const char *layer_content, 
     CHECK_OK(ocicas_ref_put(engine, name, manifest, false));
 }
 
+/* Replaces the file of blob `digest` with `text` (a new file: a blob's may be read-only). */
+static void replace_blob(const char *layout, const char *digest, const char *text) {
+    char blobs[4300], path[4400];
+    snprintf(blobs, sizeof blobs, "%s/blobs/sha256", layout);
+    snprintf(path, sizeof path, "%s/%s", blobs, digest + strlen("sha256:"));
+    CHECK(unlink(path) == 0);
+    write_file(blobs, digest + strlen("sha256:"), text);
+}
+
 static int sound(uint32_t flags) {
     char *report = NULL;
     CHECK_OK(ocicas_fsck_ext(engine, flags, &report));
@@ -63,9 +74,21 @@ int main(void) {
     ocicas_string_free(report);
     CHECK_OK(ocicas_ref_delete(engine, "liar"));
 
+    CASE("OCICAS_FSCK_NO_HASH hashes no blob: a layer changed in place passes it, not a full fsck");
+    const char *content = "layer to change";
+    char *digest = NULL;
+    CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)content, strlen(content), &digest));
+    tag_image_with_diff_id("changed", content, wrong);
+    CHECK(sound(0) && sound(OCICAS_FSCK_NO_HASH));
+    replace_blob(layout, digest, "LAYER TO CHANGE");
+    CHECK(sound(OCICAS_FSCK_NO_HASH) && !sound(0));
+    replace_blob(layout, digest, content);
+    ocicas_string_free(digest);
+    CHECK_OK(ocicas_ref_delete(engine, "changed"));
+
     CASE("unknown flags and NULL arguments are INVALID_ARGUMENT, and nothing is written");
     report = NULL;
-    CHECK_STATUS(ocicas_fsck_ext(engine, 2, &report), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_fsck_ext(engine, 4, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("flags");
     CHECK(report == NULL);
     CHECK_STATUS(ocicas_fsck_ext(NULL, 0, &report), OCICAS_ERR_INVALID_ARGUMENT);

@@ -177,6 +177,13 @@
 #define OCICAS_FSCK_DEEP 1
 
 /**
+ * `ocicas_fsck_ext` flag: check the structure only (the graph, and each reachable blob's
+ * presence and size) and hash no blob: a blob whose bytes were changed in place is not found.
+ * `blobsChecked` is then 0.
+ */
+#define OCICAS_FSCK_NO_HASH 2
+
+/**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
  * `ocicas_writer_commit`.
  */
@@ -1066,7 +1073,8 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  * and parses as the media type it is reached with; descriptors' `data` match their blobs; ref
  * names are unique; image manifests have a config and layers of the right kinds and a config
  * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
- * concurrent tags and GCs never show as problems. `flags` is 0 or `OCICAS_FSCK_DEEP`.
+ * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
+ * `OCICAS_FSCK_NO_HASH` or'ed.
  * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
  * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
  * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`

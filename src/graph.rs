@@ -21,7 +21,7 @@ use std::rc::Rc;
 use serde_json::Value;
 
 use crate::cancel::Cancel;
-use crate::digest::Digest;
+use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::BlobDirs;
@@ -29,6 +29,42 @@ use crate::spec::{
     Child, Descriptor, Document, ImageIndex, descriptor_shaped_objects, is_document_media_type, is_layer_media_type,
     is_manifest_media_type, media_type_of, parse_document,
 };
+
+/// A digest as its raw bytes: 40 bytes and no allocation for a sha256, where a `Digest` takes
+/// 112 (its hex on the heap). GC and fsck keep one per blob of the store, which may be millions.
+/// Ordered as the digests are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum BlobKey {
+    Sha256([u8; 32]),
+    Sha512(Box<[u8; 64]>),
+}
+
+impl BlobKey {
+    pub(crate) fn of(digest: &Digest) -> BlobKey {
+        // A Digest's hex is checked when it is made: it always decodes to its algorithm's size.
+        let valid = "a Digest holds lowercase hex of its algorithm's length";
+        match digest.algorithm() {
+            Algorithm::Sha256 => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(digest.hex(), &mut bytes).expect(valid);
+                BlobKey::Sha256(bytes)
+            }
+            Algorithm::Sha512 => {
+                let mut bytes = Box::new([0u8; 64]);
+                hex::decode_to_slice(digest.hex(), &mut bytes[..]).expect(valid);
+                BlobKey::Sha512(bytes)
+            }
+        }
+    }
+
+    pub(crate) fn digest(&self) -> Digest {
+        let (algorithm, hex) = match self {
+            BlobKey::Sha256(bytes) => (Algorithm::Sha256, hex::encode(bytes)),
+            BlobKey::Sha512(bytes) => (Algorithm::Sha512, hex::encode(&bytes[..])),
+        };
+        Digest::from_parts(algorithm, &hex).expect("the hex of a digest's bytes is a valid digest")
+    }
+}
 
 /// One arrival at a blob.
 #[derive(Debug, Clone)]
@@ -153,17 +189,26 @@ enum Content {
 pub(crate) struct GraphWalk<'e> {
     engine: &'e Engine,
     /// Every digest reached and found stored, with its stored size.
-    pub visited: HashMap<Digest, u64>,
-    seen: HashSet<(Digest, ReadAs, Option<u64>)>,
+    visited: HashMap<BlobKey, u64>,
+    seen: HashSet<(BlobKey, ReadAs, Option<u64>)>,
     /// Extra edges from labels (`ocicas.gc.ref.*`), by source digest.
     label_edges: HashMap<Digest, Vec<Digest>>,
     /// A walk stops early once this is requested (see `stopped_by`).
     cancel: Cancel,
+    /// Blobs known to be stored (see `knowing_stored`), sorted.
+    listed: &'e [BlobKey],
 }
 
 impl<'e> GraphWalk<'e> {
     pub(crate) fn new(engine: &'e Engine, label_edges: HashMap<Digest, Vec<Digest>>) -> Self {
-        GraphWalk { engine, visited: HashMap::new(), seen: HashSet::new(), label_edges, cancel: Cancel::default() }
+        GraphWalk {
+            engine,
+            visited: HashMap::new(),
+            seen: HashSet::new(),
+            label_edges,
+            cancel: Cancel::default(),
+            listed: &[],
+        }
     }
 
     /// The walk, made to stop before its next blob once `cancel` is requested. A stopped walk
@@ -172,18 +217,47 @@ impl<'e> GraphWalk<'e> {
         GraphWalk { cancel: cancel.clone(), ..self }
     }
 
+    /// The walk, taking a layer reached with a declared size as stored at that size, without a
+    /// stat, when it is in `listed` (sorted: the store's listing of its blobs). GC's mark needs
+    /// only to know that a layer exists (a layer has no children, and a layer removed since the
+    /// listing was not garbage to sweep); it saves a stat per layer. fsck checks sizes: not it.
+    pub(crate) fn knowing_stored(self, listed: &'e [BlobKey]) -> Self {
+        GraphWalk { listed, ..self }
+    }
+
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
     /// as roots, the targets of the edges from blobs already visited: the walk does not come
     /// back to those blobs, so it would miss a label added since.
     pub(crate) fn set_label_edges(&mut self, label_edges: HashMap<Digest, Vec<Digest>>) -> Vec<Reached> {
         self.label_edges = label_edges;
-        let from_visited = self.label_edges.iter().filter(|(source, _)| self.visited.contains_key(*source));
+        let from_visited = self.label_edges.iter().filter(|(source, _)| self.is_visited(source));
         from_visited
             .flat_map(|(source, targets)| {
                 let name = format!("label of {source}");
                 targets.iter().map(move |target| Reached::untyped(target.clone(), name.clone()))
             })
             .collect()
+    }
+
+    /// Whether `digest` was reached and found stored.
+    pub(crate) fn is_visited(&self, digest: &Digest) -> bool {
+        self.visited.contains_key(&BlobKey::of(digest))
+    }
+
+    /// The stored size of `blob`, if it was reached and found stored.
+    pub(crate) fn visited_size(&self, blob: &BlobKey) -> Option<u64> {
+        self.visited.get(blob).copied()
+    }
+
+    /// Every blob reached and found stored.
+    #[cfg(test)]
+    pub(crate) fn visited_digests(&self) -> impl Iterator<Item = Digest> {
+        self.visited.keys().map(BlobKey::digest)
+    }
+
+    /// How many distinct blobs were reached and found stored.
+    pub(crate) fn visited_count(&self) -> usize {
+        self.visited.len()
     }
 
     /// Walks from `roots`, calling `on_node` once per newly seen arrival. Blobs are looked up
@@ -195,96 +269,123 @@ impl<'e> GraphWalk<'e> {
         roots: Vec<Reached>,
         mut on_node: impl FnMut(&Reached, Node<'_>),
     ) {
-        let limits = *self.engine.limits();
         let mut pending: VecDeque<Reached> = roots.into();
         while let Some(reached) = pending.pop_front() {
             if self.cancel.is_requested() {
                 return;
             }
-            let read_as = ReadAs::of(&reached.media_type);
-            let key = (reached.digest.clone(), read_as.clone(), reached.size);
-            if !self.seen.insert(key.clone()) {
-                continue;
+            self.visit(blob_dirs, reached, &mut pending, &mut on_node);
+        }
+    }
+
+    /// Visits one arrival; queues its children on `pending`, but visits its layers at once: a
+    /// layer has no children, and nothing queued can reach it at a shallower depth, so it is
+    /// visited as it would be in its turn, and the queue holds documents, not every layer of
+    /// every image (half a million, a quarter of a gigabyte, on a big store).
+    fn visit<F: FnMut(&Reached, Node<'_>)>(
+        &mut self,
+        blob_dirs: &BlobDirs,
+        reached: Reached,
+        pending: &mut VecDeque<Reached>,
+        on_node: &mut F,
+    ) {
+        let read_as = ReadAs::of(&reached.media_type);
+        let blob = BlobKey::of(&reached.digest);
+        let key = (blob.clone(), read_as.clone(), reached.size);
+        if !self.seen.insert(key.clone()) {
+            return;
+        }
+        let listed_layer = match reached.size {
+            Some(declared) if read_as == ReadAs::Layer && self.listed.binary_search(&blob).is_ok() => Some(declared),
+            _ => None,
+        };
+        let size =
+            listed_layer.map_or_else(|| self.engine.blob_size_of(&reached.digest, blob_dirs.stat(&reached.digest)), Ok);
+        let stored = match size {
+            Ok(size) => size,
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                // Not seen after all: a later walk (GC's second, under the lock) must follow
+                // it if it has been committed meanwhile.
+                self.seen.remove(&key);
+                on_node(&reached, Node::Missing);
+                return;
             }
-            let stored = match self.engine.blob_size_of(&reached.digest, blob_dirs.stat(&reached.digest)) {
-                Ok(size) => size,
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    // Not seen after all: a later walk (GC's second, under the lock) must follow
-                    // it if it has been committed meanwhile.
-                    self.seen.remove(&key);
-                    on_node(&reached, Node::Missing);
-                    continue;
-                }
-                Err(err) => {
-                    on_node(&reached, Node::Unreadable(err));
-                    continue;
-                }
-            };
-            if self.visited.insert(reached.digest.clone(), stored).is_none() {
-                // Label targets carry no media type or size: they are walked untyped.
-                if let Some(targets) = self.label_edges.get(&reached.digest) {
-                    let name = format!("{} > label of {}", reached.path, reached.digest);
-                    for target in targets {
-                        pending.push_back(Reached {
-                            depth: reached.depth + 1,
-                            ..Reached::untyped(target.clone(), name.clone())
-                        });
-                    }
+            Err(err) => {
+                on_node(&reached, Node::Unreadable(err));
+                return;
+            }
+        };
+        if self.visited.insert(blob.clone(), stored).is_none() {
+            // Label targets carry no media type or size: they are walked untyped.
+            if let Some(targets) = self.label_edges.get(&reached.digest) {
+                let name = format!("{} > label of {}", reached.path, reached.digest);
+                for target in targets {
+                    pending.push_back(Reached {
+                        depth: reached.depth + 1,
+                        ..Reached::untyped(target.clone(), name.clone())
+                    });
                 }
             }
-            if reached.size.is_some_and(|declared| declared != stored) {
-                on_node(&reached, Node::SizeMismatch(stored));
-                continue;
+        }
+        if reached.size.is_some_and(|declared| declared != stored) {
+            on_node(&reached, Node::SizeMismatch(stored));
+            return;
+        }
+        let content = match &read_as {
+            ReadAs::Layer => Ok(Content::Leaf),
+            ReadAs::Parse(media_type) => {
+                let descriptor = Descriptor::new(media_type.clone(), reached.digest.clone(), stored);
+                self.engine.read_document(&descriptor).map(|document| Content::Document(Box::new(document)))
             }
-            let content = match &read_as {
-                ReadAs::Layer => Ok(Content::Leaf),
-                ReadAs::Parse(media_type) => {
-                    let descriptor = Descriptor::new(media_type.clone(), reached.digest.clone(), stored);
-                    self.engine.read_document(&descriptor).map(|document| Content::Document(Box::new(document)))
-                }
-                ReadAs::Sniff => self.sniff(&reached.digest, stored),
-            };
-            let content = match content {
-                Ok(content) => content,
-                Err(err) if err.kind() == ErrorKind::NotFound => {
-                    // Deleted since its size was read: as missing as if it never was.
-                    self.seen.remove(&key);
-                    self.visited.remove(&reached.digest);
-                    on_node(&reached, Node::Missing);
-                    continue;
-                }
-                Err(err) => {
-                    on_node(&reached, Node::Unreadable(err));
-                    continue;
-                }
-            };
-            let children = match &content {
-                Content::Leaf => {
-                    on_node(&reached, Node::Leaf);
-                    continue;
-                }
-                Content::Document(document) => document.children(),
-                Content::UnknownJson(children) => children.clone(),
-            };
-            if !children.is_empty() && !limits.follows_children_at(reached.depth) {
-                on_node(&reached, Node::TooDeep);
-                continue;
+            ReadAs::Sniff => self.sniff(&reached.digest, stored),
+        };
+        let content = match content {
+            Ok(content) => content,
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                // Deleted since its size was read: as missing as if it never was.
+                self.seen.remove(&key);
+                self.visited.remove(&blob);
+                on_node(&reached, Node::Missing);
+                return;
             }
-            match &content {
-                Content::Document(document) => on_node(&reached, Node::Document(document)),
-                _ => on_node(&reached, Node::UnknownJson(children.len())),
+            Err(err) => {
+                on_node(&reached, Node::Unreadable(err));
+                return;
             }
-            // Shared by the siblings, which may be many thousands waiting in the queue at once.
-            let path: Rc<str> = Rc::from(format!("{} > {}", reached.path, reached.digest));
-            let parent = Rc::new(reached.digest.clone());
-            pending.extend(children.into_iter().map(|child| Reached {
+        };
+        let children = match &content {
+            Content::Leaf => {
+                on_node(&reached, Node::Leaf);
+                return;
+            }
+            Content::Document(document) => document.children(),
+            Content::UnknownJson(children) => children.clone(),
+        };
+        if !children.is_empty() && !self.engine.limits().follows_children_at(reached.depth) {
+            on_node(&reached, Node::TooDeep);
+            return;
+        }
+        match &content {
+            Content::Document(document) => on_node(&reached, Node::Document(document)),
+            _ => on_node(&reached, Node::UnknownJson(children.len())),
+        }
+        // Shared by the siblings, which may be many thousands waiting in the queue at once.
+        let path: Rc<str> = Rc::from(format!("{} > {}", reached.path, reached.digest));
+        let parent = Rc::new(reached.digest.clone());
+        for child in children {
+            let child = Reached {
                 digest: child.digest,
                 media_type: child.media_type,
                 size: child.size,
                 parent: Some(parent.clone()),
                 path: path.clone(),
                 depth: reached.depth + 1,
-            }));
+            };
+            if ReadAs::of(&child.media_type) != ReadAs::Layer {
+                pending.push_back(child);
+            } else if !self.cancel.is_requested() {
+                self.visit(blob_dirs, child, pending, on_node);
+            }
         }
     }
 

@@ -323,7 +323,7 @@ fn fsck_deep_checks_every_layer_against_its_diff_id() {
     for (i, compression) in [Compression::Gzip(6), Compression::Zstd(3), Compression::None].into_iter().enumerate() {
         append(&engine, "app", compression, format!("tar bytes {i}").repeat(1000).as_bytes());
     }
-    let deep = FsckOptions { deep: true };
+    let deep = FsckOptions { deep: true, ..FsckOptions::default() };
     let report = engine.fsck_with(&deep).unwrap();
     assert!(report.is_sound(), "{report:#?}");
 
@@ -370,7 +370,7 @@ fn fsck_deep_tells_the_diff_id_found_from_the_one_configured_for_every_layer_typ
         put(&engine, "application/vnd.docker.image.rootfs.diff.tar.zstd", &zstd::encode_all(&content[..], 3).unwrap()),
     ];
     tag_manifest(&engine, "good", &image_config(&engine, "layers", &[&found, &found]), &layers);
-    let deep = FsckOptions { deep: true };
+    let deep = FsckOptions { deep: true, ..FsckOptions::default() };
     let report = engine.fsck_with(&deep).unwrap();
     assert!(report.is_sound() && report.notes.iter().all(|n| !n.contains("--deep")), "{report:#?}");
 
@@ -436,4 +436,42 @@ fn fsck_during_retags_and_gcs_sees_one_committed_state() {
         writer.join().unwrap();
     });
     assert!(fsck_runs > 0);
+}
+
+/// The file of `digest` in the layout replaced by one of `bytes` (no lock, as a disk fault
+/// would; a new file, as a blob's may be read-only).
+fn overwrite_blob(engine: &Engine, digest: &Digest, bytes: &[u8]) {
+    let path = engine.root().join("blobs").join(digest.algorithm().name()).join(digest.hex());
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn fsck_no_hash_finds_missing_and_resized_blobs_but_reads_no_layer() {
+    let no_hash = FsckOptions { no_hash: true, ..FsckOptions::default() };
+    let (_dir, engine) = store();
+    let (manifest, blobs) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    let layer = &blobs[2];
+    let size = std::fs::metadata(engine.root().join("blobs/sha256").join(layer.hex())).unwrap().len();
+
+    // The same number of other bytes: only hashing can tell, and --no-hash does not hash.
+    overwrite_blob(&engine, layer, &vec![b'x'; size as usize]);
+    let report = engine.fsck_with(&no_hash).unwrap();
+    assert!(report.is_sound() && report.blobs_checked == 0 && report.reachable == 3, "{report:#?}");
+    assert!(!engine.fsck().unwrap().is_sound());
+    let out = ocicas_output(&["fsck", s(engine.root()), "--no-hash"], b"");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no blob hashed"), "{out:?}");
+
+    // One byte more than the manifest declares.
+    overwrite_blob(&engine, layer, &vec![b'x'; size as usize + 1]);
+    let report = engine.fsck_with(&no_hash).unwrap();
+    assert!(report.problems.iter().any(|p| p.contains(&layer.to_string()) && p.contains("bytes")), "{report:#?}");
+
+    std::fs::remove_file(engine.root().join("blobs/sha256").join(layer.hex())).unwrap();
+    let report = engine.fsck_with(&no_hash).unwrap();
+    assert!(report.problems.iter().any(|p| p.contains(&layer.to_string()) && p.contains("missing")), "{report:#?}");
+    let out = ocicas_output(&["fsck", s(engine.root()), "--no-hash"], b"");
+    assert_eq!(out.status.code(), Some(FSCK_PROBLEMS), "{out:?}");
 }

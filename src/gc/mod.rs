@@ -19,7 +19,7 @@ use crate::cancel::Cancel;
 use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::graph::{GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
+use crate::graph::{BlobKey, GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
 use crate::layout::{BlobDirs, modified_time};
 
 /// Label that makes a blob a GC root.
@@ -69,6 +69,8 @@ pub struct GcReport {
     pub blobs_removed: u64,
     pub bytes_removed: u64,
     pub blobs_kept: u64,
+    /// Reachable layers count at the size their referrer declares (the mark does not stat a
+    /// layer it listed); everything else at its stored size.
     pub bytes_kept: u64,
     /// Referenced blobs that are not stored: one line each, naming the blob and its parent.
     pub missing: Vec<String>,
@@ -159,6 +161,8 @@ impl Engine {
         // A planted link where a directory of the layout belongs stops GC before anything goes.
         self.layout.check_structure()?;
         let started = SystemTime::now();
+        // Read before the first listing begins, to tell under the lock whether it can be trusted.
+        let blob_dirs_listed = self.layout.blob_dirs_changed();
         // A blob's time can be a little older than its appearance in blobs/ (the kernel's file
         // clock lags the system clock by a tick; data is written before it is linked): a second
         // of margin keeps one that appears after the start with a time just before it.
@@ -166,17 +170,13 @@ impl Engine {
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
         // Only blobs stored before marking began can be garbage: whatever is committed later
         // is kept, as is anything committed within a second of the start (file times lag).
-        // The listing runs beside the marking: a blob committed meanwhile is young by its mtime.
+        // The listing comes first: the mark takes the layers it lists as stored, without a stat.
+        let candidates = self.list_blob_keys()?;
+        check_cancel()?;
         let mut marks = Marks::default();
-        let (candidates, mut walk) = beside(
-            || self.list_blobs(),
-            || {
-                let roots = self.gc_roots(started)?;
-                let mut walk = GraphWalk::new(self, roots.label_edges).stopped_by(cancel);
-                walk.walk(&self.layout.blob_dirs(), roots.reached, |reached, node| marks.observe(reached, node));
-                Ok(walk)
-            },
-        )?;
+        let roots = self.gc_roots(started)?;
+        let mut walk = GraphWalk::new(self, roots.label_edges).stopped_by(cancel).knowing_stored(&candidates);
+        walk.walk(&self.layout.blob_dirs(), roots.reached, |reached, node| marks.observe(reached, node));
         check_cancel()?;
 
         let _lock = self.layout.lock_exclusive()?;
@@ -187,7 +187,7 @@ impl Engine {
         let roots = self.gc_roots(started)?;
         if marks.unknown_children.take().is_some() {
             // Decided again under the lock, from scratch: the reference may be gone by now.
-            walk = GraphWalk::new(self, HashMap::new()).stopped_by(cancel);
+            walk = GraphWalk::new(self, HashMap::new()).stopped_by(cancel).knowing_stored(&candidates);
         }
         let mut reached = walk.set_label_edges(roots.label_edges);
         reached.extend(roots.reached);
@@ -197,16 +197,21 @@ impl Engine {
         // Blobs committed since the listing, or within the grace, may be documents a writer is
         // about to tag: they are kept, and so is everything they reference. The unmarked blobs
         // are looked at beside a second listing, which keeps only the blobs new since the first.
-        let unvisited: Vec<&Digest> = candidates.iter().filter(|digest| !walk.visited.contains_key(*digest)).collect();
-        let listed: HashSet<&Digest> = candidates.iter().collect();
+        // It is skipped when the blob directories have had no entry added or removed since
+        // before the first listing (their ctimes are unchanged, and were a second old then).
+        let unvisited: Vec<&BlobKey> = candidates.iter().filter(|blob| walk.visited_size(blob).is_none()).collect();
+        let listing_is_current = self.layout.blob_dirs_changed() == blob_dirs_listed
+            && blob_dirs_listed.iter().flatten().all(|changed| *changed + COMMIT_GRACE_MARGIN <= started);
         let (committed_since, unmarked) = beside(
             || {
                 let mut new = Vec::new();
-                self.for_each_blob(|digest| {
-                    if !listed.contains(&digest) {
-                        new.push(digest);
-                    }
-                })?;
+                if !listing_is_current {
+                    self.for_each_blob(|digest| {
+                        if candidates.binary_search(&BlobKey::of(&digest)).is_err() {
+                            new.push(digest);
+                        }
+                    })?;
+                }
                 Ok(new)
             },
             || {
@@ -214,16 +219,16 @@ impl Engine {
                 self.in_parallel("gc stat", &unvisited, |batch| {
                     Ok(batch
                         .iter()
-                        .filter_map(|digest| {
-                            let stat = blob_dirs.stat(digest).ok()?;
-                            Some((*digest, stat.st_size as u64, modified_time(&stat) >= grace_start))
+                        .filter_map(|blob| {
+                            let stat = blob_dirs.stat(&blob.digest()).ok()?;
+                            Some((*blob, stat.st_size as u64, modified_time(&stat) >= grace_start))
                         })
-                        .collect::<Vec<(&Digest, u64, bool)>>())
+                        .collect::<Vec<(&BlobKey, u64, bool)>>())
                 })
             },
         )?;
         let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
-        let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(digest, _, _)| (*digest).clone());
+        let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(blob, _, _)| blob.digest());
         let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
         walk.walk(&blob_dirs, young, |reached, node| marks.observe(reached, node));
         // A walk that stopped for the cancel is incomplete: nothing may be removed after it.
@@ -231,22 +236,20 @@ impl Engine {
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
-        let kept = walk.visited;
-
-        let garbage: Vec<(&Digest, u64)> = unmarked
+        let garbage: Vec<(&BlobKey, u64)> = unmarked
             .into_iter()
-            .filter(|(digest, _, _)| !kept.contains_key(*digest))
-            .map(|(d, size, _)| (d, size))
+            .filter(|(blob, _, _)| walk.visited_size(blob).is_none())
+            .map(|(blob, size, _)| (blob, size))
             .collect();
         if !options.dry_run {
             self.remove_blobs(&blob_dirs, &garbage, &roots.labelled, cancel)?;
         }
         report.blobs_removed = garbage.len() as u64;
         report.bytes_removed = garbage.iter().fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
-        for digest in &candidates {
-            if let Some(size) = kept.get(digest) {
+        for blob in &candidates {
+            if let Some(size) = walk.visited_size(blob) {
                 report.blobs_kept += 1;
-                report.bytes_kept = report.bytes_kept.saturating_add(*size);
+                report.bytes_kept = report.bytes_kept.saturating_add(size);
             }
         }
         if !options.dry_run && report.blobs_removed > 0 {
@@ -274,7 +277,7 @@ impl Engine {
         report.temp_files_removed = self.layout.sweep_temp_files(options.dry_run, failed)?;
         // The first walk may have missed what was committed before the second; each line once.
         let mut missing: Vec<String> =
-            marks.missing.into_iter().filter(|(digest, _)| !kept.contains_key(digest)).map(|(_, line)| line).collect();
+            marks.missing.into_iter().filter(|(digest, _)| !walk.is_visited(digest)).map(|(_, line)| line).collect();
         missing.sort();
         missing.dedup();
         report.missing = missing;
@@ -320,20 +323,21 @@ impl Engine {
     fn remove_blobs(
         &self,
         blob_dirs: &BlobDirs,
-        garbage: &[(&Digest, u64)],
+        garbage: &[(&BlobKey, u64)],
         labelled: &HashSet<Digest>,
         cancel: &Cancel,
     ) -> Result<()> {
         self.in_parallel("gc sweep", garbage, |batch| {
-            for (digest, _) in batch {
+            for (blob, _) in batch {
                 cancel.check("GC")?;
+                let digest = blob.digest();
                 blob_dirs
-                    .remove(digest)
-                    .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(digest), e))?;
+                    .remove(&digest)
+                    .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(&digest), e))?;
                 // Its creation record is swept with the orphan labels, where what cannot be
                 // removed (a planted directory) is noted rather than stopping the sweep midway.
-                if labelled.contains(*digest) {
-                    self.remove_labels(digest)?;
+                if labelled.contains(&digest) {
+                    self.remove_labels(&digest)?;
                 }
             }
             Ok(Vec::<()>::new())
@@ -372,6 +376,14 @@ impl Engine {
             }
             first_error.map_or(Ok(results), Err)
         })
+    }
+
+    /// Every committed blob, sorted, each in 40 bytes: the GC of a million blobs holds them all.
+    fn list_blob_keys(&self) -> Result<Vec<BlobKey>> {
+        let mut blobs = Vec::new();
+        self.for_each_blob(|digest| blobs.push(BlobKey::of(&digest)))?;
+        blobs.sort_unstable();
+        Ok(blobs)
     }
 
     fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
@@ -545,7 +557,7 @@ mod tests {
             let mut marks = Marks::default();
             walk.walk(&engine.layout.blob_dirs(), order, |reached, node| marks.observe(reached, node));
             assert!(marks.unknown_children.is_none() && marks.missing.is_empty(), "{names:?}");
-            let kept: std::collections::BTreeSet<Digest> = walk.visited.into_keys().collect();
+            let kept: std::collections::BTreeSet<Digest> = walk.visited_digests().collect();
             assert_eq!(kept, expected, "roots in the order {names:?}");
         }
     }
@@ -647,7 +659,7 @@ mod tests {
         let roots = engine.gc_roots(SystemTime::now()).unwrap();
         let mut walk = GraphWalk::new(&engine, roots.label_edges);
         walk.walk(&engine.layout.blob_dirs(), roots.reached, |_, _| {});
-        assert!(walk.visited.contains_key(&root.digest) && !walk.visited.contains_key(&target.digest));
+        assert!(walk.is_visited(&root.digest) && !walk.is_visited(&target.digest));
 
         // As gc() walks again under its lock, after a writer labelled the marked blob.
         let edge: crate::Labels = [(format!("{LABEL_GC_REF_PREFIX}x"), target.digest.to_string())].into();
@@ -656,7 +668,7 @@ mod tests {
         let mut reached = walk.set_label_edges(roots.label_edges);
         reached.extend(roots.reached);
         walk.walk(&engine.layout.blob_dirs(), reached, |_, _| {});
-        assert!(walk.visited.contains_key(&target.digest));
+        assert!(walk.is_visited(&target.digest));
     }
 
     #[test]

@@ -174,6 +174,14 @@ impl Layout {
         self.blob_dir(digest.algorithm()).join(digest.hex())
     }
 
+    /// When each blob directory last had an entry added or removed: its ctime, which every
+    /// creation, rename and removal in it moves forward and which no caller can set back; None
+    /// where it cannot be looked at. Two equal readings, the first taken well after the time it
+    /// reads (a file time lags the clock by up to a tick), prove no blob appeared between them.
+    pub(crate) fn blob_dirs_changed(&self) -> [Option<std::time::SystemTime>; Algorithm::ALL.len()] {
+        Algorithm::ALL.map(|algorithm| self.root.stat(&self.blob_dir(algorithm)).ok().map(|stat| changed_time(&stat)))
+    }
+
     /// The blob directories held open, for a pass that looks at or removes many blobs.
     pub(crate) fn blob_dirs(&self) -> BlobDirs<'_> {
         let dirs = Algorithm::ALL.map(|algorithm| self.root.open_subdir(&self.blob_dir(algorithm)).ok());
@@ -453,6 +461,12 @@ pub(crate) fn mostly_holes(stat: &rustix::fs::Stat) -> bool {
 /// A file's modification time from its status.
 pub(crate) fn modified_time(stat: &rustix::fs::Stat) -> std::time::SystemTime {
     let since_epoch = Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec.clamp(0, 999_999_999) as u32);
+    std::time::UNIX_EPOCH + since_epoch
+}
+
+/// A file's status change time from its status.
+fn changed_time(stat: &rustix::fs::Stat) -> std::time::SystemTime {
+    let since_epoch = Duration::new(stat.st_ctime.max(0) as u64, stat.st_ctime_nsec.clamp(0, 999_999_999) as u32);
     std::time::UNIX_EPOCH + since_epoch
 }
 

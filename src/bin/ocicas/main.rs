@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
-use ocicas::{Engine, Limits, OpenOptions};
+use ocicas::{Engine, FsckOptions, Limits, OpenOptions};
 
 /// An OCI content-addressable blob store over a standard OCI image layout.
 #[derive(Parser)]
@@ -63,6 +63,10 @@ enum Command {
         /// Also decompress every layer of every image and check it against its DiffID.
         #[arg(long)]
         deep: bool,
+        /// Check the structure only (the graph, each reachable blob's presence and size): hash
+        /// no blob, so a blob changed in place goes unnoticed.
+        #[arg(long)]
+        no_hash: bool,
         #[command(flatten)]
         format: Json,
     },
@@ -243,7 +247,9 @@ fn run(command: Command) -> ocicas::Result<u8> {
         Command::Blob(command) => content::run_blob(command, &mut out)?,
         Command::Ref(command) => refs::run(command, &mut out)?,
         Command::Ingest(command) => content::run_ingest(command, &mut out)?,
-        Command::Fsck { layout, deep, format } => return maintenance::fsck(&layout, deep, format, &mut out),
+        Command::Fsck { layout, deep, no_hash, format } => {
+            return maintenance::fsck(&layout, &FsckOptions { deep, no_hash }, format, &mut out);
+        }
         Command::Gc { layout, dry_run, ingest_expiry, min_age, format } => {
             let options = ocicas::GcOptions { dry_run, ingest_expiry, min_age, ..Default::default() };
             maintenance::gc(&layout, &options, format, &mut out)?

@@ -9,8 +9,8 @@ use crate::{Json, exit, open, print_json, stdout_error};
 
 /// Prints the problems, or that the store is sound, then the notes (or the report as JSON);
 /// returns the exit status: `FSCK_PROBLEMS` when there are problems.
-pub fn fsck(layout: &Path, deep: bool, format: Json, out: &mut impl Write) -> ocicas::Result<u8> {
-    let report = open(layout)?.fsck_with(&FsckOptions { deep })?;
+pub fn fsck(layout: &Path, options: &FsckOptions, format: Json, out: &mut impl Write) -> ocicas::Result<u8> {
+    let report = open(layout)?.fsck_with(options)?;
     let status = if report.is_sound() { exit::OK } else { exit::FSCK_PROBLEMS };
     if format.json {
         print_json(&report.to_json(), out)?;
@@ -19,7 +19,9 @@ pub fn fsck(layout: &Path, deep: bool, format: Json, out: &mut impl Write) -> oc
     for problem in &report.problems {
         writeln!(out, "{problem}").map_err(stdout_error)?;
     }
-    if report.is_sound() {
+    if report.is_sound() && options.no_hash {
+        writeln!(out, "sound in structure (no blob hashed): {} reachable", report.reachable).map_err(stdout_error)?;
+    } else if report.is_sound() {
         writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable).map_err(stdout_error)?;
     }
     for note in &report.notes {
