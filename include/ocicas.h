@@ -1469,8 +1469,10 @@ ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
                                               struct ocicas_layer_stream **out_stream);
 
 /**
- * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
- * or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
+ * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after a
+ * successful finish or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel`
+ * was requested; after a failed finish, that finish's status (`OCICAS_ERR_CANCELLED` for a
+ * cancelled one).
  *
  * # Safety
  * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -1482,7 +1484,8 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
  * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
- * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
+ * every later write and finish is `OCICAS_ERR_CANCELLED` too.
  *
  * # Safety
  * `stream` is a live stream; `out_layer` writable.

@@ -275,3 +275,56 @@ func TestALayerStreamCancelledWhileItIsReadStopsAndComputesNothing(t *testing.T)
 		t.Fatalf("Compressed with a done context: %v", err)
 	}
 }
+
+// A call given a ctx that is already done does not start, and its error keeps the promise of
+// ErrCancelled's doc: both ctx's error and ErrCancelled.
+func TestACallGivenADoneContextIsBothItsErrorAndErrCancelled(t *testing.T) {
+	engine := newEngine(t)
+	storeImage(t, engine, "app", randomBytes(1<<10, 9))
+	live, err := engine.Writer(t.Context(), "resumable", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := map[string]func() error{
+		"GC": func() error { _, err := engine.GC(ctx, nil); return err },
+		"Push": func() error {
+			_, err := engine.Push(ctx, "app", "127.0.0.1:1/go/app:v1", &RegistryOptions{Insecure: true})
+			return err
+		},
+		"Pull": func() error {
+			_, err := engine.Pull(ctx, "127.0.0.1:1/go/app:v1", "pulled", &RegistryOptions{Insecure: true})
+			return err
+		},
+		"PushLayer": func() error {
+			_, err := PushLayer(ctx, "127.0.0.1:1/go/layer", bytes.NewReader(nil), &RegistryOptions{Insecure: true})
+			return err
+		},
+		"ImportArchive": func() error { _, err := engine.ImportArchive(ctx, bytes.NewReader(nil), nil); return err },
+		"ExportArchive": func() error { return engine.ExportArchive(ctx, io.Discard, []string{"app"}, nil) },
+		"Layer.Compressed": func() error {
+			_, err := NewLayer(ctx, bytes.NewReader(nil)).Compressed()
+			return err
+		},
+		"Writer":        func() error { _, err := engine.Writer(ctx, "other", nil); return err },
+		"Writer.Commit": func() error { _, err := live.Commit(ctx, 0, ""); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
+			t.Errorf("%s with a done ctx: got %v, want context.Canceled and ErrCancelled", name, err)
+		}
+	}
+	if _, err := engine.GetRef("pulled"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a pull that did not start tagged something: %v", err)
+	}
+	status, err := live.Status()
+	if err != nil || status.Offset != int64(len("partial")) {
+		t.Errorf("the commit that did not start changed the ingest: %+v, %v", status, err)
+	}
+}
