@@ -485,7 +485,8 @@ typedef struct ocicas_registry_options {
    * A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
    * when requested (NULL: none). It is looked at before every request and at every chunk of
    * a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
-   * the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+   * the start or end of an upload), and a chunk read or send the registry stalls, ends by
+   * its deadline (`OCICAS_LIMIT_REGISTRY_TIMEOUT`) first. A cancelled pull leaves the
    * blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
    * push leaves its unfinished uploads to the registry's purge.
    */
@@ -784,11 +785,15 @@ ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
 ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
 
 /**
- * Frees a flag, once no operation it was given to is running and no thread will request it.
- * NULL is a no-op.
+ * Frees a flag. NULL is a no-op. A call given the flag takes its own hold on it when it
+ * starts, so the flag may be freed while such a call runs (or while a layer stream made with
+ * it lives): that call can then no longer be stopped, and ends as it would have. The free
+ * must not race with `ocicas_cancel_request` of the same flag, nor with the start of a call
+ * given it, on another thread: free it after those returned. A requested flag stays
+ * requested, so a flag is not reused for a new operation once requested: make a new one.
  *
  * # Safety
- * `cancel` is NULL or a flag not freed before.
+ * `cancel` is NULL or a flag not freed before, not in use by another thread.
  */
 void ocicas_cancel_free(struct ocicas_cancel *cancel);
 
