@@ -328,3 +328,35 @@ func TestACallGivenADoneContextIsBothItsErrorAndErrCancelled(t *testing.T) {
 		t.Errorf("the commit that did not start changed the ingest: %+v, %v", status, err)
 	}
 }
+
+// A cancel that races the end of an import (the last bytes read, the publish) ends it wholly
+// one way or the other: imported and tagged, or cancelled with nothing tagged or staged; the
+// store is sound either way. The cancel lands at every point from mid-stream to after the end.
+func TestACancelRacingTheEndOfAnImportEndsItWhollyOneWayOrTheOther(t *testing.T) {
+	_, _, archive := exportImage(t, "app", ArchiveLegacy)
+	for _, after := range []int{len(archive) / 2, len(archive) - 1024, len(archive) - 1, len(archive), len(archive) + 1} {
+		engine := newEngine(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		source := &cancellingReader{source: bytes.NewReader(archive), after: after, cancel: cancel}
+		images, err := engine.ImportArchive(ctx, source, nil)
+		cancel()
+		refs, listErr := engine.ListRefs()
+		if listErr != nil {
+			t.Fatal(listErr)
+		}
+		switch {
+		case err == nil:
+			if len(images) != 1 || len(refs) != 1 {
+				t.Errorf("cancel after %d bytes: imported %v but tagged %v", after, images, refs)
+			}
+		case errors.Is(err, context.Canceled) && errors.Is(err, ErrCancelled):
+			if len(refs) != 0 {
+				t.Errorf("cancel after %d bytes: cancelled, yet tagged %v", after, refs)
+			}
+		default:
+			t.Errorf("cancel after %d bytes: %v, want success or context.Canceled and ErrCancelled", after, err)
+		}
+		wantNoIngests(t, engine)
+		wantSound(t, engine)
+	}
+}
