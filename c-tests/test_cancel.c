@@ -193,7 +193,48 @@ int main(void) {
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
     ocicas_cancel_free(cancel);
+
+    CASE("a push-mode layer whose finish was cancelled: later writes and finishes are CANCELLED too");
+    CHECK_OK(ocicas_cancel_new(&cancel));
+    layer_options.cancel = cancel;
+    CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
+    CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
+    CHECK_OK(ocicas_cancel_request(cancel));
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
+    ocicas_layer_stream_free(stream);
+    CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
+    ocicas_cancel_free(cancel);
+
+    CASE("a cancel requested after a finish changes nothing: the layer stays committed and known");
+    CHECK_OK(ocicas_cancel_new(&cancel));
+    layer_options.cancel = cancel;
+    CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
+    CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    ocicas_string_free(text);
+    CHECK_OK(ocicas_cancel_request(cancel));
+    CHECK_OK(ocicas_layer_stream_digest(stream, &text));
+    ocicas_string_free(text);
+    CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_INVALID_ARGUMENT);
+    ocicas_layer_stream_free(stream);
+    CHECK(ingest_count(engine) == 0 && blob_count(engine) == 4);
+    ocicas_cancel_free(cancel);
+
+    CASE("a flag freed while a layer stream made with it lives: the stream goes on, uncancellable");
+    CHECK_OK(ocicas_cancel_new(&cancel));
+    layer_options.cancel = cancel;
+    CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
+    ocicas_cancel_free(cancel);
     layer_options.cancel = NULL;
+    CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
+    CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    ocicas_string_free(text);
+    ocicas_layer_stream_free(stream);
+    CHECK(ingest_count(engine) == 0 && blob_count(engine) == 5);
 
     CASE("export: a write callback that requests the cancel stops it, CANCELLED");
     /* An image of a 4 MiB layer, so the archive is written in many chunks. */

@@ -492,7 +492,8 @@ typedef struct ocicas_registry_options {
    * A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
    * when requested (NULL: none). It is looked at before every request and at every chunk of
    * a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
-   * the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+   * the start or end of an upload), and a chunk read or send the registry stalls, ends by
+   * its deadline (`OCICAS_LIMIT_REGISTRY_TIMEOUT`) first. A cancelled pull leaves the
    * blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
    * push leaves its unfinished uploads to the registry's purge.
    */
@@ -791,11 +792,15 @@ ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
 ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
 
 /**
- * Frees a flag, once no operation it was given to is running and no thread will request it.
- * NULL is a no-op.
+ * Frees a flag. NULL is a no-op. A call given the flag takes its own hold on it when it
+ * starts, so the flag may be freed while such a call runs (or while a layer stream made with
+ * it lives): that call can then no longer be stopped, and ends as it would have. The free
+ * must not race with `ocicas_cancel_request` of the same flag, nor with the start of a call
+ * given it, on another thread: free it after those returned. A requested flag stays
+ * requested, so a flag is not reused for a new operation once requested: make a new one.
  *
  * # Safety
- * `cancel` is NULL or a flag not freed before.
+ * `cancel` is NULL or a flag not freed before, not in use by another thread.
  */
 void ocicas_cancel_free(struct ocicas_cancel *cancel);
 
@@ -1477,8 +1482,10 @@ ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
                                               struct ocicas_layer_stream **out_stream);
 
 /**
- * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
- * or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
+ * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after a
+ * successful finish or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel`
+ * was requested; after a failed finish, that finish's status (`OCICAS_ERR_CANCELLED` for a
+ * cancelled one).
  *
  * # Safety
  * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -1490,7 +1497,8 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
  * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
- * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
+ * every later write and finish is `OCICAS_ERR_CANCELLED` too.
  *
  * # Safety
  * `stream` is a live stream; `out_layer` writable.

@@ -36,15 +36,23 @@ impl Cancel {
         }
     }
 
-    /// `result`, except that a failure after the stop was requested is `Cancelled`: a stop seen
-    /// inside a reader or writer surfaces through layers that report it as an I/O error (or as
-    /// input cut short), which would only mislead.
+    /// `result`, except that a failure of a kind a stop causes, after the stop was requested,
+    /// is `Cancelled`: a stop seen inside a reader, a writer or a transfer surfaces through
+    /// layers that report it as `Io`, `Remote`, or (a tar or archive reader cut mid-member)
+    /// `InvalidImage`, which would only mislead. Any other failure (a clobbered ref, a digest
+    /// or size mismatch, a missing blob) is not what a stop causes, so it stays as it is even
+    /// when the stop was requested meanwhile.
     pub fn explain<T>(&self, what: &str, result: Result<T>) -> Result<T> {
         match result {
-            Err(err) if self.is_requested() && err.kind() != ErrorKind::Cancelled => Err(cancelled(what)),
+            Err(err) if self.is_requested() && a_stop_can_cause(err.kind()) => Err(cancelled(what)),
             result => result,
         }
     }
+}
+
+/// The kinds that the layers above a reader, writer or transfer give a stop seen inside it.
+fn a_stop_can_cause(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Io | ErrorKind::Remote | ErrorKind::InvalidImage)
 }
 
 fn cancelled(what: &str) -> Error {
@@ -96,6 +104,20 @@ mod tests {
         let err = cancel.explain("export", io_error()).unwrap_err();
         assert_eq!((err.kind(), err.message()), (ErrorKind::Cancelled, "export cancelled"));
         assert!(cancel.explain("export", Ok(7)).is_ok(), "a finished operation stays finished");
+    }
+
+    #[test]
+    fn explain_keeps_a_genuine_failure_that_came_after_the_request() {
+        let cancel = Cancel::new();
+        cancel.request();
+        for kind in [ErrorKind::Clobber, ErrorKind::DigestMismatch, ErrorKind::NotFound, ErrorKind::SizeMismatch] {
+            let err = cancel.explain("pull", Err::<(), _>(Error::new(kind, "ref app points elsewhere"))).unwrap_err();
+            assert_eq!((err.kind(), err.message()), (kind, "ref app points elsewhere"));
+        }
+        for kind in [ErrorKind::Io, ErrorKind::Remote, ErrorKind::InvalidImage] {
+            let err = cancel.explain("pull", Err::<(), _>(Error::new(kind, "input cut short"))).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled, "a read or transfer cut by the stop is the stop");
+        }
     }
 
     #[test]

@@ -83,6 +83,28 @@ impl Storage for CancelAtFirstUnlink {
     }
 }
 
+/// A failure the operation finds before it looks at the flag is not what the stop caused:
+/// it is reported as itself even though the stop was requested.
+#[test]
+fn a_failure_found_before_the_stop_is_seen_is_reported_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::create(dir.path().join("layout")).unwrap();
+    let cancel = Cancel::new();
+    cancel.request();
+    let options = RegistryOptions { insecure: true, cancel, ..RegistryOptions::default() };
+    let err = engine.push("missing", "127.0.0.1:1/app:v1", &options).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let err = ocicas::registry::push_layer(
+        &b""[..],
+        "127.0.0.1:1/app:v1",
+        &CompressionOptions::default(),
+        &options,
+        engine.limits(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "a target with a tag: {err}");
+}
+
 #[test]
 fn a_gc_cancelled_before_it_starts_removes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -167,8 +167,8 @@ func tagLists(args *cArgs, lists [][]string) ***C.char {
 
 // ExportArchive writes the images refs point at to sink as one docker-archive, which docker
 // load and skopeo read. Layers shared by several images are written once. When ctx is done,
-// the export stops at its next chunk read or written, with an error that is both ctx's and
-// ErrCancelled: sink then holds an archive cut short.
+// the export stops at its next chunk read or written (a Write of sink in flight ends first),
+// with an error that is both ctx's and ErrCancelled: sink then holds an archive cut short.
 func (e *Engine) ExportArchive(ctx context.Context, sink io.Writer, refs []string, opts *ExportOptions) error {
 	var options ExportOptions
 	if opts != nil {

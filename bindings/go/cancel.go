@@ -29,9 +29,9 @@ type contextCancel struct {
 }
 
 // withContext runs call with a cancel flag requested once ctx is done, and returns call's error
-// as explain says; a ctx already done is its error, and call does not run.
+// as explain says; with a ctx already done call does not run, and the error is doneError's.
 func withContext(ctx context.Context, call func(flag *C.ocicas_cancel) error) error {
-	if err := ctx.Err(); err != nil {
+	if err := doneError(ctx); err != nil {
 		return err
 	}
 	cancel, err := watchContext(ctx)
@@ -68,6 +68,16 @@ func (c *contextCancel) release() {
 	defer c.mu.Unlock()
 	C.ocicas_cancel_free(c.flag)
 	c.flag = nil
+}
+
+// doneError is nil while ctx is not done, else the error of a call that stopped before it
+// started: both ctx's error and ErrCancelled, as for a call stopped while it ran.
+func doneError(ctx context.Context) error {
+	ctxErr := ctx.Err()
+	if ctxErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ctxErr, &Error{Code: CodeCancelled, Message: "cancelled before it started"})
 }
 
 // explain is err, with ctx's error first when the library stopped because ctx was done, so

@@ -275,3 +275,88 @@ func TestALayerStreamCancelledWhileItIsReadStopsAndComputesNothing(t *testing.T)
 		t.Fatalf("Compressed with a done context: %v", err)
 	}
 }
+
+// A call given a ctx that is already done does not start, and its error keeps the promise of
+// ErrCancelled's doc: both ctx's error and ErrCancelled.
+func TestACallGivenADoneContextIsBothItsErrorAndErrCancelled(t *testing.T) {
+	engine := newEngine(t)
+	storeImage(t, engine, "app", randomBytes(1<<10, 9))
+	live, err := engine.Writer(t.Context(), "resumable", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	if _, err := live.Write([]byte("partial")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := map[string]func() error{
+		"GC": func() error { _, err := engine.GC(ctx, nil); return err },
+		"Push": func() error {
+			_, err := engine.Push(ctx, "app", "127.0.0.1:1/go/app:v1", &RegistryOptions{Insecure: true})
+			return err
+		},
+		"Pull": func() error {
+			_, err := engine.Pull(ctx, "127.0.0.1:1/go/app:v1", "pulled", &RegistryOptions{Insecure: true})
+			return err
+		},
+		"PushLayer": func() error {
+			_, err := PushLayer(ctx, "127.0.0.1:1/go/layer", bytes.NewReader(nil), &RegistryOptions{Insecure: true})
+			return err
+		},
+		"ImportArchive": func() error { _, err := engine.ImportArchive(ctx, bytes.NewReader(nil), nil); return err },
+		"ExportArchive": func() error { return engine.ExportArchive(ctx, io.Discard, []string{"app"}, nil) },
+		"Layer.Compressed": func() error {
+			_, err := NewLayer(ctx, bytes.NewReader(nil)).Compressed()
+			return err
+		},
+		"Writer":        func() error { _, err := engine.Writer(ctx, "other", nil); return err },
+		"Writer.Commit": func() error { _, err := live.Commit(ctx, 0, ""); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
+			t.Errorf("%s with a done ctx: got %v, want context.Canceled and ErrCancelled", name, err)
+		}
+	}
+	if _, err := engine.GetRef("pulled"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a pull that did not start tagged something: %v", err)
+	}
+	status, err := live.Status()
+	if err != nil || status.Offset != int64(len("partial")) {
+		t.Errorf("the commit that did not start changed the ingest: %+v, %v", status, err)
+	}
+}
+
+// A cancel that races the end of an import (the last bytes read, the publish) ends it wholly
+// one way or the other: imported and tagged, or cancelled with nothing tagged or staged; the
+// store is sound either way. The cancel lands at every point from mid-stream to after the end.
+func TestACancelRacingTheEndOfAnImportEndsItWhollyOneWayOrTheOther(t *testing.T) {
+	_, _, archive := exportImage(t, "app", ArchiveLegacy)
+	for _, after := range []int{len(archive) / 2, len(archive) - 1024, len(archive) - 1, len(archive), len(archive) + 1} {
+		engine := newEngine(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		source := &cancellingReader{source: bytes.NewReader(archive), after: after, cancel: cancel}
+		images, err := engine.ImportArchive(ctx, source, nil)
+		cancel()
+		refs, listErr := engine.ListRefs()
+		if listErr != nil {
+			t.Fatal(listErr)
+		}
+		switch {
+		case err == nil:
+			if len(images) != 1 || len(refs) != 1 {
+				t.Errorf("cancel after %d bytes: imported %v but tagged %v", after, images, refs)
+			}
+		case errors.Is(err, context.Canceled) && errors.Is(err, ErrCancelled):
+			if len(refs) != 0 {
+				t.Errorf("cancel after %d bytes: cancelled, yet tagged %v", after, refs)
+			}
+		default:
+			t.Errorf("cancel after %d bytes: %v, want success or context.Canceled and ErrCancelled", after, err)
+		}
+		wantNoIngests(t, engine)
+		wantSound(t, engine)
+	}
+}

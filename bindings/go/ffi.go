@@ -11,6 +11,23 @@
 // Every handle type (Engine, Writer, Reader, LayerWriter) has an idempotent Close; using a
 // handle after Close panics. A handle forgotten without Close is freed by a cleanup once it
 // is unreachable, but Close releases locks and files at a known time.
+//
+// # Cancellation
+//
+// Push, Pull, PushLayer, GC, ImportArchive(File), ExportArchive and NewLayer take a
+// context.Context. A call given a ctx that is already done does not start; one whose ctx ends
+// while it runs stops at the library's next check (between chunks, blobs, requests and GC
+// phases). Either way the error is both ctx's (errors.Is(err, context.Canceled) or
+// context.DeadlineExceeded) and ErrCancelled, and nothing partial is stored: a resumable
+// ingest at most. A failure of another kind found before the stop was seen (a wrong digest, a
+// ref that points elsewhere) is reported as it is, not as ErrCancelled.
+//
+// What a stop does not interrupt, because the library only looks at the flag between its own
+// steps: a Read of a source or a Write of a sink the caller gave (an io.Reader or io.Writer)
+// that blocks; the call returns after it does, so give a source that ends when ctx does (or
+// close it) if it may block. A registry that stops sending or accepting a body: the read or
+// send in flight ends when the registry moves again or at the engine's LimitRegistryTimeout,
+// then the stop is seen; a document request in flight ends within the same deadline.
 package ocicas
 
 /*

@@ -179,7 +179,8 @@ type Layer struct {
 // NewLayer makes a streaming layer of the uncompressed tar that source gives. When source is
 // also an io.Closer, closing the compressed reader closes it, as stream.NewLayer does with
 // its io.ReadCloser. Bad options are reported by Compressed. When ctx is done, a Read of the
-// compressed bytes in flight stops at its next chunk of input, and every later Read fails,
+// compressed bytes in flight stops at its next chunk of input (a Read of source that blocks
+// is not interrupted: the stop comes after it returns), and every later Read fails,
 // with an error that is both ctx's and ErrCancelled; the layer then computes nothing.
 func NewLayer(ctx context.Context, source io.Reader, opts ...LayerOption) *Layer {
 	return &Layer{ctx: ctx, source: source, options: newLayerOptions(opts)}
@@ -195,7 +196,7 @@ func (l *Layer) Compressed() (io.ReadCloser, error) {
 		return nil, ErrConsumed
 	}
 	l.consumed = true
-	if err := l.ctx.Err(); err != nil {
+	if err := doneError(l.ctx); err != nil {
 		return nil, err
 	}
 	var args cArgs

@@ -75,9 +75,10 @@ type Status struct {
 // ErrLocked while a live writer, in any process, holds ref; ErrAlreadyExists when
 // opts.Digest is already stored (nothing to write); ErrInvalidArgument for an empty ref or
 // options that differ from those the ingest was started with. ctx is for the open alone (a
-// done ctx is its error); as in containerd, Commit takes its own and Write none.
+// done ctx is both its error and ErrCancelled); as in containerd, Commit takes its own and
+// Write none.
 func (e *Engine) Writer(ctx context.Context, ref string, opts *WriterOptions) (*Writer, error) {
-	if err := ctx.Err(); err != nil {
+	if err := doneError(ctx); err != nil {
 		return nil, err
 	}
 	var args cArgs
@@ -169,10 +170,10 @@ func WithLabels(labels map[string]string) CommitOption {
 // containerd) and expected ("": unknown) are checked, size first: ErrSizeMismatch or
 // ErrDigestMismatch store nothing and leave the writer usable and the ingest resumable.
 // ErrAlreadyExists means the blob was already stored: the ingest is removed, the content is
-// there. The Writer must still be closed. A done ctx is its error, with nothing stored and the
-// ingest resumable (containerd's Commit(ctx, size, expected, opts...)).
+// there. The Writer must still be closed. A done ctx is both its error and ErrCancelled, with
+// nothing stored and the ingest resumable (containerd's Commit(ctx, size, expected, opts...)).
 func (w *Writer) Commit(ctx context.Context, size int64, expected string, opts ...CommitOption) (string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := doneError(ctx); err != nil {
 		return "", err
 	}
 	var options commitOptions

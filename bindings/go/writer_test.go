@@ -3,6 +3,7 @@ package ocicas
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -156,13 +157,13 @@ func TestWriterCommitTakesItsOwnContextAndTheOpenOnesIsNotKept(t *testing.T) {
 	if _, err := w.Write([]byte("kept")); err != nil {
 		t.Fatalf("Write after the open's context is done: %v", err)
 	}
-	if _, err := w.Commit(ctx, 0, ""); err != context.Canceled {
+	if _, err := w.Commit(ctx, 0, ""); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
 		t.Fatalf("Commit with a done context: %v", err)
 	}
 	if status, err := engine.IngestStatus("cancelled"); err != nil || status.Offset != 4 {
 		t.Fatalf("ingest %+v, %v", status, err)
 	}
-	if _, err := engine.Writer(ctx, "late", nil); err != context.Canceled {
+	if _, err := engine.Writer(ctx, "late", nil); !errors.Is(err, context.Canceled) || !errors.Is(err, ErrCancelled) {
 		t.Fatalf("Writer with a done context: %v", err)
 	}
 	if _, err := w.Commit(t.Context(), 4, ""); err != nil {

@@ -39,11 +39,15 @@ pub unsafe extern "C" fn ocicas_cancel_request(cancel: *const ocicas_cancel) -> 
     })
 }
 
-/// Frees a flag, once no operation it was given to is running and no thread will request it.
-/// NULL is a no-op.
+/// Frees a flag. NULL is a no-op. A call given the flag takes its own hold on it when it
+/// starts, so the flag may be freed while such a call runs (or while a layer stream made with
+/// it lives): that call can then no longer be stopped, and ends as it would have. The free
+/// must not race with `ocicas_cancel_request` of the same flag, nor with the start of a call
+/// given it, on another thread: free it after those returned. A requested flag stays
+/// requested, so a flag is not reused for a new operation once requested: make a new one.
 ///
 /// # Safety
-/// `cancel` is NULL or a flag not freed before.
+/// `cancel` is NULL or a flag not freed before, not in use by another thread.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_cancel_free(cancel: *mut ocicas_cancel) {
     unsafe { free_handle(cancel) }

@@ -52,7 +52,8 @@ pub struct ocicas_registry_options {
     /// A flag (from `ocicas_cancel_new`) that stops the transfer with `OCICAS_ERR_CANCELLED`
     /// when requested (NULL: none). It is looked at before every request and at every chunk of
     /// a blob body sent or received; a document request in flight (a manifest, a token, HEAD,
-    /// the start or end of an upload) ends by its deadline first. A cancelled pull leaves the
+    /// the start or end of an upload), and a chunk read or send the registry stalls, ends by
+    /// its deadline (`OCICAS_LIMIT_REGISTRY_TIMEOUT`) first. A cancelled pull leaves the
     /// blobs it finished and resumable ingests of the others, and tags nothing; a cancelled
     /// push leaves its unfinished uploads to the registry's purge.
     pub cancel: *const ocicas_cancel,

@@ -67,9 +67,16 @@ pub struct ocicas_layer_stream {
 }
 
 enum StreamMode {
-    /// The stream until `finish`, then the committed layer.
-    Push(Option<LayerStream>, Option<LayerDescriptor>),
+    Push(PushState),
     Pull(LayerReader<CallbackReader>),
+}
+
+enum PushState {
+    Open(LayerStream),
+    Finished(LayerDescriptor),
+    /// `finish` failed (a cancel included): every later write and finish says so again, as a
+    /// pull stream that failed does, rather than claiming the stream was finished.
+    Failed(ErrorKind, String),
 }
 
 pub(super) struct CallbackReader {
@@ -168,7 +175,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_new(
         let out_stream = unsafe { arg_out(out_stream, "out_stream") }?;
         let stream = LayerStream::new(&engine.engine, &options, &storage)?;
         let media_type = options.media_type()?;
-        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(Some(stream), None), media_type });
+        *out_stream = into_handle(ocicas_layer_stream { mode: StreamMode::Push(PushState::Open(stream)), media_type });
         Ok(())
     })
 }
@@ -200,12 +207,22 @@ pub unsafe extern "C" fn ocicas_layer_stream_from_reader(
     })
 }
 
+/// The error of a write or finish on a push stream that `finish` already ended.
+fn ended_error(state: &PushState) -> Error {
+    match state {
+        PushState::Failed(kind, message) => Error::new(*kind, message.clone()),
+        _ => invalid_argument("the layer stream was already finished"),
+    }
+}
+
 fn not_push() -> Error {
     invalid_argument("this layer stream is in pull mode: read it with ocicas_layer_stream_read")
 }
 
-/// Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after finish
-/// or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested.
+/// Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after a
+/// successful finish or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel`
+/// was requested; after a failed finish, that finish's status (`OCICAS_ERR_CANCELLED` for a
+/// cancelled one).
 ///
 /// # Safety
 /// `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
@@ -219,8 +236,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let data = unsafe { arg_bytes(data, len, "data") }?;
         match &mut stream.mode {
-            StreamMode::Push(Some(push), _) => push.write(data),
-            StreamMode::Push(None, _) => Err(invalid_argument("the layer stream was already finished")),
+            StreamMode::Push(PushState::Open(push)) => push.write(data),
+            StreamMode::Push(ended) => Err(ended_error(ended)),
             StreamMode::Pull(_) => Err(not_push()),
         }
     })
@@ -228,7 +245,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
 
 /// Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
 /// gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
-/// `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed.
+/// `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
+/// every later write and finish is `OCICAS_ERR_CANCELLED` too.
 ///
 /// # Safety
 /// `stream` is a live stream; `out_layer` writable.
@@ -240,12 +258,30 @@ pub unsafe extern "C" fn ocicas_layer_stream_finish(
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let out_layer = unsafe { arg_out(out_layer, "out_layer") }?;
-        let StreamMode::Push(push, finished) = &mut stream.mode else { return Err(not_push()) };
-        let push = push.take().ok_or_else(|| invalid_argument("the layer stream was already finished"))?;
-        let layer = push.finish()?;
-        *out_layer = into_c_string(layer.to_json().to_string());
-        *finished = Some(layer);
-        Ok(())
+        let StreamMode::Push(state) = &mut stream.mode else { return Err(not_push()) };
+        // Taken out for `finish`, which consumes the stream; every arm below puts a state back.
+        let push = match std::mem::replace(
+            state,
+            PushState::Failed(ErrorKind::InvalidArgument, "the layer stream's finish panicked".into()),
+        ) {
+            PushState::Open(push) => push,
+            ended => {
+                let err = ended_error(&ended);
+                *state = ended;
+                return Err(err);
+            }
+        };
+        match push.finish() {
+            Ok(layer) => {
+                *out_layer = into_c_string(layer.to_json().to_string());
+                *state = PushState::Finished(layer);
+                Ok(())
+            }
+            Err(err) => {
+                *state = PushState::Failed(err.kind(), err.message().to_owned());
+                Err(err)
+            }
+        }
     })
 }
 
@@ -279,8 +315,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_read(
 /// pull stream's input has not ended and its output not been read to the end.
 fn finished_layer(stream: &ocicas_layer_stream) -> Result<LayerDescriptor> {
     match &stream.mode {
-        StreamMode::Push(_, Some(layer)) => Ok(layer.clone()),
-        StreamMode::Push(_, None) => {
+        StreamMode::Push(PushState::Finished(layer)) => Ok(layer.clone()),
+        StreamMode::Push(_) => {
             Err(Error::new(ErrorKind::NotComputed, "not computed: the layer stream is not finished"))
         }
         StreamMode::Pull(reader) => reader.layer_descriptor(),

@@ -73,8 +73,8 @@ pub struct RegistryOptions {
     pub force: bool,
     pub progress: Option<Arc<Mutex<ProgressCallback>>>,
     /// Stops the transfer (`Cancelled`) before its next request and within the blob body being
-    /// sent or received (at its next read of a chunk); a document request in flight ends by
-    /// its deadline. A cancelled pull leaves resumable ingests, a cancelled push an upload the
+    /// sent or received (at its next read of a chunk); a document request in flight, and a
+    /// body read or send the registry stalls, ends by its deadline (`registry_timeout`) first. A cancelled pull leaves resumable ingests, a cancelled push an upload the
     /// registry purges (it is not cancelled with a request).
     pub cancel: Cancel,
 }

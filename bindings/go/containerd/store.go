@@ -12,6 +12,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
@@ -81,20 +83,42 @@ func (s *Store) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.
 	if err != nil {
 		return nil, mapError(err)
 	}
-	return blobReader{reader}, nil
+	return &blobReader{reader: reader}, nil
 }
 
-// blobReader is an ocicas Reader whose errors have containerd's kinds.
+// blobReader is an ocicas Reader whose errors have containerd's kinds. Used after Close it
+// fails with os.ErrClosed, as containerd's local store (a file) does, where the core Reader
+// would panic.
 type blobReader struct {
-	*ocicas.Reader
+	// mu lets ReadAt calls run together and keeps Close from ending the reader under them.
+	mu     sync.RWMutex
+	reader *ocicas.Reader
+	closed bool
 }
 
-func (r blobReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := r.Reader.ReadAt(p, off)
+func (r *blobReader) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.closed {
+		return 0, fmt.Errorf("read of a closed blob reader: %w", os.ErrClosed)
+	}
+	n, err := r.reader.ReadAt(p, off)
 	if err == io.EOF {
 		return n, err
 	}
 	return n, mapError(err)
+}
+
+func (r *blobReader) Size() int64 {
+	return r.reader.Size()
+}
+
+// Close closes the reader; closing it again does nothing.
+func (r *blobReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return r.reader.Close()
 }
 
 // Status is the state of the ingest of ref, whether or not a writer holds it: ErrNotFound
