@@ -19,6 +19,7 @@ pub mod lease;
 pub mod limits;
 pub mod refs;
 pub mod registry;
+pub mod resolve;
 pub mod spec;
 pub mod stream;
 mod threads;
@@ -37,6 +38,7 @@ pub use gc::{GcOptions, GcReport};
 pub use layer_reader::UncompressedLayerReader;
 pub use lease::{Lease, LeaseResource};
 pub use limits::{Limit, Limits};
+pub use resolve::ResolvedImage;
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
 pub use spec::{Descriptor, Document};
 pub use stream::{
