@@ -1663,17 +1663,19 @@ ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
  * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
  * manifest list, nested ones too) leads to its manifest whose platform has the same OS and
  * architecture (and variant, when `platform` names one; the first such when several do).
- * With `platform` NULL: the index's only manifest, else the one for this host. A single
- * manifest is taken as it is, but with a `platform` its config must be for that platform.
- * `*out_image` receives the image, to free with `ocicas_image_free`.
+ * With `platform` NULL: the index's only manifest, else the one for this host. An index's
+ * only entry without a platform is followed too. With a `platform`, the config of the
+ * manifest reached must be for it. `*out_image` receives the image, to free with
+ * `ocicas_image_free`.
  *
  * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
  * `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
- * the reference does not exist, a blob is not stored, or no manifest is for the platform (the
- * message lists the platforms there are); `OCICAS_ERR_INVALID_IMAGE` when the reference leads
- * to something other than an index or manifest, a document does not parse as its media type,
- * or the layers and DiffIDs do not pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE`
- * for a document of another size than described or over the JSON limit.
+ * the reference does not exist, a blob is not stored, no manifest is for the platform (the
+ * message lists the platforms there are) or the config reached is for another;
+ * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
+ * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
+ * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+ * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
  *
  * # Safety
  * `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose

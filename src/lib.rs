@@ -38,8 +38,8 @@ pub use gc::{GcOptions, GcReport};
 pub use layer_reader::UncompressedLayerReader;
 pub use lease::{Lease, LeaseResource};
 pub use limits::{Limit, Limits};
-pub use resolve::ResolvedImage;
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
+pub use resolve::ResolvedImage;
 pub use spec::{Descriptor, Document};
 pub use stream::{
     Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,

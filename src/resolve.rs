@@ -5,6 +5,7 @@
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Result, invalid_image, not_found};
+use crate::limits::Limit;
 use crate::spec::{Descriptor, Document, ImageConfig, Platform, RuntimeConfig, host_platform};
 
 /// An image resolved for one platform.
@@ -31,16 +32,17 @@ impl Engine {
     /// Resolves ref `ref_name` to the image for `platform`. An index leads to its manifest for
     /// `platform` (OS and architecture equal, variant too when `platform` names one); without
     /// a platform, to its only manifest, else to the one for this host. `NotFound` when the
-    /// ref does not exist or no manifest is for the platform (the message lists those there
-    /// are); `InvalidImage` when a document is not what its descriptor says, the config's
-    /// platform is not the one asked for, or layers and DiffIDs do not pair up.
+    /// ref does not exist, no manifest is for the platform (the message lists those there
+    /// are) or the config of the manifest reached is for another; `InvalidImage` when a
+    /// document is not what its descriptor says or layers and DiffIDs do not pair up;
+    /// `TooLarge` for indexes nested deeper than `Limits::walk_depth`.
     pub fn image_resolve(&self, ref_name: &str, platform: Option<&Platform>) -> Result<ResolvedImage> {
         let mut descriptor = self.ref_get(ref_name)?;
         let mut depth = 0;
         let manifest = loop {
             if !self.limits().follows_children_at(depth) {
                 return Err(self.limits().exceeded(
-                    crate::limits::Limit::WalkDepth,
+                    Limit::WalkDepth,
                     format!("reference {ref_name:?} nests indexes deeper than the walk depth"),
                 ));
             }
@@ -62,7 +64,7 @@ impl Engine {
                 manifest.config.digest, manifest.config.media_type
             )));
         };
-        if let Some(wanted) = platform.filter(|wanted| !config_is_for(&config, wanted)) {
+        if let Some(wanted) = platform.filter(|w| !is_for(w, &config.os, &config.architecture, config.variant())) {
             return Err(not_found(format!(
                 "image {ref_name:?} is for {}, not {}",
                 platform_name(&config.os, &config.architecture, config.variant()),
@@ -77,51 +79,54 @@ impl Engine {
             )));
         }
         let runtime = config.runtime()?;
-        Ok(ResolvedImage { manifest: descriptor, config_descriptor: manifest.config, layers: manifest.layers, config, runtime })
+        Ok(ResolvedImage {
+            manifest: descriptor,
+            config_descriptor: manifest.config,
+            layers: manifest.layers,
+            config,
+            runtime,
+        })
     }
 }
 
 /// The entry of an index to follow: the one for `platform`; without one, the only entry, else
-/// the one for this host. The first wins when several match, as in containerd.
+/// the one for this host. The first wins when several match, as in containerd. An only entry
+/// that names no platform is followed too: its config says which it is for.
 fn choose_manifest(ref_name: &str, entries: &[Descriptor], platform: Option<&Platform>) -> Result<Descriptor> {
-    let chosen = match platform {
-        Some(wanted) => entries.iter().find(|d| d.platform.as_ref().is_some_and(|p| platform_matches(p, wanted))),
-        None if entries.len() == 1 => entries.first(),
+    if let [only] = entries
+        && (platform.is_none() || only.platform.is_none())
+    {
+        return Ok(only.clone());
+    }
+    let host;
+    let (wanted, wanted_name) = match platform {
+        Some(wanted) => (wanted, describe(wanted)),
         None => {
             let (os, architecture) = host_platform();
-            entries.iter().find(|d| d.platform.as_ref().is_some_and(|p| p.os == os && p.architecture == architecture))
+            host = Platform::new(os, architecture, None);
+            (&host, format!("this host ({})", describe(&host)))
         }
     };
-    if let Some(descriptor) = chosen {
+    let entry_is_for = |d: &&Descriptor| {
+        d.platform.as_ref().is_some_and(|p| is_for(wanted, &p.os, &p.architecture, p.variant.as_deref()))
+    };
+    if let Some(descriptor) = entries.iter().find(entry_is_for) {
         return Ok(descriptor.clone());
     }
-    let wanted = match platform {
-        Some(wanted) => describe(wanted),
-        None => {
-            let (os, architecture) = host_platform();
-            format!("this host ({})", platform_name(os, architecture, None))
-        }
-    };
     let available: Vec<String> =
         entries.iter().map(|d| d.platform.as_ref().map_or_else(|| "no platform".to_owned(), describe)).collect();
     Err(not_found(format!(
-        "image {ref_name:?} has no manifest for {wanted}; it has: {}",
+        "image {ref_name:?} has no manifest for {wanted_name}; it has: {}",
         if available.is_empty() { "none".to_owned() } else { available.join(", ") }
     )))
 }
 
-/// Whether an index entry's platform is the one asked for: OS and architecture equal, and the
-/// variant when one is asked for.
-fn platform_matches(entry: &Platform, wanted: &Platform) -> bool {
-    entry.os == wanted.os
-        && entry.architecture == wanted.architecture
-        && (wanted.variant.is_none() || entry.variant == wanted.variant)
-}
-
-fn config_is_for(config: &ImageConfig, wanted: &Platform) -> bool {
-    config.os == wanted.os
-        && config.architecture == wanted.architecture
-        && (wanted.variant.is_none() || config.variant() == wanted.variant.as_deref())
+/// Whether `os/architecture/variant` is the platform asked for: OS and architecture equal, and
+/// the variant when one is asked for.
+fn is_for(wanted: &Platform, os: &str, architecture: &str, variant: Option<&str>) -> bool {
+    os == wanted.os
+        && architecture == wanted.architecture
+        && (wanted.variant.is_none() || variant == wanted.variant.as_deref())
 }
 
 fn describe(platform: &Platform) -> String {
@@ -147,14 +152,7 @@ mod tests {
     };
 
     fn platform(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            architecture: architecture.into(),
-            os: os.into(),
-            os_version: None,
-            os_features: vec![],
-            variant: variant.map(Into::into),
-            extra: Default::default(),
-        }
+        Platform::new(os, architecture, variant.map(Into::into))
     }
 
     /// Stores a one-layer image for `os/architecture` with a runtime config; returns its manifest.
@@ -189,7 +187,8 @@ mod tests {
                 ..store_image(engine, os, architecture)
             })
             .collect();
-        let index = ImageIndex { media_type: Some(media_type.into()), manifests: manifests.clone(), ..ImageIndex::empty() };
+        let index =
+            ImageIndex { media_type: Some(media_type.into()), manifests: manifests.clone(), ..ImageIndex::empty() };
         let index = engine.put_json(media_type, &index).unwrap();
         engine.ref_put("multi", &index, false).unwrap();
         manifests
@@ -241,6 +240,18 @@ mod tests {
         assert!(err.message().contains("linux/amd64, linux/arm64"), "{err}");
         let err = engine.image_resolve("multi", Some(&platform("linux", "arm64", Some("v8")))).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "the entry names no variant, so it is not v8");
+    }
+
+    #[test]
+    fn only_entry_without_a_platform_is_checked_by_its_config() {
+        let (_dir, engine) = temp_engine();
+        let index = ImageIndex { manifests: vec![store_image(&engine, "linux", "arm64")], ..ImageIndex::empty() };
+        engine.ref_put("one", &engine.put_json(MEDIA_TYPE_IMAGE_INDEX, &index).unwrap(), false).unwrap();
+        let image = engine.image_resolve("one", Some(&platform("linux", "arm64", None))).unwrap();
+        assert_eq!(image.config.architecture, "arm64");
+        let err = engine.image_resolve("one", Some(&platform("linux", "amd64", None))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+        assert!(err.message().contains("is for linux/arm64"), "{err}");
     }
 
     #[test]

@@ -86,6 +86,19 @@ pub struct Platform {
     pub extra: Extra,
 }
 
+impl Platform {
+    pub fn new(os: impl Into<String>, architecture: impl Into<String>, variant: Option<String>) -> Platform {
+        Platform {
+            architecture: architecture.into(),
+            os: os.into(),
+            os_version: None,
+            os_features: Vec::new(),
+            variant,
+            extra: Extra::new(),
+        }
+    }
+}
+
 /// An OCI image index (also index.json, and the Docker manifest list).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "IndexJson", into = "IndexJson")]
@@ -749,6 +762,26 @@ mod tests {
         .unwrap();
         let found = descriptor_shaped_objects(&value);
         assert_eq!(found, [Child { digest: DIGEST.parse().unwrap(), media_type: "x".into(), size: Some(3) }]);
+    }
+
+    #[test]
+    fn runtime_config_reads_go_nulls_as_empty_and_rejects_wrong_types() {
+        let config = |runtime: &str| {
+            let json = format!(
+                r#"{{"architecture":"arm64","variant":"v8","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}{runtime}}}"#
+            );
+            let Document::Config(config) = parse_document(MEDIA_TYPE_IMAGE_CONFIG, json.as_bytes()).unwrap() else {
+                panic!("not a config")
+            };
+            config
+        };
+        assert_eq!(config("").runtime().unwrap(), RuntimeConfig::default());
+        assert_eq!(config(r#","config":null"#).runtime().unwrap(), RuntimeConfig::default());
+        let nulls = config(r#","config":{"Env":null,"Cmd":null,"WorkingDir":null,"Labels":null,"User":"root"}"#);
+        assert_eq!(nulls.runtime().unwrap(), RuntimeConfig { user: "root".into(), ..RuntimeConfig::default() });
+        assert_eq!(nulls.variant(), Some("v8"));
+        let err = config(r#","config":{"Env":"PATH=/bin"}"#).runtime().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidImage);
     }
 
     #[test]

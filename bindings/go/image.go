@@ -42,15 +42,16 @@ func (img *Image) Layer(i int) LayerDescriptor {
 // ResolveImage resolves reference ref to the image for platform: an index (OCI image index or
 // Docker manifest list, nested ones too) leads to its manifest whose platform has the same OS
 // and architecture (and Variant, when platform names one). With platform nil: the index's
-// only manifest, else the one for this host. A single manifest is taken as it is, but with a
-// platform its config must be for that platform. Only platform's OS, Architecture and Variant
-// are compared.
+// only manifest, else the one for this host. An index's only entry without a platform is
+// followed too. With a platform, the config of the manifest reached must be for it. Only
+// platform's OS, Architecture and Variant are compared.
 //
-// ErrNotFound when the reference does not exist, a blob is not stored, or no manifest is for
-// the platform (the message lists the platforms there are); ErrInvalidImage when the
-// reference leads to something other than an index or manifest, a document does not parse as
-// its media type, or the layers and DiffIDs do not pair up; ErrInvalidArgument for a ref name
-// outside the OCI grammar or a platform without OS or Architecture.
+// ErrNotFound when the reference does not exist, a blob is not stored, no manifest is for the
+// platform (the message lists the platforms there are) or the config reached is for another;
+// ErrInvalidImage when the reference leads to something other than an index or manifest, a
+// document does not parse as its media type, or the layers and DiffIDs do not pair up;
+// ErrInvalidArgument for a ref name outside the OCI grammar or a platform without OS or
+// Architecture.
 func (e *Engine) ResolveImage(ref string, platform *Platform) (*Image, error) {
 	var args cArgs
 	defer args.free()

@@ -5,7 +5,7 @@
 #      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
 #      pkg_config: build consumer.c against PREFIX with pkg-config and run it
 #      relocated: copy PREFIX elsewhere and build against the copy only
-#      image: build image_consumer.c and .cpp against PREFIX with CMake and run them on an image
+#      image: build image_consumer.c and .cpp (image-cmake/) against PREFIX and run them on an image
 #      umoci builds (two layers, Env and Cmd), against `umoci unpack`'s tree
 #      go_module: gofmt check, go vet and go test -race in the Go module at GO_DIR (an adapter
 #      module beside the core binding, which it replaces with ../)
@@ -21,14 +21,14 @@ work="$build/consumer-$mode${4:+-$(basename "$4")}"
 rm -rf "$work" && mkdir -p "$work/tmp"
 export TMPDIR="$work/tmp"
 
-cmake_build() {  # $1: the prefix to find the package in
-  "$cmake" -S "$here/cmake" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$1" \
+cmake_build() {  # $1: the project in $here, $2: the prefix to find the package in
+  "$cmake" -S "$here/$1" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$2" \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Release -DOCICAS_EXPECTED_VERSION="$version"
   "$cmake" --build "$work/cmake-build"
 }
 
 build_with_cmake() {  # $1: the prefix to find the package in
-  cmake_build "$1"
+  cmake_build cmake "$1"
   "$work/cmake-build/consumer_shared"
   "$work/cmake-build/consumer_static"
   "$work/cmake-build/consumer_cpp" "$TMPDIR/cpp-layout"
@@ -154,7 +154,7 @@ relocated)
   check_loads_from "$work/pkg-config-app/app" "$moved/lib"
   ;;
 image)
-  cmake_build "$prefix"
+  cmake_build image-cmake "$prefix"
   umoci="${UMOCI:-umoci}"
   images="$work/umoci"
   mkdir -p "$images/layer1/etc" "$images/layer1/usr/bin" "$images/layer2"

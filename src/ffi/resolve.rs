@@ -84,11 +84,7 @@ impl ocicas_descriptor {
             size: descriptor.size,
             annotations: ocicas_key_value_list::new(&descriptor.annotations),
             platform: descriptor.platform.as_ref().map(|platform| {
-                (
-                    c_string(&platform.os),
-                    c_string(&platform.architecture),
-                    platform.variant.as_deref().map(c_string),
-                )
+                (c_string(&platform.os), c_string(&platform.architecture), platform.variant.as_deref().map(c_string))
             }),
         }
     }
@@ -124,30 +120,27 @@ unsafe fn platform_arg(platform: &ocicas_platform) -> Result<Platform> {
         true => None,
         false => Some(unsafe { arg_str(platform.variant, "platform.variant") }?.to_owned()),
     };
-    Ok(Platform {
-        architecture: unsafe { arg_str(platform.architecture, "platform.architecture") }?.to_owned(),
-        os: unsafe { arg_str(platform.os, "platform.os") }?.to_owned(),
-        os_version: None,
-        os_features: Vec::new(),
-        variant,
-        extra: Default::default(),
-    })
+    let os = unsafe { arg_str(platform.os, "platform.os") }?;
+    let architecture = unsafe { arg_str(platform.architecture, "platform.architecture") }?;
+    Ok(Platform::new(os, architecture, variant))
 }
 
 /// Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
 /// manifest list, nested ones too) leads to its manifest whose platform has the same OS and
 /// architecture (and variant, when `platform` names one; the first such when several do).
-/// With `platform` NULL: the index's only manifest, else the one for this host. A single
-/// manifest is taken as it is, but with a `platform` its config must be for that platform.
-/// `*out_image` receives the image, to free with `ocicas_image_free`.
+/// With `platform` NULL: the index's only manifest, else the one for this host. An index's
+/// only entry without a platform is followed too. With a `platform`, the config of the
+/// manifest reached must be for it. `*out_image` receives the image, to free with
+/// `ocicas_image_free`.
 ///
 /// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
 /// `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
-/// the reference does not exist, a blob is not stored, or no manifest is for the platform (the
-/// message lists the platforms there are); `OCICAS_ERR_INVALID_IMAGE` when the reference leads
-/// to something other than an index or manifest, a document does not parse as its media type,
-/// or the layers and DiffIDs do not pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE`
-/// for a document of another size than described or over the JSON limit.
+/// the reference does not exist, a blob is not stored, no manifest is for the platform (the
+/// message lists the platforms there are) or the config reached is for another;
+/// `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
+/// manifest, a document does not parse as its media type, or the layers and DiffIDs do not
+/// pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+/// than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
 ///
 /// # Safety
 /// `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose
