@@ -566,8 +566,17 @@ typedef struct ocicas_layer_options {
  * GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
  */
 typedef struct ocicas_platform {
+  /**
+   * Required: "linux", "windows", ….
+   */
   const char *os;
+  /**
+   * Required: "amd64", "arm64", ….
+   */
   const char *architecture;
+  /**
+   * NULL, or the variant to match exactly ("v7", "v8").
+   */
   const char *variant;
 } ocicas_platform;
 

@@ -17,8 +17,11 @@ use crate::spec::{Descriptor, Platform};
 /// GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
 #[repr(C)]
 pub struct ocicas_platform {
+    /// Required: "linux", "windows", ….
     pub os: *const c_char,
+    /// Required: "amd64", "arm64", ….
     pub architecture: *const c_char,
+    /// NULL, or the variant to match exactly ("v7", "v8").
     pub variant: *const c_char,
 }
 
