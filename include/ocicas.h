@@ -12,7 +12,8 @@
  *   Strings returned through char ** are freed with ocicas_string_free; byte buffers with
  *   ocicas_bytes_free.
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
- *   OCICAS_ERR_INVALID_ARGUMENT. Descriptors and reports are JSON strings.
+ *   OCICAS_ERR_INVALID_ARGUMENT. Descriptors and reports are JSON strings, except those of
+ *   an image resolved with ocicas_image_resolve, which are typed values read with accessors.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -328,6 +329,12 @@ typedef struct ocicas_archive_writer ocicas_archive_writer;
 typedef struct ocicas_cancel ocicas_cancel;
 
 /**
+ * An OCI descriptor: media type, digest, size, annotations and, for an index entry, a
+ * platform. Owned by the value it came from (an `ocicas_image`).
+ */
+typedef struct ocicas_descriptor ocicas_descriptor;
+
+/**
  * A running digest of bytes fed in pieces. Use it from one thread at a time.
  */
 typedef struct ocicas_digester ocicas_digester;
@@ -336,6 +343,20 @@ typedef struct ocicas_digester ocicas_digester;
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
  */
 typedef struct ocicas_engine ocicas_engine;
+
+/**
+ * An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
+ * descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
+ * returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
+ * of threads may read one at once.
+ */
+typedef struct ocicas_image ocicas_image;
+
+/**
+ * A list of key/value pairs in key order (annotations, labels), owned by the value it came
+ * from.
+ */
+typedef struct ocicas_key_value_list ocicas_key_value_list;
 
 /**
  * A stored layer's uncompressed tar, read from the start to the end. Use it from one thread
@@ -354,6 +375,11 @@ typedef struct ocicas_layer_stream ocicas_layer_stream;
  * `ocicas_reader_size` may be called from several threads at once.
  */
 typedef struct ocicas_reader ocicas_reader;
+
+/**
+ * A list of strings (an image's Env, Cmd, Entrypoint), owned by the value it came from.
+ */
+typedef struct ocicas_string_list ocicas_string_list;
 
 /**
  * A live ingest writer of one ref. Use it from one thread at a time.
@@ -542,6 +568,25 @@ typedef struct ocicas_layer_options {
    */
   const struct ocicas_cancel *cancel;
 } ocicas_layer_options;
+
+/**
+ * A platform to resolve an image for. `os` and `architecture` are required (Go's GOOS and
+ * GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
+ */
+typedef struct ocicas_platform {
+  /**
+   * Required: "linux", "windows", ….
+   */
+  const char *os;
+  /**
+   * Required: "amd64", "arm64", ….
+   */
+  const char *architecture;
+  /**
+   * NULL, or the variant to match exactly ("v7", "v8").
+   */
+  const char *variant;
+} ocicas_platform;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1638,6 +1683,255 @@ ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
                                   const char *ref,
                                   const char *layer_json,
                                   char **out_manifest);
+
+/**
+ * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
+ * manifest list, nested ones too) leads to its manifest whose platform has the same OS and
+ * architecture (and variant, when `platform` names one; the first such when several do).
+ * With `platform` NULL: the index's only manifest, else the one for this host. An index's
+ * only entry without a platform is followed too. With a `platform`, the config of the
+ * manifest reached must be for it. `*out_image` receives the image, to free with
+ * `ocicas_image_free`.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
+ * `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
+ * the reference does not exist, a blob is not stored, no manifest is for the platform (the
+ * message lists the platforms there are) or the config reached is for another;
+ * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
+ * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
+ * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+ * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
+ *
+ * # Safety
+ * `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose
+ * strings are NULL or NUL-terminated; `out_image` writable.
+ */
+ocicas_status ocicas_image_resolve(const struct ocicas_engine *engine,
+                                   const char *ref,
+                                   const struct ocicas_platform *platform,
+                                   struct ocicas_image **out_image);
+
+/**
+ * Frees an image and everything its accessors returned. NULL is a no-op.
+ *
+ * # Safety
+ * `image` is NULL or an image not freed before, that no other thread reads during the call.
+ */
+void ocicas_image_free(struct ocicas_image *image);
+
+/**
+ * The descriptor of the image's manifest (with its platform when an index named one). NULL
+ * for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_manifest(const struct ocicas_image *image);
+
+/**
+ * The descriptor of the image's config blob. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_config(const struct ocicas_image *image);
+
+/**
+ * How many layers the image has (0 for a NULL image).
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+size_t ocicas_image_layer_count(const struct ocicas_image *image);
+
+/**
+ * Layer `index` (0 is the base layer); NULL for a NULL image or `index` ≥ the layer count.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_layer(const struct ocicas_image *image, size_t index);
+
+/**
+ * The DiffID of layer `index` (its uncompressed tar's digest, from the config's
+ * `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
+ * ≥ the layer count.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_diff_id(const struct ocicas_image *image, size_t index);
+
+/**
+ * The image config's `os` ("linux"). NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_os(const struct ocicas_image *image);
+
+/**
+ * The image config's `architecture` ("amd64"). NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_architecture(const struct ocicas_image *image);
+
+/**
+ * The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_variant(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_env(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_cmd(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_entrypoint(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_working_dir(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `User`; "" when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_user(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
+ *
+ * # Safety
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
+
+/**
+ * The descriptor's media type. NULL for a NULL descriptor.
+ *
+ * # Safety
+ * `descriptor` is NULL or one returned by an accessor, its owner still alive.
+ */
+const char *ocicas_descriptor_media_type(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's digest ("sha256:<hex>"). NULL for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_digest(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's size in bytes. 0 for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+uint64_t ocicas_descriptor_size(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's annotations, in key order (empty when none). NULL for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_key_value_list *ocicas_descriptor_annotations(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The OS of the descriptor's platform; NULL when it has no platform (only index entries
+ * have one), or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_os(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The architecture of the descriptor's platform; NULL when it has no platform, or for a NULL
+ * descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_architecture(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The variant of the descriptor's platform; NULL when it has no platform or the platform no
+ * variant, or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_variant(const struct ocicas_descriptor *descriptor);
+
+/**
+ * How many strings the list holds (0 for a NULL list).
+ *
+ * # Safety
+ * `list` is NULL or one returned by an accessor, its owner still alive.
+ */
+size_t ocicas_string_list_count(const struct ocicas_string_list *list);
+
+/**
+ * String `index` of the list; NULL for a NULL list or `index` ≥ the count.
+ *
+ * # Safety
+ * As `ocicas_string_list_count`.
+ */
+const char *ocicas_string_list_get(const struct ocicas_string_list *list, size_t index);
+
+/**
+ * How many pairs the list holds (0 for a NULL list).
+ *
+ * # Safety
+ * `list` is NULL or one returned by an accessor, its owner still alive.
+ */
+size_t ocicas_key_value_list_count(const struct ocicas_key_value_list *list);
+
+/**
+ * The key of pair `index`; NULL for a NULL list or `index` ≥ the count.
+ *
+ * # Safety
+ * As `ocicas_key_value_list_count`.
+ */
+const char *ocicas_key_value_list_key(const struct ocicas_key_value_list *list, size_t index);
+
+/**
+ * The value of pair `index`; NULL for a NULL list or `index` ≥ the count.
+ *
+ * # Safety
+ * As `ocicas_key_value_list_count`.
+ */
+const char *ocicas_key_value_list_value(const struct ocicas_key_value_list *list, size_t index);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,6 +19,7 @@ pub mod lease;
 pub mod limits;
 pub mod refs;
 pub mod registry;
+pub mod resolve;
 pub mod spec;
 pub mod stream;
 mod threads;
@@ -38,6 +39,7 @@ pub use layer_reader::UncompressedLayerReader;
 pub use lease::{Lease, LeaseResource};
 pub use limits::{Limit, Limits};
 pub use registry::{Credentials, RegistryOptions, RemoteRef, TransferReport};
+pub use resolve::ResolvedImage;
 pub use spec::{Descriptor, Document};
 pub use stream::{
     Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,

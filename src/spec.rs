@@ -86,6 +86,19 @@ pub struct Platform {
     pub extra: Extra,
 }
 
+impl Platform {
+    pub fn new(os: impl Into<String>, architecture: impl Into<String>, variant: Option<String>) -> Platform {
+        Platform {
+            architecture: architecture.into(),
+            os: os.into(),
+            os_version: None,
+            os_features: Vec::new(),
+            variant,
+            extra: Extra::new(),
+        }
+    }
+}
+
 /// An OCI image index (also index.json, and the Docker manifest list).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "IndexJson", into = "IndexJson")]
@@ -248,7 +261,7 @@ pub struct ImageManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
     pub config: Descriptor,
-    #[serde(deserialize_with = "null_as_empty")]
+    #[serde(deserialize_with = "null_as_default")]
     pub layers: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
@@ -265,7 +278,7 @@ pub struct ArtifactManifest {
     pub media_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
-    #[serde(default, deserialize_with = "null_as_empty", skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "null_as_default", skip_serializing_if = "Vec::is_empty")]
     pub blobs: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
@@ -281,7 +294,7 @@ pub struct ArtifactManifest {
 #[serde(rename_all = "camelCase")]
 pub struct Schema1Manifest {
     pub schema_version: u32,
-    #[serde(deserialize_with = "null_as_empty")]
+    #[serde(deserialize_with = "null_as_default")]
     pub fs_layers: Vec<FsLayer>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -308,6 +321,42 @@ pub struct ImageConfig {
     pub extra: Extra,
 }
 
+impl ImageConfig {
+    /// The CPU variant (`arm64`'s `v8`), when the config names one.
+    pub fn variant(&self) -> Option<&str> {
+        self.extra.get("variant").and_then(Value::as_str)
+    }
+
+    /// The runtime config (`config`): what a container of this image runs and how. An image
+    /// without one runs nothing by default, which is the empty `RuntimeConfig`.
+    pub fn runtime(&self) -> Result<RuntimeConfig> {
+        match self.extra.get("config") {
+            None | Some(Value::Null) => Ok(RuntimeConfig::default()),
+            Some(value) => RuntimeConfig::deserialize(value)
+                .map_err(|e| invalid_image(format!("invalid image config: its \"config\" field: {e}"))),
+        }
+    }
+}
+
+/// The fields of an image config's `config` a runtime needs to start a container. Go writers
+/// emit `null` for an empty list or map: read as empty, like an absent field.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuntimeConfig {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub env: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cmd: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub entrypoint: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub working_dir: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub user: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RootFs {
     #[serde(rename = "type")]
@@ -329,10 +378,12 @@ pub struct History {
     pub extra: Extra,
 }
 
-/// Go writers (umoci among them) emit `null` for an empty list: read it as empty. The field is
-/// still required.
-fn null_as_empty<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
-    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+/// Go writers (umoci among them) emit `null` for an empty list or map: read it as empty. The
+/// field is still required unless it is also `#[serde(default)]`.
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(
+    deserializer: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// A blob parsed by its media type (umoci's `FromDescriptor`).
@@ -711,6 +762,26 @@ mod tests {
         .unwrap();
         let found = descriptor_shaped_objects(&value);
         assert_eq!(found, [Child { digest: DIGEST.parse().unwrap(), media_type: "x".into(), size: Some(3) }]);
+    }
+
+    #[test]
+    fn runtime_config_reads_go_nulls_as_empty_and_rejects_wrong_types() {
+        let config = |runtime: &str| {
+            let json = format!(
+                r#"{{"architecture":"arm64","variant":"v8","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}{runtime}}}"#
+            );
+            let Document::Config(config) = parse_document(MEDIA_TYPE_IMAGE_CONFIG, json.as_bytes()).unwrap() else {
+                panic!("not a config")
+            };
+            config
+        };
+        assert_eq!(config("").runtime().unwrap(), RuntimeConfig::default());
+        assert_eq!(config(r#","config":null"#).runtime().unwrap(), RuntimeConfig::default());
+        let nulls = config(r#","config":{"Env":null,"Cmd":null,"WorkingDir":null,"Labels":null,"User":"root"}"#);
+        assert_eq!(nulls.runtime().unwrap(), RuntimeConfig { user: "root".into(), ..RuntimeConfig::default() });
+        assert_eq!(nulls.variant(), Some("v8"));
+        let err = config(r#","config":{"Env":"PATH=/bin"}"#).runtime().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidImage);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 # MODE install: cmake --install BUILD_DIR into PREFIX (the fixture the others need)
 #      find_package: build consumer.c and consumer.cpp against PREFIX with CMake and run them
 #      pkg_config: build consumer.c against PREFIX with pkg-config and run it
-#      relocated: copy PREFIX elsewhere and build against the copy only
+#      relocated: copy PREFIX elsewhere and build against the copy only (the image consumers
+#      too when UMOCI is set)
+#      image: build image_consumer.c and .cpp (image-cmake/) against PREFIX and run them on an image
+#      umoci builds (two layers, Env and Cmd), against `umoci unpack`'s tree
 #      go_module: gofmt check, go vet and go test -race in the Go module at GO_DIR (an adapter
 #      module beside the core binding, which it replaces with ../)
 #      go: the same for the core binding at GO_DIR, then the README's steps for a module outside
@@ -19,13 +22,42 @@ work="$build/consumer-$mode${4:+-$(basename "$4")}"
 rm -rf "$work" && mkdir -p "$work/tmp"
 export TMPDIR="$work/tmp"
 
-build_with_cmake() {  # $1: the prefix to find the package in
-  "$cmake" -S "$here/cmake" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$1" \
+cmake_build() {  # $1: the project in $here, built in $work/$1-build; $2: the prefix to find the package in
+  "$cmake" -S "$here/$1" -B "$work/$1-build" -DCMAKE_PREFIX_PATH="$2" \
     -DCMAKE_C_COMPILER="$cc" -DCMAKE_BUILD_TYPE=Release -DOCICAS_EXPECTED_VERSION="$version"
-  "$cmake" --build "$work/cmake-build"
+  "$cmake" --build "$work/$1-build"
+}
+
+build_with_cmake() {  # $1: the prefix to find the package in
+  cmake_build cmake "$1"
   "$work/cmake-build/consumer_shared"
   "$work/cmake-build/consumer_static"
   "$work/cmake-build/consumer_cpp" "$TMPDIR/cpp-layout"
+}
+
+# Builds image_consumer.c and .cpp against $1 and runs them on an image umoci builds (two
+# layers, Env and Cmd), checking the C one's tars against `umoci unpack`'s tree.
+run_image_consumers() {  # $1: the prefix to find the package in
+  cmake_build image-cmake "$1"
+  umoci="${UMOCI:-umoci}"
+  images="$work/umoci"
+  rm -rf "$images" "$work/scratch-c" "$work/scratch-cpp"
+  mkdir -p "$images/layer1/etc" "$images/layer1/usr/bin" "$images/layer2"
+  echo hello > "$images/layer1/etc/greeting"
+  ln -s greeting "$images/layer1/etc/link"
+  head -c 300000 /dev/urandom > "$images/layer1/usr/bin/tool"
+  echo second > "$images/layer2/second.txt"
+  "$umoci" init --layout "$images/layout"
+  "$umoci" new --image "$images/layout:app"
+  "$umoci" config --image "$images/layout:app" --config.env FOO=bar --config.cmd /bin/sh
+  "$umoci" insert --rootless --image "$images/layout:app" "$images/layer1" /
+  "$umoci" insert --rootless --image "$images/layout:app" "$images/layer2" /opt
+  "$umoci" unpack --rootless --image "$images/layout:app" "$images/bundle"
+  # umoci names the platform as Go does.
+  case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+  "$work/image-cmake-build/image_consumer" "$images/layout" app linux "$arch" "$images/bundle/rootfs" "$work/scratch-c"
+  "$work/image-cmake-build/image_consumer_cpp" "$images/layout" app linux "$arch" "$work/scratch-cpp"
+  check_loads_from "$work/image-cmake-build/image_consumer" "$1/lib"
 }
 
 # Prints the README's ```sh block that contains $1.
@@ -146,6 +178,11 @@ relocated)
   check_loads_from "$work/cmake-build/consumer_shared" "$moved/lib"
   build_with_pkg_config "$moved"
   check_loads_from "$work/pkg-config-app/app" "$moved/lib"
+  # With umoci (ctest sets UMOCI when it finds it), the image consumers against the copy too.
+  if [ -n "${UMOCI:-}" ]; then run_image_consumers "$moved"; fi
+  ;;
+image)
+  run_image_consumers "$prefix"
   ;;
 go | go_module)
   godir="$4"

@@ -24,6 +24,8 @@ mod layer_reader;
 // cbindgen writes the header's functions in this order: `image` comes last so that
 // `ocicas_image_append` stays after the layer streams whose output it takes.
 mod image;
+// The images a runtime resolves, after the image operations.
+mod resolve;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -171,9 +173,14 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
     }
 }
 
+/// `text` as a C string; a NUL inside (which no C string can hold) is written as `\0`.
+pub(crate) fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+}
+
 /// A string returned to C, to be freed with `ocicas_string_free`.
 pub(crate) fn into_c_string(text: String) -> *mut c_char {
-    CString::new(text.replace('\0', "\\0")).unwrap_or_default().into_raw()
+    c_string(&text).into_raw()
 }
 
 /// Runs a C list callback over `items`; a non-zero return stops the iteration early.

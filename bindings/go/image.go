@@ -1,0 +1,140 @@
+package ocicas
+
+/*
+#include "ocicas_go.h"
+
+static ocicas_status go_image_resolve(const ocicas_engine *engine, const char *ref, const ocicas_platform *platform, ocicas_image **out, char **message) {
+    return ocicas_go_result(ocicas_image_resolve(engine, ref, platform, out), message);
+}
+*/
+import "C"
+
+// Image is an image resolved for one platform (Engine.ResolveImage): what a runtime needs to
+// unpack and start it.
+type Image struct {
+	// Manifest is the image manifest chosen, with its platform when an index named one.
+	Manifest Descriptor
+	// Config is the descriptor of the image config blob.
+	Config Descriptor
+	// Layers are the layer blobs, base first; Layers[i] unpacks to the tar DiffIDs[i].
+	Layers  []Descriptor
+	DiffIDs []string
+	// OS, Architecture and Variant are the image config's platform ("" when no variant; C.GoString
+	// reads the library's NULL as "").
+	OS           string
+	Architecture string
+	Variant      string
+	// The runtime config: empty when the config does not set a field.
+	Env        []string
+	Cmd        []string
+	Entrypoint []string
+	WorkingDir string
+	User       string
+	Labels     map[string]string
+}
+
+// Layer is layer i with its DiffID, as OpenLayer takes it.
+func (img *Image) Layer(i int) LayerDescriptor {
+	layer := img.Layers[i]
+	return LayerDescriptor{MediaType: layer.MediaType, Digest: layer.Digest, Size: layer.Size, DiffID: img.DiffIDs[i]}
+}
+
+// ResolveImage resolves reference ref to the image for platform: an index (OCI image index or
+// Docker manifest list, nested ones too) leads to its manifest whose platform has the same OS
+// and architecture (and Variant, when platform names one). With platform nil: the index's
+// only manifest, else the one for this host. An index's only entry without a platform is
+// followed too. With a platform, the config of the manifest reached must be for it. Only
+// platform's OS, Architecture and Variant are compared.
+//
+// ErrNotFound when the reference does not exist, a blob is not stored, no manifest is for the
+// platform (the message lists the platforms there are) or the config reached is for another;
+// ErrInvalidImage when the reference leads to something other than an index or manifest, a
+// document does not parse as its media type, or the layers and DiffIDs do not pair up;
+// ErrInvalidArgument for a ref name outside the OCI grammar or a platform without OS or
+// Architecture.
+func (e *Engine) ResolveImage(ref string, platform *Platform) (*Image, error) {
+	var args cArgs
+	defer args.free()
+	cRef := args.str("ref", ref)
+	var cPlatform *C.ocicas_platform
+	if platform != nil {
+		// "" is NULL, which the library refuses for OS and Architecture.
+		cPlatform = &C.ocicas_platform{
+			os:           args.optionalStr("platform.OS", platform.OS),
+			architecture: args.optionalStr("platform.Architecture", platform.Architecture),
+			variant:      args.optionalStr("platform.Variant", platform.Variant),
+		}
+	}
+	if args.err != nil {
+		return nil, args.err
+	}
+	var image *C.ocicas_image
+	var message *C.char
+	status := C.go_image_resolve(e.use(), cRef, cPlatform, &image, &message)
+	e.done()
+	if err := toError(status, message); err != nil {
+		return nil, err
+	}
+	defer C.ocicas_image_free(image)
+	return goImage(image), nil
+}
+
+// goImage copies everything an ocicas_image holds into Go values.
+func goImage(image *C.ocicas_image) *Image {
+	count := int(C.ocicas_image_layer_count(image))
+	img := &Image{
+		Manifest:     goDescriptor(C.ocicas_image_manifest(image)),
+		Config:       goDescriptor(C.ocicas_image_config(image)),
+		Layers:       make([]Descriptor, count),
+		DiffIDs:      make([]string, count),
+		OS:           C.GoString(C.ocicas_image_os(image)),
+		Architecture: C.GoString(C.ocicas_image_architecture(image)),
+		Variant:      C.GoString(C.ocicas_image_variant(image)),
+		Env:          goStrings(C.ocicas_image_env(image)),
+		Cmd:          goStrings(C.ocicas_image_cmd(image)),
+		Entrypoint:   goStrings(C.ocicas_image_entrypoint(image)),
+		WorkingDir:   C.GoString(C.ocicas_image_working_dir(image)),
+		User:         C.GoString(C.ocicas_image_user(image)),
+		Labels:       goKeyValues(C.ocicas_image_labels(image)),
+	}
+	for i := range count {
+		img.Layers[i] = goDescriptor(C.ocicas_image_layer(image, C.size_t(i)))
+		img.DiffIDs[i] = C.GoString(C.ocicas_image_diff_id(image, C.size_t(i)))
+	}
+	return img
+}
+
+func goDescriptor(descriptor *C.ocicas_descriptor) Descriptor {
+	d := Descriptor{
+		MediaType: C.GoString(C.ocicas_descriptor_media_type(descriptor)),
+		Digest:    C.GoString(C.ocicas_descriptor_digest(descriptor)),
+		Size:      int64(C.ocicas_descriptor_size(descriptor)),
+	}
+	if annotations := goKeyValues(C.ocicas_descriptor_annotations(descriptor)); len(annotations) > 0 {
+		d.Annotations = annotations
+	}
+	if os := C.ocicas_descriptor_platform_os(descriptor); os != nil {
+		d.Platform = &Platform{
+			OS:           C.GoString(os),
+			Architecture: C.GoString(C.ocicas_descriptor_platform_architecture(descriptor)),
+			Variant:      C.GoString(C.ocicas_descriptor_platform_variant(descriptor)),
+		}
+	}
+	return d
+}
+
+func goStrings(list *C.ocicas_string_list) []string {
+	items := make([]string, int(C.ocicas_string_list_count(list)))
+	for i := range items {
+		items[i] = C.GoString(C.ocicas_string_list_get(list, C.size_t(i)))
+	}
+	return items
+}
+
+func goKeyValues(list *C.ocicas_key_value_list) map[string]string {
+	pairs := make(map[string]string)
+	for i := range int(C.ocicas_key_value_list_count(list)) {
+		pairs[C.GoString(C.ocicas_key_value_list_key(list, C.size_t(i)))] = C.GoString(C.ocicas_key_value_list_value(list, C.size_t(i)))
+	}
+	return pairs
+}

@@ -1,0 +1,428 @@
+//! C ABI of `resolve`: an image resolved for a platform, as typed values a C caller reads with
+//! accessors (libgit2's `git_signature`, `git_status_entry`): no JSON to parse.
+//!
+//! The accessors only read what `ocicas_image_resolve` built and cannot fail or panic: they
+//! return NULL (or 0) for a NULL handle or an index past the end instead of a status.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char};
+
+use super::engine::ocicas_engine;
+use super::{arg_out, arg_ref, arg_str, boundary, c_string, free_handle, into_handle, ocicas_status};
+use crate::error::Result;
+use crate::resolve::ResolvedImage;
+use crate::spec::{Descriptor, Platform};
+
+/// A platform to resolve an image for. `os` and `architecture` are required (Go's GOOS and
+/// GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
+#[repr(C)]
+pub struct ocicas_platform {
+    /// Required: "linux", "windows", ….
+    pub os: *const c_char,
+    /// Required: "amd64", "arm64", ….
+    pub architecture: *const c_char,
+    /// NULL, or the variant to match exactly ("v7", "v8").
+    pub variant: *const c_char,
+}
+
+/// A list of strings (an image's Env, Cmd, Entrypoint), owned by the value it came from.
+pub struct ocicas_string_list {
+    items: Vec<CString>,
+}
+
+/// A list of key/value pairs in key order (annotations, labels), owned by the value it came
+/// from.
+pub struct ocicas_key_value_list {
+    pairs: Vec<(CString, CString)>,
+}
+
+/// An OCI descriptor: media type, digest, size, annotations and, for an index entry, a
+/// platform. Owned by the value it came from (an `ocicas_image`).
+pub struct ocicas_descriptor {
+    media_type: CString,
+    digest: CString,
+    size: u64,
+    annotations: ocicas_key_value_list,
+    /// os, architecture, variant (NULL when none).
+    platform: Option<(CString, CString, Option<CString>)>,
+}
+
+/// An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
+/// descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
+/// returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
+/// of threads may read one at once.
+pub struct ocicas_image {
+    manifest: ocicas_descriptor,
+    config: ocicas_descriptor,
+    layers: Vec<ocicas_descriptor>,
+    diff_ids: Vec<CString>,
+    os: CString,
+    architecture: CString,
+    variant: Option<CString>,
+    env: ocicas_string_list,
+    cmd: ocicas_string_list,
+    entrypoint: ocicas_string_list,
+    working_dir: CString,
+    user: CString,
+    labels: ocicas_key_value_list,
+}
+
+impl ocicas_key_value_list {
+    fn new(map: &BTreeMap<String, String>) -> Self {
+        ocicas_key_value_list { pairs: map.iter().map(|(key, value)| (c_string(key), c_string(value))).collect() }
+    }
+}
+
+impl ocicas_string_list {
+    fn new(items: &[String]) -> Self {
+        ocicas_string_list { items: items.iter().map(|item| c_string(item)).collect() }
+    }
+}
+
+impl ocicas_descriptor {
+    fn new(descriptor: &Descriptor) -> Self {
+        ocicas_descriptor {
+            media_type: c_string(&descriptor.media_type),
+            digest: c_string(&descriptor.digest.to_string()),
+            size: descriptor.size,
+            annotations: ocicas_key_value_list::new(&descriptor.annotations),
+            platform: descriptor.platform.as_ref().map(|platform| {
+                (c_string(&platform.os), c_string(&platform.architecture), platform.variant.as_deref().map(c_string))
+            }),
+        }
+    }
+}
+
+impl ocicas_image {
+    fn new(image: &ResolvedImage) -> Self {
+        let runtime = &image.runtime;
+        ocicas_image {
+            manifest: ocicas_descriptor::new(&image.manifest),
+            config: ocicas_descriptor::new(&image.config_descriptor),
+            layers: image.layers.iter().map(ocicas_descriptor::new).collect(),
+            diff_ids: image.diff_ids().iter().map(|diff_id| c_string(&diff_id.to_string())).collect(),
+            os: c_string(&image.config.os),
+            architecture: c_string(&image.config.architecture),
+            variant: image.config.variant().map(c_string),
+            env: ocicas_string_list::new(&runtime.env),
+            cmd: ocicas_string_list::new(&runtime.cmd),
+            entrypoint: ocicas_string_list::new(&runtime.entrypoint),
+            working_dir: c_string(&runtime.working_dir),
+            user: c_string(&runtime.user),
+            labels: ocicas_key_value_list::new(&runtime.labels),
+        }
+    }
+}
+
+/// The core's platform from the C one.
+///
+/// # Safety
+/// `platform`'s strings are NULL or NUL-terminated.
+unsafe fn platform_arg(platform: &ocicas_platform) -> Result<Platform> {
+    let variant = match platform.variant.is_null() {
+        true => None,
+        false => Some(unsafe { arg_str(platform.variant, "platform.variant") }?.to_owned()),
+    };
+    let os = unsafe { arg_str(platform.os, "platform.os") }?;
+    let architecture = unsafe { arg_str(platform.architecture, "platform.architecture") }?;
+    Ok(Platform::new(os, architecture, variant))
+}
+
+/// Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
+/// manifest list, nested ones too) leads to its manifest whose platform has the same OS and
+/// architecture (and variant, when `platform` names one; the first such when several do).
+/// With `platform` NULL: the index's only manifest, else the one for this host. An index's
+/// only entry without a platform is followed too. With a `platform`, the config of the
+/// manifest reached must be for it. `*out_image` receives the image, to free with
+/// `ocicas_image_free`.
+///
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
+/// `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
+/// the reference does not exist, a blob is not stored, no manifest is for the platform (the
+/// message lists the platforms there are) or the config reached is for another;
+/// `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
+/// manifest, a document does not parse as its media type, or the layers and DiffIDs do not
+/// pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+/// than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
+///
+/// # Safety
+/// `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose
+/// strings are NULL or NUL-terminated; `out_image` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_resolve(
+    engine: *const ocicas_engine,
+    r#ref: *const c_char,
+    platform: *const ocicas_platform,
+    out_image: *mut *mut ocicas_image,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let ref_name = unsafe { arg_str(r#ref, "ref") }?;
+        let platform = match unsafe { platform.as_ref() } {
+            Some(platform) => Some(unsafe { platform_arg(platform) }?),
+            None => None,
+        };
+        let out_image = unsafe { arg_out(out_image, "out_image") }?;
+        let image = engine.engine.image_resolve(ref_name, platform.as_ref())?;
+        *out_image = into_handle(ocicas_image::new(&image));
+        Ok(())
+    })
+}
+
+/// Frees an image and everything its accessors returned. NULL is a no-op.
+///
+/// # Safety
+/// `image` is NULL or an image not freed before, that no other thread reads during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_free(image: *mut ocicas_image) {
+    unsafe { free_handle(image) }
+}
+
+/// The descriptor of the image's manifest (with its platform when an index named one). NULL
+/// for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_manifest(image: *const ocicas_image) -> *const ocicas_descriptor {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.manifest)
+}
+
+/// The descriptor of the image's config blob. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_config(image: *const ocicas_image) -> *const ocicas_descriptor {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.config)
+}
+
+/// How many layers the image has (0 for a NULL image).
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_layer_count(image: *const ocicas_image) -> usize {
+    unsafe { image.as_ref() }.map_or(0, |image| image.layers.len())
+}
+
+/// Layer `index` (0 is the base layer); NULL for a NULL image or `index` ≥ the layer count.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_layer(image: *const ocicas_image, index: usize) -> *const ocicas_descriptor {
+    unsafe { image.as_ref() }.and_then(|image| image.layers.get(index)).map_or(std::ptr::null(), |layer| layer)
+}
+
+/// The DiffID of layer `index` (its uncompressed tar's digest, from the config's
+/// `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
+/// ≥ the layer count.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_diff_id(image: *const ocicas_image, index: usize) -> *const c_char {
+    unsafe { image.as_ref() }.and_then(|image| image.diff_ids.get(index)).map_or(std::ptr::null(), |d| d.as_ptr())
+}
+
+/// The image config's `os` ("linux"). NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_os(image: *const ocicas_image) -> *const c_char {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.os.as_ptr())
+}
+
+/// The image config's `architecture` ("amd64"). NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_architecture(image: *const ocicas_image) -> *const c_char {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.architecture.as_ptr())
+}
+
+/// The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_variant(image: *const ocicas_image) -> *const c_char {
+    unsafe { image.as_ref() }.and_then(|image| image.variant.as_ref()).map_or(std::ptr::null(), |v| v.as_ptr())
+}
+
+/// The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_env(image: *const ocicas_image) -> *const ocicas_string_list {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.env)
+}
+
+/// The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_cmd(image: *const ocicas_image) -> *const ocicas_string_list {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.cmd)
+}
+
+/// The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_entrypoint(image: *const ocicas_image) -> *const ocicas_string_list {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.entrypoint)
+}
+
+/// The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_working_dir(image: *const ocicas_image) -> *const c_char {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.working_dir.as_ptr())
+}
+
+/// The runtime config's `User`; "" when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_user(image: *const ocicas_image) -> *const c_char {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.user.as_ptr())
+}
+
+/// The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
+///
+/// # Safety
+/// `image` is NULL or a live image.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_image_labels(image: *const ocicas_image) -> *const ocicas_key_value_list {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.labels)
+}
+
+/// The descriptor's media type. NULL for a NULL descriptor.
+///
+/// # Safety
+/// `descriptor` is NULL or one returned by an accessor, its owner still alive.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_media_type(descriptor: *const ocicas_descriptor) -> *const c_char {
+    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| d.media_type.as_ptr())
+}
+
+/// The descriptor's digest ("sha256:<hex>"). NULL for a NULL descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_digest(descriptor: *const ocicas_descriptor) -> *const c_char {
+    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| d.digest.as_ptr())
+}
+
+/// The descriptor's size in bytes. 0 for a NULL descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_size(descriptor: *const ocicas_descriptor) -> u64 {
+    unsafe { descriptor.as_ref() }.map_or(0, |d| d.size)
+}
+
+/// The descriptor's annotations, in key order (empty when none). NULL for a NULL descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_annotations(
+    descriptor: *const ocicas_descriptor,
+) -> *const ocicas_key_value_list {
+    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| &d.annotations)
+}
+
+/// The OS of the descriptor's platform; NULL when it has no platform (only index entries
+/// have one), or for a NULL descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_platform_os(descriptor: *const ocicas_descriptor) -> *const c_char {
+    unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref()).map_or(std::ptr::null(), |p| p.0.as_ptr())
+}
+
+/// The architecture of the descriptor's platform; NULL when it has no platform, or for a NULL
+/// descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_platform_architecture(
+    descriptor: *const ocicas_descriptor,
+) -> *const c_char {
+    unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref()).map_or(std::ptr::null(), |p| p.1.as_ptr())
+}
+
+/// The variant of the descriptor's platform; NULL when it has no platform or the platform no
+/// variant, or for a NULL descriptor.
+///
+/// # Safety
+/// As `ocicas_descriptor_media_type`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_platform_variant(descriptor: *const ocicas_descriptor) -> *const c_char {
+    let platform = unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref());
+    platform.and_then(|p| p.2.as_ref()).map_or(std::ptr::null(), |variant| variant.as_ptr())
+}
+
+/// How many strings the list holds (0 for a NULL list).
+///
+/// # Safety
+/// `list` is NULL or one returned by an accessor, its owner still alive.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_string_list_count(list: *const ocicas_string_list) -> usize {
+    unsafe { list.as_ref() }.map_or(0, |list| list.items.len())
+}
+
+/// String `index` of the list; NULL for a NULL list or `index` ≥ the count.
+///
+/// # Safety
+/// As `ocicas_string_list_count`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_string_list_get(list: *const ocicas_string_list, index: usize) -> *const c_char {
+    unsafe { list.as_ref() }.and_then(|list| list.items.get(index)).map_or(std::ptr::null(), |item| item.as_ptr())
+}
+
+/// How many pairs the list holds (0 for a NULL list).
+///
+/// # Safety
+/// `list` is NULL or one returned by an accessor, its owner still alive.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_key_value_list_count(list: *const ocicas_key_value_list) -> usize {
+    unsafe { list.as_ref() }.map_or(0, |list| list.pairs.len())
+}
+
+/// The key of pair `index`; NULL for a NULL list or `index` ≥ the count.
+///
+/// # Safety
+/// As `ocicas_key_value_list_count`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_key_value_list_key(list: *const ocicas_key_value_list, index: usize) -> *const c_char {
+    unsafe { list.as_ref() }.and_then(|list| list.pairs.get(index)).map_or(std::ptr::null(), |(key, _)| key.as_ptr())
+}
+
+/// The value of pair `index`; NULL for a NULL list or `index` ≥ the count.
+///
+/// # Safety
+/// As `ocicas_key_value_list_count`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_key_value_list_value(
+    list: *const ocicas_key_value_list,
+    index: usize,
+) -> *const c_char {
+    let pair = unsafe { list.as_ref() }.and_then(|list| list.pairs.get(index));
+    pair.map_or(std::ptr::null(), |(_, value)| value.as_ptr())
+}
