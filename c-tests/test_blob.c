@@ -62,6 +62,32 @@ int main(void) {
     CHECK_STATUS(ocicas_blob_put(NULL, (const uint8_t *)"x", 1, &digest), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_blob_put(engine, (const uint8_t *)"x", 1, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
+    CASE("put_many stores each blob, in order, and writes nothing on an error");
+    {
+        ocicas_blob_input blobs[3] = {
+            {(const uint8_t *)"hello", 5}, {(const uint8_t *)"world", 5}, {NULL, 0}};
+        char *digests[3] = {NULL, NULL, NULL};
+        CHECK_OK(ocicas_blob_put_many(engine, blobs, 3, digests));
+        CHECK(strcmp(digests[0], HELLO_DIGEST) == 0);
+        CHECK(strcmp(digests[2], "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+        uint64_t world_size = 0;
+        CHECK_OK(ocicas_blob_stat(engine, digests[1], &world_size));
+        CHECK(world_size == 5);
+        CHECK_OK(ocicas_blob_delete(engine, digests[1])); /* the cases below count the blobs */
+        for (int i = 0; i < 3; i++) {
+            ocicas_string_free(digests[i]);
+            digests[i] = NULL;
+        }
+        CHECK_OK(ocicas_blob_put_many(engine, NULL, 0, NULL));
+        blobs[1].data = NULL;
+        CHECK_STATUS(ocicas_blob_put_many(engine, blobs, 3, digests), OCICAS_ERR_INVALID_ARGUMENT);
+        CHECK_MESSAGE("blobs[1].data");
+        CHECK(digests[0] == NULL && digests[1] == NULL);
+        CHECK_STATUS(ocicas_blob_put_many(engine, NULL, 1, digests), OCICAS_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(ocicas_blob_put_many(engine, blobs, 1, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(ocicas_blob_put_many(NULL, blobs, 1, digests), OCICAS_ERR_INVALID_ARGUMENT);
+    }
+
     CASE("stat, open, read_at, size");
     uint64_t size = 0;
     CHECK_OK(ocicas_blob_stat(engine, HELLO_DIGEST, &size));

@@ -399,6 +399,14 @@ typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
 typedef int32_t (*ocicas_write_cb)(const uint8_t *data, size_t len, void *user_data);
 
 /**
+ * One blob of `ocicas_blob_put_many`: `len` bytes at `data` (NULL when `len` is 0).
+ */
+typedef struct ocicas_blob_input {
+  const uint8_t *data;
+  size_t len;
+} ocicas_blob_input;
+
+/**
  * Called once per blob by `ocicas_blob_list` with its digest (valid only during the call).
  * Return 0 to go on, non-zero to stop listing.
  */
@@ -861,6 +869,22 @@ ocicas_status ocicas_blob_put(const struct ocicas_engine *engine,
                               const uint8_t *data,
                               size_t len,
                               char **out_digest);
+
+/**
+ * Stores each of the `count` blobs at `blobs` as a sha256 blob, as durably as
+ * `ocicas_blob_put`, but fsyncing them together and their directory once per group of 256:
+ * for a caller committing many small blobs at once. On success `out_digests[i]` receives the
+ * digest of `blobs[i]`, a string to free with `ocicas_string_free`. On an error nothing is
+ * written to `out_digests`; the blobs of the groups stored before it stay stored.
+ *
+ * # Safety
+ * `engine` is a live engine; `blobs` points at `count` entries (may be NULL when `count` is 0),
+ * each `data` at `len` readable bytes; `out_digests` has room for `count` pointers.
+ */
+ocicas_status ocicas_blob_put_many(const struct ocicas_engine *engine,
+                                   const struct ocicas_blob_input *blobs,
+                                   size_t count,
+                                   char **out_digests);
 
 /**
  * Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so

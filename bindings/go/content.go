@@ -7,6 +7,10 @@ static ocicas_status go_blob_put(const ocicas_engine *engine, const uint8_t *dat
     return ocicas_go_result(ocicas_blob_put(engine, data, len, out), message);
 }
 
+static ocicas_status go_blob_put_many(const ocicas_engine *engine, const ocicas_blob_input *blobs, size_t count, char **out, char **message) {
+    return ocicas_go_result(ocicas_blob_put_many(engine, blobs, count, out), message);
+}
+
 static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, char **out, char **message) {
     return ocicas_go_result(ocicas_blob_put_json(engine, media_type, json, out), message);
 }
@@ -72,6 +76,41 @@ func (e *Engine) PutBlob(data []byte) (string, error) {
 		return "", err
 	}
 	return takeString(out), nil
+}
+
+// PutBlobs stores each of blobs as a sha256 blob, as durably as PutBlob, and returns their
+// digests in order. It costs far fewer fsyncs than a PutBlob per blob: blobs are fsynced
+// together and their directory once per group of 256. On an error no digest is returned; the
+// groups stored before it stay stored.
+func (e *Engine) PutBlobs(blobs [][]byte) ([]string, error) {
+	if len(blobs) == 0 {
+		return nil, nil
+	}
+	// The inputs array lives in C memory and points at the Go slices, which are pinned for the
+	// call so that the garbage collector neither moves nor frees them.
+	inputs := (*[1 << 30]C.ocicas_blob_input)(C.calloc(C.size_t(len(blobs)), C.sizeof_ocicas_blob_input))[:len(blobs):len(blobs)]
+	defer C.free(unsafe.Pointer(&inputs[0]))
+	digests := (*[1 << 30]*C.char)(C.calloc(C.size_t(len(blobs)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))[:len(blobs):len(blobs)]
+	defer C.free(unsafe.Pointer(&digests[0]))
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	for i, blob := range blobs {
+		if len(blob) > 0 {
+			pinner.Pin(&blob[0])
+		}
+		inputs[i] = C.ocicas_blob_input{data: bytesPointer(blob), len: C.size_t(len(blob))}
+	}
+	var message *C.char
+	status := C.go_blob_put_many(e.use(), &inputs[0], C.size_t(len(blobs)), &digests[0], &message)
+	e.done()
+	if err := toError(status, message); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(blobs))
+	for i, digest := range digests {
+		out[i] = takeString(digest)
+	}
+	return out, nil
 }
 
 // PutJSON stores document as canonical JSON (sorted keys, no insignificant whitespace), so

@@ -212,3 +212,31 @@ func TestAPanicInACallbackComesOutOfTheCall(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPutBlobsStoresEachInOrderAcrossGroups(t *testing.T) {
+	engine := newEngine(t)
+	blobs := make([][]byte, 300)
+	for i := range blobs {
+		blobs[i] = []byte(fmt.Sprintf("blob %d", i))
+	}
+	blobs = append(blobs, nil, blobs[7])
+	digests, err := engine.PutBlobs(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(digests) != len(blobs) {
+		t.Fatalf("%d digests for %d blobs", len(digests), len(blobs))
+	}
+	for i, blob := range blobs {
+		if want := fmt.Sprintf("sha256:%x", sha256.Sum256(blob)); digests[i] != want {
+			t.Fatalf("blob %d: digest %s, want %s", i, digests[i], want)
+		}
+		got, err := engine.GetBlob(digests[i], NoLimit)
+		if err != nil || string(got) != string(blob) {
+			t.Fatalf("blob %d reads back %q, %v", i, got, err)
+		}
+	}
+	if none, err := engine.PutBlobs(nil); err != nil || none != nil {
+		t.Fatalf("no blobs: %v, %v", none, err)
+	}
+}

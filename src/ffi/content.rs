@@ -4,7 +4,7 @@ use std::ffi::{c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_bytes_mut, arg_digest, arg_filters, arg_out, arg_ref, arg_str, arg_str_array, boundary,
+    arg_digest, arg_filters, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, arg_str_array, boundary,
     for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status,
 };
 use crate::content::BlobReader;
@@ -35,10 +35,51 @@ pub unsafe extern "C" fn ocicas_blob_put(
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
-        let data = unsafe { arg_bytes(data, len, "data") }?;
+        let data = unsafe { arg_slice(data, len, "data") }?;
         let out_digest = unsafe { arg_out(out_digest, "out_digest") }?;
         let blob = engine.engine.put_blob(data)?;
         *out_digest = into_c_string(blob.digest.to_string());
+        Ok(())
+    })
+}
+
+/// One blob of `ocicas_blob_put_many`: `len` bytes at `data` (NULL when `len` is 0).
+#[repr(C)]
+pub struct ocicas_blob_input {
+    pub data: *const u8,
+    pub len: usize,
+}
+
+/// Stores each of the `count` blobs at `blobs` as a sha256 blob, as durably as
+/// `ocicas_blob_put`, but fsyncing them together and their directory once per group of 256:
+/// for a caller committing many small blobs at once. On success `out_digests[i]` receives the
+/// digest of `blobs[i]`, a string to free with `ocicas_string_free`. On an error nothing is
+/// written to `out_digests`; the blobs of the groups stored before it stay stored.
+///
+/// # Safety
+/// `engine` is a live engine; `blobs` points at `count` entries (may be NULL when `count` is 0),
+/// each `data` at `len` readable bytes; `out_digests` has room for `count` pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_put_many(
+    engine: *const ocicas_engine,
+    blobs: *const ocicas_blob_input,
+    count: usize,
+    out_digests: *mut *mut c_char,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let inputs = unsafe { arg_slice(blobs, count, "blobs") }?;
+        // The caller's array may be uninitialized memory: only written, never read.
+        let out_digests =
+            unsafe { arg_slice_mut(out_digests.cast::<std::mem::MaybeUninit<*mut c_char>>(), count, "out_digests") }?;
+        let mut slices = Vec::with_capacity(count);
+        for (i, input) in inputs.iter().enumerate() {
+            slices.push(unsafe { arg_slice(input.data, input.len, &format!("blobs[{i}].data")) }?);
+        }
+        let stored = engine.engine.put_blobs(&slices)?;
+        for (out, blob) in out_digests.iter_mut().zip(stored) {
+            out.write(into_c_string(blob.digest.to_string()));
+        }
         Ok(())
     })
 }
@@ -108,7 +149,7 @@ pub unsafe extern "C" fn ocicas_reader_read_at(
     boundary(|| {
         let reader = unsafe { arg_ref(reader, "reader") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
-        let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
+        let buf = unsafe { arg_slice_mut(buf, len, "buf") }?;
         *out_read = reader.reader.read_at(buf, offset)?;
         Ok(())
     })

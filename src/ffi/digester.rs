@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use super::{arg_bytes, arg_mut, arg_out, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status};
+use super::{arg_mut, arg_out, arg_slice, arg_str, boundary, free_handle, into_c_string, into_handle, ocicas_status};
 use crate::digest::{Algorithm, Hasher};
 use crate::error::{Error, invalid_argument};
 
@@ -47,7 +47,7 @@ pub unsafe extern "C" fn ocicas_digester_update(
 ) -> ocicas_status {
     boundary(|| {
         let digester = unsafe { arg_mut(digester, "digester") }?;
-        let data = unsafe { arg_bytes(data, len, "data") }?;
+        let data = unsafe { arg_slice(data, len, "data") }?;
         digester.hasher.as_mut().ok_or_else(already_finished)?.update(data);
         Ok(())
     })

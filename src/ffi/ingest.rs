@@ -7,7 +7,7 @@ use std::ffi::{CString, c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_digest, arg_filters, arg_mut, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped,
+    arg_digest, arg_filters, arg_mut, arg_out, arg_ref, arg_slice, arg_str, boundary, for_each_until_stopped,
     into_c_string, into_handle, ocicas_status,
 };
 use crate::content::{IngestWriter, WriterOptions};
@@ -83,7 +83,7 @@ pub unsafe extern "C" fn ocicas_writer_open(
 pub unsafe extern "C" fn ocicas_writer_write(writer: *mut ocicas_writer, data: *const u8, len: usize) -> ocicas_status {
     boundary(|| {
         let writer = unsafe { arg_mut(writer, "writer") }?;
-        let data = unsafe { arg_bytes(data, len, "data") }?;
+        let data = unsafe { arg_slice(data, len, "data") }?;
         writer.writer.write(data)
     })
 }

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes_mut, arg_digest, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_handle, ocicas_status,
+    arg_digest, arg_mut, arg_out, arg_ref, arg_slice_mut, arg_str, boundary, free_handle, into_handle, ocicas_status,
 };
 use crate::layer_reader::UncompressedLayerReader;
 use crate::stream::LayerDescriptor;
@@ -77,7 +77,7 @@ pub unsafe extern "C" fn ocicas_layer_reader_read(
 ) -> ocicas_status {
     boundary(|| {
         let reader = unsafe { arg_mut(reader, "reader") }?;
-        let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
+        let buf = unsafe { arg_slice_mut(buf, len, "buf") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
         *out_read = reader.reader.read_chunk(buf)?;
         Ok(())

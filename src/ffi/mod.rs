@@ -117,27 +117,28 @@ pub(crate) unsafe fn arg_str<'a>(ptr: *const c_char, name: &str) -> Result<&'a s
     unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| invalid_argument(format!("argument {name} is not valid UTF-8")))
 }
 
-/// Borrows `len` bytes; NULL is allowed only when `len` is 0.
+/// Borrows an array of `len` items (bytes, structs); NULL is allowed only when `len` is 0.
 ///
 /// # Safety
-/// `ptr` is NULL or points at `len` readable bytes.
-pub(crate) unsafe fn arg_bytes<'a>(ptr: *const u8, len: usize, name: &str) -> Result<&'a [u8]> {
+/// `ptr` is NULL or points at `len` readable, initialized items.
+pub(crate) unsafe fn arg_slice<'a, T>(ptr: *const T, len: usize, name: &str) -> Result<&'a [T]> {
     match (ptr.is_null(), len) {
         (true, 0) => Ok(&[]),
         (true, _) => Err(null_argument(name)),
-        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, slice_len::<u8>(len, name)?) }),
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, slice_len::<T>(len, name)?) }),
     }
 }
 
-/// Borrows `len` writable bytes; NULL is allowed only when `len` is 0.
+/// Borrows an array of `len` writable items; NULL is allowed only when `len` is 0.
 ///
 /// # Safety
-/// `ptr` is NULL or points at `len` writable bytes that nothing else uses during the call.
-pub(crate) unsafe fn arg_bytes_mut<'a>(ptr: *mut u8, len: usize, name: &str) -> Result<&'a mut [u8]> {
+/// `ptr` is NULL or points at `len` writable, initialized items that nothing else uses during
+/// the call.
+pub(crate) unsafe fn arg_slice_mut<'a, T>(ptr: *mut T, len: usize, name: &str) -> Result<&'a mut [T]> {
     match (ptr.is_null(), len) {
         (true, 0) => Ok(&mut []),
         (true, _) => Err(null_argument(name)),
-        (false, _) => Ok(unsafe { std::slice::from_raw_parts_mut(ptr, slice_len::<u8>(len, name)?) }),
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts_mut(ptr, slice_len::<T>(len, name)?) }),
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::{
-    arg_bytes, arg_bytes_mut, arg_mut, arg_out, arg_ref, arg_str, boundary, free_handle, into_c_string, into_handle,
+    arg_mut, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, boundary, free_handle, into_c_string, into_handle,
     ocicas_status,
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
 ) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
-        let data = unsafe { arg_bytes(data, len, "data") }?;
+        let data = unsafe { arg_slice(data, len, "data") }?;
         match &mut stream.mode {
             StreamMode::Push(PushState::Open(push)) => push.write(data),
             StreamMode::Push(ended) => Err(ended_error(ended)),
@@ -302,7 +302,7 @@ pub unsafe extern "C" fn ocicas_layer_stream_read(
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let out_read = unsafe { arg_out(out_read, "out_read") }?;
-        let buf = unsafe { arg_bytes_mut(buf, len, "buf") }?;
+        let buf = unsafe { arg_slice_mut(buf, len, "buf") }?;
         let StreamMode::Pull(reader) = &mut stream.mode else {
             return Err(invalid_argument("this layer stream is in push mode: it has nothing to read"));
         };
