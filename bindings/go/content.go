@@ -88,9 +88,9 @@ func (e *Engine) PutBlobs(blobs [][]byte) ([]string, error) {
 	}
 	// The inputs array lives in C memory and points at the Go slices, which are pinned for the
 	// call so that the garbage collector neither moves nor frees them.
-	inputs := (*[1 << 30]C.ocicas_blob_input)(C.calloc(C.size_t(len(blobs)), C.sizeof_ocicas_blob_input))[:len(blobs):len(blobs)]
+	inputs := unsafe.Slice((*C.ocicas_blob_input)(C.calloc(C.size_t(len(blobs)), C.sizeof_ocicas_blob_input)), len(blobs))
 	defer C.free(unsafe.Pointer(&inputs[0]))
-	digests := (*[1 << 30]*C.char)(C.calloc(C.size_t(len(blobs)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))[:len(blobs):len(blobs)]
+	digests := unsafe.Slice((**C.char)(C.calloc(C.size_t(len(blobs)), C.size_t(unsafe.Sizeof((*C.char)(nil))))), len(blobs))
 	defer C.free(unsafe.Pointer(&digests[0]))
 	var pinner runtime.Pinner
 	defer pinner.Unpin()
