@@ -337,10 +337,13 @@ impl LayerStream {
     }
 
     /// Ends the input, commits the compressed blob and returns its descriptor. A blob that was
-    /// already stored is not an error: its descriptor is returned all the same.
+    /// already stored is not an error: its descriptor is returned all the same. When finishing
+    /// fails, the ingest is aborted (as by a drop): an encoder's state cannot be resumed.
     pub fn finish(mut self) -> Result<LayerDescriptor> {
         self.cancel.check("the layer stream")?;
-        let mut writer = self.writer.take().ok_or_else(finished_error)?;
+        // The writer stays in `self` until committed, so that any failure below leaves it to
+        // `Drop`, which aborts the ingest.
+        let writer = self.writer.as_mut().ok_or_else(finished_error)?;
         self.encoder.finish(&mut |compressed| writer.write(compressed))?;
         let digest = writer.digest();
         let size = writer.status().offset;
@@ -352,6 +355,7 @@ impl LayerStream {
             Err(err) if err.kind() == ErrorKind::AlreadyExists => {}
             Err(err) => return Err(err),
         }
+        self.writer = None;
         Ok(LayerDescriptor {
             media_type: self.media_type.to_owned(),
             digest,
@@ -743,6 +747,17 @@ mod tests {
         assert!(engine.ingest_status("my-layer").is_ok(), "the ingest is under the ref asked for");
         let layer = stream.finish().unwrap();
         assert_eq!(engine.lease_list().unwrap()[0].digests, [layer.digest]);
+    }
+
+    #[test]
+    fn a_push_stream_whose_finish_fails_leaves_no_ingest() {
+        let (_dir, engine) = engine();
+        let storage = StorageOptions { ref_name: Some("doomed".to_owned()), lease: Some("no-such-lease".to_owned()) };
+        let mut stream = LayerStream::new(&engine, &CompressionOptions::default(), &storage).unwrap();
+        stream.write(&input()).unwrap();
+        assert_eq!(stream.finish().unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(engine.list_blobs().unwrap().is_empty());
+        assert_eq!(engine.ingest_status("doomed").unwrap_err().kind(), ErrorKind::NotFound, "nothing can resume it");
     }
 
     #[test]
