@@ -20,7 +20,7 @@ use ocicas::{
 };
 
 const TEST: &str = "acknowledged_tags_survive_sigkill_at_random_points";
-const SOAK_FOR: Duration = Duration::from_secs(30);
+const SOAK_FOR: Duration = Duration::from_secs(15);
 
 fn bytes(n: usize, seed: u32) -> Vec<u8> {
     (0..n).map(|i| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed).to_le_bytes()[1]).collect()
