@@ -115,8 +115,9 @@ test_go_module() {  # gofmt, vet and the race-enabled tests of the module at $go
 
 case "$mode" in
 install)
+  # The consumers are built against a `--strip` install, as a distribution would ship it.
   rm -rf "$prefix"
-  "$cmake" --install "$build" --prefix "$prefix"
+  "$cmake" --install "$build" --prefix "$prefix" --strip
   lib="$prefix/lib"
   for file in "libocicas.so.$version" libocicas.a bin/ocicas; do
     case "$file" in bin/*) file="$prefix/$file" ;; *) file="$lib/$file" ;; esac
@@ -138,25 +139,26 @@ install)
               lib/pkgconfig/ocicas.pc; do
     [ -f "$prefix/$file" ] || { echo "missing $prefix/$file"; exit 1; }
   done
-  # Installed artefacts carry no debug info; the library's and the CLI's is in .debug/ beside them.
-  for file in "$lib/libocicas.so.$version" "$prefix/bin/ocicas"; do
+  for file in "$lib/libocicas.so.$version" "$prefix/bin/ocicas" "$lib/libocicas.a"; do
+    check_no_debug_info "$file"
+  done
+  [ ! -e "$lib/.debug" ] && [ ! -e "$prefix/bin/.debug" ] || { echo "--strip left .debug files"; exit 1; }
+  # A plain install carries no debug info either: that of the library and the CLI is split into
+  # .debug/ beside them (into a second prefix; the tests use the first).
+  plain="$build/test-prefix-plain"
+  rm -rf "$plain"
+  "$cmake" --install "$build" --prefix "$plain"
+  for file in "$plain/lib/libocicas.so.$version" "$plain/bin/ocicas"; do
     check_no_debug_info "$file"
     debug="$(dirname "$file")/.debug/$(basename "$file").debug"
     readelf -S "$debug" | grep -q '\.debug_line' || { echo "$debug has no debug info"; exit 1; }
     [ "$(readelf --string-dump=.gnu_debuglink "$file" | awk '/\[/ {print $3; exit}')" = "$(basename "$debug")" ] ||
       { echo "$file does not link to $debug"; exit 1; }
   done
-  check_no_debug_info "$lib/libocicas.a"
-  # `--strip` keeps no debug info at all (into a second prefix; the tests use the first).
-  stripped="$build/test-prefix-stripped"
-  rm -rf "$stripped"
-  "$cmake" --install "$build" --prefix "$stripped" --strip
-  check_no_debug_info "$stripped/lib/libocicas.so.$version"
-  check_no_debug_info "$stripped/bin/ocicas"
-  [ ! -e "$stripped/lib/.debug" ] && [ ! -e "$stripped/bin/.debug" ] || { echo "--strip left .debug files"; exit 1; }
+  check_no_debug_info "$plain/lib/libocicas.a"
   du -b "$lib/libocicas.so.$version" "$lib/libocicas.a" "$prefix/bin/ocicas" \
-    "$stripped/lib/libocicas.so.$version" "$stripped/bin/ocicas"
-  rm -rf "$stripped"
+    "$plain/lib/libocicas.so.$version" "$plain/bin/ocicas"
+  rm -rf "$plain"
   ;;
 find_package)
   build_with_cmake "$prefix"
