@@ -107,13 +107,14 @@ int main(void) {
     CHECK_STATUS(ocicas_cancel_request(NULL), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("cancel");
     ocicas_cancel_free(NULL);
-    ocicas_gc_options gc = {0};
+    ocicas_gc_options gc;
+    CHECK_OK(ocicas_gc_options_init(&gc, OCICAS_GC_OPTIONS_VERSION));
     CHECK(gc.cancel == NULL);
     ocicas_layer_options layer_options;
-    ocicas_layer_options_init(&layer_options);
+    CHECK_OK(ocicas_layer_options_init(&layer_options, OCICAS_LAYER_OPTIONS_VERSION));
     CHECK(layer_options.cancel == NULL);
     ocicas_registry_options registry_options;
-    ocicas_registry_options_init(&registry_options);
+    CHECK_OK(ocicas_registry_options_init(&registry_options, OCICAS_REGISTRY_OPTIONS_VERSION));
     CHECK(registry_options.cancel == NULL);
 
     CASE("GC cancelled before it starts removes nothing; requesting twice is fine");

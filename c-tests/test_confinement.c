@@ -61,7 +61,9 @@ int main(void) {
 
     CASE("gc with .ocicas/tmp a symlink to another directory: INVALID_IMAGE, nothing there touched");
     plant_link(layout, ".ocicas/tmp", sentinel);
-    ocicas_gc_options options = {.dry_run = false, .ingest_expiry_seconds = -1};
+    ocicas_gc_options options;
+    CHECK_OK(ocicas_gc_options_init(&options, OCICAS_GC_OPTIONS_VERSION));
+    options.ingest_expiry_seconds = -1;
     char *report = NULL;
     CHECK_STATUS(ocicas_gc_run(engine, &options, &report), OCICAS_ERR_INVALID_IMAGE);
     CHECK_MESSAGE(".ocicas/tmp is a symlink");

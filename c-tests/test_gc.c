@@ -32,7 +32,8 @@ int main(void) {
 
     CASE("after a ref is deleted, min_age keeps its blobs (an hour old) while younger than it");
     CHECK_OK(ocicas_ref_delete(engine, "a"));
-    ocicas_gc_options options = {0};
+    ocicas_gc_options options;
+    CHECK_OK(ocicas_gc_options_init(&options, OCICAS_GC_OPTIONS_VERSION));
     options.min_age_seconds = 7200;
     CHECK_OK(ocicas_gc_run(engine, &options, &report));
     CHECK(json_number(report, "blobsRemoved") == 0 && json_number(report, "blobsKept") == 6);

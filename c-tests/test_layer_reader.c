@@ -34,7 +34,7 @@ static uint8_t *make_input(void) {
 /* Streams `len` bytes into a stored layer compressed as `compression`. */
 static struct layer store_layer(ocicas_engine *engine, uint32_t compression, const uint8_t *data, size_t len) {
     ocicas_layer_options options;
-    ocicas_layer_options_init(&options);
+    CHECK_OK(ocicas_layer_options_init(&options, OCICAS_LAYER_OPTIONS_VERSION));
     options.compression = compression;
     ocicas_layer_stream *stream = NULL;
     CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));

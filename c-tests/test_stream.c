@@ -45,7 +45,7 @@ int main(void) {
 
     CASE("options init and bad options");
     ocicas_layer_options options;
-    ocicas_layer_options_init(&options);
+    CHECK_OK(ocicas_layer_options_init(&options, OCICAS_LAYER_OPTIONS_VERSION));
     CHECK(options.compression == OCICAS_COMPRESSION_GZIP && options.level == OCICAS_LEVEL_DEFAULT);
     ocicas_layer_stream *stream = NULL;
     options.level = 10;
@@ -61,7 +61,7 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_new(NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("more threads than OCICAS_LIMIT_THREADS is INVALID_ARGUMENT naming the limit, in both modes");
-    ocicas_layer_options_init(&options);
+    CHECK_OK(ocicas_layer_options_init(&options, OCICAS_LAYER_OPTIONS_VERSION));
     options.threads = 5000;
     CHECK_STATUS(ocicas_layer_stream_new(engine, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("thread limit (threads)");
@@ -141,7 +141,7 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_from_reader(NULL, NULL, NULL, &stream), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("pull: the media type is known at once; ref_name and lease are refused (nothing is stored)");
-    ocicas_layer_options_init(&options);
+    CHECK_OK(ocicas_layer_options_init(&options, OCICAS_LAYER_OPTIONS_VERSION));
     options.compression = OCICAS_COMPRESSION_ZSTD;
     struct source unread = {input, INPUT_SIZE, 0, 0};
     CHECK_OK(ocicas_layer_stream_from_reader(read_source, &unread, &options, &stream));
@@ -161,7 +161,7 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_from_reader(read_source, &unread, &options, &stream), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("zstd and uncompressed layers");
-    ocicas_layer_options_init(&options);
+    CHECK_OK(ocicas_layer_options_init(&options, OCICAS_LAYER_OPTIONS_VERSION));
     options.compression = OCICAS_COMPRESSION_ZSTD;
     options.threads = 2;
     CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));

@@ -185,6 +185,11 @@
 #define OCICAS_FSCK_NO_HASH 2
 
 /**
+ * The version of `ocicas_gc_options` this header describes.
+ */
+#define OCICAS_GC_OPTIONS_VERSION 1
+
+/**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
  * `ocicas_writer_commit`.
  */
@@ -194,6 +199,11 @@
  * `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
  */
 #define OCICAS_PROGRESS_TOTAL_UNKNOWN UINT64_MAX
+
+/**
+ * The version of `ocicas_registry_options` this header describes.
+ */
+#define OCICAS_REGISTRY_OPTIONS_VERSION 1
 
 /**
  * `ocicas_layer_options.compression`: gzip (the default).
@@ -214,6 +224,11 @@
  * `ocicas_layer_options.level`: the compression's default level (gzip 6, zstd 3).
  */
 #define OCICAS_LEVEL_DEFAULT -1
+
+/**
+ * The version of `ocicas_layer_options` this header describes.
+ */
+#define OCICAS_LAYER_OPTIONS_VERSION 1
 
 /**
  * Result of every fallible ocicas function. Numbers are never reused or renumbered.
@@ -419,9 +434,15 @@ typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
 typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
 
 /**
- * Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
+ * Options of `ocicas_gc_run`. Fill with `ocicas_gc_options_init(&options,
+ * OCICAS_GC_OPTIONS_VERSION)`, then set what differs from the defaults.
  */
 typedef struct ocicas_gc_options {
+  /**
+   * The layout's version, set by `ocicas_gc_options_init`; any other is refused with
+   * `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  uint32_t version;
   /**
    * Report what would be removed, remove nothing.
    */
@@ -479,10 +500,15 @@ typedef void (*ocicas_progress_cb)(const char *digest,
                                    void *user_data);
 
 /**
- * Options of a push or pull. Initialise with `ocicas_registry_options_init`; NULL where
- * options are taken means those defaults.
+ * Options of a push or pull. Fill with `ocicas_registry_options_init(&options,
+ * OCICAS_REGISTRY_OPTIONS_VERSION)`; NULL where options are taken means those defaults.
  */
 typedef struct ocicas_registry_options {
+  /**
+   * The layout's version, set by `ocicas_registry_options_init`; any other is refused with
+   * `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  uint32_t version;
   /**
    * Credentials for the registry; both NULL: its `auths` entry in the Docker config file
    * (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), if any.
@@ -535,10 +561,15 @@ typedef struct ocicas_registry_options {
 } ocicas_registry_options;
 
 /**
- * Options of a layer stream. Initialise with `ocicas_layer_options_init`; passing NULL where
- * options are taken means those defaults.
+ * Options of a layer stream. Fill with `ocicas_layer_options_init(&options,
+ * OCICAS_LAYER_OPTIONS_VERSION)`; passing NULL where options are taken means those defaults.
  */
 typedef struct ocicas_layer_options {
+  /**
+   * The layout's version, set by `ocicas_layer_options_init`; any other is refused with
+   * `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  uint32_t version;
   /**
    * `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
    */
@@ -1164,6 +1195,16 @@ ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
                               char **out_report);
 
 /**
+ * Fills `options` with the defaults of `version` (`OCICAS_GC_OPTIONS_VERSION`): not a dry
+ * run, ingests expire after 24 hours, no cancel flag, no grace period. It writes only the
+ * fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
+ *
+ * # Safety
+ * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
+ */
+ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t version);
+
+/**
  * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
  * `ocicas.gc.root`, ingests in progress. Edges: labels `ocicas.gc.ref.*`, and the descriptors
  * of every document, read by the media type it is reached with, whatever reached it first:
@@ -1183,7 +1224,8 @@ ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
  * the path to it. A missing child is reported, not fatal. Safe while other processes write: a
  * blob committed (or committed again) within about a second of the GC's start, or during it, is
  * kept with everything it references, so a writer may commit first and tag or lease next;
- * `min_age_seconds` keeps older ones too. `options` may be NULL. `OCICAS_ERR_CANCELLED` when
+ * `min_age_seconds` keeps older ones too. `options` may be NULL (the defaults);
+ * `OCICAS_ERR_INVALID_ARGUMENT` when its version is not `OCICAS_GC_OPTIONS_VERSION`. `OCICAS_ERR_CANCELLED` when
  * the options' `cancel` was requested.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
@@ -1422,13 +1464,16 @@ ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
                               void *user_data);
 
 /**
- * Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs (at most the
- * threads limit), default chunks.
+ * Fills `options` with the defaults of `version` (`OCICAS_REGISTRY_OPTIONS_VERSION`): HTTPS,
+ * Docker config credentials, 4 jobs (at most the threads limit), default chunks. It writes
+ * only the fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does
+ * not know.
  *
  * # Safety
- * `options` is NULL (then nothing happens) or writable.
+ * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
  */
-void ocicas_registry_options_init(struct ocicas_registry_options *options);
+ocicas_status ocicas_registry_options_init(struct ocicas_registry_options *options,
+                                           uint32_t version);
 
 /**
  * Pushes image `ref_name` of the layout to `target` (`HOST/REPO[:TAG]`; without a tag, by
@@ -1514,12 +1559,14 @@ const char *ocicas_status_name(uint32_t status);
 const char *ocicas_status_message(uint32_t status);
 
 /**
- * Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.
+ * Fills `options` with the defaults of `version` (`OCICAS_LAYER_OPTIONS_VERSION`): gzip at
+ * level 6, OCI media types, every core, a unique ref. It writes only the fields `version`
+ * has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
  *
  * # Safety
- * `options` is NULL (then nothing happens) or writable.
+ * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
  */
-void ocicas_layer_options_init(struct ocicas_layer_options *options);
+ocicas_status ocicas_layer_options_init(struct ocicas_layer_options *options, uint32_t version);
 
 /**
  * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then

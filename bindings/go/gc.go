@@ -58,6 +58,8 @@ func (e *Engine) GC(ctx context.Context, opts *GCOptions) (GCReport, error) {
 	var report GCReport
 	err := withContext(ctx, func(cancel *C.ocicas_cancel) error {
 		var options C.ocicas_gc_options
+		// Fails only for a library older than this header; the run then says so.
+		C.ocicas_gc_options_init(&options, C.OCICAS_GC_OPTIONS_VERSION)
 		if opts != nil {
 			options.dry_run = C.bool(opts.DryRun)
 			switch {

@@ -112,7 +112,8 @@ func WithLease(id string) LayerOption {
 // toC fills the C options; the strings are copied into args.
 func (o layerOptions) toC(args *cArgs) C.ocicas_layer_options {
 	var c C.ocicas_layer_options
-	C.ocicas_layer_options_init(&c)
+	// Fails only for a library older than this header; the call taking c then says so.
+	C.ocicas_layer_options_init(&c, C.OCICAS_LAYER_OPTIONS_VERSION)
 	c.compression = C.uint32_t(o.compression)
 	c.level = C.int32_t(o.level)
 	c.docker_media_types = C.bool(o.docker)

@@ -80,7 +80,8 @@ type TransferReport struct {
 // be deleted by the caller after the call.
 func (o *RegistryOptions) toC(args *cArgs) (C.ocicas_registry_options, cgo.Handle, *progressCallback) {
 	var c C.ocicas_registry_options
-	C.ocicas_registry_options_init(&c)
+	// Fails only for a library older than this header; the call taking c then says so.
+	C.ocicas_registry_options_init(&c, C.OCICAS_REGISTRY_OPTIONS_VERSION)
 	if o == nil {
 		return c, 0, nil
 	}

@@ -5,15 +5,25 @@ use std::time::Duration;
 
 use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
-use super::{arg_digest, arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
+use super::{
+    arg_digest, arg_options, arg_out, arg_ref, arg_str, boundary, check_options_version, for_each_until_stopped,
+    into_c_string, ocicas_status,
+};
 use crate::error::{Result, invalid_argument};
 use crate::gc::GcOptions;
 use crate::lease::LeaseResource;
 
-/// Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
+/// The version of `ocicas_gc_options` this header describes.
+pub const OCICAS_GC_OPTIONS_VERSION: u32 = 1;
+
+/// Options of `ocicas_gc_run`. Fill with `ocicas_gc_options_init(&options,
+/// OCICAS_GC_OPTIONS_VERSION)`, then set what differs from the defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ocicas_gc_options {
+    /// The layout's version, set by `ocicas_gc_options_init`; any other is refused with
+    /// `OCICAS_ERR_INVALID_ARGUMENT`.
+    pub version: u32,
     /// Report what would be removed, remove nothing.
     pub dry_run: bool,
     /// Ingests not updated for this many seconds are removed. 0 means the default (24 hours);
@@ -31,6 +41,28 @@ pub struct ocicas_gc_options {
     /// default) keeps none but those committed during the run and in the second before it,
     /// which are always kept; negative is `OCICAS_ERR_INVALID_ARGUMENT`.
     pub min_age_seconds: i64,
+}
+
+/// Fills `options` with the defaults of `version` (`OCICAS_GC_OPTIONS_VERSION`): not a dry
+/// run, ingests expire after 24 hours, no cancel flag, no grace period. It writes only the
+/// fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
+///
+/// # Safety
+/// `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_options_init(options: *mut ocicas_gc_options, version: u32) -> ocicas_status {
+    boundary(|| {
+        let options = unsafe { arg_out(options, "options") }?;
+        check_options_version(version, "ocicas_gc_options", OCICAS_GC_OPTIONS_VERSION)?;
+        *options = ocicas_gc_options {
+            version,
+            dry_run: false,
+            ingest_expiry_seconds: 0,
+            cancel: std::ptr::null(),
+            min_age_seconds: 0,
+        };
+        Ok(())
+    })
 }
 
 /// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
@@ -58,7 +90,8 @@ pub type ocicas_lease_list_cb =
 /// the path to it. A missing child is reported, not fatal. Safe while other processes write: a
 /// blob committed (or committed again) within about a second of the GC's start, or during it, is
 /// kept with everything it references, so a writer may commit first and tag or lease next;
-/// `min_age_seconds` keeps older ones too. `options` may be NULL. `OCICAS_ERR_CANCELLED` when
+/// `min_age_seconds` keeps older ones too. `options` may be NULL (the defaults);
+/// `OCICAS_ERR_INVALID_ARGUMENT` when its version is not `OCICAS_GC_OPTIONS_VERSION`. `OCICAS_ERR_CANCELLED` when
 /// the options' `cancel` was requested.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
@@ -76,7 +109,7 @@ pub unsafe extern "C" fn ocicas_gc_run(
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let out_report = unsafe { arg_out(out_report, "out_report") }?;
         let mut gc_options = GcOptions::default();
-        if let Some(options) = unsafe { options.as_ref() } {
+        if let Some(options) = unsafe { arg_options(options, "ocicas_gc_options", OCICAS_GC_OPTIONS_VERSION) }? {
             gc_options.dry_run = options.dry_run;
             gc_options.ingest_expiry = match options.ingest_expiry_seconds {
                 0 => gc_options.ingest_expiry,

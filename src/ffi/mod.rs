@@ -85,6 +85,34 @@ pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T
     unsafe { ptr.as_mut() }.ok_or_else(|| null_argument(name))
 }
 
+/// Borrows an options struct the caller passed in (NULL: `None`, the defaults). Every options
+/// struct starts with a `uint32_t version`, read alone first: only a version this library
+/// knows (`known`, the `*_VERSION` of the header it was built from) says the rest of the
+/// layout is the one `T` describes. A later version only appends fields, so a library that
+/// knows several reads, for each, just the fields that version has.
+///
+/// # Safety
+/// `ptr` is NULL or points at an options struct whose first field is its `uint32_t` version,
+/// as large as that version's layout.
+pub(crate) unsafe fn arg_options<'a, T>(ptr: *const T, name: &str, known: u32) -> Result<Option<&'a T>> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    let version = unsafe { ptr.cast::<u32>().read() };
+    check_options_version(version, name, known)?;
+    Ok(Some(unsafe { &*ptr }))
+}
+
+/// `INVALID_ARGUMENT` unless `version` is `known`; the message names the `_init` function.
+pub(crate) fn check_options_version(version: u32, name: &str, known: u32) -> Result<()> {
+    match version == known {
+        true => Ok(()),
+        false => Err(invalid_argument(format!(
+            "{name} has version {version}, this library knows version {known}: fill it with {name}_init"
+        ))),
+    }
+}
+
 /// Borrows an array of `n` NUL-terminated strings; NULL is allowed when `n` is 0.
 ///
 /// # Safety

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb, refuse_storage};
-use super::{arg_out, arg_ref, arg_str, arg_str_array, boundary, into_c_string, ocicas_status};
+use super::{
+    arg_options, arg_out, arg_ref, arg_str, arg_str_array, boundary, check_options_version, into_c_string,
+    ocicas_status,
+};
 use crate::error::{Result, invalid_argument};
 use crate::limits::Limits;
 use crate::registry::{Credentials, Progress, ProgressCallback, RegistryOptions, push_layer};
@@ -21,11 +24,17 @@ pub const OCICAS_PROGRESS_TOTAL_UNKNOWN: u64 = u64::MAX;
 pub type ocicas_progress_cb =
     Option<unsafe extern "C" fn(digest: *const c_char, done: u64, total: u64, user_data: *mut c_void)>;
 
-/// Options of a push or pull. Initialise with `ocicas_registry_options_init`; NULL where
-/// options are taken means those defaults.
+/// The version of `ocicas_registry_options` this header describes.
+pub const OCICAS_REGISTRY_OPTIONS_VERSION: u32 = 1;
+
+/// Options of a push or pull. Fill with `ocicas_registry_options_init(&options,
+/// OCICAS_REGISTRY_OPTIONS_VERSION)`; NULL where options are taken means those defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ocicas_registry_options {
+    /// The layout's version, set by `ocicas_registry_options_init`; any other is refused with
+    /// `OCICAS_ERR_INVALID_ARGUMENT`.
+    pub version: u32,
     /// Credentials for the registry; both NULL: its `auths` entry in the Docker config file
     /// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`), if any.
     pub username: *const c_char,
@@ -59,15 +68,23 @@ pub struct ocicas_registry_options {
     pub cancel: *const ocicas_cancel,
 }
 
-/// Fills `options` with the defaults: HTTPS, Docker config credentials, 4 jobs (at most the
-/// threads limit), default chunks.
+/// Fills `options` with the defaults of `version` (`OCICAS_REGISTRY_OPTIONS_VERSION`): HTTPS,
+/// Docker config credentials, 4 jobs (at most the threads limit), default chunks. It writes
+/// only the fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does
+/// not know.
 ///
 /// # Safety
-/// `options` is NULL (then nothing happens) or writable.
+/// `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_registry_options_init(options: *mut ocicas_registry_options) {
-    if let Some(options) = unsafe { options.as_mut() } {
+pub unsafe extern "C" fn ocicas_registry_options_init(
+    options: *mut ocicas_registry_options,
+    version: u32,
+) -> ocicas_status {
+    boundary(|| {
+        let options = unsafe { arg_out(options, "options") }?;
+        check_options_version(version, "ocicas_registry_options", OCICAS_REGISTRY_OPTIONS_VERSION)?;
         *options = ocicas_registry_options {
+            version,
             username: std::ptr::null(),
             password: std::ptr::null(),
             insecure: false,
@@ -81,7 +98,8 @@ pub unsafe extern "C" fn ocicas_registry_options_init(options: *mut ocicas_regis
             progress_user_data: std::ptr::null_mut(),
             cancel: std::ptr::null(),
         };
-    }
+        Ok(())
+    })
 }
 
 /// The C progress callback and its user data, called under the options' mutex.
@@ -104,7 +122,8 @@ impl CallbackProgress {
 }
 
 unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<RegistryOptions> {
-    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(RegistryOptions::default()) };
+    let options = unsafe { arg_options(options, "ocicas_registry_options", OCICAS_REGISTRY_OPTIONS_VERSION) }?;
+    let Some(options) = options else { return Ok(RegistryOptions::default()) };
     let optional = |ptr: *const c_char, name: &str| -> Result<Option<String>> {
         if ptr.is_null() { Ok(None) } else { Ok(Some(unsafe { arg_str(ptr, name) }?.to_owned())) }
     };

@@ -7,8 +7,8 @@ use std::io::{self, Read};
 use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::{
-    arg_mut, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, boundary, free_handle, into_c_string, into_handle,
-    ocicas_status,
+    arg_mut, arg_options, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, boundary, check_options_version,
+    free_handle, into_c_string, into_handle, ocicas_status,
 };
 use crate::error::{Error, ErrorKind, Result, invalid_argument};
 use crate::stream::{
@@ -25,11 +25,17 @@ pub const OCICAS_COMPRESSION_NONE: u32 = 2;
 /// `ocicas_layer_options.level`: the compression's default level (gzip 6, zstd 3).
 pub const OCICAS_LEVEL_DEFAULT: i32 = -1;
 
-/// Options of a layer stream. Initialise with `ocicas_layer_options_init`; passing NULL where
-/// options are taken means those defaults.
+/// The version of `ocicas_layer_options` this header describes.
+pub const OCICAS_LAYER_OPTIONS_VERSION: u32 = 1;
+
+/// Options of a layer stream. Fill with `ocicas_layer_options_init(&options,
+/// OCICAS_LAYER_OPTIONS_VERSION)`; passing NULL where options are taken means those defaults.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct ocicas_layer_options {
+    /// The layout's version, set by `ocicas_layer_options_init`; any other is refused with
+    /// `OCICAS_ERR_INVALID_ARGUMENT`.
+    pub version: u32,
     /// `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
     pub compression: u32,
     /// gzip 0–9, zstd 1–19, or `OCICAS_LEVEL_DEFAULT`.
@@ -94,14 +100,19 @@ impl Read for CallbackReader {
     }
 }
 
-/// Fills `options` with the defaults: gzip at level 6, OCI media types, every core, a unique ref.
+/// Fills `options` with the defaults of `version` (`OCICAS_LAYER_OPTIONS_VERSION`): gzip at
+/// level 6, OCI media types, every core, a unique ref. It writes only the fields `version`
+/// has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
 ///
 /// # Safety
-/// `options` is NULL (then nothing happens) or writable.
+/// `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_options) {
-    if let Some(options) = unsafe { options.as_mut() } {
+pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_options, version: u32) -> ocicas_status {
+    boundary(|| {
+        let options = unsafe { arg_out(options, "options") }?;
+        check_options_version(version, "ocicas_layer_options", OCICAS_LAYER_OPTIONS_VERSION)?;
         *options = ocicas_layer_options {
+            version,
             compression: OCICAS_COMPRESSION_GZIP,
             level: OCICAS_LEVEL_DEFAULT,
             docker_media_types: false,
@@ -110,14 +121,16 @@ pub unsafe extern "C" fn ocicas_layer_options_init(options: *mut ocicas_layer_op
             lease: std::ptr::null(),
             cancel: std::ptr::null(),
         };
-    }
+        Ok(())
+    })
 }
 
 /// The two halves of the C options: how to compress, and (push mode) where to store.
 pub(super) unsafe fn layer_options(
     options: *const ocicas_layer_options,
 ) -> Result<(CompressionOptions, StorageOptions)> {
-    let Some(options) = (unsafe { options.as_ref() }) else { return Ok(Default::default()) };
+    let options = unsafe { arg_options(options, "ocicas_layer_options", OCICAS_LAYER_OPTIONS_VERSION) }?;
+    let Some(options) = options else { return Ok(Default::default()) };
     let kind = match options.compression {
         OCICAS_COMPRESSION_GZIP => CompressionKind::Gzip,
         OCICAS_COMPRESSION_ZSTD => CompressionKind::Zstd,
