@@ -87,6 +87,10 @@ type FsckReport struct {
 type FsckOptions struct {
 	// Deep decompresses every layer of every image and checks it against its DiffID.
 	Deep bool
+	// NoHash checks the structure only (the graph, each reachable blob's presence and size)
+	// and reads no blob to hash it: much faster on a big store, but a blob whose bytes were
+	// changed in place is not found. BlobsChecked is then 0.
+	NoHash bool
 }
 
 // Fsck checks that every blob hashes to its name and that every descriptor reachable from
@@ -102,6 +106,9 @@ func (e *Engine) FsckWith(opts FsckOptions) (FsckReport, error) {
 	var flags C.uint32_t
 	if opts.Deep {
 		flags |= C.OCICAS_FSCK_DEEP
+	}
+	if opts.NoHash {
+		flags |= C.OCICAS_FSCK_NO_HASH
 	}
 	var report FsckReport
 	var out, message *C.char

@@ -108,6 +108,26 @@ func TestFsckDeepChecksLayersAgainstTheirDiffIDs(t *testing.T) {
 	}
 }
 
+// NoHash reads no blob: a blob changed in place (same size) is found by Fsck, not by NoHash.
+func TestFsckNoHashChecksStructureWithoutHashing(t *testing.T) {
+	engine, layout := newEngineAt(t)
+	digest := putBlob(t, engine, "hello world")
+	path := filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("HELLO WORLD"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if report, err := engine.Fsck(); err != nil || report.Sound || report.BlobsChecked != 1 {
+		t.Fatalf("fsck of a changed blob: %+v, %v", report, err)
+	}
+	report, err := engine.FsckWith(FsckOptions{NoHash: true})
+	if err != nil || !report.Sound || report.BlobsChecked != 0 {
+		t.Fatalf("fsck without hashing: %+v, %v", report, err)
+	}
+}
+
 // A handle dropped without Close is freed by its cleanup: here a forgotten Writer's lock on
 // its ref is released once the Writer is collected.
 func TestCleanupFreesAForgottenWriter(t *testing.T) {
