@@ -56,6 +56,15 @@ fn main() {
     let builder = cbindgen::Builder::new().with_config(config).with_src(Path::new(&crate_dir).join("src/ffi/mod.rs"));
     let bindings = builder.generate().expect("cbindgen can parse src/ffi");
     let header = Path::new(&crate_dir).join("include").join("ocicas.h");
+    let mut generated = Vec::new();
+    bindings.write(&mut generated);
+    // Rust's lints want a "# Safety" section on each unsafe function; a C reader looks for the
+    // caller's preconditions.
+    let text = String::from_utf8(generated)
+        .expect("cbindgen writes UTF-8")
+        .replace(" * # Safety\n", " * Preconditions:\n");
     // Write only on change, so an unchanged header keeps its mtime and does not rebuild C tests.
-    bindings.write_to_file(header);
+    if std::fs::read_to_string(&header).ok().as_deref() != Some(text.as_str()) {
+        std::fs::write(&header, text).expect("include/ocicas.h is writable");
+    }
 }

@@ -34,42 +34,6 @@
 #include <stdint.h>
 
 /**
- * `ocicas_archive_export` format: `<id>/layer.tar` directories, as docker save wrote before 25.
- */
-#define OCICAS_ARCHIVE_LEGACY 0
-
-/**
- * `ocicas_archive_export` format: the docker 25+ form (an OCI layout inside).
- */
-#define OCICAS_ARCHIVE_OCI 1
-
-/**
- * `ocicas_archive_reader_manifest` format: a Docker schema2 manifest.
- */
-#define OCICAS_MANIFEST_DOCKER 0
-
-/**
- * `ocicas_archive_reader_manifest` format: an OCI image manifest.
- */
-#define OCICAS_MANIFEST_OCI 1
-
-/**
- * `ocicas_archive_writer_put_blob` kind: an image config.
- */
-#define OCICAS_ARCHIVE_BLOB_CONFIG 0
-
-/**
- * `ocicas_archive_writer_put_blob` kind: an uncompressed layer tar, named by its DiffID.
- */
-#define OCICAS_ARCHIVE_BLOB_LAYER 1
-
-/**
- * `limit` of `ocicas_blob_read` that lets a blob of any size through. A limit is a number of
- * bytes, so 0 allows only the empty blob.
- */
-#define OCICAS_NO_LIMIT UINT64_MAX
-
-/**
  * `ocicas_engine_open` flag: create the layout when nothing (or an empty directory) is at
  * the path; open it otherwise.
  */
@@ -172,38 +136,16 @@
 #define OCICAS_LIMIT_LOCK_TIMEOUT 14
 
 /**
- * `ocicas_fsck_ext` flag: also decompress every layer of every image (gzip, zstd or plain,
- * by its media type) and check it against the DiffID its config gives it.
+ * `limit` of `ocicas_blob_read` that lets a blob of any size through. A limit is a number of
+ * bytes, so 0 allows only the empty blob.
  */
-#define OCICAS_FSCK_DEEP 1
-
-/**
- * `ocicas_fsck_ext` flag: check the structure only (the graph, and each reachable blob's
- * presence and size) and hash no blob: a blob whose bytes were changed in place is not found.
- * `blobsChecked` is then 0.
- */
-#define OCICAS_FSCK_NO_HASH 2
-
-/**
- * The version of `ocicas_gc_options` this header describes.
- */
-#define OCICAS_GC_OPTIONS_VERSION 1
+#define OCICAS_NO_LIMIT UINT64_MAX
 
 /**
  * A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
  * `ocicas_writer_commit`.
  */
 #define OCICAS_SIZE_UNKNOWN -1
-
-/**
- * `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
- */
-#define OCICAS_PROGRESS_TOTAL_UNKNOWN UINT64_MAX
-
-/**
- * The version of `ocicas_registry_options` this header describes.
- */
-#define OCICAS_REGISTRY_OPTIONS_VERSION 1
 
 /**
  * `ocicas_layer_options.compression`: gzip (the default).
@@ -229,6 +171,64 @@
  * The version of `ocicas_layer_options` this header describes.
  */
 #define OCICAS_LAYER_OPTIONS_VERSION 1
+
+/**
+ * The version of `ocicas_gc_options` this header describes.
+ */
+#define OCICAS_GC_OPTIONS_VERSION 1
+
+/**
+ * `ocicas_fsck_ext` flag: also decompress every layer of every image (gzip, zstd or plain,
+ * by its media type) and check it against the DiffID its config gives it.
+ */
+#define OCICAS_FSCK_DEEP 1
+
+/**
+ * `ocicas_fsck_ext` flag: check the structure only (the graph, and each reachable blob's
+ * presence and size) and hash no blob: a blob whose bytes were changed in place is not found.
+ * `blobsChecked` is then 0.
+ */
+#define OCICAS_FSCK_NO_HASH 2
+
+/**
+ * `ocicas_archive_export` format: `<id>/layer.tar` directories, as docker save wrote before 25.
+ */
+#define OCICAS_ARCHIVE_LEGACY 0
+
+/**
+ * `ocicas_archive_export` format: the docker 25+ form (an OCI layout inside).
+ */
+#define OCICAS_ARCHIVE_OCI 1
+
+/**
+ * `ocicas_archive_reader_manifest` format: a Docker schema2 manifest.
+ */
+#define OCICAS_MANIFEST_DOCKER 0
+
+/**
+ * `ocicas_archive_reader_manifest` format: an OCI image manifest.
+ */
+#define OCICAS_MANIFEST_OCI 1
+
+/**
+ * `ocicas_archive_writer_put_blob` kind: an image config.
+ */
+#define OCICAS_ARCHIVE_BLOB_CONFIG 0
+
+/**
+ * `ocicas_archive_writer_put_blob` kind: an uncompressed layer tar, named by its DiffID.
+ */
+#define OCICAS_ARCHIVE_BLOB_LAYER 1
+
+/**
+ * `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
+ */
+#define OCICAS_PROGRESS_TOTAL_UNKNOWN UINT64_MAX
+
+/**
+ * The version of `ocicas_registry_options` this header describes.
+ */
+#define OCICAS_REGISTRY_OPTIONS_VERSION 1
 
 /**
  * Result of every fallible ocicas function. Numbers are never reused or renumbered.
@@ -402,18 +402,6 @@ typedef struct ocicas_string_list ocicas_string_list;
 typedef struct ocicas_writer ocicas_writer;
 
 /**
- * Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
- * the input), or a negative value on failure (the stream then fails and commits nothing).
- */
-typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
-
-/**
- * Writes `len` bytes of the archive being exported. Returns 0 on success, non-zero on failure
- * (the export then stops with `OCICAS_ERR_IO`).
- */
-typedef int32_t (*ocicas_write_cb)(const uint8_t *data, size_t len, void *user_data);
-
-/**
  * One blob of `ocicas_blob_put_many`: `len` bytes at `data` (NULL when `len` is 0).
  */
 typedef struct ocicas_blob_input {
@@ -432,6 +420,91 @@ typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
  * Return 0 to go on, non-zero to stop.
  */
 typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
+
+/**
+ * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
+ * only during the call). Return 0 to go on, non-zero to stop listing.
+ */
+typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+
+/**
+ * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
+ * call). Return 0 to go on, non-zero to stop.
+ */
+typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
+
+/**
+ * Options of a layer stream. Fill with `ocicas_layer_options_init(&options,
+ * OCICAS_LAYER_OPTIONS_VERSION)`; passing NULL where options are taken means those defaults.
+ */
+typedef struct ocicas_layer_options {
+  /**
+   * The layout's version, set by `ocicas_layer_options_init`; any other is refused with
+   * `OCICAS_ERR_INVALID_ARGUMENT`.
+   */
+  uint32_t version;
+  /**
+   * `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
+   */
+  uint32_t compression;
+  /**
+   * gzip 0–9, zstd 1–19, or `OCICAS_LEVEL_DEFAULT`.
+   */
+  int32_t level;
+  /**
+   * Docker layer media types instead of OCI ones (gzip or none only).
+   */
+  bool docker_media_types;
+  /**
+   * Compression threads; 0 means every available core. The output is the same for any count.
+   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at least 32, at most 256,
+   * unless set) is `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is
+   * held to that limit's default.
+   */
+  uint32_t threads;
+  /**
+   * Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
+   * written under (NULL: a unique one).
+   */
+  const char *ref_name;
+  /**
+   * Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
+   * visible, so GC cannot take it before it is referenced (NULL: none).
+   */
+  const char *lease;
+  /**
+   * A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
+   * requested (NULL: none), at its next chunk of input: every later write, finish or read
+   * fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
+   * pull-mode one computes nothing.
+   */
+  const struct ocicas_cancel *cancel;
+} ocicas_layer_options;
+
+/**
+ * Reads up to `len` bytes of uncompressed input into `buf`. Returns how many (0 at the end of
+ * the input), or a negative value on failure (the stream then fails and commits nothing).
+ */
+typedef int64_t (*ocicas_read_cb)(uint8_t *buf, size_t len, void *user_data);
+
+/**
+ * A platform to resolve an image for. `os` and `architecture` are required (Go's GOOS and
+ * GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
+ */
+typedef struct ocicas_platform {
+  /**
+   * Required: "linux", "windows", ….
+   */
+  const char *os;
+  /**
+   * Required: "amd64", "arm64", ….
+   */
+  const char *architecture;
+  /**
+   * NULL, or the variant to match exactly ("v7", "v8").
+   */
+  const char *variant;
+} ocicas_platform;
 
 /**
  * Options of `ocicas_gc_run`. Fill with `ocicas_gc_options_init(&options,
@@ -478,16 +551,10 @@ typedef struct ocicas_gc_options {
 typedef int (*ocicas_lease_list_cb)(const char *lease_json, void *user_data);
 
 /**
- * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
- * call). Return 0 to go on, non-zero to stop.
+ * Writes `len` bytes of the archive being exported. Returns 0 on success, non-zero on failure
+ * (the export then stops with `OCICAS_ERR_IO`).
  */
-typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
-
-/**
- * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
- * only during the call). Return 0 to go on, non-zero to stop listing.
- */
-typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+typedef int32_t (*ocicas_write_cb)(const uint8_t *data, size_t len, void *user_data);
 
 /**
  * Reports how many bytes of one blob have moved: `digest` (NULL for a streamed layer until it
@@ -560,73 +627,6 @@ typedef struct ocicas_registry_options {
   const struct ocicas_cancel *cancel;
 } ocicas_registry_options;
 
-/**
- * Options of a layer stream. Fill with `ocicas_layer_options_init(&options,
- * OCICAS_LAYER_OPTIONS_VERSION)`; passing NULL where options are taken means those defaults.
- */
-typedef struct ocicas_layer_options {
-  /**
-   * The layout's version, set by `ocicas_layer_options_init`; any other is refused with
-   * `OCICAS_ERR_INVALID_ARGUMENT`.
-   */
-  uint32_t version;
-  /**
-   * `OCICAS_COMPRESSION_GZIP`, `_ZSTD` or `_NONE`.
-   */
-  uint32_t compression;
-  /**
-   * gzip 0–9, zstd 1–19, or `OCICAS_LEVEL_DEFAULT`.
-   */
-  int32_t level;
-  /**
-   * Docker layer media types instead of OCI ones (gzip or none only).
-   */
-  bool docker_media_types;
-  /**
-   * Compression threads; 0 means every available core. The output is the same for any count.
-   * More than the engine's `OCICAS_LIMIT_THREADS` (4 per core, at least 32, at most 256,
-   * unless set) is `OCICAS_ERR_INVALID_ARGUMENT`; a pull-mode stream, which has no engine, is
-   * held to that limit's default.
-   */
-  uint32_t threads;
-  /**
-   * Push mode only (a pull-mode stream refuses it): the ingest ref the compressed bytes are
-   * written under (NULL: a unique one).
-   */
-  const char *ref_name;
-  /**
-   * Push mode only: a lease (from `ocicas_lease_new`) the layer blob joins before it becomes
-   * visible, so GC cannot take it before it is referenced (NULL: none).
-   */
-  const char *lease;
-  /**
-   * A flag (from `ocicas_cancel_new`) that stops the layer with `OCICAS_ERR_CANCELLED` when
-   * requested (NULL: none), at its next chunk of input: every later write, finish or read
-   * fails so too. A push-mode layer commits nothing (freeing it aborts its ingest); a
-   * pull-mode one computes nothing.
-   */
-  const struct ocicas_cancel *cancel;
-} ocicas_layer_options;
-
-/**
- * A platform to resolve an image for. `os` and `architecture` are required (Go's GOOS and
- * GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
- */
-typedef struct ocicas_platform {
-  /**
-   * Required: "linux", "windows", ….
-   */
-  const char *os;
-  /**
-   * Required: "amd64", "arm64", ….
-   */
-  const char *architecture;
-  /**
-   * NULL, or the variant to match exactly ("v7", "v8").
-   */
-  const char *variant;
-} ocicas_platform;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -634,7 +634,7 @@ extern "C" {
 /**
  * Frees a string returned by ocicas. NULL is a no-op.
  *
- * # Safety
+ * Preconditions:
  * `text` is NULL or a string returned by an ocicas function, not freed before.
  */
 void ocicas_string_free(char *text);
@@ -643,7 +643,7 @@ void ocicas_string_free(char *text);
  * Frees a byte buffer returned by ocicas (e.g. by `ocicas_blob_read`), with the length that
  * was returned beside it. NULL is a no-op.
  *
- * # Safety
+ * Preconditions:
  * `data`/`len` are NULL/0 or exactly what an ocicas function returned, not freed before.
  */
 void ocicas_bytes_free(uint8_t *data, size_t len);
@@ -654,454 +654,6 @@ void ocicas_bytes_free(uint8_t *data, size_t len);
 const char *ocicas_version(void);
 
 /**
- * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
- * gzip or zstd) from the file at `path` (a pipe or FIFO is read as a stream), or, when `path`
- * is NULL, from `read_cb` (read once, never spooled whole). `tag` selects the first image
- * with that RepoTag, both normalized as docker does (`busybox` matches
- * `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
- * `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
- * RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
- * array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
- * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
- * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
- * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
- * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
- * none) stops the import with `OCICAS_ERR_CANCELLED` when requested, at its next chunk read or
- * staged (once every member checked out, the import publishes and finishes). On failure
- * nothing is tagged, and nothing is stored unless only the final index.json update failed
- * (then the published blobs are unreferenced and the next GC removes them).
- *
- * # Safety
- * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
- * the call; `cancel` NULL or a live flag; `out_result` writable.
- */
-ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
-                                    const char *path,
-                                    ocicas_read_cb read_cb,
-                                    void *user_data,
-                                    const char *tag,
-                                    int64_t index,
-                                    const char *ref_name,
-                                    const struct ocicas_cancel *cancel,
-                                    char **out_result);
-
-/**
- * Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
- * `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI`
- * (`format`), the docker 25+ form (an OCI layout inside), written through `write_cb`.
- * `repo_tags` is NULL (each image's RepoTags is its reference name when that is `repo:tag`)
- * or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
- * image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
- * written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
- * `cancel` (NULL: none) stops the export with `OCICAS_ERR_CANCELLED` when requested, at its
- * next chunk read or written: what `write_cb` took is then an archive cut short.
- *
- * # Safety
- * `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
- * at `n_refs` NULL-terminated arrays of strings; `cancel` NULL or a live flag.
- */
-ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
-                                    const char *const *refs,
-                                    const char *const *const *repo_tags,
-                                    size_t n_refs,
-                                    uint32_t format,
-                                    ocicas_write_cb write_cb,
-                                    void *user_data,
-                                    const struct ocicas_cancel *cancel);
-
-/**
- * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
- * gzip or zstd one once), or, when `path` is NULL, `read_cb` read once. Members read once go
- * into the store under the reader's lease, released by `ocicas_archive_reader_free` (GC then
- * takes what was not tagged). The lease lasts an hour past the reader's last read of what it
- * staged (each such read, and staging itself, renews it), so a crashed process keeps nothing
- * for long; a reader that read nothing staged for longer fails its next such read with
- * `OCICAS_ERR_NOT_FOUND` and must be opened again. Errors as
- * `ocicas_archive_import`.
- *
- * # Safety
- * `engine` is a live engine that outlives the reader; `path` NULL or NUL-terminated;
- * `read_cb`/`user_data` valid for the call; `out_reader` writable.
- */
-ocicas_status ocicas_archive_reader_open(const struct ocicas_engine *engine,
-                                         const char *path,
-                                         ocicas_read_cb read_cb,
-                                         void *user_data,
-                                         struct ocicas_archive_reader **out_reader);
-
-/**
- * `*out_json` receives the images of the archive's `manifest.json`, a JSON array of
- * `{"Config":…,"RepoTags":[…],"Layers":[…]}` (free with `ocicas_string_free`).
- *
- * # Safety
- * `reader` is a live reader; `out_json` writable.
- */
-ocicas_status ocicas_archive_reader_items(const struct ocicas_archive_reader *reader,
-                                          char **out_json);
-
-/**
- * `*out_manifest` receives the manifest of the chosen image (see `chosen_image`: `tag`, else
- * `index` ≥ 0, else the only image), synthesized as `OCICAS_MANIFEST_DOCKER` or
- * `OCICAS_MANIFEST_OCI`: its config, and its layers by DiffID, uncompressed. These are the
- * manifest's exact bytes (canonical JSON; its digest is their sha256). `OCICAS_ERR_NOT_FOUND`
- * when no image matches.
- *
- * # Safety
- * `reader` is a live reader; `tag` NULL or NUL-terminated; `out_manifest` writable.
- */
-ocicas_status ocicas_archive_reader_manifest(const struct ocicas_archive_reader *reader,
-                                             const char *tag,
-                                             int64_t index,
-                                             uint32_t format,
-                                             char **out_manifest);
-
-/**
- * Writes a blob of the chosen image (as in `ocicas_archive_reader_manifest`) through
- * `write_cb`: its config by digest, or a layer by DiffID (uncompressed); then `*out_size`
- * receives its size in bytes. The bytes are verified as they pass: when they do not hash to
- * `digest`, the call fails with `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was
- * written (discard them). `OCICAS_ERR_NOT_FOUND` when the image has no such blob;
- * `OCICAS_ERR_IO` when `write_cb` fails. Reading a staged member renews the reader's lease:
- * `OCICAS_ERR_NOT_FOUND` when it had expired (see `ocicas_archive_reader_open`),
- * `OCICAS_ERR_LOCKED` when the store lock to renew it was not had within `lock_timeout`.
- *
- * # Safety
- * `reader` is a live reader; strings NULL or NUL-terminated as documented;
- * `write_cb`/`user_data` valid for the call; `out_size` writable.
- */
-ocicas_status ocicas_archive_reader_read_blob(const struct ocicas_archive_reader *reader,
-                                              const char *tag,
-                                              int64_t index,
-                                              const char *digest,
-                                              ocicas_write_cb write_cb,
-                                              void *user_data,
-                                              uint64_t *out_size);
-
-/**
- * Closes a reader and releases its lease. NULL is a no-op.
- *
- * # Safety
- * `reader` is NULL or a reader not freed before.
- */
-void ocicas_archive_reader_free(struct ocicas_archive_reader *reader);
-
-/**
- * Starts a docker-archive written through `write_cb` in `format` (`OCICAS_ARCHIVE_LEGACY` or
- * `OCICAS_ARCHIVE_OCI`). Blobs are written as they are put; `manifest.json` only by
- * `ocicas_archive_writer_commit`, so an archive abandoned before it is not loadable.
- *
- * # Safety
- * `write_cb`/`user_data` valid for the writer's life; `out_writer` writable.
- */
-ocicas_status ocicas_archive_writer_new(uint32_t format,
-                                        ocicas_write_cb write_cb,
-                                        void *user_data,
-                                        struct ocicas_archive_writer **out_writer);
-
-/**
- * `*out_has` is whether the archive already holds blob `digest` (TryReusingBlob).
- *
- * # Safety
- * `writer` is a live writer; `digest` NUL-terminated; `out_has` writable.
- */
-ocicas_status ocicas_archive_writer_has_blob(struct ocicas_archive_writer *writer,
-                                             const char *digest,
-                                             bool *out_has);
-
-/**
- * Writes a blob of `size` bytes read from `read_cb`, as `kind` (`OCICAS_ARCHIVE_BLOB_CONFIG`
- * or `_LAYER`), checking that they are exactly `size` bytes hashing to `digest`:
- * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH` otherwise, and the writer is then
- * unusable (`OCICAS_ERR_INVALID_ARGUMENT` from then on). A blob already written is skipped
- * without calling `read_cb`.
- *
- * # Safety
- * `writer` is a live writer; `digest` NUL-terminated; `read_cb`/`user_data` valid for the call.
- */
-ocicas_status ocicas_archive_writer_put_blob(struct ocicas_archive_writer *writer,
-                                             uint32_t kind,
-                                             const char *digest,
-                                             uint64_t size,
-                                             ocicas_read_cb read_cb,
-                                             void *user_data);
-
-/**
- * Records an image: its config and its layers by DiffID (all put before), tagged
- * `repo_tags[0..n_tags]`. `OCICAS_ERR_INVALID_ARGUMENT` when a blob was not put.
- *
- * # Safety
- * `writer` is a live writer; `config` NUL-terminated; `diff_ids` and `repo_tags` point at
- * `n_layers` and `n_tags` strings (NULL when the count is 0).
- */
-ocicas_status ocicas_archive_writer_add_image(struct ocicas_archive_writer *writer,
-                                              const char *config,
-                                              const char *const *diff_ids,
-                                              size_t n_layers,
-                                              const char *const *repo_tags,
-                                              size_t n_tags);
-
-/**
- * Writes `manifest.json` (and the rest of the chosen form) and ends the archive. The writer
- * takes nothing more afterwards; free it with `ocicas_archive_writer_free`.
- *
- * # Safety
- * `writer` is a live writer.
- */
-ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer);
-
-/**
- * Frees a writer; one not committed is abandoned (its output lacks `manifest.json`, so it is
- * not a loadable archive). NULL is a no-op.
- *
- * # Safety
- * `writer` is NULL or a writer not freed before.
- */
-void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
-
-/**
- * A new flag, not requested, in `*out_cancel` (free with `ocicas_cancel_free`).
- *
- * # Safety
- * `out_cancel` is writable.
- */
-ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
-
-/**
- * Requests the stop: every operation given `cancel` stops at its next check. Callable from any
- * thread, while the operations run; requesting again does nothing more.
- *
- * # Safety
- * `cancel` is a live flag.
- */
-ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
-
-/**
- * Frees a flag. NULL is a no-op. A call given the flag takes its own hold on it when it
- * starts, so the flag may be freed while such a call runs (or while a layer stream made with
- * it lives): that call can then no longer be stopped, and ends as it would have. The free
- * must not race with `ocicas_cancel_request` of the same flag, nor with the start of a call
- * given it, on another thread: free it after those returned. A requested flag stays
- * requested, so a flag is not reused for a new operation once requested: make a new one.
- *
- * # Safety
- * `cancel` is NULL or a flag not freed before, not in use by another thread.
- */
-void ocicas_cancel_free(struct ocicas_cancel *cancel);
-
-/**
- * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
- * returns its digest in `*out_digest`, a string to free with `ocicas_string_free`.
- * `data` may be NULL when `len` is 0.
- *
- * # Safety
- * `engine` is a live engine; `data` points at `len` readable bytes; `out_digest` is writable.
- */
-ocicas_status ocicas_blob_put(const struct ocicas_engine *engine,
-                              const uint8_t *data,
-                              size_t len,
-                              char **out_digest);
-
-/**
- * Stores each of the `count` blobs at `blobs` as a sha256 blob, as durably as
- * `ocicas_blob_put`, but fsyncing them together and their directory once per group of 256:
- * for a caller committing many small blobs at once. On success `out_digests[i]` receives the
- * digest of `blobs[i]`, a string to free with `ocicas_string_free`. On an error nothing is
- * written to `out_digests`; the blobs of the groups stored before it stay stored.
- *
- * # Safety
- * `engine` is a live engine; `blobs` points at `count` entries (may be NULL when `count` is 0),
- * each `data` at `len` readable bytes; `out_digests` has room for `count` pointers.
- */
-ocicas_status ocicas_blob_put_many(const struct ocicas_engine *engine,
-                                   const struct ocicas_blob_input *blobs,
-                                   size_t count,
-                                   char **out_digests);
-
-/**
- * Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
- * equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
- * (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
- * `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
- *
- * # Safety
- * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
- */
-ocicas_status ocicas_blob_put_json(const struct ocicas_engine *engine,
-                                   const char *media_type,
-                                   const char *json,
-                                   char **out_descriptor);
-
-/**
- * Opens the blob `digest` for random access; `*out_reader` receives a handle to free with
- * `ocicas_reader_free`. `OCICAS_ERR_NOT_FOUND` when absent, `OCICAS_ERR_INVALID_ARGUMENT` for a
- * malformed digest, `OCICAS_ERR_INVALID_IMAGE` when the entry is not a regular file.
- *
- * # Safety
- * `engine` is a live engine; `digest` a NUL-terminated string; `out_reader` writable.
- */
-ocicas_status ocicas_blob_open(const struct ocicas_engine *engine,
-                               const char *digest,
-                               struct ocicas_reader **out_reader);
-
-/**
- * Reads up to `len` bytes at `offset` into `buf`; `*out_read` receives the count, 0 at or past
- * the end of the blob.
- *
- * # Safety
- * `reader` is a live reader; `buf` points at `len` writable bytes; `out_read` is writable.
- */
-ocicas_status ocicas_reader_read_at(const struct ocicas_reader *reader,
-                                    uint8_t *buf,
-                                    size_t len,
-                                    uint64_t offset,
-                                    size_t *out_read);
-
-/**
- * The size in bytes of the reader's blob.
- *
- * # Safety
- * `reader` is a live reader; `out_size` is writable.
- */
-ocicas_status ocicas_reader_size(const struct ocicas_reader *reader, uint64_t *out_size);
-
-/**
- * Frees a reader from `ocicas_blob_open`. NULL is a no-op.
- *
- * # Safety
- * `reader` is NULL or a reader not freed before and not in use by another thread.
- */
-void ocicas_reader_free(struct ocicas_reader *reader);
-
-/**
- * Reads the whole blob `digest` and checks that it hashes to its name. `*out_data` and
- * `*out_len` receive a buffer to free with `ocicas_bytes_free(data, len)`.
- * `OCICAS_ERR_DIGEST_MISMATCH` for a corrupt blob; `OCICAS_ERR_TOO_LARGE` when the blob is
- * larger than `limit` bytes (nothing is allocated then): 0 allows only the empty blob,
- * `OCICAS_NO_LIMIT` any size.
- *
- * # Safety
- * `engine` is a live engine; `digest` a NUL-terminated string; the outputs are writable.
- */
-ocicas_status ocicas_blob_read(const struct ocicas_engine *engine,
-                               const char *digest,
-                               uint64_t limit,
-                               uint8_t **out_data,
-                               size_t *out_len);
-
-/**
- * The size of the stored blob `digest` in `*out_size`; `OCICAS_ERR_NOT_FOUND` when absent.
- *
- * # Safety
- * `engine` is a live engine; `digest` a NUL-terminated string; `out_size` writable.
- */
-ocicas_status ocicas_blob_stat(const struct ocicas_engine *engine,
-                               const char *digest,
-                               uint64_t *out_size);
-
-/**
- * Deletes the blob `digest`. Deleting an absent blob is `OCICAS_OK`.
- *
- * # Safety
- * `engine` is a live engine; `digest` a NUL-terminated string.
- */
-ocicas_status ocicas_blob_delete(const struct ocicas_engine *engine, const char *digest);
-
-/**
- * Calls `callback` once per stored blob, sorted by digest, with `user_data` passed through.
- *
- * # Safety
- * `engine` is a live engine; `callback` is a valid function.
- */
-ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
-                               ocicas_blob_list_cb callback,
-                               void *user_data);
-
-/**
- * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
- * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
- * `createdAt` is when the blob was first stored (storing it again does not move it);
- * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
- * `OCICAS_ERR_NOT_FOUND` when absent.
- *
- * # Safety
- * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
- */
-ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
-                               const char *digest,
-                               char **out_info);
-
-/**
- * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
- * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
- * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
- * path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
- * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
- * receives the updated info JSON unless `out_info` is NULL.
- *
- * # Safety
- * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
- * strings (NULL when 0).
- */
-ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
-                                        const char *digest,
-                                        const char *labels_json,
-                                        const char *const *field_paths,
-                                        size_t n_field_paths,
-                                        char **out_info);
-
-/**
- * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
- * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
- * `n_filters` strings may match; none matches all), in digest order.
- * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
- *
- * # Safety
- * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
- */
-ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
-                               const char *const *filters,
-                               size_t n_filters,
-                               ocicas_blob_walk_cb callback,
-                               void *user_data);
-
-/**
- * A new digester of `algorithm`, "sha256" or "sha512", in `*out_digester` (free with
- * `ocicas_digester_free`). `OCICAS_ERR_INVALID_ARGUMENT` for any other algorithm.
- *
- * # Safety
- * `algorithm` is a NUL-terminated string; `out_digester` writable.
- */
-ocicas_status ocicas_digester_new(const char *algorithm, struct ocicas_digester **out_digester);
-
-/**
- * Hashes `len` more bytes. `OCICAS_ERR_INVALID_ARGUMENT` after `ocicas_digester_finish`.
- *
- * # Safety
- * `digester` is a live digester; `data` points at `len` readable bytes (NULL when `len` is 0).
- */
-ocicas_status ocicas_digester_update(struct ocicas_digester *digester,
-                                     const uint8_t *data,
-                                     size_t len);
-
-/**
- * The digest of everything hashed, "sha256:<hex>" or "sha512:<hex>", in `*out_digest` (free
- * with `ocicas_string_free`). The digester is finished then: a second finish or an update is
- * `OCICAS_ERR_INVALID_ARGUMENT`. It must still be freed.
- *
- * # Safety
- * `digester` is a live digester; `out_digest` writable.
- */
-ocicas_status ocicas_digester_finish(struct ocicas_digester *digester, char **out_digest);
-
-/**
- * Frees a digester, finished or not. NULL is a no-op.
- *
- * # Safety
- * `digester` is NULL or a digester not freed before and not in use by another thread.
- */
-void ocicas_digester_free(struct ocicas_digester *digester);
-
-/**
  * Opens the OCI image layout at `path`, validating `oci-layout`, `index.json` and `blobs/`.
  * `flags` is 0 or a combination of `OCICAS_OPEN_CREATE` and `OCICAS_OPEN_EXCLUSIVE`.
  * On success `*out_engine` receives a handle to free with `ocicas_engine_close`.
@@ -1110,7 +662,7 @@ void ocicas_digester_free(struct ocicas_digester *digester);
  * the file), `OCICAS_ERR_ALREADY_EXISTS` with `OCICAS_OPEN_EXCLUSIVE` when the path exists,
  * `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags, `OCICAS_ERR_IO`.
  *
- * # Safety
+ * Preconditions:
  * `path` is a NUL-terminated string; `out_engine` points at writable storage for a pointer.
  */
 ocicas_status ocicas_engine_open(const char *path,
@@ -1121,7 +673,7 @@ ocicas_status ocicas_engine_open(const char *path,
  * Closes an engine from `ocicas_engine_open`. NULL is a no-op. Readers opened from the engine
  * stay valid and must still be freed.
  *
- * # Safety
+ * Preconditions:
  * `engine` is NULL or a handle from `ocicas_engine_open` that no other thread is using.
  */
 void ocicas_engine_close(struct ocicas_engine *engine);
@@ -1138,7 +690,7 @@ void ocicas_engine_close(struct ocicas_engine *engine);
  * of the limit's range (0 for any limit but `OCICAS_LIMIT_WALK_DEPTH`; over 1024 for
  * `OCICAS_LIMIT_THREADS`).
  *
- * # Safety
+ * Preconditions:
  * `engine` is a handle from `ocicas_engine_open` that no other thread is using during the
  * call (set limits before sharing the engine).
  */
@@ -1149,7 +701,7 @@ ocicas_status ocicas_engine_set_limit(struct ocicas_engine *engine, uint32_t lim
  *
  * Returns `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or an unknown `limit`.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a handle from `ocicas_engine_open`; `out_value` points at writable storage.
  */
 ocicas_status ocicas_engine_get_limit(const struct ocicas_engine *engine,
@@ -1164,42 +716,883 @@ ocicas_status ocicas_engine_get_limit(const struct ocicas_engine *engine,
 const char *ocicas_last_error_message(void);
 
 /**
- * Checks the layout, `ocicas_fsck_ext` with no flags.
- *
- * # Safety
- * `engine` is a live engine; `out_report` writable.
+ * The identifier of `status` in this header, e.g. "OCICAS_ERR_NOT_FOUND"; "OCICAS_ERR_UNKNOWN"
+ * for a number that is no status. Never NULL; static storage, do not free.
  */
-ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+const char *ocicas_status_name(uint32_t status);
 
 /**
- * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
- * (OCI and Docker indexes and manifests, OCI artifact manifests, Docker schema 1, and the
- * descriptor-shaped objects of JSON of unknown media types) is stored with its declared size
- * and parses as the media type it is reached with; descriptors' `data` match their blobs; ref
- * names are unique; image manifests have a config and layers of the right kinds and a config
- * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
- * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
- * `OCICAS_FSCK_NO_HASH` or'ed.
- * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
- * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
- * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
- * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
- * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
- * `OCICAS_ERR_IO`.
- *
- * # Safety
- * `engine` is a live engine; `out_report` writable.
+ * A short English description of the kind of `status`, e.g. "not found"; "unknown status"
+ * for a number that is no status. It does not name what failed: ocicas_last_error_message()
+ * does. Never NULL; static storage, do not free.
  */
-ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
-                              uint32_t flags,
-                              char **out_report);
+const char *ocicas_status_message(uint32_t status);
+
+/**
+ * A new digester of `algorithm`, "sha256" or "sha512", in `*out_digester` (free with
+ * `ocicas_digester_free`). `OCICAS_ERR_INVALID_ARGUMENT` for any other algorithm.
+ *
+ * Preconditions:
+ * `algorithm` is a NUL-terminated string; `out_digester` writable.
+ */
+ocicas_status ocicas_digester_new(const char *algorithm, struct ocicas_digester **out_digester);
+
+/**
+ * Hashes `len` more bytes. `OCICAS_ERR_INVALID_ARGUMENT` after `ocicas_digester_finish`.
+ *
+ * Preconditions:
+ * `digester` is a live digester; `data` points at `len` readable bytes (NULL when `len` is 0).
+ */
+ocicas_status ocicas_digester_update(struct ocicas_digester *digester,
+                                     const uint8_t *data,
+                                     size_t len);
+
+/**
+ * The digest of everything hashed, "sha256:<hex>" or "sha512:<hex>", in `*out_digest` (free
+ * with `ocicas_string_free`). The digester is finished then: a second finish or an update is
+ * `OCICAS_ERR_INVALID_ARGUMENT`. It must still be freed.
+ *
+ * Preconditions:
+ * `digester` is a live digester; `out_digest` writable.
+ */
+ocicas_status ocicas_digester_finish(struct ocicas_digester *digester, char **out_digest);
+
+/**
+ * Frees a digester, finished or not. NULL is a no-op.
+ *
+ * Preconditions:
+ * `digester` is NULL or a digester not freed before and not in use by another thread.
+ */
+void ocicas_digester_free(struct ocicas_digester *digester);
+
+/**
+ * Stores `len` bytes at `data` as a sha256 blob (idempotent when it is already stored) and
+ * returns its digest in `*out_digest`, a string to free with `ocicas_string_free`.
+ * `data` may be NULL when `len` is 0.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `data` points at `len` readable bytes; `out_digest` is writable.
+ */
+ocicas_status ocicas_blob_put(const struct ocicas_engine *engine,
+                              const uint8_t *data,
+                              size_t len,
+                              char **out_digest);
+
+/**
+ * Stores each of the `count` blobs at `blobs` as a sha256 blob, as durably as
+ * `ocicas_blob_put`, but fsyncing them together and their directory once per group of 256:
+ * for a caller committing many small blobs at once. On success `out_digests[i]` receives the
+ * digest of `blobs[i]`, a string to free with `ocicas_string_free`. On an error nothing is
+ * written to `out_digests`; the blobs of the groups stored before it stay stored.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `blobs` points at `count` entries (may be NULL when `count` is 0),
+ * each `data` at `len` readable bytes; `out_digests` has room for `count` pointers.
+ */
+ocicas_status ocicas_blob_put_many(const struct ocicas_engine *engine,
+                                   const struct ocicas_blob_input *blobs,
+                                   size_t count,
+                                   char **out_digests);
+
+/**
+ * Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
+ * equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
+ * (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
+ * `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+ */
+ocicas_status ocicas_blob_put_json(const struct ocicas_engine *engine,
+                                   const char *media_type,
+                                   const char *json,
+                                   char **out_descriptor);
+
+/**
+ * Opens the blob `digest` for random access; `*out_reader` receives a handle to free with
+ * `ocicas_reader_free`. `OCICAS_ERR_NOT_FOUND` when absent, `OCICAS_ERR_INVALID_ARGUMENT` for a
+ * malformed digest, `OCICAS_ERR_INVALID_IMAGE` when the entry is not a regular file.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `digest` a NUL-terminated string; `out_reader` writable.
+ */
+ocicas_status ocicas_blob_open(const struct ocicas_engine *engine,
+                               const char *digest,
+                               struct ocicas_reader **out_reader);
+
+/**
+ * Reads up to `len` bytes at `offset` into `buf`; `*out_read` receives the count, 0 at or past
+ * the end of the blob.
+ *
+ * Preconditions:
+ * `reader` is a live reader; `buf` points at `len` writable bytes; `out_read` is writable.
+ */
+ocicas_status ocicas_reader_read_at(const struct ocicas_reader *reader,
+                                    uint8_t *buf,
+                                    size_t len,
+                                    uint64_t offset,
+                                    size_t *out_read);
+
+/**
+ * The size in bytes of the reader's blob.
+ *
+ * Preconditions:
+ * `reader` is a live reader; `out_size` is writable.
+ */
+ocicas_status ocicas_reader_size(const struct ocicas_reader *reader, uint64_t *out_size);
+
+/**
+ * Frees a reader from `ocicas_blob_open`. NULL is a no-op.
+ *
+ * Preconditions:
+ * `reader` is NULL or a reader not freed before and not in use by another thread.
+ */
+void ocicas_reader_free(struct ocicas_reader *reader);
+
+/**
+ * Reads the whole blob `digest` and checks that it hashes to its name. `*out_data` and
+ * `*out_len` receive a buffer to free with `ocicas_bytes_free(data, len)`.
+ * `OCICAS_ERR_DIGEST_MISMATCH` for a corrupt blob; `OCICAS_ERR_TOO_LARGE` when the blob is
+ * larger than `limit` bytes (nothing is allocated then): 0 allows only the empty blob,
+ * `OCICAS_NO_LIMIT` any size.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `digest` a NUL-terminated string; the outputs are writable.
+ */
+ocicas_status ocicas_blob_read(const struct ocicas_engine *engine,
+                               const char *digest,
+                               uint64_t limit,
+                               uint8_t **out_data,
+                               size_t *out_len);
+
+/**
+ * The size of the stored blob `digest` in `*out_size`; `OCICAS_ERR_NOT_FOUND` when absent.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `digest` a NUL-terminated string; `out_size` writable.
+ */
+ocicas_status ocicas_blob_stat(const struct ocicas_engine *engine,
+                               const char *digest,
+                               uint64_t *out_size);
+
+/**
+ * Deletes the blob `digest`. Deleting an absent blob is `OCICAS_OK`.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `digest` a NUL-terminated string.
+ */
+ocicas_status ocicas_blob_delete(const struct ocicas_engine *engine, const char *digest);
+
+/**
+ * Calls `callback` once per stored blob, sorted by digest, with `user_data` passed through.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `callback` is a valid function.
+ */
+ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
+                               ocicas_blob_list_cb callback,
+                               void *user_data);
+
+/**
+ * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
+ * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
+ * `createdAt` is when the blob was first stored (storing it again does not move it);
+ * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
+ * `OCICAS_ERR_NOT_FOUND` when absent.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
+ */
+ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
+                               const char *digest,
+                               char **out_info);
+
+/**
+ * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
+ * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
+ * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
+ * path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
+ * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
+ * receives the updated info JSON unless `out_info` is NULL.
+ *
+ * Preconditions:
+ * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
+ * strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
+                                        const char *digest,
+                                        const char *labels_json,
+                                        const char *const *field_paths,
+                                        size_t n_field_paths,
+                                        char **out_info);
+
+/**
+ * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+ * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
+ * `n_filters` strings may match; none matches all), in digest order.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
+                               const char *const *filters,
+                               size_t n_filters,
+                               ocicas_blob_walk_cb callback,
+                               void *user_data);
+
+/**
+ * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
+ * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
+ * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
+ * media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
+ * (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
+ * media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
+ * tool left on several equal entries then ends on one); a different one is
+ * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
+ * OCI ref.name grammar or bad JSON.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
+ */
+ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
+                             const char *name,
+                             const char *descriptor_json,
+                             bool force);
+
+/**
+ * The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
+ * `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
+ */
+ocicas_status ocicas_ref_get(const struct ocicas_engine *engine,
+                             const char *name,
+                             char **out_descriptor);
+
+/**
+ * Removes reference `name`; removing an absent reference is `OCICAS_OK`.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `name` a NUL-terminated string.
+ */
+ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *name);
+
+/**
+ * Calls `callback` once per reference in index.json order, with `user_data` passed through.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `callback` is a valid function.
+ */
+ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
+                              ocicas_ref_list_cb callback,
+                              void *user_data);
+
+/**
+ * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).
+ * `expected_size` is `OCICAS_SIZE_UNKNOWN` or the total; `expected_digest` is NULL or the
+ * digest the content must have. `*out_writer` receives a handle for `ocicas_writer_close`.
+ * `OCICAS_ERR_LOCKED` when a live writer in any process holds `ref`;
+ * `OCICAS_ERR_ALREADY_EXISTS` when `expected_digest` is already stored (nothing to write);
+ * `OCICAS_ERR_INVALID_ARGUMENT` for an empty ref, or a total or digest different from the
+ * ones the ingest was started with.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `ref` (and `expected_digest` unless NULL) NUL-terminated strings.
+ */
+ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
+                                 const char *ref,
+                                 int64_t expected_size,
+                                 const char *expected_digest,
+                                 struct ocicas_writer **out_writer);
+
+/**
+ * Appends `len` bytes. `OCICAS_ERR_SIZE_MISMATCH` (nothing written) when they would pass
+ * the declared total; `OCICAS_ERR_INVALID_ARGUMENT` after a successful commit.
+ *
+ * Preconditions:
+ * `writer` is a live writer; `data` points at `len` readable bytes (NULL when `len` is 0).
+ */
+ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
+
+/**
+ * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ *
+ * Preconditions:
+ * `writer` is a live writer; `out_status` writable.
+ */
+ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+
+/**
+ * The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
+ * a resume, what earlier writers left plus what this one wrote), in `*out_offset`.
+ *
+ * Preconditions:
+ * `writer` is a live writer; `out_offset` writable.
+ */
+ocicas_status ocicas_writer_offset(const struct ocicas_writer *writer, uint64_t *out_offset);
+
+/**
+ * The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
+ *
+ * Preconditions:
+ * `writer` is a live writer; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_digest(const struct ocicas_writer *writer, char **out_digest);
+
+/**
+ * Restarts the ingest from nothing. Only `size` 0 is supported (`OCICAS_ERR_NOT_IMPLEMENTED`
+ * otherwise).
+ *
+ * Preconditions:
+ * `writer` is a live writer.
+ */
+ocicas_status ocicas_writer_truncate(struct ocicas_writer *writer, uint64_t size);
+
+/**
+ * Commits the ingest as a blob: `size` (or `OCICAS_SIZE_UNKNOWN`) and `expected` (or NULL)
+ * are checked, size first; `labels_json` is NULL or a JSON object of string labels set on the
+ * blob. `*out_digest` receives the committed digest (free with `ocicas_string_free`).
+ * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH`: nothing stored, the writer stays
+ * usable and the ingest resumable. `OCICAS_ERR_ALREADY_EXISTS`: the blob was already stored;
+ * the ingest is removed. The writer must still be closed.
+ *
+ * Preconditions:
+ * `writer` is a live writer; strings are NULL or NUL-terminated; `out_digest` writable.
+ */
+ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
+                                   int64_t size,
+                                   const char *expected,
+                                   const char *labels_json,
+                                   char **out_digest);
+
+/**
+ * Closes and frees a writer. An uncommitted ingest stays on disk, resumable: its data is
+ * fsynced and its hash state saved. NULL is `OCICAS_OK`. The handle is freed even when
+ * saving fails (`OCICAS_ERR_IO`; a resume then re-hashes the data).
+ *
+ * Preconditions:
+ * `writer` is NULL or a writer not closed before and not in use by another thread.
+ */
+ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
+
+/**
+ * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
+ * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
+ */
+ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
+                                   const char *ref,
+                                   char **out_status);
+
+/**
+ * Calls `callback` with the status JSON of every ingest in progress matching the filters
+ * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
+ * `n_filters` strings, any of which may match; none matches all), sorted by ref.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
+ */
+ocicas_status ocicas_ingest_list(const struct ocicas_engine *engine,
+                                 const char *const *filters,
+                                 size_t n_filters,
+                                 ocicas_ingest_list_cb callback,
+                                 void *user_data);
+
+/**
+ * Removes the ingest of `ref`. `OCICAS_ERR_NOT_FOUND` when there is none,
+ * `OCICAS_ERR_LOCKED` while a live writer holds it.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `ref` a NUL-terminated string.
+ */
+ocicas_status ocicas_ingest_abort(const struct ocicas_engine *engine, const char *ref);
+
+/**
+ * Fills `options` with the defaults of `version` (`OCICAS_LAYER_OPTIONS_VERSION`): gzip at
+ * level 6, OCI media types, every core, a unique ref. It writes only the fields `version`
+ * has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
+ *
+ * Preconditions:
+ * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
+ */
+ocicas_status ocicas_layer_options_init(struct ocicas_layer_options *options, uint32_t version);
+
+/**
+ * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
+ * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
+ * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
+ * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
+ */
+ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
+                                      const struct ocicas_layer_options *options,
+                                      struct ocicas_layer_stream **out_stream);
+
+/**
+ * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
+ * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
+ * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than the default
+ * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
+ *
+ * Preconditions:
+ * `read_cb` is valid and `user_data` what it expects, for the stream's life.
+ */
+ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
+                                              void *user_data,
+                                              const struct ocicas_layer_options *options,
+                                              struct ocicas_layer_stream **out_stream);
+
+/**
+ * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after a
+ * successful finish or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel`
+ * was requested; after a failed finish, that finish's status (`OCICAS_ERR_CANCELLED` for a
+ * cancelled one).
+ *
+ * Preconditions:
+ * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
+ */
+ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
+                                        const uint8_t *data,
+                                        size_t len);
+
+/**
+ * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
+ * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
+ * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
+ * every later write and finish is `OCICAS_ERR_CANCELLED` too.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `out_layer` writable.
+ */
+ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
+
+/**
+ * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
+ * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
+ * callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
+ * `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
+ */
+ocicas_status ocicas_layer_stream_read(struct ocicas_layer_stream *stream,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * The layer's media type in `*out_media_type` (free with `ocicas_string_free`), known from
+ * the stream's creation: it follows from the options.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `out_media_type` writable.
+ */
+ocicas_status ocicas_layer_stream_media_type(const struct ocicas_layer_stream *stream,
+                                             char **out_media_type);
+
+/**
+ * The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
+ * `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `out_digest` writable.
+ */
+ocicas_status ocicas_layer_stream_digest(const struct ocicas_layer_stream *stream,
+                                         char **out_digest);
+
+/**
+ * The DiffID (sha256 of the uncompressed bytes) in `*out_diff_id`; `OCICAS_ERR_NOT_COMPUTED`
+ * until the stream is done.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `out_diff_id` writable.
+ */
+ocicas_status ocicas_layer_stream_diff_id(const struct ocicas_layer_stream *stream,
+                                          char **out_diff_id);
+
+/**
+ * The compressed size in `*out_size`; `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
+ *
+ * Preconditions:
+ * `stream` is a live stream; `out_size` writable.
+ */
+ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
+                                       uint64_t *out_size);
+
+/**
+ * Frees a layer stream. An unfinished push stream's ingest is aborted; an unfinished pull
+ * stream computes nothing. NULL is a no-op.
+ *
+ * Preconditions:
+ * `stream` is NULL or a stream not freed before and not in use by another thread.
+ */
+void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
+
+/**
+ * Opens the stored layer blob `digest` of `size` bytes as its uncompressed tar, decompressed as
+ * `media_type` says: `application/vnd.oci.image.layer.v1.tar`, `…tar+gzip`, `…tar+zstd` (and
+ * their `nondistributable` forms), Docker's `application/vnd.docker.image.rootfs.diff.tar.gzip`
+ * (and its `foreign` form, `…diff.tar`, its `foreign` form, and `…diff.tar.zstd`). `diff_id` is the layer's DiffID from its image
+ * config's `rootfs.diff_ids`. `*out_reader` receives a handle to free with
+ * `ocicas_layer_reader_free`.
+ *
+ * `OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE` for any other media type; `OCICAS_ERR_INVALID_ARGUMENT`
+ * for a malformed digest or DiffID; `OCICAS_ERR_NOT_FOUND` when the blob is not stored;
+ * `OCICAS_ERR_SIZE_MISMATCH` when it is not `size` bytes; `OCICAS_ERR_INVALID_IMAGE` when its
+ * entry in the layout is not a regular file (a symlink, a FIFO: never followed or waited on).
+ *
+ * Preconditions:
+ * `engine` is a live engine; `media_type`, `digest` and `diff_id` are NUL-terminated strings;
+ * `out_reader` is writable.
+ */
+ocicas_status ocicas_layer_reader_open(const struct ocicas_engine *engine,
+                                       const char *media_type,
+                                       const char *digest,
+                                       uint64_t size,
+                                       const char *diff_id,
+                                       struct ocicas_layer_reader **out_reader);
+
+/**
+ * Reads up to `len` bytes of the uncompressed tar into `buf`; `*out_read` receives the count.
+ * 0 (with `len` > 0) is the end, given only once the blob's bytes matched its digest and size
+ * and the tar matched the DiffID, and given again by any later read. The bytes before the end
+ * are not yet verified: act on them only after it.
+ *
+ * The read that reaches the end returns `OCICAS_ERR_DIGEST_MISMATCH` instead when the tar does
+ * not hash to the DiffID or the blob does not hash to its digest (also when a corrupt blob fails
+ * to decompress earlier), `OCICAS_ERR_SIZE_MISMATCH` when the blob changed size while it was
+ * read; `OCICAS_ERR_INVALID_IMAGE` when the blob does not decompress as its media type says or
+ * has bytes after its compressed stream (a zstd frame whose window is over 128 MiB included);
+ * `OCICAS_ERR_IO` when reading the file fails. A failed reader gives the same failure at every
+ * later read.
+ *
+ * Preconditions:
+ * `reader` is a live reader not used by another thread during the call; `buf` points at `len`
+ * writable bytes; `out_read` is writable.
+ */
+ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
+                                       uint8_t *buf,
+                                       size_t len,
+                                       size_t *out_read);
+
+/**
+ * Frees a layer reader, read to its end or not. NULL is a no-op.
+ *
+ * Preconditions:
+ * `reader` is NULL or a reader not freed before and not in use by another thread.
+ */
+void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
+
+/**
+ * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
+ * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
+ * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
+ * until then. `*out_manifest` receives the new manifest's descriptor JSON.
+ * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
+ * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
+ * manifest.
+ *
+ * Preconditions:
+ * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+ */
+ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
+                                  const char *ref,
+                                  const char *layer_json,
+                                  char **out_manifest);
+
+/**
+ * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
+ * manifest list, nested ones too) leads to its manifest whose platform has the same OS and
+ * architecture (and variant, when `platform` names one; the first such when several do).
+ * With `platform` NULL: the index's only manifest, else the one for this host. An index's
+ * only entry without a platform is followed too. With a `platform`, the config of the
+ * manifest reached must be for it. `*out_image` receives the image, to free with
+ * `ocicas_image_free`.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
+ * `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
+ * the reference does not exist, a blob is not stored, no manifest is for the platform (the
+ * message lists the platforms there are) or the config reached is for another;
+ * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
+ * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
+ * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+ * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose
+ * strings are NULL or NUL-terminated; `out_image` writable.
+ */
+ocicas_status ocicas_image_resolve(const struct ocicas_engine *engine,
+                                   const char *ref,
+                                   const struct ocicas_platform *platform,
+                                   struct ocicas_image **out_image);
+
+/**
+ * Frees an image and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `image` is NULL or an image not freed before, that no other thread reads during the call.
+ */
+void ocicas_image_free(struct ocicas_image *image);
+
+/**
+ * The descriptor of the image's manifest (with its platform when an index named one). NULL
+ * for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_manifest(const struct ocicas_image *image);
+
+/**
+ * The descriptor of the image's config blob. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_config(const struct ocicas_image *image);
+
+/**
+ * How many layers the image has (0 for a NULL image).
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+size_t ocicas_image_layer_count(const struct ocicas_image *image);
+
+/**
+ * Layer `index` (0 is the base layer); NULL for a NULL image or `index` ≥ the layer count.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_descriptor *ocicas_image_layer(const struct ocicas_image *image, size_t index);
+
+/**
+ * The DiffID of layer `index` (its uncompressed tar's digest, from the config's
+ * `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
+ * ≥ the layer count.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_diff_id(const struct ocicas_image *image, size_t index);
+
+/**
+ * The image config's `os` ("linux"). NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_os(const struct ocicas_image *image);
+
+/**
+ * The image config's `architecture` ("amd64"). NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_architecture(const struct ocicas_image *image);
+
+/**
+ * The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_variant(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_env(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_cmd(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_string_list *ocicas_image_entrypoint(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_working_dir(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `User`; "" when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const char *ocicas_image_user(const struct ocicas_image *image);
+
+/**
+ * The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or a live image.
+ */
+const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
+
+/**
+ * The descriptor's media type. NULL for a NULL descriptor.
+ *
+ * Preconditions:
+ * `descriptor` is NULL or one returned by an accessor, its owner still alive.
+ */
+const char *ocicas_descriptor_media_type(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's digest ("sha256:<hex>"). NULL for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_digest(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's size in bytes. 0 for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+uint64_t ocicas_descriptor_size(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's annotations, in key order (empty when none). NULL for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_key_value_list *ocicas_descriptor_annotations(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The OS of the descriptor's platform; NULL when it has no platform (only index entries
+ * have one), or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_os(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The architecture of the descriptor's platform; NULL when it has no platform, or for a NULL
+ * descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_architecture(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The variant of the descriptor's platform; NULL when it has no platform or the platform no
+ * variant, or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_variant(const struct ocicas_descriptor *descriptor);
+
+/**
+ * How many strings the list holds (0 for a NULL list).
+ *
+ * Preconditions:
+ * `list` is NULL or one returned by an accessor, its owner still alive.
+ */
+size_t ocicas_string_list_count(const struct ocicas_string_list *list);
+
+/**
+ * String `index` of the list; NULL for a NULL list or `index` ≥ the count.
+ *
+ * Preconditions:
+ * As `ocicas_string_list_count`.
+ */
+const char *ocicas_string_list_get(const struct ocicas_string_list *list, size_t index);
+
+/**
+ * How many pairs the list holds (0 for a NULL list).
+ *
+ * Preconditions:
+ * `list` is NULL or one returned by an accessor, its owner still alive.
+ */
+size_t ocicas_key_value_list_count(const struct ocicas_key_value_list *list);
+
+/**
+ * The key of pair `index`; NULL for a NULL list or `index` ≥ the count.
+ *
+ * Preconditions:
+ * As `ocicas_key_value_list_count`.
+ */
+const char *ocicas_key_value_list_key(const struct ocicas_key_value_list *list, size_t index);
+
+/**
+ * The value of pair `index`; NULL for a NULL list or `index` ≥ the count.
+ *
+ * Preconditions:
+ * As `ocicas_key_value_list_count`.
+ */
+const char *ocicas_key_value_list_value(const struct ocicas_key_value_list *list, size_t index);
+
+/**
+ * A new flag, not requested, in `*out_cancel` (free with `ocicas_cancel_free`).
+ *
+ * Preconditions:
+ * `out_cancel` is writable.
+ */
+ocicas_status ocicas_cancel_new(struct ocicas_cancel **out_cancel);
+
+/**
+ * Requests the stop: every operation given `cancel` stops at its next check. Callable from any
+ * thread, while the operations run; requesting again does nothing more.
+ *
+ * Preconditions:
+ * `cancel` is a live flag.
+ */
+ocicas_status ocicas_cancel_request(const struct ocicas_cancel *cancel);
+
+/**
+ * Frees a flag. NULL is a no-op. A call given the flag takes its own hold on it when it
+ * starts, so the flag may be freed while such a call runs (or while a layer stream made with
+ * it lives): that call can then no longer be stopped, and ends as it would have. The free
+ * must not race with `ocicas_cancel_request` of the same flag, nor with the start of a call
+ * given it, on another thread: free it after those returned. A requested flag stays
+ * requested, so a flag is not reused for a new operation once requested: make a new one.
+ *
+ * Preconditions:
+ * `cancel` is NULL or a flag not freed before, not in use by another thread.
+ */
+void ocicas_cancel_free(struct ocicas_cancel *cancel);
 
 /**
  * Fills `options` with the defaults of `version` (`OCICAS_GC_OPTIONS_VERSION`): not a dry
  * run, ingests expire after 24 hours, no cancel flag, no grace period. It writes only the
  * fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
  *
- * # Safety
+ * Preconditions:
  * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
  */
 ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t version);
@@ -1231,7 +1624,7 @@ ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
  * "labelsRemoved"}`; free it with `ocicas_string_free`.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `options` NULL or valid; `out_report` writable.
  */
 ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
@@ -1245,7 +1638,7 @@ ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
  * outside 1–128 of [A-Za-z0-9._-], or an expiry past the end of year 9999 (the last an RFC 3339
  * time can name).
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `id` NULL or NUL-terminated; `out_id` writable.
  */
 ocicas_status ocicas_lease_new(const struct ocicas_engine *engine,
@@ -1257,7 +1650,7 @@ ocicas_status ocicas_lease_new(const struct ocicas_engine *engine,
  * Adds the blob `digest` to lease `id` (idempotent); GC keeps it while the lease lives.
  * `OCICAS_ERR_NOT_FOUND` for an unknown lease.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `id` and `digest` NUL-terminated.
  */
 ocicas_status ocicas_lease_add_blob(const struct ocicas_engine *engine,
@@ -1268,7 +1661,7 @@ ocicas_status ocicas_lease_add_blob(const struct ocicas_engine *engine,
  * Adds the ingest of `ref` to lease `id` (idempotent); GC keeps that ingest while the lease
  * lives, however old it is.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `id` and `ref` NUL-terminated.
  */
 ocicas_status ocicas_lease_add_ingest(const struct ocicas_engine *engine,
@@ -1278,7 +1671,7 @@ ocicas_status ocicas_lease_add_ingest(const struct ocicas_engine *engine,
 /**
  * Releases lease `id`. `OCICAS_ERR_NOT_FOUND` when there is none.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `id` NUL-terminated.
  */
 ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const char *id);
@@ -1286,7 +1679,7 @@ ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const cha
 /**
  * Calls `callback` with the JSON of every lease (live or expired), sorted by id.
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; `callback` a valid function.
  */
 ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
@@ -1294,174 +1687,240 @@ ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
                                 void *user_data);
 
 /**
- * Opens the writer of `ref` (resuming the ingest a closed writer left, at its offset).
- * `expected_size` is `OCICAS_SIZE_UNKNOWN` or the total; `expected_digest` is NULL or the
- * digest the content must have. `*out_writer` receives a handle for `ocicas_writer_close`.
- * `OCICAS_ERR_LOCKED` when a live writer in any process holds `ref`;
- * `OCICAS_ERR_ALREADY_EXISTS` when `expected_digest` is already stored (nothing to write);
- * `OCICAS_ERR_INVALID_ARGUMENT` for an empty ref, or a total or digest different from the
- * ones the ingest was started with.
+ * Checks the layout, `ocicas_fsck_ext` with no flags.
  *
- * # Safety
- * `engine` is a live engine; `ref` (and `expected_digest` unless NULL) NUL-terminated strings.
+ * Preconditions:
+ * `engine` is a live engine; `out_report` writable.
  */
-ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
-                                 const char *ref,
-                                 int64_t expected_size,
-                                 const char *expected_digest,
-                                 struct ocicas_writer **out_writer);
+ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
 
 /**
- * Appends `len` bytes. `OCICAS_ERR_SIZE_MISMATCH` (nothing written) when they would pass
- * the declared total; `OCICAS_ERR_INVALID_ARGUMENT` after a successful commit.
+ * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
+ * (OCI and Docker indexes and manifests, OCI artifact manifests, Docker schema 1, and the
+ * descriptor-shaped objects of JSON of unknown media types) is stored with its declared size
+ * and parses as the media type it is reached with; descriptors' `data` match their blobs; ref
+ * names are unique; image manifests have a config and layers of the right kinds and a config
+ * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
+ * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
+ * `OCICAS_FSCK_NO_HASH` or'ed.
+ * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
+ * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
+ * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
+ * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
+ * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
+ * `OCICAS_ERR_IO`.
  *
- * # Safety
- * `writer` is a live writer; `data` points at `len` readable bytes (NULL when `len` is 0).
+ * Preconditions:
+ * `engine` is a live engine; `out_report` writable.
  */
-ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
+ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
+                              uint32_t flags,
+                              char **out_report);
 
 /**
- * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,
+ * gzip or zstd) from the file at `path` (a pipe or FIFO is read as a stream), or, when `path`
+ * is NULL, from `read_cb` (read once, never spooled whole). `tag` selects the first image
+ * with that RepoTag, both normalized as docker does (`busybox` matches
+ * `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
+ * `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
+ * RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
+ * array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
+ * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
+ * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
+ * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
+ * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
+ * none) stops the import with `OCICAS_ERR_CANCELLED` when requested, at its next chunk read or
+ * staged (once every member checked out, the import publishes and finishes). On failure
+ * nothing is tagged, and nothing is stored unless only the final index.json update failed
+ * (then the published blobs are unreferenced and the next GC removes them).
  *
- * # Safety
- * `writer` is a live writer; `out_status` writable.
+ * Preconditions:
+ * `engine` is a live engine; strings NULL or NUL-terminated; `read_cb`/`user_data` valid for
+ * the call; `cancel` NULL or a live flag; `out_result` writable.
  */
-ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
+                                    const char *path,
+                                    ocicas_read_cb read_cb,
+                                    void *user_data,
+                                    const char *tag,
+                                    int64_t index,
+                                    const char *ref_name,
+                                    const struct ocicas_cancel *cancel,
+                                    char **out_result);
 
 /**
- * The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
- * a resume, what earlier writers left plus what this one wrote), in `*out_offset`.
+ * Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
+ * `skopeo copy docker-archive:` read), in the legacy form or, with `OCICAS_ARCHIVE_OCI`
+ * (`format`), the docker 25+ form (an OCI layout inside), written through `write_cb`.
+ * `repo_tags` is NULL (each image's RepoTags is its reference name when that is `repo:tag`)
+ * or `n_refs` lists, each a NULL-terminated array of the RepoTags (`name:tag`) of the matching
+ * image (`{"app:1", "app:latest", NULL}`; an empty list gives the default). Shared layers are
+ * written once. `OCICAS_ERR_INVALID_ARGUMENT` for a RepoTag that is not `name:tag`.
+ * `cancel` (NULL: none) stops the export with `OCICAS_ERR_CANCELLED` when requested, at its
+ * next chunk read or written: what `write_cb` took is then an archive cut short.
  *
- * # Safety
- * `writer` is a live writer; `out_offset` writable.
+ * Preconditions:
+ * `engine` is a live engine; `refs` points at `n_refs` strings; `repo_tags` is NULL or points
+ * at `n_refs` NULL-terminated arrays of strings; `cancel` NULL or a live flag.
  */
-ocicas_status ocicas_writer_offset(const struct ocicas_writer *writer, uint64_t *out_offset);
+ocicas_status ocicas_archive_export(const struct ocicas_engine *engine,
+                                    const char *const *refs,
+                                    const char *const *const *repo_tags,
+                                    size_t n_refs,
+                                    uint32_t format,
+                                    ocicas_write_cb write_cb,
+                                    void *user_data,
+                                    const struct ocicas_cancel *cancel);
 
 /**
- * The digest of everything written so far, in `*out_digest` (free with `ocicas_string_free`).
+ * Opens a docker-archive for reading: the file at `path` (a plain tar is read in place; a
+ * gzip or zstd one once), or, when `path` is NULL, `read_cb` read once. Members read once go
+ * into the store under the reader's lease, released by `ocicas_archive_reader_free` (GC then
+ * takes what was not tagged). The lease lasts an hour past the reader's last read of what it
+ * staged (each such read, and staging itself, renews it), so a crashed process keeps nothing
+ * for long; a reader that read nothing staged for longer fails its next such read with
+ * `OCICAS_ERR_NOT_FOUND` and must be opened again. Errors as
+ * `ocicas_archive_import`.
  *
- * # Safety
- * `writer` is a live writer; `out_digest` writable.
+ * Preconditions:
+ * `engine` is a live engine that outlives the reader; `path` NULL or NUL-terminated;
+ * `read_cb`/`user_data` valid for the call; `out_reader` writable.
  */
-ocicas_status ocicas_writer_digest(const struct ocicas_writer *writer, char **out_digest);
+ocicas_status ocicas_archive_reader_open(const struct ocicas_engine *engine,
+                                         const char *path,
+                                         ocicas_read_cb read_cb,
+                                         void *user_data,
+                                         struct ocicas_archive_reader **out_reader);
 
 /**
- * Restarts the ingest from nothing. Only `size` 0 is supported (`OCICAS_ERR_NOT_IMPLEMENTED`
- * otherwise).
+ * `*out_json` receives the images of the archive's `manifest.json`, a JSON array of
+ * `{"Config":…,"RepoTags":[…],"Layers":[…]}` (free with `ocicas_string_free`).
  *
- * # Safety
+ * Preconditions:
+ * `reader` is a live reader; `out_json` writable.
+ */
+ocicas_status ocicas_archive_reader_items(const struct ocicas_archive_reader *reader,
+                                          char **out_json);
+
+/**
+ * `*out_manifest` receives the manifest of the chosen image (see `chosen_image`: `tag`, else
+ * `index` ≥ 0, else the only image), synthesized as `OCICAS_MANIFEST_DOCKER` or
+ * `OCICAS_MANIFEST_OCI`: its config, and its layers by DiffID, uncompressed. These are the
+ * manifest's exact bytes (canonical JSON; its digest is their sha256). `OCICAS_ERR_NOT_FOUND`
+ * when no image matches.
+ *
+ * Preconditions:
+ * `reader` is a live reader; `tag` NULL or NUL-terminated; `out_manifest` writable.
+ */
+ocicas_status ocicas_archive_reader_manifest(const struct ocicas_archive_reader *reader,
+                                             const char *tag,
+                                             int64_t index,
+                                             uint32_t format,
+                                             char **out_manifest);
+
+/**
+ * Writes a blob of the chosen image (as in `ocicas_archive_reader_manifest`) through
+ * `write_cb`: its config by digest, or a layer by DiffID (uncompressed); then `*out_size`
+ * receives its size in bytes. The bytes are verified as they pass: when they do not hash to
+ * `digest`, the call fails with `OCICAS_ERR_DIGEST_MISMATCH` after the last of them was
+ * written (discard them). `OCICAS_ERR_NOT_FOUND` when the image has no such blob;
+ * `OCICAS_ERR_IO` when `write_cb` fails. Reading a staged member renews the reader's lease:
+ * `OCICAS_ERR_NOT_FOUND` when it had expired (see `ocicas_archive_reader_open`),
+ * `OCICAS_ERR_LOCKED` when the store lock to renew it was not had within `lock_timeout`.
+ *
+ * Preconditions:
+ * `reader` is a live reader; strings NULL or NUL-terminated as documented;
+ * `write_cb`/`user_data` valid for the call; `out_size` writable.
+ */
+ocicas_status ocicas_archive_reader_read_blob(const struct ocicas_archive_reader *reader,
+                                              const char *tag,
+                                              int64_t index,
+                                              const char *digest,
+                                              ocicas_write_cb write_cb,
+                                              void *user_data,
+                                              uint64_t *out_size);
+
+/**
+ * Closes a reader and releases its lease. NULL is a no-op.
+ *
+ * Preconditions:
+ * `reader` is NULL or a reader not freed before.
+ */
+void ocicas_archive_reader_free(struct ocicas_archive_reader *reader);
+
+/**
+ * Starts a docker-archive written through `write_cb` in `format` (`OCICAS_ARCHIVE_LEGACY` or
+ * `OCICAS_ARCHIVE_OCI`). Blobs are written as they are put; `manifest.json` only by
+ * `ocicas_archive_writer_commit`, so an archive abandoned before it is not loadable.
+ *
+ * Preconditions:
+ * `write_cb`/`user_data` valid for the writer's life; `out_writer` writable.
+ */
+ocicas_status ocicas_archive_writer_new(uint32_t format,
+                                        ocicas_write_cb write_cb,
+                                        void *user_data,
+                                        struct ocicas_archive_writer **out_writer);
+
+/**
+ * `*out_has` is whether the archive already holds blob `digest` (TryReusingBlob).
+ *
+ * Preconditions:
+ * `writer` is a live writer; `digest` NUL-terminated; `out_has` writable.
+ */
+ocicas_status ocicas_archive_writer_has_blob(struct ocicas_archive_writer *writer,
+                                             const char *digest,
+                                             bool *out_has);
+
+/**
+ * Writes a blob of `size` bytes read from `read_cb`, as `kind` (`OCICAS_ARCHIVE_BLOB_CONFIG`
+ * or `_LAYER`), checking that they are exactly `size` bytes hashing to `digest`:
+ * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH` otherwise, and the writer is then
+ * unusable (`OCICAS_ERR_INVALID_ARGUMENT` from then on). A blob already written is skipped
+ * without calling `read_cb`.
+ *
+ * Preconditions:
+ * `writer` is a live writer; `digest` NUL-terminated; `read_cb`/`user_data` valid for the call.
+ */
+ocicas_status ocicas_archive_writer_put_blob(struct ocicas_archive_writer *writer,
+                                             uint32_t kind,
+                                             const char *digest,
+                                             uint64_t size,
+                                             ocicas_read_cb read_cb,
+                                             void *user_data);
+
+/**
+ * Records an image: its config and its layers by DiffID (all put before), tagged
+ * `repo_tags[0..n_tags]`. `OCICAS_ERR_INVALID_ARGUMENT` when a blob was not put.
+ *
+ * Preconditions:
+ * `writer` is a live writer; `config` NUL-terminated; `diff_ids` and `repo_tags` point at
+ * `n_layers` and `n_tags` strings (NULL when the count is 0).
+ */
+ocicas_status ocicas_archive_writer_add_image(struct ocicas_archive_writer *writer,
+                                              const char *config,
+                                              const char *const *diff_ids,
+                                              size_t n_layers,
+                                              const char *const *repo_tags,
+                                              size_t n_tags);
+
+/**
+ * Writes `manifest.json` (and the rest of the chosen form) and ends the archive. The writer
+ * takes nothing more afterwards; free it with `ocicas_archive_writer_free`.
+ *
+ * Preconditions:
  * `writer` is a live writer.
  */
-ocicas_status ocicas_writer_truncate(struct ocicas_writer *writer, uint64_t size);
+ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer);
 
 /**
- * Commits the ingest as a blob: `size` (or `OCICAS_SIZE_UNKNOWN`) and `expected` (or NULL)
- * are checked, size first; `labels_json` is NULL or a JSON object of string labels set on the
- * blob. `*out_digest` receives the committed digest (free with `ocicas_string_free`).
- * `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_DIGEST_MISMATCH`: nothing stored, the writer stays
- * usable and the ingest resumable. `OCICAS_ERR_ALREADY_EXISTS`: the blob was already stored;
- * the ingest is removed. The writer must still be closed.
+ * Frees a writer; one not committed is abandoned (its output lacks `manifest.json`, so it is
+ * not a loadable archive). NULL is a no-op.
  *
- * # Safety
- * `writer` is a live writer; strings are NULL or NUL-terminated; `out_digest` writable.
+ * Preconditions:
+ * `writer` is NULL or a writer not freed before.
  */
-ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
-                                   int64_t size,
-                                   const char *expected,
-                                   const char *labels_json,
-                                   char **out_digest);
-
-/**
- * Closes and frees a writer. An uncommitted ingest stays on disk, resumable: its data is
- * fsynced and its hash state saved. NULL is `OCICAS_OK`. The handle is freed even when
- * saving fails (`OCICAS_ERR_IO`; a resume then re-hashes the data).
- *
- * # Safety
- * `writer` is NULL or a writer not closed before and not in use by another thread.
- */
-ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
-
-/**
- * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
- * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
- *
- * # Safety
- * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
- */
-ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
-                                   const char *ref,
-                                   char **out_status);
-
-/**
- * Calls `callback` with the status JSON of every ingest in progress matching the filters
- * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
- * `n_filters` strings, any of which may match; none matches all), sorted by ref.
- *
- * # Safety
- * `engine` is a live engine; `filters` points at `n_filters` strings (NULL when 0).
- */
-ocicas_status ocicas_ingest_list(const struct ocicas_engine *engine,
-                                 const char *const *filters,
-                                 size_t n_filters,
-                                 ocicas_ingest_list_cb callback,
-                                 void *user_data);
-
-/**
- * Removes the ingest of `ref`. `OCICAS_ERR_NOT_FOUND` when there is none,
- * `OCICAS_ERR_LOCKED` while a live writer holds it.
- *
- * # Safety
- * `engine` is a live engine; `ref` a NUL-terminated string.
- */
-ocicas_status ocicas_ingest_abort(const struct ocicas_engine *engine, const char *ref);
-
-/**
- * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
- * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
- * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
- * media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
- * (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
- * media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
- * tool left on several equal entries then ends on one); a different one is
- * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
- * OCI ref.name grammar or bad JSON.
- *
- * # Safety
- * `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
- */
-ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
-                             const char *name,
-                             const char *descriptor_json,
-                             bool force);
-
-/**
- * The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
- * `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
- *
- * # Safety
- * `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
- */
-ocicas_status ocicas_ref_get(const struct ocicas_engine *engine,
-                             const char *name,
-                             char **out_descriptor);
-
-/**
- * Removes reference `name`; removing an absent reference is `OCICAS_OK`.
- *
- * # Safety
- * `engine` is a live engine; `name` a NUL-terminated string.
- */
-ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *name);
-
-/**
- * Calls `callback` once per reference in index.json order, with `user_data` passed through.
- *
- * # Safety
- * `engine` is a live engine; `callback` is a valid function.
- */
-ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
-                              ocicas_ref_list_cb callback,
-                              void *user_data);
+void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
 
 /**
  * Fills `options` with the defaults of `version` (`OCICAS_REGISTRY_OPTIONS_VERSION`): HTTPS,
@@ -1469,7 +1928,7 @@ ocicas_status ocicas_ref_list(const struct ocicas_engine *engine,
  * only the fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does
  * not know.
  *
- * # Safety
+ * Preconditions:
  * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
  */
 ocicas_status ocicas_registry_options_init(struct ocicas_registry_options *options,
@@ -1491,7 +1950,7 @@ ocicas_status ocicas_registry_options_init(struct ocicas_registry_options *optio
  * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed target or options (`jobs` over the threads
  * limit).
  *
- * # Safety
+ * Preconditions:
  * `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
  */
 ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
@@ -1514,7 +1973,7 @@ ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
  * `OCICAS_ERR_UNAUTHORIZED`, `OCICAS_ERR_REMOTE`, `OCICAS_ERR_INVALID_ARGUMENT`,
  * `OCICAS_ERR_CANCELLED` (see the options' `cancel`).
  *
- * # Safety
+ * Preconditions:
  * As `ocicas_registry_push`; `ref_name` may be NULL.
  */
 ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
@@ -1535,7 +1994,7 @@ ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
  * either options struct was requested (checked at every chunk read or uploaded; nothing is
  * completed in the registry then).
  *
- * # Safety
+ * Preconditions:
  * `read_cb` valid with `user_data` during the call; options NULL or valid; output writable.
  */
 ocicas_status ocicas_registry_push_layer(const char *target,
@@ -1544,465 +2003,6 @@ ocicas_status ocicas_registry_push_layer(const char *target,
                                          const struct ocicas_layer_options *layer_options_ptr,
                                          const struct ocicas_registry_options *options,
                                          char **out_descriptor_json);
-
-/**
- * The identifier of `status` in this header, e.g. "OCICAS_ERR_NOT_FOUND"; "OCICAS_ERR_UNKNOWN"
- * for a number that is no status. Never NULL; static storage, do not free.
- */
-const char *ocicas_status_name(uint32_t status);
-
-/**
- * A short English description of the kind of `status`, e.g. "not found"; "unknown status"
- * for a number that is no status. It does not name what failed: ocicas_last_error_message()
- * does. Never NULL; static storage, do not free.
- */
-const char *ocicas_status_message(uint32_t status);
-
-/**
- * Fills `options` with the defaults of `version` (`OCICAS_LAYER_OPTIONS_VERSION`): gzip at
- * level 6, OCI media types, every core, a unique ref. It writes only the fields `version`
- * has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does not know.
- *
- * # Safety
- * `options` is NULL (`OCICAS_ERR_INVALID_ARGUMENT`) or writable for the layout of `version`.
- */
-ocicas_status ocicas_layer_options_init(struct ocicas_layer_options *options, uint32_t version);
-
-/**
- * Starts a push-mode layer: write uncompressed bytes with `ocicas_layer_stream_write`, then
- * `ocicas_layer_stream_finish` commits the compressed blob. `options` may be NULL.
- * `*out_stream` receives a handle for `ocicas_layer_stream_free` (freeing an unfinished push
- * stream aborts its ingest). `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than
- * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
- *
- * # Safety
- * `engine` is a live engine; `options` NULL or valid; `out_stream` writable.
- */
-ocicas_status ocicas_layer_stream_new(const struct ocicas_engine *engine,
-                                      const struct ocicas_layer_options *options,
-                                      struct ocicas_layer_stream **out_stream);
-
-/**
- * Starts a pull-mode layer over `read_cb`: the caller reads the compressed bytes with
- * `ocicas_layer_stream_read`; nothing is stored. `read_cb` is called only from inside
- * `ocicas_layer_stream_read`, on the caller's thread. `options` may be NULL.
- * `OCICAS_ERR_INVALID_ARGUMENT` for bad options (more threads than the default
- * `OCICAS_LIMIT_THREADS` included); `OCICAS_ERR_IO` when the system refuses a thread.
- *
- * # Safety
- * `read_cb` is valid and `user_data` what it expects, for the stream's life.
- */
-ocicas_status ocicas_layer_stream_from_reader(ocicas_read_cb read_cb,
-                                              void *user_data,
-                                              const struct ocicas_layer_options *options,
-                                              struct ocicas_layer_stream **out_stream);
-
-/**
- * Push mode: takes `len` more uncompressed bytes. `OCICAS_ERR_INVALID_ARGUMENT` after a
- * successful finish or on a pull stream; `OCICAS_ERR_CANCELLED` once the options' `cancel`
- * was requested; after a failed finish, that finish's status (`OCICAS_ERR_CANCELLED` for a
- * cancelled one).
- *
- * # Safety
- * `stream` is a live stream; `data` points at `len` bytes (NULL when 0).
- */
-ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
-                                        const uint8_t *data,
-                                        size_t len);
-
-/**
- * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
- * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
- * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
- * every later write and finish is `OCICAS_ERR_CANCELLED` too.
- *
- * # Safety
- * `stream` is a live stream; `out_layer` writable.
- */
-ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
-
-/**
- * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
- * 0 once at the end (with `len` > 0: a `len` of 0 reads nothing and tells nothing). Reading again after that is `OCICAS_ERR_CONSUMED`. A failing read
- * callback makes this `OCICAS_ERR_IO`, a requested `cancel` of its options
- * `OCICAS_ERR_CANCELLED` (looked at before each chunk of input); the stream then stays failed.
- *
- * # Safety
- * `stream` is a live stream; `buf` points at `len` writable bytes; `out_read` writable.
- */
-ocicas_status ocicas_layer_stream_read(struct ocicas_layer_stream *stream,
-                                       uint8_t *buf,
-                                       size_t len,
-                                       size_t *out_read);
-
-/**
- * The layer's media type in `*out_media_type` (free with `ocicas_string_free`), known from
- * the stream's creation: it follows from the options.
- *
- * # Safety
- * `stream` is a live stream; `out_media_type` writable.
- */
-ocicas_status ocicas_layer_stream_media_type(const struct ocicas_layer_stream *stream,
-                                             char **out_media_type);
-
-/**
- * The compressed layer's digest in `*out_digest` (free with `ocicas_string_free`);
- * `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
- *
- * # Safety
- * `stream` is a live stream; `out_digest` writable.
- */
-ocicas_status ocicas_layer_stream_digest(const struct ocicas_layer_stream *stream,
-                                         char **out_digest);
-
-/**
- * The DiffID (sha256 of the uncompressed bytes) in `*out_diff_id`; `OCICAS_ERR_NOT_COMPUTED`
- * until the stream is done.
- *
- * # Safety
- * `stream` is a live stream; `out_diff_id` writable.
- */
-ocicas_status ocicas_layer_stream_diff_id(const struct ocicas_layer_stream *stream,
-                                          char **out_diff_id);
-
-/**
- * The compressed size in `*out_size`; `OCICAS_ERR_NOT_COMPUTED` until the stream is done.
- *
- * # Safety
- * `stream` is a live stream; `out_size` writable.
- */
-ocicas_status ocicas_layer_stream_size(const struct ocicas_layer_stream *stream,
-                                       uint64_t *out_size);
-
-/**
- * Frees a layer stream. An unfinished push stream's ingest is aborted; an unfinished pull
- * stream computes nothing. NULL is a no-op.
- *
- * # Safety
- * `stream` is NULL or a stream not freed before and not in use by another thread.
- */
-void ocicas_layer_stream_free(struct ocicas_layer_stream *stream);
-
-/**
- * Opens the stored layer blob `digest` of `size` bytes as its uncompressed tar, decompressed as
- * `media_type` says: `application/vnd.oci.image.layer.v1.tar`, `…tar+gzip`, `…tar+zstd` (and
- * their `nondistributable` forms), Docker's `application/vnd.docker.image.rootfs.diff.tar.gzip`
- * (and its `foreign` form, `…diff.tar`, its `foreign` form, and `…diff.tar.zstd`). `diff_id` is the layer's DiffID from its image
- * config's `rootfs.diff_ids`. `*out_reader` receives a handle to free with
- * `ocicas_layer_reader_free`.
- *
- * `OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE` for any other media type; `OCICAS_ERR_INVALID_ARGUMENT`
- * for a malformed digest or DiffID; `OCICAS_ERR_NOT_FOUND` when the blob is not stored;
- * `OCICAS_ERR_SIZE_MISMATCH` when it is not `size` bytes; `OCICAS_ERR_INVALID_IMAGE` when its
- * entry in the layout is not a regular file (a symlink, a FIFO: never followed or waited on).
- *
- * # Safety
- * `engine` is a live engine; `media_type`, `digest` and `diff_id` are NUL-terminated strings;
- * `out_reader` is writable.
- */
-ocicas_status ocicas_layer_reader_open(const struct ocicas_engine *engine,
-                                       const char *media_type,
-                                       const char *digest,
-                                       uint64_t size,
-                                       const char *diff_id,
-                                       struct ocicas_layer_reader **out_reader);
-
-/**
- * Reads up to `len` bytes of the uncompressed tar into `buf`; `*out_read` receives the count.
- * 0 (with `len` > 0) is the end, given only once the blob's bytes matched its digest and size
- * and the tar matched the DiffID, and given again by any later read. The bytes before the end
- * are not yet verified: act on them only after it.
- *
- * The read that reaches the end returns `OCICAS_ERR_DIGEST_MISMATCH` instead when the tar does
- * not hash to the DiffID or the blob does not hash to its digest (also when a corrupt blob fails
- * to decompress earlier), `OCICAS_ERR_SIZE_MISMATCH` when the blob changed size while it was
- * read; `OCICAS_ERR_INVALID_IMAGE` when the blob does not decompress as its media type says or
- * has bytes after its compressed stream (a zstd frame whose window is over 128 MiB included);
- * `OCICAS_ERR_IO` when reading the file fails. A failed reader gives the same failure at every
- * later read.
- *
- * # Safety
- * `reader` is a live reader not used by another thread during the call; `buf` points at `len`
- * writable bytes; `out_read` is writable.
- */
-ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
-                                       uint8_t *buf,
-                                       size_t len,
-                                       size_t *out_read);
-
-/**
- * Frees a layer reader, read to its end or not. NULL is a no-op.
- *
- * # Safety
- * `reader` is NULL or a reader not freed before and not in use by another thread.
- */
-void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
-
-/**
- * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
- * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
- * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
- * until then. `*out_manifest` receives the new manifest's descriptor JSON.
- * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
- * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
- * manifest.
- *
- * # Safety
- * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
- */
-ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
-                                  const char *ref,
-                                  const char *layer_json,
-                                  char **out_manifest);
-
-/**
- * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
- * manifest list, nested ones too) leads to its manifest whose platform has the same OS and
- * architecture (and variant, when `platform` names one; the first such when several do).
- * With `platform` NULL: the index's only manifest, else the one for this host. An index's
- * only entry without a platform is followed too. With a `platform`, the config of the
- * manifest reached must be for it. `*out_image` receives the image, to free with
- * `ocicas_image_free`.
- *
- * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref`, `out_image`, `platform->os` or
- * `platform->architecture`, or a ref name outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when
- * the reference does not exist, a blob is not stored, no manifest is for the platform (the
- * message lists the platforms there are) or the config reached is for another;
- * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
- * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
- * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
- * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
- *
- * # Safety
- * `engine` is a live engine; `ref` a NUL-terminated string; `platform` NULL or a platform whose
- * strings are NULL or NUL-terminated; `out_image` writable.
- */
-ocicas_status ocicas_image_resolve(const struct ocicas_engine *engine,
-                                   const char *ref,
-                                   const struct ocicas_platform *platform,
-                                   struct ocicas_image **out_image);
-
-/**
- * Frees an image and everything its accessors returned. NULL is a no-op.
- *
- * # Safety
- * `image` is NULL or an image not freed before, that no other thread reads during the call.
- */
-void ocicas_image_free(struct ocicas_image *image);
-
-/**
- * The descriptor of the image's manifest (with its platform when an index named one). NULL
- * for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_descriptor *ocicas_image_manifest(const struct ocicas_image *image);
-
-/**
- * The descriptor of the image's config blob. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_descriptor *ocicas_image_config(const struct ocicas_image *image);
-
-/**
- * How many layers the image has (0 for a NULL image).
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-size_t ocicas_image_layer_count(const struct ocicas_image *image);
-
-/**
- * Layer `index` (0 is the base layer); NULL for a NULL image or `index` ≥ the layer count.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_descriptor *ocicas_image_layer(const struct ocicas_image *image, size_t index);
-
-/**
- * The DiffID of layer `index` (its uncompressed tar's digest, from the config's
- * `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
- * ≥ the layer count.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_diff_id(const struct ocicas_image *image, size_t index);
-
-/**
- * The image config's `os` ("linux"). NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_os(const struct ocicas_image *image);
-
-/**
- * The image config's `architecture` ("amd64"). NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_architecture(const struct ocicas_image *image);
-
-/**
- * The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_variant(const struct ocicas_image *image);
-
-/**
- * The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_string_list *ocicas_image_env(const struct ocicas_image *image);
-
-/**
- * The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_string_list *ocicas_image_cmd(const struct ocicas_image *image);
-
-/**
- * The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_string_list *ocicas_image_entrypoint(const struct ocicas_image *image);
-
-/**
- * The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_working_dir(const struct ocicas_image *image);
-
-/**
- * The runtime config's `User`; "" when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const char *ocicas_image_user(const struct ocicas_image *image);
-
-/**
- * The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
- *
- * # Safety
- * `image` is NULL or a live image.
- */
-const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
-
-/**
- * The descriptor's media type. NULL for a NULL descriptor.
- *
- * # Safety
- * `descriptor` is NULL or one returned by an accessor, its owner still alive.
- */
-const char *ocicas_descriptor_media_type(const struct ocicas_descriptor *descriptor);
-
-/**
- * The descriptor's digest ("sha256:<hex>"). NULL for a NULL descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-const char *ocicas_descriptor_digest(const struct ocicas_descriptor *descriptor);
-
-/**
- * The descriptor's size in bytes. 0 for a NULL descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-uint64_t ocicas_descriptor_size(const struct ocicas_descriptor *descriptor);
-
-/**
- * The descriptor's annotations, in key order (empty when none). NULL for a NULL descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-const struct ocicas_key_value_list *ocicas_descriptor_annotations(const struct ocicas_descriptor *descriptor);
-
-/**
- * The OS of the descriptor's platform; NULL when it has no platform (only index entries
- * have one), or for a NULL descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-const char *ocicas_descriptor_platform_os(const struct ocicas_descriptor *descriptor);
-
-/**
- * The architecture of the descriptor's platform; NULL when it has no platform, or for a NULL
- * descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-const char *ocicas_descriptor_platform_architecture(const struct ocicas_descriptor *descriptor);
-
-/**
- * The variant of the descriptor's platform; NULL when it has no platform or the platform no
- * variant, or for a NULL descriptor.
- *
- * # Safety
- * As `ocicas_descriptor_media_type`.
- */
-const char *ocicas_descriptor_platform_variant(const struct ocicas_descriptor *descriptor);
-
-/**
- * How many strings the list holds (0 for a NULL list).
- *
- * # Safety
- * `list` is NULL or one returned by an accessor, its owner still alive.
- */
-size_t ocicas_string_list_count(const struct ocicas_string_list *list);
-
-/**
- * String `index` of the list; NULL for a NULL list or `index` ≥ the count.
- *
- * # Safety
- * As `ocicas_string_list_count`.
- */
-const char *ocicas_string_list_get(const struct ocicas_string_list *list, size_t index);
-
-/**
- * How many pairs the list holds (0 for a NULL list).
- *
- * # Safety
- * `list` is NULL or one returned by an accessor, its owner still alive.
- */
-size_t ocicas_key_value_list_count(const struct ocicas_key_value_list *list);
-
-/**
- * The key of pair `index`; NULL for a NULL list or `index` ≥ the count.
- *
- * # Safety
- * As `ocicas_key_value_list_count`.
- */
-const char *ocicas_key_value_list_key(const struct ocicas_key_value_list *list, size_t index);
-
-/**
- * The value of pair `index`; NULL for a NULL list or `index` ≥ the count.
- *
- * # Safety
- * As `ocicas_key_value_list_count`.
- */
-const char *ocicas_key_value_list_value(const struct ocicas_key_value_list *list, size_t index);
 
 #ifdef __cplusplus
 }  // extern "C"

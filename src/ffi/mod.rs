@@ -5,27 +5,43 @@
 
 #![allow(non_camel_case_types)]
 
-mod archive;
-mod cancel;
-mod content;
-mod digester;
+// cbindgen writes the header's functions in the order of these lines: the order a user meets
+// them. First the engine, errors and ownership; then one capability after another. Each group
+// is its own paragraph so that rustfmt keeps the order.
 mod engine;
+
 mod error;
-mod fsck;
-mod gc;
-mod ingest;
-mod refs;
-mod registry;
+
 mod status;
+
+mod digester;
+
+mod content;
+
+mod refs;
+
+mod ingest;
+
 mod stream;
-// After the layer streams that write layers: the reader of a stored layer's tar.
+
+// The reader of a stored layer's tar, after the layer streams that write layers.
 mod layer_reader;
 
-// cbindgen writes the header's functions in this order: `image` comes last so that
-// `ocicas_image_append` stays after the layer streams whose output it takes.
+// After the layer streams: `ocicas_image_append` takes their output.
 mod image;
+
 // The images a runtime resolves, after the image operations.
 mod resolve;
+
+mod cancel;
+
+mod gc;
+
+mod fsck;
+
+mod archive;
+
+mod registry;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
