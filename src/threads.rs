@@ -32,3 +32,35 @@ where
 fn refused(name: &str, err: io::Error) -> Error {
     Error::new(ErrorKind::Io, format!("the system refused a thread ({name}): {err}"))
 }
+
+/// `work` over `items` in batches, one thread each, as many as the `threads` limit allows up to
+/// `most`; the batches' results in order. Every batch runs to its end or its first error; the
+/// first error is returned.
+pub(crate) fn in_parallel<T: Sync, R: Send>(
+    name: &str,
+    threads: u64,
+    most: usize,
+    items: &[T],
+    work: impl Fn(&[T]) -> Result<Vec<R>> + Sync,
+) -> Result<Vec<R>> {
+    let threads = usize::try_from(threads).unwrap_or(usize::MAX).clamp(1, most.max(1));
+    let batch_size = items.len().div_ceil(threads).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        let batches: Vec<_> = items
+            .chunks(batch_size)
+            .map(|batch| spawn_scoped(scope, name, move || work(batch)))
+            .collect::<Result<_>>()?;
+        let mut results = Vec::new();
+        let mut first_error = None;
+        for batch in batches {
+            match batch.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+                Ok(batch) => results.extend(batch),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        first_error.map_or(Ok(results), Err)
+    })
+}

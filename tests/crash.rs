@@ -36,6 +36,7 @@ use ocicas::{Algorithm, Digest, Engine, GcOptions, LeaseResource, OpenOptions, W
 #[derive(Debug, Clone)]
 enum Promise {
     Stored(Digest),
+    StoredAll(Vec<Digest>),
     Tagged(String, Digest),
     Untagged(String),
     /// A step that failed while changing this name: either the old or the new value may hold.
@@ -79,6 +80,13 @@ fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas
             w.write(&bytes(80_000, 2)[offset..])?;
             Ok(Promise::Stored(w.commit(Some(80_000), None, &Default::default())?))
         }),
+    );
+    done(
+        "put blobs in a batch, one of them stored before",
+        None,
+        engine
+            .put_blobs(&[&bytes(3_000, 4), &bytes(100_000, 1), &bytes(4_096, 5), &bytes(1, 6)])
+            .map(|stored| Promise::StoredAll(stored.into_iter().map(|blob| blob.digest).collect())),
     );
     done(
         "tag an image",
@@ -157,6 +165,7 @@ fn check_layout(path: &Path, promises: &[(String, Promise)], context: &str) {
         }
         let held = match promise {
             Promise::Stored(digest) => engine.verify_blob(digest).is_ok(),
+            Promise::StoredAll(digests) => digests.iter().all(|digest| engine.verify_blob(digest).is_ok()),
             Promise::Tagged(name, digest) => engine.ref_get(name).is_ok_and(|d| d.digest == *digest),
             Promise::Untagged(name) => engine.ref_get(name).is_err(),
             Promise::Unknown(_) | Promise::Nothing => true,

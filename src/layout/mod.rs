@@ -201,6 +201,12 @@ impl Layout {
     /// (an fsync of the parent after the mkdir), so a blob or ingest placed in it survives a
     /// power loss with its directory. A link or file where a directory belongs is refused.
     pub(crate) fn create_dir(&self, path: &Path) -> Result<()> {
+        // Nearly always it is there already (a blob's, an ingest's, a temp file's directory,
+        // looked for at each of them): one stat instead of a mkdir and a stat per component.
+        // Anything else there, a link on the way included, is left to the mkdirs to refuse.
+        if matches!(self.root.kind(path), Ok(Some(EntryKind::Dir))) {
+            return Ok(());
+        }
         let mut prefix = PathBuf::new();
         for component in path.iter() {
             prefix.push(component);
