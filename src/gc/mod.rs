@@ -577,6 +577,63 @@ mod tests {
         assert!(engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"shared")).unwrap());
     }
 
+    /// The bytes every stored blob takes on disk.
+    fn stored_bytes(engine: &Engine) -> u64 {
+        let path = |digest: &Digest| engine.layout.root().join(engine.layout.blob_path(digest));
+        engine.list_blobs().unwrap().iter().map(|digest| std::fs::metadata(path(digest)).unwrap().len()).sum()
+    }
+
+    #[test]
+    fn bytes_kept_counts_a_reachable_layer_that_grew_on_disk_at_its_stored_size() {
+        let (_dir, engine) = engine();
+        image(&engine, "a", &[b"layer"]);
+        let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
+        // The file grows in place (a tamperer, a disk fault): the manifest still declares 5 bytes.
+        let path = engine.layout.root().join(engine.layout.blob_path(&layer));
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &[0u8; 4096]).unwrap();
+        drop(file);
+        engine.put_blob(b"garbage").unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (1, 3), "{report:?}");
+        assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
+    }
+
+    #[test]
+    fn hostile_declared_layer_sizes_do_not_inflate_bytes_kept() {
+        let (_dir, engine) = engine();
+        let config = engine.put_blob(b"{}").unwrap();
+        let huge = i64::MAX as u64;
+        let layers: Vec<Descriptor> = [b"one".as_slice(), b"two", b"three"]
+            .iter()
+            .map(|bytes| {
+                let blob = engine.put_blob(bytes).unwrap();
+                Descriptor::new("application/vnd.oci.image.layer.v1.tar", blob.digest, huge)
+            })
+            .collect();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config.digest, config.size),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest = engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+        engine.ref_put("hostile", &manifest, false).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (0, 5), "{report:?}");
+        assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
+        let dry = gc_now(&engine, true);
+        assert_eq!(dry.bytes_kept, report.bytes_kept, "{dry:?}");
+    }
+
     #[test]
     fn dry_run_reports_without_removing() {
         let (_dir, engine) = engine();
