@@ -220,7 +220,8 @@ impl<'e> GraphWalk<'e> {
     /// The walk, taking a layer reached with a declared size as stored at that size, without a
     /// stat, when it is in `listed` (sorted: the store's listing of its blobs). GC's mark needs
     /// only to know that a layer exists (a layer has no children, and a layer removed since the
-    /// listing was not garbage to sweep); it saves a stat per layer. fsck checks sizes: not it.
+    /// listing was not garbage to sweep); it saves a stat per layer on the mark's one thread
+    /// (GC reads the sizes it reports afterwards, many at once). fsck checks sizes: not it.
     pub(crate) fn knowing_stored(self, listed: &'e [BlobKey]) -> Self {
         GraphWalk { listed, ..self }
     }
