@@ -135,8 +135,7 @@ impl Engine {
         let (blobs, reachable) = {
             let _lock = self.fsck_lock(&mut findings.notes)?;
             let blobs = self.list_blob_keys()?;
-            let sizes = self.stored_sizes(&blobs)?;
-            let reachable = self.check_graph(&blobs, &sizes, options.deep, &mut findings)?;
+            let reachable = self.check_graph(&blobs, options.deep, &mut findings)?;
             (blobs, reachable)
         };
         let mut report = FsckReport {
@@ -182,31 +181,29 @@ impl Engine {
         }
     }
 
-    /// The size of each of `blobs` (sorted), None where it is not a file or cannot be looked
-    /// at: many stats at once, so the walk need not stat each layer (see
-    /// `GraphWalk::knowing_sizes`).
-    fn stored_sizes(&self, blobs: &[BlobKey]) -> Result<Vec<Option<u64>>> {
+    /// The stored size of each of `blobs` (sorted) that `walk` reached, None for the others and
+    /// where it is not a file or cannot be looked at (see `GraphWalk::knowing_sizes`): many
+    /// stats at once. Also whether every one is the size the walk took it at.
+    fn reached_sizes(&self, blobs: &[BlobKey], walk: &GraphWalk<'_>) -> Result<(Vec<Option<u64>>, bool)> {
         let blob_dirs = self.layout.blob_dirs();
-        self.in_parallel("fsck stat", blobs, |batch| {
+        let sizes = self.in_parallel("fsck stat", blobs, |batch| {
             Ok(batch
                 .iter()
                 .map(|blob| {
+                    let taken = walk.visited_size(blob)?;
                     let digest = blob.digest();
-                    self.blob_size_of(&digest, blob_dirs.stat(&digest)).ok()
+                    let stored = self.blob_size_of(&digest, blob_dirs.stat(&digest)).ok();
+                    Some((stored, stored == Some(taken)))
                 })
                 .collect())
-        })
+        })?;
+        let all_as_taken = sizes.iter().flatten().all(|(_, as_taken)| *as_taken);
+        Ok((sizes.into_iter().map(|size| size.and_then(|(stored, _)| stored)).collect(), all_as_taken))
     }
 
     /// Checks oci-layout, index.json and everything reachable from it; returns how many
     /// distinct blobs are reachable.
-    fn check_graph(
-        &self,
-        blobs: &[BlobKey],
-        sizes: &[Option<u64>],
-        deep: bool,
-        findings: &mut Findings,
-    ) -> Result<usize> {
+    fn check_graph(&self, blobs: &[BlobKey], deep: bool, findings: &mut Findings) -> Result<usize> {
         let version = self.layout.layout_version()?;
         if version != LAYOUT_VERSION {
             findings.problems.push(format!(
@@ -215,11 +212,20 @@ impl Engine {
         }
         let index = self.read_index()?;
         findings.check_index(&index);
-        let mut walk = GraphWalk::new(self, HashMap::new()).knowing_sizes(blobs, sizes);
-        let max_depth = self.limits().walk_depth;
-        walk.walk(&self.layout.blob_dirs(), index_roots(&index), |reached, node| {
-            findings.observe(self, reached, node, max_depth, deep)
-        });
+        let before_walk = findings.mark();
+        let walked = |walk, findings: &mut Findings| self.walk_index(walk, &index, deep, findings);
+        // Listed layers are taken at the sizes their referrers declare, without a stat each on
+        // the walk's one thread; the blobs reached are then looked at many at once. Only when
+        // one is not as taken (resized, removed) is the graph walked again with the sizes read,
+        // so that the problem names the path to it.
+        let first = walked(GraphWalk::new(self, HashMap::new()).knowing_stored(blobs), findings);
+        let (sizes, all_as_taken) = self.reached_sizes(blobs, &first)?;
+        let walk = if all_as_taken {
+            first
+        } else {
+            findings.rewind(before_walk);
+            walked(GraphWalk::new(self, HashMap::new()).knowing_sizes(blobs, &sizes), findings)
+        };
         let mut unreachable = blobs.iter().filter(|blob| walk.visited_size(blob).is_none());
         findings.unreachable_sample = unreachable.by_ref().take(UNREACHABLE_SAMPLE).map(BlobKey::digest).collect();
         findings.unreachable = findings.unreachable_sample.len() + unreachable.count();
@@ -239,6 +245,21 @@ impl Engine {
             }
         }
         Ok(walk.visited_count())
+    }
+
+    /// `walk` from the entries of `index`, the findings on the way noted in `findings`.
+    fn walk_index<'w>(
+        &'w self,
+        mut walk: GraphWalk<'w>,
+        index: &ImageIndex,
+        deep: bool,
+        findings: &mut Findings,
+    ) -> GraphWalk<'w> {
+        let max_depth = self.limits().walk_depth;
+        walk.walk(&self.layout.blob_dirs(), index_roots(index), |reached, node| {
+            findings.observe(self, reached, node, max_depth, deep)
+        });
+        walk
     }
 
     /// With `deep`: each layer, once per DiffID it is given, decompressed and hashed.
@@ -275,6 +296,20 @@ impl Engine {
 }
 
 impl Findings {
+    /// Where the findings stand, to `rewind` to.
+    fn mark(&self) -> (usize, usize) {
+        (self.problems.len(), self.notes.len())
+    }
+
+    /// Forgets what a walk found since `mark`, to walk again.
+    fn rewind(&mut self, (problems, notes): (usize, usize)) {
+        self.problems.truncate(problems);
+        self.notes.truncate(notes);
+        self.absent_manifests.clear();
+        self.children.clear();
+        self.layers.clear();
+    }
+
     /// The checks of index.json itself and of its entries.
     fn check_index(&mut self, index: &ImageIndex) {
         if index.manifests_null {
