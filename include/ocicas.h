@@ -1622,7 +1622,9 @@ ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t
  * the options' `cancel` was requested.
  * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
  * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
- * "labelsRemoved"}`; free it with `ocicas_string_free`.
+ * "labelsRemoved"}`; free it with `ocicas_string_free`. `blobsKept` counts the blobs stored when
+ * the run started that it kept, and `bytesKept` their sizes on disk (not what their referrers
+ * declare); `bytesRemoved` is likewise the removed blobs' sizes on disk.
  *
  * Preconditions:
  * `engine` is a live engine; `options` NULL or valid; `out_report` writable.
@@ -1704,8 +1706,10 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
  * `OCICAS_FSCK_NO_HASH` or'ed.
  * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
- * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
- * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
+ * "unreachable":N,"unreachableSample":["sha256:…"],"notes":["…"]}` (free with
+ * `ocicas_string_free`); each problem and note names the blob and the path of descriptors to
+ * it. The blobs nothing in index.json reaches are counted in `unreachable`, the first ten in
+ * digest order named in `unreachableSample`, and summed up in one note. Problems found are not an error: the status is `OCICAS_OK`
  * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
  * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
  * `OCICAS_ERR_IO`.

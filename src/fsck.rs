@@ -14,8 +14,9 @@
 //! `layers` with one DiffID per layer; a walk cut at the depth limit; an `imageLayoutVersion`
 //! other than 1.0.0; with `deep`, a layer whose uncompressed bytes do not hash to its DiffID.
 //!
-//! Notes (worth knowing, not broken): blobs nothing in index.json reaches (GC removes them unless
-//! a lease or label keeps them); manifests an index lists or a referrer names as its subject
+//! Notes (worth knowing, not broken): how many blobs nothing in index.json reaches (GC removes
+//! them unless a lease or label keeps them; the report counts them and names a few, one note
+//! sums them up); manifests an index lists or a referrer names as its subject
 //! that are not stored while another child of that document is (an index pulled for some
 //! platforms keeps its digest and lists them all); index.json entries that are not an index or
 //! manifest, or whose digest algorithm ocicas does not support; `"manifests": null`; JSON
@@ -28,7 +29,7 @@ use base64::Engine as _;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
-use crate::graph::{GraphWalk, Node, Reached, index_entry_name, index_roots, missing_line};
+use crate::graph::{BlobKey, GraphWalk, Node, Reached, index_entry_name, index_roots, missing_line};
 use crate::layout::{LAYOUT_VERSION, StoreLock};
 use crate::spec::{
     Descriptor, Document, ImageIndex, ImageManifest, is_image_config_media_type, is_layer_media_type,
@@ -55,6 +56,11 @@ pub struct FsckReport {
     pub blobs_checked: usize,
     /// Distinct blobs reachable from index.json.
     pub reachable: usize,
+    /// Stored blobs nothing in index.json reaches (GC removes them unless a lease or label
+    /// keeps them); one note says how many, not one note each.
+    pub unreachable: usize,
+    /// The first of them in digest order, at most `UNREACHABLE_SAMPLE`.
+    pub unreachable_sample: Vec<Digest>,
     /// Not problems: see the module comment.
     pub notes: Vec<String>,
 }
@@ -70,10 +76,16 @@ impl FsckReport {
             "problems": self.problems,
             "blobsChecked": self.blobs_checked,
             "reachable": self.reachable,
+            "unreachable": self.unreachable,
+            "unreachableSample": self.unreachable_sample,
             "notes": self.notes,
         })
     }
 }
+
+/// How many unreachable blobs the report names: a store may hold a million, and a note each
+/// made fsck of one spend its time writing half a million lines.
+pub const UNREACHABLE_SAMPLE: usize = 10;
 
 /// Layers that registries may not serve and layouts may omit (OCI and Docker "foreign" layers).
 fn may_be_absent(reached: &Reached) -> bool {
@@ -96,6 +108,8 @@ struct Findings {
     children: HashMap<Digest, Vec<Digest>>,
     /// With `deep`, every layer of every image.
     layers: Vec<LayerCheck>,
+    unreachable: usize,
+    unreachable_sample: Vec<Digest>,
 }
 
 impl Engine {
@@ -120,14 +134,20 @@ impl Engine {
         let mut findings = Findings::default();
         let (blobs, reachable) = {
             let _lock = self.fsck_lock(&mut findings.notes)?;
-            let blobs = self.list_blobs()?;
+            let blobs = self.list_blob_keys()?;
             let reachable = self.check_graph(&blobs, options.deep, &mut findings)?;
             (blobs, reachable)
         };
-        let mut report = FsckReport { problems, reachable, ..FsckReport::default() };
-        let to_hash: &[Digest] = if options.no_hash { &[] } else { &blobs };
-        for digest in to_hash {
-            match self.verify_blob(digest) {
+        let mut report = FsckReport {
+            problems,
+            reachable,
+            unreachable: findings.unreachable,
+            unreachable_sample: std::mem::take(&mut findings.unreachable_sample),
+            ..FsckReport::default()
+        };
+        let to_hash: &[BlobKey] = if options.no_hash { &[] } else { &blobs };
+        for blob in to_hash {
+            match self.verify_blob(&blob.digest()) {
                 Ok(()) => report.blobs_checked += 1,
                 // Removed since it was listed: a GC took it after a retag, or someone deleted it.
                 Err(err) if err.kind() == ErrorKind::NotFound => {}
@@ -161,9 +181,29 @@ impl Engine {
         }
     }
 
+    /// The stored size of each of `blobs` (sorted) that `walk` reached, None for the others and
+    /// where it is not a file or cannot be looked at (see `GraphWalk::knowing_sizes`): many
+    /// stats at once. Also whether every one is the size the walk took it at.
+    fn reached_sizes(&self, blobs: &[BlobKey], walk: &GraphWalk<'_>) -> Result<(Vec<Option<u64>>, bool)> {
+        let blob_dirs = self.layout.blob_dirs();
+        let sizes = self.in_parallel("fsck stat", blobs, |batch| {
+            Ok(batch
+                .iter()
+                .map(|blob| {
+                    let taken = walk.visited_size(blob)?;
+                    let digest = blob.digest();
+                    let stored = self.blob_size_of(&digest, blob_dirs.stat(&digest)).ok();
+                    Some((stored, stored == Some(taken)))
+                })
+                .collect())
+        })?;
+        let all_as_taken = sizes.iter().flatten().all(|(_, as_taken)| *as_taken);
+        Ok((sizes.into_iter().map(|size| size.and_then(|(stored, _)| stored)).collect(), all_as_taken))
+    }
+
     /// Checks oci-layout, index.json and everything reachable from it; returns how many
     /// distinct blobs are reachable.
-    fn check_graph(&self, blobs: &[Digest], deep: bool, findings: &mut Findings) -> Result<usize> {
+    fn check_graph(&self, blobs: &[BlobKey], deep: bool, findings: &mut Findings) -> Result<usize> {
         let version = self.layout.layout_version()?;
         if version != LAYOUT_VERSION {
             findings.problems.push(format!(
@@ -172,17 +212,26 @@ impl Engine {
         }
         let index = self.read_index()?;
         findings.check_index(&index);
-        let mut walk = GraphWalk::new(self, HashMap::new());
-        let max_depth = self.limits().walk_depth;
-        walk.walk(&self.layout.blob_dirs(), index_roots(&index), |reached, node| {
-            findings.observe(self, reached, node, max_depth, deep)
-        });
-        findings.notes.extend(
-            blobs
-                .iter()
-                .filter(|digest| !walk.is_visited(digest))
-                .map(|digest| format!("blob {digest} is not reachable from index.json")),
-        );
+        let before_walk = findings.mark();
+        let walked = |walk, findings: &mut Findings| self.walk_index(walk, &index, deep, findings);
+        // Listed layers are taken at the sizes their referrers declare, without a stat each on
+        // the walk's one thread; the blobs reached are then looked at many at once. Only when
+        // one is not as taken (resized, removed) is the graph walked again with the sizes read,
+        // so that the problem names the path to it.
+        let first = walked(GraphWalk::new(self, HashMap::new()).knowing_stored(blobs), findings);
+        let (sizes, all_as_taken) = self.reached_sizes(blobs, &first)?;
+        let walk = if all_as_taken {
+            first
+        } else {
+            findings.rewind(before_walk);
+            walked(GraphWalk::new(self, HashMap::new()).knowing_sizes(blobs, &sizes), findings)
+        };
+        let mut unreachable = blobs.iter().filter(|blob| walk.visited_size(blob).is_none());
+        findings.unreachable_sample = unreachable.by_ref().take(UNREACHABLE_SAMPLE).map(BlobKey::digest).collect();
+        findings.unreachable = findings.unreachable_sample.len() + unreachable.count();
+        if let Some(note) = unreachable_note(findings.unreachable, &findings.unreachable_sample) {
+            findings.notes.push(note);
+        }
         for reached in std::mem::take(&mut findings.absent_manifests) {
             let siblings = reached.parent.as_ref().and_then(|parent| findings.children.get(&**parent));
             if siblings.is_some_and(|children| children.iter().any(|child| walk.is_visited(child))) {
@@ -196,6 +245,21 @@ impl Engine {
             }
         }
         Ok(walk.visited_count())
+    }
+
+    /// `walk` from the entries of `index`, the findings on the way noted in `findings`.
+    fn walk_index<'w>(
+        &'w self,
+        mut walk: GraphWalk<'w>,
+        index: &ImageIndex,
+        deep: bool,
+        findings: &mut Findings,
+    ) -> GraphWalk<'w> {
+        let max_depth = self.limits().walk_depth;
+        walk.walk(&self.layout.blob_dirs(), index_roots(index), |reached, node| {
+            findings.observe(self, reached, node, max_depth, deep)
+        });
+        walk
     }
 
     /// With `deep`: each layer, once per DiffID it is given, decompressed and hashed.
@@ -232,6 +296,20 @@ impl Engine {
 }
 
 impl Findings {
+    /// Where the findings stand, to `rewind` to.
+    fn mark(&self) -> (usize, usize) {
+        (self.problems.len(), self.notes.len())
+    }
+
+    /// Forgets what a walk found since `mark`, to walk again.
+    fn rewind(&mut self, (problems, notes): (usize, usize)) {
+        self.problems.truncate(problems);
+        self.notes.truncate(notes);
+        self.absent_manifests.clear();
+        self.children.clear();
+        self.layers.clear();
+    }
+
     /// The checks of index.json itself and of its entries.
     fn check_index(&mut self, index: &ImageIndex) {
         if index.manifests_null {
@@ -389,6 +467,21 @@ impl Findings {
             let layers = manifest.layers.iter().zip(diff_ids);
             self.layers.extend(layers.map(|(layer, diff_id)| (layer.clone(), diff_id.clone(), here.to_owned())));
         }
+    }
+}
+
+/// The one note on the blobs nothing in index.json reaches, naming those in `sample`.
+fn unreachable_note(count: usize, sample: &[Digest]) -> Option<String> {
+    let named: Vec<String> = sample.iter().map(Digest::to_string).collect();
+    match count {
+        0 => None,
+        1 => Some(format!("blob {} is not reachable from index.json", named.join(""))),
+        _ if count == sample.len() => Some(format!("{count} blobs are not reachable from index.json: {}", named.join(", "))),
+        _ => Some(format!(
+            "{count} blobs are not reachable from index.json, among them (the first {} in digest order): {}",
+            sample.len(),
+            named.join(", ")
+        )),
     }
 }
 

@@ -36,12 +36,12 @@ fn refused(name: &str, err: io::Error) -> Error {
 /// `work` over `items` in batches, one thread each, as many as the `threads` limit allows up to
 /// `most`; the batches' results in order. Every batch runs to its end or its first error; the
 /// first error is returned.
-pub(crate) fn in_parallel<T: Sync, R: Send>(
+pub(crate) fn in_parallel<'i, T: Sync, R: Send>(
     name: &str,
     threads: u64,
     most: usize,
-    items: &[T],
-    work: impl Fn(&[T]) -> Result<Vec<R>> + Sync,
+    items: &'i [T],
+    work: impl Fn(&'i [T]) -> Result<Vec<R>> + Sync,
 ) -> Result<Vec<R>> {
     let threads = usize::try_from(threads).unwrap_or(usize::MAX).clamp(1, most.max(1));
     let batch_size = items.len().div_ceil(threads).max(1);

@@ -475,3 +475,26 @@ fn fsck_no_hash_finds_missing_and_resized_blobs_but_reads_no_layer() {
     let out = ocicas_output(&["fsck", s(engine.root()), "--no-hash"], b"");
     assert_eq!(out.status.code(), Some(FSCK_PROBLEMS), "{out:?}");
 }
+
+#[test]
+fn fsck_sums_up_unreachable_blobs_in_one_note_with_a_bounded_sample() {
+    let (_dir, engine) = store();
+    let (manifest, _) = image(&engine, "a", "");
+    engine.ref_put("a", &manifest, false).unwrap();
+    let mut garbage: Vec<Digest> =
+        (0..25).map(|i| engine.put_blob(format!("garbage {i}").as_bytes()).unwrap().digest).collect();
+    garbage.sort();
+    for options in [FsckOptions::default(), FsckOptions { no_hash: true, ..FsckOptions::default() }] {
+        let report = engine.fsck_with(&options).unwrap();
+        assert!(report.is_sound(), "{report:#?}");
+        assert_eq!(report.unreachable, 25, "{report:#?}");
+        assert_eq!(report.unreachable_sample, garbage[..ocicas::fsck::UNREACHABLE_SAMPLE], "{report:#?}");
+        let about_unreachable: Vec<&String> = report.notes.iter().filter(|n| n.contains("not reachable")).collect();
+        assert_eq!(about_unreachable.len(), 1, "{report:#?}");
+        assert!(about_unreachable[0].starts_with("25 blobs") && about_unreachable[0].contains(&garbage[0].to_string()));
+        assert!(!about_unreachable[0].contains(&garbage[24].to_string()), "{report:#?}");
+        let json = report.to_json();
+        assert_eq!(json["unreachable"], 25);
+        assert_eq!(json["unreachableSample"][0], garbage[0].to_string());
+    }
+}

@@ -78,7 +78,11 @@ type FsckReport struct {
 	Problems     []string `json:"problems"`
 	BlobsChecked int64    `json:"blobsChecked"`
 	Reachable    int64    `json:"reachable"`
-	// Notes are worth knowing but not problems: unreachable blobs, manifests an index lists
+	// Unreachable counts the stored blobs nothing in index.json reaches (GC removes them unless
+	// a lease or label keeps them); UnreachableSample names the first ten in digest order.
+	Unreachable       int64    `json:"unreachable"`
+	UnreachableSample []string `json:"unreachableSample"`
+	// Notes are worth knowing but not problems: how many blobs are unreachable, manifests an index lists
 	// that are not stored, index entries that are not images.
 	Notes []string `json:"notes"`
 }

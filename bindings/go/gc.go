@@ -33,6 +33,8 @@ type GCOptions struct {
 type GCReport struct {
 	DryRun       bool  `json:"dryRun"`
 	BlobsRemoved int64 `json:"blobsRemoved"`
+	// BytesRemoved and BytesKept are sizes on disk, whatever referrers declare. BlobsKept
+	// counts the blobs stored when the run started that it kept.
 	BytesRemoved int64 `json:"bytesRemoved"`
 	BlobsKept    int64 `json:"blobsKept"`
 	BytesKept    int64 `json:"bytesKept"`

@@ -33,8 +33,10 @@ pub unsafe extern "C" fn ocicas_fsck(engine: *const ocicas_engine, out_report: *
 /// concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
 /// `OCICAS_FSCK_NO_HASH` or'ed.
 /// `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
-/// "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
-/// the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
+/// "unreachable":N,"unreachableSample":["sha256:…"],"notes":["…"]}` (free with
+/// `ocicas_string_free`); each problem and note names the blob and the path of descriptors to
+/// it. The blobs nothing in index.json reaches are counted in `unreachable`, the first ten in
+/// digest order named in `unreachableSample`, and summed up in one note. Problems found are not an error: the status is `OCICAS_OK`
 /// and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
 /// `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
 /// `OCICAS_ERR_IO`.

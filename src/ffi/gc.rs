@@ -95,7 +95,9 @@ pub type ocicas_lease_list_cb =
 /// the options' `cancel` was requested.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
-/// "labelsRemoved"}`; free it with `ocicas_string_free`.
+/// "labelsRemoved"}`; free it with `ocicas_string_free`. `blobsKept` counts the blobs stored when
+/// the run started that it kept, and `bytesKept` their sizes on disk (not what their referrers
+/// declare); `bytesRemoved` is likewise the removed blobs' sizes on disk.
 ///
 /// # Safety
 /// `engine` is a live engine; `options` NULL or valid; `out_report` writable.

@@ -68,9 +68,10 @@ pub struct GcReport {
     pub dry_run: bool,
     pub blobs_removed: u64,
     pub bytes_removed: u64,
+    /// Blobs stored when the run started that it kept (those committed during it are kept too,
+    /// and not counted).
     pub blobs_kept: u64,
-    /// Reachable layers count at the size their referrer declares (the mark does not stat a
-    /// layer it listed); everything else at its stored size.
+    /// Their sizes on disk, whatever their referrers declare.
     pub bytes_kept: u64,
     /// Referenced blobs that are not stored: one line each, naming the blob and its parent.
     pub missing: Vec<String>,
@@ -144,6 +145,15 @@ impl Marks {
     }
 }
 
+/// A listed blob as GC found it on disk before the sweep.
+struct StoredBlob<'c> {
+    blob: &'c BlobKey,
+    /// Its size on disk.
+    size: u64,
+    /// Committed within the grace (or during the run): kept if unmarked, with what it references.
+    young: bool,
+}
+
 /// The roots and label edges of the store at one moment.
 struct Roots {
     reached: Vec<Reached>,
@@ -195,14 +205,15 @@ impl Engine {
         check_cancel()?;
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
-        // about to tag: they are kept, and so is everything they reference. The unmarked blobs
-        // are looked at beside a second listing, which keeps only the blobs new since the first.
-        // It is skipped when the blob directories have had no entry added or removed since
-        // before the first listing (their ctimes are unchanged, and were a second old then).
-        let unvisited: Vec<&BlobKey> = candidates.iter().filter(|blob| walk.visited_size(blob).is_none()).collect();
+        // about to tag: they are kept, and so is everything they reference. Every listed blob is
+        // looked at once (its size on disk for the report, which counts what is stored and not
+        // what a referrer declares; its time, when unmarked) beside a second listing, which keeps
+        // only the blobs new since the first. That listing is skipped when the blob directories
+        // have had no entry added or removed since before the first (their ctimes are unchanged,
+        // and were a second old then).
         let listing_is_current = self.layout.blob_dirs_changed() == blob_dirs_listed
             && blob_dirs_listed.iter().flatten().all(|changed| *changed + COMMIT_GRACE_MARGIN <= started);
-        let (committed_since, unmarked) = beside(
+        let (committed_since, stored) = beside(
             || {
                 let mut new = Vec::new();
                 if !listing_is_current {
@@ -215,20 +226,21 @@ impl Engine {
                 Ok(new)
             },
             || {
-                // (digest, size, committed within the grace) of each unmarked blob still stored.
-                self.in_parallel("gc stat", &unvisited, |batch| {
+                self.in_parallel("gc stat", &candidates, |batch| {
                     Ok(batch
                         .iter()
                         .filter_map(|blob| {
                             let stat = blob_dirs.stat(&blob.digest()).ok()?;
-                            Some((*blob, stat.st_size as u64, modified_time(&stat) >= grace_start))
+                            let young = modified_time(&stat) >= grace_start;
+                            Some(StoredBlob { blob, size: stat.st_size as u64, young })
                         })
-                        .collect::<Vec<(&BlobKey, u64, bool)>>())
+                        .collect::<Vec<StoredBlob<'_>>>())
                 })
             },
         )?;
         let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
-        let within_grace = unmarked.iter().filter(|(_, _, young)| *young).map(|(blob, _, _)| blob.digest());
+        let within_grace =
+            stored.iter().filter(|s| s.young && walk.visited_size(s.blob).is_none()).map(|s| s.blob.digest());
         let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
         walk.walk(&blob_dirs, young, |reached, node| marks.observe(reached, node));
         // A walk that stopped for the cancel is incomplete: nothing may be removed after it.
@@ -236,22 +248,17 @@ impl Engine {
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
-        let garbage: Vec<(&BlobKey, u64)> = unmarked
-            .into_iter()
-            .filter(|(blob, _, _)| walk.visited_size(blob).is_none())
-            .map(|(blob, size, _)| (blob, size))
-            .collect();
+        let (kept, garbage): (Vec<StoredBlob<'_>>, Vec<StoredBlob<'_>>) =
+            stored.into_iter().partition(|s| walk.visited_size(s.blob).is_some());
         if !options.dry_run {
             self.remove_blobs(&blob_dirs, &garbage, &roots.labelled, cancel)?;
         }
+        // Sizes on disk: checked all the same.
+        let total = |blobs: &[StoredBlob<'_>]| blobs.iter().fold(0u64, |sum, s| sum.saturating_add(s.size));
         report.blobs_removed = garbage.len() as u64;
-        report.bytes_removed = garbage.iter().fold(0u64, |sum, (_, size)| sum.saturating_add(*size));
-        for blob in &candidates {
-            if let Some(size) = walk.visited_size(blob) {
-                report.blobs_kept += 1;
-                report.bytes_kept = report.bytes_kept.saturating_add(size);
-            }
-        }
+        report.bytes_removed = total(&garbage);
+        report.blobs_kept = kept.len() as u64;
+        report.bytes_kept = total(&kept);
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
                 let dir = self.layout.blob_dir(algorithm);
@@ -323,12 +330,12 @@ impl Engine {
     fn remove_blobs(
         &self,
         blob_dirs: &BlobDirs,
-        garbage: &[(&BlobKey, u64)],
+        garbage: &[StoredBlob<'_>],
         labelled: &HashSet<Digest>,
         cancel: &Cancel,
     ) -> Result<()> {
         self.in_parallel("gc sweep", garbage, |batch| {
-            for (blob, _) in batch {
+            for StoredBlob { blob, .. } in batch {
                 cancel.check("GC")?;
                 let digest = blob.digest();
                 blob_dirs
@@ -349,17 +356,17 @@ impl Engine {
     /// `SWEEP_THREADS`. Stats and unlinks wait on the file system (about 80 us for an unlink of
     /// a file on disk here) and overlap well: GC of 20,000 synced blobs, half garbage, removed
     /// them in 0.31 s with 8 threads, 0.14 s with 32, as fast as bare unlinks.
-    fn in_parallel<T: Sync, R: Send>(
+    pub(crate) fn in_parallel<'i, T: Sync, R: Send>(
         &self,
         name: &str,
-        items: &[T],
-        work: impl Fn(&[T]) -> Result<Vec<R>> + Sync,
+        items: &'i [T],
+        work: impl Fn(&'i [T]) -> Result<Vec<R>> + Sync,
     ) -> Result<Vec<R>> {
         crate::threads::in_parallel(name, self.limits().threads, SWEEP_THREADS, items, work)
     }
 
     /// Every committed blob, sorted, each in 40 bytes: the GC of a million blobs holds them all.
-    fn list_blob_keys(&self) -> Result<Vec<BlobKey>> {
+    pub(crate) fn list_blob_keys(&self) -> Result<Vec<BlobKey>> {
         let mut blobs = Vec::new();
         self.for_each_blob(|digest| blobs.push(BlobKey::of(&digest)))?;
         blobs.sort_unstable();
@@ -555,6 +562,63 @@ mod tests {
         assert!(engine.fsck().unwrap().is_sound());
         assert!(!engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"only-a")).unwrap());
         assert!(engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"shared")).unwrap());
+    }
+
+    /// The bytes every stored blob takes on disk.
+    fn stored_bytes(engine: &Engine) -> u64 {
+        let path = |digest: &Digest| engine.layout.root().join(engine.layout.blob_path(digest));
+        engine.list_blobs().unwrap().iter().map(|digest| std::fs::metadata(path(digest)).unwrap().len()).sum()
+    }
+
+    #[test]
+    fn bytes_kept_counts_a_reachable_layer_that_grew_on_disk_at_its_stored_size() {
+        let (_dir, engine) = engine();
+        image(&engine, "a", &[b"layer"]);
+        let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
+        // The file grows in place (a tamperer, a disk fault): the manifest still declares 5 bytes.
+        let path = engine.layout.root().join(engine.layout.blob_path(&layer));
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut file, &[0u8; 4096]).unwrap();
+        drop(file);
+        engine.put_blob(b"garbage").unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (1, 3), "{report:?}");
+        assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
+    }
+
+    #[test]
+    fn hostile_declared_layer_sizes_do_not_inflate_bytes_kept() {
+        let (_dir, engine) = engine();
+        let config = engine.put_blob(b"{}").unwrap();
+        let huge = i64::MAX as u64;
+        let layers: Vec<Descriptor> = [b"one".as_slice(), b"two", b"three"]
+            .iter()
+            .map(|bytes| {
+                let blob = engine.put_blob(bytes).unwrap();
+                Descriptor::new("application/vnd.oci.image.layer.v1.tar", blob.digest, huge)
+            })
+            .collect();
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(MEDIA_TYPE_IMAGE_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(MEDIA_TYPE_IMAGE_CONFIG, config.digest, config.size),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+            extra: Default::default(),
+        };
+        let manifest = engine.put_json(MEDIA_TYPE_IMAGE_MANIFEST, &manifest).unwrap();
+        engine.ref_put("hostile", &manifest, false).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (0, 5), "{report:?}");
+        assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
+        let dry = gc_now(&engine, true);
+        assert_eq!(dry.bytes_kept, report.bytes_kept, "{dry:?}");
     }
 
     #[test]
