@@ -9,10 +9,27 @@ static int count_cb(const char *json, void *user_data) {
     return 0;
 }
 
-static int stop_cb(const char *json, void *user_data) {
-    (void)json;
+/* Counts the blobs walked and checks that each info reads whole during the call. */
+static int count_blobs_cb(const ocicas_blob_info *info, void *user_data) {
+    CHECK(strncmp(ocicas_blob_info_digest(info), "sha256:", 7) == 0);
+    CHECK(ocicas_blob_info_created_at(info) > 0 && ocicas_blob_info_labels(info) != NULL);
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static int stop_blobs_cb(const ocicas_blob_info *info, void *user_data) {
+    (void)info;
     (*(int *)user_data)++;
     return 1;
+}
+
+/* The value of label `key`, or NULL. */
+static const char *label(const ocicas_blob_info *info, const char *key) {
+    const ocicas_key_value_list *labels = ocicas_blob_info_labels(info);
+    for (size_t i = 0; i < ocicas_key_value_list_count(labels); i++) {
+        if (strcmp(ocicas_key_value_list_key(labels, i), key) == 0) return ocicas_key_value_list_value(labels, i);
+    }
+    return NULL;
 }
 
 int main(void) {
@@ -113,16 +130,30 @@ int main(void) {
     CHECK_STATUS(ocicas_ingest_abort(engine, "ref-4"), OCICAS_ERR_NOT_FOUND);
 
     CASE("blob info and label updates by containerd's field paths");
-    CHECK_OK(ocicas_blob_info(engine, HELLO_WORLD, &text));
-    CHECK(strstr(text, "\"size\":11") && strstr(text, "\"team\":\"storage\"") && strstr(text, "\"createdAt\""));
-    ocicas_string_free(text);
+    ocicas_blob_info *info = NULL;
+    CHECK_OK(ocicas_blob_info_get(engine, HELLO_WORLD, &info));
+    CHECK(strcmp(ocicas_blob_info_digest(info), HELLO_WORLD) == 0 && ocicas_blob_info_size(info) == 11);
+    CHECK(ocicas_key_value_list_count(ocicas_blob_info_labels(info)) == 1);
+    CHECK(strcmp(label(info, "team"), "storage") == 0);
+    /* Nanoseconds since the epoch: after 2020, and updated never before created. */
+    int64_t created = ocicas_blob_info_created_at(info);
+    CHECK(created > INT64_C(1577836800) * 1000000000 && ocicas_blob_info_updated_at(info) >= created);
+    ocicas_blob_info_free(info);
     const char *one_key[] = {"labels.env"};
-    CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, "{\"env\":\"prod\",\"ignored\":\"x\"}", one_key, 1, &text));
-    CHECK(strstr(text, "\"env\":\"prod\"") && strstr(text, "\"team\":\"storage\"") && !strstr(text, "ignored"));
-    ocicas_string_free(text);
+    info = NULL;
+    CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, "{\"env\":\"prod\",\"ignored\":\"x\"}", one_key, 1, &info));
+    CHECK(strcmp(label(info, "env"), "prod") == 0 && strcmp(label(info, "team"), "storage") == 0);
+    CHECK(label(info, "ignored") == NULL && ocicas_key_value_list_count(ocicas_blob_info_labels(info)) == 2);
+    CHECK(ocicas_blob_info_created_at(info) == created && ocicas_blob_info_updated_at(info) >= created);
+    ocicas_blob_info_free(info);
     CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, one_key, 1, NULL));
     const char *other_field[] = {"size"};
-    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, other_field, 1, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    info = NULL;
+    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, other_field, 1, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, "[1]", NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_update_labels(NULL, HELLO_WORLD, NULL, NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, NULL, NULL, NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     char big[5000];
     memset(big, 'v', sizeof big);
     snprintf(big, 20, "{\"k\":\"");
@@ -130,28 +161,44 @@ int main(void) {
     snprintf(big + 4206, 10, "\"}");
     CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, big, NULL, 0, NULL), OCICAS_ERR_TOO_LARGE);
     CHECK_MESSAGE("4096");
-    CHECK_STATUS(ocicas_blob_info(engine, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &text),
-                 OCICAS_ERR_NOT_FOUND);
+    const char *absent = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK_STATUS(ocicas_blob_info_get(engine, absent, &info), OCICAS_ERR_NOT_FOUND);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, absent, NULL, NULL, 0, &info), OCICAS_ERR_NOT_FOUND);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_info_get(engine, "sha256:xyz", &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(NULL, HELLO_WORLD, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(engine, NULL, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(engine, HELLO_WORLD, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(info == NULL);
+
+    CASE("blob info accessors and free take NULL");
+    ocicas_blob_info_free(NULL);
+    CHECK(ocicas_blob_info_digest(NULL) == NULL && ocicas_blob_info_size(NULL) == 0);
+    CHECK(ocicas_blob_info_created_at(NULL) == 0 && ocicas_blob_info_updated_at(NULL) == 0);
+    CHECK(ocicas_blob_info_labels(NULL) == NULL);
 
     CASE("walk with filters: AND within one, OR across several");
     CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)"other", 5, &text));
     ocicas_string_free(text);
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, count_blobs_cb, &count));
     CHECK(count == 2);
     const char *by_label[] = {"labels.team==storage,size==11"};
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, by_label, 1, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, by_label, 1, count_blobs_cb, &count));
     CHECK(count == 1);
     const char *either[] = {"size==5", "labels.team"};
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, either, 2, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, either, 2, count_blobs_cb, &count));
     CHECK(count == 2);
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, stop_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, stop_blobs_cb, &count));
     CHECK(count == 1);
     const char *bad_regex[] = {"digest~=("};
-    CHECK_STATUS(ocicas_blob_walk(engine, bad_regex, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(engine, bad_regex, 1, count_blobs_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(engine, NULL, 0, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(NULL, NULL, 0, count_blobs_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("sha512 ingests commit and verify");
     const char *abc512 =

@@ -12,8 +12,11 @@
  *   Strings returned through char ** are freed with ocicas_string_free; byte buffers with
  *   ocicas_bytes_free.
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
- *   OCICAS_ERR_INVALID_ARGUMENT. Descriptors and reports are JSON strings, except those of
- *   an image resolved with ocicas_image_resolve, which are typed values read with accessors.
+ *   OCICAS_ERR_INVALID_ARGUMENT.
+ * - Structured results are typed values read with accessors (an image resolved with
+ *   ocicas_image_resolve, a blob's ocicas_blob_info), each with its own *_free; values passed
+ *   to a callback are borrowed for the call only. Times are int64_t nanoseconds since the
+ *   Unix epoch. Descriptors and reports not yet typed are JSON strings.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -320,6 +323,14 @@ typedef struct ocicas_archive_reader ocicas_archive_reader;
 typedef struct ocicas_archive_writer ocicas_archive_writer;
 
 /**
+ * What the store knows of one blob: digest, size, times and labels, read with the
+ * `ocicas_blob_info_*` accessors. `created_at` is when the blob was first stored (storing it
+ * again does not move it); `updated_at` is its last label change, never before `created_at`,
+ * as in containerd. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_blob_info ocicas_blob_info;
+
+/**
  * A cancellation flag. Give it to push, pull, push-layer, GC, archive import and export, and
  * layer streams; `ocicas_cancel_request` makes each of them stop at its next check (between
  * chunks, blobs, requests and phases) with `OCICAS_ERR_CANCELLED`, storing no partial blob (a
@@ -413,10 +424,10 @@ typedef struct ocicas_blob_input {
 typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
 
 /**
- * Called once per blob by `ocicas_blob_walk` with its info JSON (valid only during the call).
- * Return 0 to go on, non-zero to stop.
+ * Called once per blob by `ocicas_blob_walk` with its info, borrowed for the call only (copy
+ * what you keep). Return 0 to go on, non-zero to stop.
  */
-typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
+typedef int (*ocicas_blob_walk_cb)(const struct ocicas_blob_info *info, void *user_data);
 
 /**
  * Options of `ocicas_gc_run`. Zero-initialised options are the defaults.
@@ -986,26 +997,80 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
- * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
- * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
- * `createdAt` is when the blob was first stored (storing it again does not move it);
- * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
- * `OCICAS_ERR_NOT_FOUND` when absent.
+ * The info of the blob `digest` in `*out_info`, to free with `ocicas_blob_info_free`.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a malformed digest;
+ * `OCICAS_ERR_NOT_FOUND` when the blob is not stored.
  *
  * # Safety
  * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
  */
-ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
-                               const char *digest,
-                               char **out_info);
+ocicas_status ocicas_blob_info_get(const struct ocicas_engine *engine,
+                                   const char *digest,
+                                   struct ocicas_blob_info **out_info);
+
+/**
+ * Frees a blob info and everything its accessors returned. NULL is a no-op.
+ *
+ * # Safety
+ * `info` is NULL or an info returned through `out_info`, not freed before, that no other
+ * thread reads during the call (never one passed to an `ocicas_blob_walk` callback).
+ */
+void ocicas_blob_info_free(struct ocicas_blob_info *info);
+
+/**
+ * The blob's digest ("sha256:<hex>"). NULL for a NULL info.
+ *
+ * # Safety
+ * `info` is NULL or a live info (one from `ocicas_blob_info_get` or
+ * `ocicas_blob_update_labels` not freed yet, or the one an `ocicas_blob_walk` callback is
+ * running with).
+ */
+const char *ocicas_blob_info_digest(const struct ocicas_blob_info *info);
+
+/**
+ * The blob's size in bytes. 0 for a NULL info.
+ *
+ * # Safety
+ * As `ocicas_blob_info_digest`.
+ */
+uint64_t ocicas_blob_info_size(const struct ocicas_blob_info *info);
+
+/**
+ * When the blob was first stored, in nanoseconds since the Unix epoch (saturated to the
+ * range of `int64_t`). 0 for a NULL info.
+ *
+ * # Safety
+ * As `ocicas_blob_info_digest`.
+ */
+int64_t ocicas_blob_info_created_at(const struct ocicas_blob_info *info);
+
+/**
+ * When the blob's labels last changed (its creation when they never did), in nanoseconds
+ * since the Unix epoch, never before `ocicas_blob_info_created_at`. 0 for a NULL info.
+ *
+ * # Safety
+ * As `ocicas_blob_info_digest`.
+ */
+int64_t ocicas_blob_info_updated_at(const struct ocicas_blob_info *info);
+
+/**
+ * The blob's labels in key order (empty when none), owned by the info. NULL for a NULL
+ * info.
+ *
+ * # Safety
+ * As `ocicas_blob_info_digest`.
+ */
+const struct ocicas_key_value_list *ocicas_blob_info_labels(const struct ocicas_blob_info *info);
 
 /**
  * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
  * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
  * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
  * path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
- * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
- * receives the updated info JSON unless `out_info` is NULL.
+ * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`; a blob not stored is
+ * `OCICAS_ERR_NOT_FOUND`. `*out_info` receives the updated info, to free with
+ * `ocicas_blob_info_free`, unless `out_info` is NULL.
  *
  * # Safety
  * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
@@ -1016,10 +1081,10 @@ ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
                                         const char *labels_json,
                                         const char *const *field_paths,
                                         size_t n_field_paths,
-                                        char **out_info);
+                                        struct ocicas_blob_info **out_info);
 
 /**
- * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+ * Calls `callback` with the info of every blob matching the filters (containerd syntax
  * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
  * `n_filters` strings may match; none matches all), in digest order.
  * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.

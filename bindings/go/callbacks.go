@@ -49,6 +49,13 @@ type visitCallback struct {
 	visit func(text string) error
 }
 
+// visitValueCallback receives each typed value of a walk or list (a blob info, an ingest
+// status), borrowed by the callback for the call only.
+type visitValueCallback struct {
+	outcome
+	visit func(value unsafe.Pointer) error
+}
+
 // visitRefCallback receives each reference of ocicas_ref_list.
 type visitRefCallback struct {
 	outcome
@@ -120,6 +127,22 @@ func ocicasGoVisit(text *C.char, handle C.uintptr_t) (stop C.int) {
 		}
 	}()
 	if err := callback.visit(C.GoString(text)); err != nil {
+		callback.err = err
+		return 1
+	}
+	return 0
+}
+
+//export ocicasGoVisitValue
+func ocicasGoVisitValue(value unsafe.Pointer, handle C.uintptr_t) (stop C.int) {
+	callback := cgo.Handle(handle).Value().(*visitValueCallback)
+	defer func() {
+		if r := recover(); r != nil {
+			callback.panicked = r
+			stop = 1
+		}
+	}()
+	if err := callback.visit(value); err != nil {
 		callback.err = err
 		return 1
 	}

@@ -68,7 +68,7 @@ pub struct ocicas_image {
 }
 
 impl ocicas_key_value_list {
-    fn new(map: &BTreeMap<String, String>) -> Self {
+    pub(super) fn new(map: &BTreeMap<String, String>) -> Self {
         ocicas_key_value_list { pairs: map.iter().map(|(key, value)| (c_string(key), c_string(value))).collect() }
     }
 }
