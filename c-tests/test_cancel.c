@@ -23,9 +23,15 @@ static int blob_count(ocicas_engine *engine) {
     return n;
 }
 
+static int count_ingests(const ocicas_ingest_status *status, void *user_data) {
+    (void)status;
+    (*(int *)user_data)++;
+    return 0;
+}
+
 static int ingest_count(ocicas_engine *engine) {
     int n = 0;
-    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_cb, &n));
+    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_ingests, &n));
     return n;
 }
 

@@ -19,8 +19,8 @@ static int64_t read_source(uint8_t *buf, size_t len, void *user_data) {
     return (int64_t)n;
 }
 
-static int count_ingests(const char *json, void *user_data) {
-    (void)json;
+static int count_ingests(const ocicas_ingest_status *status, void *user_data) {
+    (void)status;
     (*(int *)user_data)++;
     return 0;
 }

@@ -3,8 +3,11 @@
 
 #define HELLO_WORLD "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
 
-static int count_cb(const char *json, void *user_data) {
-    (void)json;
+/* Counts the ingests listed and checks that each status reads whole during the call. */
+static int count_ingests_cb(const ocicas_ingest_status *status, void *user_data) {
+    CHECK(strncmp(ocicas_ingest_status_ref(status), "ref-", 4) == 0);
+    CHECK(ocicas_ingest_status_started_at(status) > 0);
+    CHECK(ocicas_ingest_status_updated_at(status) >= ocicas_ingest_status_started_at(status));
     (*(int *)user_data)++;
     return 0;
 }
@@ -48,10 +51,18 @@ int main(void) {
     CASE("write, status, digest, close keeps the ingest, reopen resumes");
     CHECK_OK(ocicas_writer_open(engine, "ref-1", 11, HELLO_WORLD, &writer));
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"hello ", 6));
-    CHECK_OK(ocicas_writer_status(writer, &text));
-    CHECK(strstr(text, "\"ref\":\"ref-1\"") && strstr(text, "\"offset\":6") && strstr(text, "\"total\":11"));
-    CHECK(strstr(text, HELLO_WORLD) != NULL && strstr(text, "\"startedAt\"") != NULL);
-    ocicas_string_free(text);
+    ocicas_ingest_status *status = NULL;
+    CHECK_OK(ocicas_writer_status(writer, &status));
+    CHECK(strcmp(ocicas_ingest_status_ref(status), "ref-1") == 0 && ocicas_ingest_status_offset(status) == 6);
+    CHECK(ocicas_ingest_status_total(status) == 11 && strcmp(ocicas_ingest_status_expected(status), HELLO_WORLD) == 0);
+    /* Nanoseconds since the epoch: after 2020, and updated never before started. */
+    int64_t started = ocicas_ingest_status_started_at(status);
+    CHECK(started > INT64_C(1577836800) * 1000000000 && ocicas_ingest_status_updated_at(status) >= started);
+    ocicas_ingest_status_free(status);
+    CHECK_STATUS(ocicas_writer_status(writer, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    status = NULL;
+    CHECK_STATUS(ocicas_writer_status(NULL, &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(status == NULL);
     CHECK_OK(ocicas_writer_digest(writer, &text));
     CHECK(strncmp(text, "sha256:", 7) == 0);
     ocicas_string_free(text);
@@ -60,9 +71,15 @@ int main(void) {
     CHECK_MESSAGE("ref-1");
     CHECK_STATUS(ocicas_ingest_abort(engine, "ref-1"), OCICAS_ERR_LOCKED);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_OK(ocicas_ingest_status(engine, "ref-1", &text));
-    CHECK(strstr(text, "\"offset\":6") != NULL);
-    ocicas_string_free(text);
+    CHECK_OK(ocicas_ingest_status_get(engine, "ref-1", &status));
+    CHECK(strcmp(ocicas_ingest_status_ref(status), "ref-1") == 0 && ocicas_ingest_status_offset(status) == 6);
+    CHECK(ocicas_ingest_status_total(status) == 11 && ocicas_ingest_status_started_at(status) == started);
+    ocicas_ingest_status_free(status);
+    status = NULL;
+    CHECK_STATUS(ocicas_ingest_status_get(NULL, "ref-1", &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, NULL, &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-1", NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(status == NULL);
     CHECK_STATUS(ocicas_writer_open(engine, "ref-1", 12, NULL, &writer), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_writer_open(engine, "ref-1", 11, NULL, &writer));
 
@@ -87,7 +104,8 @@ int main(void) {
     CHECK_STATUS(ocicas_writer_write(writer, (const uint8_t *)"x", 1), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_writer_commit(writer, OCICAS_SIZE_UNKNOWN, NULL, NULL, &text), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_STATUS(ocicas_ingest_status(engine, "ref-1", &text), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-1", &status), OCICAS_ERR_NOT_FOUND);
+    CHECK(status == NULL);
 
     CASE("an expected digest already stored is ALREADY_EXISTS at open");
     CHECK_STATUS(ocicas_writer_open(engine, "ref-2", 11, HELLO_WORLD, &writer), OCICAS_ERR_ALREADY_EXISTS);
@@ -97,7 +115,7 @@ int main(void) {
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"hello world", 11));
     CHECK_STATUS(ocicas_writer_commit(writer, OCICAS_SIZE_UNKNOWN, NULL, NULL, &text), OCICAS_ERR_ALREADY_EXISTS);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_STATUS(ocicas_ingest_status(engine, "ref-3", &text), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-3", &status), OCICAS_ERR_NOT_FOUND);
 
     CASE("truncate(0) restarts; other sizes are NOT_IMPLEMENTED");
     CHECK_OK(ocicas_writer_open(engine, "ref-4", OCICAS_SIZE_UNKNOWN, NULL, &writer));
@@ -105,29 +123,37 @@ int main(void) {
     CHECK_STATUS(ocicas_writer_truncate(writer, 3), OCICAS_ERR_NOT_IMPLEMENTED);
     CHECK_OK(ocicas_writer_truncate(writer, 0));
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"fresh", 5));
-    CHECK_OK(ocicas_writer_status(writer, &text));
-    CHECK(strstr(text, "\"offset\":5") != NULL);
-    ocicas_string_free(text);
+    CHECK_OK(ocicas_writer_status(writer, &status));
+    CHECK(ocicas_ingest_status_offset(status) == 5);
+    CHECK(ocicas_ingest_status_total(status) == OCICAS_SIZE_UNKNOWN && ocicas_ingest_status_expected(status) == NULL);
+    ocicas_ingest_status_free(status);
     CHECK_OK(ocicas_writer_close(writer));
 
     CASE("ingest list with filters, abort");
     int count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_ingests_cb, &count));
     CHECK(count == 1);
+    CHECK_STATUS(ocicas_ingest_list(NULL, NULL, 0, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
     const char *filters[] = {"ref==ref-4"};
     count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, filters, 1, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, filters, 1, count_ingests_cb, &count));
     CHECK(count == 1);
     const char *no_match[] = {"ref~=^other"};
     count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, no_match, 1, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, no_match, 1, count_ingests_cb, &count));
     CHECK(count == 0);
     const char *bad_filter[] = {"ref=="};
-    CHECK_STATUS(ocicas_ingest_list(engine, bad_filter, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_ingest_list(engine, NULL, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_list(engine, bad_filter, 1, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_list(engine, NULL, 1, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_ingest_list(engine, NULL, 0, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_ingest_abort(engine, "ref-4"));
     CHECK_STATUS(ocicas_ingest_abort(engine, "ref-4"), OCICAS_ERR_NOT_FOUND);
+
+    CASE("ingest status accessors and free take NULL");
+    ocicas_ingest_status_free(NULL);
+    CHECK(ocicas_ingest_status_ref(NULL) == NULL && ocicas_ingest_status_offset(NULL) == 0);
+    CHECK(ocicas_ingest_status_total(NULL) == OCICAS_SIZE_UNKNOWN && ocicas_ingest_status_expected(NULL) == NULL);
+    CHECK(ocicas_ingest_status_started_at(NULL) == 0 && ocicas_ingest_status_updated_at(NULL) == 0);
 
     CASE("blob info and label updates by containerd's field paths");
     ocicas_blob_info *info = NULL;

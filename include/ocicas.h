@@ -14,7 +14,7 @@
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
- *   ocicas_image_resolve, a blob's ocicas_blob_info), each with its own *_free; values passed
+ *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status), each with its own *_free; values passed
  *   to a callback are borrowed for the call only. Times are int64_t nanoseconds since the
  *   Unix epoch. Descriptors and reports not yet typed are JSON strings.
  *
@@ -364,6 +364,13 @@ typedef struct ocicas_engine ocicas_engine;
 typedef struct ocicas_image ocicas_image;
 
 /**
+ * The state of one ingest, read with the `ocicas_ingest_status_*` accessors: its ref, the
+ * bytes written so far, the expected size and digest when given, and when it started and was
+ * last written. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_ingest_status ocicas_ingest_status;
+
+/**
  * A list of key/value pairs in key order (annotations, labels), owned by the value it came
  * from.
  */
@@ -468,10 +475,10 @@ typedef struct ocicas_gc_options {
 typedef int (*ocicas_lease_list_cb)(const char *lease_json, void *user_data);
 
 /**
- * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
- * call). Return 0 to go on, non-zero to stop.
+ * Called once per ingest by `ocicas_ingest_list` with its status, borrowed for the call only
+ * (copy what you keep). Return 0 to go on, non-zero to stop.
  */
-typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
+typedef int (*ocicas_ingest_list_cb)(const struct ocicas_ingest_status *status, void *user_data);
 
 /**
  * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
@@ -1344,12 +1351,14 @@ ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
 ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
 
 /**
- * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ * The writer's status in `*out_status`, to free with `ocicas_ingest_status_free`.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument.
  *
  * # Safety
  * `writer` is a live writer; `out_status` writable.
  */
-ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+ocicas_status ocicas_writer_status(const struct ocicas_writer *writer,
+                                   struct ocicas_ingest_status **out_status);
 
 /**
  * The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
@@ -1405,18 +1414,82 @@ ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
 ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
 
 /**
- * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
- * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ * The status of the ingest of `ref`, whether or not a writer holds it, in `*out_status`, to
+ * free with `ocicas_ingest_status_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument;
+ * `OCICAS_ERR_NOT_FOUND` when there is none.
  *
  * # Safety
  * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
  */
-ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
-                                   const char *ref,
-                                   char **out_status);
+ocicas_status ocicas_ingest_status_get(const struct ocicas_engine *engine,
+                                       const char *ref,
+                                       struct ocicas_ingest_status **out_status);
 
 /**
- * Calls `callback` with the status JSON of every ingest in progress matching the filters
+ * Frees an ingest status and everything its accessors returned. NULL is a no-op.
+ *
+ * # Safety
+ * `status` is NULL or a status returned through `out_status`, not freed before, that no
+ * other thread reads during the call (never one passed to an `ocicas_ingest_list` callback).
+ */
+void ocicas_ingest_status_free(struct ocicas_ingest_status *status);
+
+/**
+ * The ingest's ref. NULL for a NULL status.
+ *
+ * # Safety
+ * `status` is NULL or a live status (one from `ocicas_ingest_status_get` or
+ * `ocicas_writer_status` not freed yet, or the one an `ocicas_ingest_list` callback is
+ * running with).
+ */
+const char *ocicas_ingest_status_ref(const struct ocicas_ingest_status *status);
+
+/**
+ * The bytes the ingest holds so far. 0 for a NULL status.
+ *
+ * # Safety
+ * As `ocicas_ingest_status_ref`.
+ */
+uint64_t ocicas_ingest_status_offset(const struct ocicas_ingest_status *status);
+
+/**
+ * The expected size the ingest was opened with; `OCICAS_SIZE_UNKNOWN` when none was given,
+ * or for a NULL status.
+ *
+ * # Safety
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_total(const struct ocicas_ingest_status *status);
+
+/**
+ * The expected digest the ingest was opened with; NULL when none was given, or for a NULL
+ * status.
+ *
+ * # Safety
+ * As `ocicas_ingest_status_ref`.
+ */
+const char *ocicas_ingest_status_expected(const struct ocicas_ingest_status *status);
+
+/**
+ * When the ingest started, in nanoseconds since the Unix epoch (saturated to the range of
+ * `int64_t`). 0 for a NULL status.
+ *
+ * # Safety
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_started_at(const struct ocicas_ingest_status *status);
+
+/**
+ * When the ingest was last written, in nanoseconds since the Unix epoch; never before
+ * `ocicas_ingest_status_started_at`. 0 for a NULL status.
+ *
+ * # Safety
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_updated_at(const struct ocicas_ingest_status *status);
+
+/**
+ * Calls `callback` with the status of every ingest in progress matching the filters
  * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
  * `n_filters` strings, any of which may match; none matches all), sorted by ref.
  *
