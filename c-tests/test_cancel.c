@@ -161,9 +161,9 @@ int main(void) {
     ocicas_cancel_free(cancel);
     CHECK(blob_count(engine) == blobs);
     CHECK(fsck_is_sound(engine));
-    char *descriptor = NULL;
+    ocicas_descriptor *descriptor = NULL;
     CHECK_OK(ocicas_ref_get(engine, "kept", &descriptor));
-    ocicas_string_free(descriptor);
+    ocicas_descriptor_free(descriptor);
     gc.cancel = NULL;
     CHECK_OK(ocicas_gc_run(engine, &gc, &report));
     CHECK(json_number(report, "blobsKept") == 3);

@@ -101,7 +101,8 @@ int main(void) {
     put(MANIFEST_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", not_a_manifest, sizeof not_a_manifest);
     CHECK_STATUS(ocicas_ref_put(engine, "bad", not_a_manifest, true), OCICAS_ERR_INVALID_IMAGE);
     CHECK_MESSAGE("bad");
-    CHECK_STATUS(ocicas_ref_get(engine, "bad", &report), OCICAS_ERR_NOT_FOUND);
+    ocicas_descriptor *bad = NULL;
+    CHECK_STATUS(ocicas_ref_get(engine, "bad", &bad), OCICAS_ERR_NOT_FOUND);
     char as_layer[256];
     put(LAYER_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", as_layer, sizeof as_layer);
     CHECK_OK(ocicas_ref_put(engine, "blob", as_layer, false));

@@ -83,10 +83,10 @@ int main(void) {
     char index_path[4400];
     snprintf(index_path, sizeof index_path, "%s/index.json", layout);
     long index_size = file_size(index_path);
-    char *ref = NULL;
+    ocicas_descriptor *ref = NULL;
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_JSON_SIZE, (uint64_t)index_size));
     CHECK_OK(ocicas_ref_get(engine, "example/app:1.0", &ref));
-    ocicas_string_free(ref);
+    ocicas_descriptor_free(ref);
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_JSON_SIZE, (uint64_t)index_size - 1));
     ref = NULL;
     CHECK_STATUS(ocicas_ref_get(engine, "example/app:1.0", &ref), OCICAS_ERR_TOO_LARGE);

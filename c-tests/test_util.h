@@ -54,6 +54,21 @@ static inline long json_number(const char *report, const char *name) {
     return strtol(at + strlen(key), NULL, 10);
 }
 
+/* `descriptor`'s media type, digest and size as descriptor JSON, as ocicas_ref_put takes it. */
+static inline void descriptor_json(const ocicas_descriptor *descriptor, char *out, size_t size) {
+    snprintf(out, size, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu}",
+             ocicas_descriptor_media_type(descriptor), ocicas_descriptor_digest(descriptor),
+             (unsigned long long)ocicas_descriptor_size(descriptor));
+}
+
+/* The value of `key` in `list`, or NULL. */
+static inline const char *key_value(const ocicas_key_value_list *list, const char *key) {
+    for (size_t i = 0; i < ocicas_key_value_list_count(list); i++) {
+        if (strcmp(ocicas_key_value_list_key(list, i), key) == 0) return ocicas_key_value_list_value(list, i);
+    }
+    return NULL;
+}
+
 /* Whether fsck finds the layout sound. */
 static inline int fsck_is_sound(ocicas_engine *engine) {
     char *report = NULL;

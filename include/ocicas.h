@@ -14,9 +14,12 @@
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
- *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status), each with its own *_free; values passed
- *   to a callback are borrowed for the call only. Times are int64_t nanoseconds since the
- *   Unix epoch. Descriptors and reports not yet typed are JSON strings.
+ *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
+ *   ocicas_descriptor of a ref or of a stored JSON document), each with its own *_free;
+ *   values passed to a callback are borrowed for the call only. Times are int64_t
+ *   nanoseconds since the Unix epoch. Reports not yet typed, the manifest descriptor of
+ *   ocicas_image_append and the layer of ocicas_layer_stream_finish are JSON strings, and
+ *   descriptors and labels given to ocicas are JSON too.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -340,8 +343,11 @@ typedef struct ocicas_blob_info ocicas_blob_info;
 typedef struct ocicas_cancel ocicas_cancel;
 
 /**
- * An OCI descriptor: media type, digest, size, annotations and, for an index entry, a
- * platform. Owned by the value it came from (an `ocicas_image`).
+ * An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
+ * data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
+ * owned by its value; one returned through an out argument (`ocicas_ref_get`,
+ * `ocicas_blob_put_json`) is freed with `ocicas_descriptor_free`. Immutable: any number of
+ * threads may read one at once.
  */
 typedef struct ocicas_descriptor ocicas_descriptor;
 
@@ -395,7 +401,8 @@ typedef struct ocicas_layer_stream ocicas_layer_stream;
 typedef struct ocicas_reader ocicas_reader;
 
 /**
- * A list of strings (an image's Env, Cmd, Entrypoint), owned by the value it came from.
+ * A list of strings (an image's Env, Cmd, Entrypoint, a descriptor's URLs), owned by the
+ * value it came from.
  */
 typedef struct ocicas_string_list ocicas_string_list;
 
@@ -481,10 +488,12 @@ typedef int (*ocicas_lease_list_cb)(const char *lease_json, void *user_data);
 typedef int (*ocicas_ingest_list_cb)(const struct ocicas_ingest_status *status, void *user_data);
 
 /**
- * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
- * only during the call). Return 0 to go on, non-zero to stop listing.
+ * Called once per reference by `ocicas_ref_list` with its name and descriptor, both borrowed
+ * for the call only (copy what you keep). Return 0 to go on, non-zero to stop listing.
  */
-typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+typedef int (*ocicas_ref_list_cb)(const char *name,
+                                  const struct ocicas_descriptor *descriptor,
+                                  void *user_data);
 
 /**
  * Reports how many bytes of one blob have moved: `digest` (NULL for a streamed layer until it
@@ -906,17 +915,18 @@ ocicas_status ocicas_blob_put_many(const struct ocicas_engine *engine,
 
 /**
  * Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
- * equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
- * (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
- * `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+ * equal documents always get equal digests. `*out_descriptor` receives its descriptor (media
+ * type, digest, size), to free with `ocicas_descriptor_free`.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or when `json` is not valid JSON.
  *
  * # Safety
- * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+ * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings;
+ * `out_descriptor` writable.
  */
 ocicas_status ocicas_blob_put_json(const struct ocicas_engine *engine,
                                    const char *media_type,
                                    const char *json,
-                                   char **out_descriptor);
+                                   struct ocicas_descriptor **out_descriptor);
 
 /**
  * Opens the blob `digest` for random access; `*out_reader` receives a handle to free with
@@ -1531,15 +1541,16 @@ ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
                              bool force);
 
 /**
- * The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
- * `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
+ * The descriptor reference `name` points at (the index.json entry, its annotations included)
+ * in `*out_descriptor`, to free with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT`
+ * for a NULL argument; `OCICAS_ERR_NOT_FOUND` when there is no such reference.
  *
  * # Safety
  * `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
  */
 ocicas_status ocicas_ref_get(const struct ocicas_engine *engine,
                              const char *name,
-                             char **out_descriptor);
+                             struct ocicas_descriptor **out_descriptor);
 
 /**
  * Removes reference `name`; removing an absent reference is `OCICAS_OK`.
@@ -1551,6 +1562,7 @@ ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *
 
 /**
  * Calls `callback` once per reference in index.json order, with `user_data` passed through.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine` or `callback`.
  *
  * # Safety
  * `engine` is a live engine; `callback` is a valid function.
@@ -1997,10 +2009,23 @@ const char *ocicas_image_user(const struct ocicas_image *image);
 const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
 
 /**
+ * Frees a descriptor returned through an out argument (`ocicas_ref_get`,
+ * `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+ *
+ * # Safety
+ * `descriptor` is NULL or a descriptor returned through an out argument, not freed before,
+ * that no other thread reads during the call; never one an accessor returned or a callback
+ * was given (its owner frees it).
+ */
+void ocicas_descriptor_free(struct ocicas_descriptor *descriptor);
+
+/**
  * The descriptor's media type. NULL for a NULL descriptor.
  *
  * # Safety
- * `descriptor` is NULL or one returned by an accessor, its owner still alive.
+ * `descriptor` is NULL or a live descriptor: one an accessor returned while its owner is
+ * alive, one a callback is running with, or one returned through an out argument and not
+ * freed.
  */
 const char *ocicas_descriptor_media_type(const struct ocicas_descriptor *descriptor);
 
@@ -2054,6 +2079,49 @@ const char *ocicas_descriptor_platform_architecture(const struct ocicas_descript
  * As `ocicas_descriptor_media_type`.
  */
 const char *ocicas_descriptor_platform_variant(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The `os.version` of the descriptor's platform; NULL when it has no platform or the platform
+ * none, or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_os_version(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The `os.features` of the descriptor's platform (empty when none); NULL when it has no
+ * platform, or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_string_list *ocicas_descriptor_platform_os_features(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `urls` (empty when none). NULL for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_string_list *ocicas_descriptor_urls(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `artifactType`; NULL when it has none, or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_artifact_type(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `data` (the content embedded in it) as written there, in base64; NULL
+ * when it has none, or for a NULL descriptor.
+ *
+ * # Safety
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_data(const struct ocicas_descriptor *descriptor);
 
 /**
  * How many strings the list holds (0 for a NULL list).

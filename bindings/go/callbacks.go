@@ -56,10 +56,11 @@ type visitValueCallback struct {
 	visit func(value unsafe.Pointer) error
 }
 
-// visitRefCallback receives each reference of ocicas_ref_list.
+// visitRefCallback receives each reference of ocicas_ref_list, its descriptor borrowed for
+// the call only.
 type visitRefCallback struct {
 	outcome
-	visit func(name, descriptorJSON string) error
+	visit func(name string, descriptor unsafe.Pointer) error
 }
 
 // maxEmptyReads bounds how often a reader may return (0, nil) in a row, as bufio does.
@@ -150,7 +151,7 @@ func ocicasGoVisitValue(value unsafe.Pointer, handle C.uintptr_t) (stop C.int) {
 }
 
 //export ocicasGoVisitRef
-func ocicasGoVisitRef(name, descriptorJSON *C.char, handle C.uintptr_t) (stop C.int) {
+func ocicasGoVisitRef(name *C.char, descriptor unsafe.Pointer, handle C.uintptr_t) (stop C.int) {
 	callback := cgo.Handle(handle).Value().(*visitRefCallback)
 	defer func() {
 		if r := recover(); r != nil {
@@ -158,7 +159,7 @@ func ocicasGoVisitRef(name, descriptorJSON *C.char, handle C.uintptr_t) (stop C.
 			stop = 1
 		}
 	}()
-	if err := callback.visit(C.GoString(name), C.GoString(descriptorJSON)); err != nil {
+	if err := callback.visit(C.GoString(name), descriptor); err != nil {
 		callback.err = err
 		return 1
 	}

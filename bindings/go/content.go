@@ -11,7 +11,7 @@ static ocicas_status go_blob_put_many(const ocicas_engine *engine, const ocicas_
     return ocicas_go_result(ocicas_blob_put_many(engine, blobs, count, out), message);
 }
 
-static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, char **out, char **message) {
+static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, ocicas_descriptor **out, char **message) {
     return ocicas_go_result(ocicas_blob_put_json(engine, media_type, json, out), message);
 }
 
@@ -141,14 +141,14 @@ func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) 
 	if args.err != nil {
 		return Descriptor{}, args.err
 	}
-	var out, message *C.char
+	var out *C.ocicas_descriptor
+	var message *C.char
 	status := C.go_blob_put_json(e.use(), cmediaType, cdocument, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
-	var descriptor Descriptor
-	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
+	return takeDescriptor(out)
 }
 
 // NoLimit is the limit of GetBlob that lets a blob of any size through.

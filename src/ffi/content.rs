@@ -7,7 +7,7 @@ use super::{
     arg_digest, arg_filters, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, arg_str_array, boundary, c_string,
     for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status, unix_nanos,
 };
-use super::resolve::ocicas_key_value_list;
+use super::descriptor::{ocicas_descriptor, ocicas_key_value_list};
 use crate::content::{BlobInfo, BlobReader};
 use crate::error::invalid_argument;
 
@@ -86,18 +86,19 @@ pub unsafe extern "C" fn ocicas_blob_put_many(
 }
 
 /// Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
-/// equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
-/// (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
-/// `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+/// equal documents always get equal digests. `*out_descriptor` receives its descriptor (media
+/// type, digest, size), to free with `ocicas_descriptor_free`.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or when `json` is not valid JSON.
 ///
 /// # Safety
-/// `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+/// `engine` is a live engine; `media_type` and `json` are NUL-terminated strings;
+/// `out_descriptor` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_blob_put_json(
     engine: *const ocicas_engine,
     media_type: *const c_char,
     json: *const c_char,
-    out_descriptor: *mut *mut c_char,
+    out_descriptor: *mut *mut ocicas_descriptor,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -107,7 +108,7 @@ pub unsafe extern "C" fn ocicas_blob_put_json(
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| invalid_argument(format!("json is not valid JSON: {e}")))?;
         let descriptor = engine.engine.put_json(media_type, &value)?;
-        *out_descriptor = into_c_string(crate::spec::canonical_json_string(&descriptor)?);
+        *out_descriptor = into_handle(ocicas_descriptor::new(&descriptor));
         Ok(())
     })
 }

@@ -26,6 +26,8 @@ mod layer_reader;
 mod image;
 // The images a runtime resolves, after the image operations.
 mod resolve;
+// The descriptors and lists of typed results, after the image whose parts they first were.
+mod descriptor;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
