@@ -47,11 +47,15 @@ static void replace_blob(const char *layout, const char *digest, const char *tex
 }
 
 static int sound(uint32_t flags) {
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck_ext(engine, flags, &report));
-    int is_sound = strstr(report, "\"sound\":true") != NULL;
-    CHECK(strstr(report, "\"notes\":") != NULL);
-    ocicas_string_free(report);
+    int is_sound = ocicas_fsck_report_sound(report);
+    CHECK(is_sound == (ocicas_string_list_count(ocicas_fsck_report_problems(report)) == 0));
+    CHECK(ocicas_fsck_report_notes(report) != NULL && ocicas_fsck_report_reachable(report) > 0);
+    /* Without hashing no blob is checked; with it, at least the reachable ones. */
+    if (flags & OCICAS_FSCK_NO_HASH) CHECK(ocicas_fsck_report_blobs_checked(report) == 0);
+    else CHECK(ocicas_fsck_report_blobs_checked(report) >= ocicas_fsck_report_reachable(report));
+    ocicas_fsck_report_free(report);
     return is_sound;
 }
 
@@ -68,10 +72,11 @@ int main(void) {
     tag_image_with_diff_id("liar", "layer bytes", wrong);
     CHECK(sound(0));
     CHECK(!sound(OCICAS_FSCK_DEEP));
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck_ext(engine, OCICAS_FSCK_DEEP, &report));
-    CHECK(strstr(report, "\\\"liar\\\"") != NULL && strstr(report, wrong) != NULL);
-    ocicas_string_free(report);
+    const ocicas_string_list *problems = ocicas_fsck_report_problems(report);
+    CHECK(list_mentions(problems, "\"liar\"") && list_mentions(problems, wrong));
+    ocicas_fsck_report_free(report);
     CHECK_OK(ocicas_ref_delete(engine, "liar"));
 
     CASE("OCICAS_FSCK_NO_HASH hashes no blob: a layer changed in place passes it, not a full fsck");
@@ -95,6 +100,12 @@ int main(void) {
     CHECK_STATUS(ocicas_fsck_ext(engine, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_fsck(NULL, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK(report == NULL);
+
+    CASE("report accessors and free take NULL");
+    ocicas_fsck_report_free(NULL);
+    CHECK(!ocicas_fsck_report_sound(NULL) && ocicas_fsck_report_problems(NULL) == NULL);
+    CHECK(ocicas_fsck_report_notes(NULL) == NULL && ocicas_fsck_report_blobs_checked(NULL) == 0);
+    CHECK(ocicas_fsck_report_reachable(NULL) == 0);
 
     CASE("a tag naming a blob as a manifest it is not is INVALID_IMAGE; as a layer it is not read");
     char not_a_manifest[256];

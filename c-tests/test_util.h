@@ -69,12 +69,21 @@ static inline const char *key_value(const ocicas_key_value_list *list, const cha
     return NULL;
 }
 
+/* Whether an item of `list` contains `needle`. */
+static inline int list_mentions(const ocicas_string_list *list, const char *needle) {
+    for (size_t i = 0; i < ocicas_string_list_count(list); i++) {
+        if (strstr(ocicas_string_list_get(list, i), needle) != NULL) return 1;
+    }
+    return 0;
+}
+
 /* Whether fsck finds the layout sound. */
 static inline int fsck_is_sound(ocicas_engine *engine) {
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck(engine, &report));
-    int sound = strstr(report, "\"sound\":true") != NULL;
-    ocicas_string_free(report);
+    int sound = ocicas_fsck_report_sound(report);
+    CHECK(sound == (ocicas_string_list_count(ocicas_fsck_report_problems(report)) == 0));
+    ocicas_fsck_report_free(report);
     return sound;
 }
 

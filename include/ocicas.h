@@ -15,11 +15,12 @@
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
  *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
- *   ocicas_descriptor of a ref or of a stored JSON document), each with its own *_free;
- *   values passed to a callback are borrowed for the call only. Times are int64_t
- *   nanoseconds since the Unix epoch. Reports not yet typed, the manifest descriptor of
- *   ocicas_image_append and the layer of ocicas_layer_stream_finish are JSON strings, and
- *   descriptors and labels given to ocicas are JSON too.
+ *   ocicas_descriptor of a ref or of a stored JSON document, an ocicas_fsck_report), each
+ *   with its own *_free; values passed to a callback are borrowed for the call only. Times
+ *   are int64_t nanoseconds since the Unix epoch. The GC, transfer and import reports,
+ *   archive items, leases, the manifest descriptor of ocicas_image_append and the layer of
+ *   ocicas_layer_stream_finish are still JSON strings, and descriptors and labels given to
+ *   ocicas are JSON too.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -186,7 +187,7 @@
 /**
  * `ocicas_fsck_ext` flag: check the structure only (the graph, and each reachable blob's
  * presence and size) and hash no blob: a blob whose bytes were changed in place is not found.
- * `blobsChecked` is then 0.
+ * `ocicas_fsck_report_blobs_checked` is then 0.
  */
 #define OCICAS_FSCK_NO_HASH 2
 
@@ -360,6 +361,13 @@ typedef struct ocicas_digester ocicas_digester;
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
  */
 typedef struct ocicas_engine ocicas_engine;
+
+/**
+ * What `ocicas_fsck_ext` found. Problems are not an error: `ocicas_fsck_report_sound` is
+ * false and the problems say why; each problem and note names the blob and the path of
+ * descriptors to it. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_fsck_report ocicas_fsck_report;
 
 /**
  * An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
@@ -1220,7 +1228,8 @@ const char *ocicas_last_error_message(void);
  * # Safety
  * `engine` is a live engine; `out_report` writable.
  */
-ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+ocicas_status ocicas_fsck(const struct ocicas_engine *engine,
+                          struct ocicas_fsck_report **out_report);
 
 /**
  * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
@@ -1231,10 +1240,9 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
  * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
  * `OCICAS_FSCK_NO_HASH` or'ed.
- * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
- * "notes":["…"]}` (free with `ocicas_string_free`); each problem and note names the blob and
- * the path of descriptors to it. Problems found are not an error: the status is `OCICAS_OK`
- * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
+ * `*out_report` receives the report, to free with `ocicas_fsck_report_free`; each problem and
+ * note names the blob and the path of descriptors to it. Problems found are not an error: the
+ * status is `OCICAS_OK` and `ocicas_fsck_report_sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
  * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
  * `OCICAS_ERR_IO`.
  *
@@ -1243,7 +1251,58 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  */
 ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
                               uint32_t flags,
-                              char **out_report);
+                              struct ocicas_fsck_report **out_report);
+
+/**
+ * Frees a report and everything its accessors returned. NULL is a no-op.
+ *
+ * # Safety
+ * `report` is NULL or a report not freed before, that no other thread reads during the call.
+ */
+void ocicas_fsck_report_free(struct ocicas_fsck_report *report);
+
+/**
+ * Whether the layout is sound: no problem was found. false for a NULL report.
+ *
+ * # Safety
+ * `report` is NULL or a live report.
+ */
+bool ocicas_fsck_report_sound(const struct ocicas_fsck_report *report);
+
+/**
+ * The problems found, one line each (empty when sound), owned by the report. NULL for a NULL
+ * report.
+ *
+ * # Safety
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_fsck_report_problems(const struct ocicas_fsck_report *report);
+
+/**
+ * Notes worth knowing that are not problems (unreachable blobs, manifests an index lists that
+ * are not stored, index entries that are not images), owned by the report. NULL for a NULL
+ * report.
+ *
+ * # Safety
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_fsck_report_notes(const struct ocicas_fsck_report *report);
+
+/**
+ * How many blobs were hashed (0 with `OCICAS_FSCK_NO_HASH`). 0 for a NULL report.
+ *
+ * # Safety
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_fsck_report_blobs_checked(const struct ocicas_fsck_report *report);
+
+/**
+ * How many distinct blobs are reachable from index.json. 0 for a NULL report.
+ *
+ * # Safety
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_fsck_report_reachable(const struct ocicas_fsck_report *report);
 
 /**
  * Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
