@@ -60,9 +60,8 @@ fn main() {
     bindings.write(&mut generated);
     // Rust's lints want a "# Safety" section on each unsafe function; a C reader looks for the
     // caller's preconditions.
-    let text = String::from_utf8(generated)
-        .expect("cbindgen writes UTF-8")
-        .replace(" * # Safety\n", " * Preconditions:\n");
+    let text =
+        String::from_utf8(generated).expect("cbindgen writes UTF-8").replace(" * # Safety\n", " * Preconditions:\n");
     // Write only on change, so an unchanged header keeps its mtime and does not rebuild C tests.
     if std::fs::read_to_string(&header).ok().as_deref() != Some(text.as_str()) {
         std::fs::write(&header, text).expect("include/ocicas.h is writable");

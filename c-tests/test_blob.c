@@ -141,10 +141,10 @@ int main(void) {
     fclose(f);
     CHECK_STATUS(ocicas_blob_read(engine, digest, 100, &data, &len), OCICAS_ERR_DIGEST_MISMATCH);
     CHECK_MESSAGE(digest);
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck(engine, &report));
-    CHECK(strstr(report, "\"sound\":false") != NULL && strstr(report, digest) != NULL);
-    ocicas_string_free(report);
+    CHECK(!ocicas_fsck_report_sound(report) && list_mentions(ocicas_fsck_report_problems(report), digest));
+    ocicas_fsck_report_free(report);
     CHECK_OK(ocicas_blob_delete(engine, digest));
     ocicas_string_free(digest);
 
@@ -212,15 +212,26 @@ int main(void) {
     CHECK_STATUS(ocicas_blob_list(engine, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("put_json stores canonical JSON: equal documents, equal digests");
-    char *d1 = NULL, *d2 = NULL;
+    ocicas_descriptor *d1 = NULL, *d2 = NULL;
     CHECK_OK(ocicas_blob_put_json(engine, "application/json", "{\"b\":1, \"a\":[1,2]}", &d1));
     CHECK_OK(ocicas_blob_put_json(engine, "application/json", "{\"a\":[1,2],\"b\":1}", &d2));
-    CHECK(strcmp(d1, d2) == 0);
-    CHECK(strstr(d1, "\"mediaType\":\"application/json\"") != NULL && strstr(d1, "\"size\":17") != NULL);
-    ocicas_string_free(d1);
-    ocicas_string_free(d2);
+    CHECK(strcmp(ocicas_descriptor_digest(d1), ocicas_descriptor_digest(d2)) == 0);
+    CHECK(strcmp(ocicas_descriptor_media_type(d1), "application/json") == 0 && ocicas_descriptor_size(d1) == 17);
+    CHECK(ocicas_key_value_list_count(ocicas_descriptor_annotations(d1)) == 0);
+    CHECK(ocicas_descriptor_platform_os(d1) == NULL && ocicas_descriptor_data(d1) == NULL);
+    uint64_t stored = 0;
+    CHECK_OK(ocicas_blob_stat(engine, ocicas_descriptor_digest(d1), &stored));
+    CHECK(stored == 17);
+    ocicas_descriptor_free(d1);
+    ocicas_descriptor_free(d2);
+    d1 = NULL;
     CHECK_STATUS(ocicas_blob_put_json(engine, "application/json", "{oops", &d1), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("JSON");
+    CHECK_STATUS(ocicas_blob_put_json(NULL, "application/json", "{}", &d1), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_put_json(engine, NULL, "{}", &d1), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_put_json(engine, "application/json", NULL, &d1), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_put_json(engine, "application/json", "{}", NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(d1 == NULL);
 
     ocicas_engine_close(engine);
     remove_tree(root);

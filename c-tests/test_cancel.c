@@ -23,9 +23,15 @@ static int blob_count(ocicas_engine *engine) {
     return n;
 }
 
+static int count_ingests(const ocicas_ingest_status *status, void *user_data) {
+    (void)status;
+    (*(int *)user_data)++;
+    return 0;
+}
+
 static int ingest_count(ocicas_engine *engine) {
     int n = 0;
-    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_cb, &n));
+    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_ingests, &n));
     return n;
 }
 
@@ -156,9 +162,9 @@ int main(void) {
     ocicas_cancel_free(cancel);
     CHECK(blob_count(engine) == blobs);
     CHECK(fsck_is_sound(engine));
-    char *descriptor = NULL;
+    ocicas_descriptor *descriptor = NULL;
     CHECK_OK(ocicas_ref_get(engine, "kept", &descriptor));
-    ocicas_string_free(descriptor);
+    ocicas_descriptor_free(descriptor);
     gc.cancel = NULL;
     CHECK_OK(ocicas_gc_run(engine, &gc, &report));
     CHECK(json_number(report, "blobsKept") == 3);

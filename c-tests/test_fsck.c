@@ -47,11 +47,15 @@ static void replace_blob(const char *layout, const char *digest, const char *tex
 }
 
 static int sound(uint32_t flags) {
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck_ext(engine, flags, &report));
-    int is_sound = strstr(report, "\"sound\":true") != NULL;
-    CHECK(strstr(report, "\"notes\":") != NULL);
-    ocicas_string_free(report);
+    int is_sound = ocicas_fsck_report_sound(report);
+    CHECK(is_sound == (ocicas_string_list_count(ocicas_fsck_report_problems(report)) == 0));
+    CHECK(ocicas_fsck_report_notes(report) != NULL && ocicas_fsck_report_reachable(report) > 0);
+    /* Without hashing no blob is checked; with it, at least the reachable ones. */
+    if (flags & OCICAS_FSCK_NO_HASH) CHECK(ocicas_fsck_report_blobs_checked(report) == 0);
+    else CHECK(ocicas_fsck_report_blobs_checked(report) >= ocicas_fsck_report_reachable(report));
+    ocicas_fsck_report_free(report);
     return is_sound;
 }
 
@@ -68,10 +72,11 @@ int main(void) {
     tag_image_with_diff_id("liar", "layer bytes", wrong);
     CHECK(sound(0));
     CHECK(!sound(OCICAS_FSCK_DEEP));
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck_ext(engine, OCICAS_FSCK_DEEP, &report));
-    CHECK(strstr(report, "\\\"liar\\\"") != NULL && strstr(report, wrong) != NULL);
-    ocicas_string_free(report);
+    const ocicas_string_list *problems = ocicas_fsck_report_problems(report);
+    CHECK(list_mentions(problems, "\"liar\"") && list_mentions(problems, wrong));
+    ocicas_fsck_report_free(report);
     CHECK_OK(ocicas_ref_delete(engine, "liar"));
 
     CASE("OCICAS_FSCK_NO_HASH hashes no blob: a layer changed in place passes it, not a full fsck");
@@ -83,8 +88,16 @@ int main(void) {
     replace_blob(layout, digest, "LAYER TO CHANGE");
     CHECK(sound(OCICAS_FSCK_NO_HASH) && !sound(0));
     replace_blob(layout, digest, content);
-    ocicas_string_free(digest);
     CHECK_OK(ocicas_ref_delete(engine, "changed"));
+
+    CASE("blobs no ref reaches are counted, and named in a sample");
+    report = NULL;
+    CHECK_OK(ocicas_fsck_ext(engine, OCICAS_FSCK_NO_HASH, &report));
+    const ocicas_string_list *sample = ocicas_fsck_report_unreachable_sample(report);
+    CHECK(ocicas_fsck_report_unreachable(report) >= 1 && ocicas_string_list_count(sample) >= 1);
+    CHECK(ocicas_string_list_count(sample) <= 10 && list_mentions(sample, digest));
+    ocicas_fsck_report_free(report);
+    ocicas_string_free(digest);
 
     CASE("unknown flags and NULL arguments are INVALID_ARGUMENT, and nothing is written");
     report = NULL;
@@ -96,12 +109,20 @@ int main(void) {
     CHECK_STATUS(ocicas_fsck(NULL, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK(report == NULL);
 
+    CASE("report accessors and free take NULL");
+    ocicas_fsck_report_free(NULL);
+    CHECK(!ocicas_fsck_report_sound(NULL) && ocicas_fsck_report_problems(NULL) == NULL);
+    CHECK(ocicas_fsck_report_notes(NULL) == NULL && ocicas_fsck_report_blobs_checked(NULL) == 0);
+    CHECK(ocicas_fsck_report_reachable(NULL) == 0 && ocicas_fsck_report_unreachable(NULL) == 0);
+    CHECK(ocicas_fsck_report_unreachable_sample(NULL) == NULL);
+
     CASE("a tag naming a blob as a manifest it is not is INVALID_IMAGE; as a layer it is not read");
     char not_a_manifest[256];
     put(MANIFEST_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", not_a_manifest, sizeof not_a_manifest);
     CHECK_STATUS(ocicas_ref_put(engine, "bad", not_a_manifest, true), OCICAS_ERR_INVALID_IMAGE);
     CHECK_MESSAGE("bad");
-    CHECK_STATUS(ocicas_ref_get(engine, "bad", &report), OCICAS_ERR_NOT_FOUND);
+    ocicas_descriptor *bad = NULL;
+    CHECK_STATUS(ocicas_ref_get(engine, "bad", &bad), OCICAS_ERR_NOT_FOUND);
     char as_layer[256];
     put(LAYER_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", as_layer, sizeof as_layer);
     CHECK_OK(ocicas_ref_put(engine, "blob", as_layer, false));

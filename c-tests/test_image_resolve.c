@@ -8,8 +8,8 @@
 #define DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 
 /* Stores an image over `base`'s layer whose config is for linux/`architecture` with a full
- * runtime config; returns its manifest's descriptor JSON (free with ocicas_string_free). */
-static char *store_image_for(ocicas_engine *engine, const ocicas_image *base, const char *architecture) {
+ * runtime config; returns its manifest's descriptor (free with ocicas_descriptor_free). */
+static ocicas_descriptor *store_image_for(ocicas_engine *engine, const ocicas_image *base, const char *architecture) {
     const ocicas_descriptor *layer = ocicas_image_layer(base, 0);
     char config[2048], manifest[2048];
     snprintf(config, sizeof config,
@@ -17,15 +17,18 @@ static char *store_image_for(ocicas_engine *engine, const ocicas_image *base, co
              "\"config\":{\"Env\":[\"PATH=/bin\",\"ARCH=%s\"],\"Cmd\":[\"/bin/sh\",\"-c\",\"true\"],"
              "\"Entrypoint\":null,\"WorkingDir\":\"/srv\",\"User\":\"1000:1000\",\"Labels\":{\"b\":\"2\",\"a\":\"1\"}}}",
              architecture, ocicas_image_diff_id(base, 0), architecture);
-    char *config_descriptor = NULL;
+    ocicas_descriptor *config_descriptor = NULL;
     CHECK_OK(ocicas_blob_put_json(engine, "application/vnd.oci.image.config.v1+json", config, &config_descriptor));
+    CHECK(strcmp(ocicas_descriptor_media_type(config_descriptor), "application/vnd.oci.image.config.v1+json") == 0);
+    char config_json[512];
+    descriptor_json(config_descriptor, config_json, sizeof config_json);
+    ocicas_descriptor_free(config_descriptor);
     snprintf(manifest, sizeof manifest,
              "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":%s,"
              "\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu}]}",
-             config_descriptor, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
+             config_json, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
              (unsigned long long)ocicas_descriptor_size(layer));
-    ocicas_string_free(config_descriptor);
-    char *descriptor = NULL;
+    ocicas_descriptor *descriptor = NULL;
     CHECK_OK(ocicas_blob_put_json(engine, "application/vnd.oci.image.manifest.v1+json", manifest, &descriptor));
     return descriptor;
 }
@@ -38,7 +41,10 @@ static void with_platform(char *out, size_t size, const char *descriptor, const 
 
 /* Tags `ref` as an index of `media_type` over the host image and a linux/riscv64 one. */
 static void tag_index(ocicas_engine *engine, const char *ref, const char *media_type, const ocicas_image *host) {
-    char *riscv = store_image_for(engine, host, "riscv64");
+    ocicas_descriptor *riscv = store_image_for(engine, host, "riscv64");
+    char riscv_json[512];
+    descriptor_json(riscv, riscv_json, sizeof riscv_json);
+    ocicas_descriptor_free(riscv);
     const ocicas_descriptor *host_manifest = ocicas_image_manifest(host);
     char host_entry[1024], riscv_entry[1024], index[4096];
     snprintf(host_entry, sizeof host_entry,
@@ -46,14 +52,15 @@ static void tag_index(ocicas_engine *engine, const char *ref, const char *media_
              ocicas_descriptor_media_type(host_manifest), ocicas_descriptor_digest(host_manifest),
              (unsigned long long)ocicas_descriptor_size(host_manifest), ocicas_image_os(host),
              ocicas_image_architecture(host));
-    with_platform(riscv_entry, sizeof riscv_entry, riscv, "linux", "riscv64");
+    with_platform(riscv_entry, sizeof riscv_entry, riscv_json, "linux", "riscv64");
     snprintf(index, sizeof index, "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[%s,%s]}", media_type,
              host_entry, riscv_entry);
-    char *descriptor = NULL;
+    ocicas_descriptor *descriptor = NULL;
     CHECK_OK(ocicas_blob_put_json(engine, media_type, index, &descriptor));
-    CHECK_OK(ocicas_ref_put(engine, ref, descriptor, false));
-    ocicas_string_free(descriptor);
-    ocicas_string_free(riscv);
+    char descriptor_text[512];
+    descriptor_json(descriptor, descriptor_text, sizeof descriptor_text);
+    ocicas_descriptor_free(descriptor);
+    CHECK_OK(ocicas_ref_put(engine, ref, descriptor_text, false));
 }
 
 static void check_strings(const ocicas_string_list *list, size_t count, const char *const *expected) {

@@ -14,13 +14,17 @@ static long file_size(const char *path) {
     return (long)st.st_size;
 }
 
-/* Whether `report` (fsck JSON) says the layout is sound. */
+/* Whether fsck finds the layout sound (and, when `needle` is not NULL, names it in a problem or
+ * note). */
 static int fsck_sound(ocicas_engine *engine, const char *needle) {
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck(engine, &report));
-    int sound = strstr(report, "\"sound\":true") != NULL;
-    if (needle) CHECK(strstr(report, needle) != NULL);
-    ocicas_string_free(report);
+    int sound = ocicas_fsck_report_sound(report);
+    if (needle) {
+        CHECK(list_mentions(ocicas_fsck_report_problems(report), needle) ||
+              list_mentions(ocicas_fsck_report_notes(report), needle));
+    }
+    ocicas_fsck_report_free(report);
     return sound;
 }
 
@@ -83,10 +87,10 @@ int main(void) {
     char index_path[4400];
     snprintf(index_path, sizeof index_path, "%s/index.json", layout);
     long index_size = file_size(index_path);
-    char *ref = NULL;
+    ocicas_descriptor *ref = NULL;
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_JSON_SIZE, (uint64_t)index_size));
     CHECK_OK(ocicas_ref_get(engine, "example/app:1.0", &ref));
-    ocicas_string_free(ref);
+    ocicas_descriptor_free(ref);
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_JSON_SIZE, (uint64_t)index_size - 1));
     ref = NULL;
     CHECK_STATUS(ocicas_ref_get(engine, "example/app:1.0", &ref), OCICAS_ERR_TOO_LARGE);

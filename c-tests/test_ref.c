@@ -13,9 +13,10 @@ struct names {
     int stop_after;
 };
 
-static int collect(const char *name, const char *descriptor_json, void *user_data) {
+static int collect(const char *name, const ocicas_descriptor *descriptor, void *user_data) {
     struct names *n = user_data;
-    CHECK(strstr(descriptor_json, "\"digest\"") != NULL);
+    CHECK(strncmp(ocicas_descriptor_digest(descriptor), "sha256:", 7) == 0 && ocicas_descriptor_size(descriptor) > 0);
+    CHECK(strcmp(key_value(ocicas_descriptor_annotations(descriptor), "org.opencontainers.image.ref.name"), name) == 0);
     snprintf(n->name[n->count++], sizeof n->name[0], "%s", name);
     return n->stop_after && n->count >= n->stop_after;
 }
@@ -66,11 +67,47 @@ int main(void) {
     CHECK_STATUS(ocicas_ref_put(engine, "v1", second, false), OCICAS_ERR_CLOBBER);
     CHECK_MESSAGE("v1");
     CHECK_OK(ocicas_ref_put(engine, "v1", second, true));
-    char *got = NULL;
+    ocicas_descriptor *got = NULL;
     CHECK_OK(ocicas_ref_get(engine, "v1", &got));
-    CHECK(strncmp(strstr(got, "sha256:"), strstr(second, "sha256:"), 71) == 0);
-    CHECK(strstr(got, "\"org.opencontainers.image.ref.name\":\"v1\"") != NULL);
-    ocicas_string_free(got);
+    CHECK(strncmp(ocicas_descriptor_digest(got), strstr(second, "sha256:"), 71) == 0);
+    CHECK(strcmp(ocicas_descriptor_media_type(got), "application/vnd.example.thing+json") == 0);
+    CHECK(ocicas_descriptor_size(got) == strlen("{\"manifest\":2}"));
+    CHECK(ocicas_key_value_list_count(ocicas_descriptor_annotations(got)) == 1);
+    CHECK(strcmp(key_value(ocicas_descriptor_annotations(got), "org.opencontainers.image.ref.name"), "v1") == 0);
+    CHECK(ocicas_string_list_count(ocicas_descriptor_urls(got)) == 0 && ocicas_descriptor_artifact_type(got) == NULL);
+    CHECK(ocicas_descriptor_data(got) == NULL && ocicas_descriptor_platform_os(got) == NULL);
+    CHECK(ocicas_descriptor_platform_os_features(got) == NULL && ocicas_descriptor_platform_os_version(got) == NULL);
+    ocicas_descriptor_free(got);
+
+    CASE("every field of a descriptor reads back through its accessors");
+    char full[2048];
+    snprintf(full, sizeof full,
+             "%.*s,\"urls\":[\"https://example.com/a\",\"https://example.com/b\"],\"artifactType\":\"application/x-thing\","
+             "\"data\":\"eyJtYW5pZmVzdCI6MX0=\",\"annotations\":{\"k\":\"v\"},\"platform\":{\"os\":\"windows\","
+             "\"architecture\":\"amd64\",\"os.version\":\"10.0.17763.1\",\"os.features\":[\"win32k\"],\"variant\":\"v3\"}}",
+             (int)(strlen(first) - 1), first);
+    CHECK_OK(ocicas_ref_put(engine, "full", full, false));
+    got = NULL;
+    CHECK_OK(ocicas_ref_get(engine, "full", &got));
+    const ocicas_string_list *urls = ocicas_descriptor_urls(got);
+    CHECK(ocicas_string_list_count(urls) == 2 && strcmp(ocicas_string_list_get(urls, 1), "https://example.com/b") == 0);
+    CHECK(strcmp(ocicas_descriptor_artifact_type(got), "application/x-thing") == 0);
+    CHECK(strcmp(ocicas_descriptor_data(got), "eyJtYW5pZmVzdCI6MX0=") == 0);
+    CHECK(strcmp(key_value(ocicas_descriptor_annotations(got), "k"), "v") == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_os(got), "windows") == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_architecture(got), "amd64") == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_variant(got), "v3") == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_os_version(got), "10.0.17763.1") == 0);
+    const ocicas_string_list *features = ocicas_descriptor_platform_os_features(got);
+    CHECK(ocicas_string_list_count(features) == 1 && strcmp(ocicas_string_list_get(features, 0), "win32k") == 0);
+    ocicas_descriptor_free(got);
+    CHECK_OK(ocicas_ref_delete(engine, "full"));
+
+    CASE("descriptor accessors and free take NULL");
+    ocicas_descriptor_free(NULL);
+    CHECK(ocicas_descriptor_urls(NULL) == NULL && ocicas_descriptor_artifact_type(NULL) == NULL);
+    CHECK(ocicas_descriptor_data(NULL) == NULL && ocicas_descriptor_platform_os_version(NULL) == NULL);
+    CHECK(ocicas_descriptor_platform_os_features(NULL) == NULL && ocicas_descriptor_digest(NULL) == NULL);
 
     CASE("unknown fields of index.json survive a put");
     char index_path[4300];
@@ -106,8 +143,14 @@ int main(void) {
     CHECK_STATUS(ocicas_ref_put(engine, "j", NULL, false), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("get of an unknown ref is NOT_FOUND; delete is idempotent");
+    got = NULL;
     CHECK_STATUS(ocicas_ref_get(engine, "nope", &got), OCICAS_ERR_NOT_FOUND);
     CHECK_MESSAGE("nope");
+    CHECK(got == NULL);
+    CHECK_STATUS(ocicas_ref_get(NULL, "v1", &got), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_get(engine, NULL, &got), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_get(engine, "v1", NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(got == NULL);
     CHECK_OK(ocicas_ref_put(engine, "temp", first, false));
     CHECK_OK(ocicas_ref_delete(engine, "temp"));
     CHECK_OK(ocicas_ref_delete(engine, "temp"));
@@ -122,6 +165,7 @@ int main(void) {
     CHECK_OK(ocicas_ref_list(engine, collect, &one));
     CHECK(one.count == 1);
     CHECK_STATUS(ocicas_ref_list(engine, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_list(NULL, collect, &all), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("two threads tagging at once lose no update");
     shared_descriptor = first;
@@ -133,17 +177,18 @@ int main(void) {
         char name[64];
         snprintf(name, sizeof name, "left-%d", i);
         CHECK_OK(ocicas_ref_get(engine, name, &got));
-        ocicas_string_free(got);
+        ocicas_descriptor_free(got);
         snprintf(name, sizeof name, "right-%d", i);
         CHECK_OK(ocicas_ref_get(engine, name, &got));
-        ocicas_string_free(got);
+        ocicas_descriptor_free(got);
     }
 
     CASE("fsck reports a sound layout");
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck(engine, &report));
-    CHECK(strstr(report, "\"sound\":true") != NULL);
-    ocicas_string_free(report);
+    CHECK(ocicas_fsck_report_sound(report) && ocicas_fsck_report_reachable(report) == 2);
+    CHECK(ocicas_fsck_report_blobs_checked(report) == 2);
+    ocicas_fsck_report_free(report);
     CHECK_STATUS(ocicas_fsck(engine, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
     ocicas_engine_close(engine);

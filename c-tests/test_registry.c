@@ -136,13 +136,12 @@ int main(void) {
     CHECK_OK(ocicas_registry_pull(other, target, NULL, &options, &report));
     CHECK(json_number(report, "transferred") == 3);
     ocicas_string_free(report);
-    char *pulled = NULL, *original = NULL;
+    ocicas_descriptor *pulled = NULL, *original = NULL;
     CHECK_OK(ocicas_ref_get(other, "v1", &pulled));
     CHECK_OK(ocicas_ref_get(engine, "hello", &original));
-    const char *pulled_digest = strstr(pulled, "sha256:"), *original_digest = strstr(original, "sha256:");
-    CHECK(pulled_digest != NULL && original_digest != NULL && strncmp(pulled_digest, original_digest, 71) == 0);
-    ocicas_string_free(pulled);
-    ocicas_string_free(original);
+    CHECK(strcmp(ocicas_descriptor_digest(pulled), ocicas_descriptor_digest(original)) == 0);
+    ocicas_descriptor_free(pulled);
+    ocicas_descriptor_free(original);
     CHECK_OK(ocicas_registry_pull(other, target, "again", &options, &report));
     CHECK(json_number(report, "bytes") == 0 && json_number(report, "transferred") == 0);
     ocicas_string_free(report);
@@ -163,7 +162,7 @@ int main(void) {
     CHECK_MESSAGE("missing");
     snprintf(target, sizeof target, "%s/c%d/nothing-here:v1", registry, (int)getpid());
     CHECK_STATUS(ocicas_registry_pull(other, target, "missing", &options, &report), OCICAS_ERR_NOT_FOUND);
-    char *none = NULL;
+    ocicas_descriptor *none = NULL;
     CHECK_STATUS(ocicas_ref_get(other, "missing", &none), OCICAS_ERR_NOT_FOUND);
     snprintf(target, sizeof target, "%s/c%d/hello@sha256:%064d", registry, (int)getpid(), 0);
     CHECK_STATUS(ocicas_registry_pull(other, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
@@ -235,7 +234,7 @@ int main(void) {
         int blobs = 0;
         CHECK_OK(ocicas_blob_list(third, count_blob, &blobs));
         CHECK(blobs == 0);
-        char *none_pulled = NULL;
+        ocicas_descriptor *none_pulled = NULL;
         CHECK_STATUS(ocicas_ref_get(third, "v1", &none_pulled), OCICAS_ERR_NOT_FOUND);
         options.cancel = NULL;
         ocicas_cancel_free(cancel);

@@ -54,12 +54,36 @@ static inline long json_number(const char *report, const char *name) {
     return strtol(at + strlen(key), NULL, 10);
 }
 
+/* `descriptor`'s media type, digest and size as descriptor JSON, as ocicas_ref_put takes it. */
+static inline void descriptor_json(const ocicas_descriptor *descriptor, char *out, size_t size) {
+    snprintf(out, size, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu}",
+             ocicas_descriptor_media_type(descriptor), ocicas_descriptor_digest(descriptor),
+             (unsigned long long)ocicas_descriptor_size(descriptor));
+}
+
+/* The value of `key` in `list`, or NULL. */
+static inline const char *key_value(const ocicas_key_value_list *list, const char *key) {
+    for (size_t i = 0; i < ocicas_key_value_list_count(list); i++) {
+        if (strcmp(ocicas_key_value_list_key(list, i), key) == 0) return ocicas_key_value_list_value(list, i);
+    }
+    return NULL;
+}
+
+/* Whether an item of `list` contains `needle`. */
+static inline int list_mentions(const ocicas_string_list *list, const char *needle) {
+    for (size_t i = 0; i < ocicas_string_list_count(list); i++) {
+        if (strstr(ocicas_string_list_get(list, i), needle) != NULL) return 1;
+    }
+    return 0;
+}
+
 /* Whether fsck finds the layout sound. */
 static inline int fsck_is_sound(ocicas_engine *engine) {
-    char *report = NULL;
+    ocicas_fsck_report *report = NULL;
     CHECK_OK(ocicas_fsck(engine, &report));
-    int sound = strstr(report, "\"sound\":true") != NULL;
-    ocicas_string_free(report);
+    int sound = ocicas_fsck_report_sound(report);
+    CHECK(sound == (ocicas_string_list_count(ocicas_fsck_report_problems(report)) == 0));
+    ocicas_fsck_report_free(report);
     return sound;
 }
 

@@ -3,16 +3,36 @@
 
 #define HELLO_WORLD "sha256:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
 
-static int count_cb(const char *json, void *user_data) {
-    (void)json;
+/* Counts the ingests listed and checks that each status reads whole during the call. */
+static int count_ingests_cb(const ocicas_ingest_status *status, void *user_data) {
+    CHECK(strncmp(ocicas_ingest_status_ref(status), "ref-", 4) == 0);
+    CHECK(ocicas_ingest_status_started_at(status) > 0);
+    CHECK(ocicas_ingest_status_updated_at(status) >= ocicas_ingest_status_started_at(status));
     (*(int *)user_data)++;
     return 0;
 }
 
-static int stop_cb(const char *json, void *user_data) {
-    (void)json;
+/* Counts the blobs walked and checks that each info reads whole during the call. */
+static int count_blobs_cb(const ocicas_blob_info *info, void *user_data) {
+    CHECK(strncmp(ocicas_blob_info_digest(info), "sha256:", 7) == 0);
+    CHECK(ocicas_blob_info_created_at(info) > 0 && ocicas_blob_info_labels(info) != NULL);
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static int stop_blobs_cb(const ocicas_blob_info *info, void *user_data) {
+    (void)info;
     (*(int *)user_data)++;
     return 1;
+}
+
+/* The value of label `key`, or NULL. */
+static const char *label(const ocicas_blob_info *info, const char *key) {
+    const ocicas_key_value_list *labels = ocicas_blob_info_labels(info);
+    for (size_t i = 0; i < ocicas_key_value_list_count(labels); i++) {
+        if (strcmp(ocicas_key_value_list_key(labels, i), key) == 0) return ocicas_key_value_list_value(labels, i);
+    }
+    return NULL;
 }
 
 int main(void) {
@@ -31,10 +51,18 @@ int main(void) {
     CASE("write, status, digest, close keeps the ingest, reopen resumes");
     CHECK_OK(ocicas_writer_open(engine, "ref-1", 11, HELLO_WORLD, &writer));
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"hello ", 6));
-    CHECK_OK(ocicas_writer_status(writer, &text));
-    CHECK(strstr(text, "\"ref\":\"ref-1\"") && strstr(text, "\"offset\":6") && strstr(text, "\"total\":11"));
-    CHECK(strstr(text, HELLO_WORLD) != NULL && strstr(text, "\"startedAt\"") != NULL);
-    ocicas_string_free(text);
+    ocicas_ingest_status *status = NULL;
+    CHECK_OK(ocicas_writer_status(writer, &status));
+    CHECK(strcmp(ocicas_ingest_status_ref(status), "ref-1") == 0 && ocicas_ingest_status_offset(status) == 6);
+    CHECK(ocicas_ingest_status_total(status) == 11 && strcmp(ocicas_ingest_status_expected(status), HELLO_WORLD) == 0);
+    /* Nanoseconds since the epoch: after 2020, and updated never before started. */
+    int64_t started = ocicas_ingest_status_started_at(status);
+    CHECK(started > INT64_C(1577836800) * 1000000000 && ocicas_ingest_status_updated_at(status) >= started);
+    ocicas_ingest_status_free(status);
+    CHECK_STATUS(ocicas_writer_status(writer, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    status = NULL;
+    CHECK_STATUS(ocicas_writer_status(NULL, &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(status == NULL);
     CHECK_OK(ocicas_writer_digest(writer, &text));
     CHECK(strncmp(text, "sha256:", 7) == 0);
     ocicas_string_free(text);
@@ -43,9 +71,15 @@ int main(void) {
     CHECK_MESSAGE("ref-1");
     CHECK_STATUS(ocicas_ingest_abort(engine, "ref-1"), OCICAS_ERR_LOCKED);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_OK(ocicas_ingest_status(engine, "ref-1", &text));
-    CHECK(strstr(text, "\"offset\":6") != NULL);
-    ocicas_string_free(text);
+    CHECK_OK(ocicas_ingest_status_get(engine, "ref-1", &status));
+    CHECK(strcmp(ocicas_ingest_status_ref(status), "ref-1") == 0 && ocicas_ingest_status_offset(status) == 6);
+    CHECK(ocicas_ingest_status_total(status) == 11 && ocicas_ingest_status_started_at(status) == started);
+    ocicas_ingest_status_free(status);
+    status = NULL;
+    CHECK_STATUS(ocicas_ingest_status_get(NULL, "ref-1", &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, NULL, &status), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-1", NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(status == NULL);
     CHECK_STATUS(ocicas_writer_open(engine, "ref-1", 12, NULL, &writer), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_writer_open(engine, "ref-1", 11, NULL, &writer));
 
@@ -70,7 +104,8 @@ int main(void) {
     CHECK_STATUS(ocicas_writer_write(writer, (const uint8_t *)"x", 1), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_writer_commit(writer, OCICAS_SIZE_UNKNOWN, NULL, NULL, &text), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_STATUS(ocicas_ingest_status(engine, "ref-1", &text), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-1", &status), OCICAS_ERR_NOT_FOUND);
+    CHECK(status == NULL);
 
     CASE("an expected digest already stored is ALREADY_EXISTS at open");
     CHECK_STATUS(ocicas_writer_open(engine, "ref-2", 11, HELLO_WORLD, &writer), OCICAS_ERR_ALREADY_EXISTS);
@@ -80,7 +115,7 @@ int main(void) {
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"hello world", 11));
     CHECK_STATUS(ocicas_writer_commit(writer, OCICAS_SIZE_UNKNOWN, NULL, NULL, &text), OCICAS_ERR_ALREADY_EXISTS);
     CHECK_OK(ocicas_writer_close(writer));
-    CHECK_STATUS(ocicas_ingest_status(engine, "ref-3", &text), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_ingest_status_get(engine, "ref-3", &status), OCICAS_ERR_NOT_FOUND);
 
     CASE("truncate(0) restarts; other sizes are NOT_IMPLEMENTED");
     CHECK_OK(ocicas_writer_open(engine, "ref-4", OCICAS_SIZE_UNKNOWN, NULL, &writer));
@@ -88,41 +123,63 @@ int main(void) {
     CHECK_STATUS(ocicas_writer_truncate(writer, 3), OCICAS_ERR_NOT_IMPLEMENTED);
     CHECK_OK(ocicas_writer_truncate(writer, 0));
     CHECK_OK(ocicas_writer_write(writer, (const uint8_t *)"fresh", 5));
-    CHECK_OK(ocicas_writer_status(writer, &text));
-    CHECK(strstr(text, "\"offset\":5") != NULL);
-    ocicas_string_free(text);
+    CHECK_OK(ocicas_writer_status(writer, &status));
+    CHECK(ocicas_ingest_status_offset(status) == 5);
+    CHECK(ocicas_ingest_status_total(status) == OCICAS_SIZE_UNKNOWN && ocicas_ingest_status_expected(status) == NULL);
+    ocicas_ingest_status_free(status);
     CHECK_OK(ocicas_writer_close(writer));
 
     CASE("ingest list with filters, abort");
     int count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, NULL, 0, count_ingests_cb, &count));
     CHECK(count == 1);
+    CHECK_STATUS(ocicas_ingest_list(NULL, NULL, 0, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
     const char *filters[] = {"ref==ref-4"};
     count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, filters, 1, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, filters, 1, count_ingests_cb, &count));
     CHECK(count == 1);
     const char *no_match[] = {"ref~=^other"};
     count = 0;
-    CHECK_OK(ocicas_ingest_list(engine, no_match, 1, count_cb, &count));
+    CHECK_OK(ocicas_ingest_list(engine, no_match, 1, count_ingests_cb, &count));
     CHECK(count == 0);
     const char *bad_filter[] = {"ref=="};
-    CHECK_STATUS(ocicas_ingest_list(engine, bad_filter, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_ingest_list(engine, NULL, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_list(engine, bad_filter, 1, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ingest_list(engine, NULL, 1, count_ingests_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_ingest_list(engine, NULL, 0, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_ingest_abort(engine, "ref-4"));
     CHECK_STATUS(ocicas_ingest_abort(engine, "ref-4"), OCICAS_ERR_NOT_FOUND);
 
+    CASE("ingest status accessors and free take NULL");
+    ocicas_ingest_status_free(NULL);
+    CHECK(ocicas_ingest_status_ref(NULL) == NULL && ocicas_ingest_status_offset(NULL) == 0);
+    CHECK(ocicas_ingest_status_total(NULL) == OCICAS_SIZE_UNKNOWN && ocicas_ingest_status_expected(NULL) == NULL);
+    CHECK(ocicas_ingest_status_started_at(NULL) == 0 && ocicas_ingest_status_updated_at(NULL) == 0);
+
     CASE("blob info and label updates by containerd's field paths");
-    CHECK_OK(ocicas_blob_info(engine, HELLO_WORLD, &text));
-    CHECK(strstr(text, "\"size\":11") && strstr(text, "\"team\":\"storage\"") && strstr(text, "\"createdAt\""));
-    ocicas_string_free(text);
+    ocicas_blob_info *info = NULL;
+    CHECK_OK(ocicas_blob_info_get(engine, HELLO_WORLD, &info));
+    CHECK(strcmp(ocicas_blob_info_digest(info), HELLO_WORLD) == 0 && ocicas_blob_info_size(info) == 11);
+    CHECK(ocicas_key_value_list_count(ocicas_blob_info_labels(info)) == 1);
+    CHECK(strcmp(label(info, "team"), "storage") == 0);
+    /* Nanoseconds since the epoch: after 2020, and updated never before created. */
+    int64_t created = ocicas_blob_info_created_at(info);
+    CHECK(created > INT64_C(1577836800) * 1000000000 && ocicas_blob_info_updated_at(info) >= created);
+    ocicas_blob_info_free(info);
     const char *one_key[] = {"labels.env"};
-    CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, "{\"env\":\"prod\",\"ignored\":\"x\"}", one_key, 1, &text));
-    CHECK(strstr(text, "\"env\":\"prod\"") && strstr(text, "\"team\":\"storage\"") && !strstr(text, "ignored"));
-    ocicas_string_free(text);
+    info = NULL;
+    CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, "{\"env\":\"prod\",\"ignored\":\"x\"}", one_key, 1, &info));
+    CHECK(strcmp(label(info, "env"), "prod") == 0 && strcmp(label(info, "team"), "storage") == 0);
+    CHECK(label(info, "ignored") == NULL && ocicas_key_value_list_count(ocicas_blob_info_labels(info)) == 2);
+    CHECK(ocicas_blob_info_created_at(info) == created && ocicas_blob_info_updated_at(info) >= created);
+    ocicas_blob_info_free(info);
     CHECK_OK(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, one_key, 1, NULL));
     const char *other_field[] = {"size"};
-    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, other_field, 1, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    info = NULL;
+    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, NULL, other_field, 1, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, "[1]", NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_update_labels(NULL, HELLO_WORLD, NULL, NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, NULL, NULL, NULL, 0, NULL), OCICAS_ERR_INVALID_ARGUMENT);
     char big[5000];
     memset(big, 'v', sizeof big);
     snprintf(big, 20, "{\"k\":\"");
@@ -130,28 +187,44 @@ int main(void) {
     snprintf(big + 4206, 10, "\"}");
     CHECK_STATUS(ocicas_blob_update_labels(engine, HELLO_WORLD, big, NULL, 0, NULL), OCICAS_ERR_TOO_LARGE);
     CHECK_MESSAGE("4096");
-    CHECK_STATUS(ocicas_blob_info(engine, "sha256:0000000000000000000000000000000000000000000000000000000000000000", &text),
-                 OCICAS_ERR_NOT_FOUND);
+    const char *absent = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK_STATUS(ocicas_blob_info_get(engine, absent, &info), OCICAS_ERR_NOT_FOUND);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_update_labels(engine, absent, NULL, NULL, 0, &info), OCICAS_ERR_NOT_FOUND);
+    CHECK(info == NULL);
+    CHECK_STATUS(ocicas_blob_info_get(engine, "sha256:xyz", &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(NULL, HELLO_WORLD, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(engine, NULL, &info), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_info_get(engine, HELLO_WORLD, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(info == NULL);
+
+    CASE("blob info accessors and free take NULL");
+    ocicas_blob_info_free(NULL);
+    CHECK(ocicas_blob_info_digest(NULL) == NULL && ocicas_blob_info_size(NULL) == 0);
+    CHECK(ocicas_blob_info_created_at(NULL) == 0 && ocicas_blob_info_updated_at(NULL) == 0);
+    CHECK(ocicas_blob_info_labels(NULL) == NULL);
 
     CASE("walk with filters: AND within one, OR across several");
     CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)"other", 5, &text));
     ocicas_string_free(text);
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, count_blobs_cb, &count));
     CHECK(count == 2);
     const char *by_label[] = {"labels.team==storage,size==11"};
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, by_label, 1, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, by_label, 1, count_blobs_cb, &count));
     CHECK(count == 1);
     const char *either[] = {"size==5", "labels.team"};
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, either, 2, count_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, either, 2, count_blobs_cb, &count));
     CHECK(count == 2);
     count = 0;
-    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, stop_cb, &count));
+    CHECK_OK(ocicas_blob_walk(engine, NULL, 0, stop_blobs_cb, &count));
     CHECK(count == 1);
     const char *bad_regex[] = {"digest~=("};
-    CHECK_STATUS(ocicas_blob_walk(engine, bad_regex, 1, count_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(engine, bad_regex, 1, count_blobs_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(engine, NULL, 0, NULL, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_blob_walk(NULL, NULL, 0, count_blobs_cb, &count), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("sha512 ingests commit and verify");
     const char *abc512 =

@@ -12,8 +12,15 @@
  *   Strings returned through char ** are freed with ocicas_string_free; byte buffers with
  *   ocicas_bytes_free.
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
- *   OCICAS_ERR_INVALID_ARGUMENT. Descriptors and reports are JSON strings, except those of
- *   an image resolved with ocicas_image_resolve, which are typed values read with accessors.
+ *   OCICAS_ERR_INVALID_ARGUMENT.
+ * - Structured results are typed values read with accessors (an image resolved with
+ *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
+ *   ocicas_descriptor of a ref or of a stored JSON document, an ocicas_fsck_report), each
+ *   with its own *_free; values passed to a callback are borrowed for the call only. Times
+ *   are int64_t nanoseconds since the Unix epoch. The GC, transfer and import reports,
+ *   archive items, leases, the manifest descriptor of ocicas_image_append and the layer of
+ *   ocicas_layer_stream_finish are still JSON strings, and descriptors and labels given to
+ *   ocicas are JSON too.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -186,7 +193,7 @@
 /**
  * `ocicas_fsck_ext` flag: check the structure only (the graph, and each reachable blob's
  * presence and size) and hash no blob: a blob whose bytes were changed in place is not found.
- * `blobsChecked` is then 0.
+ * `ocicas_fsck_report_blobs_checked` is then 0.
  */
 #define OCICAS_FSCK_NO_HASH 2
 
@@ -335,6 +342,14 @@ typedef struct ocicas_archive_reader ocicas_archive_reader;
 typedef struct ocicas_archive_writer ocicas_archive_writer;
 
 /**
+ * What the store knows of one blob: digest, size, times and labels, read with the
+ * `ocicas_blob_info_*` accessors. `created_at` is when the blob was first stored (storing it
+ * again does not move it); `updated_at` is its last label change, never before `created_at`,
+ * as in containerd. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_blob_info ocicas_blob_info;
+
+/**
  * A cancellation flag. Give it to push, pull, push-layer, GC, archive import and export, and
  * layer streams; `ocicas_cancel_request` makes each of them stop at its next check (between
  * chunks, blobs, requests and phases) with `OCICAS_ERR_CANCELLED`, storing no partial blob (a
@@ -344,8 +359,11 @@ typedef struct ocicas_archive_writer ocicas_archive_writer;
 typedef struct ocicas_cancel ocicas_cancel;
 
 /**
- * An OCI descriptor: media type, digest, size, annotations and, for an index entry, a
- * platform. Owned by the value it came from (an `ocicas_image`).
+ * An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
+ * data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
+ * owned by its value; one returned through an out argument (`ocicas_ref_get`,
+ * `ocicas_blob_put_json`) is freed with `ocicas_descriptor_free`. Immutable: any number of
+ * threads may read one at once.
  */
 typedef struct ocicas_descriptor ocicas_descriptor;
 
@@ -360,12 +378,26 @@ typedef struct ocicas_digester ocicas_digester;
 typedef struct ocicas_engine ocicas_engine;
 
 /**
+ * What `ocicas_fsck_ext` found. Problems are not an error: `ocicas_fsck_report_sound` is
+ * false and the problems say why; each problem and note names the blob and the path of
+ * descriptors to it. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_fsck_report ocicas_fsck_report;
+
+/**
  * An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
  * descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
  * returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
  * of threads may read one at once.
  */
 typedef struct ocicas_image ocicas_image;
+
+/**
+ * The state of one ingest, read with the `ocicas_ingest_status_*` accessors: its ref, the
+ * bytes written so far, the expected size and digest when given, and when it started and was
+ * last written. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_ingest_status ocicas_ingest_status;
 
 /**
  * A list of key/value pairs in key order (annotations, labels), owned by the value it came
@@ -392,7 +424,8 @@ typedef struct ocicas_layer_stream ocicas_layer_stream;
 typedef struct ocicas_reader ocicas_reader;
 
 /**
- * A list of strings (an image's Env, Cmd, Entrypoint), owned by the value it came from.
+ * A list of strings (an image's Env, Cmd, Entrypoint, a descriptor's URLs), owned by the
+ * value it came from.
  */
 typedef struct ocicas_string_list ocicas_string_list;
 
@@ -416,22 +449,24 @@ typedef struct ocicas_blob_input {
 typedef int (*ocicas_blob_list_cb)(const char *digest, void *user_data);
 
 /**
- * Called once per blob by `ocicas_blob_walk` with its info JSON (valid only during the call).
- * Return 0 to go on, non-zero to stop.
+ * Called once per blob by `ocicas_blob_walk` with its info, borrowed for the call only (copy
+ * what you keep). Return 0 to go on, non-zero to stop.
  */
-typedef int (*ocicas_blob_walk_cb)(const char *info_json, void *user_data);
+typedef int (*ocicas_blob_walk_cb)(const struct ocicas_blob_info *info, void *user_data);
 
 /**
- * Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
- * only during the call). Return 0 to go on, non-zero to stop listing.
+ * Called once per reference by `ocicas_ref_list` with its name and descriptor, both borrowed
+ * for the call only (copy what you keep). Return 0 to go on, non-zero to stop listing.
  */
-typedef int (*ocicas_ref_list_cb)(const char *name, const char *descriptor_json, void *user_data);
+typedef int (*ocicas_ref_list_cb)(const char *name,
+                                  const struct ocicas_descriptor *descriptor,
+                                  void *user_data);
 
 /**
- * Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
- * call). Return 0 to go on, non-zero to stop.
+ * Called once per ingest by `ocicas_ingest_list` with its status, borrowed for the call only
+ * (copy what you keep). Return 0 to go on, non-zero to stop.
  */
-typedef int (*ocicas_ingest_list_cb)(const char *status_json, void *user_data);
+typedef int (*ocicas_ingest_list_cb)(const struct ocicas_ingest_status *status, void *user_data);
 
 /**
  * Options of a layer stream. Fill with `ocicas_layer_options_init(&options,
@@ -796,17 +831,18 @@ ocicas_status ocicas_blob_put_many(const struct ocicas_engine *engine,
 
 /**
  * Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
- * equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
- * (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
- * `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+ * equal documents always get equal digests. `*out_descriptor` receives its descriptor (media
+ * type, digest, size), to free with `ocicas_descriptor_free`.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or when `json` is not valid JSON.
  *
  * Preconditions:
- * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+ * `engine` is a live engine; `media_type` and `json` are NUL-terminated strings;
+ * `out_descriptor` writable.
  */
 ocicas_status ocicas_blob_put_json(const struct ocicas_engine *engine,
                                    const char *media_type,
                                    const char *json,
-                                   char **out_descriptor);
+                                   struct ocicas_descriptor **out_descriptor);
 
 /**
  * Opens the blob `digest` for random access; `*out_reader` receives a handle to free with
@@ -894,26 +930,80 @@ ocicas_status ocicas_blob_list(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
- * The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
- * `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
- * `createdAt` is when the blob was first stored (storing it again does not move it);
- * `updatedAt` is its last label change, never before `createdAt`, as in containerd.
- * `OCICAS_ERR_NOT_FOUND` when absent.
+ * The info of the blob `digest` in `*out_info`, to free with `ocicas_blob_info_free`.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a malformed digest;
+ * `OCICAS_ERR_NOT_FOUND` when the blob is not stored.
  *
  * Preconditions:
  * `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
  */
-ocicas_status ocicas_blob_info(const struct ocicas_engine *engine,
-                               const char *digest,
-                               char **out_info);
+ocicas_status ocicas_blob_info_get(const struct ocicas_engine *engine,
+                                   const char *digest,
+                                   struct ocicas_blob_info **out_info);
+
+/**
+ * Frees a blob info and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `info` is NULL or an info returned through `out_info`, not freed before, that no other
+ * thread reads during the call (never one passed to an `ocicas_blob_walk` callback).
+ */
+void ocicas_blob_info_free(struct ocicas_blob_info *info);
+
+/**
+ * The blob's digest ("sha256:<hex>"). NULL for a NULL info.
+ *
+ * Preconditions:
+ * `info` is NULL or a live info (one from `ocicas_blob_info_get` or
+ * `ocicas_blob_update_labels` not freed yet, or the one an `ocicas_blob_walk` callback is
+ * running with).
+ */
+const char *ocicas_blob_info_digest(const struct ocicas_blob_info *info);
+
+/**
+ * The blob's size in bytes. 0 for a NULL info.
+ *
+ * Preconditions:
+ * As `ocicas_blob_info_digest`.
+ */
+uint64_t ocicas_blob_info_size(const struct ocicas_blob_info *info);
+
+/**
+ * When the blob was first stored, in nanoseconds since the Unix epoch (saturated to the
+ * range of `int64_t`). 0 for a NULL info.
+ *
+ * Preconditions:
+ * As `ocicas_blob_info_digest`.
+ */
+int64_t ocicas_blob_info_created_at(const struct ocicas_blob_info *info);
+
+/**
+ * When the blob's labels last changed (its creation when they never did), in nanoseconds
+ * since the Unix epoch, never before `ocicas_blob_info_created_at`. 0 for a NULL info.
+ *
+ * Preconditions:
+ * As `ocicas_blob_info_digest`.
+ */
+int64_t ocicas_blob_info_updated_at(const struct ocicas_blob_info *info);
+
+/**
+ * The blob's labels in key order (empty when none), owned by the info. NULL for a NULL
+ * info.
+ *
+ * Preconditions:
+ * As `ocicas_blob_info_digest`.
+ */
+const struct ocicas_key_value_list *ocicas_blob_info_labels(const struct ocicas_blob_info *info);
 
 /**
  * Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
  * `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
  * `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
  * path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
- * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
- * receives the updated info JSON unless `out_info` is NULL.
+ * set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`; a blob not stored is
+ * `OCICAS_ERR_NOT_FOUND`. `*out_info` receives the updated info, to free with
+ * `ocicas_blob_info_free`, unless `out_info` is NULL.
  *
  * Preconditions:
  * `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
@@ -924,10 +1014,10 @@ ocicas_status ocicas_blob_update_labels(const struct ocicas_engine *engine,
                                         const char *labels_json,
                                         const char *const *field_paths,
                                         size_t n_field_paths,
-                                        char **out_info);
+                                        struct ocicas_blob_info **out_info);
 
 /**
- * Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+ * Calls `callback` with the info of every blob matching the filters (containerd syntax
  * over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
  * `n_filters` strings may match; none matches all), in digest order.
  * `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
@@ -961,15 +1051,16 @@ ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
                              bool force);
 
 /**
- * The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
- * `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
+ * The descriptor reference `name` points at (the index.json entry, its annotations included)
+ * in `*out_descriptor`, to free with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT`
+ * for a NULL argument; `OCICAS_ERR_NOT_FOUND` when there is no such reference.
  *
  * Preconditions:
  * `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
  */
 ocicas_status ocicas_ref_get(const struct ocicas_engine *engine,
                              const char *name,
-                             char **out_descriptor);
+                             struct ocicas_descriptor **out_descriptor);
 
 /**
  * Removes reference `name`; removing an absent reference is `OCICAS_OK`.
@@ -981,6 +1072,7 @@ ocicas_status ocicas_ref_delete(const struct ocicas_engine *engine, const char *
 
 /**
  * Calls `callback` once per reference in index.json order, with `user_data` passed through.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine` or `callback`.
  *
  * Preconditions:
  * `engine` is a live engine; `callback` is a valid function.
@@ -1017,12 +1109,14 @@ ocicas_status ocicas_writer_open(const struct ocicas_engine *engine,
 ocicas_status ocicas_writer_write(struct ocicas_writer *writer, const uint8_t *data, size_t len);
 
 /**
- * The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+ * The writer's status in `*out_status`, to free with `ocicas_ingest_status_free`.
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument.
  *
  * Preconditions:
  * `writer` is a live writer; `out_status` writable.
  */
-ocicas_status ocicas_writer_status(const struct ocicas_writer *writer, char **out_status);
+ocicas_status ocicas_writer_status(const struct ocicas_writer *writer,
+                                   struct ocicas_ingest_status **out_status);
 
 /**
  * The number of bytes the ingest holds so far (the `offset` of `ocicas_writer_status`; after
@@ -1078,18 +1172,82 @@ ocicas_status ocicas_writer_commit(struct ocicas_writer *writer,
 ocicas_status ocicas_writer_close(struct ocicas_writer *writer);
 
 /**
- * The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
- * `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+ * The status of the ingest of `ref`, whether or not a writer holds it, in `*out_status`, to
+ * free with `ocicas_ingest_status_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument;
+ * `OCICAS_ERR_NOT_FOUND` when there is none.
  *
  * Preconditions:
  * `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
  */
-ocicas_status ocicas_ingest_status(const struct ocicas_engine *engine,
-                                   const char *ref,
-                                   char **out_status);
+ocicas_status ocicas_ingest_status_get(const struct ocicas_engine *engine,
+                                       const char *ref,
+                                       struct ocicas_ingest_status **out_status);
 
 /**
- * Calls `callback` with the status JSON of every ingest in progress matching the filters
+ * Frees an ingest status and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `status` is NULL or a status returned through `out_status`, not freed before, that no
+ * other thread reads during the call (never one passed to an `ocicas_ingest_list` callback).
+ */
+void ocicas_ingest_status_free(struct ocicas_ingest_status *status);
+
+/**
+ * The ingest's ref. NULL for a NULL status.
+ *
+ * Preconditions:
+ * `status` is NULL or a live status (one from `ocicas_ingest_status_get` or
+ * `ocicas_writer_status` not freed yet, or the one an `ocicas_ingest_list` callback is
+ * running with).
+ */
+const char *ocicas_ingest_status_ref(const struct ocicas_ingest_status *status);
+
+/**
+ * The bytes the ingest holds so far. 0 for a NULL status.
+ *
+ * Preconditions:
+ * As `ocicas_ingest_status_ref`.
+ */
+uint64_t ocicas_ingest_status_offset(const struct ocicas_ingest_status *status);
+
+/**
+ * The expected size the ingest was opened with; `OCICAS_SIZE_UNKNOWN` when none was given,
+ * or for a NULL status.
+ *
+ * Preconditions:
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_total(const struct ocicas_ingest_status *status);
+
+/**
+ * The expected digest the ingest was opened with; NULL when none was given, or for a NULL
+ * status.
+ *
+ * Preconditions:
+ * As `ocicas_ingest_status_ref`.
+ */
+const char *ocicas_ingest_status_expected(const struct ocicas_ingest_status *status);
+
+/**
+ * When the ingest started, in nanoseconds since the Unix epoch (saturated to the range of
+ * `int64_t`). 0 for a NULL status.
+ *
+ * Preconditions:
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_started_at(const struct ocicas_ingest_status *status);
+
+/**
+ * When the ingest was last written, in nanoseconds since the Unix epoch; never before
+ * `ocicas_ingest_status_started_at`. 0 for a NULL status.
+ *
+ * Preconditions:
+ * As `ocicas_ingest_status_ref`.
+ */
+int64_t ocicas_ingest_status_updated_at(const struct ocicas_ingest_status *status);
+
+/**
+ * Calls `callback` with the status of every ingest in progress matching the filters
  * (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
  * `n_filters` strings, any of which may match; none matches all), sorted by ref.
  *
@@ -1459,10 +1617,23 @@ const char *ocicas_image_user(const struct ocicas_image *image);
 const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
 
 /**
+ * Frees a descriptor returned through an out argument (`ocicas_ref_get`,
+ * `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `descriptor` is NULL or a descriptor returned through an out argument, not freed before,
+ * that no other thread reads during the call; never one an accessor returned or a callback
+ * was given (its owner frees it).
+ */
+void ocicas_descriptor_free(struct ocicas_descriptor *descriptor);
+
+/**
  * The descriptor's media type. NULL for a NULL descriptor.
  *
  * Preconditions:
- * `descriptor` is NULL or one returned by an accessor, its owner still alive.
+ * `descriptor` is NULL or a live descriptor: one an accessor returned while its owner is
+ * alive, one a callback is running with, or one returned through an out argument and not
+ * freed.
  */
 const char *ocicas_descriptor_media_type(const struct ocicas_descriptor *descriptor);
 
@@ -1516,6 +1687,49 @@ const char *ocicas_descriptor_platform_architecture(const struct ocicas_descript
  * As `ocicas_descriptor_media_type`.
  */
 const char *ocicas_descriptor_platform_variant(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The `os.version` of the descriptor's platform; NULL when it has no platform or the platform
+ * none, or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_platform_os_version(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The `os.features` of the descriptor's platform (empty when none); NULL when it has no
+ * platform, or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_string_list *ocicas_descriptor_platform_os_features(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `urls` (empty when none). NULL for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const struct ocicas_string_list *ocicas_descriptor_urls(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `artifactType`; NULL when it has none, or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_artifact_type(const struct ocicas_descriptor *descriptor);
+
+/**
+ * The descriptor's `data` (the content embedded in it) as written there, in base64; NULL
+ * when it has none, or for a NULL descriptor.
+ *
+ * Preconditions:
+ * As `ocicas_descriptor_media_type`.
+ */
+const char *ocicas_descriptor_data(const struct ocicas_descriptor *descriptor);
 
 /**
  * How many strings the list holds (0 for a NULL list).
@@ -1694,7 +1908,8 @@ ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
  * Preconditions:
  * `engine` is a live engine; `out_report` writable.
  */
-ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report);
+ocicas_status ocicas_fsck(const struct ocicas_engine *engine,
+                          struct ocicas_fsck_report **out_report);
 
 /**
  * Checks the layout: every blob hashes to its name; every descriptor reachable from index.json
@@ -1705,12 +1920,11 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  * with one DiffID per layer. index.json is read and walked under the store's shared lock, so
  * concurrent tags and GCs never show as problems. `flags` is 0 or any of `OCICAS_FSCK_DEEP` and
  * `OCICAS_FSCK_NO_HASH` or'ed.
- * `*out_report` receives JSON `{"sound":bool,"problems":["…"],"blobsChecked":N,"reachable":N,
- * "unreachable":N,"unreachableSample":["sha256:…"],"notes":["…"]}` (free with
- * `ocicas_string_free`); each problem and note names the blob and the path of descriptors to
- * it. The blobs nothing in index.json reaches are counted in `unreachable`, the first ten in
- * digest order named in `unreachableSample`, and summed up in one note. Problems found are not an error: the status is `OCICAS_OK`
- * and `sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
+ * `*out_report` receives the report, to free with `ocicas_fsck_report_free`; each problem and
+ * note names the blob and the path of descriptors to it. The blobs nothing in index.json
+ * reaches are counted (`ocicas_fsck_report_unreachable`), the first ten in digest order named
+ * (`ocicas_fsck_report_unreachable_sample`), and summed up in one note. Problems found are not an error: the
+ * status is `OCICAS_OK` and `ocicas_fsck_report_sound` is false. `OCICAS_ERR_INVALID_ARGUMENT` for NULL arguments or unknown flags,
  * `OCICAS_ERR_INVALID_IMAGE` when index.json or oci-layout cannot be read as such,
  * `OCICAS_ERR_IO`.
  *
@@ -1719,7 +1933,75 @@ ocicas_status ocicas_fsck(const struct ocicas_engine *engine, char **out_report)
  */
 ocicas_status ocicas_fsck_ext(const struct ocicas_engine *engine,
                               uint32_t flags,
-                              char **out_report);
+                              struct ocicas_fsck_report **out_report);
+
+/**
+ * Frees a report and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `report` is NULL or a report not freed before, that no other thread reads during the call.
+ */
+void ocicas_fsck_report_free(struct ocicas_fsck_report *report);
+
+/**
+ * Whether the layout is sound: no problem was found. false for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+bool ocicas_fsck_report_sound(const struct ocicas_fsck_report *report);
+
+/**
+ * The problems found, one line each (empty when sound), owned by the report. NULL for a NULL
+ * report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_fsck_report_problems(const struct ocicas_fsck_report *report);
+
+/**
+ * Notes worth knowing that are not problems (unreachable blobs, manifests an index lists that
+ * are not stored, index entries that are not images), owned by the report. NULL for a NULL
+ * report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_fsck_report_notes(const struct ocicas_fsck_report *report);
+
+/**
+ * How many blobs were hashed (0 with `OCICAS_FSCK_NO_HASH`). 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_fsck_report_blobs_checked(const struct ocicas_fsck_report *report);
+
+/**
+ * How many distinct blobs are reachable from index.json. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_fsck_report_reachable(const struct ocicas_fsck_report *report);
+
+/**
+ * How many stored blobs nothing in index.json reaches (GC removes them unless a lease or label
+ * keeps them). 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_fsck_report_unreachable(const struct ocicas_fsck_report *report);
+
+/**
+ * The first ten unreachable blobs in digest order, owned by the report. NULL for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_fsck_report_unreachable_sample(const struct ocicas_fsck_report *report);
 
 /**
  * Imports the images of a docker-archive (`docker save` output: legacy or docker 25+; plain,

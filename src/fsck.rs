@@ -476,7 +476,9 @@ fn unreachable_note(count: usize, sample: &[Digest]) -> Option<String> {
     match count {
         0 => None,
         1 => Some(format!("blob {} is not reachable from index.json", named.join(""))),
-        _ if count == sample.len() => Some(format!("{count} blobs are not reachable from index.json: {}", named.join(", "))),
+        _ if count == sample.len() => {
+            Some(format!("{count} blobs are not reachable from index.json: {}", named.join(", ")))
+        }
         _ => Some(format!(
             "{count} blobs are not reachable from index.json, among them (the first {} in digest order): {}",
             sample.len(),

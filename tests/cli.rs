@@ -144,7 +144,11 @@ fn every_json_output_parses_and_has_the_documented_fields() {
     assert_eq!((&lease["id"], &lease["digests"][0]), (&Value::from("kept"), &Value::from(digest.as_str())));
 
     let fsck = json_value(&ocicas(&["fsck", l, "--json"]));
-    assert_schema(&fsck, &["sound", "problems", "blobsChecked", "reachable", "unreachable", "unreachableSample", "notes"], &[]);
+    assert_schema(
+        &fsck,
+        &["sound", "problems", "blobsChecked", "reachable", "unreachable", "unreachableSample", "notes"],
+        &[],
+    );
     assert_eq!(fsck["sound"], true, "{fsck}");
     let gc = json_value(&ocicas(&["gc", l, "--dry-run", "--json"]));
     let gc_fields = [

@@ -43,14 +43,18 @@ unsafe extern "C" {
     ) -> ocicas_status;
     fn ocicas_blob_stat(e: *const std::ffi::c_void, d: *const c_char, out: *mut u64) -> ocicas_status;
     fn ocicas_blob_delete(e: *const std::ffi::c_void, d: *const c_char) -> ocicas_status;
-    fn ocicas_blob_info(e: *const std::ffi::c_void, d: *const c_char, out: *mut *mut c_char) -> ocicas_status;
+    fn ocicas_blob_info_get(
+        e: *const std::ffi::c_void,
+        d: *const c_char,
+        out: *mut *mut std::ffi::c_void,
+    ) -> ocicas_status;
     fn ocicas_blob_update_labels(
         e: *const std::ffi::c_void,
         d: *const c_char,
         labels: *const c_char,
         paths: *const *const c_char,
         n: usize,
-        out: *mut *mut c_char,
+        out: *mut *mut std::ffi::c_void,
     ) -> ocicas_status;
     fn ocicas_writer_open(
         e: *const std::ffi::c_void,
@@ -227,10 +231,10 @@ fn malformed_digests_are_refused_by_every_api_naming_the_digest_and_change_nothi
                 ("ocicas_blob_read", ocicas_blob_read(c_engine, d, 1 << 20, &mut data, &mut len)),
                 ("ocicas_blob_stat", ocicas_blob_stat(c_engine, d, &mut size)),
                 ("ocicas_blob_delete", ocicas_blob_delete(c_engine, d)),
-                ("ocicas_blob_info", ocicas_blob_info(c_engine, d, &mut text)),
+                ("ocicas_blob_info_get", ocicas_blob_info_get(c_engine, d, &mut handle)),
                 (
                     "ocicas_blob_update_labels",
-                    ocicas_blob_update_labels(c_engine, d, std::ptr::null(), std::ptr::null(), 0, &mut text),
+                    ocicas_blob_update_labels(c_engine, d, std::ptr::null(), std::ptr::null(), 0, &mut handle),
                 ),
                 ("ocicas_writer_open", ocicas_writer_open(c_engine, c_ref.as_ptr(), -1, d, &mut handle)),
                 ("ocicas_writer_commit", ocicas_writer_commit(c_writer, -1, d, std::ptr::null(), &mut text)),

@@ -49,10 +49,18 @@ type visitCallback struct {
 	visit func(text string) error
 }
 
-// visitRefCallback receives each reference of ocicas_ref_list.
+// visitValueCallback receives each typed value of a walk or list (a blob info, an ingest
+// status), borrowed by the callback for the call only.
+type visitValueCallback struct {
+	outcome
+	visit func(value unsafe.Pointer) error
+}
+
+// visitRefCallback receives each reference of ocicas_ref_list, its descriptor borrowed for
+// the call only.
 type visitRefCallback struct {
 	outcome
-	visit func(name, descriptorJSON string) error
+	visit func(name string, descriptor unsafe.Pointer) error
 }
 
 // maxEmptyReads bounds how often a reader may return (0, nil) in a row, as bufio does.
@@ -126,8 +134,24 @@ func ocicasGoVisit(text *C.char, handle C.uintptr_t) (stop C.int) {
 	return 0
 }
 
+//export ocicasGoVisitValue
+func ocicasGoVisitValue(value unsafe.Pointer, handle C.uintptr_t) (stop C.int) {
+	callback := cgo.Handle(handle).Value().(*visitValueCallback)
+	defer func() {
+		if r := recover(); r != nil {
+			callback.panicked = r
+			stop = 1
+		}
+	}()
+	if err := callback.visit(value); err != nil {
+		callback.err = err
+		return 1
+	}
+	return 0
+}
+
 //export ocicasGoVisitRef
-func ocicasGoVisitRef(name, descriptorJSON *C.char, handle C.uintptr_t) (stop C.int) {
+func ocicasGoVisitRef(name *C.char, descriptor unsafe.Pointer, handle C.uintptr_t) (stop C.int) {
 	callback := cgo.Handle(handle).Value().(*visitRefCallback)
 	defer func() {
 		if r := recover(); r != nil {
@@ -135,7 +159,7 @@ func ocicasGoVisitRef(name, descriptorJSON *C.char, handle C.uintptr_t) (stop C.
 			stop = 1
 		}
 	}()
-	if err := callback.visit(C.GoString(name), C.GoString(descriptorJSON)); err != nil {
+	if err := callback.visit(C.GoString(name), descriptor); err != nil {
 		callback.err = err
 		return 1
 	}

@@ -11,7 +11,7 @@ static ocicas_status go_blob_put_many(const ocicas_engine *engine, const ocicas_
     return ocicas_go_result(ocicas_blob_put_many(engine, blobs, count, out), message);
 }
 
-static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, char **out, char **message) {
+static ocicas_status go_blob_put_json(const ocicas_engine *engine, const char *media_type, const char *json, ocicas_descriptor **out, char **message) {
     return ocicas_go_result(ocicas_blob_put_json(engine, media_type, json, out), message);
 }
 
@@ -31,17 +31,17 @@ static ocicas_status go_blob_list(const ocicas_engine *engine, uintptr_t handle,
     return ocicas_go_result(ocicas_blob_list(engine, ocicas_go_visit_cb, (void *)handle), message);
 }
 
-static ocicas_status go_blob_info(const ocicas_engine *engine, const char *digest, char **out, char **message) {
-    return ocicas_go_result(ocicas_blob_info(engine, digest, out), message);
+static ocicas_status go_blob_info(const ocicas_engine *engine, const char *digest, ocicas_blob_info **out, char **message) {
+    return ocicas_go_result(ocicas_blob_info_get(engine, digest, out), message);
 }
 
 static ocicas_status go_blob_update_labels(const ocicas_engine *engine, const char *digest, const char *labels_json,
-                                           const char *const *field_paths, size_t n_field_paths, char **out, char **message) {
+                                           const char *const *field_paths, size_t n_field_paths, ocicas_blob_info **out, char **message) {
     return ocicas_go_result(ocicas_blob_update_labels(engine, digest, labels_json, field_paths, n_field_paths, out), message);
 }
 
 static ocicas_status go_blob_walk(const ocicas_engine *engine, const char *const *filters, size_t n_filters, uintptr_t handle, char **message) {
-    return ocicas_go_result(ocicas_blob_walk(engine, filters, n_filters, ocicas_go_visit_cb, (void *)handle), message);
+    return ocicas_go_result(ocicas_blob_walk(engine, filters, n_filters, ocicas_go_visit_blob_info_cb, (void *)handle), message);
 }
 */
 import "C"
@@ -63,6 +63,23 @@ type Info struct {
 	CreatedAt time.Time         `json:"createdAt"`
 	UpdatedAt time.Time         `json:"updatedAt"`
 	Labels    map[string]string `json:"labels"`
+}
+
+// goInfo copies a blob info the library owns.
+func goInfo(info *C.ocicas_blob_info) Info {
+	return Info{
+		Digest:    C.GoString(C.ocicas_blob_info_digest(info)),
+		Size:      int64(C.ocicas_blob_info_size(info)),
+		CreatedAt: goTime(C.ocicas_blob_info_created_at(info)),
+		UpdatedAt: goTime(C.ocicas_blob_info_updated_at(info)),
+		Labels:    goKeyValues(C.ocicas_blob_info_labels(info)),
+	}
+}
+
+// takeInfo copies a blob info returned through an out argument and frees it.
+func takeInfo(info *C.ocicas_blob_info) Info {
+	defer C.ocicas_blob_info_free(info)
+	return goInfo(info)
 }
 
 // PutBlob stores data as a sha256 blob and returns its digest; storing a blob that is already
@@ -124,14 +141,14 @@ func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) 
 	if args.err != nil {
 		return Descriptor{}, args.err
 	}
-	var out, message *C.char
+	var out *C.ocicas_descriptor
+	var message *C.char
 	status := C.go_blob_put_json(e.use(), cmediaType, cdocument, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
-	var descriptor Descriptor
-	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
+	return takeDescriptor(out)
 }
 
 // NoLimit is the limit of GetBlob that lets a blob of any size through.
@@ -224,14 +241,14 @@ func (e *Engine) Info(digest string) (Info, error) {
 	if args.err != nil {
 		return Info{}, args.err
 	}
-	var out, message *C.char
+	var out *C.ocicas_blob_info
+	var message *C.char
 	status := C.go_blob_info(e.use(), cdigest, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Info{}, err
 	}
-	var info Info
-	return info, decodeJSON("blob info", takeString(out), &info)
+	return takeInfo(out), nil
 }
 
 // Update changes the blob's labels by containerd's rules and returns its new Info. With no
@@ -253,14 +270,14 @@ func (e *Engine) Update(digest string, labels map[string]string, fieldPaths ...s
 	if args.err != nil {
 		return Info{}, args.err
 	}
-	var out, message *C.char
+	var out *C.ocicas_blob_info
+	var message *C.char
 	status := C.go_blob_update_labels(e.use(), cdigest, clabels, cpaths, npaths, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Info{}, err
 	}
-	var info Info
-	return info, decodeJSON("blob info", takeString(out), &info)
+	return takeInfo(out), nil
 }
 
 // WalkFunc is called by Walk for each blob; an error stops the walk and Walk returns it.
@@ -275,12 +292,8 @@ func (e *Engine) Walk(fn WalkFunc, filters ...string) error {
 	if args.err != nil {
 		return args.err
 	}
-	callback := &visitCallback{visit: func(infoJSON string) error {
-		var info Info
-		if err := decodeJSON("blob info", infoJSON, &info); err != nil {
-			return err
-		}
-		return fn(info)
+	callback := &visitValueCallback{visit: func(info unsafe.Pointer) error {
+		return fn(goInfo((*C.ocicas_blob_info)(info)))
 	}}
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()

@@ -7,7 +7,7 @@ static ocicas_status go_engine_open(const char *path, uint32_t flags, ocicas_eng
     return ocicas_go_result(ocicas_engine_open(path, flags, out), message);
 }
 
-static ocicas_status go_fsck(const ocicas_engine *engine, uint32_t flags, char **out, char **message) {
+static ocicas_status go_fsck(const ocicas_engine *engine, uint32_t flags, ocicas_fsck_report **out, char **message) {
     return ocicas_go_result(ocicas_fsck_ext(engine, flags, out), message);
 }
 */
@@ -114,12 +114,21 @@ func (e *Engine) FsckWith(opts FsckOptions) (FsckReport, error) {
 	if opts.NoHash {
 		flags |= C.OCICAS_FSCK_NO_HASH
 	}
-	var report FsckReport
-	var out, message *C.char
+	var out *C.ocicas_fsck_report
+	var message *C.char
 	status := C.go_fsck(e.use(), flags, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
-		return report, err
+		return FsckReport{}, err
 	}
-	return report, decodeJSON("fsck report", takeString(out), &report)
+	defer C.ocicas_fsck_report_free(out)
+	return FsckReport{
+		Sound:             bool(C.ocicas_fsck_report_sound(out)),
+		Problems:          goStrings(C.ocicas_fsck_report_problems(out)),
+		BlobsChecked:      int64(C.ocicas_fsck_report_blobs_checked(out)),
+		Reachable:         int64(C.ocicas_fsck_report_reachable(out)),
+		Unreachable:       int64(C.ocicas_fsck_report_unreachable(out)),
+		UnreachableSample: goStrings(C.ocicas_fsck_report_unreachable_sample(out)),
+		Notes:             goStrings(C.ocicas_fsck_report_notes(out)),
+	}, nil
 }

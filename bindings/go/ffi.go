@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -61,6 +62,11 @@ func toError(status C.ocicas_status, message *C.char) error {
 func takeString(text *C.char) string {
 	defer C.ocicas_string_free(text)
 	return C.GoString(text)
+}
+
+// goTime is a time the library gives in nanoseconds since the Unix epoch.
+func goTime(nanos C.int64_t) time.Time {
+	return time.Unix(0, int64(nanos)).UTC()
 }
 
 // bytesPointer is the address of p's first byte, or NULL for an empty p (the ABI takes NULL

@@ -9,6 +9,11 @@ static ocicas_status go_image_resolve(const ocicas_engine *engine, const char *r
 */
 import "C"
 
+import (
+	"encoding/base64"
+	"fmt"
+)
+
 // Image is an image resolved for one platform (Engine.ResolveImage): what a runtime needs to
 // unpack and start it.
 type Image struct {
@@ -76,15 +81,13 @@ func (e *Engine) ResolveImage(ref string, platform *Platform) (*Image, error) {
 		return nil, err
 	}
 	defer C.ocicas_image_free(image)
-	return goImage(image), nil
+	return goImage(image)
 }
 
 // goImage copies everything an ocicas_image holds into Go values.
-func goImage(image *C.ocicas_image) *Image {
+func goImage(image *C.ocicas_image) (*Image, error) {
 	count := int(C.ocicas_image_layer_count(image))
 	img := &Image{
-		Manifest:     goDescriptor(C.ocicas_image_manifest(image)),
-		Config:       goDescriptor(C.ocicas_image_config(image)),
 		Layers:       make([]Descriptor, count),
 		DiffIDs:      make([]string, count),
 		OS:           C.GoString(C.ocicas_image_os(image)),
@@ -97,14 +100,24 @@ func goImage(image *C.ocicas_image) *Image {
 		User:         C.GoString(C.ocicas_image_user(image)),
 		Labels:       goKeyValues(C.ocicas_image_labels(image)),
 	}
+	var err error
+	if img.Manifest, err = goDescriptor(C.ocicas_image_manifest(image)); err != nil {
+		return nil, err
+	}
+	if img.Config, err = goDescriptor(C.ocicas_image_config(image)); err != nil {
+		return nil, err
+	}
 	for i := range count {
-		img.Layers[i] = goDescriptor(C.ocicas_image_layer(image, C.size_t(i)))
+		if img.Layers[i], err = goDescriptor(C.ocicas_image_layer(image, C.size_t(i))); err != nil {
+			return nil, err
+		}
 		img.DiffIDs[i] = C.GoString(C.ocicas_image_diff_id(image, C.size_t(i)))
 	}
-	return img
+	return img, nil
 }
 
-func goDescriptor(descriptor *C.ocicas_descriptor) Descriptor {
+// goDescriptor copies a descriptor the library owns; an error when its data is not base64.
+func goDescriptor(descriptor *C.ocicas_descriptor) (Descriptor, error) {
 	d := Descriptor{
 		MediaType: C.GoString(C.ocicas_descriptor_media_type(descriptor)),
 		Digest:    C.GoString(C.ocicas_descriptor_digest(descriptor)),
@@ -113,14 +126,37 @@ func goDescriptor(descriptor *C.ocicas_descriptor) Descriptor {
 	if annotations := goKeyValues(C.ocicas_descriptor_annotations(descriptor)); len(annotations) > 0 {
 		d.Annotations = annotations
 	}
+	if urls := goStrings(C.ocicas_descriptor_urls(descriptor)); len(urls) > 0 {
+		d.URLs = urls
+	}
+	if artifactType := C.ocicas_descriptor_artifact_type(descriptor); artifactType != nil {
+		d.ArtifactType = C.GoString(artifactType)
+	}
+	if data := C.ocicas_descriptor_data(descriptor); data != nil {
+		decoded, err := base64.StdEncoding.DecodeString(C.GoString(data))
+		if err != nil {
+			return Descriptor{}, fmt.Errorf("ocicas: descriptor %s: data is not base64: %w", d.Digest, err)
+		}
+		d.Data = decoded
+	}
 	if os := C.ocicas_descriptor_platform_os(descriptor); os != nil {
 		d.Platform = &Platform{
 			OS:           C.GoString(os),
 			Architecture: C.GoString(C.ocicas_descriptor_platform_architecture(descriptor)),
 			Variant:      C.GoString(C.ocicas_descriptor_platform_variant(descriptor)),
+			OSVersion:    C.GoString(C.ocicas_descriptor_platform_os_version(descriptor)),
+		}
+		if features := goStrings(C.ocicas_descriptor_platform_os_features(descriptor)); len(features) > 0 {
+			d.Platform.OSFeatures = features
 		}
 	}
-	return d
+	return d, nil
+}
+
+// takeDescriptor copies a descriptor returned through an out argument and frees it.
+func takeDescriptor(descriptor *C.ocicas_descriptor) (Descriptor, error) {
+	defer C.ocicas_descriptor_free(descriptor)
+	return goDescriptor(descriptor)
 }
 
 func goStrings(list *C.ocicas_string_list) []string {

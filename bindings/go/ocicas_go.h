@@ -21,7 +21,8 @@ static inline ocicas_status ocicas_go_result(ocicas_status status, char **messag
 extern int64_t ocicasGoRead(uint8_t *buf, size_t len, uintptr_t handle);
 extern int32_t ocicasGoWrite(uint8_t *data, size_t len, uintptr_t handle);
 extern int ocicasGoVisit(char *text, uintptr_t handle);
-extern int ocicasGoVisitRef(char *name, char *descriptor_json, uintptr_t handle);
+extern int ocicasGoVisitValue(void *value, uintptr_t handle);
+extern int ocicasGoVisitRef(char *name, void *descriptor, uintptr_t handle);
 extern void ocicasGoProgress(char *digest, uint64_t done, uint64_t total, uintptr_t handle);
 
 /* Trampolines with the exact callback types of ocicas.h, so no Go pointer is ever stored in C:
@@ -34,13 +35,21 @@ static inline int32_t ocicas_go_write_cb(const uint8_t *data, size_t len, void *
     return ocicasGoWrite((uint8_t *)data, len, (uintptr_t)user_data);
 }
 
-/* Serves every callback that receives one string: blob list and walk, ingest and lease list. */
+/* Serves every callback that receives one string: blob list, lease list. */
 static inline int ocicas_go_visit_cb(const char *text, void *user_data) {
     return ocicasGoVisit((char *)text, (uintptr_t)user_data);
 }
 
-static inline int ocicas_go_visit_ref_cb(const char *name, const char *descriptor_json, void *user_data) {
-    return ocicasGoVisitRef((char *)name, (char *)descriptor_json, (uintptr_t)user_data);
+static inline int ocicas_go_visit_blob_info_cb(const ocicas_blob_info *info, void *user_data) {
+    return ocicasGoVisitValue((void *)info, (uintptr_t)user_data);
+}
+
+static inline int ocicas_go_visit_ingest_status_cb(const ocicas_ingest_status *status, void *user_data) {
+    return ocicasGoVisitValue((void *)status, (uintptr_t)user_data);
+}
+
+static inline int ocicas_go_visit_ref_cb(const char *name, const ocicas_descriptor *descriptor, void *user_data) {
+    return ocicasGoVisitRef((char *)name, (void *)descriptor, (uintptr_t)user_data);
 }
 
 /* Called from the library's transfer threads, one call at a time. */

@@ -7,7 +7,7 @@ static ocicas_status go_ref_put(const ocicas_engine *engine, const char *name, c
     return ocicas_go_result(ocicas_ref_put(engine, name, descriptor_json, force), message);
 }
 
-static ocicas_status go_ref_get(const ocicas_engine *engine, const char *name, char **out, char **message) {
+static ocicas_status go_ref_get(const ocicas_engine *engine, const char *name, ocicas_descriptor **out, char **message) {
     return ocicas_go_result(ocicas_ref_get(engine, name, out), message);
 }
 
@@ -24,6 +24,7 @@ import "C"
 import (
 	"encoding/json"
 	"runtime/cgo"
+	"unsafe"
 )
 
 // Descriptor is an OCI content descriptor.
@@ -85,14 +86,14 @@ func (e *Engine) GetRef(name string) (Descriptor, error) {
 	if args.err != nil {
 		return Descriptor{}, args.err
 	}
-	var out, message *C.char
+	var out *C.ocicas_descriptor
+	var message *C.char
 	status := C.go_ref_get(e.use(), cname, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
-	var descriptor Descriptor
-	return descriptor, decodeJSON("descriptor", takeString(out), &descriptor)
+	return takeDescriptor(out)
 }
 
 // DeleteRef removes reference name; removing an absent reference is not an error.
@@ -112,9 +113,10 @@ func (e *Engine) DeleteRef(name string) error {
 // ListRefs returns every reference, in index.json order.
 func (e *Engine) ListRefs() ([]Ref, error) {
 	var refs []Ref
-	callback := &visitRefCallback{visit: func(name, descriptorJSON string) error {
+	callback := &visitRefCallback{visit: func(name string, descriptor unsafe.Pointer) error {
 		ref := Ref{Name: name}
-		if err := decodeJSON("descriptor", descriptorJSON, &ref.Descriptor); err != nil {
+		var err error
+		if ref.Descriptor, err = goDescriptor((*C.ocicas_descriptor)(descriptor)); err != nil {
 			return err
 		}
 		refs = append(refs, ref)

@@ -12,7 +12,7 @@ static ocicas_status go_writer_write(ocicas_writer *writer, const uint8_t *data,
     return ocicas_go_result(ocicas_writer_write(writer, data, len), message);
 }
 
-static ocicas_status go_writer_status(const ocicas_writer *writer, char **out, char **message) {
+static ocicas_status go_writer_status(const ocicas_writer *writer, ocicas_ingest_status **out, char **message) {
     return ocicas_go_result(ocicas_writer_status(writer, out), message);
 }
 
@@ -121,14 +121,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // Status is the state of the writer's ingest.
 func (w *Writer) Status() (Status, error) {
-	var out, message *C.char
+	var out *C.ocicas_ingest_status
+	var message *C.char
 	status := C.go_writer_status(w.use(), &out, &message)
 	w.done()
 	if err := toError(status, message); err != nil {
 		return Status{}, err
 	}
-	var ingest Status
-	return ingest, decodeJSON("ingest status", takeString(out), &ingest)
+	return takeStatus(out), nil
 }
 
 // Digest is the digest of everything written so far.

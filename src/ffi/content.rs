@@ -1,13 +1,14 @@
 //! C ABI of `content`: blobs and blob readers.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 
+use super::descriptor::{ocicas_descriptor, ocicas_key_value_list};
 use super::engine::ocicas_engine;
 use super::{
-    arg_digest, arg_filters, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, arg_str_array, boundary,
-    for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status,
+    arg_digest, arg_filters, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, arg_str_array, boundary, c_string,
+    for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status, unix_nanos,
 };
-use crate::content::BlobReader;
+use crate::content::{BlobInfo, BlobReader};
 use crate::error::invalid_argument;
 
 /// A random-access reader of one committed blob. `ocicas_reader_read_at` and
@@ -85,18 +86,19 @@ pub unsafe extern "C" fn ocicas_blob_put_many(
 }
 
 /// Parses `json` and stores it as canonical JSON (sorted keys, no insignificant whitespace), so
-/// equal documents always get equal digests. `*out_descriptor` receives the descriptor JSON
-/// (`mediaType`, `digest`, `size`), to free with `ocicas_string_free`.
-/// `OCICAS_ERR_INVALID_ARGUMENT` when `json` is not valid JSON.
+/// equal documents always get equal digests. `*out_descriptor` receives its descriptor (media
+/// type, digest, size), to free with `ocicas_descriptor_free`.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or when `json` is not valid JSON.
 ///
 /// # Safety
-/// `engine` is a live engine; `media_type` and `json` are NUL-terminated strings.
+/// `engine` is a live engine; `media_type` and `json` are NUL-terminated strings;
+/// `out_descriptor` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_blob_put_json(
     engine: *const ocicas_engine,
     media_type: *const c_char,
     json: *const c_char,
-    out_descriptor: *mut *mut c_char,
+    out_descriptor: *mut *mut ocicas_descriptor,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -106,7 +108,7 @@ pub unsafe extern "C" fn ocicas_blob_put_json(
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| invalid_argument(format!("json is not valid JSON: {e}")))?;
         let descriptor = engine.engine.put_json(media_type, &value)?;
-        *out_descriptor = into_c_string(crate::spec::canonical_json_string(&descriptor)?);
+        *out_descriptor = into_handle(ocicas_descriptor::new(&descriptor));
         Ok(())
     })
 }
@@ -265,39 +267,124 @@ pub unsafe extern "C" fn ocicas_blob_list(
     })
 }
 
-/// Called once per blob by `ocicas_blob_walk` with its info JSON (valid only during the call).
-/// Return 0 to go on, non-zero to stop.
-pub type ocicas_blob_walk_cb = Option<unsafe extern "C" fn(info_json: *const c_char, user_data: *mut c_void) -> c_int>;
+/// Called once per blob by `ocicas_blob_walk` with its info, borrowed for the call only (copy
+/// what you keep). Return 0 to go on, non-zero to stop.
+pub type ocicas_blob_walk_cb =
+    Option<unsafe extern "C" fn(info: *const ocicas_blob_info, user_data: *mut c_void) -> c_int>;
 
-/// The info of the blob `digest` as JSON in `*out_info` (free with `ocicas_string_free`):
-/// `{"digest":"…","size":N,"createdAt":"RFC 3339","updatedAt":"RFC 3339","labels":{…}}`.
-/// `createdAt` is when the blob was first stored (storing it again does not move it);
-/// `updatedAt` is its last label change, never before `createdAt`, as in containerd.
-/// `OCICAS_ERR_NOT_FOUND` when absent.
+/// What the store knows of one blob: digest, size, times and labels, read with the
+/// `ocicas_blob_info_*` accessors. `created_at` is when the blob was first stored (storing it
+/// again does not move it); `updated_at` is its last label change, never before `created_at`,
+/// as in containerd. Immutable: any number of threads may read one at once.
+pub struct ocicas_blob_info {
+    digest: CString,
+    size: u64,
+    created_at: i64,
+    updated_at: i64,
+    labels: ocicas_key_value_list,
+}
+
+impl ocicas_blob_info {
+    fn new(info: &BlobInfo) -> Self {
+        ocicas_blob_info {
+            digest: c_string(&info.digest.to_string()),
+            size: info.size,
+            created_at: unix_nanos(info.created_at),
+            updated_at: unix_nanos(info.updated_at),
+            labels: ocicas_key_value_list::new(&info.labels),
+        }
+    }
+}
+
+/// The info of the blob `digest` in `*out_info`, to free with `ocicas_blob_info_free`.
+///
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a malformed digest;
+/// `OCICAS_ERR_NOT_FOUND` when the blob is not stored.
 ///
 /// # Safety
 /// `engine` is a live engine; `digest` a NUL-terminated string; `out_info` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_blob_info(
+pub unsafe extern "C" fn ocicas_blob_info_get(
     engine: *const ocicas_engine,
     digest: *const c_char,
-    out_info: *mut *mut c_char,
+    out_info: *mut *mut ocicas_blob_info,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let digest = unsafe { arg_digest(digest, "digest") }?;
         let out_info = unsafe { arg_out(out_info, "out_info") }?;
-        *out_info = into_c_string(engine.engine.info(&digest)?.to_json().to_string());
+        *out_info = into_handle(ocicas_blob_info::new(&engine.engine.info(&digest)?));
         Ok(())
     })
+}
+
+/// Frees a blob info and everything its accessors returned. NULL is a no-op.
+///
+/// # Safety
+/// `info` is NULL or an info returned through `out_info`, not freed before, that no other
+/// thread reads during the call (never one passed to an `ocicas_blob_walk` callback).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_free(info: *mut ocicas_blob_info) {
+    unsafe { free_handle(info) }
+}
+
+/// The blob's digest ("sha256:<hex>"). NULL for a NULL info.
+///
+/// # Safety
+/// `info` is NULL or a live info (one from `ocicas_blob_info_get` or
+/// `ocicas_blob_update_labels` not freed yet, or the one an `ocicas_blob_walk` callback is
+/// running with).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_digest(info: *const ocicas_blob_info) -> *const c_char {
+    unsafe { info.as_ref() }.map_or(std::ptr::null(), |info| info.digest.as_ptr())
+}
+
+/// The blob's size in bytes. 0 for a NULL info.
+///
+/// # Safety
+/// As `ocicas_blob_info_digest`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_size(info: *const ocicas_blob_info) -> u64 {
+    unsafe { info.as_ref() }.map_or(0, |info| info.size)
+}
+
+/// When the blob was first stored, in nanoseconds since the Unix epoch (saturated to the
+/// range of `int64_t`). 0 for a NULL info.
+///
+/// # Safety
+/// As `ocicas_blob_info_digest`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_created_at(info: *const ocicas_blob_info) -> i64 {
+    unsafe { info.as_ref() }.map_or(0, |info| info.created_at)
+}
+
+/// When the blob's labels last changed (its creation when they never did), in nanoseconds
+/// since the Unix epoch, never before `ocicas_blob_info_created_at`. 0 for a NULL info.
+///
+/// # Safety
+/// As `ocicas_blob_info_digest`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_updated_at(info: *const ocicas_blob_info) -> i64 {
+    unsafe { info.as_ref() }.map_or(0, |info| info.updated_at)
+}
+
+/// The blob's labels in key order (empty when none), owned by the info. NULL for a NULL
+/// info.
+///
+/// # Safety
+/// As `ocicas_blob_info_digest`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_blob_info_labels(info: *const ocicas_blob_info) -> *const ocicas_key_value_list {
+    unsafe { info.as_ref() }.map_or(std::ptr::null(), |info| &info.labels)
 }
 
 /// Updates the labels of the blob `digest` by containerd's rules: with no field paths (or
 /// `"labels"`) its labels become `labels_json` (a JSON object of strings; NULL is `{}`);
 /// `"labels.<key>"` sets that key from `labels_json`, or removes it when absent there. Any other
 /// path is `OCICAS_ERR_INVALID_ARGUMENT`; a key + value over the label limit (4096 bytes unless
-/// set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`. `*out_info`
-/// receives the updated info JSON unless `out_info` is NULL.
+/// set with `OCICAS_LIMIT_LABEL_SIZE`) is `OCICAS_ERR_TOO_LARGE`; a blob not stored is
+/// `OCICAS_ERR_NOT_FOUND`. `*out_info` receives the updated info, to free with
+/// `ocicas_blob_info_free`, unless `out_info` is NULL.
 ///
 /// # Safety
 /// `engine` is a live engine; strings NUL-terminated; `field_paths` points at `n_field_paths`
@@ -309,7 +396,7 @@ pub unsafe extern "C" fn ocicas_blob_update_labels(
     labels_json: *const c_char,
     field_paths: *const *const c_char,
     n_field_paths: usize,
-    out_info: *mut *mut c_char,
+    out_info: *mut *mut ocicas_blob_info,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -318,13 +405,13 @@ pub unsafe extern "C" fn ocicas_blob_update_labels(
         let paths = unsafe { arg_str_array(field_paths, n_field_paths, "field_paths") }?;
         let info = engine.engine.update_labels(&digest, &labels, &paths)?;
         if let Some(out_info) = unsafe { out_info.as_mut() } {
-            *out_info = into_c_string(info.to_json().to_string());
+            *out_info = into_handle(ocicas_blob_info::new(&info));
         }
         Ok(())
     })
 }
 
-/// Calls `callback` with the info JSON of every blob matching the filters (containerd syntax
+/// Calls `callback` with the info of every blob matching the filters (containerd syntax
 /// over `digest`, `size`, `labels.<key>`: `,` joins selectors that must all match; any of the
 /// `n_filters` strings may match; none matches all), in digest order.
 /// `OCICAS_ERR_INVALID_ARGUMENT` for a malformed filter.
@@ -344,8 +431,8 @@ pub unsafe extern "C" fn ocicas_blob_walk(
         let filters = unsafe { arg_filters(filters, n_filters) }?;
         let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
         engine.engine.walk(&filters, |info| {
-            let json = std::ffi::CString::new(info.to_json().to_string()).unwrap_or_default();
-            Ok(unsafe { callback(json.as_ptr(), user_data) } == 0)
+            let info = ocicas_blob_info::new(&info);
+            Ok(unsafe { callback(&info, user_data) } == 0)
         })
     })
 }

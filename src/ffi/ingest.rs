@@ -1,16 +1,15 @@
-//! C ABI of `ingest`: ref-named writers and ingest management. Statuses are JSON strings:
-//! `{"ref":"…","offset":N,"total":N|null,"expected":"sha256:…"|null,"startedAt":"RFC 3339",
-//! "updatedAt":"RFC 3339"}`.
+//! C ABI of `ingest`: ref-named writers and ingest management. Statuses are typed values read
+//! with the `ocicas_ingest_status_*` accessors.
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int, c_void};
 
 use super::engine::ocicas_engine;
 use super::{
-    arg_digest, arg_filters, arg_mut, arg_out, arg_ref, arg_slice, arg_str, boundary, for_each_until_stopped,
-    into_c_string, into_handle, ocicas_status,
+    arg_digest, arg_filters, arg_mut, arg_out, arg_ref, arg_slice, arg_str, boundary, c_string, for_each_until_stopped,
+    free_handle, into_c_string, into_handle, ocicas_status, unix_nanos,
 };
-use crate::content::{IngestWriter, WriterOptions};
+use crate::content::{IngestStatus, IngestWriter, WriterOptions};
 use crate::digest::Digest;
 use crate::error::{Result, invalid_argument};
 
@@ -19,10 +18,37 @@ pub struct ocicas_writer {
     writer: IngestWriter,
 }
 
-/// Called once per ingest by `ocicas_ingest_list` with its status JSON (valid only during the
-/// call). Return 0 to go on, non-zero to stop.
+/// Called once per ingest by `ocicas_ingest_list` with its status, borrowed for the call only
+/// (copy what you keep). Return 0 to go on, non-zero to stop.
 pub type ocicas_ingest_list_cb =
-    Option<unsafe extern "C" fn(status_json: *const c_char, user_data: *mut c_void) -> c_int>;
+    Option<unsafe extern "C" fn(status: *const ocicas_ingest_status, user_data: *mut c_void) -> c_int>;
+
+/// The state of one ingest, read with the `ocicas_ingest_status_*` accessors: its ref, the
+/// bytes written so far, the expected size and digest when given, and when it started and was
+/// last written. Immutable: any number of threads may read one at once.
+pub struct ocicas_ingest_status {
+    ref_name: CString,
+    offset: u64,
+    /// `OCICAS_SIZE_UNKNOWN` when no size was given.
+    total: i64,
+    expected: Option<CString>,
+    started_at: i64,
+    updated_at: i64,
+}
+
+impl ocicas_ingest_status {
+    fn new(status: &IngestStatus) -> Self {
+        ocicas_ingest_status {
+            ref_name: c_string(&status.ref_name),
+            offset: status.offset,
+            // An expected size is at most i64::MAX: `ocicas_writer_open` takes it as an int64_t.
+            total: status.total.and_then(|total| i64::try_from(total).ok()).unwrap_or(OCICAS_SIZE_UNKNOWN),
+            expected: status.expected.as_ref().map(|digest| c_string(&digest.to_string())),
+            started_at: unix_nanos(status.started_at),
+            updated_at: unix_nanos(status.updated_at),
+        }
+    }
+}
 
 /// A size argument that is not known: `expected_size` of `ocicas_writer_open`, `size` of
 /// `ocicas_writer_commit`.
@@ -88,19 +114,20 @@ pub unsafe extern "C" fn ocicas_writer_write(writer: *mut ocicas_writer, data: *
     })
 }
 
-/// The writer's status as JSON in `*out_status` (free with `ocicas_string_free`).
+/// The writer's status in `*out_status`, to free with `ocicas_ingest_status_free`.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument.
 ///
 /// # Safety
 /// `writer` is a live writer; `out_status` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_writer_status(
     writer: *const ocicas_writer,
-    out_status: *mut *mut c_char,
+    out_status: *mut *mut ocicas_ingest_status,
 ) -> ocicas_status {
     boundary(|| {
         let writer = unsafe { arg_ref(writer, "writer") }?;
         let out_status = unsafe { arg_out(out_status, "out_status") }?;
-        *out_status = into_c_string(writer.writer.status().to_json().to_string());
+        *out_status = into_handle(ocicas_ingest_status::new(&writer.writer.status()));
         Ok(())
     })
 }
@@ -203,27 +230,99 @@ pub unsafe extern "C" fn ocicas_writer_close(writer: *mut ocicas_writer) -> ocic
     })
 }
 
-/// The status of the ingest of `ref`, whether or not a writer holds it, as JSON in
-/// `*out_status`. `OCICAS_ERR_NOT_FOUND` when there is none.
+/// The status of the ingest of `ref`, whether or not a writer holds it, in `*out_status`, to
+/// free with `ocicas_ingest_status_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument;
+/// `OCICAS_ERR_NOT_FOUND` when there is none.
 ///
 /// # Safety
 /// `engine` is a live engine; `ref` a NUL-terminated string; `out_status` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_ingest_status(
+pub unsafe extern "C" fn ocicas_ingest_status_get(
     engine: *const ocicas_engine,
     r#ref: *const c_char,
-    out_status: *mut *mut c_char,
+    out_status: *mut *mut ocicas_ingest_status,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let ref_name = unsafe { arg_str(r#ref, "ref") }?;
         let out_status = unsafe { arg_out(out_status, "out_status") }?;
-        *out_status = into_c_string(engine.engine.ingest_status(ref_name)?.to_json().to_string());
+        *out_status = into_handle(ocicas_ingest_status::new(&engine.engine.ingest_status(ref_name)?));
         Ok(())
     })
 }
 
-/// Calls `callback` with the status JSON of every ingest in progress matching the filters
+/// Frees an ingest status and everything its accessors returned. NULL is a no-op.
+///
+/// # Safety
+/// `status` is NULL or a status returned through `out_status`, not freed before, that no
+/// other thread reads during the call (never one passed to an `ocicas_ingest_list` callback).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_free(status: *mut ocicas_ingest_status) {
+    unsafe { free_handle(status) }
+}
+
+/// The ingest's ref. NULL for a NULL status.
+///
+/// # Safety
+/// `status` is NULL or a live status (one from `ocicas_ingest_status_get` or
+/// `ocicas_writer_status` not freed yet, or the one an `ocicas_ingest_list` callback is
+/// running with).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_ref(status: *const ocicas_ingest_status) -> *const c_char {
+    unsafe { status.as_ref() }.map_or(std::ptr::null(), |status| status.ref_name.as_ptr())
+}
+
+/// The bytes the ingest holds so far. 0 for a NULL status.
+///
+/// # Safety
+/// As `ocicas_ingest_status_ref`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_offset(status: *const ocicas_ingest_status) -> u64 {
+    unsafe { status.as_ref() }.map_or(0, |status| status.offset)
+}
+
+/// The expected size the ingest was opened with; `OCICAS_SIZE_UNKNOWN` when none was given,
+/// or for a NULL status.
+///
+/// # Safety
+/// As `ocicas_ingest_status_ref`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_total(status: *const ocicas_ingest_status) -> i64 {
+    unsafe { status.as_ref() }.map_or(OCICAS_SIZE_UNKNOWN, |status| status.total)
+}
+
+/// The expected digest the ingest was opened with; NULL when none was given, or for a NULL
+/// status.
+///
+/// # Safety
+/// As `ocicas_ingest_status_ref`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_expected(status: *const ocicas_ingest_status) -> *const c_char {
+    let expected = unsafe { status.as_ref() }.and_then(|status| status.expected.as_ref());
+    expected.map_or(std::ptr::null(), |digest| digest.as_ptr())
+}
+
+/// When the ingest started, in nanoseconds since the Unix epoch (saturated to the range of
+/// `int64_t`). 0 for a NULL status.
+///
+/// # Safety
+/// As `ocicas_ingest_status_ref`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_started_at(status: *const ocicas_ingest_status) -> i64 {
+    unsafe { status.as_ref() }.map_or(0, |status| status.started_at)
+}
+
+/// When the ingest was last written, in nanoseconds since the Unix epoch; never before
+/// `ocicas_ingest_status_started_at`. 0 for a NULL status.
+///
+/// # Safety
+/// As `ocicas_ingest_status_ref`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ingest_status_updated_at(status: *const ocicas_ingest_status) -> i64 {
+    unsafe { status.as_ref() }.map_or(0, |status| status.updated_at)
+}
+
+/// Calls `callback` with the status of every ingest in progress matching the filters
 /// (containerd syntax over `ref`, `expected`, `total`, `offset`; `filters` is an array of
 /// `n_filters` strings, any of which may match; none matches all), sorted by ref.
 ///
@@ -243,8 +342,8 @@ pub unsafe extern "C" fn ocicas_ingest_list(
         let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
         let statuses = engine.engine.ingest_list(&filters)?;
         for_each_until_stopped(statuses, |status| {
-            let json = CString::new(status.to_json().to_string()).unwrap_or_default();
-            unsafe { callback(json.as_ptr(), user_data) }
+            let status = ocicas_ingest_status::new(&status);
+            unsafe { callback(&status, user_data) }
         });
         Ok(())
     })

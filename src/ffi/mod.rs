@@ -32,6 +32,8 @@ mod image;
 
 // The images a runtime resolves, after the image operations.
 mod resolve;
+// The descriptors and lists of typed results, after the image whose parts they first were.
+mod descriptor;
 
 mod cancel;
 
@@ -45,6 +47,7 @@ mod registry;
 
 use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use error::ocicas_status;
 use error::set_last_error;
@@ -221,6 +224,15 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
 /// `text` as a C string; a NUL inside (which no C string can hold) is written as `\0`.
 pub(crate) fn c_string(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// `time` in nanoseconds since the Unix epoch (negative before it), the form every time has
+/// in the C API, saturated to what an `int64_t` holds (the years 1677 to 2262).
+pub(crate) fn unix_nanos(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |nanos| -nanos),
+    }
 }
 
 /// A string returned to C, to be freed with `ocicas_string_free`.

@@ -1,16 +1,19 @@
-//! C ABI of `refs`: named references in index.json, descriptors as JSON strings.
+//! C ABI of `refs`: named references in index.json. Descriptors are put as JSON strings and
+//! got as typed `ocicas_descriptor` values.
 
-use std::ffi::{CString, c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void};
 
+use super::descriptor::ocicas_descriptor;
 use super::engine::ocicas_engine;
-use super::{arg_out, arg_ref, arg_str, boundary, for_each_until_stopped, into_c_string, ocicas_status};
+use super::{arg_out, arg_ref, arg_str, boundary, c_string, for_each_until_stopped, into_handle, ocicas_status};
 use crate::error::invalid_argument;
-use crate::spec::{Descriptor, canonical_json_string};
+use crate::spec::Descriptor;
 
-/// Called once per reference by `ocicas_ref_list` with its name and descriptor JSON (both valid
-/// only during the call). Return 0 to go on, non-zero to stop listing.
-pub type ocicas_ref_list_cb =
-    Option<unsafe extern "C" fn(name: *const c_char, descriptor_json: *const c_char, user_data: *mut c_void) -> c_int>;
+/// Called once per reference by `ocicas_ref_list` with its name and descriptor, both borrowed
+/// for the call only (copy what you keep). Return 0 to go on, non-zero to stop listing.
+pub type ocicas_ref_list_cb = Option<
+    unsafe extern "C" fn(name: *const c_char, descriptor: *const ocicas_descriptor, user_data: *mut c_void) -> c_int,
+>;
 
 /// Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
 /// `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
@@ -41,8 +44,9 @@ pub unsafe extern "C" fn ocicas_ref_put(
     })
 }
 
-/// The descriptor reference `name` points at, as JSON in `*out_descriptor` (free it with
-/// `ocicas_string_free`). `OCICAS_ERR_NOT_FOUND` when there is no such reference.
+/// The descriptor reference `name` points at (the index.json entry, its annotations included)
+/// in `*out_descriptor`, to free with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT`
+/// for a NULL argument; `OCICAS_ERR_NOT_FOUND` when there is no such reference.
 ///
 /// # Safety
 /// `engine` is a live engine; `name` a NUL-terminated string; `out_descriptor` writable.
@@ -50,14 +54,14 @@ pub unsafe extern "C" fn ocicas_ref_put(
 pub unsafe extern "C" fn ocicas_ref_get(
     engine: *const ocicas_engine,
     name: *const c_char,
-    out_descriptor: *mut *mut c_char,
+    out_descriptor: *mut *mut ocicas_descriptor,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let name = unsafe { arg_str(name, "name") }?;
         let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
         let descriptor = engine.engine.ref_get(name)?;
-        *out_descriptor = into_c_string(canonical_json_string(&descriptor)?);
+        *out_descriptor = into_handle(ocicas_descriptor::new(&descriptor));
         Ok(())
     })
 }
@@ -76,6 +80,7 @@ pub unsafe extern "C" fn ocicas_ref_delete(engine: *const ocicas_engine, name: *
 }
 
 /// Calls `callback` once per reference in index.json order, with `user_data` passed through.
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine` or `callback`.
 ///
 /// # Safety
 /// `engine` is a live engine; `callback` is a valid function.
@@ -88,18 +93,11 @@ pub unsafe extern "C" fn ocicas_ref_list(
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
-        let refs = engine
-            .engine
-            .ref_list()?
-            .into_iter()
-            .map(|(name, descriptor)| {
-                Ok((
-                    CString::new(name).unwrap_or_default(),
-                    CString::new(canonical_json_string(&descriptor)?).unwrap_or_default(),
-                ))
-            })
-            .collect::<crate::error::Result<Vec<_>>>()?;
-        for_each_until_stopped(refs, |(name, json)| unsafe { callback(name.as_ptr(), json.as_ptr(), user_data) });
+        let refs = engine.engine.ref_list()?;
+        for_each_until_stopped(refs, |(name, descriptor)| {
+            let (name, descriptor) = (c_string(&name), ocicas_descriptor::new(&descriptor));
+            unsafe { callback(name.as_ptr(), &descriptor, user_data) }
+        });
         Ok(())
     })
 }

@@ -1,17 +1,18 @@
 //! C ABI of `resolve`: an image resolved for a platform, as typed values a C caller reads with
-//! accessors (libgit2's `git_signature`, `git_status_entry`): no JSON to parse.
+//! accessors (libgit2's `git_signature`, `git_status_entry`): no JSON to parse. Its
+//! descriptors and lists are those of `descriptor`.
 //!
 //! The accessors only read what `ocicas_image_resolve` built and cannot fail or panic: they
 //! return NULL (or 0) for a NULL handle or an index past the end instead of a status.
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, c_char};
 
+use super::descriptor::{ocicas_descriptor, ocicas_key_value_list, ocicas_string_list};
 use super::engine::ocicas_engine;
 use super::{arg_out, arg_ref, arg_str, boundary, c_string, free_handle, into_handle, ocicas_status};
 use crate::error::Result;
 use crate::resolve::ResolvedImage;
-use crate::spec::{Descriptor, Platform};
+use crate::spec::Platform;
 
 /// A platform to resolve an image for. `os` and `architecture` are required (Go's GOOS and
 /// GOARCH names: "linux", "amd64"); `variant` ("v8") may be NULL, which matches any variant.
@@ -23,28 +24,6 @@ pub struct ocicas_platform {
     pub architecture: *const c_char,
     /// NULL, or the variant to match exactly ("v7", "v8").
     pub variant: *const c_char,
-}
-
-/// A list of strings (an image's Env, Cmd, Entrypoint), owned by the value it came from.
-pub struct ocicas_string_list {
-    items: Vec<CString>,
-}
-
-/// A list of key/value pairs in key order (annotations, labels), owned by the value it came
-/// from.
-pub struct ocicas_key_value_list {
-    pairs: Vec<(CString, CString)>,
-}
-
-/// An OCI descriptor: media type, digest, size, annotations and, for an index entry, a
-/// platform. Owned by the value it came from (an `ocicas_image`).
-pub struct ocicas_descriptor {
-    media_type: CString,
-    digest: CString,
-    size: u64,
-    annotations: ocicas_key_value_list,
-    /// os, architecture, variant (NULL when none).
-    platform: Option<(CString, CString, Option<CString>)>,
 }
 
 /// An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
@@ -65,32 +44,6 @@ pub struct ocicas_image {
     working_dir: CString,
     user: CString,
     labels: ocicas_key_value_list,
-}
-
-impl ocicas_key_value_list {
-    fn new(map: &BTreeMap<String, String>) -> Self {
-        ocicas_key_value_list { pairs: map.iter().map(|(key, value)| (c_string(key), c_string(value))).collect() }
-    }
-}
-
-impl ocicas_string_list {
-    fn new(items: &[String]) -> Self {
-        ocicas_string_list { items: items.iter().map(|item| c_string(item)).collect() }
-    }
-}
-
-impl ocicas_descriptor {
-    fn new(descriptor: &Descriptor) -> Self {
-        ocicas_descriptor {
-            media_type: c_string(&descriptor.media_type),
-            digest: c_string(&descriptor.digest.to_string()),
-            size: descriptor.size,
-            annotations: ocicas_key_value_list::new(&descriptor.annotations),
-            platform: descriptor.platform.as_ref().map(|platform| {
-                (c_string(&platform.os), c_string(&platform.architecture), platform.variant.as_deref().map(c_string))
-            }),
-        }
-    }
 }
 
 impl ocicas_image {
@@ -305,124 +258,4 @@ pub unsafe extern "C" fn ocicas_image_user(image: *const ocicas_image) -> *const
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_image_labels(image: *const ocicas_image) -> *const ocicas_key_value_list {
     unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.labels)
-}
-
-/// The descriptor's media type. NULL for a NULL descriptor.
-///
-/// # Safety
-/// `descriptor` is NULL or one returned by an accessor, its owner still alive.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_media_type(descriptor: *const ocicas_descriptor) -> *const c_char {
-    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| d.media_type.as_ptr())
-}
-
-/// The descriptor's digest ("sha256:<hex>"). NULL for a NULL descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_digest(descriptor: *const ocicas_descriptor) -> *const c_char {
-    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| d.digest.as_ptr())
-}
-
-/// The descriptor's size in bytes. 0 for a NULL descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_size(descriptor: *const ocicas_descriptor) -> u64 {
-    unsafe { descriptor.as_ref() }.map_or(0, |d| d.size)
-}
-
-/// The descriptor's annotations, in key order (empty when none). NULL for a NULL descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_annotations(
-    descriptor: *const ocicas_descriptor,
-) -> *const ocicas_key_value_list {
-    unsafe { descriptor.as_ref() }.map_or(std::ptr::null(), |d| &d.annotations)
-}
-
-/// The OS of the descriptor's platform; NULL when it has no platform (only index entries
-/// have one), or for a NULL descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_platform_os(descriptor: *const ocicas_descriptor) -> *const c_char {
-    unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref()).map_or(std::ptr::null(), |p| p.0.as_ptr())
-}
-
-/// The architecture of the descriptor's platform; NULL when it has no platform, or for a NULL
-/// descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_platform_architecture(
-    descriptor: *const ocicas_descriptor,
-) -> *const c_char {
-    unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref()).map_or(std::ptr::null(), |p| p.1.as_ptr())
-}
-
-/// The variant of the descriptor's platform; NULL when it has no platform or the platform no
-/// variant, or for a NULL descriptor.
-///
-/// # Safety
-/// As `ocicas_descriptor_media_type`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_descriptor_platform_variant(descriptor: *const ocicas_descriptor) -> *const c_char {
-    let platform = unsafe { descriptor.as_ref() }.and_then(|d| d.platform.as_ref());
-    platform.and_then(|p| p.2.as_ref()).map_or(std::ptr::null(), |variant| variant.as_ptr())
-}
-
-/// How many strings the list holds (0 for a NULL list).
-///
-/// # Safety
-/// `list` is NULL or one returned by an accessor, its owner still alive.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_string_list_count(list: *const ocicas_string_list) -> usize {
-    unsafe { list.as_ref() }.map_or(0, |list| list.items.len())
-}
-
-/// String `index` of the list; NULL for a NULL list or `index` ≥ the count.
-///
-/// # Safety
-/// As `ocicas_string_list_count`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_string_list_get(list: *const ocicas_string_list, index: usize) -> *const c_char {
-    unsafe { list.as_ref() }.and_then(|list| list.items.get(index)).map_or(std::ptr::null(), |item| item.as_ptr())
-}
-
-/// How many pairs the list holds (0 for a NULL list).
-///
-/// # Safety
-/// `list` is NULL or one returned by an accessor, its owner still alive.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_key_value_list_count(list: *const ocicas_key_value_list) -> usize {
-    unsafe { list.as_ref() }.map_or(0, |list| list.pairs.len())
-}
-
-/// The key of pair `index`; NULL for a NULL list or `index` ≥ the count.
-///
-/// # Safety
-/// As `ocicas_key_value_list_count`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_key_value_list_key(list: *const ocicas_key_value_list, index: usize) -> *const c_char {
-    unsafe { list.as_ref() }.and_then(|list| list.pairs.get(index)).map_or(std::ptr::null(), |(key, _)| key.as_ptr())
-}
-
-/// The value of pair `index`; NULL for a NULL list or `index` ≥ the count.
-///
-/// # Safety
-/// As `ocicas_key_value_list_count`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_key_value_list_value(
-    list: *const ocicas_key_value_list,
-    index: usize,
-) -> *const c_char {
-    let pair = unsafe { list.as_ref() }.and_then(|list| list.pairs.get(index));
-    pair.map_or(std::ptr::null(), |(_, value)| value.as_ptr())
 }
