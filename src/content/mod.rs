@@ -175,15 +175,32 @@ impl Engine {
     /// written to its own temp file, then a group of them is fsynced (the file system can commit
     /// them together), linked into `blobs/` under one hold of the store lock, and the blob
     /// directory fsynced once per group. Stops at the first error; the blobs linked before it
-    /// stay stored, durably.
+    /// stay stored, durably. Every blob returned has the commit grace from the call's return,
+    /// as a single put has from its own: a GC may not take it before the caller tags or leases
+    /// it. A GC waits for the batch to end.
     pub fn put_blobs(&self, blobs: &[&[u8]]) -> Result<Vec<StoredBlob>> {
+        // One shared hold of the store lock over the whole batch, so that no GC sweeps between
+        // its groups; then the groups linked before the last are made young again, as they may
+        // be older than the grace by now.
+        let _lock = self.layout.lock_shared()?;
         let mut stored = Vec::with_capacity(blobs.len());
         for group in blobs.chunks(PUT_GROUP) {
             stored.extend(self.put_blob_group(group)?);
         }
+        let last_group = blobs.len().checked_sub(1).map_or(0, |last| last % PUT_GROUP + 1);
+        for blob in &stored[..stored.len() - last_group] {
+            let path = self.layout.blob_path(&blob.digest);
+            if !self.touch(&path)? {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("blob {} was deleted while the batch that put it went on", blob.digest),
+                ));
+            }
+        }
         Ok(stored)
     }
 
+    /// One group of `put_blobs`; the caller holds the shared store lock.
     fn put_blob_group(&self, blobs: &[&[u8]]) -> Result<Vec<StoredBlob>> {
         let mut staged = Vec::with_capacity(blobs.len());
         for bytes in blobs {
@@ -198,7 +215,6 @@ impl Engine {
         crate::threads::in_parallel("blob seal", self.limits().threads, SEAL_THREADS, &staged, |batch| {
             batch.iter().try_for_each(|(temp, _)| self.seal(temp.file(), temp.path())).map(|()| Vec::<()>::new())
         })?;
-        let _lock = self.layout.lock_shared()?;
         let mut linked = false;
         let mut outcome = Ok(());
         for (temp, blob) in &staged {

@@ -176,7 +176,10 @@ impl Engine {
         // A blob's time can be a little older than its appearance in blobs/ (the kernel's file
         // clock lags the system clock by a tick; data is written before it is linked): a second
         // of margin keeps one that appears after the start with a time just before it.
-        let grace_start = started.checked_sub(COMMIT_GRACE_MARGIN + options.min_age).unwrap_or(SystemTime::UNIX_EPOCH);
+        let grace_start = COMMIT_GRACE_MARGIN
+            .checked_add(options.min_age)
+            .and_then(|grace| started.checked_sub(grace))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut report = GcReport { dry_run: options.dry_run, ..GcReport::default() };
         // Only blobs stored before marking began can be garbage: whatever is committed later
         // is kept, as is anything committed within a second of the start (file times lag).
