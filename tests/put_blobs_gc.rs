@@ -43,11 +43,12 @@ impl Storage for SlowSecondGroup {
         if self.syncs.fetch_add(1, Ordering::SeqCst) == GROUP {
             let layout = self.layout.clone();
             *self.gc.lock().unwrap() = Some(std::thread::spawn(move || {
+                // Past the grace GC gives the first group, committed just before.
+                std::thread::sleep(Duration::from_millis(1500));
                 let other = Engine::open(&layout, &OpenOptions::default()).unwrap();
                 format!("{:?}", other.gc(&GcOptions::default()).unwrap())
             }));
-            // Past the grace GC gives blobs committed just before it.
-            std::thread::sleep(Duration::from_millis(1500));
+            std::thread::sleep(Duration::from_millis(3000));
         }
         file.sync_all()
     }
