@@ -818,7 +818,9 @@ ocicas_status ocicas_blob_put(const struct ocicas_engine *engine,
  * `ocicas_blob_put`, but fsyncing them together and their directory once per group of 256:
  * for a caller committing many small blobs at once. On success `out_digests[i]` receives the
  * digest of `blobs[i]`, a string to free with `ocicas_string_free`. On an error nothing is
- * written to `out_digests`; the blobs of the groups stored before it stay stored.
+ * written to `out_digests`; the blobs of the groups stored before it stay stored. Every blob
+ * has the commit grace from the call's return, as one `ocicas_blob_put` has from its own: a
+ * GC does not take it before the caller tags or leases it next. A GC waits for the batch.
  *
  * Preconditions:
  * `engine` is a live engine; `blobs` points at `count` entries (may be NULL when `count` is 0),

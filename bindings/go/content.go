@@ -98,7 +98,9 @@ func (e *Engine) PutBlob(data []byte) (string, error) {
 // PutBlobs stores each of blobs as a sha256 blob, as durably as PutBlob, and returns their
 // digests in order. It costs far fewer fsyncs than a PutBlob per blob: blobs are fsynced
 // together and their directory once per group of 256. On an error no digest is returned; the
-// groups stored before it stay stored.
+// groups stored before it stay stored. Every blob has the commit grace from the call's return,
+// as one PutBlob has from its own: a GC does not take it before the caller tags or leases it
+// next. A GC waits for the batch.
 func (e *Engine) PutBlobs(blobs [][]byte) ([]string, error) {
 	if len(blobs) == 0 {
 		return nil, nil
