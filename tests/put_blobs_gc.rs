@@ -54,6 +54,17 @@ impl Storage for SlowSecondGroup {
     }
 }
 
+/// A second engine on `engine`'s layout whose second group's seal stalls while a GC starts.
+fn slow_writer(engine: &Engine) -> (Arc<SlowSecondGroup>, Engine) {
+    let storage = Arc::new(SlowSecondGroup {
+        layout: engine.root().to_path_buf(),
+        syncs: AtomicUsize::new(0),
+        gc: Default::default(),
+    });
+    let writer = Engine::open_with(engine.root(), &OpenOptions::default(), storage.clone()).unwrap();
+    (storage, writer)
+}
+
 fn payloads(count: usize) -> Vec<Vec<u8>> {
     (0..count).map(|i| format!("batch blob {i}").into_bytes()).collect()
 }
@@ -61,12 +72,7 @@ fn payloads(count: usize) -> Vec<Vec<u8>> {
 #[test]
 fn blobs_of_a_batch_put_are_all_stored_when_it_returns_though_a_gc_ran_during_it() {
     let (_dir, engine) = store();
-    let storage = Arc::new(SlowSecondGroup {
-        layout: engine.root().to_path_buf(),
-        syncs: AtomicUsize::new(0),
-        gc: Default::default(),
-    });
-    let writer = Engine::open_with(engine.root(), &OpenOptions::default(), storage.clone()).unwrap();
+    let (storage, writer) = slow_writer(&engine);
     let payloads = payloads(GROUP + 1);
     let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     let stored = writer.put_blobs(&slices).unwrap();
@@ -88,12 +94,7 @@ fn blobs_of_a_batch_put_are_all_stored_when_it_returns_though_a_gc_ran_during_it
 #[test]
 fn an_image_whose_layers_were_put_in_one_batch_and_tagged_at_once_is_complete_after_a_gc_during_the_batch() {
     let (_dir, engine) = store();
-    let storage = Arc::new(SlowSecondGroup {
-        layout: engine.root().to_path_buf(),
-        syncs: AtomicUsize::new(0),
-        gc: Default::default(),
-    });
-    let writer = Engine::open_with(engine.root(), &OpenOptions::default(), storage.clone()).unwrap();
+    let (storage, writer) = slow_writer(&engine);
     let payloads = payloads(GROUP + 1);
     let slices: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
     let layers = writer.put_blobs(&slices).unwrap();
