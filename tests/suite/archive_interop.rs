@@ -3,8 +3,8 @@
 //! normalizes them; a recompressed import never stores the plain layer; the legacy export
 //! carries the v1 metadata of pre-1.10 loaders; progress shows on a terminal only.
 
-mod archive_common;
-mod common;
+use crate::archive_common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

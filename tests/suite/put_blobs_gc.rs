@@ -5,7 +5,7 @@
 //! first group long before the call returns; a GC that starts in between sees that group as old
 //! garbage.
 
-mod common;
+use crate::common;
 
 use std::fs::File;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Attacks on blob times (`.ocicas/created/<alg>/<hex>`, the creation record, and labels'
 //! mtimes as updatedAt): planted entries, stale records, races of commits, deletes and GC.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;

@@ -3,8 +3,8 @@
 //! committed state while others retag and collect. A tag never names a blob as a document it
 //! does not parse as.
 
-mod common;
-mod graph_common;
+use crate::common;
+use crate::graph_common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

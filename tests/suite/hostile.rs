@@ -4,7 +4,7 @@
 //! `ErrorKind`, that the message names the culprit, and that the store is unchanged afterwards.
 //! (Changing the working directory is in tests/hostile_cwd.rs: the cwd is process-global.)
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char};

@@ -3,7 +3,7 @@
 //! and writers that tag while GC runs. GC must never touch anything outside the layout, never
 //! remove a blob that is referenced when it sweeps, never hang and never panic.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::symlink;

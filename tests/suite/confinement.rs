@@ -3,8 +3,8 @@
 //! driven through the CLI (as it was found) with a sentinel directory beside the layout that
 //! must come out byte for byte unchanged.
 
-mod common;
-mod layout_common;
+use crate::common;
+use crate::layout_common;
 
 use std::os::unix::fs::symlink;
 use std::path::Path;

@@ -3,8 +3,8 @@
 //! layout, each under a deadline. A sentinel directory beside the layout, which every link
 //! points into, must come out byte for byte unchanged; no command may hang or panic.
 
-mod common;
-mod layout_common;
+use crate::common;
+use crate::layout_common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

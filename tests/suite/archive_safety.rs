@@ -2,8 +2,8 @@
 //! clear error, and nothing is tagged or stored. Also a
 //! hand-built docker 25+ archive (an OCI layout inside) imports.
 
-mod archive_common;
-mod common;
+use crate::archive_common;
+use crate::common;
 
 use std::io::{Read, Write};
 

@@ -3,8 +3,8 @@
 //! progress callback, the errors a caller acts on, the deadlines of the registry limits, and
 //! pulls that meet another writer of the same blob.
 
-mod common;
-mod distribution;
+use crate::common;
+use crate::distribution;
 
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! The docker-archive reader and writer as API: items, choosing, blobs by digest and DiffID,
 //! synthesized manifests, verified writing, TryReusingBlob, failure and abort.
 
-mod archive_common;
-mod common;
+use crate::archive_common;
+use crate::common;
 
 use std::io::Read;
 

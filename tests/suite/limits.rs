@@ -2,8 +2,8 @@
 //! passes; just over it is `TooLarge` with a message naming the limit (fsck reports a walk cut
 //! at the depth limit as a problem naming it).
 
-mod archive_common;
-mod common;
+use crate::archive_common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

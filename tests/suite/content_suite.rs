@@ -1,7 +1,7 @@
 //! A port of containerd's content store test suite (core/content/testsuite), case by case,
 //! against ocicas's ingest writers.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};

@@ -4,8 +4,8 @@
 //! has no parser for (by its descriptor-shaped objects); non-JSON blobs of unknown types are
 //! leaves. fsck follows the same edges, so a missing child makes the layout unsound.
 
-mod common;
-mod graph_common;
+use crate::common;
+use crate::graph_common;
 
 use common::fixture::{age_blobs, store};
 use graph_common::*;

@@ -3,7 +3,7 @@
 //! give it, every positional argument is described in `--help`, and `pull` takes the layout
 //! first (the old order warns).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -3,7 +3,7 @@
 //! what to change), never a panic, an abort or the OOM killer; a thread the system refuses is
 //! an error too.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

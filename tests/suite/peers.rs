@@ -2,7 +2,7 @@
 //! open here, images we write unpack there, and GC keeps what umoci keeps (and more, for Docker
 //! images). A missing peer fails the test unless OCICAS_SKIP_PEERS=1.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::fs;

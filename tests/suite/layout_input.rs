@@ -3,7 +3,7 @@
 //! never commits an ingest's stale bytes (item 10), and opening a writer is atomic with respect
 //! to the removal of its ingest (issue 25 item 2).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,7 +80,7 @@ fn a_file_put_on_a_stale_ingest_commits_the_files_bytes() {
 /// blob that is not stored.
 #[test]
 fn opening_a_writer_is_atomic_with_respect_to_removal_of_its_ingest() {
-    const ROUNDS: usize = 3000;
+    const ROUNDS: usize = 1000;
     // On a tmpfs, where fsync costs nothing, the rounds are short and the races many.
     let shm = Path::new("/dev/shm");
     let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();

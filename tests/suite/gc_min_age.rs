@@ -3,7 +3,7 @@
 //! (STYLE.md). The largest one the CLI accepts makes GC panic (`COMMIT_GRACE_MARGIN +
 //! options.min_age` overflows).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

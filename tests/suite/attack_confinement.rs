@@ -6,8 +6,8 @@
 //! Planting devices and mounting needs root (as CI runs); without it those tests say so and
 //! check nothing.
 
-mod common;
-mod layout_common;
+use crate::common;
+use crate::layout_common;
 
 use std::mem::MaybeUninit;
 use std::os::unix::fs::MetadataExt;

@@ -12,7 +12,7 @@
 //! it (un-fsynced data and directory entries dropped) and reopened: every commit and tag
 //! acknowledged by then survived, no blob is partial, index.json is whole.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;

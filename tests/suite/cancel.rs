@@ -3,8 +3,8 @@
 //! unlink of its sweep), it stops with `Cancelled`, stores no partial blob and leaves the store
 //! sound.
 
-mod common;
-mod distribution;
+use crate::common;
+use crate::distribution;
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};

@@ -2,8 +2,8 @@
 //! skopeo and umoci as the peers that prove interop, and a proxy that cuts, corrupts or slows
 //! the registry's answers (issue #9's tests).
 
-mod common;
-mod distribution;
+use crate::common;
+use crate::distribution;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
