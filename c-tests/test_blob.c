@@ -71,7 +71,7 @@ int main(void) {
         CHECK(strcmp(digests[0], HELLO_DIGEST) == 0);
         CHECK(strcmp(digests[2], "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
         uint64_t world_size = 0;
-        CHECK_OK(ocicas_blob_stat(engine, digests[1], &world_size));
+        CHECK_OK(ocicas_blob_size(engine, digests[1], &world_size));
         CHECK(world_size == 5);
         CHECK_OK(ocicas_blob_delete(engine, digests[1])); /* the cases below count the blobs */
         for (int i = 0; i < 3; i++) {
@@ -90,7 +90,7 @@ int main(void) {
 
     CASE("stat, open, read_at, size");
     uint64_t size = 0;
-    CHECK_OK(ocicas_blob_stat(engine, HELLO_DIGEST, &size));
+    CHECK_OK(ocicas_blob_size(engine, HELLO_DIGEST, &size));
     CHECK(size == 5);
     ocicas_reader *reader = NULL;
     CHECK_OK(ocicas_blob_open(engine, HELLO_DIGEST, &reader));
@@ -156,7 +156,7 @@ int main(void) {
                          "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b982\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK_STATUS(ocicas_blob_open(engine, bad[i], &reader), OCICAS_ERR_INVALID_ARGUMENT);
-        CHECK_STATUS(ocicas_blob_stat(engine, bad[i], &size), OCICAS_ERR_INVALID_ARGUMENT);
+        CHECK_STATUS(ocicas_blob_size(engine, bad[i], &size), OCICAS_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(ocicas_blob_read(engine, bad[i], 10, &data, &len), OCICAS_ERR_INVALID_ARGUMENT);
         CHECK_STATUS(ocicas_blob_delete(engine, bad[i]), OCICAS_ERR_INVALID_ARGUMENT);
     }
@@ -165,17 +165,17 @@ int main(void) {
     CASE("absent blobs are NOT_FOUND; sha512 digests parse");
     CHECK_STATUS(ocicas_blob_open(engine, ABSENT_DIGEST, &reader), OCICAS_ERR_NOT_FOUND);
     CHECK_MESSAGE(ABSENT_DIGEST);
-    CHECK_STATUS(ocicas_blob_stat(engine, ABSENT_DIGEST, &size), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_blob_size(engine, ABSENT_DIGEST, &size), OCICAS_ERR_NOT_FOUND);
     CHECK_STATUS(ocicas_blob_read(engine, ABSENT_DIGEST, 10, &data, &len), OCICAS_ERR_NOT_FOUND);
     char sha512[200] = "sha512:";
     for (int i = 0; i < 128; i++) strcat(sha512, "a");
-    CHECK_STATUS(ocicas_blob_stat(engine, sha512, &size), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_blob_size(engine, sha512, &size), OCICAS_ERR_NOT_FOUND);
 
     CASE("delete is idempotent");
     CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)"gone", 4, &digest));
     CHECK_OK(ocicas_blob_delete(engine, digest));
     CHECK_OK(ocicas_blob_delete(engine, digest));
-    CHECK_STATUS(ocicas_blob_stat(engine, digest, &size), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_blob_size(engine, digest, &size), OCICAS_ERR_NOT_FOUND);
     ocicas_string_free(digest);
 
     CASE("junk under blobs/ is not listed, never followed, never blocks");
@@ -220,7 +220,7 @@ int main(void) {
     CHECK(ocicas_key_value_list_count(ocicas_descriptor_annotations(d1)) == 0);
     CHECK(ocicas_descriptor_platform_os(d1) == NULL && ocicas_descriptor_data(d1) == NULL);
     uint64_t stored = 0;
-    CHECK_OK(ocicas_blob_stat(engine, ocicas_descriptor_digest(d1), &stored));
+    CHECK_OK(ocicas_blob_size(engine, ocicas_descriptor_digest(d1), &stored));
     CHECK(stored == 17);
     ocicas_descriptor_free(d1);
     ocicas_descriptor_free(d2);

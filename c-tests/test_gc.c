@@ -73,7 +73,7 @@ int main(void) {
     CHECK(json_number(report, "blobsRemoved") == 1);
     ocicas_string_free(report);
     uint64_t size = 0;
-    CHECK_STATUS(ocicas_blob_stat(engine, digest, &size), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_blob_size(engine, digest, &size), OCICAS_ERR_NOT_FOUND);
     ocicas_string_free(digest);
     ocicas_string_free(lease);
 

@@ -98,7 +98,7 @@ int main(void) {
     CHECK_OK(ocicas_layer_stream_diff_id(stream, &diff_id));
     CHECK_OK(ocicas_layer_stream_size(stream, &size));
     uint64_t stored = 0;
-    CHECK_OK(ocicas_blob_stat(engine, digest, &stored));
+    CHECK_OK(ocicas_blob_size(engine, digest, &stored));
     CHECK(stored == size && size < INPUT_SIZE);
     ocicas_layer_stream_free(stream);
 

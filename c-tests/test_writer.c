@@ -94,7 +94,7 @@ int main(void) {
                                       NULL, &text),
                  OCICAS_ERR_DIGEST_MISMATCH);
     uint64_t size = 0;
-    CHECK_STATUS(ocicas_blob_stat(engine, HELLO_WORLD, &size), OCICAS_ERR_NOT_FOUND);
+    CHECK_STATUS(ocicas_blob_size(engine, HELLO_WORLD, &size), OCICAS_ERR_NOT_FOUND);
     CHECK_STATUS(ocicas_writer_commit(writer, 11, NULL, "{not json", &text), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("commit with labels; write and commit after commit are errors");

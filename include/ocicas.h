@@ -909,7 +909,7 @@ ocicas_status ocicas_blob_read(const struct ocicas_engine *engine,
  * Preconditions:
  * `engine` is a live engine; `digest` a NUL-terminated string; `out_size` writable.
  */
-ocicas_status ocicas_blob_stat(const struct ocicas_engine *engine,
+ocicas_status ocicas_blob_size(const struct ocicas_engine *engine,
                                const char *digest,
                                uint64_t *out_size);
 

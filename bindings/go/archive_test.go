@@ -30,7 +30,7 @@ func exportImage(t *testing.T, ref string, format ArchiveFormat) (*Engine, Descr
 
 func configDigest(t *testing.T, engine *Engine, manifest Descriptor) string {
 	t.Helper()
-	document, err := engine.GetBlob(manifest.Digest, NoLimit)
+	document, err := engine.ReadBlob(manifest.Digest, NoLimit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ func TestOneEngineFromManyGoroutines(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if got, err := engine.GetBlob(digest, NoLimit); err != nil || !bytes.Equal(got, data) {
-					t.Errorf("GetBlob: %q, %v", got, err)
+				if got, err := engine.ReadBlob(digest, NoLimit); err != nil || !bytes.Equal(got, data) {
+					t.Errorf("ReadBlob: %q, %v", got, err)
 					return
 				}
 				w, err := engine.Writer(t.Context(), fmt.Sprintf("worker-%d-%d", worker, i), nil)
@@ -156,7 +156,7 @@ func TestWriterReaderAndLayerCloseWaitForTheCallsInFlight(t *testing.T) {
 	})
 	t.Run("Reader", func(t *testing.T) {
 		closeDuringCalls(t, func() (func() error, func() error) {
-			r, err := engine.ReaderAt(digest)
+			r, err := engine.OpenBlob(digest)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,8 +19,8 @@ static ocicas_status go_blob_read(const ocicas_engine *engine, const char *diges
     return ocicas_go_result(ocicas_blob_read(engine, digest, limit, out_data, out_len), message);
 }
 
-static ocicas_status go_blob_stat(const ocicas_engine *engine, const char *digest, uint64_t *out, char **message) {
-    return ocicas_go_result(ocicas_blob_stat(engine, digest, out), message);
+static ocicas_status go_blob_size(const ocicas_engine *engine, const char *digest, uint64_t *out, char **message) {
+    return ocicas_go_result(ocicas_blob_size(engine, digest, out), message);
 }
 
 static ocicas_status go_blob_delete(const ocicas_engine *engine, const char *digest, char **message) {
@@ -153,14 +153,14 @@ func (e *Engine) PutJSON(mediaType string, document []byte) (Descriptor, error) 
 	return takeDescriptor(out)
 }
 
-// NoLimit is the limit of GetBlob that lets a blob of any size through.
+// NoLimit is the limit of ReadBlob that lets a blob of any size through.
 const NoLimit int64 = math.MaxInt64
 
-// GetBlob reads the whole blob and checks that it hashes to its digest (ErrDigestMismatch
+// ReadBlob reads the whole blob and checks that it hashes to its digest (ErrDigestMismatch
 // otherwise). A blob larger than limit bytes is ErrTooLarge, before anything is read: as
 // ocicas_blob_read's limit in C, 0 allows only the empty blob and NoLimit any size. A negative
 // limit is ErrInvalidArgument.
-func (e *Engine) GetBlob(digest string, limit int64) ([]byte, error) {
+func (e *Engine) ReadBlob(digest string, limit int64) ([]byte, error) {
 	if limit < 0 {
 		return nil, invalidArgument("negative limit %d (NoLimit is the limit for none)", limit)
 	}
@@ -193,7 +193,7 @@ func (e *Engine) BlobSize(digest string) (int64, error) {
 	}
 	var size C.uint64_t
 	var message *C.char
-	status := C.go_blob_stat(e.use(), cdigest, &size, &message)
+	status := C.go_blob_size(e.use(), cdigest, &size, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return 0, err
@@ -201,8 +201,8 @@ func (e *Engine) BlobSize(digest string) (int64, error) {
 	return int64(size), nil
 }
 
-// Delete removes the blob; deleting a blob that is not stored is not an error.
-func (e *Engine) Delete(digest string) error {
+// DeleteBlob removes the blob; deleting a blob that is not stored is not an error.
+func (e *Engine) DeleteBlob(digest string) error {
 	var args cArgs
 	defer args.free()
 	cdigest := args.str("digest", digest)
@@ -253,10 +253,10 @@ func (e *Engine) Info(digest string) (Info, error) {
 	return takeInfo(out), nil
 }
 
-// Update changes the blob's labels by containerd's rules and returns its new Info. With no
+// UpdateLabels changes the blob's labels by containerd's rules and returns its new Info. With no
 // field paths (or "labels") the labels become labels; "labels.<key>" sets that key from labels,
 // or removes it when labels has no such key. ErrInvalidArgument for any other path.
-func (e *Engine) Update(digest string, labels map[string]string, fieldPaths ...string) (Info, error) {
+func (e *Engine) UpdateLabels(digest string, labels map[string]string, fieldPaths ...string) (Info, error) {
 	var args cArgs
 	defer args.free()
 	cdigest := args.str("digest", digest)

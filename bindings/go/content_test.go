@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
+func TestPutBlobThenReadBlobSizeAndList(t *testing.T) {
 	engine := newEngine(t)
 	data := []byte("hello, blob")
 	digest, err := engine.PutBlob(data)
@@ -26,15 +26,15 @@ func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
 	if again, err := engine.PutBlob(data); err != nil || again != digest {
 		t.Fatalf("putting it again: %s, %v", again, err)
 	}
-	got, err := engine.GetBlob(digest, NoLimit)
+	got, err := engine.ReadBlob(digest, NoLimit)
 	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("GetBlob: %q, %v", got, err)
+		t.Fatalf("ReadBlob: %q, %v", got, err)
 	}
 	if size, err := engine.BlobSize(digest); err != nil || size != int64(len(data)) {
 		t.Fatalf("BlobSize: %d, %v", size, err)
 	}
 	empty := putBlob(t, engine, "")
-	if got, err := engine.GetBlob(empty, NoLimit); err != nil || len(got) != 0 {
+	if got, err := engine.ReadBlob(empty, NoLimit); err != nil || len(got) != 0 {
 		t.Fatalf("empty blob: %q, %v", got, err)
 	}
 	digests, err := engine.ListBlobs()
@@ -49,47 +49,47 @@ func TestPutBlobThenGetBlobSizeAndList(t *testing.T) {
 }
 
 // A limit means what ocicas_blob_read's does in C: a number of bytes, 0 included.
-func TestGetBlobLimitIsBytesAsInCZeroIncluded(t *testing.T) {
+func TestReadBlobLimitIsBytesAsInCZeroIncluded(t *testing.T) {
 	engine := newEngine(t)
 	digest := putBlob(t, engine, "twelve bytes")
 	empty := putBlob(t, engine, "")
 	for _, limit := range []int64{0, 1, 11} {
-		got, err := engine.GetBlob(digest, limit)
+		got, err := engine.ReadBlob(digest, limit)
 		wantErr(t, err, ErrTooLarge)
 		if got != nil {
 			t.Fatalf("limit %d: %q with the error", limit, got)
 		}
 	}
 	for _, limit := range []int64{12, 13, NoLimit - 1, NoLimit} {
-		if got, err := engine.GetBlob(digest, limit); err != nil || string(got) != "twelve bytes" {
+		if got, err := engine.ReadBlob(digest, limit); err != nil || string(got) != "twelve bytes" {
 			t.Fatalf("limit %d: %q, %v", limit, got, err)
 		}
 	}
 	for _, limit := range []int64{0, NoLimit} {
-		if got, err := engine.GetBlob(empty, limit); err != nil || len(got) != 0 {
+		if got, err := engine.ReadBlob(empty, limit); err != nil || len(got) != 0 {
 			t.Fatalf("empty blob, limit %d: %q, %v", limit, got, err)
 		}
 	}
 	for _, limit := range []int64{-1, -12, math.MinInt64} {
-		_, err := engine.GetBlob(digest, limit)
+		_, err := engine.ReadBlob(digest, limit)
 		wantErr(t, err, ErrInvalidArgument)
 	}
 }
 
-func TestGetBlobErrors(t *testing.T) {
+func TestReadBlobErrors(t *testing.T) {
 	engine := newEngine(t)
 	digest := putBlob(t, engine, "twelve bytes")
-	_, err := engine.GetBlob("sha256:"+strings.Repeat("0", 64), NoLimit)
+	_, err := engine.ReadBlob("sha256:"+strings.Repeat("0", 64), NoLimit)
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.GetBlob("sha256:ABC", NoLimit)
+	_, err = engine.ReadBlob("sha256:ABC", NoLimit)
 	wantErr(t, err, ErrInvalidArgument)
 	_, err = engine.BlobSize("sha256:" + strings.Repeat("1", 64))
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.GetBlob(digest+"\x00", NoLimit)
+	_, err = engine.ReadBlob(digest+"\x00", NoLimit)
 	wantErr(t, err, ErrInvalidArgument)
 }
 
-func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
+func TestReadBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
 	engine, path := newEngineAt(t)
 	digest := putBlob(t, engine, "original")
 	file := filepath.Join(path, "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
@@ -99,7 +99,7 @@ func TestGetBlobOfACorruptBlobIsDigestMismatch(t *testing.T) {
 	if err := os.WriteFile(file, []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := engine.GetBlob(digest, NoLimit)
+	_, err := engine.ReadBlob(digest, NoLimit)
 	wantErr(t, err, ErrDigestMismatch)
 }
 
@@ -124,7 +124,7 @@ func TestDeleteRemovesTheBlobAndIsIdempotent(t *testing.T) {
 	engine := newEngine(t)
 	digest := putBlob(t, engine, "doomed")
 	for range 2 {
-		if err := engine.Delete(digest); err != nil {
+		if err := engine.DeleteBlob(digest); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,12 +142,12 @@ func TestInfoAndUpdateLabels(t *testing.T) {
 	if info.Digest != digest || info.Size != 8 || info.CreatedAt.IsZero() || len(info.Labels) != 0 {
 		t.Fatalf("info %+v", info)
 	}
-	info, err = engine.Update(digest, map[string]string{"a": "1", "b": "2"})
+	info, err = engine.UpdateLabels(digest, map[string]string{"a": "1", "b": "2"})
 	if err != nil || info.Labels["a"] != "1" || info.Labels["b"] != "2" {
 		t.Fatalf("Update all: %+v, %v", info, err)
 	}
 	// A field path sets that key, or removes it when labels lacks it.
-	info, err = engine.Update(digest, map[string]string{"c": "3"}, "labels.c", "labels.a")
+	info, err = engine.UpdateLabels(digest, map[string]string{"c": "3"}, "labels.c", "labels.a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +157,9 @@ func TestInfoAndUpdateLabels(t *testing.T) {
 	if again, err := engine.Info(digest); err != nil || fmt.Sprint(again.Labels) != fmt.Sprint(info.Labels) {
 		t.Fatalf("Info after Update: %+v, %v", again, err)
 	}
-	_, err = engine.Update(digest, nil, "size")
+	_, err = engine.UpdateLabels(digest, nil, "size")
 	wantErr(t, err, ErrInvalidArgument)
-	info, err = engine.Update(digest, nil)
+	info, err = engine.UpdateLabels(digest, nil)
 	if err != nil || len(info.Labels) != 0 {
 		t.Fatalf("clearing labels: %+v, %v", info, err)
 	}
@@ -171,7 +171,7 @@ func TestWalkFiltersAndStops(t *testing.T) {
 	blue := putBlob(t, engine, "blue")
 	putBlob(t, engine, "none")
 	for digest, color := range map[string]string{red: "red", blue: "blue"} {
-		if _, err := engine.Update(digest, map[string]string{"color": color}); err != nil {
+		if _, err := engine.UpdateLabels(digest, map[string]string{"color": color}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -231,7 +231,7 @@ func TestPutBlobsStoresEachInOrderAcrossGroups(t *testing.T) {
 		if want := fmt.Sprintf("sha256:%x", sha256.Sum256(blob)); digests[i] != want {
 			t.Fatalf("blob %d: digest %s, want %s", i, digests[i], want)
 		}
-		got, err := engine.GetBlob(digests[i], NoLimit)
+		got, err := engine.ReadBlob(digests[i], NoLimit)
 		if err != nil || string(got) != string(blob) {
 			t.Fatalf("blob %d reads back %q, %v", i, got, err)
 		}

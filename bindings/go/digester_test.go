@@ -117,8 +117,8 @@ func TestDigesterGivesTheExpectedDigestOfAWriterCommit(t *testing.T) {
 			t.Fatalf("Commit: %s, %v; want %s", committed, err, expected)
 		}
 		writer.Close()
-		if got, err := engine.GetBlob(expected, int64(len(data))); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("GetBlob(%s): %d bytes, %v", expected, len(got), err)
+		if got, err := engine.ReadBlob(expected, int64(len(data))); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("ReadBlob(%s): %d bytes, %v", expected, len(got), err)
 		}
 	}
 }

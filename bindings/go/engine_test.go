@@ -164,7 +164,7 @@ func TestSetLimitChangesWhatTheEngineAcceptsAndRefusesZero(t *testing.T) {
 		t.Fatalf("SetLimit: %v", err)
 	}
 	digest := putBlob(t, engine, "labelled")
-	_, err := engine.Update(digest, map[string]string{"key": "a value over ten bytes"})
+	_, err := engine.UpdateLabels(digest, map[string]string{"key": "a value over ten bytes"})
 	wantErr(t, err, ErrTooLarge)
 	wantErr(t, engine.SetLimit(LimitLabelSize, 0), ErrInvalidArgument)
 	wantErr(t, engine.SetLimit(Limit(999), 1), ErrInvalidArgument)

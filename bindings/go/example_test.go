@@ -34,14 +34,14 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	data, err := engine.GetBlob(digest, ocicas.NoLimit)
+	data, err := engine.ReadBlob(digest, ocicas.NoLimit)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(digest)
 	fmt.Println(string(data))
 
-	_, err = engine.GetBlob("sha256:"+strings.Repeat("0", 64), ocicas.NoLimit)
+	_, err = engine.ReadBlob("sha256:"+strings.Repeat("0", 64), ocicas.NoLimit)
 	fmt.Println(errors.Is(err, ocicas.ErrNotFound))
 	// Output:
 	// sha256:22c8e3a435f38096822528f9badbc4d9e0ae86319187ea6d4d86bf25b985ab21

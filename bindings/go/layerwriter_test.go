@@ -37,7 +37,7 @@ func TestLayerWriterStoresWhatTheStreamLayerComputes(t *testing.T) {
 	if stored != (LayerDescriptor{MediaType: mediaType, Digest: digest, Size: size, DiffID: diffID}) {
 		t.Fatalf("push gave %+v, pull %s %s %d %s", stored, digest, diffID, size, mediaType)
 	}
-	blob, err := engine.GetBlob(stored.Digest, NoLimit)
+	blob, err := engine.ReadBlob(stored.Digest, NoLimit)
 	if err != nil || !bytes.Equal(blob, output) {
 		t.Fatalf("stored blob differs from the pulled bytes: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestAppendLayerMakesThenGrowsAnImage(t *testing.T) {
 	if ref, err := engine.GetRef("app:1.0"); err != nil || ref.Digest != second.Digest {
 		t.Fatalf("ref: %+v, %v", ref, err)
 	}
-	manifest, err := engine.GetBlob(second.Digest, NoLimit)
+	manifest, err := engine.ReadBlob(second.Digest, NoLimit)
 	if err != nil || strings.Count(string(manifest), layer.Digest) != 2 {
 		t.Fatalf("manifest %s, %v", manifest, err)
 	}

@@ -31,9 +31,9 @@ type Reader struct {
 	cleanup runtime.Cleanup
 }
 
-// ReaderAt opens the blob for random access. ErrNotFound when it is not stored,
+// OpenBlob opens the blob for random access. ErrNotFound when it is not stored,
 // ErrInvalidArgument for a malformed digest.
-func (e *Engine) ReaderAt(digest string) (*Reader, error) {
+func (e *Engine) OpenBlob(digest string) (*Reader, error) {
 	var args cArgs
 	defer args.free()
 	cdigest := args.str("digest", digest)

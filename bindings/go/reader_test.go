@@ -13,7 +13,7 @@ func TestReaderAtReadsAnyRangeAndReportsSize(t *testing.T) {
 	engine := newEngine(t)
 	data := []byte(strings.Repeat("0123456789", 10000))
 	digest := putBlob(t, engine, string(data))
-	reader, err := engine.ReaderAt(digest)
+	reader, err := engine.OpenBlob(digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestReaderAtReadsAnyRangeAndReportsSize(t *testing.T) {
 func TestReaderAtIsSafeFromManyGoroutines(t *testing.T) {
 	engine := newEngine(t)
 	data := []byte(strings.Repeat("abcdefgh", 4096))
-	reader, err := engine.ReaderAt(putBlob(t, engine, string(data)))
+	reader, err := engine.OpenBlob(putBlob(t, engine, string(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +68,11 @@ func TestReaderAtIsSafeFromManyGoroutines(t *testing.T) {
 
 func TestReaderErrorsCloseAndUseAfterClose(t *testing.T) {
 	engine := newEngine(t)
-	_, err := engine.ReaderAt("sha256:" + strings.Repeat("a", 64))
+	_, err := engine.OpenBlob("sha256:" + strings.Repeat("a", 64))
 	wantErr(t, err, ErrNotFound)
-	_, err = engine.ReaderAt("md5:abc")
+	_, err = engine.OpenBlob("md5:abc")
 	wantErr(t, err, ErrInvalidArgument)
-	reader, err := engine.ReaderAt(putBlob(t, engine, "x"))
+	reader, err := engine.OpenBlob(putBlob(t, engine, "x"))
 	if err != nil {
 		t.Fatal(err)
 	}

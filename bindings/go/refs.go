@@ -51,8 +51,8 @@ type Platform struct {
 // Ref is a named reference: an index.json entry whose org.opencontainers.image.ref.name
 // annotation is Name.
 type Ref struct {
-	Name       string
-	Descriptor Descriptor
+	Name       string     `json:"name"`
+	Descriptor Descriptor `json:"descriptor"`
 }
 
 // PutRef points reference name at descriptor, whose blob must be stored with that size

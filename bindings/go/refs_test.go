@@ -1,6 +1,7 @@
 package ocicas
 
 import (
+	"encoding/json"
 	"strconv"
 	"testing"
 )
@@ -34,6 +35,13 @@ func TestRefsPutGetListDelete(t *testing.T) {
 	refs, err := engine.ListRefs()
 	if err != nil || len(refs) != 2 || refs[0].Name != "v1" || refs[1].Name != "latest" || refs[1].Descriptor.Digest != manifest.Digest {
 		t.Fatalf("ListRefs: %+v, %v", refs, err)
+	}
+	// The same form as `ocicas ref list --json` prints (docs/CLI.md).
+	encoded, err := json.Marshal(refs[1])
+	want := `{"name":"latest","descriptor":{"mediaType":"` + manifest.MediaType + `","digest":"` + manifest.Digest +
+		`","size":` + strconv.FormatInt(manifest.Size, 10) + `,"annotations":{"note":"kept","org.opencontainers.image.ref.name":"latest"}}}`
+	if err != nil || string(encoded) != want {
+		t.Fatalf("a Ref as JSON: %s, %v; want %s", encoded, err, want)
 	}
 	wantErr(t, engine.PutRef("v1", config, false), ErrClobber)
 	if err := engine.PutRef("v1", config, true); err != nil {

@@ -101,7 +101,7 @@ func TestWriterTruncateRestartsFromNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data, err := engine.GetBlob(digest, NoLimit); err != nil || string(data) != "right" {
+	if data, err := engine.ReadBlob(digest, NoLimit); err != nil || string(data) != "right" {
 		t.Fatalf("stored %q, %v", data, err)
 	}
 }

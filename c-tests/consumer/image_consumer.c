@@ -205,7 +205,7 @@ static void commit_with_digester(ocicas_engine *scratch, const struct buffer *ta
     CHECK(strcmp(committed, expected) == 0);
     CHECK_OK(ocicas_writer_close(writer));
     uint64_t stored = 0;
-    CHECK_OK(ocicas_blob_stat(scratch, committed, &stored));
+    CHECK_OK(ocicas_blob_size(scratch, committed, &stored));
     CHECK(stored == tar->len);
     ocicas_string_free(committed);
     ocicas_string_free(expected);

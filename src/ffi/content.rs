@@ -220,7 +220,7 @@ pub unsafe extern "C" fn ocicas_blob_read(
 /// # Safety
 /// `engine` is a live engine; `digest` a NUL-terminated string; `out_size` writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_blob_stat(
+pub unsafe extern "C" fn ocicas_blob_size(
     engine: *const ocicas_engine,
     digest: *const c_char,
     out_size: *mut u64,

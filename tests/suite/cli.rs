@@ -380,3 +380,39 @@ fn pull_takes_the_layout_first_and_the_old_order_works_with_a_warning() {
     let message = fails_with("invalid image", &["pull", s(&not_a_layout), l, "--insecure"]);
     assert!(!message.contains("warning") && message.contains("not-a-layout"), "{message}");
 }
+
+/// docs/NAMES.md: each operation's verb is the API's, and the short Unix spelling scripts used
+/// before names the same command.
+#[test]
+fn each_command_answers_to_its_api_verb_and_to_its_old_short_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layout, _) = layout_with_image(dir.path());
+    let layout = s(&layout);
+    let blob = dir.path().join("blob");
+    std::fs::write(&blob, b"named once").unwrap();
+    let digest = ocicas(&["blob", "put", layout, s(&blob)]).trim().to_string();
+    assert_eq!(ocicas(&["blob", "read", layout, &digest]), "named once");
+    assert_eq!(ocicas(&["blob", "get", layout, &digest]), "named once");
+    let listed = ocicas(&["blob", "list", layout]);
+    assert!(listed.lines().any(|line| line == digest), "{listed}");
+    assert_eq!(listed, ocicas(&["blob", "ls", layout]));
+    let labelled = json_value(&ocicas(&["blob", "update-labels", layout, &digest, "k=v"]));
+    assert_eq!(labelled["labels"]["k"], "v");
+    let relabelled = json_value(&ocicas(&["blob", "label", layout, &digest, "k=w"]));
+    assert_eq!(relabelled["labels"]["k"], "w");
+    assert_eq!(ocicas(&["ref", "list", layout]), ocicas(&["ref", "ls", layout]));
+    assert_eq!(ocicas(&["ingest", "list", layout]), ocicas(&["ingest", "ls", layout]));
+    let first = ocicas(&["lease", "new", layout]).trim().to_string();
+    let second = ocicas(&["lease", "new", layout]).trim().to_string();
+    assert_eq!(ocicas(&["lease", "list", layout]), ocicas(&["lease", "ls", layout]));
+    ocicas(&["lease", "release", layout, &first]);
+    ocicas(&["lease", "rm", layout, &second]);
+    assert_eq!(ocicas(&["lease", "list", layout]), "");
+    ocicas(&["blob", "delete", layout, &digest]);
+    ocicas(&["blob", "rm", layout, &digest]);
+    assert!(!ocicas(&["blob", "list", layout]).lines().any(|line| line == digest));
+    let help = ocicas(&["blob", "--help"]);
+    for verb in ["read", "update-labels", "list", "delete"] {
+        assert!(help.contains(verb), "blob --help lacks {verb}: {help}");
+    }
+}

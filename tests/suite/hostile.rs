@@ -41,7 +41,7 @@ unsafe extern "C" {
         out: *mut *mut u8,
         len: *mut usize,
     ) -> ocicas_status;
-    fn ocicas_blob_stat(e: *const std::ffi::c_void, d: *const c_char, out: *mut u64) -> ocicas_status;
+    fn ocicas_blob_size(e: *const std::ffi::c_void, d: *const c_char, out: *mut u64) -> ocicas_status;
     fn ocicas_blob_delete(e: *const std::ffi::c_void, d: *const c_char) -> ocicas_status;
     fn ocicas_blob_info_get(
         e: *const std::ffi::c_void,
@@ -229,7 +229,7 @@ fn malformed_digests_are_refused_by_every_api_naming_the_digest_and_change_nothi
             vec![
                 ("ocicas_blob_open", ocicas_blob_open(c_engine, d, &mut handle)),
                 ("ocicas_blob_read", ocicas_blob_read(c_engine, d, 1 << 20, &mut data, &mut len)),
-                ("ocicas_blob_stat", ocicas_blob_stat(c_engine, d, &mut size)),
+                ("ocicas_blob_size", ocicas_blob_size(c_engine, d, &mut size)),
                 ("ocicas_blob_delete", ocicas_blob_delete(c_engine, d)),
                 ("ocicas_blob_info_get", ocicas_blob_info_get(c_engine, d, &mut handle)),
                 (

@@ -49,7 +49,7 @@ func (s *Store) Info(ctx context.Context, dgst digest.Digest) (content.Info, err
 // become info.Labels, "labels.<key>" sets or removes that key. Any other field path is
 // ErrInvalidArgument: labels are all a blob has that can change.
 func (s *Store) Update(ctx context.Context, info content.Info, fieldpaths ...string) (content.Info, error) {
-	updated, err := s.engine.Update(string(info.Digest), info.Labels, fieldpaths...)
+	updated, err := s.engine.UpdateLabels(string(info.Digest), info.Labels, fieldpaths...)
 	if err != nil {
 		return content.Info{}, mapError(err)
 	}
@@ -73,13 +73,13 @@ func (s *Store) Delete(ctx context.Context, dgst digest.Digest) error {
 	if _, err := s.engine.BlobSize(string(dgst)); err != nil {
 		return mapError(err)
 	}
-	return mapError(s.engine.Delete(string(dgst)))
+	return mapError(s.engine.DeleteBlob(string(dgst)))
 }
 
 // ReaderAt opens the blob desc.Digest for reading at any offset; only the digest of desc is
 // used. ErrNotFound when it is not stored.
 func (s *Store) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
-	reader, err := s.engine.ReaderAt(string(desc.Digest))
+	reader, err := s.engine.OpenBlob(string(desc.Digest))
 	if err != nil {
 		return nil, mapError(err)
 	}

@@ -77,7 +77,7 @@ func compressionOf(mediaType types.MediaType) (ocicas.Compression, error) {
 // Compressed reads the stored blob. The read ends with an ocicas.ErrDigestMismatch or
 // ocicas.ErrSizeMismatch error instead of io.EOF when the blob is not the layer's.
 func (l *StoredLayer) Compressed() (io.ReadCloser, error) {
-	blob, err := l.engine.ReaderAt(l.digest.String())
+	blob, err := l.engine.OpenBlob(l.digest.String())
 	if err != nil {
 		return nil, err
 	}

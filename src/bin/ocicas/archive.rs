@@ -62,7 +62,8 @@ pub enum ArchiveCommand {
     },
     /// List the images of a docker-archive: its manifest.json items, one
     /// {"Config","RepoTags","Layers"} per line (JSON with or without --json).
-    Ls {
+    #[command(visible_alias = "ls")]
+    List {
         /// The docker-archive tarball, or - for stdin.
         archive: PathBuf,
         #[command(flatten)]
@@ -141,7 +142,7 @@ pub fn run(command: ArchiveCommand, out: &mut impl Write) -> ocicas::Result<()> 
             finish(bar);
             exported?;
         }
-        ArchiveCommand::Ls { archive, .. } => {
+        ArchiveCommand::List { archive, .. } => {
             let items = if archive == Path::new("-") {
                 read_manifest_items_with(io::stdin().lock(), &crate::limits())?
             } else {

@@ -44,7 +44,8 @@ pub enum BlobCommand {
     },
     /// Set labels (KEY=VALUE) or remove them (KEY=) on a blob; with none, remove all. Prints
     /// the blob's info as `info` does.
-    Label {
+    #[command(visible_alias = "label")]
+    UpdateLabels {
         /// The OCI image layout that holds the blob.
         layout: PathBuf,
         /// The blob's digest, ALGORITHM:HEX.
@@ -55,7 +56,8 @@ pub enum BlobCommand {
         format: Json,
     },
     /// Write a blob's bytes to stdout, after checking they hash to its digest.
-    Get {
+    #[command(visible_alias = "get")]
+    Read {
         /// The OCI image layout that holds the blob.
         layout: PathBuf,
         /// The blob's digest, ALGORITHM:HEX.
@@ -64,7 +66,8 @@ pub enum BlobCommand {
     /// List the digests of all blobs, or of those matching a filter (containerd syntax:
     /// `labels.k==v,size==5`; several --filter are alternatives). With --json, each blob's
     /// info as `info` prints it.
-    Ls {
+    #[command(visible_alias = "ls")]
+    List {
         /// The OCI image layout whose blobs to list.
         layout: PathBuf,
         #[arg(long = "filter")]
@@ -73,7 +76,8 @@ pub enum BlobCommand {
         format: Json,
     },
     /// Remove a blob (no error when it is absent).
-    Rm {
+    #[command(visible_alias = "rm")]
+    Delete {
         /// The OCI image layout that holds the blob.
         layout: PathBuf,
         /// The blob's digest, ALGORITHM:HEX.
@@ -85,7 +89,8 @@ pub enum BlobCommand {
 pub enum IngestCommand {
     /// List ingests in progress, one {"ref","offset","total","expected","startedAt","updatedAt"}
     /// per line (JSON with or without --json).
-    Ls {
+    #[command(visible_alias = "ls")]
+    List {
         /// The OCI image layout whose ingests to list.
         layout: PathBuf,
         /// containerd filter over ref, expected, total, offset.
@@ -148,7 +153,7 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
             writeln!(out, "{digest}").map_err(stdout_error)?;
         }
         BlobCommand::Info { layout, digest, .. } => print_json(&open(&layout)?.info(&digest.parse()?)?.to_json(), out)?,
-        BlobCommand::Label { layout, digest, labels, .. } => {
+        BlobCommand::UpdateLabels { layout, digest, labels, .. } => {
             let engine = open(&layout)?;
             let parsed = parse_labels(&labels)?;
             let set: Labels = parsed.into_iter().filter(|(_, v)| !v.is_empty()).collect();
@@ -157,7 +162,7 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
             print_json(&engine.update_labels(&digest.parse()?, &set, &paths)?.to_json(), out)?;
         }
-        BlobCommand::Get { layout, digest } => {
+        BlobCommand::Read { layout, digest } => {
             let engine = open(&layout)?;
             let digest: Digest = digest.parse()?;
             // Check first, then copy: nothing unverified reaches stdout.
@@ -165,7 +170,7 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
             let mut reader = engine.open_blob(&digest)?;
             io::copy(&mut reader, out).map_err(stdout_error)?;
         }
-        BlobCommand::Ls { layout, filters, format } => {
+        BlobCommand::List { layout, filters, format } => {
             let filters = Filters::parse(&filters)?;
             open(&layout)?.walk(&filters, |info| {
                 if format.json {
@@ -176,14 +181,14 @@ pub fn run_blob(command: BlobCommand, out: &mut impl Write) -> ocicas::Result<()
                 Ok(true)
             })?;
         }
-        BlobCommand::Rm { layout, digest } => open(&layout)?.delete_blob(&digest.parse()?)?,
+        BlobCommand::Delete { layout, digest } => open(&layout)?.delete_blob(&digest.parse()?)?,
     }
     Ok(())
 }
 
 pub fn run_ingest(command: IngestCommand, out: &mut impl Write) -> ocicas::Result<()> {
     match command {
-        IngestCommand::Ls { layout, filters, .. } => {
+        IngestCommand::List { layout, filters, .. } => {
             for status in open(&layout)?.ingest_list(&Filters::parse(&filters)?)? {
                 print_json(&status.to_json(), out)?;
             }

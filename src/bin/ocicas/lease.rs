@@ -36,7 +36,8 @@ pub enum LeaseCommand {
         ingest_ref: Option<String>,
     },
     /// Release a lease.
-    Rm {
+    #[command(visible_alias = "rm")]
+    Release {
         /// The OCI image layout that holds the lease.
         layout: PathBuf,
         /// The lease's id.
@@ -44,7 +45,8 @@ pub enum LeaseCommand {
     },
     /// List leases, one {"id","createdAt","expiresAt","digests","ingests"} per line (JSON
     /// with or without --json; expiresAt absent for a lease that never expires).
-    Ls {
+    #[command(visible_alias = "ls")]
+    List {
         /// The OCI image layout whose leases to list.
         layout: PathBuf,
         #[command(flatten)]
@@ -66,8 +68,8 @@ pub fn run(command: LeaseCommand, out: &mut impl Write) -> ocicas::Result<()> {
             };
             open(&layout)?.lease_add(&id, resource)?;
         }
-        LeaseCommand::Rm { layout, id } => open(&layout)?.lease_release(&id)?,
-        LeaseCommand::Ls { layout, .. } => {
+        LeaseCommand::Release { layout, id } => open(&layout)?.lease_release(&id)?,
+        LeaseCommand::List { layout, .. } => {
             for lease in open(&layout)?.lease_list()? {
                 print_json(&lease.to_json(), out)?;
             }

@@ -46,13 +46,13 @@ enum Command {
         /// The directory to create the layout in (created when missing; must be empty).
         layout: PathBuf,
     },
-    /// Blobs: put, get, info, label, ls, rm.
+    /// Blobs: put, read (get), info, update-labels (label), list (ls), delete (rm).
     #[command(subcommand)]
     Blob(content::BlobCommand),
-    /// References (tags) in index.json: put, get, ls, rm.
+    /// References (tags) in index.json: put, get, list (ls), delete (rm).
     #[command(subcommand)]
     Ref(refs::RefCommand),
-    /// Ingests in progress: ls, abort.
+    /// Ingests in progress: list (ls), abort.
     #[command(subcommand)]
     Ingest(content::IngestCommand),
     /// Check every blob's hash and every descriptor reachable from index.json; print the
@@ -121,10 +121,10 @@ enum Command {
         #[command(flatten)]
         format: Json,
     },
-    /// Leases keep blobs and ingests from GC: new, add, rm, ls.
+    /// Leases keep blobs and ingests from GC: new, add, release (rm), list (ls).
     #[command(subcommand)]
     Lease(lease::LeaseCommand),
-    /// docker-archive (docker save) tarballs: import, export, ls.
+    /// docker-archive (docker save) tarballs: import, export, list (ls).
     #[command(subcommand, name = "docker-archive")]
     DockerArchive(archive::ArchiveCommand),
     /// Push image REF of the layout to HOST/REPO[:TAG] (without a tag: by digest); prints

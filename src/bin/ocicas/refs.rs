@@ -37,14 +37,16 @@ pub enum RefCommand {
     },
     /// List references, one `NAME<TAB>DIGEST` line each; with --json, one
     /// {"name","descriptor"} each.
-    Ls {
+    #[command(visible_alias = "ls")]
+    List {
         /// The OCI image layout whose references to list.
         layout: PathBuf,
         #[command(flatten)]
         format: Json,
     },
     /// Remove a reference (no error when it is absent).
-    Rm {
+    #[command(visible_alias = "rm")]
+    Delete {
         /// The OCI image layout whose index.json holds the reference.
         layout: PathBuf,
         /// The reference name.
@@ -75,7 +77,7 @@ pub fn run(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
             let descriptor = open(&layout)?.ref_get(&name)?;
             writeln!(out, "{}", ocicas::spec::canonical_json_string(&descriptor)?).map_err(stdout_error)?;
         }
-        RefCommand::Ls { layout, format } => {
+        RefCommand::List { layout, format } => {
             for (name, descriptor) in open(&layout)?.ref_list()? {
                 if format.json {
                     print_json(&serde_json::json!({ "name": name, "descriptor": descriptor }), out)?;
@@ -84,7 +86,7 @@ pub fn run(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
                 }
             }
         }
-        RefCommand::Rm { layout, name } => open(&layout)?.ref_delete(&name)?,
+        RefCommand::Delete { layout, name } => open(&layout)?.ref_delete(&name)?,
     }
     Ok(())
 }

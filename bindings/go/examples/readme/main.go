@@ -28,7 +28,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	data, err := engine.GetBlob(digest, ocicas.NoLimit)
+	data, err := engine.ReadBlob(digest, ocicas.NoLimit)
 	if err != nil {
 		log.Fatal(err)
 	}
