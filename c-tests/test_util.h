@@ -69,6 +69,25 @@ static inline const char *key_value(const ocicas_key_value_list *list, const cha
     return NULL;
 }
 
+/* The items of `list` joined with ',' into `out`. */
+static inline const char *join_list(const ocicas_string_list *list, char *out, size_t size) {
+    out[0] = '\0';
+    for (size_t i = 0; i < ocicas_string_list_count(list); i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s%s", i == 0 ? "" : ",", ocicas_string_list_get(list, i));
+    }
+    return out;
+}
+
+/* Whether an import stored exactly one image, tagged with the refs `refs` (joined by ','). */
+static inline int imported_one_with_refs(const ocicas_imported_images *images, const char *refs) {
+    char joined[512];
+    const ocicas_imported_image *image = ocicas_imported_images_get(images, 0);
+    return ocicas_imported_images_count(images) == 1 &&
+           strcmp(join_list(ocicas_imported_image_refs(image), joined, sizeof joined), refs) == 0 &&
+           strncmp(ocicas_descriptor_digest(ocicas_imported_image_manifest(image)), "sha256:", 7) == 0;
+}
+
 /* Whether an item of `list` contains `needle`. */
 static inline int list_mentions(const ocicas_string_list *list, const char *needle) {
     for (size_t i = 0; i < ocicas_string_list_count(list); i++) {
