@@ -188,6 +188,7 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
     ocicas_layer_stream_free(stream);
     ocicas_cancel_free(cancel);
+    ocicas_descriptor *finished = NULL;
 
     CASE("a push-mode layer cancelled between writes: write and finish are CANCELLED, nothing stored");
     CHECK_OK(ocicas_cancel_new(&cancel));
@@ -196,7 +197,7 @@ int main(void) {
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_cancel_request(cancel));
     CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_CANCELLED);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
     ocicas_cancel_free(cancel);
@@ -207,9 +208,9 @@ int main(void) {
     CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_cancel_request(cancel));
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_CANCELLED);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
@@ -220,7 +221,8 @@ int main(void) {
     layer_options.cancel = cancel;
     CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &finished, &text));
+    ocicas_descriptor_free(finished);
     ocicas_string_free(text);
     CHECK_OK(ocicas_cancel_request(cancel));
     CHECK_OK(ocicas_layer_stream_digest(stream, &text));
@@ -238,7 +240,8 @@ int main(void) {
     layer_options.cancel = NULL;
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &finished, &text));
+    ocicas_descriptor_free(finished);
     ocicas_string_free(text);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 5);

@@ -54,7 +54,7 @@ static inline long json_number(const char *report, const char *name) {
     return strtol(at + strlen(key), NULL, 10);
 }
 
-/* `descriptor`'s media type, digest and size as descriptor JSON, as ocicas_ref_put takes it. */
+/* `descriptor`'s media type, digest and size as descriptor JSON, as a manifest lists it. */
 static inline void descriptor_json(const ocicas_descriptor *descriptor, char *out, size_t size) {
     snprintf(out, size, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu}",
              ocicas_descriptor_media_type(descriptor), ocicas_descriptor_digest(descriptor),
@@ -142,12 +142,14 @@ static inline void tag_image(ocicas_engine *engine, const char *ref, const uint8
     ocicas_layer_stream *stream = NULL;
     CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, data, len));
-    char *layer = NULL, *manifest = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    ocicas_descriptor *layer = NULL, *manifest = NULL;
+    char *diff_id = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer, &diff_id));
     ocicas_layer_stream_free(stream);
-    CHECK_OK(ocicas_image_append(engine, ref, layer, &manifest));
-    ocicas_string_free(layer);
-    ocicas_string_free(manifest);
+    CHECK_OK(ocicas_image_append(engine, ref, layer, diff_id, &manifest));
+    ocicas_descriptor_free(layer);
+    ocicas_string_free(diff_id);
+    ocicas_descriptor_free(manifest);
 }
 
 /* Tags `ref` as an image of one layer: a 2048-byte tar holding hello.txt. */

@@ -15,16 +15,18 @@
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
  *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
- *   ocicas_descriptor of a ref, of a stored JSON document or of a pushed layer, an
- *   ocicas_fsck_report, an ocicas_gc_report, a push's or pull's ocicas_transfer_report, the
- *   ocicas_imported_images of an archive import), each with its own *_free. Values an
- *   accessor returns (a string, an ocicas_string_list, an ocicas_key_value_list, the
- *   ocicas_archive_item of a reader) belong to the value they came from; values passed to a
- *   callback (an ocicas_lease, a blob info, an ingest status, a ref's descriptor) are
- *   borrowed for the call only. Times are int64_t nanoseconds since the Unix epoch. JSON
- *   remains only for documents: the manifests ocicas_image_append and
- *   ocicas_archive_reader_manifest return, and the layer of ocicas_layer_stream_finish;
- *   descriptors and labels given to ocicas are JSON too.
+ *   ocicas_descriptor of a ref, of a stored JSON document, of a finished or pushed layer or of
+ *   an appended image, an ocicas_fsck_report, an ocicas_gc_report, a push's or pull's
+ *   ocicas_transfer_report, the ocicas_imported_images of an archive import), each with its
+ *   own *_free. Values an accessor returns (a string, an ocicas_string_list, an
+ *   ocicas_key_value_list, the ocicas_archive_item of a reader) belong to the value they came
+ *   from; values passed to a callback (an ocicas_lease, a blob info, an ingest status, a
+ *   ref's descriptor) are borrowed for the call only. Times are int64_t nanoseconds since the
+ *   Unix epoch. Descriptors are given back as ocicas_descriptor values (any of the above, or
+ *   one made with ocicas_descriptor_new). JSON remains for documents (the manifest
+ *   ocicas_archive_reader_manifest synthesizes, what ocicas_blob_put_json stores), for labels,
+ *   and in ocicas_ref_put_json for a descriptor with fields ocicas_descriptor_new does not
+ *   set.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -372,8 +374,9 @@ typedef struct ocicas_cancel ocicas_cancel;
  * An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
  * data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
  * owned by its value; one returned through an out argument (`ocicas_ref_get`,
- * `ocicas_blob_put_json`) is freed with `ocicas_descriptor_free`. Immutable: any number of
- * threads may read one at once.
+ * `ocicas_blob_put_json`, `ocicas_descriptor_new`) is freed with `ocicas_descriptor_free`.
+ * Any of them may be given back (`ocicas_ref_put`, `ocicas_image_append`). Immutable: any
+ * number of threads may read one at once.
  */
 typedef struct ocicas_descriptor ocicas_descriptor;
 
@@ -1072,23 +1075,36 @@ ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
- * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
- * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
+ * Points reference `name` at `descriptor` (one from `ocicas_ref_get`, `ocicas_blob_put_json`,
+ * `ocicas_descriptor_new`, an image's parts, …, with its annotations and platform). The blob must be
  * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
  * media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
  * (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
  * media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
  * tool left on several equal entries then ends on one); a different one is
- * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
- * OCI ref.name grammar or bad JSON.
+ * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a
+ * name outside the OCI ref.name grammar.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `name` a NUL-terminated string; `descriptor` a live descriptor.
+ */
+ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
+                             const char *name,
+                             const struct ocicas_descriptor *descriptor,
+                             bool force);
+
+/**
+ * `ocicas_ref_put` with the descriptor as JSON (`mediaType`, `digest`, `size`, optional
+ * `annotations`, `platform`, `urls`, …): for one with fields `ocicas_descriptor_new` does not
+ * set. Its status codes, and `OCICAS_ERR_INVALID_ARGUMENT` for JSON that is not a descriptor.
  *
  * Preconditions:
  * `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
  */
-ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
-                             const char *name,
-                             const char *descriptor_json,
-                             bool force);
+ocicas_status ocicas_ref_put_json(const struct ocicas_engine *engine,
+                                  const char *name,
+                                  const char *descriptor_json,
+                                  bool force);
 
 /**
  * The descriptor reference `name` points at (the index.json entry, its annotations included)
@@ -1363,14 +1379,19 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
- * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
- * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
- * every later write and finish is `OCICAS_ERR_CANCELLED` too.
+ * gives the layer: its descriptor in `*out_layer` (free with `ocicas_descriptor_free`) and its
+ * DiffID, the sha256 of the uncompressed tar, in `*out_diff_id` (free with
+ * `ocicas_string_free`), the two `ocicas_image_append` takes. `OCICAS_ERR_CANCELLED` once the
+ * options' `cancel` was requested: nothing is committed, and every later write and finish is
+ * `OCICAS_ERR_CANCELLED` too. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, a pull-mode
+ * stream, or one finished before.
  *
  * Preconditions:
- * `stream` is a live stream; `out_layer` writable.
+ * `stream` is a live stream; `out_layer` and `out_diff_id` writable.
  */
-ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
+ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream,
+                                         struct ocicas_descriptor **out_layer,
+                                         char **out_diff_id);
 
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
@@ -1490,21 +1511,24 @@ ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
 void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
 
 /**
- * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
- * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
- * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
- * until then. `*out_manifest` receives the new manifest's descriptor JSON.
- * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
- * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
- * manifest.
+ * Appends a stored layer (`layer`, its descriptor, and `diff_id`, the sha256 of its
+ * uncompressed tar, as `ocicas_layer_stream_finish` and `ocicas_registry_push_layer` give
+ * them) to image `ref`, creating a one-layer image for this host when `ref` does not exist:
+ * new config (DiffID and history added), new manifest, ref moved atomically; the new blobs are
+ * leased until then. `*out_manifest` receives the new manifest's descriptor (free with
+ * `ocicas_descriptor_free`). `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile;
+ * `OCICAS_ERR_NOT_FOUND` when the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` for a
+ * NULL argument, a malformed `diff_id`, or when `ref` is not an image manifest.
  *
  * Preconditions:
- * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+ * `engine` is a live engine; `ref` and `diff_id` NUL-terminated; `layer` a live descriptor;
+ * `out_manifest` writable.
  */
 ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
                                   const char *ref,
-                                  const char *layer_json,
-                                  char **out_manifest);
+                                  const struct ocicas_descriptor *layer,
+                                  const char *diff_id,
+                                  struct ocicas_descriptor **out_manifest);
 
 /**
  * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
@@ -1657,8 +1681,23 @@ const char *ocicas_image_user(const struct ocicas_image *image);
 const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
 
 /**
+ * Makes a descriptor of `media_type`, `digest` and `size` (no annotations, URLs or platform),
+ * to give to `ocicas_ref_put` or `ocicas_image_append`; `*out_descriptor` receives it, to free
+ * with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, an empty
+ * media type or a malformed digest.
+ *
+ * Preconditions:
+ * `media_type` and `digest` are NUL-terminated strings; `out_descriptor` writable.
+ */
+ocicas_status ocicas_descriptor_new(const char *media_type,
+                                    const char *digest,
+                                    uint64_t size,
+                                    struct ocicas_descriptor **out_descriptor);
+
+/**
  * Frees a descriptor returned through an out argument (`ocicas_ref_get`,
- * `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+ * `ocicas_blob_put_json`, `ocicas_descriptor_new`) and everything its accessors returned.
+ * NULL is a no-op.
  *
  * Preconditions:
  * `descriptor` is NULL or a descriptor returned through an out argument, not freed before,
