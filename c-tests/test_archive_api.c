@@ -70,10 +70,16 @@ int main(void) {
     char config[72] = "", layer[72] = "";
     buffer config_bytes = {0}, layer_bytes = {0};
     for (int i = 0; i < 2; i++) {
-        char *items = NULL, *manifest = NULL;
-        CHECK_OK(ocicas_archive_reader_items(readers[i], &items));
-        CHECK(strstr(items, "\"RepoTags\":[\"example/app:1.0\"]") != NULL);
-        ocicas_string_free(items);
+        char *manifest = NULL, joined[512];
+        CHECK(ocicas_archive_reader_item_count(readers[i]) == 1);
+        const ocicas_archive_item *item = ocicas_archive_reader_item(readers[i], 0);
+        CHECK(item != NULL && ocicas_archive_reader_item(readers[i], 1) == NULL);
+        CHECK(strcmp(join_list(ocicas_archive_item_repo_tags(item), joined, sizeof joined), "example/app:1.0") == 0);
+        /* The legacy form as ocicas writes it: the config at "<hex>.json", one layer at "<hex>.tar". */
+        CHECK(strlen(ocicas_archive_item_config(item)) == 69 && strstr(ocicas_archive_item_config(item), ".json") != NULL);
+        const ocicas_string_list *item_layers = ocicas_archive_item_layers(item);
+        CHECK(ocicas_string_list_count(item_layers) == 1 && strlen(ocicas_string_list_get(item_layers, 0)) == 68);
+        CHECK(strstr(ocicas_string_list_get(item_layers, 0), ".tar") != NULL);
         CHECK_OK(ocicas_archive_reader_manifest(readers[i], "example/app:1.0", -1, OCICAS_MANIFEST_OCI, &manifest));
         CHECK(strstr(manifest, "application/vnd.oci.image.manifest.v1+json") != NULL);
         ocicas_string_free(manifest);
@@ -100,8 +106,9 @@ int main(void) {
     char missing[4400];
     snprintf(missing, sizeof missing, "%s/missing.tar", root);
     CHECK_STATUS(ocicas_archive_reader_open(engine, missing, NULL, NULL, &none), OCICAS_ERR_NOT_FOUND);
-    CHECK_STATUS(ocicas_archive_reader_items(NULL, &text), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_archive_reader_items(reader, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(ocicas_archive_reader_item_count(NULL) == 0 && ocicas_archive_reader_item(NULL, 0) == NULL);
+    CHECK(ocicas_archive_item_config(NULL) == NULL && ocicas_archive_item_repo_tags(NULL) == NULL);
+    CHECK(ocicas_archive_item_layers(NULL) == NULL);
     CHECK_STATUS(ocicas_archive_reader_manifest(reader, NULL, -1, 9, &text), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("unknown manifest format 9");
     CHECK_STATUS(ocicas_archive_reader_manifest(reader, "no/such:tag", -1, OCICAS_MANIFEST_OCI, &text),
@@ -169,11 +176,23 @@ int main(void) {
     CHECK_STATUS(ocicas_archive_writer_commit(writer), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_archive_writer_has_blob(writer, layer, &has), OCICAS_ERR_INVALID_ARGUMENT);
     ocicas_archive_writer_free(writer);
-    char *result = NULL;
+    ocicas_imported_images *result = NULL;
     copy.pos = 0;
     CHECK_OK(ocicas_archive_import(engine, NULL, read_from_buffer, &copy, NULL, -1, NULL, NULL, &result));
-    CHECK(strstr(result, "\"refs\":[\"example/copy:2\"]") != NULL);
-    ocicas_string_free(result);
+    CHECK(imported_one_with_refs(result, "example/copy:2"));
+    const ocicas_imported_image *copied = ocicas_imported_images_get(result, 0);
+    char joined[512];
+    CHECK(strcmp(join_list(ocicas_imported_image_repo_tags(copied), joined, sizeof joined), "example/copy:2") == 0);
+    CHECK(strcmp(ocicas_descriptor_media_type(ocicas_imported_image_manifest(copied)),
+                 "application/vnd.oci.image.manifest.v1+json") == 0);
+    CHECK(ocicas_imported_images_get(result, 1) == NULL);
+    ocicas_imported_images_free(result);
+
+    CASE("the imported images' accessors take NULL");
+    CHECK(ocicas_imported_images_count(NULL) == 0 && ocicas_imported_images_get(NULL, 0) == NULL);
+    CHECK(ocicas_imported_image_manifest(NULL) == NULL && ocicas_imported_image_refs(NULL) == NULL);
+    CHECK(ocicas_imported_image_repo_tags(NULL) == NULL);
+    ocicas_imported_images_free(NULL);
 
     CASE("writer errors: wrong bytes, wrong size, unknown kind and format, NULLs");
     buffer sink = {0};

@@ -105,7 +105,7 @@ static void *request_while_locked(void *argument) {
 int main(void) {
     char root[4096];
     ocicas_engine *engine = new_layout(root, sizeof root, layout, sizeof layout);
-    char *report = NULL;
+    ocicas_gc_report *report = NULL;
     ocicas_cancel *cancel = NULL;
 
     CASE("NULL arguments: new and request refuse them, free ignores them");
@@ -167,8 +167,8 @@ int main(void) {
     ocicas_descriptor_free(descriptor);
     gc.cancel = NULL;
     CHECK_OK(ocicas_gc_run(engine, &gc, &report));
-    CHECK(json_number(report, "blobsKept") == 3);
-    ocicas_string_free(report);
+    CHECK(ocicas_gc_report_blobs_kept(report) == 3);
+    ocicas_gc_report_free(report);
     CHECK(blob_count(engine) == 3);
 
     CASE("a pull-mode layer whose read callback requests the cancel: CANCELLED, nothing computed");
@@ -188,6 +188,7 @@ int main(void) {
     CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
     ocicas_layer_stream_free(stream);
     ocicas_cancel_free(cancel);
+    ocicas_descriptor *finished = NULL;
 
     CASE("a push-mode layer cancelled between writes: write and finish are CANCELLED, nothing stored");
     CHECK_OK(ocicas_cancel_new(&cancel));
@@ -196,7 +197,7 @@ int main(void) {
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_cancel_request(cancel));
     CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_CANCELLED);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
     ocicas_cancel_free(cancel);
@@ -207,9 +208,9 @@ int main(void) {
     CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_cancel_request(cancel));
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     CHECK_STATUS(ocicas_layer_stream_write(stream, out, sizeof out), OCICAS_ERR_CANCELLED);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_CANCELLED);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &finished, &text), OCICAS_ERR_CANCELLED);
     CHECK_STATUS(ocicas_layer_stream_digest(stream, &text), OCICAS_ERR_NOT_COMPUTED);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 3);
@@ -220,7 +221,8 @@ int main(void) {
     layer_options.cancel = cancel;
     CHECK_OK(ocicas_layer_stream_new(engine, &layer_options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &finished, &text));
+    ocicas_descriptor_free(finished);
     ocicas_string_free(text);
     CHECK_OK(ocicas_cancel_request(cancel));
     CHECK_OK(ocicas_layer_stream_digest(stream, &text));
@@ -238,7 +240,8 @@ int main(void) {
     layer_options.cancel = NULL;
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
     CHECK_OK(ocicas_layer_stream_write(stream, out, sizeof out));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &finished, &text));
+    ocicas_descriptor_free(finished);
     ocicas_string_free(text);
     ocicas_layer_stream_free(stream);
     CHECK(ingest_count(engine) == 0 && blob_count(engine) == 5);
@@ -268,7 +271,7 @@ int main(void) {
     CHECK_OK(ocicas_cancel_new(&cancel));
     archive.cancel = cancel;
     archive.cancel_at = archive.len / 2;
-    char *result = NULL;
+    ocicas_imported_images *result = NULL;
     CHECK_STATUS(ocicas_archive_import(other, NULL, read_buffer, &archive, NULL, -1, NULL, cancel, &result),
                  OCICAS_ERR_CANCELLED);
     CHECK_MESSAGE("import cancelled");
@@ -286,7 +289,7 @@ int main(void) {
     CHECK(fsck_is_sound(other));
     ocicas_cancel_free(cancel);
     CHECK_OK(ocicas_archive_import(other, path, NULL, NULL, NULL, -1, NULL, NULL, &result));
-    ocicas_string_free(result);
+    ocicas_imported_images_free(result);
     free(archive.data);
 
     ocicas_engine_close(other);

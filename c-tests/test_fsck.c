@@ -34,7 +34,7 @@ static void tag_image_with_diff_id(const char *name, const char *layer_content, 
     snprintf(text, sizeof text, "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":%s,\"layers\":[%s]}",
              MANIFEST_TYPE, config, layer);
     put(MANIFEST_TYPE, text, manifest, sizeof manifest);
-    CHECK_OK(ocicas_ref_put(engine, name, manifest, false));
+    CHECK_OK(ocicas_ref_put_json(engine, name, manifest, false));
 }
 
 /* Replaces the file of blob `digest` with `text` (a new file: a blob's may be read-only). */
@@ -119,13 +119,13 @@ int main(void) {
     CASE("a tag naming a blob as a manifest it is not is INVALID_IMAGE; as a layer it is not read");
     char not_a_manifest[256];
     put(MANIFEST_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", not_a_manifest, sizeof not_a_manifest);
-    CHECK_STATUS(ocicas_ref_put(engine, "bad", not_a_manifest, true), OCICAS_ERR_INVALID_IMAGE);
+    CHECK_STATUS(ocicas_ref_put_json(engine, "bad", not_a_manifest, true), OCICAS_ERR_INVALID_IMAGE);
     CHECK_MESSAGE("bad");
     ocicas_descriptor *bad = NULL;
     CHECK_STATUS(ocicas_ref_get(engine, "bad", &bad), OCICAS_ERR_NOT_FOUND);
     char as_layer[256];
     put(LAYER_TYPE, "{\"schemaVersion\":2,\"manifests\":[]}", as_layer, sizeof as_layer);
-    CHECK_OK(ocicas_ref_put(engine, "blob", as_layer, false));
+    CHECK_OK(ocicas_ref_put_json(engine, "blob", as_layer, false));
     CHECK(sound(0));
 
     ocicas_engine_close(engine);

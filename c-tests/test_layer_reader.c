@@ -39,9 +39,11 @@ static struct layer store_layer(ocicas_engine *engine, uint32_t compression, con
     ocicas_layer_stream *stream = NULL;
     CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, data, len));
-    char *json = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &json));
-    ocicas_string_free(json);
+    ocicas_descriptor *finished = NULL;
+    char *finished_diff_id = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &finished, &finished_diff_id));
+    ocicas_descriptor_free(finished);
+    ocicas_string_free(finished_diff_id);
     struct layer layer;
     CHECK_OK(ocicas_layer_stream_media_type(stream, &layer.media_type));
     CHECK_OK(ocicas_layer_stream_digest(stream, &layer.digest));

@@ -36,9 +36,9 @@ static ocicas_status import_with_limit(const char *root, const char *name, const
     ocicas_engine *engine = NULL;
     CHECK_OK(ocicas_engine_open(layout, OCICAS_OPEN_CREATE, &engine));
     CHECK_OK(ocicas_engine_set_limit(engine, which, value));
-    char *result = NULL;
+    ocicas_imported_images *result = NULL;
     ocicas_status status = ocicas_archive_import(engine, archive, NULL, NULL, NULL, -1, NULL, NULL, &result);
-    ocicas_string_free(result);
+    ocicas_imported_images_free(result);
     ocicas_engine_close(engine);
     return status;
 }

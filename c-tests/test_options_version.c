@@ -111,7 +111,7 @@ int main(void) {
     ocicas_string_free(digest);
     size_t before = blob_count(engine);
     CHECK(before == 1);
-    char *report = NULL;
+    ocicas_gc_report *report = NULL;
     ocicas_gc_options zeroed;
     memset(&zeroed, 0, sizeof zeroed);
     CHECK_STATUS(ocicas_gc_run(engine, &zeroed, &report), OCICAS_ERR_INVALID_ARGUMENT);
@@ -123,8 +123,7 @@ int main(void) {
     age_blobs(engine, layout);
     CHECK_OK(ocicas_gc_run(engine, &gc, &report));
     CHECK(report != NULL && blob_count(engine) == 0);
-    ocicas_string_free(report);
-    report = NULL;
+    ocicas_gc_report_free(report);
 
     CASE("layer streams refuse layer options of an unknown version, in both modes");
     ocicas_layer_options zeroed_layer;
@@ -138,12 +137,13 @@ int main(void) {
     CASE("push and pull refuse registry options of an unknown version before any request");
     ocicas_registry_options zeroed_registry;
     memset(&zeroed_registry, 0, sizeof zeroed_registry);
-    CHECK_STATUS(ocicas_registry_push(engine, "app", "127.0.0.1:9/app:1", &zeroed_registry, &report),
+    ocicas_transfer_report *transfer = NULL;
+    CHECK_STATUS(ocicas_registry_push(engine, "app", "127.0.0.1:9/app:1", &zeroed_registry, &transfer),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("ocicas_registry_options");
-    CHECK_STATUS(ocicas_registry_pull(engine, "127.0.0.1:9/app:1", "app", &zeroed_registry, &report),
+    CHECK_STATUS(ocicas_registry_pull(engine, "127.0.0.1:9/app:1", "app", &zeroed_registry, &transfer),
                  OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK(report == NULL);
+    CHECK(transfer == NULL);
 
     ocicas_engine_close(engine);
     remove_tree(root);

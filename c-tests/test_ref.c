@@ -21,16 +21,17 @@ static int collect(const char *name, const ocicas_descriptor *descriptor, void *
     return n->stop_after && n->count >= n->stop_after;
 }
 
-/* A descriptor JSON for a blob holding `content`. */
-static void descriptor_for(const char *content, char *json, size_t size) {
+/* A descriptor of a blob holding `content` (stored), to free with ocicas_descriptor_free. */
+static ocicas_descriptor *descriptor_for(const char *content) {
     char *digest = NULL;
+    ocicas_descriptor *descriptor = NULL;
     CHECK_OK(ocicas_blob_put(engine, (const uint8_t *)content, strlen(content), &digest));
-    snprintf(json, size, "{\"mediaType\":\"application/vnd.example.thing+json\",\"digest\":\"%s\",\"size\":%zu}",
-             digest, strlen(content));
+    CHECK_OK(ocicas_descriptor_new("application/vnd.example.thing+json", digest, strlen(content), &descriptor));
     ocicas_string_free(digest);
+    return descriptor;
 }
 
-static const char *shared_descriptor;
+static const ocicas_descriptor *shared_descriptor;
 
 static void *tag_many(void *arg) {
     const char *prefix = arg;
@@ -55,9 +56,23 @@ int main(void) {
     CHECK(mkdir(blobs, 0755) == 0);
     CHECK_OK(ocicas_engine_open(layout, 0, &engine));
 
-    char first[512], second[512];
-    descriptor_for("{\"manifest\":1}", first, sizeof first);
-    descriptor_for("{\"manifest\":2}", second, sizeof second);
+    ocicas_descriptor *first = descriptor_for("{\"manifest\":1}");
+    ocicas_descriptor *second = descriptor_for("{\"manifest\":2}");
+
+    CASE("a new descriptor has what it was made of, and nothing else");
+    CHECK(strcmp(ocicas_descriptor_media_type(first), "application/vnd.example.thing+json") == 0);
+    CHECK(ocicas_descriptor_size(first) == strlen("{\"manifest\":1}"));
+    CHECK(ocicas_key_value_list_count(ocicas_descriptor_annotations(first)) == 0);
+    CHECK(ocicas_descriptor_platform_os(first) == NULL && ocicas_descriptor_data(first) == NULL);
+    ocicas_descriptor *made = NULL;
+    const char *zero_digest = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    CHECK_STATUS(ocicas_descriptor_new(NULL, zero_digest, 1, &made), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_descriptor_new("a/b", NULL, 1, &made), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_descriptor_new("a/b", zero_digest, 1, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_descriptor_new("", zero_digest, 1, &made), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_MESSAGE("media_type");
+    CHECK_STATUS(ocicas_descriptor_new("a/b", "sha256:abc", 1, &made), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(made == NULL);
 
     CASE("put, then put again is idempotent");
     CHECK_OK(ocicas_ref_put(engine, "v1", first, false));
@@ -69,7 +84,7 @@ int main(void) {
     CHECK_OK(ocicas_ref_put(engine, "v1", second, true));
     ocicas_descriptor *got = NULL;
     CHECK_OK(ocicas_ref_get(engine, "v1", &got));
-    CHECK(strncmp(ocicas_descriptor_digest(got), strstr(second, "sha256:"), 71) == 0);
+    CHECK(strcmp(ocicas_descriptor_digest(got), ocicas_descriptor_digest(second)) == 0);
     CHECK(strcmp(ocicas_descriptor_media_type(got), "application/vnd.example.thing+json") == 0);
     CHECK(ocicas_descriptor_size(got) == strlen("{\"manifest\":2}"));
     CHECK(ocicas_key_value_list_count(ocicas_descriptor_annotations(got)) == 1);
@@ -79,14 +94,15 @@ int main(void) {
     CHECK(ocicas_descriptor_platform_os_features(got) == NULL && ocicas_descriptor_platform_os_version(got) == NULL);
     ocicas_descriptor_free(got);
 
-    CASE("every field of a descriptor reads back through its accessors");
+    CASE("every field of a descriptor put as JSON reads back through its accessors");
     char full[2048];
     snprintf(full, sizeof full,
-             "%.*s,\"urls\":[\"https://example.com/a\",\"https://example.com/b\"],\"artifactType\":\"application/x-thing\","
+             "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu,\"urls\":[\"https://example.com/a\",\"https://example.com/b\"],\"artifactType\":\"application/x-thing\","
              "\"data\":\"eyJtYW5pZmVzdCI6MX0=\",\"annotations\":{\"k\":\"v\"},\"platform\":{\"os\":\"windows\","
              "\"architecture\":\"amd64\",\"os.version\":\"10.0.17763.1\",\"os.features\":[\"win32k\"],\"variant\":\"v3\"}}",
-             (int)(strlen(first) - 1), first);
-    CHECK_OK(ocicas_ref_put(engine, "full", full, false));
+             ocicas_descriptor_media_type(first), ocicas_descriptor_digest(first),
+             (unsigned long long)ocicas_descriptor_size(first));
+    CHECK_OK(ocicas_ref_put_json(engine, "full", full, false));
     got = NULL;
     CHECK_OK(ocicas_ref_get(engine, "full", &got));
     const ocicas_string_list *urls = ocicas_descriptor_urls(got);
@@ -100,8 +116,20 @@ int main(void) {
     CHECK(strcmp(ocicas_descriptor_platform_os_version(got), "10.0.17763.1") == 0);
     const ocicas_string_list *features = ocicas_descriptor_platform_os_features(got);
     CHECK(ocicas_string_list_count(features) == 1 && strcmp(ocicas_string_list_get(features, 0), "win32k") == 0);
+
+    CASE("a descriptor got is put back whole: annotations, platform, data");
+    CHECK_OK(ocicas_ref_put(engine, "full-copy", got, false));
+    ocicas_descriptor *copy = NULL;
+    CHECK_OK(ocicas_ref_get(engine, "full-copy", &copy));
+    CHECK(strcmp(key_value(ocicas_descriptor_annotations(copy), "k"), "v") == 0);
+    CHECK(strcmp(key_value(ocicas_descriptor_annotations(copy), "org.opencontainers.image.ref.name"), "full-copy") == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_os_version(copy), "10.0.17763.1") == 0);
+    CHECK(strcmp(ocicas_descriptor_data(copy), "eyJtYW5pZmVzdCI6MX0=") == 0);
+    CHECK(ocicas_string_list_count(ocicas_descriptor_urls(copy)) == 2);
+    ocicas_descriptor_free(copy);
     ocicas_descriptor_free(got);
     CHECK_OK(ocicas_ref_delete(engine, "full"));
+    CHECK_OK(ocicas_ref_delete(engine, "full-copy"));
 
     CASE("descriptor accessors and free take NULL");
     ocicas_descriptor_free(NULL);
@@ -120,27 +148,32 @@ int main(void) {
     CHECK(strstr(index, "\"x-custom\":{\"k\":1}") != NULL);
 
     CASE("wrong size, absent blob, bad names, bad JSON");
-    char wrong_size[512];
-    snprintf(wrong_size, sizeof wrong_size, "%s", first);
-    *strstr(wrong_size, "\"size\":") = '\0';
-    strcat(wrong_size, "\"size\":999}");
+    ocicas_descriptor *wrong_size = NULL, *absent = NULL;
+    CHECK_OK(ocicas_descriptor_new("application/vnd.example.thing+json", ocicas_descriptor_digest(first), 999, &wrong_size));
     CHECK_STATUS(ocicas_ref_put(engine, "w", wrong_size, false), OCICAS_ERR_SIZE_MISMATCH);
-    CHECK_STATUS(ocicas_ref_put(engine, "absent",
-                                "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1}",
-                                false),
+    ocicas_descriptor_free(wrong_size);
+    CHECK_OK(ocicas_descriptor_new("a/b", zero_digest, 1, &absent));
+    CHECK_STATUS(ocicas_ref_put(engine, "absent", absent, false), OCICAS_ERR_NOT_FOUND);
+    ocicas_descriptor_free(absent);
+    CHECK_STATUS(ocicas_ref_put_json(engine, "absent",
+                                     "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":1}",
+                                     false),
                  OCICAS_ERR_NOT_FOUND);
     const char *bad_names[] = {"", "a//b", ".x", "a b", "x/"};
     for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
         CHECK_STATUS(ocicas_ref_put(engine, bad_names[i], first, false), OCICAS_ERR_INVALID_ARGUMENT);
         CHECK_MESSAGE("reference name");
     }
-    CHECK_STATUS(ocicas_ref_put(engine, "j", "{not json", false), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_ref_put(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:abc\",\"size\":1}", false),
+    CHECK_STATUS(ocicas_ref_put_json(engine, "j", "{not json", false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put_json(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:abc\",\"size\":1}", false),
                  OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_ref_put(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":-1}", false),
+    CHECK_STATUS(ocicas_ref_put_json(engine, "j", "{\"mediaType\":\"a/b\",\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\",\"size\":-1}", false),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_ref_put(engine, NULL, first, false), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_ref_put(engine, "j", NULL, false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put(NULL, "j", first, false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put_json(engine, NULL, full, false), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_ref_put_json(engine, "j", NULL, false), OCICAS_ERR_INVALID_ARGUMENT);
 
     CASE("get of an unknown ref is NOT_FOUND; delete is idempotent");
     got = NULL;
@@ -191,6 +224,8 @@ int main(void) {
     ocicas_fsck_report_free(report);
     CHECK_STATUS(ocicas_fsck(engine, NULL), OCICAS_ERR_INVALID_ARGUMENT);
 
+    ocicas_descriptor_free(first);
+    ocicas_descriptor_free(second);
     ocicas_engine_close(engine);
     remove_tree(root);
     printf("test_ref: all cases passed\n");

@@ -106,7 +106,8 @@ int main(void) {
     snprintf(empty_config, sizeof empty_config, "%s/docker-config", root);
     CHECK(setenv("DOCKER_CONFIG", empty_config, 1) == 0);
     tag_hello_image(engine, "hello");
-    char target[512], *report = NULL;
+    char target[512];
+    ocicas_transfer_report *report = NULL;
     ocicas_registry_options options;
     CHECK_OK(ocicas_registry_options_init(&options, OCICAS_REGISTRY_OPTIONS_VERSION));
     options.insecure = true;
@@ -122,29 +123,45 @@ int main(void) {
     options.progress_user_data = &pushed;
     snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
     CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
-    CHECK(json_number(report, "transferred") == 3 && json_number(report, "skipped") == 0);
-    ocicas_string_free(report);
+    CHECK(ocicas_transfer_report_transferred(report) == 3 && ocicas_transfer_report_skipped(report) == 0);
+    CHECK(ocicas_transfer_report_bytes(report) > 0 && ocicas_transfer_report_mounted(report) == 0);
+    ocicas_descriptor *hello = NULL;
+    CHECK_OK(ocicas_ref_get(engine, "hello", &hello));
+    const ocicas_descriptor *pushed_image = ocicas_transfer_report_descriptor(report);
+    CHECK(strcmp(ocicas_descriptor_digest(pushed_image), ocicas_descriptor_digest(hello)) == 0);
+    CHECK(ocicas_descriptor_size(pushed_image) == ocicas_descriptor_size(hello));
+    CHECK(strcmp(ocicas_descriptor_media_type(pushed_image), ocicas_descriptor_media_type(hello)) == 0);
+    ocicas_descriptor_free(hello);
+    ocicas_transfer_report_free(report);
     CHECK(pushed.completed == 2); /* config and layer */
     CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
-    CHECK(json_number(report, "transferred") == 0 && json_number(report, "skipped") == 3);
-    ocicas_string_free(report);
+    CHECK(ocicas_transfer_report_transferred(report) == 0 && ocicas_transfer_report_skipped(report) == 3);
+    CHECK(ocicas_transfer_report_bytes(report) == 0);
+    ocicas_transfer_report_free(report);
+
+    CASE("the transfer report's accessors take NULL");
+    CHECK(ocicas_transfer_report_descriptor(NULL) == NULL && ocicas_transfer_report_transferred(NULL) == 0);
+    CHECK(ocicas_transfer_report_bytes(NULL) == 0 && ocicas_transfer_report_skipped(NULL) == 0);
+    CHECK(ocicas_transfer_report_mounted(NULL) == 0);
+    ocicas_transfer_report_free(NULL);
     options.progress = NULL;
 
     CASE("pull into another layout, then a second pull fetches no blob");
     char root2[4096], layout2[4200];
     ocicas_engine *other = new_layout(root2, sizeof root2, layout2, sizeof layout2);
     CHECK_OK(ocicas_registry_pull(other, target, NULL, &options, &report));
-    CHECK(json_number(report, "transferred") == 3);
-    ocicas_string_free(report);
+    CHECK(ocicas_transfer_report_transferred(report) == 3 && ocicas_transfer_report_bytes(report) > 0);
     ocicas_descriptor *pulled = NULL, *original = NULL;
     CHECK_OK(ocicas_ref_get(other, "v1", &pulled));
     CHECK_OK(ocicas_ref_get(engine, "hello", &original));
     CHECK(strcmp(ocicas_descriptor_digest(pulled), ocicas_descriptor_digest(original)) == 0);
+    CHECK(strcmp(ocicas_descriptor_digest(ocicas_transfer_report_descriptor(report)), ocicas_descriptor_digest(pulled)) == 0);
+    ocicas_transfer_report_free(report);
     ocicas_descriptor_free(pulled);
     ocicas_descriptor_free(original);
     CHECK_OK(ocicas_registry_pull(other, target, "again", &options, &report));
-    CHECK(json_number(report, "bytes") == 0 && json_number(report, "transferred") == 0);
-    ocicas_string_free(report);
+    CHECK(ocicas_transfer_report_bytes(report) == 0 && ocicas_transfer_report_transferred(report) == 0);
+    ocicas_transfer_report_free(report);
     CHECK(fsck_is_sound(other));
 
     CASE("pull: a ref that points elsewhere is CLOBBER unless forced");
@@ -153,7 +170,7 @@ int main(void) {
     CHECK_MESSAGE("taken");
     options.force = true;
     CHECK_OK(ocicas_registry_pull(other, target, "taken", &options, &report));
-    ocicas_string_free(report);
+    ocicas_transfer_report_free(report);
     options.force = false;
 
     CASE("pull: an unknown tag or repository is NOT_FOUND and tags nothing");
@@ -177,27 +194,34 @@ int main(void) {
     options.progress_user_data = &streamed;
     options.chunk_size = 1000;
     snprintf(target, sizeof target, "%s/c%d/layer", registry, (int)getpid());
-    char *layer = NULL;
-    CHECK_OK(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer));
-    CHECK(strstr(layer, "\"diffID\":\"sha256:") != NULL && strstr(layer, "tar+gzip") != NULL);
+    ocicas_descriptor *layer = NULL;
+    char *diff_id = NULL;
+    CHECK_OK(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer, &diff_id));
+    CHECK(strncmp(diff_id, "sha256:", 7) == 0 && strlen(diff_id) == 71);
+    CHECK(strstr(ocicas_descriptor_media_type(layer), "tar+gzip") != NULL);
+    CHECK(strncmp(ocicas_descriptor_digest(layer), "sha256:", 7) == 0 && strcmp(ocicas_descriptor_digest(layer), diff_id) != 0);
+    CHECK(ocicas_descriptor_size(layer) > 0);
     CHECK(streamed.unknown_total > 0);
-    ocicas_string_free(layer);
+    ocicas_descriptor_free(layer);
+    ocicas_string_free(diff_id);
+    layer = NULL;
+    diff_id = NULL;
     options.progress = NULL;
     options.chunk_size = 0;
 
     CASE("push-layer: a failing read callback is IO and completes nothing");
     source = (struct source){tar, sizeof tar, 0, 100};
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer), OCICAS_ERR_IO);
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer, &diff_id), OCICAS_ERR_IO);
     ocicas_layer_options stored;
     CHECK_OK(ocicas_layer_options_init(&stored, OCICAS_LAYER_OPTIONS_VERSION));
     stored.ref_name = "a-ref";
     source.pos = 0;
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer, &diff_id),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("stores nothing");
     stored.ref_name = NULL;
     stored.lease = "a-lease";
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer),
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, &stored, &options, &layer, &diff_id),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("stores nothing");
 
@@ -252,9 +276,9 @@ int main(void) {
     CHECK_MESSAGE("ocicas");
     options.password = "secret";
     CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
-    ocicas_string_free(report);
+    ocicas_transfer_report_free(report);
     CHECK_OK(ocicas_registry_pull(other, target, "from-auth", &options, &report));
-    ocicas_string_free(report);
+    ocicas_transfer_report_free(report);
     options.password = NULL;
     CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     options.username = NULL;
@@ -299,22 +323,24 @@ int main(void) {
     CHECK_STATUS(ocicas_registry_pull(engine, NULL, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_registry_pull(engine, target, "bad ref name", &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_registry_push_layer(NULL, read_source, &source, NULL, &options, &layer), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_registry_push_layer(target, NULL, &source, NULL, &options, &layer), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(NULL, read_source, &source, NULL, &options, &layer, &diff_id), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(target, NULL, &source, NULL, &options, &layer, &diff_id), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, NULL, &diff_id), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(layer == NULL && diff_id == NULL);
     options.n_platforms = 1; /* with platforms NULL */
     CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     options.n_platforms = 0;
     options.chunk_size = ((uint64_t)1 << 30) + 1;
     CHECK_STATUS(ocicas_registry_push(engine, "hello", target, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("chunk size");
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer),
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer, &diff_id),
                  OCICAS_ERR_INVALID_ARGUMENT);
     options.chunk_size = 0;
     options.jobs = 1025; /* over any threads limit */
     CHECK_STATUS(ocicas_registry_pull(engine, target, NULL, &options, &report), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_MESSAGE("jobs");
-    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer),
+    CHECK_STATUS(ocicas_registry_push_layer(target, read_source, &source, NULL, &options, &layer, &diff_id),
                  OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_engine_set_limit(engine, OCICAS_LIMIT_THREADS, 2));
     options.jobs = 3;
@@ -323,7 +349,7 @@ int main(void) {
     options.jobs = 0; /* the default, 4, is clamped to the limit */
     snprintf(target, sizeof target, "%s/c%d/hello:v1", registry, (int)getpid());
     CHECK_OK(ocicas_registry_push(engine, "hello", target, &options, &report));
-    ocicas_string_free(report);
+    ocicas_transfer_report_free(report);
 
     ocicas_engine_close(other);
     ocicas_engine_close(engine);

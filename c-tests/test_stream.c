@@ -88,15 +88,23 @@ int main(void) {
     uint8_t buf[65536];
     size_t n = 0;
     CHECK_STATUS(ocicas_layer_stream_read(stream, buf, sizeof buf, &n), OCICAS_ERR_INVALID_ARGUMENT);
-    char *layer = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
-    CHECK(strstr(layer, "application/vnd.oci.image.layer.v1.tar+gzip") != NULL);
+    ocicas_descriptor *layer = NULL, *again = NULL;
+    char *layer_diff_id = NULL;
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, NULL, &layer_diff_id), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &layer, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(NULL, &layer, &layer_diff_id), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer, &layer_diff_id));
+    CHECK(strcmp(ocicas_descriptor_media_type(layer), "application/vnd.oci.image.layer.v1.tar+gzip") == 0);
     CHECK_STATUS(ocicas_layer_stream_write(stream, input, 1), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &again, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK(again == NULL);
     char *digest = NULL, *diff_id = NULL;
     CHECK_OK(ocicas_layer_stream_digest(stream, &digest));
     CHECK_OK(ocicas_layer_stream_diff_id(stream, &diff_id));
     CHECK_OK(ocicas_layer_stream_size(stream, &size));
+    /* finish gives what the stream's accessors give. */
+    CHECK(strcmp(ocicas_descriptor_digest(layer), digest) == 0 && strcmp(layer_diff_id, diff_id) == 0);
+    CHECK(ocicas_descriptor_size(layer) == size);
     uint64_t stored = 0;
     CHECK_OK(ocicas_blob_size(engine, digest, &stored));
     CHECK(stored == size && size < INPUT_SIZE);
@@ -106,7 +114,7 @@ int main(void) {
     struct source src = {input, INPUT_SIZE, 0, 0};
     CHECK_OK(ocicas_layer_stream_from_reader(read_source, &src, NULL, &stream));
     CHECK_STATUS(ocicas_layer_stream_write(stream, input, 1), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_layer_stream_finish(stream, &text), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_layer_stream_finish(stream, &again, &text), OCICAS_ERR_INVALID_ARGUMENT);
     CHECK_OK(ocicas_layer_stream_read(stream, buf, 100, &n));
     CHECK(n > 0);
     CHECK_STATUS(ocicas_layer_stream_diff_id(stream, &text), OCICAS_ERR_NOT_COMPUTED);
@@ -166,8 +174,9 @@ int main(void) {
     options.threads = 2;
     CHECK_OK(ocicas_layer_stream_new(engine, &options, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, input, INPUT_SIZE));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
-    CHECK(strstr(text, "+zstd") != NULL);
+    CHECK_OK(ocicas_layer_stream_finish(stream, &again, &text));
+    CHECK(strstr(ocicas_descriptor_media_type(again), "+zstd") != NULL);
+    ocicas_descriptor_free(again);
     ocicas_string_free(text);
     ocicas_layer_stream_free(stream);
     options.compression = OCICAS_COMPRESSION_NONE;
@@ -177,8 +186,10 @@ int main(void) {
     CHECK(strcmp(text, "application/vnd.docker.image.rootfs.diff.tar") == 0);
     ocicas_string_free(text);
     CHECK_OK(ocicas_layer_stream_write(stream, input, 1000));
-    CHECK_OK(ocicas_layer_stream_finish(stream, &text));
-    CHECK(strstr(text, "application/vnd.docker.image.rootfs.diff.tar\"") != NULL && strstr(text, "\"size\":1000"));
+    CHECK_OK(ocicas_layer_stream_finish(stream, &again, &text));
+    CHECK(strcmp(ocicas_descriptor_media_type(again), "application/vnd.docker.image.rootfs.diff.tar") == 0);
+    CHECK(ocicas_descriptor_size(again) == 1000);
+    ocicas_descriptor_free(again);
     ocicas_string_free(text);
     ocicas_layer_stream_free(stream);
 
@@ -191,17 +202,40 @@ int main(void) {
     CHECK(ingests == 0);
 
     CASE("append creates an image, then grows it");
-    char *manifest = NULL;
-    CHECK_OK(ocicas_image_append(engine, "app", layer, &manifest));
-    CHECK(strstr(manifest, "application/vnd.oci.image.manifest.v1+json") != NULL);
-    ocicas_string_free(manifest);
-    CHECK_OK(ocicas_image_append(engine, "app", layer, &manifest));
-    ocicas_string_free(manifest);
+    ocicas_descriptor *manifest = NULL, *tagged = NULL;
+    CHECK_OK(ocicas_image_append(engine, "app", layer, layer_diff_id, &manifest));
+    CHECK(strcmp(ocicas_descriptor_media_type(manifest), "application/vnd.oci.image.manifest.v1+json") == 0);
+    ocicas_descriptor_free(manifest);
+    CHECK_OK(ocicas_image_append(engine, "app", layer, layer_diff_id, &manifest));
+    CHECK_OK(ocicas_ref_get(engine, "app", &tagged));
+    CHECK(strcmp(ocicas_descriptor_digest(manifest), ocicas_descriptor_digest(tagged)) == 0);
+    ocicas_image *app = NULL;
+    CHECK_OK(ocicas_image_resolve(engine, "app", NULL, &app));
+    CHECK(ocicas_image_layer_count(app) == 2 && strcmp(ocicas_image_diff_id(app, 1), layer_diff_id) == 0);
+    ocicas_image_free(app);
+    ocicas_descriptor_free(tagged);
+    ocicas_descriptor_free(manifest);
+    manifest = NULL;
     CHECK(fsck_is_sound(engine));
-    CHECK_STATUS(ocicas_image_append(engine, "app", "{\"mediaType\":1}", &manifest), OCICAS_ERR_INVALID_ARGUMENT);
-    CHECK_STATUS(ocicas_image_append(engine, "bad name", layer, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
 
-    ocicas_string_free(layer);
+    CASE("append: bad arguments are INVALID_ARGUMENT, an absent layer NOT_FOUND; nothing is tagged");
+    CHECK_STATUS(ocicas_image_append(engine, "bad name", layer, layer_diff_id, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, "other", layer, "sha256:abc", &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(NULL, "other", layer, layer_diff_id, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, NULL, layer, layer_diff_id, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, "other", NULL, layer_diff_id, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, "other", layer, NULL, &manifest), OCICAS_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(ocicas_image_append(engine, "other", layer, layer_diff_id, NULL), OCICAS_ERR_INVALID_ARGUMENT);
+    ocicas_descriptor *absent = NULL;
+    CHECK_OK(ocicas_descriptor_new("application/vnd.oci.image.layer.v1.tar+gzip",
+                                   "sha256:0000000000000000000000000000000000000000000000000000000000000000", 10, &absent));
+    CHECK_STATUS(ocicas_image_append(engine, "other", absent, layer_diff_id, &manifest), OCICAS_ERR_NOT_FOUND);
+    ocicas_descriptor_free(absent);
+    CHECK(manifest == NULL);
+    CHECK_STATUS(ocicas_ref_get(engine, "other", &tagged), OCICAS_ERR_NOT_FOUND);
+
+    ocicas_descriptor_free(layer);
+    ocicas_string_free(layer_diff_id);
     ocicas_string_free(digest);
     ocicas_string_free(diff_id);
     free(input);

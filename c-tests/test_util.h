@@ -54,7 +54,7 @@ static inline long json_number(const char *report, const char *name) {
     return strtol(at + strlen(key), NULL, 10);
 }
 
-/* `descriptor`'s media type, digest and size as descriptor JSON, as ocicas_ref_put takes it. */
+/* `descriptor`'s media type, digest and size as descriptor JSON, as a manifest lists it. */
 static inline void descriptor_json(const ocicas_descriptor *descriptor, char *out, size_t size) {
     snprintf(out, size, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu}",
              ocicas_descriptor_media_type(descriptor), ocicas_descriptor_digest(descriptor),
@@ -67,6 +67,25 @@ static inline const char *key_value(const ocicas_key_value_list *list, const cha
         if (strcmp(ocicas_key_value_list_key(list, i), key) == 0) return ocicas_key_value_list_value(list, i);
     }
     return NULL;
+}
+
+/* The items of `list` joined with ',' into `out`. */
+static inline const char *join_list(const ocicas_string_list *list, char *out, size_t size) {
+    out[0] = '\0';
+    for (size_t i = 0; i < ocicas_string_list_count(list); i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s%s", i == 0 ? "" : ",", ocicas_string_list_get(list, i));
+    }
+    return out;
+}
+
+/* Whether an import stored exactly one image, tagged with the refs `refs` (joined by ','). */
+static inline int imported_one_with_refs(const ocicas_imported_images *images, const char *refs) {
+    char joined[512];
+    const ocicas_imported_image *image = ocicas_imported_images_get(images, 0);
+    return ocicas_imported_images_count(images) == 1 &&
+           strcmp(join_list(ocicas_imported_image_refs(image), joined, sizeof joined), refs) == 0 &&
+           strncmp(ocicas_descriptor_digest(ocicas_imported_image_manifest(image)), "sha256:", 7) == 0;
 }
 
 /* Whether an item of `list` contains `needle`. */
@@ -123,12 +142,14 @@ static inline void tag_image(ocicas_engine *engine, const char *ref, const uint8
     ocicas_layer_stream *stream = NULL;
     CHECK_OK(ocicas_layer_stream_new(engine, NULL, &stream));
     CHECK_OK(ocicas_layer_stream_write(stream, data, len));
-    char *layer = NULL, *manifest = NULL;
-    CHECK_OK(ocicas_layer_stream_finish(stream, &layer));
+    ocicas_descriptor *layer = NULL, *manifest = NULL;
+    char *diff_id = NULL;
+    CHECK_OK(ocicas_layer_stream_finish(stream, &layer, &diff_id));
     ocicas_layer_stream_free(stream);
-    CHECK_OK(ocicas_image_append(engine, ref, layer, &manifest));
-    ocicas_string_free(layer);
-    ocicas_string_free(manifest);
+    CHECK_OK(ocicas_image_append(engine, ref, layer, diff_id, &manifest));
+    ocicas_descriptor_free(layer);
+    ocicas_string_free(diff_id);
+    ocicas_descriptor_free(manifest);
 }
 
 /* Tags `ref` as an image of one layer: a 2048-byte tar holding hello.txt. */

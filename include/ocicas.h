@@ -15,12 +15,18 @@
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
  *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
- *   ocicas_descriptor of a ref or of a stored JSON document, an ocicas_fsck_report), each
- *   with its own *_free; values passed to a callback are borrowed for the call only. Times
- *   are int64_t nanoseconds since the Unix epoch. The GC, transfer and import reports,
- *   archive items, leases, the manifest descriptor of ocicas_image_append and the layer of
- *   ocicas_layer_stream_finish are still JSON strings, and descriptors and labels given to
- *   ocicas are JSON too.
+ *   ocicas_descriptor of a ref, of a stored JSON document, of a finished or pushed layer or of
+ *   an appended image, an ocicas_fsck_report, an ocicas_gc_report, a push's or pull's
+ *   ocicas_transfer_report, the ocicas_imported_images of an archive import), each with its
+ *   own *_free. Values an accessor returns (a string, an ocicas_string_list, an
+ *   ocicas_key_value_list, the ocicas_archive_item of a reader) belong to the value they came
+ *   from; values passed to a callback (an ocicas_lease, a blob info, an ingest status, a
+ *   ref's descriptor) are borrowed for the call only. Times are int64_t nanoseconds since the
+ *   Unix epoch. Descriptors are given back as ocicas_descriptor values (any of the above, or
+ *   one made with ocicas_descriptor_new). JSON remains for documents (the manifest
+ *   ocicas_archive_reader_manifest synthesizes, what ocicas_blob_put_json stores), for labels,
+ *   and in ocicas_ref_put_json for a descriptor with fields ocicas_descriptor_new does not
+ *   set.
  *
  * Thread safety
  * - ocicas_engine: may be shared by any number of threads at once; all its state is on disk.
@@ -332,6 +338,12 @@ typedef uint32_t ocicas_status;
 #endif // __cplusplus
 
 /**
+ * One image of a docker-archive's `manifest.json` (containers/image's `ManifestItem`), owned
+ * by the `ocicas_archive_reader` it came from. Immutable.
+ */
+typedef struct ocicas_archive_item ocicas_archive_item;
+
+/**
  * An open docker-archive (containers/image's tarfile Reader and Source).
  */
 typedef struct ocicas_archive_reader ocicas_archive_reader;
@@ -362,8 +374,9 @@ typedef struct ocicas_cancel ocicas_cancel;
  * An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
  * data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
  * owned by its value; one returned through an out argument (`ocicas_ref_get`,
- * `ocicas_blob_put_json`) is freed with `ocicas_descriptor_free`. Immutable: any number of
- * threads may read one at once.
+ * `ocicas_blob_put_json`, `ocicas_descriptor_new`) is freed with `ocicas_descriptor_free`.
+ * Any of them may be given back (`ocicas_ref_put`, `ocicas_image_append`). Immutable: any
+ * number of threads may read one at once.
  */
 typedef struct ocicas_descriptor ocicas_descriptor;
 
@@ -385,12 +398,29 @@ typedef struct ocicas_engine ocicas_engine;
 typedef struct ocicas_fsck_report ocicas_fsck_report;
 
 /**
+ * What `ocicas_gc_run` removed and kept, read with the `ocicas_gc_report_*` accessors.
+ * Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_gc_report ocicas_gc_report;
+
+/**
  * An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
  * descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
  * returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
  * of threads may read one at once.
  */
 typedef struct ocicas_image ocicas_image;
+
+/**
+ * One image an import stored and tagged, owned by its `ocicas_imported_images`. Immutable.
+ */
+typedef struct ocicas_imported_image ocicas_imported_image;
+
+/**
+ * The images `ocicas_archive_import` stored, in the archive's order; freed with
+ * `ocicas_imported_images_free`. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_imported_images ocicas_imported_images;
 
 /**
  * The state of one ingest, read with the `ocicas_ingest_status_*` accessors: its ref, the
@@ -418,6 +448,12 @@ typedef struct ocicas_layer_reader ocicas_layer_reader;
 typedef struct ocicas_layer_stream ocicas_layer_stream;
 
 /**
+ * A lease, read with the `ocicas_lease_*` accessors; `ocicas_lease_list` lends one to its
+ * callback for the call only. Immutable.
+ */
+typedef struct ocicas_lease ocicas_lease;
+
+/**
  * A random-access reader of one committed blob. `ocicas_reader_read_at` and
  * `ocicas_reader_size` may be called from several threads at once.
  */
@@ -428,6 +464,12 @@ typedef struct ocicas_reader ocicas_reader;
  * value it came from.
  */
 typedef struct ocicas_string_list ocicas_string_list;
+
+/**
+ * What a push or pull did: the image's descriptor and what moved, read with the
+ * `ocicas_transfer_report_*` accessors. Immutable: any number of threads may read one at once.
+ */
+typedef struct ocicas_transfer_report ocicas_transfer_report;
 
 /**
  * A live ingest writer of one ref. Use it from one thread at a time.
@@ -579,11 +621,10 @@ typedef struct ocicas_gc_options {
 } ocicas_gc_options;
 
 /**
- * Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
- * `{"id":"…","createdAt":"RFC 3339","expiresAt":"RFC 3339" (absent: never),"digests":[…],
- * "ingests":[…]}`. Return 0 to go on, non-zero to stop.
+ * Called once per lease by `ocicas_lease_list` with the lease, borrowed for the call only
+ * (copy what you keep; never free it). Return 0 to go on, non-zero to stop.
  */
-typedef int (*ocicas_lease_list_cb)(const char *lease_json, void *user_data);
+typedef int (*ocicas_lease_list_cb)(const struct ocicas_lease *lease, void *user_data);
 
 /**
  * Writes `len` bytes of the archive being exported. Returns 0 on success, non-zero on failure
@@ -1034,23 +1075,36 @@ ocicas_status ocicas_blob_walk(const struct ocicas_engine *engine,
                                void *user_data);
 
 /**
- * Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
- * `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
+ * Points reference `name` at `descriptor` (one from `ocicas_ref_get`, `ocicas_blob_put_json`,
+ * `ocicas_descriptor_new`, an image's parts, …, with its annotations and platform). The blob must be
  * stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
  * media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
  * (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
  * media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
  * tool left on several equal entries then ends on one); a different one is
- * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
- * OCI ref.name grammar or bad JSON.
+ * `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a
+ * name outside the OCI ref.name grammar.
+ *
+ * Preconditions:
+ * `engine` is a live engine; `name` a NUL-terminated string; `descriptor` a live descriptor.
+ */
+ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
+                             const char *name,
+                             const struct ocicas_descriptor *descriptor,
+                             bool force);
+
+/**
+ * `ocicas_ref_put` with the descriptor as JSON (`mediaType`, `digest`, `size`, optional
+ * `annotations`, `platform`, `urls`, …): for one with fields `ocicas_descriptor_new` does not
+ * set. Its status codes, and `OCICAS_ERR_INVALID_ARGUMENT` for JSON that is not a descriptor.
  *
  * Preconditions:
  * `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
  */
-ocicas_status ocicas_ref_put(const struct ocicas_engine *engine,
-                             const char *name,
-                             const char *descriptor_json,
-                             bool force);
+ocicas_status ocicas_ref_put_json(const struct ocicas_engine *engine,
+                                  const char *name,
+                                  const char *descriptor_json,
+                                  bool force);
 
 /**
  * The descriptor reference `name` points at (the index.json entry, its annotations included)
@@ -1325,14 +1379,19 @@ ocicas_status ocicas_layer_stream_write(struct ocicas_layer_stream *stream,
 
 /**
  * Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
- * gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
- * `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
- * every later write and finish is `OCICAS_ERR_CANCELLED` too.
+ * gives the layer: its descriptor in `*out_layer` (free with `ocicas_descriptor_free`) and its
+ * DiffID, the sha256 of the uncompressed tar, in `*out_diff_id` (free with
+ * `ocicas_string_free`), the two `ocicas_image_append` takes. `OCICAS_ERR_CANCELLED` once the
+ * options' `cancel` was requested: nothing is committed, and every later write and finish is
+ * `OCICAS_ERR_CANCELLED` too. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, a pull-mode
+ * stream, or one finished before.
  *
  * Preconditions:
- * `stream` is a live stream; `out_layer` writable.
+ * `stream` is a live stream; `out_layer` and `out_diff_id` writable.
  */
-ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream, char **out_layer);
+ocicas_status ocicas_layer_stream_finish(struct ocicas_layer_stream *stream,
+                                         struct ocicas_descriptor **out_layer,
+                                         char **out_diff_id);
 
 /**
  * Pull mode: reads up to `len` compressed bytes into `buf`; `*out_read` receives the count,
@@ -1452,21 +1511,24 @@ ocicas_status ocicas_layer_reader_read(struct ocicas_layer_reader *reader,
 void ocicas_layer_reader_free(struct ocicas_layer_reader *reader);
 
 /**
- * Appends a stored layer (`layer_json`, as `ocicas_layer_stream_finish` returns it) to image
- * `ref`, creating a one-layer image for this host when `ref` does not exist: new config
- * (DiffID and history added), new manifest, ref moved atomically; the new blobs are leased
- * until then. `*out_manifest` receives the new manifest's descriptor JSON.
- * `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile; `OCICAS_ERR_NOT_FOUND` when
- * the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` when `ref` is not an image
- * manifest.
+ * Appends a stored layer (`layer`, its descriptor, and `diff_id`, the sha256 of its
+ * uncompressed tar, as `ocicas_layer_stream_finish` and `ocicas_registry_push_layer` give
+ * them) to image `ref`, creating a one-layer image for this host when `ref` does not exist:
+ * new config (DiffID and history added), new manifest, ref moved atomically; the new blobs are
+ * leased until then. `*out_manifest` receives the new manifest's descriptor (free with
+ * `ocicas_descriptor_free`). `OCICAS_ERR_CLOBBER` when another writer moved `ref` meanwhile;
+ * `OCICAS_ERR_NOT_FOUND` when the layer blob is not stored; `OCICAS_ERR_INVALID_ARGUMENT` for a
+ * NULL argument, a malformed `diff_id`, or when `ref` is not an image manifest.
  *
  * Preconditions:
- * `engine` is a live engine; strings NUL-terminated; `out_manifest` writable.
+ * `engine` is a live engine; `ref` and `diff_id` NUL-terminated; `layer` a live descriptor;
+ * `out_manifest` writable.
  */
 ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
                                   const char *ref,
-                                  const char *layer_json,
-                                  char **out_manifest);
+                                  const struct ocicas_descriptor *layer,
+                                  const char *diff_id,
+                                  struct ocicas_descriptor **out_manifest);
 
 /**
  * Resolves reference `ref` to the image for `platform`: an index (OCI image index or Docker
@@ -1619,8 +1681,23 @@ const char *ocicas_image_user(const struct ocicas_image *image);
 const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
 
 /**
+ * Makes a descriptor of `media_type`, `digest` and `size` (no annotations, URLs or platform),
+ * to give to `ocicas_ref_put` or `ocicas_image_append`; `*out_descriptor` receives it, to free
+ * with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, an empty
+ * media type or a malformed digest.
+ *
+ * Preconditions:
+ * `media_type` and `digest` are NUL-terminated strings; `out_descriptor` writable.
+ */
+ocicas_status ocicas_descriptor_new(const char *media_type,
+                                    const char *digest,
+                                    uint64_t size,
+                                    struct ocicas_descriptor **out_descriptor);
+
+/**
  * Frees a descriptor returned through an out argument (`ocicas_ref_get`,
- * `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+ * `ocicas_blob_put_json`, `ocicas_descriptor_new`) and everything its accessors returned.
+ * NULL is a no-op.
  *
  * Preconditions:
  * `descriptor` is NULL or a descriptor returned through an out argument, not freed before,
@@ -1836,18 +1913,117 @@ ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t
  * `min_age_seconds` keeps older ones too. `options` may be NULL (the defaults);
  * `OCICAS_ERR_INVALID_ARGUMENT` when its version is not `OCICAS_GC_OPTIONS_VERSION`. `OCICAS_ERR_CANCELLED` when
  * the options' `cancel` was requested.
- * `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
- * "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
- * "labelsRemoved"}`; free it with `ocicas_string_free`. `blobsKept` counts the blobs stored when
- * the run started that it kept, and `bytesKept` their sizes on disk (not what their referrers
- * declare); `bytesRemoved` is likewise the removed blobs' sizes on disk.
+ * `*out_report` receives the report (read with the `ocicas_gc_report_*` accessors), to free
+ * with `ocicas_gc_report_free`.
  *
  * Preconditions:
  * `engine` is a live engine; `options` NULL or valid; `out_report` writable.
  */
 ocicas_status ocicas_gc_run(const struct ocicas_engine *engine,
                             const struct ocicas_gc_options *options,
-                            char **out_report);
+                            struct ocicas_gc_report **out_report);
+
+/**
+ * Frees a GC report and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `report` is NULL or a report not freed before, that no other thread reads during the call.
+ */
+void ocicas_gc_report_free(struct ocicas_gc_report *report);
+
+/**
+ * Whether the run was a dry run (it removed nothing; the counts say what it would have
+ * removed). false for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+bool ocicas_gc_report_dry_run(const struct ocicas_gc_report *report);
+
+/**
+ * How many blobs the run removed. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_blobs_removed(const struct ocicas_gc_report *report);
+
+/**
+ * The removed blobs' sizes on disk, in bytes. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_bytes_removed(const struct ocicas_gc_report *report);
+
+/**
+ * How many of the blobs stored when the run started it kept (those committed during it are
+ * kept too, and not counted). 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_blobs_kept(const struct ocicas_gc_report *report);
+
+/**
+ * The kept blobs' sizes on disk (not what their referrers declare), in bytes. 0 for a NULL
+ * report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_bytes_kept(const struct ocicas_gc_report *report);
+
+/**
+ * The referenced blobs that are not stored, one line each naming the blob and what
+ * references it, owned by the report. NULL for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_gc_report_missing(const struct ocicas_gc_report *report);
+
+/**
+ * The refs of the ingests removed, owned by the report. NULL for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_gc_report_ingests_removed(const struct ocicas_gc_report *report);
+
+/**
+ * How many expired leases the run removed. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_leases_removed(const struct ocicas_gc_report *report);
+
+/**
+ * How many temporary files left by stopped writers the run removed. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_temp_files_removed(const struct ocicas_gc_report *report);
+
+/**
+ * How many label files of blobs that are not stored the run removed. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_gc_report_labels_removed(const struct ocicas_gc_report *report);
+
+/**
+ * What the sweep meant to remove and could not (an ingest with a directory planted in it,
+ * say), one line each, owned by the report; the rest of the sweep went on and `ocicas_fsck`
+ * says why. NULL for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_string_list *ocicas_gc_report_not_removed(const struct ocicas_gc_report *report);
 
 /**
  * Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
@@ -1895,7 +2071,8 @@ ocicas_status ocicas_lease_add_ingest(const struct ocicas_engine *engine,
 ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const char *id);
 
 /**
- * Calls `callback` with the JSON of every lease (live or expired), sorted by id.
+ * Calls `callback` with every lease (live or expired), sorted by id, each borrowed for the
+ * call only. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or callback.
  *
  * Preconditions:
  * `engine` is a live engine; `callback` a valid function.
@@ -1903,6 +2080,56 @@ ocicas_status ocicas_lease_release(const struct ocicas_engine *engine, const cha
 ocicas_status ocicas_lease_list(const struct ocicas_engine *engine,
                                 ocicas_lease_list_cb callback,
                                 void *user_data);
+
+/**
+ * The lease's id. NULL for a NULL lease.
+ *
+ * Preconditions:
+ * `lease` is NULL or the one an `ocicas_lease_list` callback is running with.
+ */
+const char *ocicas_lease_id(const struct ocicas_lease *lease);
+
+/**
+ * When the lease was made, in nanoseconds since the Unix epoch. 0 for a NULL lease.
+ *
+ * Preconditions:
+ * As `ocicas_lease_id`.
+ */
+int64_t ocicas_lease_created_at(const struct ocicas_lease *lease);
+
+/**
+ * Whether the lease expires at all (false: it lives until released). false for a NULL lease.
+ *
+ * Preconditions:
+ * As `ocicas_lease_id`.
+ */
+bool ocicas_lease_expires(const struct ocicas_lease *lease);
+
+/**
+ * When the lease expires, in nanoseconds since the Unix epoch, saturated to `INT64_MAX` for
+ * an expiry after the year 2262; 0 when it never expires (see `ocicas_lease_expires`) or for
+ * a NULL lease.
+ *
+ * Preconditions:
+ * As `ocicas_lease_id`.
+ */
+int64_t ocicas_lease_expires_at(const struct ocicas_lease *lease);
+
+/**
+ * The digests of the blobs the lease keeps, owned by the lease. NULL for a NULL lease.
+ *
+ * Preconditions:
+ * As `ocicas_lease_id`.
+ */
+const struct ocicas_string_list *ocicas_lease_digests(const struct ocicas_lease *lease);
+
+/**
+ * The refs of the ingests the lease keeps, owned by the lease. NULL for a NULL lease.
+ *
+ * Preconditions:
+ * As `ocicas_lease_id`.
+ */
+const struct ocicas_string_list *ocicas_lease_ingests(const struct ocicas_lease *lease);
 
 /**
  * Checks the layout, `ocicas_fsck_ext` with no flags.
@@ -2012,9 +2239,9 @@ const struct ocicas_string_list *ocicas_fsck_report_unreachable_sample(const str
  * with that RepoTag, both normalized as docker does (`busybox` matches
  * `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
  * `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
- * RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
- * array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
- * `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
+ * RepoTags) names the reference of the single image imported. `*out_result` receives the
+ * images stored (read with `ocicas_imported_images_get`; free with
+ * `ocicas_imported_images_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
  * or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
  * when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
  * or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
@@ -2035,7 +2262,7 @@ ocicas_status ocicas_archive_import(const struct ocicas_engine *engine,
                                     int64_t index,
                                     const char *ref_name,
                                     const struct ocicas_cancel *cancel,
-                                    char **out_result);
+                                    struct ocicas_imported_images **out_result);
 
 /**
  * Exports the images `refs[0..n_refs]` point at as one docker-archive (what `docker load` and
@@ -2082,14 +2309,22 @@ ocicas_status ocicas_archive_reader_open(const struct ocicas_engine *engine,
                                          struct ocicas_archive_reader **out_reader);
 
 /**
- * `*out_json` receives the images of the archive's `manifest.json`, a JSON array of
- * `{"Config":…,"RepoTags":[…],"Layers":[…]}` (free with `ocicas_string_free`).
+ * How many images the archive's `manifest.json` lists. 0 for a NULL reader.
  *
  * Preconditions:
- * `reader` is a live reader; `out_json` writable.
+ * `reader` is NULL or a live reader.
  */
-ocicas_status ocicas_archive_reader_items(const struct ocicas_archive_reader *reader,
-                                          char **out_json);
+size_t ocicas_archive_reader_item_count(const struct ocicas_archive_reader *reader);
+
+/**
+ * Image `index` of the archive's `manifest.json`, owned by the reader (read it with the
+ * `ocicas_archive_item_*` accessors); NULL for a NULL reader or `index` ≥ the count.
+ *
+ * Preconditions:
+ * `reader` is NULL or a live reader.
+ */
+const struct ocicas_archive_item *ocicas_archive_reader_item(const struct ocicas_archive_reader *reader,
+                                                             size_t index);
 
 /**
  * `*out_manifest` receives the manifest of the chosen image (see `chosen_image`: `tag`, else
@@ -2211,6 +2446,82 @@ ocicas_status ocicas_archive_writer_commit(struct ocicas_archive_writer *writer)
 void ocicas_archive_writer_free(struct ocicas_archive_writer *writer);
 
 /**
+ * The path of the image's config in the archive (e.g. `<sha256 hex>.json`). NULL for a NULL
+ * item.
+ *
+ * Preconditions:
+ * `item` is NULL or one `ocicas_archive_reader_item` returned, its reader not freed.
+ */
+const char *ocicas_archive_item_config(const struct ocicas_archive_item *item);
+
+/**
+ * The image's RepoTags (`name:tag`, empty when untagged), owned by the item. NULL for a NULL
+ * item.
+ *
+ * Preconditions:
+ * As `ocicas_archive_item_config`.
+ */
+const struct ocicas_string_list *ocicas_archive_item_repo_tags(const struct ocicas_archive_item *item);
+
+/**
+ * The paths of the image's layers in the archive, base layer first, owned by the item. NULL
+ * for a NULL item.
+ *
+ * Preconditions:
+ * As `ocicas_archive_item_config`.
+ */
+const struct ocicas_string_list *ocicas_archive_item_layers(const struct ocicas_archive_item *item);
+
+/**
+ * Frees the images of an import and everything their accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `images` is NULL or a list not freed before, that no other thread reads during the call.
+ */
+void ocicas_imported_images_free(struct ocicas_imported_images *images);
+
+/**
+ * How many images the import stored. 0 for a NULL list.
+ *
+ * Preconditions:
+ * `images` is NULL or a live list.
+ */
+size_t ocicas_imported_images_count(const struct ocicas_imported_images *images);
+
+/**
+ * Image `index` of the list, owned by it; NULL for a NULL list or `index` ≥ the count.
+ *
+ * Preconditions:
+ * `images` is NULL or a live list.
+ */
+const struct ocicas_imported_image *ocicas_imported_images_get(const struct ocicas_imported_images *images,
+                                                               size_t index);
+
+/**
+ * The descriptor of the image's stored manifest, owned by the image. NULL for a NULL image.
+ *
+ * Preconditions:
+ * `image` is NULL or one `ocicas_imported_images_get` returned, its list not freed.
+ */
+const struct ocicas_descriptor *ocicas_imported_image_manifest(const struct ocicas_imported_image *image);
+
+/**
+ * The references the image was tagged with, owned by the image. NULL for a NULL image.
+ *
+ * Preconditions:
+ * As `ocicas_imported_image_manifest`.
+ */
+const struct ocicas_string_list *ocicas_imported_image_refs(const struct ocicas_imported_image *image);
+
+/**
+ * The image's RepoTags in the archive, owned by the image. NULL for a NULL image.
+ *
+ * Preconditions:
+ * As `ocicas_imported_image_manifest`.
+ */
+const struct ocicas_string_list *ocicas_imported_image_repo_tags(const struct ocicas_imported_image *image);
+
+/**
  * Fills `options` with the defaults of `version` (`OCICAS_REGISTRY_OPTIONS_VERSION`): HTTPS,
  * Docker config credentials, 4 jobs (at most the threads limit), default chunks. It writes
  * only the fields `version` has. `OCICAS_ERR_INVALID_ARGUMENT` for a version this library does
@@ -2226,7 +2537,7 @@ ocicas_status ocicas_registry_options_init(struct ocicas_registry_options *optio
  * Pushes image `ref_name` of the layout to `target` (`HOST/REPO[:TAG]`; without a tag, by
  * digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
  * manifests last, children first; manifests of the layout's index whose `subject` is the
- * image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+ * image go too. `*out_report` receives the report, to free with `ocicas_transfer_report_free`.
  * Every request has a deadline from the engine's limits: a document exchange (manifest, token,
  * HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
  * moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
@@ -2239,13 +2550,13 @@ ocicas_status ocicas_registry_options_init(struct ocicas_registry_options *optio
  * limit).
  *
  * Preconditions:
- * `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
+ * `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report` writable.
  */
 ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
                                    const char *ref_name,
                                    const char *target,
                                    const struct ocicas_registry_options *options,
-                                   char **out_report_json);
+                                   struct ocicas_transfer_report **out_report);
 
 /**
  * Pulls `source` (`HOST/REPO[:TAG][@DIGEST]`) into the layout and tags it `ref_name` (NULL:
@@ -2254,7 +2565,7 @@ ocicas_status ocicas_registry_push(const struct ocicas_engine *engine,
  * A blob that another writer (another pull, in this or another process) is ingesting is
  * waited for while that writer moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE`, then taken
  * from the store (or its ingest resumed when that writer stopped). The ref moves last: a
- * failed pull tags nothing. Deadlines and `*out_report_json` as for push.
+ * failed pull tags nothing. Deadlines and `*out_report` as for push.
  * `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
  * the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
  * elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
@@ -2268,13 +2579,15 @@ ocicas_status ocicas_registry_pull(const struct ocicas_engine *engine,
                                    const char *source,
                                    const char *ref_name,
                                    const struct ocicas_registry_options *options,
-                                   char **out_report_json);
+                                   struct ocicas_transfer_report **out_report);
 
 /**
  * Compresses the uncompressed tar that `read_cb` yields and uploads it to `target`
  * (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
- * completed with the digest after the last chunk. `*out_descriptor_json` receives
- * `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
+ * completed with the digest after the last chunk. `*out_descriptor` receives the layer's
+ * descriptor (free with `ocicas_descriptor_free`) and `*out_diff_id` the digest of the
+ * uncompressed tar, its DiffID (free with `ocicas_string_free`). `read_cb` is called on the
+ * caller's thread.
  * Having no engine, it uses the default limits: requests have push's deadlines with
  * `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
  * `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
@@ -2290,7 +2603,58 @@ ocicas_status ocicas_registry_push_layer(const char *target,
                                          void *user_data,
                                          const struct ocicas_layer_options *layer_options_ptr,
                                          const struct ocicas_registry_options *options,
-                                         char **out_descriptor_json);
+                                         struct ocicas_descriptor **out_descriptor,
+                                         char **out_diff_id);
+
+/**
+ * Frees a transfer report and everything its accessors returned. NULL is a no-op.
+ *
+ * Preconditions:
+ * `report` is NULL or a report not freed before, that no other thread reads during the call.
+ */
+void ocicas_transfer_report_free(struct ocicas_transfer_report *report);
+
+/**
+ * The descriptor of the image pushed or pulled (its manifest or index), owned by the report.
+ * NULL for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+const struct ocicas_descriptor *ocicas_transfer_report_descriptor(const struct ocicas_transfer_report *report);
+
+/**
+ * How many blobs (manifests included) crossed the network. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_transfer_report_transferred(const struct ocicas_transfer_report *report);
+
+/**
+ * How many blob bytes crossed the network. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_transfer_report_bytes(const struct ocicas_transfer_report *report);
+
+/**
+ * How many blobs the other side already had. 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_transfer_report_skipped(const struct ocicas_transfer_report *report);
+
+/**
+ * How many blobs were mounted from `mount_from` instead of uploaded (a push only; 0 for a
+ * pull). 0 for a NULL report.
+ *
+ * Preconditions:
+ * `report` is NULL or a live report.
+ */
+uint64_t ocicas_transfer_report_mounted(const struct ocicas_transfer_report *report);
 
 #ifdef __cplusplus
 }  // extern "C"

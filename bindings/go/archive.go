@@ -5,13 +5,13 @@ package ocicas
 
 static ocicas_status go_archive_import_file(const ocicas_engine *engine, const char *path, const char *tag,
                                             int64_t index, const char *ref_name, const ocicas_cancel *cancel,
-                                            char **out, char **message) {
+                                            ocicas_imported_images **out, char **message) {
     return ocicas_go_result(ocicas_archive_import(engine, path, NULL, NULL, tag, index, ref_name, cancel, out), message);
 }
 
 static ocicas_status go_archive_import_reader(const ocicas_engine *engine, uintptr_t handle, const char *tag,
                                               int64_t index, const char *ref_name, const ocicas_cancel *cancel,
-                                              char **out, char **message) {
+                                              ocicas_imported_images **out, char **message) {
     return ocicas_go_result(ocicas_archive_import(engine, NULL, ocicas_go_read_cb, (void *)handle, tag, index, ref_name, cancel, out), message);
 }
 
@@ -88,13 +88,16 @@ func (e *Engine) ImportArchiveFile(ctx context.Context, path string, opts *Impor
 		if args.err != nil {
 			return args.err
 		}
-		var out, message *C.char
+		var out *C.ocicas_imported_images
+		var message *C.char
 		status := C.go_archive_import_file(e.use(), cpath, ctag, index, cref, cancel, &out, &message)
 		e.done()
 		if err := toError(status, message); err != nil {
 			return err
 		}
-		return decodeJSON("import result", takeString(out), &images)
+		var err error
+		images, err = takeImportedImages(out)
+		return err
 	})
 	return images, err
 }
@@ -114,13 +117,16 @@ func (e *Engine) ImportArchive(ctx context.Context, source io.Reader, opts *Impo
 		callback := &readCallback{source: source}
 		handle := cgo.NewHandle(callback)
 		defer handle.Delete()
-		var out, message *C.char
+		var out *C.ocicas_imported_images
+		var message *C.char
 		status := C.go_archive_import_reader(e.use(), C.uintptr_t(handle), ctag, index, cref, cancel, &out, &message)
 		e.done()
 		if err := withReadError(toError(status, message), callback, "the archive"); err != nil {
 			return err
 		}
-		return decodeJSON("import result", takeString(out), &images)
+		var err error
+		images, err = takeImportedImages(out)
+		return err
 	})
 	return images, err
 }
@@ -214,4 +220,24 @@ func withWriteError(err error, callback *writeCallback, what string) error {
 		return fmt.Errorf("%w (writing %s failed: %w)", err, what, callback.err)
 	}
 	return err
+}
+
+// takeImportedImages copies the images an import returned through an out argument and frees
+// them.
+func takeImportedImages(list *C.ocicas_imported_images) ([]ImportedImage, error) {
+	defer C.ocicas_imported_images_free(list)
+	images := make([]ImportedImage, int(C.ocicas_imported_images_count(list)))
+	for i := range images {
+		image := C.ocicas_imported_images_get(list, C.size_t(i))
+		manifest, err := goDescriptor(C.ocicas_imported_image_manifest(image))
+		if err != nil {
+			return nil, err
+		}
+		images[i] = ImportedImage{
+			Manifest: manifest,
+			Refs:     goStrings(C.ocicas_imported_image_refs(image)),
+			RepoTags: goStrings(C.ocicas_imported_image_repo_tags(image)),
+		}
+	}
+	return images, nil
 }

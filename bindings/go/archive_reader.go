@@ -13,10 +13,6 @@ static ocicas_status go_archive_reader_open_stream(const ocicas_engine *engine, 
     return ocicas_go_result(ocicas_archive_reader_open(engine, NULL, ocicas_go_read_cb, (void *)handle, out), message);
 }
 
-static ocicas_status go_archive_reader_items(const ocicas_archive_reader *reader, char **out, char **message) {
-    return ocicas_go_result(ocicas_archive_reader_items(reader, out), message);
-}
-
 static ocicas_status go_archive_reader_manifest(const ocicas_archive_reader *reader, const char *tag, int64_t index,
                                                 uint32_t format, char **out, char **message) {
     return ocicas_go_result(ocicas_archive_reader_manifest(reader, tag, index, format, out), message);
@@ -118,15 +114,19 @@ func newArchiveReader(engine *Engine, reader *C.ocicas_archive_reader) *ArchiveR
 
 // Items returns the images of the archive's manifest.json (or of a pre-1.10 archive's
 // repositories).
-func (r *ArchiveReader) Items() ([]ArchiveItem, error) {
-	var out, message *C.char
-	status := C.go_archive_reader_items(r.use(), &out, &message)
-	r.done()
-	if err := toError(status, message); err != nil {
-		return nil, err
+func (r *ArchiveReader) Items() []ArchiveItem {
+	reader := r.use()
+	defer r.done()
+	items := make([]ArchiveItem, int(C.ocicas_archive_reader_item_count(reader)))
+	for i := range items {
+		item := C.ocicas_archive_reader_item(reader, C.size_t(i))
+		items[i] = ArchiveItem{
+			Config:   C.GoString(C.ocicas_archive_item_config(item)),
+			RepoTags: goStrings(C.ocicas_archive_item_repo_tags(item)),
+			Layers:   goStrings(C.ocicas_archive_item_layers(item)),
+		}
 	}
-	var items []ArchiveItem
-	return items, decodeJSON("archive items", takeString(out), &items)
+	return items
 }
 
 // Manifest returns the chosen image's manifest, synthesized in format: its config, and its

@@ -50,7 +50,7 @@ type visitCallback struct {
 }
 
 // visitValueCallback receives each typed value of a walk or list (a blob info, an ingest
-// status), borrowed by the callback for the call only.
+// status, a lease), borrowed by the callback for the call only.
 type visitValueCallback struct {
 	outcome
 	visit func(value unsafe.Pointer) error

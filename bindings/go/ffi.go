@@ -37,8 +37,6 @@ package ocicas
 import "C"
 
 import (
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 	"unsafe"
@@ -121,12 +119,4 @@ func (a *cArgs) free() {
 	for _, allocation := range a.allocations {
 		C.free(allocation)
 	}
-}
-
-// decodeJSON parses a JSON document the library returned.
-func decodeJSON(what, text string, value any) error {
-	if err := json.Unmarshal([]byte(text), value); err != nil {
-		return fmt.Errorf("ocicas: decoding the %s the library returned: %w", what, err)
-	}
-	return nil
 }

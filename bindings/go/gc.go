@@ -3,7 +3,7 @@ package ocicas
 /*
 #include "ocicas_go.h"
 
-static ocicas_status go_gc_run(const ocicas_engine *engine, const ocicas_gc_options *options, char **out, char **message) {
+static ocicas_status go_gc_run(const ocicas_engine *engine, const ocicas_gc_options *options, ocicas_gc_report **out, char **message) {
     return ocicas_go_result(ocicas_gc_run(engine, options, out), message);
 }
 */
@@ -78,15 +78,35 @@ func (e *Engine) GC(ctx context.Context, opts *GCOptions) (GCReport, error) {
 			}
 		}
 		options.cancel = cancel
-		var out, message *C.char
+		var out *C.ocicas_gc_report
+		var message *C.char
 		status := C.go_gc_run(e.use(), &options, &out, &message)
 		e.done()
 		if err := toError(status, message); err != nil {
 			return err
 		}
-		return decodeJSON("GC report", takeString(out), &report)
+		report = takeGCReport(out)
+		return nil
 	})
 	return report, err
+}
+
+// takeGCReport copies a report returned through an out argument and frees it.
+func takeGCReport(report *C.ocicas_gc_report) GCReport {
+	defer C.ocicas_gc_report_free(report)
+	return GCReport{
+		DryRun:           bool(C.ocicas_gc_report_dry_run(report)),
+		BlobsRemoved:     int64(C.ocicas_gc_report_blobs_removed(report)),
+		BytesRemoved:     int64(C.ocicas_gc_report_bytes_removed(report)),
+		BlobsKept:        int64(C.ocicas_gc_report_blobs_kept(report)),
+		BytesKept:        int64(C.ocicas_gc_report_bytes_kept(report)),
+		Missing:          goStrings(C.ocicas_gc_report_missing(report)),
+		IngestsRemoved:   goStrings(C.ocicas_gc_report_ingests_removed(report)),
+		NotRemoved:       goStrings(C.ocicas_gc_report_not_removed(report)),
+		LeasesRemoved:    int64(C.ocicas_gc_report_leases_removed(report)),
+		TempFilesRemoved: int64(C.ocicas_gc_report_temp_files_removed(report)),
+		LabelsRemoved:    int64(C.ocicas_gc_report_labels_removed(report)),
+	}
 }
 
 // wholeSeconds rounds a positive duration up to seconds, so that a short one does not become 0,

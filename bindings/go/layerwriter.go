@@ -12,19 +12,27 @@ static ocicas_status go_layer_stream_write(ocicas_layer_stream *stream, const ui
     return ocicas_go_result(ocicas_layer_stream_write(stream, data, len), message);
 }
 
-static ocicas_status go_layer_stream_finish(ocicas_layer_stream *stream, char **out, char **message) {
-    return ocicas_go_result(ocicas_layer_stream_finish(stream, out), message);
+static ocicas_status go_layer_stream_finish(ocicas_layer_stream *stream, ocicas_descriptor **out, char **out_diff_id,
+                                           char **message) {
+    return ocicas_go_result(ocicas_layer_stream_finish(stream, out, out_diff_id), message);
 }
 
-static ocicas_status go_image_append(const ocicas_engine *engine, const char *ref, const char *layer_json,
-                                     char **out, char **message) {
-    return ocicas_go_result(ocicas_image_append(engine, ref, layer_json, out), message);
+// Makes the layer's descriptor, appends it and frees it.
+static ocicas_status go_image_append(const ocicas_engine *engine, const char *ref, const char *media_type,
+                                     const char *digest, uint64_t size, const char *diff_id, ocicas_descriptor **out,
+                                     char **message) {
+    ocicas_descriptor *layer = NULL;
+    ocicas_status status = ocicas_descriptor_new(media_type, digest, size, &layer);
+    if (status == OCICAS_OK) {
+        status = ocicas_image_append(engine, ref, layer, diff_id, out);
+        ocicas_descriptor_free(layer);
+    }
+    return ocicas_go_result(status, message);
 }
 */
 import "C"
 
 import (
-	"encoding/json"
 	"runtime"
 )
 
@@ -73,14 +81,19 @@ func (w *LayerWriter) Write(p []byte) (int, error) {
 // Commit ends the tar, stores the compressed blob (a blob already stored is fine) and returns
 // the layer. ErrInvalidArgument when called again.
 func (w *LayerWriter) Commit() (LayerDescriptor, error) {
-	var out, message *C.char
-	status := C.go_layer_stream_finish(w.use(), &out, &message)
+	var out *C.ocicas_descriptor
+	var diffID, message *C.char
+	status := C.go_layer_stream_finish(w.use(), &out, &diffID, &message)
 	w.done()
 	if err := toError(status, message); err != nil {
 		return LayerDescriptor{}, err
 	}
-	var layer LayerDescriptor
-	return layer, decodeJSON("layer descriptor", takeString(out), &layer)
+	diff := takeString(diffID)
+	layer, err := takeDescriptor(out)
+	if err != nil {
+		return LayerDescriptor{}, err
+	}
+	return LayerDescriptor{MediaType: layer.MediaType, Digest: layer.Digest, Size: layer.Size, DiffID: diff}, nil
 }
 
 // Close frees the writer, once a call in flight in another goroutine ended; before Commit it
@@ -101,23 +114,24 @@ func (w *LayerWriter) Close() error {
 // moved ref meanwhile; ErrNotFound when the layer's blob is not stored; ErrInvalidArgument
 // when ref is not an image manifest.
 func (e *Engine) AppendLayer(ref string, layer LayerDescriptor) (Descriptor, error) {
-	encoded, err := json.Marshal(layer)
-	if err != nil {
-		return Descriptor{}, err
+	if layer.Size < 0 {
+		return Descriptor{}, invalidArgument("layer size %d is negative", layer.Size)
 	}
 	var args cArgs
 	defer args.free()
 	cref := args.str("ref", ref)
-	clayer := args.str("layer", string(encoded))
+	cmediaType := args.str("layer.MediaType", layer.MediaType)
+	cdigest := args.str("layer.Digest", layer.Digest)
+	cdiffID := args.str("layer.DiffID", layer.DiffID)
 	if args.err != nil {
 		return Descriptor{}, args.err
 	}
-	var out, message *C.char
-	status := C.go_image_append(e.use(), cref, clayer, &out, &message)
+	var out *C.ocicas_descriptor
+	var message *C.char
+	status := C.go_image_append(e.use(), cref, cmediaType, cdigest, C.uint64_t(layer.Size), cdiffID, &out, &message)
 	e.done()
 	if err := toError(status, message); err != nil {
 		return Descriptor{}, err
 	}
-	var manifest Descriptor
-	return manifest, decodeJSON("manifest descriptor", takeString(out), &manifest)
+	return takeDescriptor(out)
 }

@@ -20,7 +20,7 @@ static ocicas_status go_lease_release(const ocicas_engine *engine, const char *i
 }
 
 static ocicas_status go_lease_list(const ocicas_engine *engine, uintptr_t handle, char **message) {
-    return ocicas_go_result(ocicas_lease_list(engine, ocicas_go_visit_cb, (void *)handle), message);
+    return ocicas_go_result(ocicas_lease_list(engine, ocicas_go_visit_lease_cb, (void *)handle), message);
 }
 */
 import "C"
@@ -28,13 +28,15 @@ import "C"
 import (
 	"runtime/cgo"
 	"time"
+	"unsafe"
 )
 
 // Lease keeps blobs and ingests from GC until it is released or expires.
 type Lease struct {
 	ID        string    `json:"id"`
 	CreatedAt time.Time `json:"createdAt"`
-	// ExpiresAt is zero for a lease that never expires.
+	// ExpiresAt is zero for a lease that never expires. Times past the year 2262 (what int64
+	// nanoseconds since 1970 hold) read as that year's last nanosecond.
 	ExpiresAt time.Time `json:"expiresAt"`
 	Digests   []string  `json:"digests"`
 	Ingests   []string  `json:"ingests"`
@@ -111,12 +113,8 @@ func (e *Engine) ReleaseLease(id string) error {
 // ListLeases returns every lease, live or expired, sorted by id.
 func (e *Engine) ListLeases() ([]Lease, error) {
 	var leases []Lease
-	callback := &visitCallback{visit: func(leaseJSON string) error {
-		var lease Lease
-		if err := decodeJSON("lease", leaseJSON, &lease); err != nil {
-			return err
-		}
-		leases = append(leases, lease)
+	callback := &visitValueCallback{visit: func(value unsafe.Pointer) error {
+		leases = append(leases, goLease((*C.ocicas_lease)(value)))
 		return nil
 	}}
 	handle := cgo.NewHandle(callback)
@@ -133,4 +131,18 @@ func (e *Engine) ListLeases() ([]Lease, error) {
 		return nil, err
 	}
 	return leases, nil
+}
+
+// goLease copies a lease the library lends to a callback.
+func goLease(lease *C.ocicas_lease) Lease {
+	copied := Lease{
+		ID:        C.GoString(C.ocicas_lease_id(lease)),
+		CreatedAt: goTime(C.ocicas_lease_created_at(lease)),
+		Digests:   goStrings(C.ocicas_lease_digests(lease)),
+		Ingests:   goStrings(C.ocicas_lease_ingests(lease)),
+	}
+	if C.ocicas_lease_expires(lease) {
+		copied.ExpiresAt = goTime(C.ocicas_lease_expires_at(lease))
+	}
+	return copied
 }

@@ -35,13 +35,17 @@ static inline int32_t ocicas_go_write_cb(const uint8_t *data, size_t len, void *
     return ocicasGoWrite((uint8_t *)data, len, (uintptr_t)user_data);
 }
 
-/* Serves every callback that receives one string: blob list, lease list. */
+/* Serves every callback that receives one string: the blob list. */
 static inline int ocicas_go_visit_cb(const char *text, void *user_data) {
     return ocicasGoVisit((char *)text, (uintptr_t)user_data);
 }
 
 static inline int ocicas_go_visit_blob_info_cb(const ocicas_blob_info *info, void *user_data) {
     return ocicasGoVisitValue((void *)info, (uintptr_t)user_data);
+}
+
+static inline int ocicas_go_visit_lease_cb(const ocicas_lease *lease, void *user_data) {
+    return ocicasGoVisitValue((void *)lease, (uintptr_t)user_data);
 }
 
 static inline int ocicas_go_visit_ingest_status_cb(const ocicas_ingest_status *status, void *user_data) {

@@ -3,8 +3,9 @@ package ocicas
 /*
 #include "ocicas_go.h"
 
+// The JSON form carries every field of a Go Descriptor (annotations, platform, URLs).
 static ocicas_status go_ref_put(const ocicas_engine *engine, const char *name, const char *descriptor_json, bool force, char **message) {
-    return ocicas_go_result(ocicas_ref_put(engine, name, descriptor_json, force), message);
+    return ocicas_go_result(ocicas_ref_put_json(engine, name, descriptor_json, force), message);
 }
 
 static ocicas_status go_ref_get(const ocicas_engine *engine, const char *name, ocicas_descriptor **out, char **message) {

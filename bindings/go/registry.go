@@ -4,21 +4,22 @@ package ocicas
 #include "ocicas_go.h"
 
 static ocicas_status go_registry_push(const ocicas_engine *engine, const char *ref, const char *target,
-                                      ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+                                      ocicas_registry_options *options, uintptr_t progress, ocicas_transfer_report **out, char **message) {
     if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
     return ocicas_go_result(ocicas_registry_push(engine, ref, target, options, out), message);
 }
 
 static ocicas_status go_registry_pull(const ocicas_engine *engine, const char *source, const char *ref,
-                                      ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+                                      ocicas_registry_options *options, uintptr_t progress, ocicas_transfer_report **out, char **message) {
     if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
     return ocicas_go_result(ocicas_registry_pull(engine, source, ref, options, out), message);
 }
 
 static ocicas_status go_registry_push_layer(const char *target, uintptr_t source, const ocicas_layer_options *layer,
-                                            ocicas_registry_options *options, uintptr_t progress, char **out, char **message) {
+                                            ocicas_registry_options *options, uintptr_t progress, ocicas_descriptor **out,
+                                            char **out_diff_id, char **message) {
     if (progress) { options->progress = ocicas_go_progress_cb; options->progress_user_data = (void *)progress; }
-    return ocicas_go_result(ocicas_registry_push_layer(target, ocicas_go_read_cb, (void *)source, layer, options, out), message);
+    return ocicas_go_result(ocicas_registry_push_layer(target, ocicas_go_read_cb, (void *)source, layer, options, out, out_diff_id), message);
 }
 */
 import "C"
@@ -125,7 +126,8 @@ func (e *Engine) Push(ctx context.Context, ref, target string, opts *RegistryOpt
 			return args.err
 		}
 		options.cancel = cancel
-		var out, message *C.char
+		var out *C.ocicas_transfer_report
+		var message *C.char
 		status := C.go_registry_push(e.use(), cRef, cTarget, &options, C.uintptr_t(handle), &out, &message)
 		e.done()
 		var err error
@@ -154,7 +156,8 @@ func (e *Engine) Pull(ctx context.Context, source, ref string, opts *RegistryOpt
 			return args.err
 		}
 		options.cancel = cancel
-		var out, message *C.char
+		var out *C.ocicas_transfer_report
+		var message *C.char
 		status := C.go_registry_pull(e.use(), cSource, cRef, &options, C.uintptr_t(handle), &out, &message)
 		e.done()
 		var err error
@@ -164,7 +167,7 @@ func (e *Engine) Pull(ctx context.Context, source, ref string, opts *RegistryOpt
 	return report, err
 }
 
-func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Handle, callback *progressCallback) (TransferReport, error) {
+func transferResult(status C.ocicas_status, message *C.char, out *C.ocicas_transfer_report, handle cgo.Handle, callback *progressCallback) (TransferReport, error) {
 	if handle != 0 {
 		handle.Delete()
 		callback.repanic()
@@ -172,8 +175,17 @@ func transferResult(status C.ocicas_status, message, out *C.char, handle cgo.Han
 	if err := toError(status, message); err != nil {
 		return TransferReport{}, err
 	}
-	var report TransferReport
-	return report, decodeJSON("transfer report", takeString(out), &report)
+	defer C.ocicas_transfer_report_free(out)
+	descriptor, err := goDescriptor(C.ocicas_transfer_report_descriptor(out))
+	if err != nil {
+		return TransferReport{}, err
+	}
+	report := TransferReport{Descriptor: descriptor}
+	report.Blobs.Transferred = int64(C.ocicas_transfer_report_transferred(out))
+	report.Blobs.Bytes = int64(C.ocicas_transfer_report_bytes(out))
+	report.Blobs.Skipped = int64(C.ocicas_transfer_report_skipped(out))
+	report.Blobs.Mounted = int64(C.ocicas_transfer_report_mounted(out))
+	return report, nil
 }
 
 // PushLayer compresses the uncompressed tar that source gives and uploads it to repo
@@ -197,8 +209,9 @@ func PushLayer(ctx context.Context, repo string, source io.Reader, opts *Registr
 		reader := &readCallback{source: source}
 		readHandle := cgo.NewHandle(reader)
 		defer readHandle.Delete()
-		var out, message *C.char
-		status := C.go_registry_push_layer(cRepo, C.uintptr_t(readHandle), &layer, &options, C.uintptr_t(progress), &out, &message)
+		var out *C.ocicas_descriptor
+		var diffID, message *C.char
+		status := C.go_registry_push_layer(cRepo, C.uintptr_t(readHandle), &layer, &options, C.uintptr_t(progress), &out, &diffID, &message)
 		if progress != 0 {
 			progress.Delete()
 			progressCallback.repanic()
@@ -210,7 +223,13 @@ func PushLayer(ctx context.Context, repo string, source io.Reader, opts *Registr
 			}
 			return err
 		}
-		return decodeJSON("layer descriptor", takeString(out), &descriptor)
+		diff := takeString(diffID)
+		pushed, err := takeDescriptor(out)
+		if err != nil {
+			return err
+		}
+		descriptor = LayerDescriptor{MediaType: pushed.MediaType, Digest: pushed.Digest, Size: pushed.Size, DiffID: diff}
+		return nil
 	})
 	return descriptor, err
 }

@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::io::{self, Write};
 
+use super::archive_items::{ocicas_archive_item, ocicas_imported_images};
 use super::cancel::{arg_cancel, ocicas_cancel};
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, ocicas_read_cb};
@@ -57,9 +58,9 @@ impl Write for CallbackWriter {
 /// with that RepoTag, both normalized as docker does (`busybox` matches
 /// `docker.io/library/busybox:latest`); else `index` ≥ 0 the image at that position in
 /// `manifest.json`; else (NULL, negative) every image is imported. `ref_name` (NULL: the
-/// RepoTags) names the reference of the single image imported. `*out_result` receives a JSON
-/// array of `{"manifest":descriptor,"refs":[…],"repoTags":[…]}` (free with
-/// `ocicas_string_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
+/// RepoTags) names the reference of the single image imported. `*out_result` receives the
+/// images stored (read with `ocicas_imported_images_get`; free with
+/// `ocicas_imported_images_free`). `OCICAS_ERR_INVALID_IMAGE` for a malformed or unsafe archive (a path
 /// or link leaving it, a duplicate member, a truncated stream, …), `OCICAS_ERR_DIGEST_MISMATCH`
 /// when a layer does not hash to its DiffID, `OCICAS_ERR_NOT_FOUND` when no image has the tag
 /// or index, `OCICAS_ERR_TOO_LARGE` past a limit (`OCICAS_LIMIT_ARCHIVE_*`). `cancel` (NULL:
@@ -81,7 +82,7 @@ pub unsafe extern "C" fn ocicas_archive_import(
     index: i64,
     ref_name: *const c_char,
     cancel: *const ocicas_cancel,
-    out_result: *mut *mut c_char,
+    out_result: *mut *mut ocicas_imported_images,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -101,8 +102,7 @@ pub unsafe extern "C" fn ocicas_archive_import(
             let path = unsafe { arg_str(path, "path") }?;
             engine.engine.import_docker_archive_file(path.as_ref(), &options)?
         };
-        let json: Vec<serde_json::Value> = images.iter().map(|i| i.to_json()).collect();
-        *out_result = into_c_string(serde_json::Value::from(json).to_string());
+        *out_result = into_handle(ocicas_imported_images::new(&images));
         Ok(())
     })
 }
@@ -165,6 +165,8 @@ pub const OCICAS_ARCHIVE_BLOB_LAYER: u32 = 1;
 /// An open docker-archive (containers/image's tarfile Reader and Source).
 pub struct ocicas_archive_reader {
     reader: ArchiveReader,
+    /// The images of `manifest.json`, as `ocicas_archive_reader_item` gives them.
+    items: Vec<ocicas_archive_item>,
 }
 
 /// A docker-archive being written (containers/image's tarfile Writer and Destination).
@@ -202,28 +204,32 @@ pub unsafe extern "C" fn ocicas_archive_reader_open(
         } else {
             engine.engine.open_docker_archive(unsafe { arg_str(path, "path") }?.as_ref())?
         };
-        *out_reader = into_handle(ocicas_archive_reader { reader });
+        let items = reader.items().iter().map(ocicas_archive_item::new).collect();
+        *out_reader = into_handle(ocicas_archive_reader { reader, items });
         Ok(())
     })
 }
 
-/// `*out_json` receives the images of the archive's `manifest.json`, a JSON array of
-/// `{"Config":…,"RepoTags":[…],"Layers":[…]}` (free with `ocicas_string_free`).
+/// How many images the archive's `manifest.json` lists. 0 for a NULL reader.
 ///
 /// # Safety
-/// `reader` is a live reader; `out_json` writable.
+/// `reader` is NULL or a live reader.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_archive_reader_items(
+pub unsafe extern "C" fn ocicas_archive_reader_item_count(reader: *const ocicas_archive_reader) -> usize {
+    unsafe { reader.as_ref() }.map_or(0, |reader| reader.items.len())
+}
+
+/// Image `index` of the archive's `manifest.json`, owned by the reader (read it with the
+/// `ocicas_archive_item_*` accessors); NULL for a NULL reader or `index` ≥ the count.
+///
+/// # Safety
+/// `reader` is NULL or a live reader.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_archive_reader_item(
     reader: *const ocicas_archive_reader,
-    out_json: *mut *mut c_char,
-) -> ocicas_status {
-    boundary(|| {
-        let reader = unsafe { arg_ref(reader, "reader") }?;
-        let out_json = unsafe { arg_out(out_json, "out_json") }?;
-        let json = serde_json::to_string(reader.reader.items()).map_err(|e| invalid_argument(e.to_string()))?;
-        *out_json = into_c_string(json);
-        Ok(())
-    })
+    index: usize,
+) -> *const ocicas_archive_item {
+    unsafe { reader.as_ref() }.and_then(|reader| reader.items.get(index)).map_or(std::ptr::null(), |item| item)
 }
 
 /// The strings of a NULL-terminated array (none when `array` is NULL), at most

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char};
 
-use super::{c_string, free_handle};
+use super::{arg_digest, arg_out, arg_str, boundary, c_string, free_handle, into_handle, ocicas_status};
+use crate::error::invalid_argument;
 use crate::spec::Descriptor;
 
 /// A list of strings (an image's Env, Cmd, Entrypoint, a descriptor's URLs), owned by the
@@ -35,9 +36,12 @@ struct DescriptorPlatform {
 /// An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
 /// data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
 /// owned by its value; one returned through an out argument (`ocicas_ref_get`,
-/// `ocicas_blob_put_json`) is freed with `ocicas_descriptor_free`. Immutable: any number of
-/// threads may read one at once.
+/// `ocicas_blob_put_json`, `ocicas_descriptor_new`) is freed with `ocicas_descriptor_free`.
+/// Any of them may be given back (`ocicas_ref_put`, `ocicas_image_append`). Immutable: any
+/// number of threads may read one at once.
 pub struct ocicas_descriptor {
+    /// The descriptor as ocicas knows it, unknown fields included: what it is given back as.
+    value: Descriptor,
     media_type: CString,
     digest: CString,
     size: u64,
@@ -64,6 +68,7 @@ impl ocicas_string_list {
 impl ocicas_descriptor {
     pub(super) fn new(descriptor: &Descriptor) -> Self {
         ocicas_descriptor {
+            value: descriptor.clone(),
             media_type: c_string(&descriptor.media_type),
             digest: c_string(&descriptor.digest.to_string()),
             size: descriptor.size,
@@ -80,6 +85,11 @@ impl ocicas_descriptor {
             }),
         }
     }
+
+    /// The descriptor as given back to ocicas.
+    pub(super) fn value(&self) -> &Descriptor {
+        &self.value
+    }
 }
 
 /// The platform of `descriptor`, when it is not NULL and has one.
@@ -95,8 +105,35 @@ fn optional_ptr(text: Option<&CString>) -> *const c_char {
     text.map_or(std::ptr::null(), |text| text.as_ptr())
 }
 
+/// Makes a descriptor of `media_type`, `digest` and `size` (no annotations, URLs or platform),
+/// to give to `ocicas_ref_put` or `ocicas_image_append`; `*out_descriptor` receives it, to free
+/// with `ocicas_descriptor_free`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, an empty
+/// media type or a malformed digest.
+///
+/// # Safety
+/// `media_type` and `digest` are NUL-terminated strings; `out_descriptor` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_new(
+    media_type: *const c_char,
+    digest: *const c_char,
+    size: u64,
+    out_descriptor: *mut *mut ocicas_descriptor,
+) -> ocicas_status {
+    boundary(|| {
+        let media_type = unsafe { arg_str(media_type, "media_type") }?;
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
+        if media_type.is_empty() {
+            return Err(invalid_argument("argument media_type is empty"));
+        }
+        *out_descriptor = into_handle(ocicas_descriptor::new(&Descriptor::new(media_type.to_owned(), digest, size)));
+        Ok(())
+    })
+}
+
 /// Frees a descriptor returned through an out argument (`ocicas_ref_get`,
-/// `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+/// `ocicas_blob_put_json`, `ocicas_descriptor_new`) and everything its accessors returned.
+/// NULL is a no-op.
 ///
 /// # Safety
 /// `descriptor` is NULL or a descriptor returned through an out argument, not freed before,

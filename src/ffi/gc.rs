@@ -1,17 +1,76 @@
-//! C ABI of `gc`: garbage collection and leases. Reports and leases are JSON strings.
+//! C ABI of `gc`: garbage collection and leases. The GC report and each lease are typed
+//! values read with the `ocicas_gc_report_*` and `ocicas_lease_*` accessors.
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::time::Duration;
 
 use super::cancel::{arg_cancel, ocicas_cancel};
+use super::descriptor::ocicas_string_list;
 use super::engine::ocicas_engine;
 use super::{
-    arg_digest, arg_options, arg_out, arg_ref, arg_str, boundary, check_options_version, for_each_until_stopped,
-    into_c_string, ocicas_status,
+    arg_digest, arg_options, arg_out, arg_ref, arg_str, boundary, c_string, check_options_version,
+    for_each_until_stopped, free_handle, into_c_string, into_handle, ocicas_status, unix_nanos,
 };
-use crate::error::{Result, invalid_argument};
-use crate::gc::GcOptions;
-use crate::lease::LeaseResource;
+use crate::error::invalid_argument;
+use crate::gc::{GcOptions, GcReport};
+use crate::lease::{Lease, LeaseResource};
+
+/// What `ocicas_gc_run` removed and kept, read with the `ocicas_gc_report_*` accessors.
+/// Immutable: any number of threads may read one at once.
+pub struct ocicas_gc_report {
+    dry_run: bool,
+    blobs_removed: u64,
+    bytes_removed: u64,
+    blobs_kept: u64,
+    bytes_kept: u64,
+    missing: ocicas_string_list,
+    ingests_removed: ocicas_string_list,
+    leases_removed: u64,
+    temp_files_removed: u64,
+    labels_removed: u64,
+    not_removed: ocicas_string_list,
+}
+
+impl ocicas_gc_report {
+    fn new(report: &GcReport) -> Self {
+        ocicas_gc_report {
+            dry_run: report.dry_run,
+            blobs_removed: report.blobs_removed,
+            bytes_removed: report.bytes_removed,
+            blobs_kept: report.blobs_kept,
+            bytes_kept: report.bytes_kept,
+            missing: ocicas_string_list::new(&report.missing),
+            ingests_removed: ocicas_string_list::new(&report.ingests_removed),
+            leases_removed: report.leases_removed,
+            temp_files_removed: report.temp_files_removed,
+            labels_removed: report.labels_removed,
+            not_removed: ocicas_string_list::new(&report.not_removed),
+        }
+    }
+}
+
+/// A lease, read with the `ocicas_lease_*` accessors; `ocicas_lease_list` lends one to its
+/// callback for the call only. Immutable.
+pub struct ocicas_lease {
+    id: CString,
+    created_at: i64,
+    /// None: it never expires.
+    expires_at: Option<i64>,
+    digests: ocicas_string_list,
+    ingests: ocicas_string_list,
+}
+
+impl ocicas_lease {
+    fn new(lease: &Lease) -> Self {
+        ocicas_lease {
+            id: c_string(&lease.id),
+            created_at: unix_nanos(lease.created_at),
+            expires_at: lease.expires_at.map(unix_nanos),
+            digests: ocicas_string_list::new(&lease.digests.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            ingests: ocicas_string_list::new(&lease.ingests),
+        }
+    }
+}
 
 /// The version of `ocicas_gc_options` this header describes.
 pub const OCICAS_GC_OPTIONS_VERSION: u32 = 1;
@@ -65,11 +124,10 @@ pub unsafe extern "C" fn ocicas_gc_options_init(options: *mut ocicas_gc_options,
     })
 }
 
-/// Called once per lease by `ocicas_lease_list` with its JSON (valid only during the call):
-/// `{"id":"…","createdAt":"RFC 3339","expiresAt":"RFC 3339" (absent: never),"digests":[…],
-/// "ingests":[…]}`. Return 0 to go on, non-zero to stop.
+/// Called once per lease by `ocicas_lease_list` with the lease, borrowed for the call only
+/// (copy what you keep; never free it). Return 0 to go on, non-zero to stop.
 pub type ocicas_lease_list_cb =
-    Option<unsafe extern "C" fn(lease_json: *const c_char, user_data: *mut c_void) -> c_int>;
+    Option<unsafe extern "C" fn(lease: *const ocicas_lease, user_data: *mut c_void) -> c_int>;
 
 /// Runs a mark-and-sweep GC. Roots: index.json entries, live leases, blobs labelled
 /// `ocicas.gc.root`, ingests in progress. Edges: labels `ocicas.gc.ref.*`, and the descriptors
@@ -93,11 +151,8 @@ pub type ocicas_lease_list_cb =
 /// `min_age_seconds` keeps older ones too. `options` may be NULL (the defaults);
 /// `OCICAS_ERR_INVALID_ARGUMENT` when its version is not `OCICAS_GC_OPTIONS_VERSION`. `OCICAS_ERR_CANCELLED` when
 /// the options' `cancel` was requested.
-/// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
-/// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
-/// "labelsRemoved"}`; free it with `ocicas_string_free`. `blobsKept` counts the blobs stored when
-/// the run started that it kept, and `bytesKept` their sizes on disk (not what their referrers
-/// declare); `bytesRemoved` is likewise the removed blobs' sizes on disk.
+/// `*out_report` receives the report (read with the `ocicas_gc_report_*` accessors), to free
+/// with `ocicas_gc_report_free`.
 ///
 /// # Safety
 /// `engine` is a live engine; `options` NULL or valid; `out_report` writable.
@@ -105,7 +160,7 @@ pub type ocicas_lease_list_cb =
 pub unsafe extern "C" fn ocicas_gc_run(
     engine: *const ocicas_engine,
     options: *const ocicas_gc_options,
-    out_report: *mut *mut c_char,
+    out_report: *mut *mut ocicas_gc_report,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
@@ -124,9 +179,125 @@ pub unsafe extern "C" fn ocicas_gc_run(
                 Err(_) => return Err(invalid_argument("min_age_seconds is negative")),
             };
         }
-        *out_report = into_c_string(engine.engine.gc(&gc_options)?.to_json().to_string());
+        *out_report = into_handle(ocicas_gc_report::new(&engine.engine.gc(&gc_options)?));
         Ok(())
     })
+}
+
+/// Frees a GC report and everything its accessors returned. NULL is a no-op.
+///
+/// # Safety
+/// `report` is NULL or a report not freed before, that no other thread reads during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_free(report: *mut ocicas_gc_report) {
+    unsafe { free_handle(report) }
+}
+
+/// Whether the run was a dry run (it removed nothing; the counts say what it would have
+/// removed). false for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_dry_run(report: *const ocicas_gc_report) -> bool {
+    unsafe { report.as_ref() }.is_some_and(|report| report.dry_run)
+}
+
+/// How many blobs the run removed. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_blobs_removed(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.blobs_removed)
+}
+
+/// The removed blobs' sizes on disk, in bytes. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_bytes_removed(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.bytes_removed)
+}
+
+/// How many of the blobs stored when the run started it kept (those committed during it are
+/// kept too, and not counted). 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_blobs_kept(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.blobs_kept)
+}
+
+/// The kept blobs' sizes on disk (not what their referrers declare), in bytes. 0 for a NULL
+/// report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_bytes_kept(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.bytes_kept)
+}
+
+/// The referenced blobs that are not stored, one line each naming the blob and what
+/// references it, owned by the report. NULL for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_missing(report: *const ocicas_gc_report) -> *const ocicas_string_list {
+    unsafe { report.as_ref() }.map_or(std::ptr::null(), |report| &report.missing)
+}
+
+/// The refs of the ingests removed, owned by the report. NULL for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_ingests_removed(
+    report: *const ocicas_gc_report,
+) -> *const ocicas_string_list {
+    unsafe { report.as_ref() }.map_or(std::ptr::null(), |report| &report.ingests_removed)
+}
+
+/// How many expired leases the run removed. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_leases_removed(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.leases_removed)
+}
+
+/// How many temporary files left by stopped writers the run removed. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_temp_files_removed(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.temp_files_removed)
+}
+
+/// How many label files of blobs that are not stored the run removed. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_labels_removed(report: *const ocicas_gc_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.labels_removed)
+}
+
+/// What the sweep meant to remove and could not (an ingest with a directory planted in it,
+/// say), one line each, owned by the report; the rest of the sweep went on and `ocicas_fsck`
+/// says why. NULL for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_gc_report_not_removed(report: *const ocicas_gc_report) -> *const ocicas_string_list {
+    unsafe { report.as_ref() }.map_or(std::ptr::null(), |report| &report.not_removed)
 }
 
 /// Creates a lease named `id` (NULL: a generated id) that expires after `expiry_seconds`
@@ -205,7 +376,8 @@ pub unsafe extern "C" fn ocicas_lease_release(engine: *const ocicas_engine, id: 
     })
 }
 
-/// Calls `callback` with the JSON of every lease (live or expired), sorted by id.
+/// Calls `callback` with every lease (live or expired), sorted by id, each borrowed for the
+/// call only. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL engine or callback.
 ///
 /// # Safety
 /// `engine` is a live engine; `callback` a valid function.
@@ -218,13 +390,66 @@ pub unsafe extern "C" fn ocicas_lease_list(
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let callback = callback.ok_or_else(|| invalid_argument("argument callback is NULL"))?;
-        let leases = engine
-            .engine
-            .lease_list()?
-            .into_iter()
-            .map(|lease| CString::new(lease.to_json().to_string()).map_err(|e| invalid_argument(e.to_string())))
-            .collect::<Result<Vec<_>>>()?;
-        for_each_until_stopped(leases, |json| unsafe { callback(json.as_ptr(), user_data) });
+        for_each_until_stopped(engine.engine.lease_list()?, |lease| {
+            let lease = ocicas_lease::new(&lease);
+            unsafe { callback(&lease, user_data) }
+        });
         Ok(())
     })
+}
+
+/// The lease's id. NULL for a NULL lease.
+///
+/// # Safety
+/// `lease` is NULL or the one an `ocicas_lease_list` callback is running with.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_id(lease: *const ocicas_lease) -> *const c_char {
+    unsafe { lease.as_ref() }.map_or(std::ptr::null(), |lease| lease.id.as_ptr())
+}
+
+/// When the lease was made, in nanoseconds since the Unix epoch. 0 for a NULL lease.
+///
+/// # Safety
+/// As `ocicas_lease_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_created_at(lease: *const ocicas_lease) -> i64 {
+    unsafe { lease.as_ref() }.map_or(0, |lease| lease.created_at)
+}
+
+/// Whether the lease expires at all (false: it lives until released). false for a NULL lease.
+///
+/// # Safety
+/// As `ocicas_lease_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_expires(lease: *const ocicas_lease) -> bool {
+    unsafe { lease.as_ref() }.is_some_and(|lease| lease.expires_at.is_some())
+}
+
+/// When the lease expires, in nanoseconds since the Unix epoch, saturated to `INT64_MAX` for
+/// an expiry after the year 2262; 0 when it never expires (see `ocicas_lease_expires`) or for
+/// a NULL lease.
+///
+/// # Safety
+/// As `ocicas_lease_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_expires_at(lease: *const ocicas_lease) -> i64 {
+    unsafe { lease.as_ref() }.and_then(|lease| lease.expires_at).unwrap_or(0)
+}
+
+/// The digests of the blobs the lease keeps, owned by the lease. NULL for a NULL lease.
+///
+/// # Safety
+/// As `ocicas_lease_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_digests(lease: *const ocicas_lease) -> *const ocicas_string_list {
+    unsafe { lease.as_ref() }.map_or(std::ptr::null(), |lease| &lease.digests)
+}
+
+/// The refs of the ingests the lease keeps, owned by the lease. NULL for a NULL lease.
+///
+/// # Safety
+/// As `ocicas_lease_id`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_lease_ingests(lease: *const ocicas_lease) -> *const ocicas_string_list {
+    unsafe { lease.as_ref() }.map_or(std::ptr::null(), |lease| &lease.ingests)
 }

@@ -42,6 +42,7 @@ mod gc;
 mod fsck;
 
 mod archive;
+mod archive_items;
 
 mod registry;
 

@@ -1,5 +1,6 @@
-//! C ABI of `refs`: named references in index.json. Descriptors are put as JSON strings and
-//! got as typed `ocicas_descriptor` values.
+//! C ABI of `refs`: named references in index.json. Descriptors are put and got as typed
+//! `ocicas_descriptor` values; `ocicas_ref_put_json` also takes one as JSON, for the fields
+//! `ocicas_descriptor_new` does not set (annotations, platform, URLs).
 
 use std::ffi::{c_char, c_int, c_void};
 
@@ -15,20 +16,41 @@ pub type ocicas_ref_list_cb = Option<
     unsafe extern "C" fn(name: *const c_char, descriptor: *const ocicas_descriptor, user_data: *mut c_void) -> c_int,
 >;
 
-/// Points reference `name` at the descriptor in `descriptor_json` (an OCI descriptor:
-/// `mediaType`, `digest`, `size`, optional `annotations`, `platform`, …). The blob must be
+/// Points reference `name` at `descriptor` (one from `ocicas_ref_get`, `ocicas_blob_put_json`,
+/// `ocicas_descriptor_new`, an image's parts, …, with its annotations and platform). The blob must be
 /// stored with that size (`OCICAS_ERR_NOT_FOUND` / `OCICAS_ERR_SIZE_MISMATCH`) and, when the
 /// media type is a document's (an index, manifest or config, OCI or Docker), parse as that type
 /// (`OCICAS_ERR_INVALID_IMAGE`, or `OCICAS_ERR_TOO_LARGE` over the JSON limit); blobs of other
 /// media types are not read. Putting an equal descriptor again is `OCICAS_OK` (a name another
 /// tool left on several equal entries then ends on one); a different one is
-/// `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a name outside the
-/// OCI ref.name grammar or bad JSON.
+/// `OCICAS_ERR_CLOBBER` unless `force`. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument or a
+/// name outside the OCI ref.name grammar.
+///
+/// # Safety
+/// `engine` is a live engine; `name` a NUL-terminated string; `descriptor` a live descriptor.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_ref_put(
+    engine: *const ocicas_engine,
+    name: *const c_char,
+    descriptor: *const ocicas_descriptor,
+    force: bool,
+) -> ocicas_status {
+    boundary(|| {
+        let engine = unsafe { arg_ref(engine, "engine") }?;
+        let name = unsafe { arg_str(name, "name") }?;
+        let descriptor = unsafe { arg_ref(descriptor, "descriptor") }?;
+        engine.engine.ref_put(name, descriptor.value(), force)
+    })
+}
+
+/// `ocicas_ref_put` with the descriptor as JSON (`mediaType`, `digest`, `size`, optional
+/// `annotations`, `platform`, `urls`, …): for one with fields `ocicas_descriptor_new` does not
+/// set. Its status codes, and `OCICAS_ERR_INVALID_ARGUMENT` for JSON that is not a descriptor.
 ///
 /// # Safety
 /// `engine` is a live engine; `name` and `descriptor_json` are NUL-terminated strings.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_ref_put(
+pub unsafe extern "C" fn ocicas_ref_put_json(
     engine: *const ocicas_engine,
     name: *const c_char,
     descriptor_json: *const c_char,

@@ -1,19 +1,42 @@
-//! C ABI of `registry`: push, pull and push-layer over the OCI distribution API. Reports are
-//! JSON: `{"descriptor":{…},"blobs":{"transferred":N,"bytes":N,"skipped":N,"mounted":N}}`.
+//! C ABI of `registry`: push, pull and push-layer over the OCI distribution API. A push's or
+//! pull's report is a typed value read with the `ocicas_transfer_report_*` accessors.
 
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, Mutex};
 
 use super::cancel::{arg_cancel, ocicas_cancel};
+use super::descriptor::ocicas_descriptor;
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb, refuse_storage};
 use super::{
-    arg_options, arg_out, arg_ref, arg_str, arg_str_array, boundary, check_options_version, into_c_string,
-    ocicas_status,
+    arg_options, arg_out, arg_ref, arg_str, arg_str_array, boundary, check_options_version, free_handle,
+    into_c_string, into_handle, ocicas_status,
 };
 use crate::error::{Result, invalid_argument};
 use crate::limits::Limits;
-use crate::registry::{Credentials, Progress, ProgressCallback, RegistryOptions, push_layer};
+use crate::registry::{Credentials, Progress, ProgressCallback, RegistryOptions, TransferReport, push_layer};
+
+/// What a push or pull did: the image's descriptor and what moved, read with the
+/// `ocicas_transfer_report_*` accessors. Immutable: any number of threads may read one at once.
+pub struct ocicas_transfer_report {
+    descriptor: ocicas_descriptor,
+    transferred: u64,
+    bytes: u64,
+    skipped: u64,
+    mounted: u64,
+}
+
+impl ocicas_transfer_report {
+    fn new(report: &TransferReport) -> Self {
+        ocicas_transfer_report {
+            descriptor: ocicas_descriptor::new(&report.descriptor),
+            transferred: report.transferred,
+            bytes: report.bytes,
+            skipped: report.skipped,
+            mounted: report.mounted,
+        }
+    }
+}
 
 /// `ocicas_progress_cb`'s `total` when it is not known yet (a streamed layer).
 pub const OCICAS_PROGRESS_TOTAL_UNKNOWN: u64 = u64::MAX;
@@ -158,7 +181,7 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
 /// Pushes image `ref_name` of the layout to `target` (`HOST/REPO[:TAG]`; without a tag, by
 /// digest): blobs the registry has are skipped, the others uploaded in chunks, `jobs` at once;
 /// manifests last, children first; manifests of the layout's index whose `subject` is the
-/// image go too. `*out_report_json` receives the report (free with `ocicas_string_free`).
+/// image go too. `*out_report` receives the report, to free with `ocicas_transfer_report_free`.
 /// Every request has a deadline from the engine's limits: a document exchange (manifest, token,
 /// HEAD, upload start and end) ends within `OCICAS_LIMIT_REGISTRY_TIMEOUT` seconds, and a blob
 /// moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE` bytes per second averaged over each such
@@ -171,23 +194,23 @@ unsafe fn registry_options(options: *const ocicas_registry_options) -> Result<Re
 /// limit).
 ///
 /// # Safety
-/// `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report_json` writable.
+/// `engine` is a live engine; strings NUL-terminated; `options` NULL or valid; `out_report` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_registry_push(
     engine: *const ocicas_engine,
     ref_name: *const c_char,
     target: *const c_char,
     options: *const ocicas_registry_options,
-    out_report_json: *mut *mut c_char,
+    out_report: *mut *mut ocicas_transfer_report,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let ref_name = unsafe { arg_str(ref_name, "ref_name") }?;
         let target = unsafe { arg_str(target, "target") }?;
         let options = unsafe { registry_options(options) }?;
-        let out_report_json = unsafe { arg_out(out_report_json, "out_report_json") }?;
+        let out_report = unsafe { arg_out(out_report, "out_report") }?;
         let report = engine.engine.push(ref_name, target, &options)?;
-        *out_report_json = into_c_string(report.to_json().to_string());
+        *out_report = into_handle(ocicas_transfer_report::new(&report));
         Ok(())
     })
 }
@@ -198,7 +221,7 @@ pub unsafe extern "C" fn ocicas_registry_push(
 /// A blob that another writer (another pull, in this or another process) is ingesting is
 /// waited for while that writer moves at least `OCICAS_LIMIT_REGISTRY_MIN_RATE`, then taken
 /// from the store (or its ingest resumed when that writer stopped). The ref moves last: a
-/// failed pull tags nothing. Deadlines and `*out_report_json` as for push.
+/// failed pull tags nothing. Deadlines and `*out_report` as for push.
 /// `OCICAS_ERR_NOT_FOUND` for an unknown repository or tag, `OCICAS_ERR_DIGEST_MISMATCH` when
 /// the registry's bytes do not match their digest, `OCICAS_ERR_CLOBBER` when `ref_name` points
 /// elsewhere and `force` is not set, `OCICAS_ERR_TOO_LARGE` when a deadline passed,
@@ -213,24 +236,26 @@ pub unsafe extern "C" fn ocicas_registry_pull(
     source: *const c_char,
     ref_name: *const c_char,
     options: *const ocicas_registry_options,
-    out_report_json: *mut *mut c_char,
+    out_report: *mut *mut ocicas_transfer_report,
 ) -> ocicas_status {
     boundary(|| {
         let engine = unsafe { arg_ref(engine, "engine") }?;
         let source = unsafe { arg_str(source, "source") }?;
         let ref_name = if ref_name.is_null() { None } else { Some(unsafe { arg_str(ref_name, "ref_name") }?) };
         let options = unsafe { registry_options(options) }?;
-        let out_report_json = unsafe { arg_out(out_report_json, "out_report_json") }?;
+        let out_report = unsafe { arg_out(out_report, "out_report") }?;
         let report = engine.engine.pull(source, ref_name, &options)?;
-        *out_report_json = into_c_string(report.to_json().to_string());
+        *out_report = into_handle(ocicas_transfer_report::new(&report));
         Ok(())
     })
 }
 
 /// Compresses the uncompressed tar that `read_cb` yields and uploads it to `target`
 /// (`HOST/REPO`) while it is compressed, in chunks, nothing written to disk; the upload is
-/// completed with the digest after the last chunk. `*out_descriptor_json` receives
-/// `{"mediaType","digest","size","diffID"}`. `read_cb` is called on the caller's thread.
+/// completed with the digest after the last chunk. `*out_descriptor` receives the layer's
+/// descriptor (free with `ocicas_descriptor_free`) and `*out_diff_id` the digest of the
+/// uncompressed tar, its DiffID (free with `ocicas_string_free`). `read_cb` is called on the
+/// caller's thread.
 /// Having no engine, it uses the default limits: requests have push's deadlines with
 /// `OCICAS_LIMIT_REGISTRY_TIMEOUT` 300 s and `OCICAS_LIMIT_REGISTRY_MIN_RATE` 16 KiB/s.
 /// `OCICAS_ERR_IO` when `read_cb` fails (nothing is completed in the registry then),
@@ -247,7 +272,8 @@ pub unsafe extern "C" fn ocicas_registry_push_layer(
     user_data: *mut c_void,
     layer_options_ptr: *const ocicas_layer_options,
     options: *const ocicas_registry_options,
-    out_descriptor_json: *mut *mut c_char,
+    out_descriptor: *mut *mut ocicas_descriptor,
+    out_diff_id: *mut *mut c_char,
 ) -> ocicas_status {
     boundary(|| {
         let target = unsafe { arg_str(target, "target") }?;
@@ -255,10 +281,69 @@ pub unsafe extern "C" fn ocicas_registry_push_layer(
         let (layer, storage) = unsafe { layer_options(layer_options_ptr) }?;
         refuse_storage(&storage, "push-layer")?;
         let options = unsafe { registry_options(options) }?;
-        let out_descriptor_json = unsafe { arg_out(out_descriptor_json, "out_descriptor_json") }?;
-        let descriptor =
-            push_layer(CallbackReader { callback, user_data }, target, &layer, &options, &Limits::default())?;
-        *out_descriptor_json = into_c_string(descriptor.to_json().to_string());
+        let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
+        let out_diff_id = unsafe { arg_out(out_diff_id, "out_diff_id") }?;
+        let pushed = push_layer(CallbackReader { callback, user_data }, target, &layer, &options, &Limits::default())?;
+        *out_descriptor = into_handle(ocicas_descriptor::new(&pushed.descriptor()));
+        *out_diff_id = into_c_string(pushed.diff_id.to_string());
         Ok(())
     })
+}
+
+/// Frees a transfer report and everything its accessors returned. NULL is a no-op.
+///
+/// # Safety
+/// `report` is NULL or a report not freed before, that no other thread reads during the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_free(report: *mut ocicas_transfer_report) {
+    unsafe { free_handle(report) }
+}
+
+/// The descriptor of the image pushed or pulled (its manifest or index), owned by the report.
+/// NULL for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_descriptor(
+    report: *const ocicas_transfer_report,
+) -> *const ocicas_descriptor {
+    unsafe { report.as_ref() }.map_or(std::ptr::null(), |report| &report.descriptor)
+}
+
+/// How many blobs (manifests included) crossed the network. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_transferred(report: *const ocicas_transfer_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.transferred)
+}
+
+/// How many blob bytes crossed the network. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_bytes(report: *const ocicas_transfer_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.bytes)
+}
+
+/// How many blobs the other side already had. 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_skipped(report: *const ocicas_transfer_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.skipped)
+}
+
+/// How many blobs were mounted from `mount_from` instead of uploaded (a push only; 0 for a
+/// pull). 0 for a NULL report.
+///
+/// # Safety
+/// `report` is NULL or a live report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_transfer_report_mounted(report: *const ocicas_transfer_report) -> u64 {
+    unsafe { report.as_ref() }.map_or(0, |report| report.mounted)
 }

@@ -5,6 +5,7 @@ use std::ffi::{c_char, c_void};
 use std::io::{self, Read};
 
 use super::cancel::{arg_cancel, ocicas_cancel};
+use super::descriptor::ocicas_descriptor;
 use super::engine::ocicas_engine;
 use super::{
     arg_mut, arg_options, arg_out, arg_ref, arg_slice, arg_slice_mut, arg_str, boundary, check_options_version,
@@ -257,20 +258,25 @@ pub unsafe extern "C" fn ocicas_layer_stream_write(
 }
 
 /// Push mode: ends the input, commits the compressed blob (a blob already stored is fine) and
-/// gives its layer descriptor JSON in `*out_layer` (free with `ocicas_string_free`).
-/// `OCICAS_ERR_CANCELLED` once the options' `cancel` was requested: nothing is committed, and
-/// every later write and finish is `OCICAS_ERR_CANCELLED` too.
+/// gives the layer: its descriptor in `*out_layer` (free with `ocicas_descriptor_free`) and its
+/// DiffID, the sha256 of the uncompressed tar, in `*out_diff_id` (free with
+/// `ocicas_string_free`), the two `ocicas_image_append` takes. `OCICAS_ERR_CANCELLED` once the
+/// options' `cancel` was requested: nothing is committed, and every later write and finish is
+/// `OCICAS_ERR_CANCELLED` too. `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, a pull-mode
+/// stream, or one finished before.
 ///
 /// # Safety
-/// `stream` is a live stream; `out_layer` writable.
+/// `stream` is a live stream; `out_layer` and `out_diff_id` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_layer_stream_finish(
     stream: *mut ocicas_layer_stream,
-    out_layer: *mut *mut c_char,
+    out_layer: *mut *mut ocicas_descriptor,
+    out_diff_id: *mut *mut c_char,
 ) -> ocicas_status {
     boundary(|| {
         let stream = unsafe { arg_mut(stream, "stream") }?;
         let out_layer = unsafe { arg_out(out_layer, "out_layer") }?;
+        let out_diff_id = unsafe { arg_out(out_diff_id, "out_diff_id") }?;
         let StreamMode::Push(state) = &mut stream.mode else { return Err(not_push()) };
         // Taken out for `finish`, which consumes the stream; every arm below puts a state back.
         let push = match std::mem::replace(
@@ -286,7 +292,8 @@ pub unsafe extern "C" fn ocicas_layer_stream_finish(
         };
         match push.finish() {
             Ok(layer) => {
-                *out_layer = into_c_string(layer.to_json().to_string());
+                *out_layer = into_handle(ocicas_descriptor::new(&layer.descriptor()));
+                *out_diff_id = into_c_string(layer.diff_id.to_string());
                 *state = PushState::Finished(layer);
                 Ok(())
             }

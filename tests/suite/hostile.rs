@@ -72,7 +72,7 @@ unsafe extern "C" {
         out: *mut *mut c_char,
     ) -> ocicas_status;
     fn ocicas_writer_close(w: *mut std::ffi::c_void) -> ocicas_status;
-    fn ocicas_ref_put(
+    fn ocicas_ref_put_json(
         e: *const std::ffi::c_void,
         name: *const c_char,
         desc: *const c_char,
@@ -238,7 +238,7 @@ fn malformed_digests_are_refused_by_every_api_naming_the_digest_and_change_nothi
                 ),
                 ("ocicas_writer_open", ocicas_writer_open(c_engine, c_ref.as_ptr(), -1, d, &mut handle)),
                 ("ocicas_writer_commit", ocicas_writer_commit(c_writer, -1, d, std::ptr::null(), &mut text)),
-                ("ocicas_ref_put", ocicas_ref_put(c_engine, c_ref.as_ptr(), descriptor.as_ptr(), true)),
+                ("ocicas_ref_put_json", ocicas_ref_put_json(c_engine, c_ref.as_ptr(), descriptor.as_ptr(), true)),
                 ("ocicas_lease_add_blob", ocicas_lease_add_blob(c_engine, held.as_ptr(), d)),
             ]
         };
