@@ -28,7 +28,8 @@ use crate::spec::{Descriptor, Document, canonical_json, parse_document};
 /// Times a publication replaces an odd entry of its blob's name before it gives up.
 const PUBLISH_ATTEMPTS: u32 = 8;
 
-/// Blobs `put_blobs` writes, fsyncs and links as one group: it holds this many temp files open.
+/// Blobs `put_blobs` writes, fsyncs and links as one group: it holds this many temp files open
+/// (fewer under a low open-file limit, see `put_group_size`).
 const PUT_GROUP: usize = 256;
 /// Most threads that fsync a group of `put_blobs` at once.
 const SEAL_THREADS: usize = 16;
@@ -48,6 +49,20 @@ pub fn format_time(time: std::time::SystemTime) -> String {
 pub struct StoredBlob {
     pub digest: Digest,
     pub size: u64,
+}
+
+/// What `blobs/` holds under the name of a blob being committed (`Engine::stored_copy`).
+enum StoredCopy {
+    /// Nothing, or an entry that is not a file of the blob's size: the commit links its own.
+    Absent,
+    /// The blob's bytes in a file of one link: the commit refreshes its time (claims it).
+    Sound,
+    /// The blob's bytes in a file with other links (a `cp -al` clone of the layout, the temp name
+    /// a killed writer left): its time is theirs too and cannot be refreshed, so the commit
+    /// replaces it with its own file, young. Carries its mtime, the blob's creation time.
+    Shared(std::time::SystemTime),
+    /// A file of the blob's size whose bytes are not the blob's: the commit replaces it.
+    Corrupt,
 }
 
 /// Random-access reader of one committed blob. `read_at` takes `&self`, so one reader may be
@@ -183,11 +198,12 @@ impl Engine {
         // its groups; then the groups linked before the last are made young again, as they may
         // be older than the grace by now.
         let _lock = self.layout.lock_shared()?;
+        let group_size = put_group_size();
         let mut stored = Vec::with_capacity(blobs.len());
-        for group in blobs.chunks(PUT_GROUP) {
+        for group in blobs.chunks(group_size) {
             stored.extend(self.put_blob_group(group)?);
         }
-        let last_group = blobs.len().checked_sub(1).map_or(0, |last| last % PUT_GROUP + 1);
+        let last_group = blobs.len().checked_sub(1).map_or(0, |last| last % group_size + 1);
         for blob in &stored[..stored.len() - last_group] {
             let path = self.layout.blob_path(&blob.digest);
             if !self.touch(&path)? {
@@ -241,28 +257,45 @@ impl Engine {
     }
 
     /// Links the sealed `file` into `blobs/` as `digest`, without the directory's fsync (the
-    /// caller's, once for as many links as it makes). The caller holds the shared store lock.
-    /// False when an intact blob of that digest is already stored (it is claimed instead).
+    /// caller's, once for as many links as it makes; a replacement fsyncs it at once). The caller
+    /// holds the shared store lock. False when the blob is already stored with its bytes (it is
+    /// claimed instead, or replaced by `file` when its time cannot be refreshed).
     fn link_blob(&self, file: &File, path: &Path, digest: &Digest, size: u64, labels: &Labels) -> Result<bool> {
         let storage = self.layout.storage();
         // A commit makes its blob young, whether it arrives now or was stored before, so that a
         // GC starting before the caller tags or leases it keeps it (see gc::COMMIT_GRACE_MARGIN).
-        // Deleted between the look and the touch (deletes take the shared lock too): publish.
-        if self.is_intact(digest, size) && self.claim_stored(digest)? {
-            return Ok(false);
-        }
+        let replace = match self.stored_copy(digest, size) {
+            // Deleted between the look and the touch (deletes take the shared lock too): published
+            // below.
+            StoredCopy::Sound => {
+                if self.claim_stored(digest)? {
+                    return Ok(false);
+                }
+                false
+            }
+            StoredCopy::Shared(created) => {
+                self.record_creation(digest, created)?;
+                self.replace_blob(path, digest, true)?;
+                return Ok(false);
+            }
+            StoredCopy::Corrupt => true,
+            StoredCopy::Absent => false,
+        };
         // A record left by a blob of that digest that is gone (removed behind ocicas's back, a GC
-        // cancelled mid-sweep, a truncated file replaced below) is not this blob's creation time.
-        // Removed before the link, so that it never removes the record of a claimer of this blob.
+        // cancelled mid-sweep, a truncated or corrupt file replaced below) is not this blob's
+        // creation time. Removed before the link, so that it never removes the record of a
+        // claimer of this blob.
         self.remove_creation_record(digest)?;
         let dest = self.layout.blob_path(digest);
         if !labels.is_empty() {
             self.write_labels(digest, labels)?;
         }
-        self.layout.create_dir(&self.layout.blob_dir(digest.algorithm()))?;
-        if !self.touch(path)? {
-            return Err(not_found(format!("{} vanished before it was committed", self.layout.display(path).display())));
+        if replace {
+            self.replace_blob(path, digest, false)?;
+            return Ok(true);
         }
+        self.layout.create_dir(&self.layout.blob_dir(digest.algorithm()))?;
+        self.touch_own(path)?;
         // An entry of that name that is not an intact blob (a truncated file, a planted link) is
         // replaced; a publisher of the same blob racing us (the lock is shared) may win.
         for _ in 0..PUBLISH_ATTEMPTS {
@@ -293,8 +326,54 @@ impl Engine {
         ))
     }
 
+    /// What `blobs/` holds for `digest`, which a commit of `size` bytes is about to publish. A
+    /// file of the right size is hashed: the caller has just supplied every byte of the blob,
+    /// so this costs about what the commit did, and a commit must not leave bytes that are not
+    /// the blob's (rot, tampering) under its name. A new blob costs one stat, as before.
+    fn stored_copy(&self, digest: &Digest, size: u64) -> StoredCopy {
+        let Ok(stat) = self.layout.dir().stat(&self.layout.blob_path(digest)) else { return StoredCopy::Absent };
+        if EntryKind::of_stat(&stat) != EntryKind::File || stat.st_size as u64 != size {
+            return StoredCopy::Absent;
+        }
+        match self.verify_blob(digest) {
+            Ok(()) if stat.st_nlink > 1 => StoredCopy::Shared(crate::layout::modified_time(&stat)),
+            Ok(()) => StoredCopy::Sound,
+            Err(err) if err.kind() == ErrorKind::NotFound => StoredCopy::Absent,
+            // Not the blob's bytes, or not readable as them (EIO from a bad sector, a sparse file).
+            Err(_) => StoredCopy::Corrupt,
+        }
+    }
+
+    /// Makes the sealed file `path` the blob `digest` in one step (renamed over what is there, so
+    /// readers see the old file or the new one, never none), young, and fsyncs the directory.
+    /// `sound`: what is there is the blob's bytes, and a layout of another owner that refuses
+    /// the rename keeps it (with the grace of its own mtime, as `touch` allows).
+    fn replace_blob(&self, path: &Path, digest: &Digest, sound: bool) -> Result<()> {
+        let dest = self.layout.blob_path(digest);
+        self.touch_own(path)?;
+        match self.layout.storage().rename(path, &dest) {
+            Ok(()) => self.layout.sync_parent(&dest),
+            Err(err) if sound && matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => Ok(()),
+            Err(err) => Err(self.layout.io_error(
+                &format!("cannot rename {} over", self.layout.display(path).display()),
+                &dest,
+                err,
+            )),
+        }
+    }
+
+    /// Sets the mtime of the committing file itself to now, before it is published.
+    fn touch_own(&self, path: &Path) -> Result<()> {
+        if !self.touch(path)? {
+            return Err(not_found(format!("{} vanished before it was committed", self.layout.display(path).display())));
+        }
+        Ok(())
+    }
+
     /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
-    /// as a commit would, so a caller told it already exists can go on and reference it.
+    /// as a commit would, so a caller told it already exists can go on and reference it; one
+    /// whose file has other links cannot be refreshed, so it is not claimed: the caller writes
+    /// it, and the commit replaces the file with its own.
     pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
         let _lock = self.layout.lock_shared()?;
         Ok(self.has_blob(digest)? && self.claim_stored(digest)?)
@@ -303,7 +382,8 @@ impl Engine {
     /// Refreshes a stored blob's mtime, as a commit of it does, having first recorded the mtime
     /// as its creation time (once; see `info`). False when the blob is gone (deleted meanwhile:
     /// the record is removed, the next publication is a new blob; its labels are left, as they
-    /// may be a publisher's racing this one). The caller holds the shared store lock.
+    /// may be a publisher's racing this one), and when its file has other links (its time is
+    /// theirs too: the next publication replaces it). The caller holds the shared store lock.
     fn claim_stored(&self, digest: &Digest) -> Result<bool> {
         let path = self.layout.blob_path(digest);
         let stat = match self.layout.dir().stat(&path) {
@@ -311,6 +391,9 @@ impl Engine {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(err) => return Err(self.layout.io_error("cannot stat blob", &path, err)),
         };
+        if stat.st_nlink > 1 {
+            return Ok(false);
+        }
         self.record_creation(digest, crate::layout::modified_time(&stat))?;
         if self.touch(&path)? {
             return Ok(true);
@@ -321,8 +404,9 @@ impl Engine {
 
     /// Sets a file's mtime to now; false when the file is gone (deleted by someone else). A
     /// layout of another owner (a shared read-mostly store) may refuse it, and a hard-linked
-    /// blob is not touched (its time is another file's too); the commit still stands, with the
-    /// grace of the file's own mtime.
+    /// file is not touched (its time is another file's too; a commit replaces such a blob, but
+    /// one may gain a link in between); the commit still stands, with the grace of the file's
+    /// own mtime.
     fn touch(&self, path: &Path) -> Result<bool> {
         match self.layout.storage().touch(path) {
             Ok(()) => Ok(true),
@@ -333,8 +417,8 @@ impl Engine {
         }
     }
 
-    /// Whether `blobs/` holds a regular file of `size` bytes for `digest`. An intact blob is
-    /// kept as it is; a truncated or odd entry of that name may be replaced by a commit.
+    /// Whether `blobs/` holds a regular file of `size` bytes for `digest`: how a publisher that
+    /// lost the race to link a blob tells that the winner's file is there.
     pub(crate) fn is_intact(&self, digest: &Digest, size: u64) -> bool {
         self.layout
             .dir()
@@ -500,6 +584,14 @@ impl Engine {
     fn blob_not_found(&self, digest: &Digest) -> Error {
         not_found(format!("blob {digest} not found in {}", self.root().display()))
     }
+}
+
+/// Blobs in one group of `put_blobs`: `PUT_GROUP`, or a quarter of the process's open-file
+/// limit when that is lower, so that a batch works where single puts do (the rest of the limit
+/// is left to the process's other files, and to the directories each link opens for a moment).
+fn put_group_size() -> usize {
+    let quarter = crate::layout::open_file_limit().map_or(PUT_GROUP as u64, |limit| limit / 4);
+    quarter.clamp(1, PUT_GROUP as u64) as usize
 }
 
 fn check_digest(expected: &Digest, actual: Digest) -> Result<()> {

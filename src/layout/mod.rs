@@ -144,7 +144,22 @@ impl Layout {
 
     /// The error of an I/O operation `what` on the layout's path `rel`.
     pub(crate) fn io_error(&self, what: &str, rel: &Path, err: io::Error) -> Error {
-        Error::io(what, &self.display(rel), err)
+        let limit = match err.raw_os_error() {
+            Some(libc::EMFILE) => Some(match open_file_limit() {
+                Some(limit) => format!(
+                    "; this process may have {limit} files open at once (its RLIMIT_NOFILE soft limit) and has \
+                     reached that: raise it (`ulimit -n`) or open fewer at once"
+                ),
+                None => "; this process reached its limit of open files (RLIMIT_NOFILE)".to_owned(),
+            }),
+            Some(libc::ENFILE) => Some("; the system-wide limit of open files (fs.file-max) is reached".to_owned()),
+            _ => None,
+        };
+        let error = Error::io(what, &self.display(rel), err);
+        match limit {
+            Some(limit) => Error::new(error.kind(), format!("{}{limit}", error.message())),
+            None => error,
+        }
     }
 
     /// The largest JSON document this layout reads (`limits().json_size`).
@@ -462,6 +477,16 @@ pub(crate) fn mostly_holes(stat: &rustix::fs::Stat) -> bool {
     let size = stat.st_size as u64;
     let allocated = (stat.st_blocks as u64).saturating_mul(512);
     size >= SPARSE_MIN_SIZE && allocated < size / 16
+}
+
+/// The process's soft limit on open files (RLIMIT_NOFILE); None when unlimited or unknown.
+pub(crate) fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a plain syscall writing into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
 }
 
 /// A file's modification time from its status.

@@ -164,6 +164,10 @@ impl LayoutStorage<'_> {
         self.storage.link(self.root, file, from, to)
     }
 
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.storage.rename(self.root, from, to)
+    }
+
     pub(crate) fn remove_file(&self, path: &Path) -> io::Result<()> {
         self.storage.remove_file(self.root, path)
     }

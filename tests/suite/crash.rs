@@ -63,6 +63,14 @@ fn manifest(engine: &Engine, layer: &Digest, salt: &str) -> ocicas::Result<ocica
 fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas::Result<Promise>)) {
     let layer = Digest::of_bytes(Algorithm::Sha256, &bytes(100_000, 1));
     done("put a blob", None, engine.put_blob(&bytes(100_000, 1)).map(|b| Promise::Stored(b.digest)));
+    // Before the blobs whose promise holds only by GC's grace at the end: this step is slow.
+    done(
+        "put a blob again whose file has a second link (replaced by a fresh one)",
+        None,
+        second_link(engine, &layer)
+            .and_then(|()| engine.put_blob(&bytes(100_000, 1)))
+            .map(|blob| Promise::Stored(blob.digest)),
+    );
     done(
         "ingest: write, close",
         None,
@@ -140,6 +148,15 @@ fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas
             .gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() })
             .map(|_| Promise::Nothing),
     );
+}
+
+/// Gives blob `digest` a second link outside the layout, as a `cp -al` clone of it would
+/// (made directly, not through the storage under test).
+fn second_link(engine: &Engine, digest: &Digest) -> ocicas::Result<()> {
+    let clone = engine.root().with_extension("clone");
+    let _ = std::fs::remove_file(&clone);
+    let blob = engine.root().join("blobs").join(digest.algorithm().name()).join(digest.hex());
+    std::fs::hard_link(&blob, &clone).map_err(|e| ocicas::Error::io("cannot link", &blob, e))
 }
 
 /// Checks the promises against a layout opened afresh, and that fsck finds nothing wrong.
