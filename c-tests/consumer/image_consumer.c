@@ -165,9 +165,10 @@ static void check_tar(const struct buffer *tar, const char *rootfs, struct paths
  * to its DiffID and returns the tar. */
 static struct buffer read_layer(ocicas_engine *engine, const ocicas_image *image, size_t index) {
     const ocicas_descriptor *layer = ocicas_image_layer(image, index);
+    const char *diff_id = ocicas_string_list_get(ocicas_config_diff_ids(ocicas_image_parsed_config(image)), index);
     ocicas_layer_reader *reader = NULL;
     CHECK_OK(ocicas_layer_reader_open(engine, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
-                                      ocicas_descriptor_size(layer), ocicas_image_diff_id(image, index), &reader));
+                                      ocicas_descriptor_size(layer), diff_id, &reader));
     ocicas_digester *digester = NULL;
     CHECK_OK(ocicas_digester_new("sha256", &digester));
     struct buffer tar = {NULL, 0, 0};
@@ -180,7 +181,7 @@ static struct buffer read_layer(ocicas_engine *engine, const ocicas_image *image
     } while (n > 0);
     char *digest = NULL;
     CHECK_OK(ocicas_digester_finish(digester, &digest));
-    CHECK(strcmp(digest, ocicas_image_diff_id(image, index)) == 0);
+    CHECK(strcmp(digest, diff_id) == 0);
     printf("layer %zu: %s %s, tar %s (%zu bytes)\n", index, ocicas_descriptor_media_type(layer),
            ocicas_descriptor_digest(layer), digest, tar.len);
     ocicas_string_free(digest);
@@ -223,13 +224,14 @@ int main(int argc, char **argv) {
     ocicas_platform platform = {argv[3], argv[4], NULL};
     ocicas_image *image = NULL;
     CHECK_OK(ocicas_image_resolve(engine, argv[2], &platform, &image));
-    CHECK(strcmp(ocicas_image_os(image), argv[3]) == 0 && strcmp(ocicas_image_architecture(image), argv[4]) == 0);
+    const ocicas_config *config = ocicas_image_parsed_config(image);
+    CHECK(strcmp(ocicas_config_os(config), argv[3]) == 0 && strcmp(ocicas_config_architecture(config), argv[4]) == 0);
 
-    const ocicas_string_list *env = ocicas_image_env(image);
+    const ocicas_string_list *env = ocicas_config_env(config);
     int has_foo = 0;
     for (size_t i = 0; i < ocicas_string_list_count(env); i++) has_foo |= strcmp(ocicas_string_list_get(env, i), "FOO=bar") == 0;
     CHECK(has_foo);
-    const ocicas_string_list *cmd = ocicas_image_cmd(image);
+    const ocicas_string_list *cmd = ocicas_config_cmd(config);
     CHECK(ocicas_string_list_count(cmd) == 1 && strcmp(ocicas_string_list_get(cmd, 0), "/bin/sh") == 0);
 
     size_t layers = ocicas_image_layer_count(image);

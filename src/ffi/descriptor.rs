@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char};
 
-use super::{c_string, free_handle};
+use super::{arg_digest, arg_out, arg_str, boundary, c_string, free_handle, into_handle, ocicas_status};
+use crate::error::{Result, invalid_argument};
 use crate::spec::Descriptor;
 
 /// A list of strings (an image's Env, Cmd, Entrypoint, a descriptor's URLs), owned by the
@@ -82,6 +83,45 @@ impl ocicas_descriptor {
     }
 }
 
+impl ocicas_descriptor {
+    /// The media type, digest and size, which say what to read: all a descriptor passed in
+    /// is used for.
+    pub(super) fn to_spec(&self) -> Result<Descriptor> {
+        let media_type =
+            self.media_type.to_str().map_err(|_| invalid_argument("descriptor media type is not UTF-8"))?;
+        let digest = self.digest.to_str().map_err(|_| invalid_argument("descriptor digest is not UTF-8"))?;
+        Ok(Descriptor::new(media_type, digest.parse()?, self.size))
+    }
+}
+
+/// A descriptor of media type `media_type`, digest `digest` and size `size`, without
+/// annotations or platform: what `ocicas_document_read` takes for a blob known from
+/// elsewhere. `*out_descriptor` receives it, to free with `ocicas_descriptor_free`.
+///
+/// `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument, an empty media type or a malformed
+/// digest.
+///
+/// # Safety
+/// `media_type` and `digest` are NUL-terminated strings; `out_descriptor` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocicas_descriptor_new(
+    media_type: *const c_char,
+    digest: *const c_char,
+    size: u64,
+    out_descriptor: *mut *mut ocicas_descriptor,
+) -> ocicas_status {
+    boundary(|| {
+        let media_type = unsafe { arg_str(media_type, "media_type") }?;
+        if media_type.is_empty() {
+            return Err(invalid_argument("argument media_type is empty"));
+        }
+        let digest = unsafe { arg_digest(digest, "digest") }?;
+        let out_descriptor = unsafe { arg_out(out_descriptor, "out_descriptor") }?;
+        *out_descriptor = into_handle(ocicas_descriptor::new(&Descriptor::new(media_type, digest, size)));
+        Ok(())
+    })
+}
+
 /// The platform of `descriptor`, when it is not NULL and has one.
 ///
 /// # Safety
@@ -96,7 +136,7 @@ fn optional_ptr(text: Option<&CString>) -> *const c_char {
 }
 
 /// Frees a descriptor returned through an out argument (`ocicas_ref_get`,
-/// `ocicas_blob_put_json`) and everything its accessors returned. NULL is a no-op.
+/// `ocicas_blob_put_json`, `ocicas_descriptor_new`) and everything its accessors returned. NULL is a no-op.
 ///
 /// # Safety
 /// `descriptor` is NULL or a descriptor returned through an out argument, not freed before,
