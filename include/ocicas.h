@@ -1621,10 +1621,10 @@ const struct ocicas_config *ocicas_image_parsed_config(const struct ocicas_image
  * Walks the graph of reference `ref`: its index or manifest, then what each document
  * references (an index's manifests, a manifest's config and layers, a subject), calling
  * `callback` once per blob. It is the walk GC and fsck make, so it reaches what GC keeps for
- * the reference: each blob once, at its shallowest depth; a document before what it
- * references (a manifest's layers right after it, its config after the other documents of
- * its depth); JSON of an unknown media type followed through its objects shaped like
- * descriptors. A blob the walk cannot go into (a missing layer, a broken manifest) is given
+ * the reference: each blob once, at its shallowest depth, breadth-first except that a
+ * manifest's layers come right after it (its config comes in its turn, after the documents
+ * of the manifest's depth); JSON of an unknown media type followed through its objects
+ * shaped like descriptors. A blob the walk cannot go into (a missing layer, a broken manifest) is given
  * to the callback with its status and the walk goes on with the rest: the callback decides
  * whether that ends its walk. Returns `OCICAS_OK` when the walk ends, also when the callback
  * stopped it.

@@ -1,9 +1,9 @@
 //! An image's graph walked for a caller (umoci's casext `Walk`, containerd's `images.Walk`):
 //! from a ref or a descriptor through indexes and manifests to configs and layers, one step
 //! per blob. It is the walk GC's mark and fsck make (`graph`), so a caller sees what GC keeps:
-//! each blob once, at its shallowest depth, a document before what it references (a
-//! manifest's layers right after it, its config after the other documents of its depth), JSON
-//! of an unknown media type followed through its descriptor-shaped objects.
+//! each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
+//! right after it (its config comes in its turn, after the documents of the manifest's depth),
+//! JSON of an unknown media type followed through its descriptor-shaped objects.
 //!
 //! A blob the walk cannot go into (not stored, of another size than declared, not what its
 //! media type says, nested past the walk depth limit) is a step too, carrying the error: the

@@ -103,8 +103,8 @@ type WalkStep struct {
 // WalkImage walks the graph of reference ref: its index or manifest, then what each document
 // references (an index's manifests, a manifest's config and layers, a subject), calling fn
 // once per blob. It is the walk GC and fsck make, so it reaches what GC keeps for the ref:
-// each blob once, at its shallowest depth, a document before what it references (a
-// manifest's layers right after it, its config after the other documents of its depth). A
+// each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
+// right after it (its config comes in its turn, after the documents of the manifest's depth). A
 // blob the walk cannot go into is a step with its Err and the walk goes on: fn decides
 // whether that ends it. An error from fn stops the walk and is what WalkImage returns; once
 // ctx is done, the walk stops before the next step with ctx's error and ErrCancelled.
