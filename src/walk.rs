@@ -234,6 +234,11 @@ mod tests {
         assert_eq!(of_media_type(MEDIA_TYPE_IMAGE_CONFIG).count(), 2);
         assert!(of_media_type(MEDIA_TYPE_IMAGE_CONFIG).chain(of_media_type(LAYER)).all(|s| s.depth == 2));
         assert_eq!(of_media_type(LAYER).count(), 2);
+        engine.put_blob(b"stored, but nothing references it").unwrap();
+        let report = engine.fsck().unwrap();
+        let distinct: std::collections::HashSet<&Digest> = steps.iter().map(|s| &s.descriptor.digest).collect();
+        assert_eq!(distinct.len(), report.reachable, "the walk reaches what fsck's walk reaches");
+        assert_eq!(report.unreachable, 1);
     }
 
     #[test]
