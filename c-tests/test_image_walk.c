@@ -1,8 +1,9 @@
 /* An image's graph walked (ocicas_image_walk) and its documents read by descriptor
  * (ocicas_document_read): the steps of an index with their depths, parents, platforms and
  * statuses, a callback that stops the walk, every status a step can carry (a missing layer, a
- * layer of another size, a config described as an index, nesting past the walk depth), every
- * status of both functions, and the index, manifest and config read as typed values. */
+ * layer of another size, a config described as an index or changed in place, nesting past the
+ * walk depth), every status of both functions, and the index, manifest and config read as
+ * typed values. */
 #include "test_util.h"
 
 #include <sys/stat.h>
@@ -328,6 +329,14 @@ static void test_read_statuses(ocicas_engine *engine, const ocicas_image *app, c
     fclose(blob);
     CHECK_STATUS(ocicas_document_read(engine, descriptor, &document), OCICAS_ERR_DIGEST_MISMATCH);
     CHECK(document == NULL);
+
+    /* The walk gives the same blob, as a manifest's config, as a step with that status. */
+    char config[512], layer_json[512];
+    descriptor_json(descriptor, config, sizeof config);
+    descriptor_json(layer, layer_json, sizeof layer_json);
+    tag_manifest(engine, "corrupt", config, layer_json);
+    struct steps steps = walk(engine, "corrupt");
+    CHECK(steps.count == 3 && only_step(&steps, OCI_CONFIG)->status == OCICAS_ERR_DIGEST_MISMATCH);
     ocicas_descriptor_free(descriptor);
 }
 
