@@ -16,7 +16,8 @@ static ocicas_descriptor *store_image_for(ocicas_engine *engine, const ocicas_im
              "{\"architecture\":\"%s\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"%s\"]},"
              "\"config\":{\"Env\":[\"PATH=/bin\",\"ARCH=%s\"],\"Cmd\":[\"/bin/sh\",\"-c\",\"true\"],"
              "\"Entrypoint\":null,\"WorkingDir\":\"/srv\",\"User\":\"1000:1000\",\"Labels\":{\"b\":\"2\",\"a\":\"1\"}}}",
-             architecture, ocicas_image_diff_id(base, 0), architecture);
+             architecture, ocicas_string_list_get(ocicas_config_diff_ids(ocicas_image_parsed_config(base)), 0),
+             architecture);
     ocicas_descriptor *config_descriptor = NULL;
     CHECK_OK(ocicas_blob_put_json(engine, "application/vnd.oci.image.config.v1+json", config, &config_descriptor));
     CHECK(strcmp(ocicas_descriptor_media_type(config_descriptor), "application/vnd.oci.image.config.v1+json") == 0);
@@ -46,12 +47,13 @@ static void tag_index(ocicas_engine *engine, const char *ref, const char *media_
     descriptor_json(riscv, riscv_json, sizeof riscv_json);
     ocicas_descriptor_free(riscv);
     const ocicas_descriptor *host_manifest = ocicas_image_manifest(host);
+    const ocicas_config *host_config = ocicas_image_parsed_config(host);
     char host_entry[1024], riscv_entry[1024], index[4096];
     snprintf(host_entry, sizeof host_entry,
              "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%llu,\"platform\":{\"os\":\"%s\",\"architecture\":\"%s\"}}",
              ocicas_descriptor_media_type(host_manifest), ocicas_descriptor_digest(host_manifest),
-             (unsigned long long)ocicas_descriptor_size(host_manifest), ocicas_image_os(host),
-             ocicas_image_architecture(host));
+             (unsigned long long)ocicas_descriptor_size(host_manifest), ocicas_config_os(host_config),
+             ocicas_config_architecture(host_config));
     with_platform(riscv_entry, sizeof riscv_entry, riscv_json, "linux", "riscv64");
     snprintf(index, sizeof index, "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[%s,%s]}", media_type,
              host_entry, riscv_entry);
@@ -69,9 +71,10 @@ static void check_strings(const ocicas_string_list *list, size_t count, const ch
 
 /* The riscv64 image of `tag_index`, as resolved: platform, runtime config, annotations. */
 static void check_riscv_image(const ocicas_image *image) {
-    CHECK(strcmp(ocicas_image_os(image), "linux") == 0);
-    CHECK(strcmp(ocicas_image_architecture(image), "riscv64") == 0);
-    CHECK(ocicas_image_variant(image) == NULL);
+    const ocicas_config *config = ocicas_image_parsed_config(image);
+    CHECK(strcmp(ocicas_config_os(config), "linux") == 0);
+    CHECK(strcmp(ocicas_config_architecture(config), "riscv64") == 0);
+    CHECK(ocicas_config_variant(config) == NULL);
     const ocicas_descriptor *manifest = ocicas_image_manifest(image);
     CHECK(strcmp(ocicas_descriptor_platform_architecture(manifest), "riscv64") == 0);
     CHECK(strcmp(ocicas_descriptor_platform_os(manifest), "linux") == 0);
@@ -81,13 +84,13 @@ static void check_riscv_image(const ocicas_image *image) {
     CHECK(strcmp(ocicas_key_value_list_key(annotations, 0), "arch") == 0);
     CHECK(strcmp(ocicas_key_value_list_value(annotations, 0), "riscv64") == 0);
     const char *const env[] = {"PATH=/bin", "ARCH=riscv64"};
-    check_strings(ocicas_image_env(image), 2, env);
+    check_strings(ocicas_config_env(config), 2, env);
     const char *const cmd[] = {"/bin/sh", "-c", "true"};
-    check_strings(ocicas_image_cmd(image), 3, cmd);
-    check_strings(ocicas_image_entrypoint(image), 0, NULL);
-    CHECK(strcmp(ocicas_image_working_dir(image), "/srv") == 0);
-    CHECK(strcmp(ocicas_image_user(image), "1000:1000") == 0);
-    const ocicas_key_value_list *labels = ocicas_image_labels(image);
+    check_strings(ocicas_config_cmd(config), 3, cmd);
+    check_strings(ocicas_config_entrypoint(config), 0, NULL);
+    CHECK(strcmp(ocicas_config_working_dir(config), "/srv") == 0);
+    CHECK(strcmp(ocicas_config_user(config), "1000:1000") == 0);
+    const ocicas_key_value_list *labels = ocicas_config_labels(config);
     CHECK(ocicas_key_value_list_count(labels) == 2);
     CHECK(strcmp(ocicas_key_value_list_key(labels, 0), "a") == 0);
     CHECK(strcmp(ocicas_key_value_list_value(labels, 1), "2") == 0);
@@ -111,11 +114,7 @@ static void test_null_arguments(ocicas_engine *engine) {
     CHECK(image == NULL);
     CHECK(ocicas_image_manifest(NULL) == NULL && ocicas_image_config(NULL) == NULL);
     CHECK(ocicas_image_layer_count(NULL) == 0 && ocicas_image_layer(NULL, 0) == NULL);
-    CHECK(ocicas_image_diff_id(NULL, 0) == NULL && ocicas_image_os(NULL) == NULL);
-    CHECK(ocicas_image_architecture(NULL) == NULL && ocicas_image_variant(NULL) == NULL);
-    CHECK(ocicas_image_env(NULL) == NULL && ocicas_image_cmd(NULL) == NULL && ocicas_image_entrypoint(NULL) == NULL);
-    CHECK(ocicas_image_working_dir(NULL) == NULL && ocicas_image_user(NULL) == NULL);
-    CHECK(ocicas_image_labels(NULL) == NULL);
+    CHECK(ocicas_image_parsed_config(NULL) == NULL);
     CHECK(ocicas_descriptor_media_type(NULL) == NULL && ocicas_descriptor_digest(NULL) == NULL);
     CHECK(ocicas_descriptor_size(NULL) == 0 && ocicas_descriptor_annotations(NULL) == NULL);
     CHECK(ocicas_descriptor_platform_os(NULL) == NULL && ocicas_descriptor_platform_architecture(NULL) == NULL);
@@ -136,15 +135,18 @@ static void test_unknown_ref_is_not_found(ocicas_engine *engine) {
 /* The single-manifest image `app`: host platform, its layer read through to the end. */
 static void test_single_manifest(ocicas_engine *engine, ocicas_image *app) {
     CASE("single_manifest");
+    const ocicas_config *config = ocicas_image_parsed_config(app);
     CHECK(ocicas_image_layer_count(app) == 1);
-    CHECK(ocicas_image_layer(app, 1) == NULL && ocicas_image_diff_id(app, 1) == NULL);
+    CHECK(ocicas_image_layer(app, 1) == NULL);
+    CHECK(ocicas_string_list_count(ocicas_config_diff_ids(config)) == 1);
     CHECK(ocicas_descriptor_platform_os(ocicas_image_manifest(app)) == NULL);
-    CHECK(ocicas_string_list_count(ocicas_image_env(app)) == 0);
-    CHECK(strcmp(ocicas_image_working_dir(app), "") == 0);
+    CHECK(ocicas_string_list_count(ocicas_config_env(config)) == 0);
+    CHECK(strcmp(ocicas_config_working_dir(config), "") == 0);
     const ocicas_descriptor *layer = ocicas_image_layer(app, 0);
     ocicas_layer_reader *reader = NULL;
     CHECK_OK(ocicas_layer_reader_open(engine, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
-                                      ocicas_descriptor_size(layer), ocicas_image_diff_id(app, 0), &reader));
+                                      ocicas_descriptor_size(layer),
+                                      ocicas_string_list_get(ocicas_config_diff_ids(config), 0), &reader));
     uint8_t buf[4096];
     size_t total = 0, n = 0;
     do {
@@ -154,7 +156,7 @@ static void test_single_manifest(ocicas_engine *engine, ocicas_image *app) {
     CHECK(total == 2048);
     ocicas_layer_reader_free(reader);
 
-    ocicas_platform host = {ocicas_image_os(app), ocicas_image_architecture(app), NULL};
+    ocicas_platform host = {ocicas_config_os(config), ocicas_config_architecture(config), NULL};
     ocicas_image *again = NULL;
     CHECK_OK(ocicas_image_resolve(engine, "app", &host, &again));
     CHECK(strcmp(ocicas_descriptor_digest(ocicas_image_manifest(again)),
@@ -185,7 +187,8 @@ static void check_index(ocicas_engine *engine, const char *ref, const ocicas_ima
     CHECK_OK(ocicas_image_resolve(engine, ref, NULL, &image));
     CHECK(strcmp(ocicas_descriptor_digest(ocicas_image_manifest(image)),
                  ocicas_descriptor_digest(ocicas_image_manifest(app))) == 0);
-    CHECK(strcmp(ocicas_descriptor_platform_os(ocicas_image_manifest(image)), ocicas_image_os(app)) == 0);
+    CHECK(strcmp(ocicas_descriptor_platform_os(ocicas_image_manifest(image)),
+                 ocicas_config_os(ocicas_image_parsed_config(app))) == 0);
     ocicas_image_free(image);
 }
 

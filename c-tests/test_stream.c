@@ -211,7 +211,7 @@ int main(void) {
     CHECK(strcmp(ocicas_descriptor_digest(manifest), ocicas_descriptor_digest(tagged)) == 0);
     ocicas_image *app = NULL;
     CHECK_OK(ocicas_image_resolve(engine, "app", NULL, &app));
-    CHECK(ocicas_image_layer_count(app) == 2 && strcmp(ocicas_image_diff_id(app, 1), layer_diff_id) == 0);
+    CHECK(ocicas_image_layer_count(app) == 2 && strcmp(ocicas_string_list_get(ocicas_config_diff_ids(ocicas_image_parsed_config(app)), 1), layer_diff_id) == 0);
     ocicas_image_free(app);
     ocicas_descriptor_free(tagged);
     ocicas_descriptor_free(manifest);

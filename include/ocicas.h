@@ -14,7 +14,7 @@
  * - Digests are "sha256:<64 hex>" or "sha512:<128 hex>", lowercase; anything else is
  *   OCICAS_ERR_INVALID_ARGUMENT.
  * - Structured results are typed values read with accessors (an image resolved with
- *   ocicas_image_resolve, a blob's ocicas_blob_info, an ocicas_ingest_status, the
+ *   ocicas_image_resolve, a document read with ocicas_document_read, a blob's ocicas_blob_info, an ocicas_ingest_status, the
  *   ocicas_descriptor of a ref, of a stored JSON document, of a finished or pushed layer or of
  *   an appended image, an ocicas_fsck_report, an ocicas_gc_report, a push's or pull's
  *   ocicas_transfer_report, the ocicas_imported_images of an archive import), each with its
@@ -338,6 +338,40 @@ typedef uint32_t ocicas_status;
 #endif // __cplusplus
 
 /**
+ * What a document read with `ocicas_document_read` is.
+ */
+enum ocicas_document_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * No document: what `ocicas_document_get_kind` gives for NULL.
+   */
+  OCICAS_DOCUMENT_NONE = 0,
+  /**
+   * An OCI image index or a Docker manifest list: `ocicas_document_manifest*`.
+   */
+  OCICAS_DOCUMENT_INDEX = 1,
+  /**
+   * An OCI image manifest or a Docker image manifest: `ocicas_document_config_descriptor`,
+   * `ocicas_document_layer*`.
+   */
+  OCICAS_DOCUMENT_MANIFEST = 2,
+  /**
+   * An OCI or Docker image config: `ocicas_document_config`.
+   */
+  OCICAS_DOCUMENT_CONFIG = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ocicas_document_kind ocicas_document_kind;
+#else
+typedef uint32_t ocicas_document_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * One image of a docker-archive's `manifest.json` (containers/image's `ManifestItem`), owned
  * by the `ocicas_archive_reader` it came from. Immutable.
  */
@@ -371,6 +405,15 @@ typedef struct ocicas_blob_info ocicas_blob_info;
 typedef struct ocicas_cancel ocicas_cancel;
 
 /**
+ * An image config, parsed: its platform, its layers' DiffIDs and the runtime config a
+ * container of the image starts with. Owned by the document or image it came from
+ * (`ocicas_document_config`, `ocicas_image_parsed_config`), valid until that is freed, and
+ * so is every pointer its accessors return. Immutable: any number of threads may read one
+ * at once.
+ */
+typedef struct ocicas_config ocicas_config;
+
+/**
  * An OCI descriptor: media type, digest, size, annotations, URLs, artifact type, embedded
  * data and, for an index entry, a platform. One an accessor returns (`ocicas_image_layer`) is
  * owned by its value; one returned through an out argument (`ocicas_ref_get`,
@@ -384,6 +427,14 @@ typedef struct ocicas_descriptor ocicas_descriptor;
  * A running digest of bytes fed in pieces. Use it from one thread at a time.
  */
 typedef struct ocicas_digester ocicas_digester;
+
+/**
+ * A document read by its descriptor's media type (`ocicas_document_read`): an index, a
+ * manifest or an image config, by `ocicas_document_get_kind`. Every pointer an accessor
+ * returns is owned by the document and valid until `ocicas_document_free`. Immutable: any
+ * number of threads may read one at once.
+ */
+typedef struct ocicas_document ocicas_document;
 
 /**
  * An open OCI image layout. Thread-safe: one engine may be used by many threads at once.
@@ -405,7 +456,7 @@ typedef struct ocicas_gc_report ocicas_gc_report;
 
 /**
  * An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
- * descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
+ * descriptors and its config, parsed (`ocicas_image_parsed_config`). Every pointer an accessor
  * returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
  * of threads may read one at once.
  */
@@ -582,6 +633,25 @@ typedef struct ocicas_platform {
    */
   const char *variant;
 } ocicas_platform;
+
+/**
+ * Called by `ocicas_image_walk` once per blob of the image's graph. `descriptor` is the blob
+ * as its referrer describes it (with annotations, and a platform for an index entry),
+ * borrowed for the call only (copy what you keep); `depth` is 0 for the ref's own target, 1
+ * for what it references, and so on; `parent_digest` is the digest of the document that
+ * referenced it, NULL for the root. `blob_status` is `OCICAS_OK` when the blob was read (a
+ * document) or found stored (a layer, which is not read), else why the walk did not go into
+ * it: `OCICAS_ERR_NOT_FOUND` (not stored), `OCICAS_ERR_SIZE_MISMATCH`,
+ * `OCICAS_ERR_DIGEST_MISMATCH`, `OCICAS_ERR_INVALID_IMAGE` (not what its media type says),
+ * `OCICAS_ERR_TOO_LARGE` (over the JSON limit or nested past the walk depth limit) or
+ * `OCICAS_ERR_IO`, with `ocicas_last_error_message()` naming the blob during the call. Return
+ * 0 to go on, non-zero to stop.
+ */
+typedef int (*ocicas_image_walk_cb)(const struct ocicas_descriptor *descriptor,
+                                    uint64_t depth,
+                                    const char *parent_digest,
+                                    ocicas_status blob_status,
+                                    void *user_data);
 
 /**
  * Options of `ocicas_gc_run`. Fill with `ocicas_gc_options_init(&options,
@@ -1599,86 +1669,256 @@ size_t ocicas_image_layer_count(const struct ocicas_image *image);
 const struct ocicas_descriptor *ocicas_image_layer(const struct ocicas_image *image, size_t index);
 
 /**
- * The DiffID of layer `index` (its uncompressed tar's digest, from the config's
- * `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
- * ≥ the layer count.
+ * The image config, parsed: platform, DiffIDs (`ocicas_config_diff_ids`: entry `i` is what
+ * layer `i` unpacks to) and runtime config (Env, Cmd, …), read with the `ocicas_config_*`
+ * accessors. Owned by the image. NULL for a NULL image.
  *
  * Preconditions:
  * `image` is NULL or a live image.
  */
-const char *ocicas_image_diff_id(const struct ocicas_image *image, size_t index);
+const struct ocicas_config *ocicas_image_parsed_config(const struct ocicas_image *image);
 
 /**
- * The image config's `os` ("linux"). NULL for a NULL image.
+ * Walks the graph of reference `ref`: its index or manifest, then what each document
+ * references (an index's manifests, a manifest's config and layers, a subject), calling
+ * `callback` once per blob. It is the walk GC and fsck make, so it reaches what GC keeps for
+ * the reference: each blob once, at its shallowest depth, breadth-first except that a
+ * manifest's layers come right after it (its config comes in its turn, after the documents
+ * of the manifest's depth); JSON of an unknown media type followed through its objects
+ * shaped like descriptors. A blob the walk cannot go into (a missing layer, a broken manifest) is given
+ * to the callback with its status and the walk goes on with the rest: the callback decides
+ * whether that ends its walk. Returns `OCICAS_OK` when the walk ends, also when the callback
+ * stopped it.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL `engine`, `ref` or `callback`, or a ref name
+ * outside the OCI grammar; `OCICAS_ERR_NOT_FOUND` when the reference does not exist;
+ * `OCICAS_ERR_INVALID_IMAGE` when index.json cannot be read.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `engine` is a live engine; `ref` a NUL-terminated string; `callback` safe to call with
+ * `user_data`.
  */
-const char *ocicas_image_os(const struct ocicas_image *image);
+ocicas_status ocicas_image_walk(const struct ocicas_engine *engine,
+                                const char *ref,
+                                ocicas_image_walk_cb callback,
+                                void *user_data);
 
 /**
- * The image config's `architecture` ("amd64"). NULL for a NULL image.
+ * Reads the blob `descriptor` points at and parses it as its media type says: an OCI image
+ * index or Docker manifest list (`OCICAS_DOCUMENT_INDEX`), an OCI or Docker image manifest
+ * (`OCICAS_DOCUMENT_MANIFEST`) or an OCI or Docker image config (`OCICAS_DOCUMENT_CONFIG`).
+ * The declared size is checked against the JSON limit before anything is read, then against
+ * the blob, whose digest is verified. `*out_document` receives the document, to free with
+ * `ocicas_document_free`.
+ *
+ * `OCICAS_ERR_INVALID_ARGUMENT` for a NULL argument; `OCICAS_ERR_UNSUPPORTED_MEDIA_TYPE` for
+ * any other media type (layers, artifacts, Docker schema 1); `OCICAS_ERR_NOT_FOUND` when the
+ * blob is not stored; `OCICAS_ERR_TOO_LARGE` for a size over the JSON limit;
+ * `OCICAS_ERR_SIZE_MISMATCH` when the blob is not of the declared size;
+ * `OCICAS_ERR_DIGEST_MISMATCH` when its bytes do not hash to its digest;
+ * `OCICAS_ERR_INVALID_IMAGE` when it does not parse as its media type (a manifest described
+ * as an index, a config whose runtime config is malformed).
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `engine` is a live engine; `descriptor` a live descriptor; `out_document` writable.
  */
-const char *ocicas_image_architecture(const struct ocicas_image *image);
+ocicas_status ocicas_document_read(const struct ocicas_engine *engine,
+                                   const struct ocicas_descriptor *descriptor,
+                                   struct ocicas_document **out_document);
 
 /**
- * The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
+ * Frees a document and everything its accessors returned. NULL is a no-op.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a document not freed before, that no other thread reads during the
+ * call.
  */
-const char *ocicas_image_variant(const struct ocicas_image *image);
+void ocicas_document_free(struct ocicas_document *document);
 
 /**
- * The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
+ * What the document is; `OCICAS_DOCUMENT_NONE` for a NULL document.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const struct ocicas_string_list *ocicas_image_env(const struct ocicas_image *image);
+ocicas_document_kind ocicas_document_get_kind(const struct ocicas_document *document);
 
 /**
- * The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
+ * An index's or manifest's annotations, in key order (empty when none). NULL for a config or
+ * a NULL document.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const struct ocicas_string_list *ocicas_image_cmd(const struct ocicas_image *image);
+const struct ocicas_key_value_list *ocicas_document_annotations(const struct ocicas_document *document);
 
 /**
- * The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
+ * An index's or manifest's `subject` (the manifest it refers to, for a signature or SBOM);
+ * NULL when it has none, for a config or a NULL document.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const struct ocicas_string_list *ocicas_image_entrypoint(const struct ocicas_image *image);
+const struct ocicas_descriptor *ocicas_document_subject(const struct ocicas_document *document);
 
 /**
- * The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
+ * How many manifests an index lists (0 for a manifest, a config or a NULL document).
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const char *ocicas_image_working_dir(const struct ocicas_image *image);
+size_t ocicas_document_manifest_count(const struct ocicas_document *document);
 
 /**
- * The runtime config's `User`; "" when unset. NULL for a NULL image.
+ * Entry `index` of an index's manifests, with its platform when it names one; NULL past the
+ * count.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const char *ocicas_image_user(const struct ocicas_image *image);
+const struct ocicas_descriptor *ocicas_document_manifest(const struct ocicas_document *document,
+                                                         size_t index);
 
 /**
- * The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
+ * A manifest's config descriptor; NULL for an index, a config or a NULL document.
  *
  * Preconditions:
- * `image` is NULL or a live image.
+ * `document` is NULL or a live document.
  */
-const struct ocicas_key_value_list *ocicas_image_labels(const struct ocicas_image *image);
+const struct ocicas_descriptor *ocicas_document_config_descriptor(const struct ocicas_document *document);
+
+/**
+ * How many layers a manifest lists (0 for an index, a config or a NULL document).
+ *
+ * Preconditions:
+ * `document` is NULL or a live document.
+ */
+size_t ocicas_document_layer_count(const struct ocicas_document *document);
+
+/**
+ * Layer `index` of a manifest (0 is the base layer); NULL past the count.
+ *
+ * Preconditions:
+ * `document` is NULL or a live document.
+ */
+const struct ocicas_descriptor *ocicas_document_layer(const struct ocicas_document *document,
+                                                      size_t index);
+
+/**
+ * An image config, parsed; NULL for an index, a manifest or a NULL document.
+ *
+ * Preconditions:
+ * `document` is NULL or a live document.
+ */
+const struct ocicas_config *ocicas_document_config(const struct ocicas_document *document);
+
+/**
+ * The config's `os` ("linux"). NULL for a NULL config.
+ *
+ * Preconditions:
+ * `config` is NULL or a live config: one `ocicas_document_config` or
+ * `ocicas_image_parsed_config` returned while its owner is alive.
+ */
+const char *ocicas_config_os(const struct ocicas_config *config);
+
+/**
+ * The config's `architecture` ("amd64"). NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const char *ocicas_config_architecture(const struct ocicas_config *config);
+
+/**
+ * The config's `variant` ("v8"); NULL when it names none, or for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const char *ocicas_config_variant(const struct ocicas_config *config);
+
+/**
+ * The config's `rootfs.diff_ids`: the digest of each layer's uncompressed tar, base first,
+ * as `ocicas_layer_reader_open` takes it. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_diff_ids(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_env(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `Cmd`; empty when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_cmd(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `Entrypoint`; empty when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_entrypoint(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `WorkingDir`; "" when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const char *ocicas_config_working_dir(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `User`; "" when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const char *ocicas_config_user(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_key_value_list *ocicas_config_labels(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `ExposedPorts` ("80/tcp"), in order; empty when unset. NULL for a
+ * NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_exposed_ports(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `Volumes` (paths), in order; empty when unset. NULL for a NULL
+ * config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const struct ocicas_string_list *ocicas_config_volumes(const struct ocicas_config *config);
+
+/**
+ * The runtime config's `StopSignal` ("SIGTERM"); "" when unset. NULL for a NULL config.
+ *
+ * Preconditions:
+ * As `ocicas_config_os`.
+ */
+const char *ocicas_config_stop_signal(const struct ocicas_config *config);
 
 /**
  * Makes a descriptor of `media_type`, `digest` and `size` (no annotations, URLs or platform),

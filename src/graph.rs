@@ -103,6 +103,11 @@ impl Reached {
         }
     }
 
+    /// 0 for a root, 1 for what a root references, and so on.
+    pub(crate) fn depth(&self) -> u64 {
+        self.depth
+    }
+
     /// The blob and the way to it, for reports: `sha256:… (media type) reached by PATH`.
     pub(crate) fn describe(&self) -> String {
         let media_type = if self.media_type.is_empty() { String::new() } else { format!(" ({})", self.media_type) };

@@ -24,6 +24,7 @@ pub mod spec;
 pub mod stream;
 mod threads;
 pub mod timestamp;
+pub mod walk;
 
 mod ffi;
 
@@ -45,3 +46,4 @@ pub use stream::{
     Compression, CompressionKind, CompressionOptions, LayerDescriptor, LayerReader, LayerStream, MediaTypeStyle,
     StorageOptions,
 };
+pub use walk::WalkStep;

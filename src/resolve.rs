@@ -162,7 +162,8 @@ mod tests {
             "architecture": architecture, "os": os,
             "rootfs": {"type": "layers", "diff_ids": [layer.digest.to_string()]},
             "config": {"Env": ["PATH=/bin", "FOO=bar"], "Cmd": ["/bin/sh"], "Entrypoint": null,
-                       "WorkingDir": "/work", "Labels": {"a": "b"}}
+                       "WorkingDir": "/work", "Labels": {"a": "b"},
+                       "ExposedPorts": {"80/tcp": {}, "443/tcp": {}}, "Volumes": null, "StopSignal": "SIGTERM"}
         });
         let config = engine.put_json(MEDIA_TYPE_IMAGE_CONFIG, &config).unwrap();
         let manifest = ImageManifest {
@@ -209,6 +210,9 @@ mod tests {
         assert!(image.runtime.entrypoint.is_empty(), "null reads as empty");
         assert_eq!((image.runtime.working_dir.as_str(), image.runtime.user.as_str()), ("/work", ""));
         assert_eq!(image.runtime.labels.get("a").map(String::as_str), Some("b"));
+        assert_eq!(image.runtime.exposed_ports, ["443/tcp", "80/tcp"]);
+        assert!(image.runtime.volumes.is_empty(), "null reads as empty");
+        assert_eq!(image.runtime.stop_signal, "SIGTERM");
     }
 
     #[test]

@@ -355,6 +355,14 @@ pub struct RuntimeConfig {
     pub user: String,
     #[serde(default, deserialize_with = "null_as_default")]
     pub labels: BTreeMap<String, String>,
+    /// The keys of `ExposedPorts` ("80/tcp"), in order; their values are always `{}`.
+    #[serde(default, deserialize_with = "object_keys")]
+    pub exposed_ports: Vec<String>,
+    /// The keys of `Volumes` (paths), in order; their values are always `{}`.
+    #[serde(default, deserialize_with = "object_keys")]
+    pub volumes: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub stop_signal: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +392,13 @@ fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Defau
     deserializer: D,
 ) -> Result<T, D::Error> {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// The keys of a JSON object whose values carry nothing (Docker's sets, `{"80/tcp": {}}`), in
+/// order; `null` reads as empty.
+fn object_keys<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let set = Option::<BTreeMap<String, serde::de::IgnoredAny>>::deserialize(deserializer)?;
+    Ok(set.unwrap_or_default().into_keys().collect())
 }
 
 /// A blob parsed by its media type (umoci's `FromDescriptor`).

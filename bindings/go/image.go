@@ -22,20 +22,10 @@ type Image struct {
 	// Config is the descriptor of the image config blob.
 	Config Descriptor
 	// Layers are the layer blobs, base first; Layers[i] unpacks to the tar DiffIDs[i].
-	Layers  []Descriptor
-	DiffIDs []string
-	// OS, Architecture and Variant are the image config's platform ("" when no variant; C.GoString
-	// reads the library's NULL as "").
-	OS           string
-	Architecture string
-	Variant      string
-	// The runtime config: empty when the config does not set a field.
-	Env        []string
-	Cmd        []string
-	Entrypoint []string
-	WorkingDir string
-	User       string
-	Labels     map[string]string
+	Layers []Descriptor
+	// ImageConfig is the image config, parsed: its platform (OS, Architecture, Variant),
+	// DiffIDs and runtime config (Env, Cmd, …), as Engine.ReadDocument gives it.
+	ImageConfig
 }
 
 // Layer is layer i with its DiffID, as OpenLayer takes it.
@@ -88,17 +78,8 @@ func (e *Engine) ResolveImage(ref string, platform *Platform) (*Image, error) {
 func goImage(image *C.ocicas_image) (*Image, error) {
 	count := int(C.ocicas_image_layer_count(image))
 	img := &Image{
-		Layers:       make([]Descriptor, count),
-		DiffIDs:      make([]string, count),
-		OS:           C.GoString(C.ocicas_image_os(image)),
-		Architecture: C.GoString(C.ocicas_image_architecture(image)),
-		Variant:      C.GoString(C.ocicas_image_variant(image)),
-		Env:          goStrings(C.ocicas_image_env(image)),
-		Cmd:          goStrings(C.ocicas_image_cmd(image)),
-		Entrypoint:   goStrings(C.ocicas_image_entrypoint(image)),
-		WorkingDir:   C.GoString(C.ocicas_image_working_dir(image)),
-		User:         C.GoString(C.ocicas_image_user(image)),
-		Labels:       goKeyValues(C.ocicas_image_labels(image)),
+		Layers:      make([]Descriptor, count),
+		ImageConfig: goConfig(C.ocicas_image_parsed_config(image)),
 	}
 	var err error
 	if img.Manifest, err = goDescriptor(C.ocicas_image_manifest(image)); err != nil {
@@ -111,7 +92,6 @@ func goImage(image *C.ocicas_image) (*Image, error) {
 		if img.Layers[i], err = goDescriptor(C.ocicas_image_layer(image, C.size_t(i))); err != nil {
 			return nil, err
 		}
-		img.DiffIDs[i] = C.GoString(C.ocicas_image_diff_id(image, C.size_t(i)))
 	}
 	return img, nil
 }

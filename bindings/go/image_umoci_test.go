@@ -87,6 +87,43 @@ func TestResolveImageBuiltByUmociMatchesItsUnpackedTree(t *testing.T) {
 	if seen = slices.Compact(seen); !slices.Equal(seen, unpacked) {
 		t.Fatalf("the layers hold %v, umoci unpacked %v", seen, unpacked)
 	}
+	checkWalkOfUmociImage(t, e, img)
+}
+
+// checkWalkOfUmociImage walks umoci's "app": its manifest, then its config and layers, each
+// found; the config read by the walk's descriptor is the one the resolved image has.
+func checkWalkOfUmociImage(t *testing.T, e *Engine, img *Image) {
+	t.Helper()
+	var blobs []string
+	err := e.WalkImage(context.Background(), "app", func(step WalkStep) error {
+		if step.Err != nil {
+			return step.Err
+		}
+		blobs = append(blobs, step.Descriptor.Digest)
+		if step.Descriptor.Digest != img.Config.Digest {
+			return nil
+		}
+		doc, err := e.ReadDocument(step.Descriptor)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(doc.ImageConfig.Env, img.Env) || !slices.Equal(doc.ImageConfig.DiffIDs, img.DiffIDs) {
+			t.Errorf("config read %+v, resolved %+v", doc.ImageConfig, img.ImageConfig)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("WalkImage: %v", err)
+	}
+	want := []string{img.Manifest.Digest, img.Config.Digest}
+	for _, layer := range img.Layers {
+		want = append(want, layer.Digest)
+	}
+	slices.Sort(want)
+	slices.Sort(blobs)
+	if !slices.Equal(blobs, want) {
+		t.Fatalf("the walk reached %v, want the manifest, config and layers %v", blobs, want)
+	}
 }
 
 // readLayerWithDigester reads the layer's tar, hashing it with a Digester on the way.

@@ -2,7 +2,8 @@
  * results only (no JSON parsed): resolve an image built by umoci for a platform, read its
  * config's Env and Cmd, read each layer as its uncompressed tar while hashing it with the
  * digester, check each tar against the tree `umoci unpack` made, and commit the tar through a
- * writer with the digest the digester computed.
+ * writer with the digest the digester computed; walk the image's graph and read its config
+ * again, by the descriptor the walk gave, as the resolved image has it.
  * usage: image_consumer LAYOUT REF OS ARCHITECTURE ROOTFS SCRATCH_LAYOUT */
 #define _XOPEN_SOURCE 700 /* nftw, readlink */
 #include <ocicas.h>
@@ -165,9 +166,10 @@ static void check_tar(const struct buffer *tar, const char *rootfs, struct paths
  * to its DiffID and returns the tar. */
 static struct buffer read_layer(ocicas_engine *engine, const ocicas_image *image, size_t index) {
     const ocicas_descriptor *layer = ocicas_image_layer(image, index);
+    const char *diff_id = ocicas_string_list_get(ocicas_config_diff_ids(ocicas_image_parsed_config(image)), index);
     ocicas_layer_reader *reader = NULL;
     CHECK_OK(ocicas_layer_reader_open(engine, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
-                                      ocicas_descriptor_size(layer), ocicas_image_diff_id(image, index), &reader));
+                                      ocicas_descriptor_size(layer), diff_id, &reader));
     ocicas_digester *digester = NULL;
     CHECK_OK(ocicas_digester_new("sha256", &digester));
     struct buffer tar = {NULL, 0, 0};
@@ -180,7 +182,7 @@ static struct buffer read_layer(ocicas_engine *engine, const ocicas_image *image
     } while (n > 0);
     char *digest = NULL;
     CHECK_OK(ocicas_digester_finish(digester, &digest));
-    CHECK(strcmp(digest, ocicas_image_diff_id(image, index)) == 0);
+    CHECK(strcmp(digest, diff_id) == 0);
     printf("layer %zu: %s %s, tar %s (%zu bytes)\n", index, ocicas_descriptor_media_type(layer),
            ocicas_descriptor_digest(layer), digest, tar.len);
     ocicas_string_free(digest);
@@ -211,6 +213,48 @@ static void commit_with_digester(ocicas_engine *scratch, const struct buffer *ta
     ocicas_string_free(expected);
 }
 
+/* What the walk of the image gave: its steps, and the config read by the descriptor given. */
+struct walked {
+    ocicas_engine *engine;
+    size_t steps;
+    size_t configs;
+    const char *manifest_digest;
+    const ocicas_config *resolved;
+};
+
+static int check_step(const ocicas_descriptor *descriptor, uint64_t depth, const char *parent_digest,
+                      ocicas_status blob_status, void *user_data) {
+    struct walked *walked = user_data;
+    CHECK(blob_status == OCICAS_OK);
+    walked->steps++;
+    if (depth == 0) {
+        CHECK(parent_digest == NULL && strcmp(ocicas_descriptor_digest(descriptor), walked->manifest_digest) == 0);
+        return 0;
+    }
+    CHECK(depth == 1 && strcmp(parent_digest, walked->manifest_digest) == 0);
+    if (strcmp(ocicas_descriptor_media_type(descriptor), "application/vnd.oci.image.config.v1+json") != 0) return 0;
+    walked->configs++;
+    ocicas_document *document = NULL;
+    CHECK_OK(ocicas_document_read(walked->engine, descriptor, &document));
+    CHECK(ocicas_document_get_kind(document) == OCICAS_DOCUMENT_CONFIG);
+    const ocicas_string_list *env = ocicas_config_env(ocicas_document_config(document));
+    const ocicas_string_list *resolved_env = ocicas_config_env(walked->resolved);
+    CHECK(ocicas_string_list_count(env) == ocicas_string_list_count(resolved_env));
+    for (size_t i = 0; i < ocicas_string_list_count(env); i++) {
+        CHECK(strcmp(ocicas_string_list_get(env, i), ocicas_string_list_get(resolved_env, i)) == 0);
+    }
+    ocicas_document_free(document);
+    return 0;
+}
+
+/* The walk of a ref tagging a manifest: the manifest, then its config and each layer. */
+static void check_walk(ocicas_engine *engine, const char *ref, const ocicas_image *image) {
+    struct walked walked = {engine, 0, 0, ocicas_descriptor_digest(ocicas_image_manifest(image)),
+                            ocicas_image_parsed_config(image)};
+    CHECK_OK(ocicas_image_walk(engine, ref, check_step, &walked));
+    CHECK(walked.steps == ocicas_image_layer_count(image) + 2 && walked.configs == 1);
+}
+
 int main(int argc, char **argv) {
     if (argc != 7) {
         fprintf(stderr, "usage: %s LAYOUT REF OS ARCHITECTURE ROOTFS SCRATCH_LAYOUT\n", argv[0]);
@@ -223,17 +267,19 @@ int main(int argc, char **argv) {
     ocicas_platform platform = {argv[3], argv[4], NULL};
     ocicas_image *image = NULL;
     CHECK_OK(ocicas_image_resolve(engine, argv[2], &platform, &image));
-    CHECK(strcmp(ocicas_image_os(image), argv[3]) == 0 && strcmp(ocicas_image_architecture(image), argv[4]) == 0);
+    const ocicas_config *config = ocicas_image_parsed_config(image);
+    CHECK(strcmp(ocicas_config_os(config), argv[3]) == 0 && strcmp(ocicas_config_architecture(config), argv[4]) == 0);
 
-    const ocicas_string_list *env = ocicas_image_env(image);
+    const ocicas_string_list *env = ocicas_config_env(config);
     int has_foo = 0;
     for (size_t i = 0; i < ocicas_string_list_count(env); i++) has_foo |= strcmp(ocicas_string_list_get(env, i), "FOO=bar") == 0;
     CHECK(has_foo);
-    const ocicas_string_list *cmd = ocicas_image_cmd(image);
+    const ocicas_string_list *cmd = ocicas_config_cmd(config);
     CHECK(ocicas_string_list_count(cmd) == 1 && strcmp(ocicas_string_list_get(cmd, 0), "/bin/sh") == 0);
 
     size_t layers = ocicas_image_layer_count(image);
     CHECK(layers > 0);
+    check_walk(engine, argv[2], image);
     struct paths seen = {{NULL}, 0};
     for (size_t i = 0; i < layers; i++) {
         struct buffer tar = read_layer(engine, image, i);

@@ -66,9 +66,10 @@ struct Tar {
 // Layer `index` as its tar, hashed by the digester on the way, which must give its DiffID.
 Tar read_layer(const ocicas_engine *engine, const ocicas_image *image, size_t index) {
     const ocicas_descriptor *layer = ocicas_image_layer(image, index);
+    const char *diff_id = ocicas_string_list_get(ocicas_config_diff_ids(ocicas_image_parsed_config(image)), index);
     ocicas_layer_reader *raw_reader = nullptr;
     check(ocicas_layer_reader_open(engine, ocicas_descriptor_media_type(layer), ocicas_descriptor_digest(layer),
-                                   ocicas_descriptor_size(layer), ocicas_image_diff_id(image, index), &raw_reader),
+                                   ocicas_descriptor_size(layer), diff_id, &raw_reader),
           "ocicas_layer_reader_open");
     std::unique_ptr<ocicas_layer_reader, ReaderFree> reader(raw_reader);
     ocicas_digester *raw_digester = nullptr;
@@ -85,7 +86,7 @@ Tar read_layer(const ocicas_engine *engine, const ocicas_image *image, size_t in
     char *digest = nullptr;
     check(ocicas_digester_finish(digester.get(), &digest), "ocicas_digester_finish");
     tar.digest = String(digest).get();
-    require(tar.digest == ocicas_image_diff_id(image, index), "tar digest == DiffID");
+    require(tar.digest == diff_id, "tar digest == DiffID");
     return tar;
 }
 
@@ -116,11 +117,12 @@ int main(int argc, char **argv) {
         ocicas_image *raw_image = nullptr;
         check(ocicas_image_resolve(engine.get(), argv[2], &platform, &raw_image), "ocicas_image_resolve");
         std::unique_ptr<ocicas_image, ImageFree> image(raw_image);
-        std::vector<std::string> env = strings(ocicas_image_env(image.get()));
+        const ocicas_config *config = ocicas_image_parsed_config(image.get());
+        std::vector<std::string> env = strings(ocicas_config_env(config));
         bool has_foo = false;
         for (const std::string &item : env) has_foo = has_foo || item == "FOO=bar";
         require(has_foo, "Env has FOO=bar");
-        require(strings(ocicas_image_cmd(image.get())) == std::vector<std::string>{"/bin/sh"}, "Cmd is /bin/sh");
+        require(strings(ocicas_config_cmd(config)) == std::vector<std::string>{"/bin/sh"}, "Cmd is /bin/sh");
         size_t layers = ocicas_image_layer_count(image.get());
         require(layers > 0, "the image has layers");
         for (size_t i = 0; i < layers; i++) {

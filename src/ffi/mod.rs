@@ -32,6 +32,8 @@ mod image;
 
 // The images a runtime resolves, after the image operations.
 mod resolve;
+// An image's graph walked, and one of its documents read, after the image resolved whole.
+mod walk;
 // The descriptors and lists of typed results, after the image whose parts they first were.
 mod descriptor;
 

@@ -5,11 +5,12 @@
 //! The accessors only read what `ocicas_image_resolve` built and cannot fail or panic: they
 //! return NULL (or 0) for a NULL handle or an index past the end instead of a status.
 
-use std::ffi::{CString, c_char};
+use std::ffi::c_char;
 
-use super::descriptor::{ocicas_descriptor, ocicas_key_value_list, ocicas_string_list};
+use super::descriptor::ocicas_descriptor;
 use super::engine::ocicas_engine;
-use super::{arg_out, arg_ref, arg_str, boundary, c_string, free_handle, into_handle, ocicas_status};
+use super::walk::ocicas_config;
+use super::{arg_out, arg_ref, arg_str, boundary, free_handle, into_handle, ocicas_status};
 use crate::error::Result;
 use crate::resolve::ResolvedImage;
 use crate::spec::Platform;
@@ -27,42 +28,23 @@ pub struct ocicas_platform {
 }
 
 /// An image resolved for one platform (`ocicas_image_resolve`): its manifest, config and layer
-/// descriptors, its layers' DiffIDs, platform and runtime config. Every pointer an accessor
+/// descriptors and its config, parsed (`ocicas_image_parsed_config`). Every pointer an accessor
 /// returns is owned by the image and valid until `ocicas_image_free`. Immutable: any number
 /// of threads may read one at once.
 pub struct ocicas_image {
     manifest: ocicas_descriptor,
-    config: ocicas_descriptor,
+    config_descriptor: ocicas_descriptor,
     layers: Vec<ocicas_descriptor>,
-    diff_ids: Vec<CString>,
-    os: CString,
-    architecture: CString,
-    variant: Option<CString>,
-    env: ocicas_string_list,
-    cmd: ocicas_string_list,
-    entrypoint: ocicas_string_list,
-    working_dir: CString,
-    user: CString,
-    labels: ocicas_key_value_list,
+    config: ocicas_config,
 }
 
 impl ocicas_image {
     fn new(image: &ResolvedImage) -> Self {
-        let runtime = &image.runtime;
         ocicas_image {
             manifest: ocicas_descriptor::new(&image.manifest),
-            config: ocicas_descriptor::new(&image.config_descriptor),
+            config_descriptor: ocicas_descriptor::new(&image.config_descriptor),
             layers: image.layers.iter().map(ocicas_descriptor::new).collect(),
-            diff_ids: image.diff_ids().iter().map(|diff_id| c_string(&diff_id.to_string())).collect(),
-            os: c_string(&image.config.os),
-            architecture: c_string(&image.config.architecture),
-            variant: image.config.variant().map(c_string),
-            env: ocicas_string_list::new(&runtime.env),
-            cmd: ocicas_string_list::new(&runtime.cmd),
-            entrypoint: ocicas_string_list::new(&runtime.entrypoint),
-            working_dir: c_string(&runtime.working_dir),
-            user: c_string(&runtime.user),
-            labels: ocicas_key_value_list::new(&runtime.labels),
+            config: ocicas_config::new(&image.config, &image.runtime),
         }
     }
 }
@@ -147,7 +129,7 @@ pub unsafe extern "C" fn ocicas_image_manifest(image: *const ocicas_image) -> *c
 /// `image` is NULL or a live image.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocicas_image_config(image: *const ocicas_image) -> *const ocicas_descriptor {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.config)
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.config_descriptor)
 }
 
 /// How many layers the image has (0 for a NULL image).
@@ -168,94 +150,13 @@ pub unsafe extern "C" fn ocicas_image_layer(image: *const ocicas_image, index: u
     unsafe { image.as_ref() }.and_then(|image| image.layers.get(index)).map_or(std::ptr::null(), |layer| layer)
 }
 
-/// The DiffID of layer `index` (its uncompressed tar's digest, from the config's
-/// `rootfs.diff_ids`), as `ocicas_layer_reader_open` takes it; NULL for a NULL image or `index`
-/// ≥ the layer count.
+/// The image config, parsed: platform, DiffIDs (`ocicas_config_diff_ids`: entry `i` is what
+/// layer `i` unpacks to) and runtime config (Env, Cmd, …), read with the `ocicas_config_*`
+/// accessors. Owned by the image. NULL for a NULL image.
 ///
 /// # Safety
 /// `image` is NULL or a live image.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_diff_id(image: *const ocicas_image, index: usize) -> *const c_char {
-    unsafe { image.as_ref() }.and_then(|image| image.diff_ids.get(index)).map_or(std::ptr::null(), |d| d.as_ptr())
-}
-
-/// The image config's `os` ("linux"). NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_os(image: *const ocicas_image) -> *const c_char {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.os.as_ptr())
-}
-
-/// The image config's `architecture` ("amd64"). NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_architecture(image: *const ocicas_image) -> *const c_char {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.architecture.as_ptr())
-}
-
-/// The image config's `variant` ("v8"); NULL when it names none, or for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_variant(image: *const ocicas_image) -> *const c_char {
-    unsafe { image.as_ref() }.and_then(|image| image.variant.as_ref()).map_or(std::ptr::null(), |v| v.as_ptr())
-}
-
-/// The runtime config's `Env` ("KEY=value" items); empty when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_env(image: *const ocicas_image) -> *const ocicas_string_list {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.env)
-}
-
-/// The runtime config's `Cmd`; empty when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_cmd(image: *const ocicas_image) -> *const ocicas_string_list {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.cmd)
-}
-
-/// The runtime config's `Entrypoint`; empty when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_entrypoint(image: *const ocicas_image) -> *const ocicas_string_list {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.entrypoint)
-}
-
-/// The runtime config's `WorkingDir`; "" when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_working_dir(image: *const ocicas_image) -> *const c_char {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.working_dir.as_ptr())
-}
-
-/// The runtime config's `User`; "" when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_user(image: *const ocicas_image) -> *const c_char {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| image.user.as_ptr())
-}
-
-/// The runtime config's `Labels`, in key order; empty when unset. NULL for a NULL image.
-///
-/// # Safety
-/// `image` is NULL or a live image.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocicas_image_labels(image: *const ocicas_image) -> *const ocicas_key_value_list {
-    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.labels)
+pub unsafe extern "C" fn ocicas_image_parsed_config(image: *const ocicas_image) -> *const ocicas_config {
+    unsafe { image.as_ref() }.map_or(std::ptr::null(), |image| &image.config)
 }

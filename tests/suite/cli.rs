@@ -416,3 +416,37 @@ fn each_command_answers_to_its_api_verb_and_to_its_old_short_name() {
         assert!(help.contains(verb), "blob --help lacks {verb}: {help}");
     }
 }
+
+#[test]
+fn walk_prints_each_blob_of_the_image_and_exits_with_the_status_of_a_missing_one() {
+    let root = tempfile::tempdir().unwrap();
+    let (layout, _) = layout_with_image(root.path());
+    let l = s(&layout);
+    let manifest = json_value(&ocicas(&["ref", "get", l, "app"]));
+    let steps = json_lines(&ocicas(&["walk", l, "app", "--json"]));
+    assert_eq!(steps.len(), 3, "the manifest, its layer and its config");
+    for step in &steps {
+        assert_schema(step, &["depth", "parent", "descriptor", "error"], &[]);
+        assert_schema(&step["descriptor"], DESCRIPTOR, DESCRIPTOR_OPTIONAL);
+        assert_eq!(step["error"], Value::Null, "{step}");
+    }
+    assert_eq!((&steps[0]["depth"], &steps[0]["parent"]), (&Value::from(0), &Value::Null));
+    assert_eq!(steps[0]["descriptor"]["digest"], manifest["digest"]);
+    assert!(steps[1..].iter().all(|step| step["depth"] == 1 && step["parent"] == manifest["digest"]));
+    let text = ocicas(&["walk", l, "app"]);
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().skip(1).all(|line| line.starts_with("  sha256:")), "{text}");
+
+    let layer = steps.iter().find(|step| step["descriptor"]["mediaType"].as_str().unwrap().contains("layer")).unwrap();
+    let digest = layer["descriptor"]["digest"].as_str().unwrap();
+    std::fs::remove_file(layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap();
+    let broken = ocicas_output(&["walk", l, "app", "--json"], b"");
+    assert_eq!(broken.status.code(), Some(status("not found")), "{broken:?}");
+    let steps = json_lines(&String::from_utf8_lossy(&broken.stdout));
+    assert_eq!(steps.len(), 3, "every step is printed before the exit");
+    let missing: Vec<&Value> = steps.iter().filter(|step| step["error"] != Value::Null).collect();
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0]["descriptor"]["digest"], digest);
+    assert!(stderr(&broken).contains("is missing"), "{}", stderr(&broken));
+    fails_with("not found", &["walk", l, "nothing"]);
+}

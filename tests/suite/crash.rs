@@ -63,7 +63,6 @@ fn manifest(engine: &Engine, layer: &Digest, salt: &str) -> ocicas::Result<ocica
 fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas::Result<Promise>)) {
     let layer = Digest::of_bytes(Algorithm::Sha256, &bytes(100_000, 1));
     done("put a blob", None, engine.put_blob(&bytes(100_000, 1)).map(|b| Promise::Stored(b.digest)));
-    // Before the blobs whose promise holds only by GC's grace at the end: this step is slow.
     done(
         "put a blob again whose file has a second link (replaced by a fresh one)",
         None,
@@ -142,12 +141,37 @@ fn run_scenario(engine: &Engine, mut done: impl FnMut(&str, Option<&str>, ocicas
         }),
     );
     done(
+        "garbage from long ago",
+        None,
+        engine.put_blob(&bytes(2_000, 7)).and_then(|blob| age(engine, &blob.digest)).map(|()| Promise::Nothing),
+    );
+    // Every blob the scenario stored untagged is kept by the grace of `min_age`, however slow
+    // the machine: only the aged garbage (and expired ingests) may go.
+    done(
         "gc",
         None,
         engine
-            .gc(&GcOptions { dry_run: false, ingest_expiry: Duration::ZERO, ..GcOptions::default() })
+            .gc(&GcOptions {
+                dry_run: false,
+                ingest_expiry: Duration::ZERO,
+                min_age: SCENARIO_GRACE,
+                ..GcOptions::default()
+            })
             .map(|_| Promise::Nothing),
     );
+}
+
+/// Longer than any run of the scenario.
+const SCENARIO_GRACE: Duration = Duration::from_secs(3600);
+
+/// Dates blob `digest` from before `SCENARIO_GRACE`, so that the final GC removes it (made
+/// directly, not through the storage under test).
+fn age(engine: &Engine, digest: &Digest) -> ocicas::Result<()> {
+    let blob = engine.root().join("blobs").join(digest.algorithm().name()).join(digest.hex());
+    let long_ago = std::time::SystemTime::now() - 2 * SCENARIO_GRACE;
+    File::open(&blob)
+        .and_then(|file| file.set_modified(long_ago))
+        .map_err(|e| ocicas::Error::io("cannot date", &blob, e))
 }
 
 /// Gives blob `digest` a second link outside the layout, as a `cp -al` clone of it would

@@ -10,6 +10,7 @@ mod lease;
 mod maintenance;
 mod refs;
 mod registry;
+mod walk;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,19 @@ enum Command {
         tar: Option<PathBuf>,
         #[command(flatten)]
         compression: layer::CompressionArgs,
+        #[command(flatten)]
+        format: Json,
+    },
+    /// Print the graph of image REF as GC and fsck walk it: each blob once, indented by its
+    /// depth, as `DIGEST<TAB>MEDIA TYPE<TAB>SIZE` (with `<TAB>error: MESSAGE` for a blob the
+    /// walk could not go into); with --json, one walk step each. Exits with the status of the
+    /// first such error, after printing every step.
+    Walk {
+        /// The OCI image layout that holds the image.
+        layout: PathBuf,
+        /// The reference (tag) of the image in index.json.
+        #[arg(value_name = "REF")]
+        ref_name: String,
         #[command(flatten)]
         format: Json,
     },
@@ -254,6 +268,7 @@ fn run(command: Command) -> ocicas::Result<u8> {
             let options = ocicas::GcOptions { dry_run, ingest_expiry, min_age, ..Default::default() };
             maintenance::gc(&layout, &options, format, &mut out)?
         }
+        Command::Walk { layout, ref_name, format } => walk::run(&layout, &ref_name, format, &mut out)?,
         Command::Lease(command) => lease::run(command, &mut out)?,
         Command::DockerArchive(command) => archive::run(command, &mut out)?,
         Command::Layer { layout, file, compression, .. } => layer::run_layer(&layout, file, &compression, &mut out)?,
