@@ -95,9 +95,14 @@ pub type ocicas_lease_list_cb =
 /// the options' `cancel` was requested.
 /// `*out_report` receives JSON: `{"dryRun","blobsRemoved","bytesRemoved","blobsKept",
 /// "bytesKept","missing":[…],"ingestsRemoved":[refs],"leasesRemoved","tempFilesRemoved",
-/// "labelsRemoved"}`; free it with `ocicas_string_free`. `blobsKept` counts the blobs stored when
-/// the run started that it kept, and `bytesKept` their sizes on disk (not what their referrers
-/// declare); `bytesRemoved` is likewise the removed blobs' sizes on disk.
+/// "labelsRemoved","notRemoved":[…]}`; free it with `ocicas_string_free`. `blobsKept` counts the
+/// blobs stored when the run started that it kept. `bytesKept` and `bytesRemoved` are the
+/// lengths of the kept and removed blob files as stored (`st_size`), not what referrers declare
+/// and not the blocks allocated: a sparse file counts its holes, a small blob its bytes (`du`
+/// shows allocated space). `notRemoved` names, one line each, what the sweep
+/// could not remove and left (private state with something planted in it; an entry of `blobs/`
+/// named as a blob that is not a regular file, such as a directory planted during the run):
+/// the rest is swept and the call returns `OCICAS_OK`.
 ///
 /// # Safety
 /// `engine` is a live engine; `options` NULL or valid; `out_report` writable.
