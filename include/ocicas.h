@@ -2154,7 +2154,13 @@ ocicas_status ocicas_gc_options_init(struct ocicas_gc_options *options, uint32_t
  * `OCICAS_ERR_INVALID_ARGUMENT` when its version is not `OCICAS_GC_OPTIONS_VERSION`. `OCICAS_ERR_CANCELLED` when
  * the options' `cancel` was requested.
  * `*out_report` receives the report (read with the `ocicas_gc_report_*` accessors), to free
- * with `ocicas_gc_report_free`.
+ * with `ocicas_gc_report_free`. `blobs_kept` counts the blobs stored when the run started that
+ * it kept. `bytes_kept` and `bytes_removed` are the lengths of the kept and removed blob files
+ * as stored (`st_size`), not what referrers declare and not the blocks allocated: a sparse file
+ * counts its holes (`du` shows allocated space). `not_removed` names, one line each, what the
+ * sweep could not remove and left (private state with something planted in it; an entry of
+ * `blobs/` named as a blob that is not a regular file, such as a directory planted during the
+ * run): the rest is swept and the call returns `OCICAS_OK`.
  *
  * Preconditions:
  * `engine` is a live engine; `options` NULL or valid; `out_report` writable.

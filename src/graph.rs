@@ -15,6 +15,7 @@
 //!   children are every object in it shaped like a descriptor (`mediaType`, `digest`, `size`).
 //!   Anything else is a leaf.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
@@ -33,7 +34,7 @@ use crate::spec::{
 /// A digest as its raw bytes: 40 bytes and no allocation for a sha256, where a `Digest` takes
 /// 112 (its hex on the heap). GC and fsck keep one per blob of the store, which may be millions.
 /// Ordered as the digests are.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum BlobKey {
     Sha256([u8; 32]),
     Sha512(Box<[u8; 64]>),
@@ -42,28 +43,94 @@ pub(crate) enum BlobKey {
 impl BlobKey {
     pub(crate) fn of(digest: &Digest) -> BlobKey {
         // A Digest's hex is checked when it is made: it always decodes to its algorithm's size.
-        let valid = "a Digest holds lowercase hex of its algorithm's length";
-        match digest.algorithm() {
+        BlobKey::from_file_name(digest.algorithm(), digest.hex().as_bytes())
+            .expect("a Digest holds lowercase hex of its algorithm's length")
+    }
+
+    /// The key of the blob file `name` in the directory of `algorithm`: None unless the name
+    /// is the lowercase hex of a digest of that algorithm (other tools' junk, temp files). A
+    /// listing of a million blobs makes no `Digest` (nor its String) per entry.
+    pub(crate) fn from_file_name(algorithm: Algorithm, name: &[u8]) -> Option<BlobKey> {
+        match algorithm {
             Algorithm::Sha256 => {
                 let mut bytes = [0u8; 32];
-                hex::decode_to_slice(digest.hex(), &mut bytes).expect(valid);
-                BlobKey::Sha256(bytes)
+                decode_lowercase_hex(name, &mut bytes)?;
+                Some(BlobKey::Sha256(bytes))
             }
             Algorithm::Sha512 => {
                 let mut bytes = Box::new([0u8; 64]);
-                hex::decode_to_slice(digest.hex(), &mut bytes[..]).expect(valid);
-                BlobKey::Sha512(bytes)
+                decode_lowercase_hex(name, &mut bytes[..])?;
+                Some(BlobKey::Sha512(bytes))
             }
         }
     }
 
-    pub(crate) fn digest(&self) -> Digest {
-        let (algorithm, hex) = match self {
-            BlobKey::Sha256(bytes) => (Algorithm::Sha256, hex::encode(bytes)),
-            BlobKey::Sha512(bytes) => (Algorithm::Sha512, hex::encode(&bytes[..])),
-        };
-        Digest::from_parts(algorithm, &hex).expect("the hex of a digest's bytes is a valid digest")
+    pub(crate) fn algorithm(&self) -> Algorithm {
+        match self {
+            BlobKey::Sha256(_) => Algorithm::Sha256,
+            BlobKey::Sha512(_) => Algorithm::Sha512,
+        }
     }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            BlobKey::Sha256(bytes) => bytes,
+            BlobKey::Sha512(bytes) => &bytes[..],
+        }
+    }
+
+    /// The name of the blob's file (its digest's hex), written into `buf`: GC stats and
+    /// removes listed blobs by name without a heap allocation each.
+    pub(crate) fn file_name<'b>(&self, buf: &'b mut [u8; 128]) -> &'b str {
+        let hex = &mut buf[..self.bytes().len() * 2];
+        hex::encode_to_slice(self.bytes(), hex).expect("the buffer holds the hex of the longest digest");
+        std::str::from_utf8(hex).expect("hex is ASCII")
+    }
+
+    pub(crate) fn digest(&self) -> Digest {
+        let mut name = [0u8; 128];
+        Digest::from_parts(self.algorithm(), self.file_name(&mut name))
+            .expect("the hex of a digest's bytes is a valid digest")
+    }
+}
+
+impl Ord for BlobKey {
+    /// The digests' order (sha256 first, then by bytes, as their hex sorts), eight bytes at a
+    /// time: GC sorts and searches a million keys.
+    fn cmp(&self, other: &Self) -> Ordering {
+        fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+            bytes.chunks_exact(8).map(|word| u64::from_be_bytes(word.try_into().expect("eight bytes")))
+        }
+        let by_bytes = |a: &[u8], b: &[u8]| words(a).cmp(words(b));
+        match (self, other) {
+            (BlobKey::Sha256(a), BlobKey::Sha256(b)) => by_bytes(a, b),
+            (BlobKey::Sha512(a), BlobKey::Sha512(b)) => by_bytes(&a[..], &b[..]),
+            (BlobKey::Sha256(_), BlobKey::Sha512(_)) => Ordering::Less,
+            (BlobKey::Sha512(_), BlobKey::Sha256(_)) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for BlobKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Decodes `hex` into `out`, which it must fill exactly; None unless it is all lowercase hex.
+fn decode_lowercase_hex(hex: &[u8], out: &mut [u8]) -> Option<()> {
+    if hex.len() != out.len() * 2 {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(())
 }
 
 /// One arrival at a blob.

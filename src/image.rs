@@ -79,12 +79,12 @@ impl Engine {
             extra: Default::default(),
         });
         config.extra.insert("created".to_owned(), now.into());
-        let config = self.put_json(&config_media_type, &config)?;
-        self.lease_add(lease, LeaseResource::Blob(config.digest.clone()))?;
+        // Leased before they are visible: a GC between a commit and a later lease_add could take
+        // a blob whose commit grace ran out while this call stalled.
+        let config = self.put_json_leased(lease, &config_media_type, &config)?;
         manifest.config = config;
         manifest.layers.push(layer.descriptor());
-        let manifest = self.put_json(&manifest_media_type, &manifest)?;
-        self.lease_add(lease, LeaseResource::Blob(manifest.digest.clone()))?;
+        let manifest = self.put_json_leased(lease, &manifest_media_type, &manifest)?;
         self.ref_update(ref_name, &manifest, RefUpdate::IfCurrent(current.as_ref().map(|d| &d.digest)))?;
         Ok(manifest)
     }

@@ -33,15 +33,20 @@ type GCOptions struct {
 type GCReport struct {
 	DryRun       bool  `json:"dryRun"`
 	BlobsRemoved int64 `json:"blobsRemoved"`
-	// BytesRemoved and BytesKept are sizes on disk, whatever referrers declare. BlobsKept
-	// counts the blobs stored when the run started that it kept.
+	// BytesRemoved and BytesKept are the lengths of the blob files as stored (st_size), not
+	// what referrers declare and not the blocks allocated: a sparse file counts its holes, a
+	// small blob its bytes (du shows allocated space). BlobsKept counts the blobs stored when
+	// the run started that it kept.
 	BytesRemoved int64 `json:"bytesRemoved"`
 	BlobsKept    int64 `json:"blobsKept"`
 	BytesKept    int64 `json:"bytesKept"`
 	// Missing names each referenced blob that is not stored, and what references it.
 	Missing        []string `json:"missing"`
 	IngestsRemoved []string `json:"ingestsRemoved"`
-	// NotRemoved names what the sweep meant to remove and could not (fsck says why).
+	// NotRemoved names what the sweep meant to remove and could not, and left: private state
+	// with something planted in it, or an entry of blobs/ named as a blob that is not a regular
+	// file (a directory planted during the run). The rest is swept and GC returns no error;
+	// fsck says why.
 	NotRemoved       []string `json:"notRemoved"`
 	LeasesRemoved    int64    `json:"leasesRemoved"`
 	TempFilesRemoved int64    `json:"tempFilesRemoved"`

@@ -152,8 +152,18 @@ impl Engine {
     /// Stores `value` as canonical JSON (sorted keys, no whitespace), so that equal values
     /// always give the same digest, and returns its descriptor.
     pub fn put_json<T: Serialize>(&self, media_type: &str, value: &T) -> Result<Descriptor> {
+        self.put_json_with(media_type, value, None)
+    }
+
+    /// `put_json`, with the blob added to lease `lease` before it becomes visible (as
+    /// `put_blob_leased`).
+    pub(crate) fn put_json_leased<T: Serialize>(&self, lease: &str, media_type: &str, value: &T) -> Result<Descriptor> {
+        self.put_json_with(media_type, value, Some(lease))
+    }
+
+    fn put_json_with<T: Serialize>(&self, media_type: &str, value: &T, lease: Option<&str>) -> Result<Descriptor> {
         let bytes = canonical_json(value)?;
-        let blob = self.put_blob(&bytes)?;
+        let blob = self.put_blob_with(Algorithm::Sha256, &bytes[..], lease)?;
         Ok(Descriptor::new(media_type, blob.digest, blob.size))
     }
 

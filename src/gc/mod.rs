@@ -13,6 +13,7 @@
 //! so a writer that commits and then tags or leases in two steps is not raced.
 
 use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
 
 use crate::cancel::Cancel;
@@ -20,7 +21,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::graph::{BlobKey, GraphWalk, Node, Reached, index_roots, may_have_children, missing_line};
-use crate::layout::{BlobDirs, modified_time};
+use crate::layout::{BlobDirs, EntryKind, modified_time};
 
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
@@ -67,11 +68,14 @@ impl Default for GcOptions {
 pub struct GcReport {
     pub dry_run: bool,
     pub blobs_removed: u64,
+    /// The lengths of the removed blob files as stored (`st_size`), whatever their referrers
+    /// declare. Not the blocks they allocated: a sparse file counts its holes, a small blob its
+    /// bytes and not a whole block (`du` shows allocated space).
     pub bytes_removed: u64,
     /// Blobs stored when the run started that it kept (those committed during it are kept too,
     /// and not counted).
     pub blobs_kept: u64,
-    /// Their sizes on disk, whatever their referrers declare.
+    /// The lengths of their files as stored, counted as `bytes_removed` is.
     pub bytes_kept: u64,
     /// Referenced blobs that are not stored: one line each, naming the blob and its parent.
     pub missing: Vec<String>,
@@ -81,8 +85,10 @@ pub struct GcReport {
     pub temp_files_removed: u64,
     /// Label files of blobs that are not stored.
     pub labels_removed: u64,
-    /// Private state the sweep meant to remove and could not (an ingest with a directory
-    /// planted in it, say), one line each: the rest of the sweep went on. fsck reports why.
+    /// What the sweep meant to remove and could not, one line each: private state (an ingest
+    /// with a directory planted in it, say) and entries of `blobs/` named as blobs that are not
+    /// regular files (a directory planted there while GC ran). The rest of the sweep went on,
+    /// and the run succeeds; fsck reports why.
     pub not_removed: Vec<String>,
 }
 
@@ -145,13 +151,76 @@ impl Marks {
     }
 }
 
-/// A listed blob as GC found it on disk before the sweep.
+/// A listed blob that no walk marked, as GC found it on disk before the sweep.
 struct StoredBlob<'c> {
     blob: &'c BlobKey,
-    /// Its size on disk.
+    /// Its stored length (`stored_length`).
     size: u64,
-    /// Committed within the grace (or during the run): kept if unmarked, with what it references.
-    young: bool,
+    state: Found,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Committed before the grace: garbage.
+    Old,
+    /// Committed within the grace (or during the run): kept, with what it references.
+    Young,
+    /// Something else stands under the blob's name (a directory planted since the listing).
+    NotAFile,
+}
+
+/// What the sweep did with one garbage blob.
+enum Swept<'c> {
+    /// Removed; its stored length.
+    Removed(u64),
+    /// Removed by another meanwhile (a tool that ignores the store lock): not counted.
+    Gone,
+    /// Something else stands under its name now: left.
+    NotAFile(&'c BlobKey),
+}
+
+/// What stands under the names of `batch`, none of them marked. One gone since the listing
+/// (removed by another tool) is left out; so is one that cannot be looked at, which stays
+/// where it is, uncounted.
+fn look_at_unmarked<'c>(blob_dirs: &BlobDirs, batch: &[&'c BlobKey], grace_start: SystemTime) -> Vec<StoredBlob<'c>> {
+    batch
+        .iter()
+        .filter_map(|blob| {
+            let mut name = [0u8; 128];
+            let stat = blob_dirs.stat_file(blob.algorithm(), blob.file_name(&mut name)).ok()?;
+            let state = if EntryKind::of_stat(&stat) != EntryKind::File {
+                Found::NotAFile
+            } else if modified_time(&stat) >= grace_start {
+                Found::Young
+            } else {
+                Found::Old
+            };
+            Some(StoredBlob { blob, size: stored_length(&stat), state })
+        })
+        .collect()
+}
+
+/// A blob file's length as stored (`st_size`): what the report counts. Not what a referrer
+/// declares, and not the blocks it allocates: a sparse file counts its holes (`du` shows the
+/// space allocated).
+fn stored_length(stat: &rustix::fs::Stat) -> u64 {
+    stat.st_size as u64
+}
+
+/// The sum of `sizes` (of stored files, far below u64::MAX: checked all the same).
+fn total(sizes: impl IntoIterator<Item = u64>) -> u64 {
+    sizes.into_iter().fold(0, u64::saturating_add)
+}
+
+/// The stored lengths of the files of `marked`, those still there.
+fn look_at_kept(blob_dirs: &BlobDirs, marked: &[&BlobKey]) -> Vec<u64> {
+    marked
+        .iter()
+        .filter_map(|blob| {
+            let mut name = [0u8; 128];
+            blob_dirs.stat_file(blob.algorithm(), blob.file_name(&mut name)).ok().map(|stat| stored_length(&stat))
+        })
+        .collect()
 }
 
 /// The roots and label edges of the store at one moment.
@@ -160,7 +229,7 @@ struct Roots {
     label_edges: HashMap<Digest, Vec<Digest>>,
     leased_ingests: HashSet<String>,
     /// Blobs that have a labels file.
-    labelled: HashSet<Digest>,
+    labelled: HashSet<BlobKey>,
 }
 
 impl Engine {
@@ -208,42 +277,33 @@ impl Engine {
         check_cancel()?;
 
         // Blobs committed since the listing, or within the grace, may be documents a writer is
-        // about to tag: they are kept, and so is everything they reference. Every listed blob is
-        // looked at once (its size on disk for the report, which counts what is stored and not
-        // what a referrer declares; its time, when unmarked) beside a second listing, which keeps
-        // only the blobs new since the first. That listing is skipped when the blob directories
-        // have had no entry added or removed since before the first (their ctimes are unchanged,
-        // and were a second old then).
+        // about to tag: they are kept, and so is everything they reference. Each unmarked blob
+        // is looked at (its time, its kind, its length) beside a second listing, which
+        // keeps only the blobs new since the first. That listing is skipped when the blob
+        // directories have had no entry added or removed since before the first (their ctimes
+        // are unchanged, and were a second old then). The marked blobs are looked at later,
+        // while the sweep runs: only their sizes are wanted, for the report.
         let listing_is_current = self.layout.blob_dirs_changed() == blob_dirs_listed
             && blob_dirs_listed.iter().flatten().all(|changed| *changed + COMMIT_GRACE_MARGIN <= started);
-        let (committed_since, stored) = beside(
+        let (marked, unmarked): (Vec<&BlobKey>, Vec<&BlobKey>) =
+            candidates.iter().partition(|blob| walk.visited_size(blob).is_some());
+        let (committed_since, unmarked) = beside(
+            "gc list",
             || {
                 let mut new = Vec::new();
                 if !listing_is_current {
-                    self.for_each_blob(|digest| {
-                        if candidates.binary_search(&BlobKey::of(&digest)).is_err() {
-                            new.push(digest);
+                    self.for_each_blob_key(|blob| {
+                        if candidates.binary_search(&blob).is_err() {
+                            new.push(blob.digest());
                         }
                     })?;
                 }
                 Ok(new)
             },
-            || {
-                self.in_parallel("gc stat", &candidates, |batch| {
-                    Ok(batch
-                        .iter()
-                        .filter_map(|blob| {
-                            let stat = blob_dirs.stat(&blob.digest()).ok()?;
-                            let young = modified_time(&stat) >= grace_start;
-                            Some(StoredBlob { blob, size: stat.st_size as u64, young })
-                        })
-                        .collect::<Vec<StoredBlob<'_>>>())
-                })
-            },
+            || self.in_parallel("gc stat", &unmarked, |batch| Ok(look_at_unmarked(&blob_dirs, batch, grace_start))),
         )?;
         let young_root = |digest: Digest| Reached::untyped(digest, "a blob committed during GC".to_owned());
-        let within_grace =
-            stored.iter().filter(|s| s.young && walk.visited_size(s.blob).is_none()).map(|s| s.blob.digest());
+        let within_grace = unmarked.iter().filter(|s| s.state == Found::Young).map(|s| s.blob.digest());
         let young: Vec<Reached> = committed_since.into_iter().chain(within_grace).map(young_root).collect();
         walk.walk(&blob_dirs, young, |reached, node| marks.observe(reached, node));
         // A walk that stopped for the cancel is incomplete: nothing may be removed after it.
@@ -251,17 +311,44 @@ impl Engine {
         if let Some(err) = marks.unknown_children {
             return Err(err);
         }
-        let (kept, garbage): (Vec<StoredBlob<'_>>, Vec<StoredBlob<'_>>) =
-            stored.into_iter().partition(|s| walk.visited_size(s.blob).is_some());
-        if !options.dry_run {
-            self.remove_blobs(&blob_dirs, &garbage, &roots.labelled, cancel)?;
+        // What stands where a blob was listed and is not a file (a directory planted while GC
+        // marked) is no blob to remove: it is left, and noted.
+        let not_a_file = |blob: &BlobKey| {
+            format!(
+                "{} is not a regular file: not removed as a blob (fsck reports it)",
+                self.layout.display(&self.layout.blob_path(&blob.digest())).display()
+            )
+        };
+        report.not_removed.extend(unmarked.iter().filter(|s| s.state == Found::NotAFile).map(|s| not_a_file(s.blob)));
+        let (kept_unmarked, garbage): (Vec<StoredBlob<'_>>, Vec<StoredBlob<'_>>) = unmarked
+            .into_iter()
+            .filter(|s| s.state != Found::NotAFile)
+            .partition(|s| s.state == Found::Young || walk.visited_size(s.blob).is_some());
+        // The kept blobs' sizes are read on another thread while the sweep runs: its unlinks
+        // wait on the directory's lock, the stats do not.
+        let (kept_marked, swept) = beside(
+            "gc kept sizes",
+            || Ok(look_at_kept(&blob_dirs, &marked)),
+            || {
+                if options.dry_run {
+                    Ok(garbage.iter().map(|s| Swept::Removed(s.size)).collect())
+                } else {
+                    self.remove_blobs(&blob_dirs, &garbage, &roots.labelled, cancel)
+                }
+            },
+        )?;
+        let mut removed = Vec::with_capacity(swept.len());
+        for outcome in swept {
+            match outcome {
+                Swept::Removed(size) => removed.push(size),
+                Swept::NotAFile(blob) => report.not_removed.push(not_a_file(blob)),
+                Swept::Gone => {}
+            }
         }
-        // Sizes on disk: checked all the same.
-        let total = |blobs: &[StoredBlob<'_>]| blobs.iter().fold(0u64, |sum, s| sum.saturating_add(s.size));
-        report.blobs_removed = garbage.len() as u64;
-        report.bytes_removed = total(&garbage);
-        report.blobs_kept = kept.len() as u64;
-        report.bytes_kept = total(&kept);
+        report.blobs_removed = removed.len() as u64;
+        report.bytes_removed = total(removed);
+        report.blobs_kept = (kept_marked.len() + kept_unmarked.len()) as u64;
+        report.bytes_kept = total(kept_marked.into_iter().chain(kept_unmarked.iter().map(|s| s.size)));
         if !options.dry_run && report.blobs_removed > 0 {
             for algorithm in Algorithm::ALL {
                 let dir = self.layout.blob_dir(algorithm);
@@ -308,7 +395,7 @@ impl Engine {
         let mut label_edges: HashMap<Digest, Vec<Digest>> = HashMap::new();
         let mut labelled = HashSet::new();
         for (digest, labels) in self.all_labels()? {
-            labelled.insert(digest.clone());
+            labelled.insert(BlobKey::of(&digest));
             for (key, value) in labels {
                 if key == LABEL_GC_ROOT {
                     reached.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT} of {digest}")));
@@ -330,29 +417,43 @@ impl Engine {
 
     /// Removes `garbage` (and the labels of those in `labelled`), many unlinks at once, until
     /// `cancel` is requested: a blob goes with its labels or not at all.
-    fn remove_blobs(
+    fn remove_blobs<'c>(
         &self,
         blob_dirs: &BlobDirs,
-        garbage: &[StoredBlob<'_>],
-        labelled: &HashSet<Digest>,
+        garbage: &[StoredBlob<'c>],
+        labelled: &HashSet<BlobKey>,
         cancel: &Cancel,
-    ) -> Result<()> {
+    ) -> Result<Vec<Swept<'c>>> {
         self.in_parallel("gc sweep", garbage, |batch| {
-            for StoredBlob { blob, .. } in batch {
+            let mut swept = Vec::with_capacity(batch.len());
+            for StoredBlob { blob, size, .. } in batch {
                 cancel.check("GC")?;
-                let digest = blob.digest();
-                blob_dirs
-                    .remove(&digest)
-                    .map_err(|e| self.layout.io_error("cannot remove blob", &self.layout.blob_path(&digest), e))?;
+                let mut name = [0u8; 128];
+                let name = blob.file_name(&mut name);
+                match blob_dirs.remove_file(blob.algorithm(), name) {
+                    Ok(()) => swept.push(Swept::Removed(*size)),
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        swept.push(Swept::Gone);
+                        continue;
+                    }
+                    // A directory planted since it was looked at (unlink says EISDIR).
+                    Err(err) if err.raw_os_error() == Some(libc::EISDIR) => {
+                        swept.push(Swept::NotAFile(blob));
+                        continue;
+                    }
+                    Err(err) => {
+                        let path = self.layout.blob_dir(blob.algorithm()).join(name);
+                        return Err(self.layout.io_error("cannot remove blob", &path, err));
+                    }
+                }
                 // Its creation record is swept with the orphan labels, where what cannot be
                 // removed (a planted directory) is noted rather than stopping the sweep midway.
-                if labelled.contains(&digest) {
-                    self.remove_labels(&digest)?;
+                if labelled.contains(blob) {
+                    self.remove_labels(&blob.digest())?;
                 }
             }
-            Ok(Vec::<()>::new())
-        })?;
-        Ok(())
+            Ok(swept)
+        })
     }
 
     /// `work` over `items` on as many threads as the `threads` limit allows, up to
@@ -371,9 +472,29 @@ impl Engine {
     /// Every committed blob, sorted, each in 40 bytes: the GC of a million blobs holds them all.
     pub(crate) fn list_blob_keys(&self) -> Result<Vec<BlobKey>> {
         let mut blobs = Vec::new();
-        self.for_each_blob(|digest| blobs.push(BlobKey::of(&digest)))?;
+        self.for_each_blob_key(|blob| blobs.push(blob))?;
         blobs.sort_unstable();
         Ok(blobs)
+    }
+
+    /// Calls `visit` with each stored blob, in directory order: each file of a blob directory
+    /// named by a digest's hex, read straight into its key.
+    fn for_each_blob_key(&self, mut visit: impl FnMut(BlobKey)) -> Result<()> {
+        for algorithm in Algorithm::ALL {
+            let dir = self.layout.blob_dir(algorithm);
+            self.layout
+                .dir()
+                .for_each_entry(&dir, |name, kind| {
+                    if kind == EntryKind::File
+                        && let Some(blob) = BlobKey::from_file_name(algorithm, name.as_bytes())
+                    {
+                        visit(blob);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
+        }
+        Ok(())
     }
 
     fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
@@ -391,14 +512,15 @@ impl Engine {
     }
 }
 
-/// Runs `background` (a listing of the blobs) on its own thread while `foreground` runs on
-/// this one; both results, or the first error.
+/// Runs `background` on its own thread, named `name`, while `foreground` runs on this one;
+/// both results, or the first error.
 fn beside<A: Send, B>(
+    name: &str,
     background: impl FnOnce() -> Result<A> + Send,
     foreground: impl FnOnce() -> Result<B>,
 ) -> Result<(A, B)> {
     std::thread::scope(|scope| {
-        let background = crate::threads::spawn_scoped(scope, "gc list", background)?;
+        let background = crate::threads::spawn_scoped(scope, name, background)?;
         let foreground = foreground();
         let background = background.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         Ok((background?, foreground?))
@@ -567,7 +689,7 @@ mod tests {
         assert!(engine.has_blob(&Digest::of_bytes(Algorithm::Sha256, b"shared")).unwrap());
     }
 
-    /// The bytes every stored blob takes on disk.
+    /// The lengths of every stored blob's file.
     fn stored_bytes(engine: &Engine) -> u64 {
         let path = |digest: &Digest| engine.layout.root().join(engine.layout.blob_path(digest));
         engine.list_blobs().unwrap().iter().map(|digest| std::fs::metadata(path(digest)).unwrap().len()).sum()
@@ -590,6 +712,24 @@ mod tests {
         engine.put_blob(b"garbage").unwrap();
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.blobs_kept), (1, 3), "{report:?}");
+        assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
+    }
+
+    #[test]
+    fn bytes_kept_counts_a_sparse_blob_at_its_length_holes_included_as_documented() {
+        let (_dir, engine) = engine();
+        image(&engine, "a", &[b"layer"]);
+        let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
+        // Made a sparse gigabyte in place (a tamperer): next to no blocks on disk.
+        let path = engine.layout.root().join(engine.layout.blob_path(&layer));
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 30).unwrap();
+        let report = gc_now(&engine, false);
+        assert_eq!((report.blobs_removed, report.blobs_kept), (0, 3), "{report:?}");
+        assert!(report.bytes_kept > 1 << 30, "{report:?}");
         assert_eq!(report.bytes_kept, stored_bytes(&engine), "{report:?}");
     }
 

@@ -510,24 +510,31 @@ pub(crate) struct BlobDirs<'l> {
 }
 
 impl BlobDirs<'_> {
-    fn dir(&self, digest: &Digest) -> Option<&Subdir> {
-        let index = Algorithm::ALL.iter().position(|algorithm| *algorithm == digest.algorithm())?;
+    fn dir(&self, algorithm: Algorithm) -> Option<&Subdir> {
+        let index = Algorithm::ALL.iter().position(|known| *known == algorithm)?;
         self.dirs[index].as_ref()
     }
 
     /// The status of the blob's file itself (not following a link).
     pub(crate) fn stat(&self, digest: &Digest) -> io::Result<rustix::fs::Stat> {
-        match self.dir(digest) {
-            Some(dir) => dir.stat(digest.hex().as_ref()),
-            None => self.layout.root.stat(&self.layout.blob_path(digest)),
+        self.stat_file(digest.algorithm(), digest.hex())
+    }
+
+    /// The status of the file `name` (a digest's hex) in the directory of `algorithm` itself:
+    /// GC looks at the blobs it listed by name, without making a `Digest` of each.
+    pub(crate) fn stat_file(&self, algorithm: Algorithm, name: &str) -> io::Result<rustix::fs::Stat> {
+        match self.dir(algorithm) {
+            Some(dir) => dir.stat(name.as_ref()),
+            None => self.layout.root.stat(&self.layout.blob_dir(algorithm).join(name)),
         }
     }
 
-    /// Removes the blob's file, through the storage seam.
-    pub(crate) fn remove(&self, digest: &Digest) -> io::Result<()> {
-        match self.dir(digest) {
-            Some(dir) => self.layout.storage().remove_file_in(dir, digest.hex().as_ref()),
-            None => self.layout.storage().remove_file(&self.layout.blob_path(digest)),
+    /// Removes the file `name` (a digest's hex) of the directory of `algorithm`, through the
+    /// storage seam.
+    pub(crate) fn remove_file(&self, algorithm: Algorithm, name: &str) -> io::Result<()> {
+        match self.dir(algorithm) {
+            Some(dir) => self.layout.storage().remove_file_in(dir, name.as_ref()),
+            None => self.layout.storage().remove_file(&self.layout.blob_dir(algorithm).join(name)),
         }
     }
 }

@@ -403,3 +403,73 @@ fn an_image_committed_again_then_tagged_while_gc_processes_run_is_complete() {
     let fsck = engine.fsck().unwrap();
     assert!(fsck.is_sound(), "{:?}", fsck.problems);
 }
+
+/// The garbage blob a directory is planted in place of.
+const VICTIM: usize = 7;
+
+/// Fifty garbage blobs, aged; returns the layout's directory and their digests.
+fn layout_with_old_garbage() -> (tempfile::TempDir, Engine, Vec<Digest>) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::create(dir.path().join("layout")).unwrap();
+    let garbage = (0..50)
+        .map(|i| {
+            let blob = engine.put_blob(format!("garbage {i}").as_bytes()).unwrap();
+            age_blob(&engine, &blob.digest);
+            blob.digest
+        })
+        .collect();
+    (dir, engine, garbage)
+}
+
+/// Puts a directory, with a file in it, where the blob file `path` was.
+fn plant_directory(path: &Path) {
+    fs::remove_file(path).unwrap();
+    fs::create_dir(path).unwrap();
+    fs::write(path.join("inner"), b"not a blob").unwrap();
+}
+
+/// GC's report says, once, that `victim` was left as no blob; the run removed the other 49.
+fn assert_left_and_noted(report: &GcReport, victim: &Path, engine: &Engine) {
+    assert!(victim.join("inner").exists(), "the planted directory is left as it was");
+    assert_eq!(report.blobs_removed, 49, "{report:?}");
+    let removed: usize = (0..50).filter(|i| *i != VICTIM).map(|i| format!("garbage {i}").len()).sum();
+    assert_eq!(report.bytes_removed, removed as u64, "{report:?}");
+    let noted: Vec<_> = report.not_removed.iter().filter(|line| line.contains("not a regular file")).collect();
+    assert_eq!(noted.len(), 1, "{report:?}");
+    assert!(noted[0].contains(&victim.display().to_string()), "{report:?}");
+    assert!(engine.list_blobs().unwrap().is_empty(), "only the directory is left in blobs/sha256");
+}
+
+#[test]
+fn a_directory_planted_in_place_of_a_garbage_blob_while_gc_marks_is_left_and_noted_and_the_rest_swept() {
+    let (_dir, engine, garbage) = layout_with_old_garbage();
+    let victim = engine.root().join("blobs/sha256").join(garbage[VICTIM].hex());
+    let planted = victim.clone();
+    let report = gc_with_hook(engine.root(), move || plant_directory(&planted));
+    assert_left_and_noted(&report, &victim, &engine);
+}
+
+/// Plants a directory in place of the blob `victim` (a file name in `blobs/sha256`) just before
+/// the sweep unlinks it: after GC looked at it.
+struct PlantBeforeUnlink {
+    victim: PathBuf,
+}
+
+impl ocicas::layout::Storage for PlantBeforeUnlink {
+    fn remove_file_in(&self, dir: &ocicas::layout::Subdir, name: &std::ffi::OsStr) -> std::io::Result<()> {
+        if self.victim.file_name() == Some(name) {
+            plant_directory(&self.victim);
+        }
+        ocicas::layout::OsStorage.remove_file_in(dir, name)
+    }
+}
+
+#[test]
+fn a_directory_planted_in_place_of_a_garbage_blob_as_gc_sweeps_is_left_and_noted_and_the_rest_swept() {
+    let (_dir, engine, garbage) = layout_with_old_garbage();
+    let victim = engine.root().join("blobs/sha256").join(garbage[VICTIM].hex());
+    let storage = Arc::new(PlantBeforeUnlink { victim: victim.clone() });
+    let collector = Engine::open_with(engine.root(), &OpenOptions::default(), storage).unwrap();
+    let report = collector.gc(&GcOptions::default()).unwrap();
+    assert_left_and_noted(&report, &victim, &engine);
+}
