@@ -121,7 +121,7 @@ impl Engine {
         if ref_name.is_empty() {
             return Err(invalid_argument("an ingest ref must not be empty"));
         }
-        let locked = self.lock_ingest(ref_name, options.expected_digest.as_ref())?;
+        let locked = self.lock_ingest(ref_name, options.expected_digest.as_ref(), options.expected_size)?;
         let status = match self.read_ingest_status(ref_name, &locked.dir) {
             Ok(status) => status,
             // Half-written or damaged metadata, or a directory just made: start afresh.
@@ -137,14 +137,15 @@ impl Engine {
     /// Creates (when missing) and flocks the ingest directory of `ref_name`. An ingest being
     /// removed by someone else (who holds its lock for that) is waited for and started afresh;
     /// one held past `LOCK_WAIT` is a live writer's: `Locked`. With `expected`, each attempt
-    /// first looks whether that blob is stored (a commit may be what removed the ingest):
+    /// first looks whether that blob is stored at `expected_size`, when given (a commit may be
+    /// what removed the ingest):
     /// `AlreadyExists` then, and an idle ingest of the ref is removed.
-    fn lock_ingest(&self, ref_name: &str, expected: Option<&Digest>) -> Result<LockedIngest> {
+    fn lock_ingest(&self, ref_name: &str, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<LockedIngest> {
         let dir = self.ingest_dir(ref_name);
         self.layout.create_dir(&self.ingest_root())?;
         for _ in 0..OPEN_ATTEMPTS {
             if let Some(expected) = expected
-                && self.claim_stored_blob(expected)?
+                && self.claim_stored_blob(expected, expected_size)?
             {
                 self.remove_idle_ingest(ref_name)?;
                 return Err(Error::new(
@@ -383,7 +384,7 @@ impl Engine {
         if self.layout.dir().kind(&dir).map_err(|e| self.layout.io_error("cannot stat", &dir, e))?.is_none() {
             return Err(not_found(format!("no ingest for ref {ref_name:?}")));
         }
-        let locked = self.lock_ingest(ref_name, None)?;
+        let locked = self.lock_ingest(ref_name, None, None)?;
         self.remove_ingest(&locked)
     }
 

@@ -345,6 +345,13 @@ impl Engine {
         if EntryKind::of_stat(&stat) != EntryKind::File || stat.st_size as u64 != size {
             return StoredCopy::Absent;
         }
+        // ocicas seals its blobs read-only: a file someone else may write can change right after
+        // any check of it, so it is replaced by the committer's sealed file, unhashed.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let owner_writes = stat.st_mode & 0o200 != 0 && stat.st_uid != unsafe { libc::geteuid() };
+        if stat.st_mode & 0o022 != 0 || owner_writes {
+            return StoredCopy::Corrupt;
+        }
         match self.verify_blob(digest) {
             Ok(()) if stat.st_nlink > 1 => StoredCopy::Shared(crate::layout::modified_time(&stat)),
             Ok(()) => StoredCopy::Sound,
@@ -383,9 +390,15 @@ impl Engine {
     /// Whether `digest` is stored. A stored blob gets its mtime refreshed under the store lock,
     /// as a commit would, so a caller told it already exists can go on and reference it; one
     /// whose file has other links cannot be refreshed, so it is not claimed: the caller writes
-    /// it, and the commit replaces the file with its own.
-    pub(crate) fn claim_stored_blob(&self, digest: &Digest) -> Result<bool> {
+    /// it, and the commit replaces the file with its own. So is one whose file is not of the
+    /// `size` the caller expects (cut short or grown in place: a re-pull repairs it).
+    pub(crate) fn claim_stored_blob(&self, digest: &Digest, size: Option<u64>) -> Result<bool> {
         let _lock = self.layout.lock_shared()?;
+        if let Some(size) = size
+            && self.blob_size(digest).ok() != Some(size)
+        {
+            return Ok(false);
+        }
         Ok(self.has_blob(digest)? && self.claim_stored(digest)?)
     }
 

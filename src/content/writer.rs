@@ -40,6 +40,9 @@ enum WriterState {
     /// Closed by `close`: progress saved, nothing left to do on drop.
     Closed,
     Committed,
+    /// A commit failed while publishing: the data file may already be the blob (linked, then a
+    /// later step failed), so no byte more may go into it. Opening the ref again starts afresh.
+    Failed,
 }
 
 impl std::fmt::Debug for IngestWriter {
@@ -174,7 +177,13 @@ impl IngestWriter {
             ));
         }
         validate_labels(labels, self.engine.limits().label_size)?;
-        let stored = self.engine.publish_blob(&self.data, &self.data_path(), &digest, offset, labels)?;
+        let stored = match self.engine.publish_blob(&self.data, &self.data_path(), &digest, offset, labels) {
+            Ok(stored) => stored,
+            Err(err) => {
+                self.state = WriterState::Failed;
+                return Err(err);
+            }
+        };
         self.state = WriterState::Committed;
         self.engine.remove_ingest(&self.ingest)?;
         if !stored {
@@ -217,13 +226,17 @@ impl IngestWriter {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.state == WriterState::Committed {
-            return Err(invalid_argument(format!(
+        match self.state {
+            WriterState::Committed => Err(invalid_argument(format!(
                 "the writer of ref {:?} was already committed",
                 self.status.ref_name
-            )));
+            ))),
+            WriterState::Failed => Err(invalid_argument(format!(
+                "the writer of ref {:?} failed to commit: open the ref again to retry",
+                self.status.ref_name
+            ))),
+            WriterState::Open | WriterState::Closed => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@
 //! cannot have its time refreshed, as that time is the other name's too: the commit replaces it
 //! with its own fresh file instead (found by an outside attack).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

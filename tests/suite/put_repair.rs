@@ -3,7 +3,7 @@
 //! replaces it, so the natural repair of what fsck reports corrupt works (found by an outside
 //! attack: "intact" used to mean a regular file of the right size).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 
