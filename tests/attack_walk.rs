@@ -195,3 +195,38 @@ fn a_missing_blob_listed_many_times_by_one_index_is_a_step_per_listing() {
     let missing_steps = steps.iter().filter(|step| step.descriptor.digest == missing).count();
     assert_eq!(missing_steps, 1, "one missing blob, {missing_steps} steps for it");
 }
+
+/// FINDING (low: the walk's promise to mirror GC is not kept). `walk_image`'s documentation
+/// (walk.rs, ocicas_image_walk, Go's WalkImage) says it is the walk GC's mark makes, "so it
+/// reaches what GC keeps for the reference". GC also follows label edges
+/// (`ocicas.gc.ref.*=<digest>` on a reached blob: how the containerd adapter keeps a
+/// manifest's signature, SBOM or a snapshot's content), but the public walk starts its
+/// `GraphWalk` with no label edges: a blob GC keeps only because the image's manifest labels
+/// it is not among the walk's steps. A caller copying or exporting "what GC keeps for this
+/// ref" through the walk loses it. Fix: give the walk the label edges (as GC's mark has
+/// them), or document that it follows documents only.
+#[test]
+fn a_blob_gc_keeps_through_a_label_of_the_image_is_not_walked() {
+    let (_dir, engine) = common::fixture::store();
+    let layer = engine.put_blob(b"layer").unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","config":{{{}}},"layers":[{{"mediaType":"{LAYER}","digest":"{}","size":{}}}]}}"#,
+        config_fields(&engine),
+        layer.digest,
+        layer.size
+    );
+    let manifest = tag_raw_manifest(&engine, "app", &manifest);
+    let signature = engine.put_blob(b"a signature of the image").unwrap();
+    let labels: ocicas::Labels =
+        [(format!("{}signature", ocicas::gc::LABEL_GC_REF_PREFIX), signature.digest.to_string())].into();
+    engine.update_labels(&manifest.digest, &labels, &[]).unwrap();
+    common::fixture::age_blobs(engine.root());
+    let report = engine.gc(&ocicas::GcOptions { dry_run: true, ..Default::default() }).unwrap();
+    assert_eq!(report.blobs_removed, 0, "GC keeps the labelled signature with the image: {report:?}");
+    let walked: Vec<String> = steps(&engine, "app").iter().map(|step| step.descriptor.digest.to_string()).collect();
+    assert!(
+        walked.contains(&signature.digest.to_string()),
+        "GC keeps {} for ref app (a label of its manifest), the walk does not reach it: {walked:?}",
+        signature.digest
+    );
+}
