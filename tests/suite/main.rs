@@ -32,6 +32,7 @@ mod gc_graph;
 mod gc_min_age;
 mod gc_umoci;
 mod hostile;
+mod image_walk;
 mod layout_input;
 mod limits;
 mod peers;

@@ -1,8 +1,9 @@
-//! The public image walk (`Engine::walk_image`, `ocicas walk`) attacked with hostile layouts.
-//! Each test here is a finding: it fails until the product is fixed. The comment on each says
-//! what is wrong and how bad it is.
+//! The public image walk (`Engine::walk_image`, `ocicas walk`) over hostile layouts: what it
+//! promises (each blob once, with its full descriptor, in memory bounded by the limits) holds,
+//! and its text output cannot be forged. Each test began as a finding of an outside tester;
+//! the comment on each says what was wrong.
 
-mod common;
+use crate::common;
 
 use std::ops::ControlFlow;
 
@@ -39,7 +40,7 @@ fn steps(engine: &Engine, ref_name: &str) -> Vec<WalkStep> {
     steps
 }
 
-/// FINDING (medium: output forgery for scripts and terminals). `ocicas walk LAYOUT REF` (text
+/// Was a FINDING (medium: output forgery for scripts and terminals). `ocicas walk LAYOUT REF` (text
 /// form) prints each step as `DIGEST<TAB>MEDIA TYPE<TAB>SIZE`, one blob per line, with the
 /// media type exactly as the hostile manifest spells it. The OCI media type grammar (RFC 6838)
 /// has no control characters, yet nothing checks it, so a manifest's layer whose media type
@@ -51,7 +52,7 @@ fn steps(engine: &Engine, ref_name: &str) -> Vec<WalkStep> {
 /// media types through Go's %q in its debug output; containerd's `ctr` uses tabwriter over
 /// validated media types).
 #[test]
-fn walk_text_output_is_forged_by_a_newline_in_a_hostile_media_type() {
+fn walk_text_output_escapes_control_characters_of_a_hostile_media_type() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     let engine = Engine::create(&layout).unwrap();
@@ -78,7 +79,7 @@ fn walk_text_output_is_forged_by_a_newline_in_a_hostile_media_type() {
     assert!(!text.contains('\u{1b}'), "an ESC sequence from the layout reached the terminal: {text:?}");
 }
 
-/// FINDING (low: the step breaks its documented contract). `WalkStep::descriptor` is "the blob
+/// Was a FINDING (low: the step breaks its documented contract). `WalkStep::descriptor` is "the blob
 /// as its referrer describes it (annotations and platform included)", and the walk follows JSON
 /// of a media type without a parser (an artifact bundle, a Helm chart index) through its
 /// descriptor-shaped objects. But only typed documents record their children's descriptors
@@ -87,7 +88,7 @@ fn walk_text_output_is_forged_by_a_newline_in_a_hostile_media_type() {
 /// platform are silently dropped, where containerd's `images.Walk` hands each child over as
 /// its parent wrote it.
 #[test]
-fn a_child_of_json_of_an_unknown_media_type_loses_its_annotations() {
+fn a_child_of_json_of_an_unknown_media_type_keeps_its_annotations() {
     let (_dir, engine) = common::fixture::store();
     let layer = engine.put_blob(b"part").unwrap();
     let bundle = format!(
@@ -112,7 +113,7 @@ fn a_child_of_json_of_an_unknown_media_type_loses_its_annotations() {
     );
 }
 
-/// FINDING (medium: memory grows with the whole graph, bounded by no limit). The public walk
+/// Was a FINDING (medium: memory grows with the whole graph, bounded by no limit). The public walk
 /// keeps a full clone of every child descriptor of every document it has read
 /// (`ChildDescriptors` in walk.rs) until the walk ends, annotations included, although each
 /// child has its one step right after (a layer) or soon after (a document) its parent's. GC's
@@ -127,7 +128,7 @@ fn a_child_of_json_of_an_unknown_media_type_loses_its_annotations() {
 /// a child's descriptor once its step is given, or keep only the children of the documents
 /// still queued.
 #[test]
-fn walk_memory_grows_with_the_total_size_of_the_graph_documents() {
+fn walk_memory_does_not_grow_with_the_total_size_of_the_graph_documents() {
     let one = walk_peak_mib(1);
     let ten = walk_peak_mib(10);
     println!("ocicas walk peak RSS: {one} MiB over 1 manifest, {ten} MiB over 10");
@@ -169,7 +170,7 @@ fn walk_peak_mib(manifests: usize) -> i64 {
     watched.peak_rss_kib >> 10
 }
 
-/// FINDING (low: a hostile index multiplies error steps). The walk promises "each blob once",
+/// Was a FINDING (low: a hostile index multiplies error steps). The walk promises "each blob once",
 /// and a stored blob is: an index listing one manifest 20 000 times gives one step. A blob
 /// that is not stored is taken out of the walk's `seen` set again (graph.rs, for GC's second
 /// walk under its lock), so the public walk gives it once per arrival, even from the same
@@ -179,7 +180,7 @@ fn walk_peak_mib(manifests: usize) -> i64 {
 /// `images.Walk` with a `SetChildrenLabels`-style dedup, or umoci's walk, report the blob
 /// once. Fix: remember missing arrivals for the public walk (only GC needs to forget them).
 #[test]
-fn a_missing_blob_listed_many_times_by_one_index_is_a_step_per_listing() {
+fn a_missing_blob_listed_many_times_by_one_index_is_one_step() {
     const LISTINGS: usize = 20_000;
     let (_dir, engine) = common::fixture::store();
     let missing = ocicas::Digest::of_bytes(ocicas::Algorithm::Sha256, b"never stored");
@@ -196,7 +197,7 @@ fn a_missing_blob_listed_many_times_by_one_index_is_a_step_per_listing() {
     assert_eq!(missing_steps, 1, "one missing blob, {missing_steps} steps for it");
 }
 
-/// FINDING (low: the walk's promise to mirror GC is not kept). `walk_image`'s documentation
+/// Was a FINDING (low: the walk's promise to mirror GC is not kept). `walk_image`'s documentation
 /// (walk.rs, ocicas_image_walk, Go's WalkImage) says it is the walk GC's mark makes, "so it
 /// reaches what GC keeps for the reference". GC also follows label edges
 /// (`ocicas.gc.ref.*=<digest>` on a reached blob: how the containerd adapter keeps a
@@ -206,7 +207,7 @@ fn a_missing_blob_listed_many_times_by_one_index_is_a_step_per_listing() {
 /// ref" through the walk loses it. Fix: give the walk the label edges (as GC's mark has
 /// them), or document that it follows documents only.
 #[test]
-fn a_blob_gc_keeps_through_a_label_of_the_image_is_not_walked() {
+fn a_blob_gc_keeps_through_a_label_of_the_image_is_walked() {
     let (_dir, engine) = common::fixture::store();
     let layer = engine.put_blob(b"layer").unwrap();
     let manifest = format!(
