@@ -1614,8 +1614,8 @@ ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
  * the reference does not exist, a blob is not stored, no manifest is for the platform (the
  * message lists the platforms there are) or the config reached is for another;
  * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
- * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
- * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+ * manifest, a document does not parse as its media type, the layers and DiffIDs do not
+ * pair up, or the config has a NUL in a string (which a C string cannot hold); `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
  * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
  *
  * Preconditions:
@@ -1717,7 +1717,8 @@ ocicas_status ocicas_image_walk(const struct ocicas_engine *engine,
  * `OCICAS_ERR_SIZE_MISMATCH` when the blob is not of the declared size;
  * `OCICAS_ERR_DIGEST_MISMATCH` when its bytes do not hash to its digest;
  * `OCICAS_ERR_INVALID_IMAGE` when it does not parse as its media type (a manifest described
- * as an index, a config whose runtime config is malformed).
+ * as an index, a config whose runtime config is malformed, a config with a NUL in a string,
+ * which a C string cannot hold).
  *
  * Preconditions:
  * `engine` is a live engine; `descriptor` a live descriptor; `out_document` writable.

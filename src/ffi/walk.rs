@@ -123,9 +123,11 @@ pub struct ocicas_config {
 }
 
 impl ocicas_config {
-    pub(super) fn new(config: &ImageConfig, runtime: &RuntimeConfig) -> Self {
+    /// `InvalidImage` for a config with a NUL in one of its strings (see `refuse_nul`).
+    pub(super) fn new(config: &ImageConfig, runtime: &RuntimeConfig) -> Result<Self> {
+        refuse_nul(config, runtime)?;
         let diff_ids: Vec<String> = config.rootfs.diff_ids.iter().map(ToString::to_string).collect();
-        ocicas_config {
+        Ok(ocicas_config {
             os: c_string(&config.os),
             architecture: c_string(&config.architecture),
             variant: config.variant().map(c_string),
@@ -139,7 +141,25 @@ impl ocicas_config {
             exposed_ports: ocicas_string_list::new(&runtime.exposed_ports),
             volumes: ocicas_string_list::new(&runtime.volumes),
             stop_signal: c_string(&runtime.stop_signal),
-        }
+        })
+    }
+}
+
+/// A C string ends at its first NUL, so a config string holding one (JSON can: `\u0000`) could
+/// only be handed over changed: `A=x\u0000y` in Env would reach a runtime as another value, and
+/// two labels could become one. Such a config is refused rather than changed.
+fn refuse_nul(config: &ImageConfig, runtime: &RuntimeConfig) -> Result<()> {
+    let single = [&config.os, &config.architecture, &runtime.working_dir, &runtime.user, &runtime.stop_signal];
+    let lists = [&runtime.env, &runtime.cmd, &runtime.entrypoint, &runtime.exposed_ports, &runtime.volumes];
+    let labels = runtime.labels.iter().flat_map(|(key, value)| [key, value]);
+    let listed = lists.into_iter().flatten().chain(labels);
+    let mut strings = single.into_iter().chain(listed).map(String::as_str).chain(config.variant());
+    match strings.find(|text| text.contains('\0')) {
+        None => Ok(()),
+        Some(text) => Err(Error::new(
+            ErrorKind::InvalidImage,
+            format!("the image config holds a string with a NUL ({text:?}), which a C string cannot hold"),
+        )),
     }
 }
 
@@ -190,7 +210,7 @@ impl ocicas_document {
                 ..empty
             },
             Document::Config(config) => {
-                ocicas_document { config: Some(ocicas_config::new(&config, &config.runtime()?)), ..empty }
+                ocicas_document { config: Some(ocicas_config::new(&config, &config.runtime()?)?), ..empty }
             }
             Document::ArtifactManifest(_) | Document::Schema1Manifest(_) | Document::Descriptor(_) => {
                 return Err(Error::new(
@@ -217,7 +237,8 @@ impl ocicas_document {
 /// `OCICAS_ERR_SIZE_MISMATCH` when the blob is not of the declared size;
 /// `OCICAS_ERR_DIGEST_MISMATCH` when its bytes do not hash to its digest;
 /// `OCICAS_ERR_INVALID_IMAGE` when it does not parse as its media type (a manifest described
-/// as an index, a config whose runtime config is malformed).
+/// as an index, a config whose runtime config is malformed, a config with a NUL in a string,
+/// which a C string cannot hold).
 ///
 /// # Safety
 /// `engine` is a live engine; `descriptor` a live descriptor; `out_document` writable.
