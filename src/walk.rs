@@ -3,7 +3,13 @@
 //! per blob. It is the walk GC's mark and fsck make (`graph`), so a caller sees what GC keeps:
 //! each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
 //! right after it (its config comes in its turn, after the documents of the manifest's depth),
-//! JSON of an unknown media type followed through its descriptor-shaped objects.
+//! JSON of an unknown media type followed through its descriptor-shaped objects, and a reached
+//! blob's `ocicas.gc.ref.*` labels followed to their targets (GC keeps those with it).
+//!
+//! Each step carries its blob's full descriptor as its referrer wrote it, yet the walk keeps
+//! the children of two documents at a time, not of every document read: its memory is bounded
+//! by the JSON limit, however many documents the graph holds (see `StepState`). A blob that
+//! is not stored is one step however many documents list it.
 //!
 //! A blob the walk cannot go into (not stored, of another size than declared, not what its
 //! media type says, nested past the walk depth limit) is a step too, carrying the error: the
@@ -27,11 +33,13 @@ use crate::spec::{Descriptor, Document};
 #[derive(Debug)]
 pub struct WalkStep {
     /// The blob as its referrer describes it (annotations and platform included). A blob
-    /// referenced by digest alone (a Docker schema 1 layer) has size 0 here.
+    /// referenced by digest alone (a Docker schema 1 layer) has size 0 here; one reached
+    /// through a label of its parent (`ocicas.gc.ref.*`, as GC follows it) has no media type
+    /// and size 0.
     pub descriptor: Descriptor,
     /// 0 for the root, 1 for what it references, and so on.
     pub depth: u64,
-    /// The document that referenced it; None for the root.
+    /// The document that referenced it, or the blob whose label did; None for the root.
     pub parent: Option<Digest>,
     /// Why the walk did not go into this blob: `NotFound` (not stored), `SizeMismatch`,
     /// `DigestMismatch`, `InvalidImage` (not what its media type says), `TooLarge` (over the
@@ -138,7 +146,7 @@ impl Engine {
         // The graph walk stops on a flag of its own: the callback's stop is not the caller's
         // cancel, which the walk must not request on the caller's behalf.
         let stop = Cancel::new();
-        let mut walk = GraphWalk::new(self, HashMap::new()).stopped_by(&stop);
+        let mut walk = GraphWalk::new(self, HashMap::new()).reading_labels().stopped_by(&stop);
         let mut state = StepState { current: None, queued: None, missing: HashSet::new() };
         walk.walk(&self.layout.blob_dirs(), vec![Reached::root(root, root_name)], |reached, node| {
             if stop.is_requested() || cancel.is_requested() {
@@ -198,6 +206,10 @@ impl Engine {
     /// schema 1 layer).
     fn child_descriptor(&self, state: &mut StepState, parent: &Digest, reached: &Reached) -> Descriptor {
         let size = reached.size.unwrap_or_default();
+        if reached.media_type.is_empty() && reached.size.is_none() {
+            // The target of a label of its parent, which no descriptor describes.
+            return Descriptor::new(String::new(), reached.digest.clone(), size);
+        }
         let key = (reached.digest.clone(), reached.media_type.clone(), size);
         if state.current.as_ref().is_none_or(|current| current.parent != *parent) {
             // The document being visited is done with: its layers came with it.
