@@ -46,7 +46,9 @@ import (
 )
 
 // ImageConfig is an image config, parsed: its platform, its layers' DiffIDs and the runtime
-// config a container of the image starts with. Fields the config does not set are empty.
+// config a container of the image starts with. Fields the config does not set are empty. Its
+// strings are the config's exactly: a config with a NUL in a string (which the C library
+// cannot hand over) is ErrInvalidImage from ReadDocument and ResolveImage.
 type ImageConfig struct {
 	// OS, Architecture and Variant are the config's platform ("" when no variant).
 	OS           string
@@ -91,7 +93,8 @@ type WalkStep struct {
 	Descriptor Descriptor
 	// Depth is 0 for the ref's own target, 1 for what it references, and so on.
 	Depth int
-	// Parent is the digest of the document that referenced the blob; "" for the root.
+	// Parent is the digest of the document that referenced the blob (or of the blob whose
+	// ocicas.gc.ref.* label did); "" for the root.
 	Parent string
 	// Err is nil when the blob was read (a document) or found stored (a layer, which is not
 	// read), else why the walk did not go into it: ErrNotFound (not stored), ErrSizeMismatch,
@@ -105,7 +108,9 @@ type WalkStep struct {
 
 // WalkImage walks the graph of reference ref: its index or manifest, then what each document
 // references (an index's manifests, a manifest's config and layers, a subject), calling fn
-// once per blob. It is the walk GC and fsck make, so it reaches what GC keeps for the ref:
+// once per blob. It is the walk GC makes (ocicas.gc.ref.* labels followed to their targets,
+// which have no MediaType and Size 0; Parent is then the labelled blob), so it reaches what
+// GC keeps for the ref:
 // each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
 // right after it (its config comes in its turn, after the documents of the manifest's depth). A
 // blob the walk cannot go into is a step with its Err and the walk goes on: fn decides
