@@ -224,10 +224,39 @@ fn a_blob_gc_keeps_through_a_label_of_the_image_is_walked() {
     common::fixture::age_blobs(engine.root());
     let report = engine.gc(&ocicas::GcOptions { dry_run: true, ..Default::default() }).unwrap();
     assert_eq!(report.blobs_removed, 0, "GC keeps the labelled signature with the image: {report:?}");
-    let walked: Vec<String> = steps(&engine, "app").iter().map(|step| step.descriptor.digest.to_string()).collect();
+    let steps = steps(&engine, "app");
+    let walked: Vec<String> = steps.iter().map(|step| step.descriptor.digest.to_string()).collect();
     assert!(
         walked.contains(&signature.digest.to_string()),
         "GC keeps {} for ref app (a label of its manifest), the walk does not reach it: {walked:?}",
         signature.digest
     );
+    let step = steps.iter().find(|step| step.descriptor.digest == signature.digest).unwrap();
+    assert_eq!(
+        (step.parent.as_ref(), step.depth, step.descriptor.media_type.as_str(), step.error.is_none()),
+        (Some(&manifest.digest), 1, "", true),
+        "the label's target is a step under the labelled manifest: {step:#?}"
+    );
+}
+
+/// fsck's text report quotes the media type of a blob it finds missing: a control character in
+/// it is escaped there too (one shared escaping for the CLI's text output), so the report
+/// cannot be given lines of the layout writer's choosing, nor reach the terminal.
+#[test]
+fn fsck_text_output_escapes_control_characters_of_a_hostile_media_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let engine = Engine::create(&layout).unwrap();
+    let missing = ocicas::Digest::of_bytes(ocicas::Algorithm::Sha256, b"never stored");
+    let forged_media_type = format!("{LAYER}\\nsound: 1 blobs\\u001b[2K");
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","config":{{{}}},"layers":[{{"mediaType":"{forged_media_type}","digest":"{missing}","size":5}}]}}"#,
+        config_fields(&engine)
+    );
+    tag_raw_manifest(&engine, "app", &manifest);
+    let output = ocicas_output(&["fsck", s(&layout)], b"");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&missing.to_string()), "fsck reports the missing layer: {text}");
+    assert!(!text.lines().any(|line| line.starts_with("sound")), "a forged line in fsck's report:\n{text}");
+    assert!(!text.contains('\u{1b}'), "an ESC sequence from the layout reached the terminal: {text:?}");
 }
