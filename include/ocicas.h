@@ -409,7 +409,8 @@ typedef struct ocicas_cancel ocicas_cancel;
  * container of the image starts with. Owned by the document or image it came from
  * (`ocicas_document_config`, `ocicas_image_parsed_config`), valid until that is freed, and
  * so is every pointer its accessors return. Immutable: any number of threads may read one
- * at once.
+ * at once. Its strings are the config's exactly: a config with a NUL in a string (JSON
+ * `\u0000`), which a C string cannot hold, is refused with `OCICAS_ERR_INVALID_IMAGE`.
  */
 typedef struct ocicas_config ocicas_config;
 
@@ -636,10 +637,11 @@ typedef struct ocicas_platform {
 
 /**
  * Called by `ocicas_image_walk` once per blob of the image's graph. `descriptor` is the blob
- * as its referrer describes it (with annotations, and a platform for an index entry),
+ * as its referrer describes it (with annotations, and a platform for an index entry; no media
+ * type and size 0 for the target of a label of its parent),
  * borrowed for the call only (copy what you keep); `depth` is 0 for the ref's own target, 1
  * for what it references, and so on; `parent_digest` is the digest of the document that
- * referenced it, NULL for the root. `blob_status` is `OCICAS_OK` when the blob was read (a
+ * referenced it (or of the blob whose `ocicas.gc.ref.*` label did), NULL for the root. `blob_status` is `OCICAS_OK` when the blob was read (a
  * document) or found stored (a layer, which is not read), else why the walk did not go into
  * it: `OCICAS_ERR_NOT_FOUND` (not stored), `OCICAS_ERR_SIZE_MISMATCH`,
  * `OCICAS_ERR_DIGEST_MISMATCH`, `OCICAS_ERR_INVALID_IMAGE` (not what its media type says),
@@ -1614,8 +1616,8 @@ ocicas_status ocicas_image_append(const struct ocicas_engine *engine,
  * the reference does not exist, a blob is not stored, no manifest is for the platform (the
  * message lists the platforms there are) or the config reached is for another;
  * `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
- * manifest, a document does not parse as its media type, or the layers and DiffIDs do not
- * pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+ * manifest, a document does not parse as its media type, the layers and DiffIDs do not
+ * pair up, or the config has a NUL in a string (which a C string cannot hold); `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
  * than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
  *
  * Preconditions:
@@ -1685,7 +1687,9 @@ const struct ocicas_config *ocicas_image_parsed_config(const struct ocicas_image
  * the reference: each blob once, at its shallowest depth, breadth-first except that a
  * manifest's layers come right after it (its config comes in its turn, after the documents
  * of the manifest's depth); JSON of an unknown media type followed through its objects
- * shaped like descriptors. A blob the walk cannot go into (a missing layer, a broken manifest) is given
+ * shaped like descriptors; a reached blob's `ocicas.gc.ref.*` labels followed to their
+ * targets; a blob that is not stored given once, however many documents list it. Its memory
+ * is bounded by the JSON limit, not by the number of documents it reads. A blob the walk cannot go into (a missing layer, a broken manifest) is given
  * to the callback with its status and the walk goes on with the rest: the callback decides
  * whether that ends its walk. Returns `OCICAS_OK` when the walk ends, also when the callback
  * stopped it.
@@ -1717,7 +1721,8 @@ ocicas_status ocicas_image_walk(const struct ocicas_engine *engine,
  * `OCICAS_ERR_SIZE_MISMATCH` when the blob is not of the declared size;
  * `OCICAS_ERR_DIGEST_MISMATCH` when its bytes do not hash to its digest;
  * `OCICAS_ERR_INVALID_IMAGE` when it does not parse as its media type (a manifest described
- * as an index, a config whose runtime config is malformed).
+ * as an index, a config whose runtime config is malformed, a config with a NUL in a string,
+ * which a C string cannot hold).
  *
  * Preconditions:
  * `engine` is a live engine; `descriptor` a live descriptor; `out_document` writable.

@@ -265,6 +265,9 @@ pub(crate) struct GraphWalk<'e> {
     seen: HashSet<(BlobKey, ReadAs, Option<u64>)>,
     /// Extra edges from labels (`ocicas.gc.ref.*`), by source digest.
     label_edges: HashMap<Digest, Vec<Digest>>,
+    /// Whether each blob's label edges are read when it is first visited, instead of taken
+    /// from `label_edges` (see `reading_labels`).
+    reads_labels: bool,
     /// A walk stops early once this is requested (see `stopped_by`).
     cancel: Cancel,
     /// Blobs known to be stored (see `knowing_stored`), sorted.
@@ -280,6 +283,7 @@ impl<'e> GraphWalk<'e> {
             visited: HashMap::new(),
             seen: HashSet::new(),
             label_edges,
+            reads_labels: false,
             cancel: Cancel::default(),
             listed: &[],
             listed_sizes: None,
@@ -307,6 +311,24 @@ impl<'e> GraphWalk<'e> {
     /// A blob whose size could not be read (None) is looked at by the walk, which reports why.
     pub(crate) fn knowing_sizes(self, listed: &'e [BlobKey], sizes: &'e [Option<u64>]) -> Self {
         GraphWalk { listed, listed_sizes: Some(sizes), ..self }
+    }
+
+    /// The walk, reading the labels of each blob it visits for its label edges: the public walk
+    /// of one image reads the labels of the blobs it reaches, not those of the whole store as
+    /// GC does (it needs them all for its roots).
+    pub(crate) fn reading_labels(self) -> Self {
+        GraphWalk { reads_labels: true, ..self }
+    }
+
+    /// The targets of `digest`'s label edges, read from its labels. A label map that cannot
+    /// be read gives none here: GC and fsck report it.
+    fn read_label_edges(&self, digest: &Digest) -> Vec<Digest> {
+        let labels = self.engine.info(digest).map(|info| info.labels).unwrap_or_default();
+        labels
+            .iter()
+            .filter(|(key, _)| key.starts_with(crate::gc::LABEL_GC_REF_PREFIX))
+            .filter_map(|(_, value)| value.parse::<Digest>().ok())
+            .collect()
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,
@@ -402,12 +424,21 @@ impl<'e> GraphWalk<'e> {
             }
         };
         if self.visited.insert(blob.clone(), stored).is_none() {
+            let read;
+            let targets = if self.reads_labels {
+                read = self.read_label_edges(&reached.digest);
+                &read
+            } else {
+                self.label_edges.get(&reached.digest).map_or(&[][..], Vec::as_slice)
+            };
             // Label targets carry no media type or size: they are walked untyped.
-            if let Some(targets) = self.label_edges.get(&reached.digest) {
+            if !targets.is_empty() {
                 let name = format!("{} > label of {}", reached.path, reached.digest);
+                let parent = Rc::new(reached.digest.clone());
                 for target in targets {
                     pending.push_back(Reached {
                         depth: reached.depth + 1,
+                        parent: Some(parent.clone()),
                         ..Reached::untyped(target.clone(), name.clone())
                     });
                 }

@@ -3,32 +3,43 @@
 //! per blob. It is the walk GC's mark and fsck make (`graph`), so a caller sees what GC keeps:
 //! each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
 //! right after it (its config comes in its turn, after the documents of the manifest's depth),
-//! JSON of an unknown media type followed through its descriptor-shaped objects.
+//! JSON of an unknown media type followed through its descriptor-shaped objects, and a reached
+//! blob's `ocicas.gc.ref.*` labels followed to their targets (GC keeps those with it).
+//!
+//! Each step carries its blob's full descriptor as its referrer wrote it, yet the walk keeps
+//! the children of two documents at a time, not of every document read: its memory is bounded
+//! by the JSON limit, however many documents the graph holds (see `StepState`). A blob that
+//! is not stored is one step however many documents list it.
 //!
 //! A blob the walk cannot go into (not stored, of another size than declared, not what its
 //! media type says, nested past the walk depth limit) is a step too, carrying the error: the
 //! caller decides whether that ends its walk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
+
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::cancel::Cancel;
 use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result, not_found};
-use crate::graph::{GraphWalk, Node, Reached, missing_line};
+use crate::graph::{BlobKey, GraphWalk, Node, Reached, missing_line};
 use crate::limits::Limit;
-use crate::spec::Descriptor;
+use crate::spec::{Descriptor, Document};
 
 /// One blob reached by `Engine::walk_image`.
 #[derive(Debug)]
 pub struct WalkStep {
     /// The blob as its referrer describes it (annotations and platform included). A blob
-    /// referenced by digest alone (a Docker schema 1 layer) has size 0 here.
+    /// referenced by digest alone (a Docker schema 1 layer) has size 0 here; one reached
+    /// through a label of its parent (`ocicas.gc.ref.*`, as GC follows it) has no media type
+    /// and size 0.
     pub descriptor: Descriptor,
     /// 0 for the root, 1 for what it references, and so on.
     pub depth: u64,
-    /// The document that referenced it; None for the root.
+    /// The document that referenced it, or the blob whose label did; None for the root.
     pub parent: Option<Digest>,
     /// Why the walk did not go into this blob: `NotFound` (not stored), `SizeMismatch`,
     /// `DigestMismatch`, `InvalidImage` (not what its media type says), `TooLarge` (over the
@@ -37,10 +48,67 @@ pub struct WalkStep {
     pub error: Option<Error>,
 }
 
-/// The full descriptors of the documents' children, by (parent, digest, media type, size): the
-/// graph walk carries only what it needs to walk (digest, media type, size) to keep GC's
-/// queue small; a caller wants a child's annotations and platform too.
-type ChildDescriptors = HashMap<(Digest, Digest, String, u64), Descriptor>;
+/// The full descriptors of one document's children, by (digest, media type, size): the graph
+/// walk carries only what it needs to walk (digest, media type, size) to keep GC's queue small;
+/// a caller wants a child's annotations and platform too.
+struct ChildDescriptors {
+    parent: Digest,
+    by_child: HashMap<(Digest, String, u64), Descriptor>,
+}
+
+impl ChildDescriptors {
+    fn of_document(parent: &Digest, document: &Document) -> ChildDescriptors {
+        let mut by_child = HashMap::new();
+        for child in document.descriptors() {
+            by_child.entry(child_key(child)).or_insert_with(|| child.clone());
+        }
+        ChildDescriptors { parent: parent.clone(), by_child }
+    }
+
+    /// Reads `parent` again and takes every object of it shaped like a descriptor: the same
+    /// objects a typed document's descriptors are, and the children the graph walk follows in
+    /// JSON of a media type without a parser. Empty when it cannot be read again (removed
+    /// since): its children's steps then carry what the graph walk knows.
+    fn read(engine: &Engine, parent: &Digest) -> ChildDescriptors {
+        let mut by_child = HashMap::new();
+        let value = engine
+            .read_blob(parent, engine.max_json_size())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        // serde_json nests at most 128 levels deep, so this stack stays small.
+        let mut pending: Vec<&Value> = value.iter().collect();
+        while let Some(value) = pending.pop() {
+            match value {
+                Value::Object(object) => {
+                    if let Ok(descriptor) = Descriptor::deserialize(value) {
+                        by_child.entry(child_key(&descriptor)).or_insert(descriptor);
+                    }
+                    pending.extend(object.values());
+                }
+                Value::Array(items) => pending.extend(items),
+                _ => {}
+            }
+        }
+        ChildDescriptors { parent: parent.clone(), by_child }
+    }
+}
+
+fn child_key(descriptor: &Descriptor) -> (Digest, String, u64) {
+    (descriptor.digest.clone(), descriptor.media_type.clone(), descriptor.size)
+}
+
+/// What the public walk keeps besides the graph walk's own state, bounded by two documents:
+/// the children of the document being visited (its layers are visited at once, with it), and
+/// the children of the document whose queued children are being visited (they come in a run,
+/// breadth-first), read again when its run begins. Keeping every document's children until
+/// the walk ends would grow with the whole graph.
+struct StepState {
+    current: Option<ChildDescriptors>,
+    queued: Option<ChildDescriptors>,
+    /// Blobs already given as a `NotFound` step: the graph walk forgets a missing blob (GC's
+    /// second walk must follow it if it is committed meanwhile), the caller wants it once.
+    missing: HashSet<BlobKey>,
+}
 
 impl Engine {
     /// Walks the image graph of ref `ref_name`: see `walk_descriptor`. `NotFound` when the
@@ -78,14 +146,16 @@ impl Engine {
         // The graph walk stops on a flag of its own: the callback's stop is not the caller's
         // cancel, which the walk must not request on the caller's behalf.
         let stop = Cancel::new();
-        let mut walk = GraphWalk::new(self, HashMap::new()).stopped_by(&stop);
-        let mut children = ChildDescriptors::new();
+        let mut walk = GraphWalk::new(self, HashMap::new()).reading_labels().stopped_by(&stop);
+        let mut state = StepState { current: None, queued: None, missing: HashSet::new() };
         walk.walk(&self.layout.blob_dirs(), vec![Reached::root(root, root_name)], |reached, node| {
             if stop.is_requested() || cancel.is_requested() {
                 stop.request();
                 return;
             }
-            let step = self.step(root, &mut children, reached, node);
+            let Some(step) = self.step(root, &mut state, reached, node) else {
+                return;
+            };
             if on_step(step).is_break() {
                 stop.request();
             }
@@ -93,11 +163,21 @@ impl Engine {
         cancel.check("image walk")
     }
 
-    /// The step for one node of the graph walk; records a document's children's descriptors
-    /// for their own steps.
-    fn step(&self, root: &Descriptor, children: &mut ChildDescriptors, reached: &Reached, node: Node<'_>) -> WalkStep {
+    /// The step for one node of the graph walk, None for a missing blob already given; keeps
+    /// a document's children's descriptors for their own steps.
+    fn step(&self, root: &Descriptor, state: &mut StepState, reached: &Reached, node: Node<'_>) -> Option<WalkStep> {
+        let parent = reached.parent.as_deref().cloned();
+        let descriptor = match &parent {
+            None => root.clone(),
+            Some(parent) => self.child_descriptor(state, parent, reached),
+        };
         let error = match node {
-            Node::Missing => Some(not_found(missing_line(reached))),
+            Node::Missing => {
+                if !state.missing.insert(BlobKey::of(&reached.digest)) {
+                    return None;
+                }
+                Some(not_found(missing_line(reached)))
+            }
             Node::SizeMismatch(stored) => Some(Error::new(
                 ErrorKind::SizeMismatch,
                 format!(
@@ -108,10 +188,7 @@ impl Engine {
             )),
             Node::Leaf | Node::UnknownJson(_) => None,
             Node::Document(document) => {
-                for child in document.descriptors() {
-                    let key = (reached.digest.clone(), child.digest.clone(), child.media_type.clone(), child.size);
-                    children.entry(key).or_insert_with(|| child.clone());
-                }
+                state.current = Some(ChildDescriptors::of_document(&reached.digest, document));
                 None
             }
             Node::Unreadable(err) => Some(err),
@@ -120,26 +197,30 @@ impl Engine {
                 format!("blob {} nests documents deeper than the walk depth", reached.describe()),
             )),
         };
-        let parent = reached.parent.as_deref().cloned();
-        let descriptor = match &parent {
-            None => root.clone(),
-            Some(parent) => {
-                let key = (
-                    parent.clone(),
-                    reached.digest.clone(),
-                    reached.media_type.clone(),
-                    reached.size.unwrap_or_default(),
-                );
-                children.get(&key).cloned().unwrap_or_else(|| {
-                    Descriptor::new(
-                        reached.media_type.clone(),
-                        reached.digest.clone(),
-                        reached.size.unwrap_or_default(),
-                    )
-                })
+        Some(WalkStep { descriptor, depth: reached.depth(), parent, error })
+    }
+
+    /// The descriptor `parent` gives the blob `reached`: from the document being visited (a
+    /// layer, visited with it) or from the one whose queued children are visited now, read
+    /// again when its run begins; bare (digest, media type, size) when it has none (a Docker
+    /// schema 1 layer).
+    fn child_descriptor(&self, state: &mut StepState, parent: &Digest, reached: &Reached) -> Descriptor {
+        let size = reached.size.unwrap_or_default();
+        if reached.media_type.is_empty() && reached.size.is_none() {
+            // The target of a label of its parent, which no descriptor describes.
+            return Descriptor::new(String::new(), reached.digest.clone(), size);
+        }
+        let key = (reached.digest.clone(), reached.media_type.clone(), size);
+        if state.current.as_ref().is_none_or(|current| current.parent != *parent) {
+            // The document being visited is done with: its layers came with it.
+            state.current = None;
+            if state.queued.as_ref().is_none_or(|queued| queued.parent != *parent) {
+                state.queued = None;
+                state.queued = Some(ChildDescriptors::read(self, parent));
             }
-        };
-        WalkStep { descriptor, depth: reached.depth(), parent, error }
+        }
+        let known = state.current.as_ref().or(state.queued.as_ref()).and_then(|children| children.by_child.get(&key));
+        known.cloned().unwrap_or_else(|| Descriptor::new(reached.media_type.clone(), reached.digest.clone(), size))
     }
 }
 

@@ -11,7 +11,9 @@ import "C"
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"math"
 )
 
 // Image is an image resolved for one platform (Engine.ResolveImage): what a runtime needs to
@@ -96,12 +98,22 @@ func goImage(image *C.ocicas_image) (*Image, error) {
 	return img, nil
 }
 
-// goDescriptor copies a descriptor the library owns; an error when its data is not base64.
+// goDescriptor copies a descriptor the library owns. The library hands on what a document
+// says; two things a Go Descriptor cannot hold are errors, with the descriptor copied as far as
+// it can be: a size over the int64 range (ErrTooLarge; Size is then math.MaxInt64, never
+// negative) and data that is not base64 (ErrInvalidImage; Data is then nil).
 func goDescriptor(descriptor *C.ocicas_descriptor) (Descriptor, error) {
+	var errs []error
 	d := Descriptor{
 		MediaType: C.GoString(C.ocicas_descriptor_media_type(descriptor)),
 		Digest:    C.GoString(C.ocicas_descriptor_digest(descriptor)),
-		Size:      int64(C.ocicas_descriptor_size(descriptor)),
+	}
+	if size := uint64(C.ocicas_descriptor_size(descriptor)); size > math.MaxInt64 {
+		d.Size = math.MaxInt64
+		errs = append(errs, &Error{Code: CodeTooLarge,
+			Message: fmt.Sprintf("descriptor %s: size %d is over the int64 range", d.Digest, size)})
+	} else {
+		d.Size = int64(size)
 	}
 	if annotations := goKeyValues(C.ocicas_descriptor_annotations(descriptor)); len(annotations) > 0 {
 		d.Annotations = annotations
@@ -115,9 +127,11 @@ func goDescriptor(descriptor *C.ocicas_descriptor) (Descriptor, error) {
 	if data := C.ocicas_descriptor_data(descriptor); data != nil {
 		decoded, err := base64.StdEncoding.DecodeString(C.GoString(data))
 		if err != nil {
-			return Descriptor{}, fmt.Errorf("ocicas: descriptor %s: data is not base64: %w", d.Digest, err)
+			errs = append(errs, &Error{Code: CodeInvalidImage,
+				Message: fmt.Sprintf("descriptor %s: data is not base64: %v", d.Digest, err)})
+		} else {
+			d.Data = decoded
 		}
-		d.Data = decoded
 	}
 	if os := C.ocicas_descriptor_platform_os(descriptor); os != nil {
 		d.Platform = &Platform{
@@ -130,7 +144,22 @@ func goDescriptor(descriptor *C.ocicas_descriptor) (Descriptor, error) {
 			d.Platform.OSFeatures = features
 		}
 	}
-	return d, nil
+	return d, joinErrors(errs...)
+}
+
+// joinErrors is nil, the one error of errs that is not nil as it is (a caller's type
+// assertion to *Error keeps working), or errors.Join of them.
+func joinErrors(errs ...error) error {
+	var found []error
+	for _, err := range errs {
+		if err != nil {
+			found = append(found, err)
+		}
+	}
+	if len(found) == 1 {
+		return found[0]
+	}
+	return errors.Join(found...)
 }
 
 // takeDescriptor copies a descriptor returned through an out argument and frees it.

@@ -46,7 +46,9 @@ import (
 )
 
 // ImageConfig is an image config, parsed: its platform, its layers' DiffIDs and the runtime
-// config a container of the image starts with. Fields the config does not set are empty.
+// config a container of the image starts with. Fields the config does not set are empty. Its
+// strings are the config's exactly: a config with a NUL in a string (which the C library
+// cannot hand over) is ErrInvalidImage from ReadDocument and ResolveImage.
 type ImageConfig struct {
 	// OS, Architecture and Variant are the config's platform ("" when no variant).
 	OS           string
@@ -91,18 +93,24 @@ type WalkStep struct {
 	Descriptor Descriptor
 	// Depth is 0 for the ref's own target, 1 for what it references, and so on.
 	Depth int
-	// Parent is the digest of the document that referenced the blob; "" for the root.
+	// Parent is the digest of the document that referenced the blob (or of the blob whose
+	// ocicas.gc.ref.* label did); "" for the root.
 	Parent string
 	// Err is nil when the blob was read (a document) or found stored (a layer, which is not
 	// read), else why the walk did not go into it: ErrNotFound (not stored), ErrSizeMismatch,
 	// ErrDigestMismatch, ErrInvalidImage (not what its media type says), ErrTooLarge (over the
-	// JSON limit or nested past the walk depth limit) or ErrIO.
+	// JSON limit or nested past the walk depth limit) or ErrIO. It is also ErrTooLarge for a
+	// declared size over the int64 range (Descriptor.Size is then math.MaxInt64) and
+	// ErrInvalidImage for a data field that is not base64 (Descriptor.Data is then nil); the
+	// walk goes on past either.
 	Err error
 }
 
 // WalkImage walks the graph of reference ref: its index or manifest, then what each document
 // references (an index's manifests, a manifest's config and layers, a subject), calling fn
-// once per blob. It is the walk GC and fsck make, so it reaches what GC keeps for the ref:
+// once per blob. It is the walk GC makes (ocicas.gc.ref.* labels followed to their targets,
+// which have no MediaType and Size 0; Parent is then the labelled blob), so it reaches what
+// GC keeps for the ref:
 // each blob once, at its shallowest depth, breadth-first except that a manifest's layers come
 // right after it (its config comes in its turn, after the documents of the manifest's depth). A
 // blob the walk cannot go into is a step with its Err and the walk goes on: fn decides
@@ -125,11 +133,7 @@ func (e *Engine) WalkImage(ctx context.Context, ref string, fn func(WalkStep) er
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", ctx.Err(), &Error{Code: CodeCancelled, Message: "image walk cancelled"})
 		}
-		step, err := goWalkStep((*C.struct_ocicas_go_walk_step)(value))
-		if err != nil {
-			return err
-		}
-		return fn(step)
+		return fn(goWalkStep((*C.struct_ocicas_go_walk_step)(value)))
 	}}
 	handle := cgo.NewHandle(callback)
 	defer handle.Delete()
@@ -144,20 +148,21 @@ func (e *Engine) WalkImage(ctx context.Context, ref string, fn func(WalkStep) er
 	return err
 }
 
-// goWalkStep copies a step the library gave the callback.
-func goWalkStep(step *C.struct_ocicas_go_walk_step) (WalkStep, error) {
-	descriptor, err := goDescriptor(step.descriptor)
-	if err != nil {
-		return WalkStep{}, err
-	}
+// goWalkStep copies a step the library gave the callback. A descriptor Go cannot hold as it
+// is (see goDescriptor) is the step's error, joined to the library's: one hostile descriptor
+// does not end the walk.
+func goWalkStep(step *C.struct_ocicas_go_walk_step) WalkStep {
+	descriptor, descriptorErr := goDescriptor(step.descriptor)
 	walkStep := WalkStep{Descriptor: descriptor, Depth: int(step.depth)}
 	if step.parent != nil {
 		walkStep.Parent = C.GoString(step.parent)
 	}
+	var stepErr error
 	if step.status != C.OCICAS_OK {
-		walkStep.Err = &Error{Code: Code(step.status), Message: C.GoString(step.message)}
+		stepErr = &Error{Code: Code(step.status), Message: C.GoString(step.message)}
 	}
-	return walkStep, nil
+	walkStep.Err = joinErrors(stepErr, descriptorErr)
+	return walkStep
 }
 
 // DocumentKind is what a Document is.
@@ -197,8 +202,9 @@ type Document struct {
 //
 // ErrUnsupportedMediaType for any other media type (layers, artifacts, Docker schema 1);
 // ErrNotFound when the blob is not stored; ErrTooLarge, ErrSizeMismatch, ErrDigestMismatch;
-// ErrInvalidImage when it does not parse as its media type; ErrInvalidArgument for a
-// malformed digest or an empty media type.
+// ErrInvalidImage when it does not parse as its media type or holds a descriptor whose data
+// is not base64; ErrTooLarge too for a descriptor in it whose size is over the int64 range;
+// ErrInvalidArgument for a malformed digest, an empty media type or a negative size.
 func (e *Engine) ReadDocument(d Descriptor) (*Document, error) {
 	var args cArgs
 	defer args.free()

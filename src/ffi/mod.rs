@@ -224,7 +224,8 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
     }
 }
 
-/// `text` as a C string; a NUL inside (which no C string can hold) is written as `\0`.
+/// `text` as a C string; a NUL inside (which no C string can hold) is written as `\0`. An image
+/// config, whose strings reach a runtime, is refused with a NUL instead (`ocicas_config::new`).
 pub(crate) fn c_string(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }

@@ -39,13 +39,14 @@ pub struct ocicas_image {
 }
 
 impl ocicas_image {
-    fn new(image: &ResolvedImage) -> Self {
-        ocicas_image {
+    /// `InvalidImage` for a config with a NUL in one of its strings.
+    fn new(image: &ResolvedImage) -> Result<Self> {
+        Ok(ocicas_image {
             manifest: ocicas_descriptor::new(&image.manifest),
             config_descriptor: ocicas_descriptor::new(&image.config_descriptor),
             layers: image.layers.iter().map(ocicas_descriptor::new).collect(),
-            config: ocicas_config::new(&image.config, &image.runtime),
-        }
+            config: ocicas_config::new(&image.config, &image.runtime)?,
+        })
     }
 }
 
@@ -76,8 +77,8 @@ unsafe fn platform_arg(platform: &ocicas_platform) -> Result<Platform> {
 /// the reference does not exist, a blob is not stored, no manifest is for the platform (the
 /// message lists the platforms there are) or the config reached is for another;
 /// `OCICAS_ERR_INVALID_IMAGE` when the reference leads to something other than an index or
-/// manifest, a document does not parse as its media type, or the layers and DiffIDs do not
-/// pair up; `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
+/// manifest, a document does not parse as its media type, the layers and DiffIDs do not
+/// pair up, or the config has a NUL in a string (which a C string cannot hold); `OCICAS_ERR_SIZE_MISMATCH` / `OCICAS_ERR_TOO_LARGE` for a document of another size
 /// than described, over the JSON limit, or indexes nested deeper than the walk depth limit.
 ///
 /// # Safety
@@ -99,7 +100,7 @@ pub unsafe extern "C" fn ocicas_image_resolve(
         };
         let out_image = unsafe { arg_out(out_image, "out_image") }?;
         let image = engine.engine.image_resolve(ref_name, platform.as_ref())?;
-        *out_image = into_handle(ocicas_image::new(&image));
+        *out_image = into_handle(ocicas_image::new(&image)?);
         Ok(())
     })
 }

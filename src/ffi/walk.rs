@@ -18,10 +18,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::spec::{Document, ImageConfig, RuntimeConfig};
 
 /// Called by `ocicas_image_walk` once per blob of the image's graph. `descriptor` is the blob
-/// as its referrer describes it (with annotations, and a platform for an index entry),
+/// as its referrer describes it (with annotations, and a platform for an index entry; no media
+/// type and size 0 for the target of a label of its parent),
 /// borrowed for the call only (copy what you keep); `depth` is 0 for the ref's own target, 1
 /// for what it references, and so on; `parent_digest` is the digest of the document that
-/// referenced it, NULL for the root. `blob_status` is `OCICAS_OK` when the blob was read (a
+/// referenced it (or of the blob whose `ocicas.gc.ref.*` label did), NULL for the root. `blob_status` is `OCICAS_OK` when the blob was read (a
 /// document) or found stored (a layer, which is not read), else why the walk did not go into
 /// it: `OCICAS_ERR_NOT_FOUND` (not stored), `OCICAS_ERR_SIZE_MISMATCH`,
 /// `OCICAS_ERR_DIGEST_MISMATCH`, `OCICAS_ERR_INVALID_IMAGE` (not what its media type says),
@@ -44,7 +45,9 @@ pub type ocicas_image_walk_cb = Option<
 /// the reference: each blob once, at its shallowest depth, breadth-first except that a
 /// manifest's layers come right after it (its config comes in its turn, after the documents
 /// of the manifest's depth); JSON of an unknown media type followed through its objects
-/// shaped like descriptors. A blob the walk cannot go into (a missing layer, a broken manifest) is given
+/// shaped like descriptors; a reached blob's `ocicas.gc.ref.*` labels followed to their
+/// targets; a blob that is not stored given once, however many documents list it. Its memory
+/// is bounded by the JSON limit, not by the number of documents it reads. A blob the walk cannot go into (a missing layer, a broken manifest) is given
 /// to the callback with its status and the walk goes on with the rest: the callback decides
 /// whether that ends its walk. Returns `OCICAS_OK` when the walk ends, also when the callback
 /// stopped it.
@@ -105,7 +108,8 @@ pub enum ocicas_document_kind {
 /// container of the image starts with. Owned by the document or image it came from
 /// (`ocicas_document_config`, `ocicas_image_parsed_config`), valid until that is freed, and
 /// so is every pointer its accessors return. Immutable: any number of threads may read one
-/// at once.
+/// at once. Its strings are the config's exactly: a config with a NUL in a string (JSON
+/// `\u0000`), which a C string cannot hold, is refused with `OCICAS_ERR_INVALID_IMAGE`.
 pub struct ocicas_config {
     os: CString,
     architecture: CString,
@@ -123,9 +127,11 @@ pub struct ocicas_config {
 }
 
 impl ocicas_config {
-    pub(super) fn new(config: &ImageConfig, runtime: &RuntimeConfig) -> Self {
+    /// `InvalidImage` for a config with a NUL in one of its strings (see `refuse_nul`).
+    pub(super) fn new(config: &ImageConfig, runtime: &RuntimeConfig) -> Result<Self> {
+        refuse_nul(config, runtime)?;
         let diff_ids: Vec<String> = config.rootfs.diff_ids.iter().map(ToString::to_string).collect();
-        ocicas_config {
+        Ok(ocicas_config {
             os: c_string(&config.os),
             architecture: c_string(&config.architecture),
             variant: config.variant().map(c_string),
@@ -139,7 +145,25 @@ impl ocicas_config {
             exposed_ports: ocicas_string_list::new(&runtime.exposed_ports),
             volumes: ocicas_string_list::new(&runtime.volumes),
             stop_signal: c_string(&runtime.stop_signal),
-        }
+        })
+    }
+}
+
+/// A C string ends at its first NUL, so a config string holding one (JSON can: `\u0000`) could
+/// only be handed over changed: `A=x\u0000y` in Env would reach a runtime as another value, and
+/// two labels could become one. Such a config is refused rather than changed.
+fn refuse_nul(config: &ImageConfig, runtime: &RuntimeConfig) -> Result<()> {
+    let single = [&config.os, &config.architecture, &runtime.working_dir, &runtime.user, &runtime.stop_signal];
+    let lists = [&runtime.env, &runtime.cmd, &runtime.entrypoint, &runtime.exposed_ports, &runtime.volumes];
+    let labels = runtime.labels.iter().flat_map(|(key, value)| [key, value]);
+    let listed = lists.into_iter().flatten().chain(labels);
+    let mut strings = single.into_iter().chain(listed).map(String::as_str).chain(config.variant());
+    match strings.find(|text| text.contains('\0')) {
+        None => Ok(()),
+        Some(text) => Err(Error::new(
+            ErrorKind::InvalidImage,
+            format!("the image config holds a string with a NUL ({text:?}), which a C string cannot hold"),
+        )),
     }
 }
 
@@ -190,7 +214,7 @@ impl ocicas_document {
                 ..empty
             },
             Document::Config(config) => {
-                ocicas_document { config: Some(ocicas_config::new(&config, &config.runtime()?)), ..empty }
+                ocicas_document { config: Some(ocicas_config::new(&config, &config.runtime()?)?), ..empty }
             }
             Document::ArtifactManifest(_) | Document::Schema1Manifest(_) | Document::Descriptor(_) => {
                 return Err(Error::new(
@@ -217,7 +241,8 @@ impl ocicas_document {
 /// `OCICAS_ERR_SIZE_MISMATCH` when the blob is not of the declared size;
 /// `OCICAS_ERR_DIGEST_MISMATCH` when its bytes do not hash to its digest;
 /// `OCICAS_ERR_INVALID_IMAGE` when it does not parse as its media type (a manifest described
-/// as an index, a config whose runtime config is malformed).
+/// as an index, a config whose runtime config is malformed, a config with a NUL in a string,
+/// which a C string cannot hold).
 ///
 /// # Safety
 /// `engine` is a live engine; `descriptor` a live descriptor; `out_document` writable.

@@ -34,6 +34,7 @@ mod gc_min_age;
 mod gc_recommit_linked;
 mod gc_umoci;
 mod hostile;
+mod image_walk;
 mod layout_input;
 mod limits;
 mod peers;

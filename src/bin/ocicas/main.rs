@@ -10,6 +10,7 @@ mod lease;
 mod maintenance;
 mod refs;
 mod registry;
+mod text;
 mod walk;
 
 use std::io::{self, Write};
@@ -222,7 +223,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("ocicas: {err}");
+            eprintln!("ocicas: {}", text::escape_controls(&err.to_string()));
             ExitCode::from(exit::of_error(err.kind()))
         }
     }

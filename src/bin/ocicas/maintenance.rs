@@ -5,6 +5,7 @@ use std::path::Path;
 
 use ocicas::{FsckOptions, GcOptions, GcReport};
 
+use crate::text::escape_controls;
 use crate::{Json, exit, open, print_json, stdout_error};
 
 /// Prints the problems, or that the store is sound, then the notes (or the report as JSON);
@@ -17,7 +18,7 @@ pub fn fsck(layout: &Path, options: &FsckOptions, format: Json, out: &mut impl W
         return Ok(status);
     }
     for problem in &report.problems {
-        writeln!(out, "{problem}").map_err(stdout_error)?;
+        writeln!(out, "{}", escape_controls(problem)).map_err(stdout_error)?;
     }
     if report.is_sound() && options.no_hash {
         writeln!(out, "sound in structure (no blob hashed): {} reachable", report.reachable).map_err(stdout_error)?;
@@ -25,7 +26,7 @@ pub fn fsck(layout: &Path, options: &FsckOptions, format: Json, out: &mut impl W
         writeln!(out, "sound: {} blobs, {} reachable", report.blobs_checked, report.reachable).map_err(stdout_error)?;
     }
     for note in &report.notes {
-        writeln!(out, "note: {note}").map_err(stdout_error)?;
+        writeln!(out, "note: {}", escape_controls(note)).map_err(stdout_error)?;
     }
     Ok(status)
 }
@@ -52,10 +53,10 @@ fn print_gc_report(report: &GcReport, out: &mut impl Write) -> io::Result<()> {
         report.labels_removed
     )?;
     for missing in &report.missing {
-        writeln!(out, "missing: {missing}")?;
+        writeln!(out, "missing: {}", escape_controls(missing))?;
     }
     for not_removed in &report.not_removed {
-        writeln!(out, "not removed: {not_removed}")?;
+        writeln!(out, "not removed: {}", escape_controls(not_removed))?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use clap::Subcommand;
 use ocicas::Digest;
 use ocicas::spec::{Descriptor, detect_media_type};
 
+use crate::text::escape_controls;
 use crate::{Json, open, print_json, stdout_error};
 
 #[derive(Subcommand)]
@@ -82,7 +83,7 @@ pub fn run(command: RefCommand, out: &mut impl Write) -> ocicas::Result<()> {
                 if format.json {
                     print_json(&serde_json::json!({ "name": name, "descriptor": descriptor }), out)?;
                 } else {
-                    writeln!(out, "{name}\t{}", descriptor.digest).map_err(stdout_error)?;
+                    writeln!(out, "{}\t{}", escape_controls(&name), descriptor.digest).map_err(stdout_error)?;
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use ocicas::{Cancel, Error};
 
+use crate::text::escape_controls;
 use crate::{Json, open, print_json, stdout_error};
 
 /// Prints each step of the walk of `ref_name`; then fails with the error of the first blob the
@@ -26,8 +27,9 @@ pub fn run(layout: &Path, ref_name: &str, format: Json, out: &mut impl Write) ->
         } else {
             let indent = "  ".repeat(usize::try_from(step.depth).unwrap_or(usize::MAX).min(64));
             let d = &step.descriptor;
-            let error = message.map(|message| format!("\terror: {message}")).unwrap_or_default();
-            writeln!(out, "{indent}{}\t{}\t{}{error}", d.digest, d.media_type, d.size).map_err(stdout_error)
+            let error = message.map(|message| format!("\terror: {}", escape_controls(message))).unwrap_or_default();
+            let media_type = escape_controls(&d.media_type);
+            writeln!(out, "{indent}{}\t{media_type}\t{}{error}", d.digest, d.size).map_err(stdout_error)
         };
         if first_error.is_none() {
             first_error = step.error;
