@@ -324,11 +324,7 @@ impl<'e> GraphWalk<'e> {
     /// be read gives none here: GC and fsck report it.
     fn read_label_edges(&self, digest: &Digest) -> Vec<Digest> {
         let labels = self.engine.info(digest).map(|info| info.labels).unwrap_or_default();
-        labels
-            .iter()
-            .filter(|(key, _)| key.starts_with(crate::gc::LABEL_GC_REF_PREFIX))
-            .filter_map(|(_, value)| value.parse::<Digest>().ok())
-            .collect()
+        labels.iter().filter_map(|(key, value)| crate::gc::label_edge_target(key, value)).collect()
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,

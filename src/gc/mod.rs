@@ -27,6 +27,12 @@ use crate::layout::{BlobDirs, EntryKind, modified_time};
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
 /// Prefix of labels whose value is the digest of a blob to keep alive with the labelled one.
 pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
+/// The blob label `key`=`value` keeps alive with the labelled one, when it is such a label
+/// (`ocicas.gc.ref.<anything>=<digest>`).
+pub(crate) fn label_edge_target(key: &str, value: &str) -> Option<Digest> {
+    if key.starts_with(LABEL_GC_REF_PREFIX) { value.parse().ok() } else { None }
+}
+
 /// Blobs whose mtime is this close to the GC's start count as committed during it.
 const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
 /// Most threads the sweep's unlinks, and the stats before it, run on (fewer when the `threads`
@@ -399,9 +405,7 @@ impl Engine {
             for (key, value) in labels {
                 if key == LABEL_GC_ROOT {
                     reached.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT} of {digest}")));
-                } else if key.starts_with(LABEL_GC_REF_PREFIX)
-                    && let Ok(target) = value.parse::<Digest>()
-                {
+                } else if let Some(target) = label_edge_target(&key, &value) {
                     label_edges.entry(digest.clone()).or_default().push(target);
                 }
             }
