@@ -31,6 +31,17 @@ use crate::spec::{
     is_manifest_media_type, media_type_of, parse_document,
 };
 
+/// Prefix of labels whose value is the digest of a blob to keep alive with the labelled one
+/// (`ocicas::gc::LABEL_GC_REF_PREFIX`).
+pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
+
+/// The blob label `key`=`value` keeps alive with the labelled one, when it is such a label
+/// (`ocicas.gc.ref.<anything>=<digest>`): an edge of the graph GC marks and the public walk
+/// follows.
+pub(crate) fn label_edge_target(key: &str, value: &str) -> Option<Digest> {
+    if key.starts_with(LABEL_GC_REF_PREFIX) { value.parse().ok() } else { None }
+}
+
 /// A digest as its raw bytes: 40 bytes and no allocation for a sha256, where a `Digest` takes
 /// 112 (its hex on the heap). GC and fsck keep one per blob of the store, which may be millions.
 /// Ordered as the digests are.
@@ -324,7 +335,7 @@ impl<'e> GraphWalk<'e> {
     /// be read gives none here: GC and fsck report it.
     fn read_label_edges(&self, digest: &Digest) -> Vec<Digest> {
         let labels = self.engine.info(digest).map(|info| info.labels).unwrap_or_default();
-        labels.iter().filter_map(|(key, value)| crate::gc::label_edge_target(key, value)).collect()
+        labels.iter().filter_map(|(key, value)| label_edge_target(key, value)).collect()
     }
 
     /// Replaces the label edges (GC re-reads labels under its lock before sweeping). Returns,

@@ -580,22 +580,23 @@ impl Engine {
     /// valid digest (other tools' junk, temp files) are not blobs and are skipped.
     pub fn list_blobs(&self) -> Result<Vec<Digest>> {
         let mut digests = Vec::new();
-        self.for_each_blob(|digest| digests.push(digest))?;
+        self.for_each_blob_key(|blob| digests.push(blob.digest()))?;
         digests.sort();
         Ok(digests)
     }
 
-    /// Calls `visit` with the digest of each stored blob, in directory order.
-    pub(crate) fn for_each_blob(&self, mut visit: impl FnMut(Digest)) -> Result<()> {
+    /// Calls `visit` with each stored blob, in directory order: each file of a blob directory
+    /// named by a digest's hex, read straight into its key.
+    pub(crate) fn for_each_blob_key(&self, mut visit: impl FnMut(crate::graph::BlobKey)) -> Result<()> {
         for algorithm in Algorithm::ALL {
             let dir = self.layout.blob_dir(algorithm);
             self.layout
                 .dir()
                 .for_each_entry(&dir, |name, kind| {
                     if kind == EntryKind::File
-                        && let Some(digest) = name.to_str().and_then(|hex| Digest::from_parts(algorithm, hex).ok())
+                        && let Some(blob) = crate::graph::BlobKey::from_file_name(algorithm, std::os::unix::ffi::OsStrExt::as_bytes(name))
                     {
-                        visit(digest);
+                        visit(blob);
                     }
                     Ok(())
                 })

@@ -13,7 +13,6 @@
 //! so a writer that commits and then tags or leases in two steps is not raced.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
 
 use crate::cancel::Cancel;
@@ -26,13 +25,7 @@ use crate::layout::{BlobDirs, EntryKind, modified_time};
 /// Label that makes a blob a GC root.
 pub const LABEL_GC_ROOT: &str = "ocicas.gc.root";
 /// Prefix of labels whose value is the digest of a blob to keep alive with the labelled one.
-pub const LABEL_GC_REF_PREFIX: &str = "ocicas.gc.ref.";
-/// The blob label `key`=`value` keeps alive with the labelled one, when it is such a label
-/// (`ocicas.gc.ref.<anything>=<digest>`).
-pub(crate) fn label_edge_target(key: &str, value: &str) -> Option<Digest> {
-    if key.starts_with(LABEL_GC_REF_PREFIX) { value.parse().ok() } else { None }
-}
-
+pub use crate::graph::LABEL_GC_REF_PREFIX;
 /// Blobs whose mtime is this close to the GC's start count as committed during it.
 const COMMIT_GRACE_MARGIN: Duration = Duration::from_secs(1);
 /// Most threads the sweep's unlinks, and the stats before it, run on (fewer when the `threads`
@@ -405,7 +398,7 @@ impl Engine {
             for (key, value) in labels {
                 if key == LABEL_GC_ROOT {
                     reached.push(untyped(digest.clone(), format!("label {LABEL_GC_ROOT} of {digest}")));
-                } else if let Some(target) = label_edge_target(&key, &value) {
+                } else if let Some(target) = crate::graph::label_edge_target(&key, &value) {
                     label_edges.entry(digest.clone()).or_default().push(target);
                 }
             }
@@ -479,26 +472,6 @@ impl Engine {
         self.for_each_blob_key(|blob| blobs.push(blob))?;
         blobs.sort_unstable();
         Ok(blobs)
-    }
-
-    /// Calls `visit` with each stored blob, in directory order: each file of a blob directory
-    /// named by a digest's hex, read straight into its key.
-    fn for_each_blob_key(&self, mut visit: impl FnMut(BlobKey)) -> Result<()> {
-        for algorithm in Algorithm::ALL {
-            let dir = self.layout.blob_dir(algorithm);
-            self.layout
-                .dir()
-                .for_each_entry(&dir, |name, kind| {
-                    if kind == EntryKind::File
-                        && let Some(blob) = BlobKey::from_file_name(algorithm, name.as_bytes())
-                    {
-                        visit(blob);
-                    }
-                    Ok(())
-                })
-                .map_err(|e| self.layout.io_error("cannot list", &dir, e))?;
-        }
-        Ok(())
     }
 
     fn sweep_expired_leases(&self, now: SystemTime, dry_run: bool, failed: &mut Vec<String>) -> Result<u64> {
