@@ -10,6 +10,7 @@ package containerd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -156,8 +157,9 @@ func (s *Store) Abort(ctx context.Context, ref string) error {
 // ErrInvalidArgument without one), resuming the ingest a closed writer of that ref left.
 // content.WithDescriptor gives the expected size (0 or less: unknown) and digest; a digest
 // already stored is ErrAlreadyExists, a ref another live writer holds ErrUnavailable
-// (content.OpenWriter waits for it). ctx bounds the opening only, as in containerd: the
-// writer's own calls do not depend on it.
+// (content.OpenWriter waits for it), as is a ctx that ends before the ref is opened (the error
+// is ctx's too). ctx bounds the opening only, as in containerd: the writer's own calls do not
+// depend on it.
 func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.Writer, error) {
 	var options content.WriterOpts
 	for _, opt := range opts {
@@ -171,6 +173,13 @@ func (s *Store) Writer(ctx context.Context, opts ...content.WriterOpt) (content.
 	expect := &ocicas.WriterOptions{Size: max(options.Desc.Size, 0), Digest: string(options.Desc.Digest)}
 	ingest, err := s.engine.Writer(ctx, options.Ref, expect)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ocicas.ErrCancelled) {
+			// ctx ended before the ref could be opened (a live writer may hold it, which is
+			// what ocicas waits for): unavailable, as content.OpenWriter expects of a ref it
+			// retries, and ctx's error too. A call that raced the deadline in OpenWriter's
+			// retry loop otherwise ended it with a bare cancellation.
+			return nil, &kindError{kind: errdefs.ErrUnavailable, err: err}
+		}
 		return nil, mapError(err)
 	}
 	return &writer{ingest: ingest}, nil

@@ -92,6 +92,24 @@ func TestOpenWriterGivesUpWithUnavailableWhenItsContextEnds(t *testing.T) {
 	wantKind(t, "OpenWriter of a held ref", err, errdefs.IsUnavailable, errdefs.ErrUnavailable)
 }
 
+// content.OpenWriter may call Writer again just as its context ends (its retry timer and the
+// deadline fire together): that call must be unavailable too, or OpenWriter returns it as is.
+func TestWriterWithAnEndedContextOnAHeldRefIsUnavailableAndTheContextsError(t *testing.T) {
+	store, _ := newStore(t)
+	holder, err := store.Writer(context.Background(), content.WithRef("busy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = store.Writer(ctx, content.WithRef("busy"))
+	wantKind(t, "Writer of a held ref with an ended context", err, errdefs.IsUnavailable, errdefs.ErrUnavailable)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("the error is not the context's too: %v", err)
+	}
+}
+
 func TestWriteBlobReadBlobAndCopy(t *testing.T) {
 	store, _ := newStore(t)
 	ctx := context.Background()
