@@ -672,17 +672,24 @@ mod tests {
         engine.list_blobs().unwrap().iter().map(|digest| std::fs::metadata(path(digest)).unwrap().len()).sum()
     }
 
+    /// The path of blob `digest`'s file, made writable as a tamperer would, directly: these
+    /// tests change a blob behind the layout's back.
+    fn writable_blob_file(engine: &Engine, digest: &Digest) -> std::path::PathBuf {
+        let path = engine.layout.root().join(engine.layout.blob_path(digest));
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        std::fs::set_permissions(&path, permissions).unwrap();
+        path
+    }
+
     #[test]
     fn bytes_kept_counts_a_reachable_layer_that_grew_on_disk_at_its_stored_size() {
         let (_dir, engine) = engine();
         image(&engine, "a", &[b"layer"]);
         let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
         // The file grows in place (a tamperer, a disk fault): the manifest still declares 5 bytes.
-        let path = engine.layout.root().join(engine.layout.blob_path(&layer));
-        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions).unwrap();
+        let path = writable_blob_file(&engine, &layer);
         let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
         std::io::Write::write_all(&mut file, &[0u8; 4096]).unwrap();
         drop(file);
@@ -698,11 +705,7 @@ mod tests {
         image(&engine, "a", &[b"layer"]);
         let layer = Digest::of_bytes(Algorithm::Sha256, b"layer");
         // Made a sparse gigabyte in place (a tamperer): next to no blocks on disk.
-        let path = engine.layout.root().join(engine.layout.blob_path(&layer));
-        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-        #[allow(clippy::permissions_set_readonly_false)]
-        permissions.set_readonly(false);
-        std::fs::set_permissions(&path, permissions).unwrap();
+        let path = writable_blob_file(&engine, &layer);
         std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(1 << 30).unwrap();
         let report = gc_now(&engine, false);
         assert_eq!((report.blobs_removed, report.blobs_kept), (0, 3), "{report:?}");
