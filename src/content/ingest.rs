@@ -140,7 +140,12 @@ impl Engine {
     /// first looks whether that blob is stored at `expected_size`, when given (a commit may be
     /// what removed the ingest):
     /// `AlreadyExists` then, and an idle ingest of the ref is removed.
-    fn lock_ingest(&self, ref_name: &str, expected: Option<&Digest>, expected_size: Option<u64>) -> Result<LockedIngest> {
+    fn lock_ingest(
+        &self,
+        ref_name: &str,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<LockedIngest> {
         let dir = self.ingest_dir(ref_name);
         self.layout.create_dir(&self.ingest_root())?;
         for _ in 0..OPEN_ATTEMPTS {

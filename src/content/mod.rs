@@ -594,7 +594,10 @@ impl Engine {
                 .dir()
                 .for_each_entry(&dir, |name, kind| {
                     if kind == EntryKind::File
-                        && let Some(blob) = crate::graph::BlobKey::from_file_name(algorithm, std::os::unix::ffi::OsStrExt::as_bytes(name))
+                        && let Some(blob) = crate::graph::BlobKey::from_file_name(
+                            algorithm,
+                            std::os::unix::ffi::OsStrExt::as_bytes(name),
+                        )
                     {
                         visit(blob);
                     }

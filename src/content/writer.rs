@@ -227,10 +227,9 @@ impl IngestWriter {
 
     fn check_open(&self) -> Result<()> {
         match self.state {
-            WriterState::Committed => Err(invalid_argument(format!(
-                "the writer of ref {:?} was already committed",
-                self.status.ref_name
-            ))),
+            WriterState::Committed => {
+                Err(invalid_argument(format!("the writer of ref {:?} was already committed", self.status.ref_name)))
+            }
             WriterState::Failed => Err(invalid_argument(format!(
                 "the writer of ref {:?} failed to commit: open the ref again to retry",
                 self.status.ref_name

@@ -9,8 +9,8 @@ use super::descriptor::ocicas_descriptor;
 use super::engine::ocicas_engine;
 use super::stream::{CallbackReader, layer_options, ocicas_layer_options, ocicas_read_cb, refuse_storage};
 use super::{
-    arg_options, arg_out, arg_ref, arg_str, arg_str_array, boundary, check_options_version, free_handle,
-    into_c_string, into_handle, ocicas_status,
+    arg_options, arg_out, arg_ref, arg_str, arg_str_array, boundary, check_options_version, free_handle, into_c_string,
+    into_handle, ocicas_status,
 };
 use crate::error::{Result, invalid_argument};
 use crate::limits::Limits;

@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::fixture::store;
 use ocicas::layout::{OsStorage, Root, Storage};
@@ -111,7 +111,6 @@ fn failed_commit_then_rewrite(engine: &Engine, bytes: &[u8]) {
     again.truncate(0).unwrap();
     again.write(b"the first bytes of the retry").unwrap();
 }
-
 
 #[test]
 fn a_writer_whose_commit_failed_after_linking_a_new_blob_does_not_write_into_it() {

@@ -4,10 +4,10 @@
 //! to run one test by name (tests/common/child.rs), changes the working directory, or measures
 //! memory that a parallel test would share (a child's `ru_maxrss` includes this process).
 
-#[path = "../common/mod.rs"]
-mod common;
 #[path = "../archive_common/mod.rs"]
 mod archive_common;
+#[path = "../common/mod.rs"]
+mod common;
 #[path = "../distribution/mod.rs"]
 mod distribution;
 #[path = "../graph_common/mod.rs"]
